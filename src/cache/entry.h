@@ -1,0 +1,67 @@
+#pragma once
+// Entry: one cached answer, in the seed's schema (DESIGN.md, Storage; docs/entry-format.md).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/result.h"
+
+namespace llmcache::cache {
+
+inline constexpr int kEntrySchemaVersion = 1;
+
+// One server-sent event as the upstream sent it: `event:` name (empty when absent) and the
+// `data:` payload (multi-line data joined with '\n', as the SSE spec assembles it).
+struct SseEvent {
+  std::string event;
+  std::string data;
+  friend bool operator==(const SseEvent&, const SseEvent&) = default;
+};
+
+struct Entry {
+  int schemaVersion = kEntrySchemaVersion;
+  std::string cacheId;      // unique per stored answer (32 lowercase hex)
+  std::string cacheKey;     // key spec v1 cache_key: model prefix + 16 hex
+  std::string requestHash;  // key spec v1 request_hash: 32 hex; a hit must match it exactly
+  std::string endpoint;     // openai.chat | openai.completions | openai.embeddings | anthropic.messages
+  Json request;             // the request body; never credentials (headers are not stored)
+  TimePoint requestTimestamp{};
+  Json response;            // the response body (for a streamed answer: the assembled body)
+  TimePoint responseTimestamp{};
+  int status = 200;
+  std::string model;     // the model id as requested
+  std::string platform;  // the route's platform: openai, openrouter, anthropic, groq, ...
+  std::string provider;  // the model id's vendor prefix ("openai" in "openai/gpt-4o"), or empty
+  int64_t tokensInput = 0;
+  int64_t tokensOutput = 0;
+  double costInput = 0;  // US dollars
+  double costOutput = 0;
+  double costTotal = 0;
+  int64_t latencyMs = 0;
+  int64_t hitCount = 0;
+  TimePoint lastAccessed{};
+  std::optional<TimePoint> expiresAt;  // nullopt: never expires
+  std::vector<std::string> tags;
+  std::string cacheNamespace;       // x-llmcache-namespace, empty when none
+  std::vector<SseEvent> sseEvents;  // the recorded stream, empty when the answer was not streamed
+
+  bool expired(TimePoint now) const { return expiresAt && *expiresAt <= now; }
+  // Bytes this entry holds, roughly: what the memory tier's byte bound counts.
+  size_t approxBytes() const;
+  friend bool operator==(const Entry&, const Entry&) = default;
+};
+
+// The entry as a JSON object with the seed's field names (cache_id, request_hash, tokens{input,
+// output}, cost{input,output,total}, ...). This is what S3 readers and `llmcache export` see.
+Json entryToJson(const Entry& entry);
+// Reverse of entryToJson. Error (Errc::Corrupt) when a required field is missing or mistyped
+// or schema_version is not one this build reads.
+Result<Entry> entryFromJson(const Json& json);
+
+// A fresh random cache_id (32 lowercase hex from the OS's random source).
+std::string newCacheId();
+
+}  // namespace llmcache::cache
