@@ -1,0 +1,99 @@
+// Key generation speed: the shared vectors' requests, and a 1.5 KB and a 20 KB chat request.
+//   build/bench/key_bench --keyspec ../shared/keyspec   (default: ../shared/keyspec)
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "key/cache_key.h"
+
+namespace {
+
+using namespace llmcache;
+
+std::string g_keyspec = "../shared/keyspec";
+
+struct VectorCase {
+  std::string body;
+  key::KeyOptions options;
+};
+
+std::vector<VectorCase> loadVectors() {
+  std::vector<VectorCase> out;
+  std::ifstream in(g_keyspec + "/vectors.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto row = parseJson(line);
+    if (!row || row->find("error")) continue;
+    VectorCase c;
+    c.body = std::string(*row->getString("request"));
+    c.options.endpoint = *key::parseEndpoint(*row->getString("endpoint"));
+    c.options.mode = *key::parseNormalizeMode(*row->getString("normalize"));
+    if (auto s = row->getString("scope")) c.options.scope = std::string(*s);
+    if (auto n = row->getString("namespace")) c.options.keyNamespace = std::string(*n);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// A chat request of about `bytes` bytes: a system prompt, a few turns, tools, some options.
+std::string chatRequest(size_t bytes) {
+  std::string text;
+  const char* words[] = {"The ", "quick ", "Brown ", "fox ", "jumps ", "over ", "the ", "lazy ",
+                         "dog; ", "Café ", "naïve ", "data, ", "\n"};
+  size_t i = 0;
+  while (text.size() + 300 < bytes) text += words[i++ % 13];
+  std::string escaped;
+  for (char c : text) escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
+  const size_t third = escaped.size() / 3;
+  return R"({"model":"openai/gpt-4o-mini","temperature":0.7,"max_tokens":512,"messages":[)"
+         R"({"role":"system","content":")" + escaped.substr(0, third) + R"("},)"
+         R"({"role":"user","content":")" + escaped.substr(third, third) + R"("},)"
+         R"({"role":"assistant","content":")" + escaped.substr(2 * third) + R"("}],)"
+         R"("tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"stream":true})";
+}
+
+void BM_KeyOfSharedVectors(benchmark::State& state) {
+  static const std::vector<VectorCase> cases = loadVectors();
+  if (cases.empty()) {
+    state.SkipWithError("no vectors found (pass --keyspec DIR)");
+    return;
+  }
+  size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    const VectorCase& c = cases[i++ % cases.size()];
+    auto req = key::parseRequest(c.body);
+    auto k = key::computeKey(*req, c.options);
+    benchmark::DoNotOptimize(k);
+    bytes += c.body.size();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+  state.SetLabel(std::to_string(cases.size()) + " requests");
+}
+BENCHMARK(BM_KeyOfSharedVectors);
+
+void BM_KeyOfChatRequest(benchmark::State& state) {
+  const std::string body = chatRequest(static_cast<size_t>(state.range(0)));
+  key::KeyOptions opts;
+  for (auto _ : state) {
+    auto req = key::parseRequest(body);
+    auto k = key::computeKey(*req, opts);
+    benchmark::DoNotOptimize(k);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
+  state.SetLabel(std::to_string(body.size()) + " B body");
+}
+BENCHMARK(BM_KeyOfChatRequest)->Arg(1536)->Arg(20480);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], "--keyspec") == 0) g_keyspec = argv[i + 1];
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that building, running and testing llmcache needs.
+# A no-op (no apt-get at all) when they are all present. Run as root.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  g++ cmake ninja-build ccache pkg-config make
+  # libraries (DESIGN.md, Dependencies)
+  libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
+  libicu-dev libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev libsqlite3-dev
+  libcli11-dev libspdlog-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev python3 wrk hyperfine ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,128 @@
+#include "key/text.h"
+
+#include <unicode/ucasemap.h>
+
+#include <memory>
+#include <stdexcept>
+
+namespace llmcache::key {
+
+bool isPythonSpace(char32_t cp) {
+  if (cp < 0x80) return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20);
+  switch (cp) {
+    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
+    case 0x3000:
+      return true;
+    default:
+      return cp >= 0x2000 && cp <= 0x200A;
+  }
+}
+
+char32_t decodeUtf8(std::string_view s, size_t& i) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) {
+    ++i;
+    return c;
+  }
+  int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+  char32_t cp = c & (len == 4 ? 0x07 : len == 3 ? 0x0F : 0x1F);
+  for (int k = 1; k < len && i + k < s.size(); ++k)
+    cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+  i += len;
+  return cp;
+}
+
+std::string_view firstCodePoints(std::string_view s, size_t n) {
+  size_t i = 0;
+  for (size_t k = 0; k < n && i < s.size(); ++k) decodeUtf8(s, i);
+  return s.substr(0, std::min(i, s.size()));
+}
+
+namespace {
+
+struct CaseMapDeleter {
+  void operator()(UCaseMap* m) const { ucasemap_close(m); }
+};
+
+// ucasemap objects are not thread-safe for concurrent use; one per thread.
+UCaseMap* rootCaseMap() {
+  thread_local std::unique_ptr<UCaseMap, CaseMapDeleter> map = [] {
+    UErrorCode err = U_ZERO_ERROR;
+    std::unique_ptr<UCaseMap, CaseMapDeleter> m(ucasemap_open("", U_FOLD_CASE_DEFAULT, &err));
+    if (U_FAILURE(err)) throw std::runtime_error("ICU ucasemap_open failed");
+    return m;
+  }();
+  return map.get();
+}
+
+bool isAscii(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  return true;
+}
+
+}  // namespace
+
+std::string pythonLower(std::string_view s) {
+  if (isAscii(s)) {
+    std::string out(s);
+    for (char& c : out)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    return out;
+  }
+  // Lowercasing can grow a string (U+0130 is 2 bytes, "i\u0307" is 3); retry with the size ICU
+  // asks for.
+  std::string out(s.size() + 16, '\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    UErrorCode err = U_ZERO_ERROR;
+    const int32_t n = ucasemap_utf8ToLower(rootCaseMap(), out.data(), static_cast<int32_t>(out.size()),
+                                           s.data(), static_cast<int32_t>(s.size()), &err);
+    if (err == U_BUFFER_OVERFLOW_ERROR) {
+      out.assign(static_cast<size_t>(n), '\0');
+      continue;
+    }
+    if (U_FAILURE(err)) throw std::runtime_error("ICU lowercasing failed");
+    out.resize(static_cast<size_t>(n));
+    return out;
+  }
+  throw std::runtime_error("ICU lowercasing failed");
+}
+
+std::string_view pythonStrip(std::string_view s) {
+  size_t begin = 0;
+  while (begin < s.size()) {
+    size_t next = begin;
+    if (!isPythonSpace(decodeUtf8(s, next))) break;
+    begin = next;
+  }
+  // Scan forward, remembering where the last non-space code point ended.
+  size_t end = begin;
+  for (size_t i = begin; i < s.size();) {
+    const char32_t cp = decodeUtf8(s, i);
+    if (!isPythonSpace(cp)) end = i;
+  }
+  return s.substr(begin, end - begin);
+}
+
+std::string normalizeText(std::string_view s, NormalizeMode mode) {
+  if (mode == NormalizeMode::Exact) return std::string(s);
+  std::string out;
+  out.reserve(s.size());
+  bool pendingSpace = false;
+  for (size_t i = 0; i < s.size();) {
+    const size_t start = i;
+    const char32_t cp = decodeUtf8(s, i);
+    if (isPythonSpace(cp)) {
+      pendingSpace = !out.empty();
+      continue;
+    }
+    if (pendingSpace) {
+      out.push_back(' ');
+      pendingSpace = false;
+    }
+    out.append(s.data() + start, i - start);
+  }
+  return mode == NormalizeMode::Seed ? pythonLower(out) : out;
+}
+
+}  // namespace llmcache::key

@@ -1,0 +1,13 @@
+// llmcache: the command line (CLI11). Each subcommand lives in its own file.
+#include <CLI/CLI.hpp>
+
+#include "main/key_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"llmcache: a caching gateway for LLM APIs"};
+  app.require_subcommand(1);
+  int exitCode = 0;
+  llmcache::cli::addKeyCommand(app, exitCode);
+  CLI11_PARSE(app, argc, argv);
+  return exitCode;
+}

@@ -1,0 +1,91 @@
+"""`llmcache key` against the normative cache_key.py, driven as a user would drive it."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import unittest
+
+SRC = pathlib.Path(os.environ.get("LLMCACHE_SOURCE_DIR", pathlib.Path(__file__).parents[2]))
+BIN = os.environ.get("LLMCACHE_BIN", str(SRC / "build" / "llmcache"))
+KEYSPEC = pathlib.Path(os.environ.get("LLMCACHE_KEYSPEC_DIR", SRC.parent / "shared" / "keyspec"))
+
+
+def run(args, stdin: bytes):
+    p = subprocess.run([BIN, *args], input=stdin, capture_output=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def reference(args, stdin: bytes):
+    p = subprocess.run([sys.executable, str(KEYSPEC / "cache_key.py"), *args], input=stdin,
+                       capture_output=True, timeout=60)
+    return p.returncode, p.stdout
+
+
+class KeyCli(unittest.TestCase):
+    def test_jsonl_matches_every_vector_row_in_order(self):
+        lines = (KEYSPEC / "vectors.jsonl").read_bytes()
+        rc, out, err = run(["key", "--jsonl"], lines)
+        self.assertEqual(rc, 0, err)
+        rows = [json.loads(l) for l in lines.splitlines() if l.strip()]
+        results = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual(len(results), len(rows))
+        for i, (row, res) in enumerate(zip(rows, results), 1):
+            if "error" in row:
+                self.assertIn("error", res, f"line {i} must be rejected")
+                continue
+            for field in ("canonical", "request_hash", "cache_key"):
+                self.assertEqual(res.get(field), row[field], f"line {i}: {field}")
+
+    def test_single_request_output_is_byte_identical_to_the_reference(self):
+        rows = [json.loads(l) for l in (KEYSPEC / "vectors.jsonl").read_text(encoding="utf-8").split("\n")[:40]]
+        for row in rows:
+            args = ["--endpoint", row["endpoint"], "--normalize", row["normalize"]]
+            if row["scope"]:
+                args += ["--scope", row["scope"]]
+            if row["namespace"]:
+                args += ["--namespace", row["namespace"]]
+            body = row["request"].encode()
+            ref_rc, ref_out = reference(args, body)
+            rc, out, _ = run(["key", *args], body)
+            self.assertEqual(rc, ref_rc, row["request"])
+            if ref_rc == 0:
+                self.assertEqual(out, ref_out, row["request"])
+
+    def test_bad_input_is_a_clear_error_with_exit_code_2(self):
+        cases = {
+            b"{not json": "invalid JSON",
+            b"": "invalid JSON",
+            b"[1, 2]": "must be a JSON object",
+            b'{"model": "m", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}": "nesting",
+            b'{"model": "caf\xe9"}': "invalid JSON",  # Latin-1, not UTF-8
+            b'{"model": "m", "temperature": NaN}': "invalid JSON",
+            b'{"model": "m", "top_p": 1e999}': "too large",
+        }
+        for body, message in cases.items():
+            rc, out, _ = run(["key"], body)
+            self.assertEqual(rc, 2, body[:40])
+            res = json.loads(out)
+            self.assertIn(message, res["error"], body[:40])
+
+    def test_jsonl_bad_line_gives_an_error_line_in_place_and_goes_on(self):
+        good = json.dumps({"endpoint": "openai.chat", "normalize": "seed", "scope": None,
+                           "namespace": None, "request": '{"model": "gpt-4o", "messages": []}'})
+        stdin = "\n".join([good, "{broken", json.dumps({"request": 5}), good]).encode()
+        rc, out, _ = run(["key", "--jsonl"], stdin)
+        self.assertEqual(rc, 0)
+        results = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual(len(results), 4)
+        self.assertIn("cache_key", results[0])
+        self.assertIn("error", results[1])
+        self.assertIn("error", results[2])
+        self.assertEqual(results[3], results[0])
+
+    def test_unknown_endpoint_is_refused_by_the_cli(self):
+        rc, _, err = run(["key", "--endpoint", "openai.images"], b"{}")
+        self.assertNotEqual(rc, 0)
+        self.assertIn(b"endpoint", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
