@@ -1,0 +1,171 @@
+#include "config/config.h"
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include "common/json.h"
+
+namespace llmcache::config {
+
+namespace {
+
+template <class T>
+T parseNumber(const std::string& name, const std::string& v) {
+  T out{};
+  auto r = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (r.ec != std::errc{} || r.ptr != v.data() + v.size())
+    throw ConfigError(name + ": expected a whole number, got '" + v + "'");
+  return out;
+}
+
+bool parseBool(const std::string& name, const std::string& v) {
+  if (v == "1" || v == "true" || v == "TRUE" || v == "True" || v == "yes" || v == "on") return true;
+  if (v == "0" || v == "false" || v == "FALSE" || v == "False" || v == "no" || v == "off")
+    return false;
+  throw ConfigError(name + ": expected true or false, got '" + v + "'");
+}
+
+// One row per setting: the table drives env, file, --set and --print-config alike.
+struct Setting {
+  const char* name;
+  bool secret;
+  std::function<void(Config&, const std::string&)> set;
+  std::function<std::string(const Config&)> get;
+};
+
+template <class T>
+Setting field(const char* name, T Config::*member, bool secret = false) {
+  Setting s{name, secret, {}, {}};
+  s.set = [name, member](Config& c, const std::string& v) {
+    if constexpr (std::is_same_v<T, bool>)
+      c.*member = parseBool(name, v);
+    else if constexpr (std::is_same_v<T, std::string>)
+      c.*member = v;
+    else
+      c.*member = parseNumber<T>(name, v);
+  };
+  s.get = [member](const Config& c) {
+    if constexpr (std::is_same_v<T, bool>)
+      return std::string(c.*member ? "true" : "false");
+    else if constexpr (std::is_same_v<T, std::string>)
+      return c.*member;
+    else
+      return std::to_string(c.*member);
+  };
+  return s;
+}
+
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> table = {
+      field("CACHE_ENABLED", &Config::enabled),
+      field("CACHE_LISTEN", &Config::listen),
+      field("CACHE_UPSTREAM", &Config::upstream),
+      field("CACHE_PLATFORMS", &Config::platforms),
+      field("CACHE_PRICING_FILE", &Config::pricingFile),
+      field("CACHE_THREADS", &Config::threads),
+      field("CACHE_MAX_BODY_BYTES", &Config::maxBodyBytes),
+      field("CACHE_MAX_HEADER_BYTES", &Config::maxHeaderBytes),
+      field("CACHE_MAX_CONNECTIONS", &Config::maxConnections),
+      field("CACHE_READ_TIMEOUT", &Config::readTimeoutSeconds),
+      field("CACHE_IDLE_TIMEOUT", &Config::idleTimeoutSeconds),
+      field("CACHE_UPSTREAM_CONNECT_TIMEOUT", &Config::upstreamConnectTimeoutSeconds),
+      field("CACHE_UPSTREAM_TIMEOUT", &Config::upstreamTimeoutSeconds),
+      field("CACHE_SHUTDOWN_GRACE", &Config::shutdownGraceSeconds),
+      field("CACHE_DIR", &Config::cacheDir),
+      field("CACHE_MEMORY_ENTRIES", &Config::memoryEntries),
+      field("CACHE_MEMORY_BYTES", &Config::memoryBytes),
+      field("CACHE_DISK_ENTRIES", &Config::diskEntries),
+      field("CACHE_DISK_BYTES", &Config::diskBytes),
+      field("CACHE_COMPRESSION", &Config::compression),
+      field("CACHE_TTL", &Config::ttlSeconds),
+      field("CACHE_KEY_NORMALIZE", &Config::keyNormalize),
+      field("CACHE_SCOPE", &Config::scope),
+      field("CACHE_S3_BUCKET", &Config::s3Bucket),
+      field("CACHE_S3_REGION", &Config::s3Region),
+      field("CACHE_S3_ENDPOINT", &Config::s3Endpoint),
+      field("CACHE_S3_PREFIX", &Config::s3Prefix),
+      field("CACHE_ASYNC_WRITES", &Config::asyncWrites),
+      field("CACHE_ENCRYPTION", &Config::encryption),
+      field("CACHE_ENCRYPTION_KEY", &Config::encryptionKey, true),
+      field("CACHE_ADMIN_TOKEN", &Config::adminToken, true),
+      field("CACHE_METRICS_ENABLED", &Config::metricsEnabled),
+      field("CACHE_METRICS_INTERVAL", &Config::metricsIntervalSeconds),
+      field("CACHE_ALERT_EMAIL", &Config::alertEmail),
+  };
+  return table;
+}
+
+}  // namespace
+
+std::pair<std::string, uint16_t> Config::listenEndpoint() const {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    throw ConfigError("CACHE_LISTEN: expected HOST:PORT, got '" + listen + "'");
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return {host, parseNumber<uint16_t>("CACHE_LISTEN port", listen.substr(colon + 1))};
+}
+
+void setValue(Config& config, const std::string& name, const std::string& value) {
+  for (const Setting& s : settings()) {
+    if (name == s.name) {
+      s.set(config, value);
+      return;
+    }
+  }
+  throw ConfigError("unknown setting " + name);
+}
+
+void applyEnvironment(Config& config, const std::function<const char*(const char*)>& getenv) {
+  for (const Setting& s : settings())
+    if (const char* v = getenv(s.name)) s.set(config, v);
+}
+
+void applyFile(Config& config, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot read config file " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto json = parseJson(text.str());
+  if (!json) throw ConfigError(path + ": " + json.error().message);
+  if (!json->isObject()) throw ConfigError(path + ": expected a JSON object of CACHE_* settings");
+  for (size_t i = 0; i < json->keys().size(); ++i) {
+    const Json& v = json->items()[i];
+    std::string value = v.isString() ? v.text()
+                        : v.isBool() ? (v.asBool() ? "true" : "false")
+                                     : toJson(v);
+    setValue(config, json->keys()[i], value);
+  }
+}
+
+void validate(const Config& c) {
+  c.listenEndpoint();
+  if (c.keyNormalize != "seed" && c.keyNormalize != "whitespace" && c.keyNormalize != "exact")
+    throw ConfigError("CACHE_KEY_NORMALIZE: expected seed, whitespace or exact, got '" +
+                      c.keyNormalize + "'");
+  if (c.scope != "api-key" && c.scope != "none" && c.scope.rfind("header:", 0) != 0)
+    throw ConfigError("CACHE_SCOPE: expected api-key, none or header:NAME, got '" + c.scope + "'");
+  if (c.upstream.rfind("http://", 0) != 0 && c.upstream.rfind("https://", 0) != 0)
+    throw ConfigError("CACHE_UPSTREAM: expected an http:// or https:// URL, got '" + c.upstream +
+                      "'");
+  if (c.ttlSeconds < 0) throw ConfigError("CACHE_TTL: must be >= 0");
+  if (c.memoryEntries == 0) throw ConfigError("CACHE_MEMORY_ENTRIES: must be >= 1");
+  if (c.diskEntries == 0) throw ConfigError("CACHE_DISK_ENTRIES: must be >= 1");
+  if (c.threads < 0) throw ConfigError("CACHE_THREADS: must be >= 0");
+  if (c.encryption && c.encryptionKey.empty())
+    throw ConfigError("CACHE_ENCRYPTION is on but CACHE_ENCRYPTION_KEY is empty");
+}
+
+std::string printConfig(const Config& c) {
+  std::string out;
+  for (const Setting& s : settings()) {
+    std::string v = s.get(c);
+    if (s.secret && !v.empty()) v = "****";
+    out += std::string(s.name) + "=" + v + "\n";
+  }
+  return out;
+}
+
+}  // namespace llmcache::config

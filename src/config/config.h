@@ -1,0 +1,80 @@
+#pragma once
+// Config: every setting of `llmcache serve`, its default, and where it can come from.
+// Precedence: flags > environment > config file > defaults (DESIGN.md, Configuration).
+// Loading and validation happen once at start-up; errors there are exceptions (ConfigError).
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace llmcache::config {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Config {
+  // Gateway
+  bool enabled = true;                               // CACHE_ENABLED: false = pure pass-through
+  std::string listen = "127.0.0.1:8080";             // CACHE_LISTEN / --listen
+  std::string upstream = "https://api.openai.com/v1";  // CACHE_UPSTREAM / --upstream
+  std::string platforms;                             // CACHE_PLATFORMS: "name=url,..."
+  std::string pricingFile;                           // CACHE_PRICING_FILE: overrides prices
+  int threads = 0;                                   // CACHE_THREADS: 0 = one per core
+  // Limits
+  uint64_t maxBodyBytes = 8u << 20;       // CACHE_MAX_BODY_BYTES: request bodies
+  uint64_t maxHeaderBytes = 64u << 10;    // CACHE_MAX_HEADER_BYTES
+  uint64_t maxConnections = 10000;        // CACHE_MAX_CONNECTIONS
+  int readTimeoutSeconds = 30;            // CACHE_READ_TIMEOUT: one request's head and body
+  int idleTimeoutSeconds = 75;            // CACHE_IDLE_TIMEOUT: keep-alive between requests
+  int upstreamConnectTimeoutSeconds = 10;  // CACHE_UPSTREAM_CONNECT_TIMEOUT
+  int upstreamTimeoutSeconds = 600;       // CACHE_UPSTREAM_TIMEOUT: a whole upstream exchange
+  int shutdownGraceSeconds = 30;          // CACHE_SHUTDOWN_GRACE: in-flight requests at SIGTERM
+  // Cache
+  std::string cacheDir = "./.llmcache";   // CACHE_DIR / --cache-dir
+  uint64_t memoryEntries = 100;           // CACHE_MEMORY_ENTRIES
+  uint64_t memoryBytes = 256u << 20;      // CACHE_MEMORY_BYTES
+  uint64_t diskEntries = 1000;            // CACHE_DISK_ENTRIES
+  uint64_t diskBytes = 1ull << 30;        // CACHE_DISK_BYTES
+  bool compression = false;               // CACHE_COMPRESSION: zstd for disk and S3 bodies
+  int64_t ttlSeconds = 0;                 // CACHE_TTL: default time to live, 0 = never expires
+  std::string keyNormalize = "seed";      // CACHE_KEY_NORMALIZE: seed | whitespace | exact
+  std::string scope = "api-key";          // CACHE_SCOPE: api-key | none | header:NAME
+  // Later tiers and services (read now so that --print-config shows them)
+  std::string s3Bucket;                   // CACHE_S3_BUCKET: the S3 tier is on when set
+  std::string s3Region = "us-east-1";     // CACHE_S3_REGION
+  std::string s3Endpoint;                 // CACHE_S3_ENDPOINT: empty = AWS
+  std::string s3Prefix;                   // CACHE_S3_PREFIX
+  bool asyncWrites = true;                // CACHE_ASYNC_WRITES
+  bool encryption = false;                // CACHE_ENCRYPTION
+  std::string encryptionKey;              // CACHE_ENCRYPTION_KEY (secret)
+  std::string adminToken;                 // CACHE_ADMIN_TOKEN (secret)
+  bool metricsEnabled = true;             // CACHE_METRICS_ENABLED
+  int metricsIntervalSeconds = 60;        // CACHE_METRICS_INTERVAL
+  std::string alertEmail;                 // CACHE_ALERT_EMAIL
+
+  // Host and port of `listen`. Throws ConfigError when malformed.
+  std::pair<std::string, uint16_t> listenEndpoint() const;
+};
+
+// Sets one setting by its variable name (CACHE_TTL, ...) from text. Throws ConfigError naming
+// the variable on an unknown name or a value of the wrong type.
+void setValue(Config& config, const std::string& name, const std::string& value);
+
+// Applies every known CACHE_* variable that getenv returns (AWS_* credentials are not config:
+// the S3 tier reads them itself).
+void applyEnvironment(Config& config, const std::function<const char*(const char*)>& getenv);
+
+// Applies a config file: a JSON object of variable names to values ({"CACHE_TTL": 3600}).
+void applyFile(Config& config, const std::string& path);
+
+// Checks cross-field rules (listen parses, normalize mode known, ...). Throws ConfigError.
+void validate(const Config& config);
+
+// NAME=value lines in a stable order, secrets masked as "****" (set) or "" (unset).
+std::string printConfig(const Config& config);
+
+}  // namespace llmcache::config
