@@ -1,0 +1,41 @@
+#pragma once
+// The entry's stored form on disk and in S3 bodies (docs/entry-format.md): a 16-byte header
+// with magic, format version, flags, payload length and CRC32, then the entry's compact JSON,
+// optionally zstd-compressed.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "cache/entry.h"
+#include "common/result.h"
+
+namespace llmcache::cache {
+
+inline constexpr uint8_t kEntryFormatVersion = 1;
+inline constexpr size_t kEntryHeaderBytes = 16;
+// Decoding never inflates a payload beyond this: a 40-byte zstd frame may claim gigabytes.
+inline constexpr size_t kMaxDecodedPayloadBytes = size_t{64} << 20;
+
+// Header flag bits. Unknown bits make an entry unreadable (Corrupt), so a newer writer's entry
+// is a miss here, never misread.
+inline constexpr uint8_t kFlagZstd = 1u << 0;
+inline constexpr uint8_t kFlagEncrypted = 1u << 1;  // reserved: AES-256-GCM (CACHE_ENCRYPTION)
+
+struct CodecOptions {
+  bool compress = false;  // CACHE_COMPRESSION
+  int level = 3;          // zstd level; 3 is zstd's own default speed/ratio balance
+};
+
+// The stored bytes of entry. Never fails. A JSON payload larger than kMaxDecodedPayloadBytes is
+// stored uncompressed even when compress is set, so that decodeEntry never refuses what this
+// wrote.
+std::string encodeEntry(const Entry& entry, const CodecOptions& options);
+
+// The entry in bytes. Every failure (truncated, wrong magic or version, unknown flags, bad
+// length or checksum, undecompressable, too large, bad JSON, bad fields) is Errc::Corrupt with
+// a message naming the check. Never crashes or over-allocates on hostile input: allocation is
+// bounded by bytes.size() and kMaxDecodedPayloadBytes.
+Result<Entry> decodeEntry(std::string_view bytes);
+
+}  // namespace llmcache::cache

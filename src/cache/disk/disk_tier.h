@@ -1,0 +1,94 @@
+#pragma once
+// DiskTier: the second tier, one checksummed entry file per key under a directory
+// (docs/disk-layout.md), bounded by entries and bytes with LRU eviction.
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <list>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "cache/codec.h"
+#include "cache/tier.h"
+
+namespace llmcache::cache {
+
+inline constexpr int kDiskLayoutVersion = 1;
+
+struct DiskTierOptions {
+  std::filesystem::path dir;            // CACHE_DIR; created when missing
+  size_t maxEntries = 1000;
+  size_t maxBytes = size_t{1} << 30;   // counted in encoded file bytes
+  CodecOptions codec = {};              // CACHE_COMPRESSION
+};
+
+// Files live at {dir}/entries/{last two chars of name}/{name}.entry, name = sanitizeKey(key).
+// Writes go to a unique temp file beside the target, fsync, rename, fsync(dir): a crash leaves
+// the old entry or the new one, never a torn file. Temp files a crash left behind are removed
+// when the tier opens.
+//
+// LRU order lives in memory. On open it is rebuilt from the files' modification times; a hit
+// touches the file's mtime so that the order survives a restart.
+//
+// One process per directory: opening removes every temp file, including another live
+// process's. Two instances in one process on one directory are likewise unsupported (their
+// bounds and LRU would not see each other's writes).
+//
+// Thread-safe. Encoding, writing and fsyncing a file and reading and decoding one happen
+// outside the lock; rename and unlink happen inside it, so the index and the directory agree.
+class DiskTier final : public CacheTier {
+ public:
+  // Creates the directories, checks the layout version (refusing another), removes leftover
+  // temp files and rebuilds the LRU, evicting if the bounds shrank. Throws std::runtime_error
+  // when the directory is unusable: startup only.
+  explicit DiskTier(DiskTierOptions options);
+
+  std::string_view name() const override { return "disk"; }
+  // Errors: Io when the file exists but cannot be read. A corrupt or truncated file is
+  // deleted and counted (corruptEntries) and is a miss. A file whose stored cache_key differs
+  // (two keys that sanitize alike) is a miss and stays.
+  Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
+  // Errors: InvalidArgument (null entry, empty key), TooLarge (the encoded entry alone exceeds
+  // maxBytes), Io (write, fsync or rename failed; the old entry remains).
+  Result<void> insert(EntryPtr entry) override;
+  Result<bool> erase(std::string_view cacheKey) override;
+
+  size_t entryCount() const;
+  size_t byteCount() const;
+  uint64_t corruptEntries() const { return corrupt_.load(std::memory_order_relaxed); }
+  uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
+
+  // Where cacheKey's entry lives (whether or not it exists). For tests and `llmcache verify`.
+  std::filesystem::path pathFor(std::string_view cacheKey) const { return entryPath(options_.dir, cacheKey); }
+  static std::filesystem::path entryPath(const std::filesystem::path& dir, std::string_view cacheKey);
+  // The file name stem for cacheKey: [A-Za-z0-9_-] kept, anything else '_'; never empty, never
+  // longer than 200 characters (longer keys keep a prefix, a CRC32 of the key and their tail).
+  static std::string sanitizeKey(std::string_view cacheKey);
+
+ private:
+  struct Item {
+    std::string name;
+    uint64_t bytes;
+  };
+  static std::filesystem::path pathOfName(const std::filesystem::path& entriesDir, const std::string& name);
+  std::filesystem::path pathOfName(const std::string& name) const { return pathOfName(entriesDir_, name); }
+  void scan();
+  // Caller holds mutex_. Unlinks least recently used files until within bounds.
+  void evictLocked();
+  // Caller holds mutex_. Forgets name (the file is already gone or being removed).
+  void dropLocked(const std::string& name);
+
+  DiskTierOptions options_;
+  std::filesystem::path entriesDir_;
+
+  mutable std::mutex mutex_;
+  std::list<Item> lru_;  // front: most recently used
+  std::unordered_map<std::string, std::list<Item>::iterator> index_;
+  uint64_t bytes_ = 0;
+
+  std::atomic<uint64_t> corrupt_{0};
+  std::atomic<uint64_t> evictions_{0};
+};
+
+}  // namespace llmcache::cache

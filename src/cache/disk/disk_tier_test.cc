@@ -1,0 +1,301 @@
+#include "cache/disk/disk_tier.h"
+
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "cache/test_entry.h"
+#include "cache/tier_conformance.h"
+
+namespace llmcache::cache {
+namespace {
+
+namespace fs = std::filesystem;
+using test::CacheTierConformance;
+using test::makeTestEntry;
+using test::TierFactory;
+
+fs::path freshTempDir() {
+  static std::atomic<int> counter{0};
+  std::random_device rd;
+  fs::path dir = fs::temp_directory_path() /
+                 ("llmcache-disk-test-" + std::to_string(::getpid()) + "-" +
+                  std::to_string(counter++) + "-" + std::to_string(rd()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string readFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+void writeFile(const fs::path& p, std::string_view bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+TierFactory diskFactory(std::string name, CodecOptions codec) {
+  // The factory's functions share the directories made since the last cleanup; the suite runs
+  // one case at a time. reopen and corrupt act on the directory of the last make().
+  struct Dirs {
+    fs::path current;
+    std::vector<fs::path> all;
+    fs::path fresh() {
+      all.push_back(freshTempDir());
+      return all.back();
+    }
+  };
+  auto dirs = std::make_shared<Dirs>();
+  TierFactory f;
+  f.name = std::move(name);
+  f.make = [dirs, codec] {
+    dirs->current = dirs->fresh();
+    return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->current, .codec = codec});
+  };
+  f.makeBounded = [dirs, codec](size_t n) {
+    return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->fresh(), .maxEntries = n, .codec = codec});
+  };
+  f.reopen = [dirs, codec] {
+    return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->current, .codec = codec});
+  };
+  f.corrupt = [dirs](std::string_view key) {
+    const fs::path p = DiskTier::entryPath(dirs->current, key);
+    std::string bytes = readFile(p);
+    ASSERT_GT(bytes.size(), 20u);
+    bytes[bytes.size() / 2] ^= 0x5a;
+    writeFile(p, bytes);
+  };
+  f.cleanup = [dirs] {
+    std::error_code ec;
+    for (const auto& d : dirs->all) fs::remove_all(d, ec);
+    dirs->all.clear();
+  };
+  return f;
+}
+
+INSTANTIATE_TEST_SUITE_P(Disk, CacheTierConformance,
+                         ::testing::Values(diskFactory("Plain", CodecOptions{}),
+                                           diskFactory("Zstd", CodecOptions{.compress = true})),
+                         test::tierFactoryName);
+
+EntryPtr entry(std::string key, std::string content = "Hello!") {
+  return std::make_shared<const Entry>(makeTestEntry(std::move(key), std::move(content)));
+}
+
+class DiskTierTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = freshTempDir(); }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  DiskTierOptions options(size_t maxEntries = 1000, size_t maxBytes = size_t{1} << 30) {
+    return DiskTierOptions{.dir = dir_ / "cache", .maxEntries = maxEntries, .maxBytes = maxBytes};
+  }
+  static std::optional<EntryPtr> get(DiskTier& tier, std::string_view key) {
+    auto r = tier.lookup(key);
+    EXPECT_TRUE(r) << (r ? "" : r.error().message);
+    return r ? *r : std::nullopt;
+  }
+  size_t filesUnder(const fs::path& p) {
+    size_t n = 0;
+    for (auto& f : fs::recursive_directory_iterator(p))
+      if (f.is_regular_file()) ++n;
+    return n;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(DiskTierTest, KeepsEntriesAcrossARestart) {
+  auto e = entry("gpt-4o-mini:0011223344556677");
+  {
+    DiskTier tier(options());
+    ASSERT_TRUE(tier.insert(e));
+  }
+  DiskTier again(options());
+  EXPECT_EQ(again.entryCount(), 1u);
+  EXPECT_EQ(again.byteCount(), fs::file_size(again.pathFor(e->cacheKey)));
+  auto found = get(again, e->cacheKey);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(**found, *e);
+}
+
+TEST_F(DiskTierTest, StoresEachKeyAtItsDocumentedPath) {
+  DiskTier tier(options());
+  ASSERT_TRUE(tier.insert(entry("openai/gpt-4.1-mini:00112233445566ab")));
+  const fs::path expected = dir_ / "cache" / "entries" / "ab" / "openai_gpt-4_1-mini_00112233445566ab.entry";
+  EXPECT_EQ(tier.pathFor("openai/gpt-4.1-mini:00112233445566ab"), expected);
+  EXPECT_TRUE(fs::exists(expected));
+  EXPECT_EQ(readFile(dir_ / "cache" / "disk-layout-version"), "1\n");
+}
+
+TEST_F(DiskTierTest, NeverServesACorruptEntryAndDeletesIt) {
+  DiskTier tier(options());
+  ASSERT_TRUE(tier.insert(entry("k:01")));
+  const fs::path p = tier.pathFor("k:01");
+  std::string bytes = readFile(p);
+  bytes[bytes.size() - 3] ^= 0x01;  // one bit in the payload: only the checksum can tell
+  writeFile(p, bytes);
+
+  EXPECT_FALSE(get(tier, "k:01"));
+  EXPECT_FALSE(fs::exists(p));
+  EXPECT_EQ(tier.corruptEntries(), 1u);
+  EXPECT_EQ(tier.entryCount(), 0u);
+  EXPECT_EQ(tier.byteCount(), 0u);
+}
+
+TEST_F(DiskTierTest, TruncatedFileIsAMissAndIsDeleted) {
+  DiskTier tier(options());
+  ASSERT_TRUE(tier.insert(entry("k:01")));
+  const fs::path p = tier.pathFor("k:01");
+  fs::resize_file(p, fs::file_size(p) / 2);
+  EXPECT_FALSE(get(tier, "k:01"));
+  EXPECT_FALSE(fs::exists(p));
+  EXPECT_EQ(tier.corruptEntries(), 1u);
+}
+
+TEST_F(DiskTierTest, EmptyFileIsAMissAndIsDeleted) {
+  DiskTier tier(options());
+  ASSERT_TRUE(tier.insert(entry("k:01")));
+  fs::resize_file(tier.pathFor("k:01"), 0);
+  EXPECT_FALSE(get(tier, "k:01"));
+  EXPECT_FALSE(fs::exists(tier.pathFor("k:01")));
+}
+
+TEST_F(DiskTierTest, PathTraversalKeysStayInsideTheDirectory) {
+  const fs::path root = dir_ / "cache";
+  DiskTier tier(options());
+  for (std::string key : std::vector<std::string>{"../../etc/passwd", "/etc/passwd", "..", ".", "a/../../../b", "x\\..\\..\\y",
+                          std::string("nul\0byte", 8), "~root", "k:\n"}) {
+    auto e = entry(key);
+    ASSERT_TRUE(tier.insert(e)) << key;
+    const fs::path p = tier.pathFor(key);
+    const auto rel = fs::relative(fs::weakly_canonical(p), fs::weakly_canonical(root / "entries"));
+    EXPECT_FALSE(rel.empty() || *rel.begin() == "..") << key << " -> " << p;
+    EXPECT_EQ(std::distance(rel.begin(), rel.end()), 2) << key << " -> " << p;  // {fan}/{name}.entry
+    auto found = get(tier, key);
+    ASSERT_TRUE(found) << key;
+    EXPECT_EQ(**found, *e);
+  }
+  // Nothing was written anywhere but inside the cache directory.
+  EXPECT_EQ(filesUnder(dir_), filesUnder(root));
+}
+
+TEST_F(DiskTierTest, KeysThatSanitizeAlikeAreAMissNotAWrongAnswer) {
+  DiskTier tier(options());
+  ASSERT_TRUE(tier.insert(entry("gpt-4.1:00000000000000aa", "for the dotted key")));
+  ASSERT_EQ(tier.pathFor("gpt-4.1:00000000000000aa"), tier.pathFor("gpt-4_1_00000000000000aa"));
+  EXPECT_FALSE(get(tier, "gpt-4_1_00000000000000aa"));
+  EXPECT_TRUE(get(tier, "gpt-4.1:00000000000000aa"));  // the miss did not delete a good entry
+}
+
+TEST_F(DiskTierTest, VeryLongKeysGetBoundedDistinctFileNames) {
+  DiskTier tier(options());
+  const std::string a = std::string(300, 'm') + ":00000000000000aa";
+  const std::string b = std::string(299, 'm') + "n:00000000000000aa";
+  EXPECT_LE(DiskTier::sanitizeKey(a).size(), 200u);
+  EXPECT_NE(DiskTier::sanitizeKey(a), DiskTier::sanitizeKey(b));
+  ASSERT_TRUE(tier.insert(entry(a)));
+  ASSERT_TRUE(tier.insert(entry(b)));
+  EXPECT_TRUE(get(tier, a));
+  EXPECT_TRUE(get(tier, b));
+}
+
+TEST_F(DiskTierTest, LeftoverTempFilesAreRemovedAtStart) {
+  fs::path stale;
+  {
+    DiskTier tier(options());
+    ASSERT_TRUE(tier.insert(entry("k:01")));
+    stale = tier.pathFor("k:01").string() + ".tmp.AbC123";
+    writeFile(stale, "half a write");
+  }
+  DiskTier again(options());
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_EQ(again.entryCount(), 1u);
+  EXPECT_TRUE(get(again, "k:01"));
+}
+
+TEST_F(DiskTierTest, ByteBoundEvictsTheLeastRecentlyUsed) {
+  const size_t one = encodeEntry(*entry("k:0", std::string(20000, 'x')), {}).size();
+  DiskTier tier(options(1000, 3 * one + one / 2));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i), std::string(20000, 'x'))));
+  ASSERT_TRUE(get(tier, "k:0"));
+  ASSERT_TRUE(tier.insert(entry("k:3", std::string(20000, 'x'))));
+  EXPECT_EQ(tier.entryCount(), 3u);
+  EXPECT_LE(tier.byteCount(), 3 * one + one / 2);
+  EXPECT_EQ(tier.evictions(), 1u);
+  EXPECT_FALSE(get(tier, "k:1"));
+  EXPECT_FALSE(fs::exists(tier.pathFor("k:1")));
+  EXPECT_TRUE(get(tier, "k:0"));
+}
+
+TEST_F(DiskTierTest, EntryLargerThanTheByteBoundIsRefused) {
+  DiskTier tier(options(1000, 4096));
+  ASSERT_TRUE(tier.insert(entry("k:small")));
+  auto r = tier.insert(entry("k:huge", std::string(10000, 'x')));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::TooLarge);
+  EXPECT_TRUE(get(tier, "k:small"));
+  EXPECT_FALSE(fs::exists(tier.pathFor("k:huge")));
+}
+
+TEST_F(DiskTierTest, RestartRebuildsLruOrderFromModificationTimes) {
+  {
+    DiskTier tier(options());
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i))));
+    // Make the on-disk ages explicit (file system clocks are coarse): k:2 oldest, then k:0, ...
+    const int order[] = {2, 0, 3, 1};
+    for (int age = 0; age < 4; ++age) {
+      const fs::path p = tier.pathFor("k:" + std::to_string(order[age]));
+      struct timespec times[2] = {{1000 + age, 0}, {1000 + age, 0}};
+      ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0);
+    }
+  }
+  // Reopened with a smaller bound: the two oldest files go at once.
+  DiskTier again(options(2));
+  EXPECT_EQ(again.entryCount(), 2u);
+  EXPECT_FALSE(get(again, "k:2"));
+  EXPECT_FALSE(get(again, "k:0"));
+  EXPECT_TRUE(get(again, "k:3"));
+  EXPECT_TRUE(get(again, "k:1"));
+}
+
+TEST_F(DiskTierTest, RefusesADirectoryWithAnotherLayoutVersion) {
+  fs::create_directories(dir_ / "cache");
+  writeFile(dir_ / "cache" / "disk-layout-version", "2\n");
+  EXPECT_THROW(DiskTier tier(options()), std::runtime_error);
+}
+
+TEST_F(DiskTierTest, FileRemovedBehindItsBackIsAMissAndIsForgotten) {
+  DiskTier tier(options());
+  ASSERT_TRUE(tier.insert(entry("k:01")));
+  fs::remove(tier.pathFor("k:01"));
+  EXPECT_FALSE(get(tier, "k:01"));
+  EXPECT_EQ(tier.entryCount(), 0u);
+}
+
+TEST_F(DiskTierTest, CompressedEntriesAreSmallerOnDisk) {
+  DiskTierOptions plainOptions = options();
+  plainOptions.dir = dir_ / "plain";
+  DiskTierOptions zstdOptions = options();
+  zstdOptions.dir = dir_ / "zstd";
+  zstdOptions.codec.compress = true;
+  DiskTier plain(plainOptions), zstd(zstdOptions);
+  auto e = entry("k:01", std::string(100000, 'y'));
+  ASSERT_TRUE(plain.insert(e));
+  ASSERT_TRUE(zstd.insert(e));
+  EXPECT_LT(zstd.byteCount() * 10, plain.byteCount());
+  auto found = get(zstd, "k:01");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(**found, *e);
+  // A tier reads both forms whatever it writes.
+  DiskTier plainReadsZstd(DiskTierOptions{.dir = zstdOptions.dir});
+  EXPECT_TRUE(get(plainReadsZstd, "k:01"));
+}
+
+}  // namespace
+}  // namespace llmcache::cache

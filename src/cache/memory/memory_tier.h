@@ -1,0 +1,58 @@
+#pragma once
+// MemoryTier: the first tier, a sharded LRU of shared entries (no encoding, no copies).
+#include <cstddef>
+#include <list>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/tier.h"
+
+namespace llmcache::cache {
+
+struct MemoryTierOptions {
+  size_t maxEntries = 100;         // CACHE_MEMORY_ENTRIES (the seed's ~100)
+  size_t maxBytes = size_t{256} << 20;  // counted with Entry::approxBytes()
+  size_t shards = 8;               // lock striping; capped at maxEntries so no shard is empty
+};
+
+// Each shard owns an equal share of both bounds (the remainder of maxEntries goes to the first
+// shards) and evicts its own least recently used entries. So the bounds hold exactly in total,
+// but LRU order is per shard: with shards > 1 a recently used entry can be evicted before an
+// older one in a less crowded shard. Use shards = 1 where exact global LRU matters.
+// An entry larger than a shard's byte share is refused with Errc::TooLarge.
+class MemoryTier final : public CacheTier {
+ public:
+  explicit MemoryTier(MemoryTierOptions options = {});
+
+  std::string_view name() const override { return "memory"; }
+  Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
+  Result<void> insert(EntryPtr entry) override;
+  Result<bool> erase(std::string_view cacheKey) override;
+
+  size_t entryCount() const;
+  size_t byteCount() const;
+  uint64_t evictions() const;
+
+ private:
+  struct Node {
+    std::string key;
+    EntryPtr entry;
+    size_t bytes;
+  };
+  struct Shard {
+    mutable std::mutex mutex;
+    std::list<Node> lru;  // front: most recently used
+    std::unordered_map<std::string_view, std::list<Node>::iterator> index;  // views into Node::key
+    size_t bytes = 0;
+    size_t maxEntries = 0;
+    size_t maxBytes = 0;
+    uint64_t evictions = 0;
+  };
+  Shard& shardFor(std::string_view key);
+
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace llmcache::cache

@@ -1,0 +1,92 @@
+#include "cache/memory/memory_tier.h"
+
+#include <gtest/gtest.h>
+
+#include "cache/test_entry.h"
+#include "cache/tier_conformance.h"
+
+namespace llmcache::cache {
+namespace {
+
+using test::makeTestEntry;
+using test::CacheTierConformance;
+using test::TierFactory;
+
+TierFactory memoryFactory() {
+  TierFactory f;
+  f.name = "Memory";
+  f.make = [] { return std::make_unique<MemoryTier>(); };
+  // One shard: LRU order is per shard, and the suite checks exact global LRU.
+  f.makeBounded = [](size_t n) {
+    return std::make_unique<MemoryTier>(MemoryTierOptions{.maxEntries = n, .shards = 1});
+  };
+  return f;
+}
+
+INSTANTIATE_TEST_SUITE_P(Memory, CacheTierConformance, ::testing::Values(memoryFactory()),
+                         test::tierFactoryName);
+
+EntryPtr entry(std::string key, std::string content = "Hello!") {
+  return std::make_shared<const Entry>(makeTestEntry(std::move(key), std::move(content)));
+}
+
+TEST(MemoryTier, ReturnsTheStoredObjectItselfWithoutCopying) {
+  MemoryTier tier;
+  auto e = entry("k:1");
+  ASSERT_TRUE(tier.insert(e));
+  auto found = tier.lookup("k:1");
+  ASSERT_TRUE(found && *found);
+  EXPECT_EQ(found->value().get(), e.get());
+}
+
+TEST(MemoryTier, EntryBoundHoldsInTotalAcrossShards) {
+  MemoryTier tier(MemoryTierOptions{.maxEntries = 100, .shards = 8});
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i))));
+  EXPECT_LE(tier.entryCount(), 100u);
+  EXPECT_GE(tier.entryCount(), 80u);  // every shard fills up to its share with 1000 random keys
+  EXPECT_EQ(tier.evictions(), 1000u - tier.entryCount());
+}
+
+TEST(MemoryTier, MoreShardsThanEntriesStillStoresEveryEntry) {
+  MemoryTier tier(MemoryTierOptions{.maxEntries = 3, .shards = 8});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i))));
+  EXPECT_EQ(tier.entryCount(), 3u);
+  ASSERT_TRUE(tier.insert(entry("k:3")));
+  EXPECT_EQ(tier.entryCount(), 3u);
+}
+
+TEST(MemoryTier, ByteBoundEvictsTheLeastRecentlyUsed) {
+  const size_t one = entry("k:0", std::string(10000, 'x'))->approxBytes();
+  MemoryTier tier(MemoryTierOptions{.maxEntries = 100, .maxBytes = 3 * one + one / 2, .shards = 1});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i), std::string(10000, 'x'))));
+  ASSERT_TRUE(*tier.lookup("k:0"));
+  ASSERT_TRUE(tier.insert(entry("k:3", std::string(10000, 'x'))));
+  EXPECT_EQ(tier.entryCount(), 3u);
+  EXPECT_LE(tier.byteCount(), 3 * one + one / 2);
+  EXPECT_FALSE(*tier.lookup("k:1"));
+  EXPECT_TRUE(*tier.lookup("k:0"));
+}
+
+TEST(MemoryTier, EntryLargerThanTheByteBoundIsRefusedAndEvictsNothing) {
+  MemoryTier tier(MemoryTierOptions{.maxEntries = 10, .maxBytes = 64 * 1024, .shards = 1});
+  ASSERT_TRUE(tier.insert(entry("k:small")));
+  auto r = tier.insert(entry("k:huge", std::string(100 * 1024, 'x')));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::TooLarge);
+  EXPECT_TRUE(*tier.lookup("k:small"));
+  EXPECT_FALSE(*tier.lookup("k:huge"));
+}
+
+TEST(MemoryTier, OverwriteAdjustsTheByteCount) {
+  MemoryTier tier;
+  ASSERT_TRUE(tier.insert(entry("k:1", std::string(50000, 'x'))));
+  const size_t big = tier.byteCount();
+  ASSERT_TRUE(tier.insert(entry("k:1", "small")));
+  EXPECT_LT(tier.byteCount(), big);
+  ASSERT_TRUE(tier.erase("k:1"));
+  EXPECT_EQ(tier.byteCount(), 0u);
+  EXPECT_EQ(tier.entryCount(), 0u);
+}
+
+}  // namespace
+}  // namespace llmcache::cache
