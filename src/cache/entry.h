@@ -8,18 +8,14 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/result.h"
+#include "common/sse.h"
 
 namespace llmcache::cache {
 
 inline constexpr int kEntrySchemaVersion = 1;
 
-// One server-sent event as the upstream sent it: `event:` name (empty when absent) and the
-// `data:` payload (multi-line data joined with '\n', as the SSE spec assembles it).
-struct SseEvent {
-  std::string event;
-  std::string data;
-  friend bool operator==(const SseEvent&, const SseEvent&) = default;
-};
+// One recorded server-sent event: the same type the api module parses and replays.
+using SseEvent = llmcache::SseEvent;
 
 struct Entry {
   int schemaVersion = kEntrySchemaVersion;
