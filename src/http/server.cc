@@ -1,0 +1,271 @@
+#include "http/server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <iostream>
+
+namespace llmcache::http {
+
+namespace {
+constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
+using tcp = net::ip::tcp;
+}  // namespace
+
+// What stop() needs to reach a connection: its strand and whether a request is in flight.
+struct Server::SessionState {
+  beast::tcp_stream* stream = nullptr;
+  bool busy = false;  // touched only on the session's strand
+};
+
+net::awaitable<void> ResponseWriter::send(Response response) {
+  started_ = true;
+  keepAlive_ = keepAlive_ && request_.keep_alive() && response.keep_alive() && !(drainingFlag_ && drainingFlag_->load());
+  response.version(request_.version());
+  response.keep_alive(keepAlive_);
+  response.prepare_payload();
+  stream_.expires_after(writeTimeout_);
+  auto [ec, n] = co_await bhttp::async_write(stream_, response, kNoThrow);
+  if (ec) failed_ = true;
+}
+
+net::awaitable<bool> ResponseWriter::beginStream(bhttp::status status, const Fields& headers) {
+  started_ = true;
+  bhttp::response<bhttp::empty_body> head{status, request_.version()};
+  for (const auto& f : headers) head.set(f.name_string(), f.value());
+  chunked_ = request_.version() >= 11;
+  // HTTP/1.0 has no chunking: the end of the body is the end of the connection.
+  keepAlive_ = keepAlive_ && chunked_ && request_.keep_alive() && !(drainingFlag_ && drainingFlag_->load());
+  head.keep_alive(keepAlive_);
+  head.chunked(chunked_);
+  bhttp::response_serializer<bhttp::empty_body> sr{head};
+  stream_.expires_after(writeTimeout_);
+  auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kNoThrow);
+  if (ec) failed_ = true;
+  co_return !failed_;
+}
+
+net::awaitable<bool> ResponseWriter::write(std::string_view bytes) {
+  if (failed_) co_return false;
+  if (bytes.empty()) co_return true;
+  stream_.expires_after(writeTimeout_);
+  boost::system::error_code ec;
+  if (chunked_) {
+    std::tie(ec, std::ignore) = co_await net::async_write(
+        stream_, bhttp::make_chunk(net::buffer(bytes.data(), bytes.size())), kNoThrow);
+  } else {
+    std::tie(ec, std::ignore) =
+        co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()), kNoThrow);
+  }
+  if (ec) failed_ = true;
+  co_return !failed_;
+}
+
+net::awaitable<void> ResponseWriter::finish() {
+  if (failed_ || !chunked_) co_return;
+  stream_.expires_after(writeTimeout_);
+  auto [ec, n] = co_await net::async_write(stream_, bhttp::make_chunk_last(), kNoThrow);
+  if (ec) failed_ = true;
+}
+
+Server::Server(ServerOptions options, Handler handler, ErrorResponder errors)
+    : options_(std::move(options)),
+      handler_(std::move(handler)),
+      errors_(std::move(errors)),
+      acceptor_(io_) {
+  const tcp::endpoint ep{net::ip::make_address(options_.host), options_.port};
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(net::socket_base::reuse_address(true));
+  acceptor_.bind(ep);
+  acceptor_.listen(net::socket_base::max_listen_connections);
+  port_ = acceptor_.local_endpoint().port();
+}
+
+Server::~Server() = default;
+
+void Server::run() {
+  net::co_spawn(io_, acceptLoop(), net::detached);
+  int n = options_.threads > 0 ? options_.threads
+                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> threads;
+  for (int i = 1; i < n; ++i) threads.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::stop() {
+  if (draining_.exchange(true)) return;
+  net::post(io_, [this] {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    // Idle kept-alive connections are waiting for a next request that must not come: cancel
+    // their read. Busy ones finish their response and then close (the loop checks draining_).
+    std::lock_guard lock(sessionsMutex_);
+    for (const auto& s : sessions_) {
+      net::post(s->stream->get_executor(), [s] {
+        if (s->stream && !s->busy) s->stream->socket().cancel();
+      });
+    }
+    graceTimer_ = std::make_unique<net::steady_timer>(io_, options_.shutdownGrace);
+    graceTimer_->async_wait([this](boost::system::error_code ec) {
+      if (!ec) io_.stop();  // in-flight requests outlived the grace period
+    });
+    maybeFinishDrain();
+  });
+}
+
+void Server::maybeFinishDrain() {
+  if (draining_ && connections_.load() == 0) {
+    net::post(io_, [this] {
+      if (graceTimer_) graceTimer_->cancel();
+      io_.stop();
+    });
+  }
+}
+
+net::awaitable<void> Server::acceptLoop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(net::make_strand(io_), kNoThrow);
+    if (ec) {
+      if (!acceptor_.is_open() || draining_) co_return;
+      continue;  // EMFILE and friends: keep accepting what we can
+    }
+    if (connections_.load() >= options_.maxConnections) {
+      auto ex = socket.get_executor();
+      net::co_spawn(ex, rejectConnection(std::move(socket)), net::detached);
+      continue;
+    }
+    ++connections_;
+    auto ex = socket.get_executor();
+    net::co_spawn(ex, session(std::move(socket)), [this](std::exception_ptr) {
+      --connections_;
+      maybeFinishDrain();
+    });
+  }
+}
+
+net::awaitable<void> Server::rejectConnection(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  Response res = errorResponse(bhttp::status::service_unavailable,
+                               "too many connections, try again later", "", 11);
+  res.keep_alive(false);
+  res.prepare_payload();
+  stream.expires_after(std::chrono::seconds(5));
+  co_await bhttp::async_write(stream, res, kNoThrow);
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+}
+
+Response Server::errorResponse(bhttp::status status, std::string message, std::string_view target,
+                               unsigned version) {
+  Response res;
+  if (errors_) {
+    res = errors_(status, std::move(message), target);
+  } else {
+    res.result(status);
+    res.set(bhttp::field::content_type, "text/plain");
+    res.body() = message + "\n";
+  }
+  res.version(version);
+  return res;
+}
+
+net::awaitable<void> Server::session(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  auto state = std::make_shared<SessionState>();
+  state->stream = &stream;
+  std::list<std::shared_ptr<SessionState>>::iterator self;
+  {
+    std::lock_guard lock(sessionsMutex_);
+    self = sessions_.insert(sessions_.end(), state);
+  }
+  beast::flat_buffer buffer;
+  for (;;) {
+    if (draining_) break;
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(options_.maxBodyBytes);
+    parser.header_limit(options_.maxHeaderBytes);
+    stream.expires_after(options_.idleTimeout);
+    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
+    if (hec == bhttp::error::body_limit) {
+      // Content-Length alone already exceeds the limit: answer without reading the body.
+      Response res = errorResponse(bhttp::status::payload_too_large,
+                                   "request body larger than " +
+                                       std::to_string(options_.maxBodyBytes) + " bytes",
+                                   parser.get().target(), parser.get().version());
+      res.keep_alive(false);
+      res.prepare_payload();
+      stream.expires_after(options_.readTimeout);
+      co_await bhttp::async_write(stream, res, kNoThrow);
+      break;
+    }
+    if (hec) {
+      if (hec == bhttp::error::header_limit) {
+        co_await bhttp::async_write(
+            stream, errorResponse(bhttp::status::request_header_fields_too_large,
+                                  "request headers larger than " +
+                                      std::to_string(options_.maxHeaderBytes) + " bytes", "", 11),
+            kNoThrow);
+      } else if (hec != bhttp::error::end_of_stream && hec != net::error::operation_aborted &&
+                 hec != beast::error::timeout && hec != net::error::connection_reset &&
+                 hec != net::error::eof) {
+        Response res = errorResponse(bhttp::status::bad_request,
+                                     "malformed HTTP request: " + hec.message(), "", 11);
+        res.keep_alive(false);
+        res.prepare_payload();
+        co_await bhttp::async_write(stream, res, kNoThrow);
+      }
+      break;
+    }
+    state->busy = true;
+    const std::string target(parser.get().target());
+    stream.expires_after(options_.readTimeout);
+    auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
+    if (bec) {
+      if (bec == bhttp::error::body_limit) {
+        Response res = errorResponse(bhttp::status::payload_too_large,
+                                     "request body larger than " +
+                                         std::to_string(options_.maxBodyBytes) + " bytes",
+                                     target, parser.get().version());
+        res.keep_alive(false);
+        res.prepare_payload();
+        stream.expires_after(options_.readTimeout);
+        co_await bhttp::async_write(stream, res, kNoThrow);
+      } else if (bec != beast::error::timeout && bec != net::error::eof &&
+                 bec != bhttp::error::partial_message && bec != net::error::connection_reset) {
+        Response res = errorResponse(bhttp::status::bad_request,
+                                     "malformed HTTP request: " + bec.message(), target, 11);
+        res.keep_alive(false);
+        res.prepare_payload();
+        co_await bhttp::async_write(stream, res, kNoThrow);
+      }
+      break;
+    }
+    Request request = parser.release();
+    stream.expires_never();
+    ResponseWriter writer(stream, request, options_.readTimeout, &draining_);
+    bool threw = false;
+    try {
+      co_await handler_(request, writer);
+    } catch (const std::exception& e) {
+      std::cerr << "llmcache: request handler failed: " << e.what() << "\n";
+      threw = true;
+    }
+    if (threw && writer.started()) break;  // a half-sent response cannot be mended
+    if (threw) {
+      co_await writer.send(errorResponse(bhttp::status::internal_server_error, "internal error",
+                                         target, request.version()));
+    } else if (!writer.started()) {
+      co_await writer.send(errorResponse(bhttp::status::internal_server_error,
+                                         "the handler sent no response", target, request.version()));
+    }
+    state->busy = false;
+    if (writer.failed() || !writer.keepAlive()) break;
+  }
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.socket().close(ec);
+  state->stream = nullptr;  // stop() may still hold state; it must not touch the stream
+  std::lock_guard lock(sessionsMutex_);
+  sessions_.erase(self);
+}
+
+}  // namespace llmcache::http

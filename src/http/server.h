@@ -1,0 +1,127 @@
+#pragma once
+// The HTTP/1.1 server: Boost.Beast + Asio with C++20 coroutines. It accepts connections, reads
+// requests within explicit limits, hands each request to one Handler and writes what the
+// handler answers, whole or streamed. It knows nothing of caching or of LLM providers.
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace llmcache::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+using Request = bhttp::request<bhttp::string_body>;
+using Response = bhttp::response<bhttp::string_body>;
+using Fields = bhttp::fields;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0: any free port (see Server::port())
+  int threads = 0;       // 0: one per core
+  uint64_t maxBodyBytes = 8u << 20;
+  uint32_t maxHeaderBytes = 64u << 10;
+  uint64_t maxConnections = 10000;
+  std::chrono::seconds readTimeout{30};   // a request's body, and each write to the client
+  std::chrono::seconds idleTimeout{75};   // waiting for the next request on a kept-alive connection
+  std::chrono::seconds shutdownGrace{30};  // how long stop() waits for in-flight requests
+};
+
+// How the handler answers. Exactly one of: send(), or beginStream() + write()* + finish().
+// Runs on the connection's strand; not thread-safe (the session's coroutine is its only user).
+class ResponseWriter {
+ public:
+  // draining: the server is shutting down, so the response closes the connection.
+  ResponseWriter(beast::tcp_stream& stream, const Request& request,
+                 std::chrono::seconds writeTimeout, const std::atomic<bool>* draining = nullptr)
+      : stream_(stream), request_(request), writeTimeout_(writeTimeout), drainingFlag_(draining) {}
+
+  // Sends a whole response (Content-Length set here; keep-alive follows the request).
+  net::awaitable<void> send(Response response);
+
+  // Writes the head of a streamed response (chunked over HTTP/1.1). false: the client is gone.
+  net::awaitable<bool> beginStream(bhttp::status status, const Fields& headers);
+  // Writes bytes of a streamed response as they come. false: the client is gone; stop writing.
+  net::awaitable<bool> write(std::string_view bytes);
+  // Ends a streamed response.
+  net::awaitable<void> finish();
+
+  bool started() const { return started_; }
+  // A write failed (the client disconnected or stalled past the write timeout).
+  bool failed() const { return failed_; }
+  bool keepAlive() const { return keepAlive_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  const Request& request_;
+  std::chrono::seconds writeTimeout_;
+  bool started_ = false;
+  bool failed_ = false;
+  bool chunked_ = false;
+  bool keepAlive_ = true;
+  const std::atomic<bool>* drainingFlag_;
+};
+
+// Answers one request. Exceptions thrown by a handler become a 500 (or close the connection
+// when the response had already started).
+using Handler = std::function<net::awaitable<void>(Request&, ResponseWriter&)>;
+
+// Builds the response for an error the server itself detects before the handler runs
+// (body too large, header too large, malformed HTTP, too many connections). `target` is the
+// request target when the head was read, else empty: the gateway answers in that provider's
+// error shape.
+using ErrorResponder = std::function<Response(bhttp::status, std::string message,
+                                              std::string_view target)>;
+
+class Server {
+ public:
+  // Binds the listening socket now (so port() is known and bind errors throw at start-up).
+  Server(ServerOptions options, Handler handler, ErrorResponder errors = {});
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t port() const { return port_; }
+  net::io_context& context() { return io_; }
+
+  // Runs the accept loop and the I/O threads; returns after stop() has drained (or the grace
+  // period ran out).
+  void run();
+  // Graceful shutdown, callable from any thread: stop accepting, close idle kept-alive
+  // connections, let in-flight requests finish, then return from run().
+  void stop();
+
+  size_t activeConnections() const { return connections_.load(); }
+
+ private:
+  struct SessionState;
+  net::awaitable<void> acceptLoop();
+  net::awaitable<void> session(net::ip::tcp::socket socket);
+  net::awaitable<void> rejectConnection(net::ip::tcp::socket socket);
+  Response errorResponse(bhttp::status status, std::string message, std::string_view target,
+                         unsigned version);
+  void maybeFinishDrain();
+
+  ServerOptions options_;
+  Handler handler_;
+  ErrorResponder errors_;
+  net::io_context io_;
+  net::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::atomic<bool> draining_{false};
+  std::atomic<size_t> connections_{0};
+  std::mutex sessionsMutex_;
+  std::list<std::shared_ptr<SessionState>> sessions_;
+  std::unique_ptr<net::steady_timer> graceTimer_;
+};
+
+}  // namespace llmcache::http
