@@ -2,12 +2,15 @@
 #include <CLI/CLI.hpp>
 
 #include "main/key_command.h"
+#include "main/serve_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"llmcache: a caching gateway for LLM APIs"};
   app.require_subcommand(1);
   int exitCode = 0;
   llmcache::cli::addKeyCommand(app, exitCode);
+  llmcache::cli::addServeCommand(app, exitCode);
+  llmcache::cli::addMockUpstreamCommand(app, exitCode);
   CLI11_PARSE(app, argc, argv);
   return exitCode;
 }

@@ -1,0 +1,566 @@
+#include "gateway/gateway.h"
+
+#include <openssl/evp.h>
+
+#include <charconv>
+#include <ranges>
+#include <iostream>
+
+#include "api/request.h"
+#include "api/response.h"
+#include "api/sse_parser.h"
+#include "api/stream.h"
+#include "gateway/upstream_call.h"
+#include "upstream/headers.h"
+
+namespace llmcache::gateway {
+
+namespace bhttp = http::bhttp;
+namespace net = http::net;
+
+std::string_view outcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::Hit: return "HIT";
+    case Outcome::Miss: return "MISS";
+    case Outcome::Coalesced: return "COALESCED";
+    case Outcome::Refresh: return "REFRESH";
+    case Outcome::NoStore: return "NO-STORE";
+    case Outcome::Bypass: return "BYPASS";
+    case Outcome::Uncacheable: return "UNCACHEABLE";
+    case Outcome::Invalid: return "INVALID";
+  }
+  return "UNKNOWN";
+}
+
+// What a leader hands to the requests that waited for it.
+struct Gateway::FlightResult {
+  enum class Kind { Answer, Raw, Aborted } kind = Kind::Aborted;
+  cache::EntryPtr entry;  // Answer: the complete answer (stored or not)
+  int status = 0;         // Raw: what the upstream (or the gateway) answered, as sent
+  std::vector<upstream::Header> headers;
+  std::string body;
+};
+
+// Everything known about one request while it is handled.
+struct Gateway::Context {
+  Context(http::Request& r, TimePoint t) : request(r), received(t) {}
+  http::Request& request;
+  TimePoint received;
+  std::string path;   // without the query
+  std::string query;  // without '?'
+  std::string platform;
+  std::string upstreamUrl;
+  std::optional<key::Endpoint> endpoint;
+  api::Provider provider = api::Provider::OpenAi;
+  api::RequestInfo info{};
+  Json body;
+  key::CacheKey key;
+  bool noCache = false;
+  bool noStore = false;
+  std::optional<int64_t> maxAge;
+  std::optional<int64_t> ttl;
+  std::string keyNamespace;
+  std::vector<std::string> tags;
+};
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<int64_t> parseNonNegative(std::string_view s) {
+  int64_t v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc{} || r.ptr != s.data() + s.size() || v < 0) return std::nullopt;
+  return v;
+}
+
+std::string sha256Hex16(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < 8; ++i) {
+    out.push_back(hex[digest[i] >> 4]);
+    out.push_back(hex[digest[i] & 15]);
+  }
+  return out;
+}
+
+std::vector<upstream::Header> headersOf(const http::Request& req) {
+  std::vector<upstream::Header> out;
+  for (const auto& f : req) out.push_back({std::string(f.name_string()), std::string(f.value())});
+  return out;
+}
+
+bool isSuccess(int status) { return status >= 200 && status < 300; }
+
+}  // namespace
+
+Gateway::Gateway(GatewayDeps deps) : deps_(deps) {
+  mode_ = key::parseNormalizeMode(deps_.config.keyNormalize).value_or(key::NormalizeMode::Seed);
+  defaultPlatform_ = "default";
+  for (const auto& p : deps_.platforms.all())
+    if (p.baseUrl == deps_.config.upstream) defaultPlatform_ = p.name;
+}
+
+Gateway::~Gateway() { flush(); }
+
+void Gateway::flush() { writers_.join(); }
+
+http::Response Gateway::errorResponse(bhttp::status status, std::string message,
+                                      std::string_view target) const {
+  const std::string_view path = target.substr(0, target.find('?'));
+  const api::Provider provider = path.find("/v1/messages") != std::string_view::npos
+                                     ? api::Provider::Anthropic
+                                     : api::Provider::OpenAi;
+  http::Response res{status, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set("x-llmcache-status", outcomeName(Outcome::Invalid));
+  res.body() = api::errorBody(provider, api::errorTypeForStatus(provider, static_cast<int>(status)),
+                              message);
+  return res;
+}
+
+net::awaitable<void> Gateway::sendError(Context& ctx, http::ResponseWriter& w, bhttp::status status,
+                                        std::string_view message, Outcome outcome) {
+  http::Response res{status, ctx.request.version()};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set("x-llmcache-status", outcomeName(outcome));
+  res.body() = api::errorBody(ctx.provider,
+                              api::errorTypeForStatus(ctx.provider, static_cast<int>(status)),
+                              message);
+  co_await w.send(std::move(res));
+}
+
+net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w) {
+  ++stats_.requests;
+  Context ctx{req, deps_.clock.now()};
+  const std::string_view target = req.target();
+  const size_t q = target.find('?');
+  ctx.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) ctx.query = std::string(target.substr(q + 1));
+
+  if (ctx.path == "/healthz" || ctx.path == "/readyz") {
+    http::Response res{bhttp::status::ok, req.version()};
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = R"({"status":"ok"})";
+    co_await w.send(std::move(res));
+    co_return;
+  }
+
+  // Route: /v1/... goes to the configured upstream, /{platform}/v1/... to a named platform.
+  std::string apiPath;
+  std::string base;
+  if (ctx.path.rfind("/v1/", 0) == 0 || ctx.path == "/v1") {
+    apiPath = ctx.path;
+    base = deps_.config.upstream;
+    ctx.platform = defaultPlatform_;
+  } else {
+    const size_t slash = ctx.path.find('/', 1);
+    const std::string name = ctx.path.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
+    apiPath = slash == std::string::npos ? "" : ctx.path.substr(slash);
+    ctx.provider = apiPath.rfind("/v1/messages", 0) == 0 ? api::Provider::Anthropic : api::Provider::OpenAi;
+    if (apiPath.rfind("/v1/", 0) != 0) {
+      co_await sendError(ctx, w, bhttp::status::not_found,
+                         "no route for " + ctx.path + ": use /v1/... or /{platform}/v1/...",
+                         Outcome::Invalid);
+      co_return;
+    }
+    const upstream::Platform* p = deps_.platforms.find(name);
+    if (!p) {
+      co_await sendError(ctx, w, bhttp::status::not_found, "unknown platform '" + name + "'",
+                         Outcome::Invalid);
+      co_return;
+    }
+    base = p->baseUrl;
+    ctx.platform = p->name;
+  }
+  // The platform's base ends in /v1; the API path starts with it.
+  ctx.upstreamUrl = base + apiPath.substr(3) + (ctx.query.empty() ? "" : "?" + ctx.query);
+  if (req.method() == bhttp::verb::post) ctx.endpoint = api::endpointForPath(apiPath);
+  ctx.provider = ctx.endpoint ? api::providerOf(*ctx.endpoint)
+                 : apiPath.rfind("/v1/messages", 0) == 0 ? api::Provider::Anthropic
+                                                        : api::Provider::OpenAi;
+
+  // Request controls.
+  for (auto part : std::string_view(req[bhttp::field::cache_control]) | std::views::split(',')) {
+    std::string_view d = trim(std::string_view(part.begin(), part.end()));
+    if (d == "no-cache") ctx.noCache = true;
+    else if (d == "no-store") ctx.noStore = true;
+    else if (d.rfind("max-age=", 0) == 0) ctx.maxAge = parseNonNegative(d.substr(8));
+  }
+  if (!ctx.endpoint || !deps_.config.enabled || (ctx.noCache && ctx.noStore)) {
+    co_await passThrough(ctx, w);
+    co_return;
+  }
+  if (auto ttl = req["x-llmcache-ttl"]; !ttl.empty()) {
+    ctx.ttl = parseNonNegative(trim(ttl));
+    if (!ctx.ttl) {
+      co_await sendError(ctx, w, bhttp::status::bad_request,
+                         "x-llmcache-ttl must be a whole number of seconds >= 0", Outcome::Invalid);
+      co_return;
+    }
+  }
+  ctx.keyNamespace = std::string(trim(req["x-llmcache-namespace"]));
+  for (auto part : std::string_view(req["x-llmcache-tags"]) | std::views::split(',')) {
+    std::string_view t = trim(std::string_view(part.begin(), part.end()));
+    if (!t.empty()) ctx.tags.emplace_back(t);
+  }
+
+  // Parse, validate, key.
+  auto body = key::parseRequest(req.body());
+  if (!body) {
+    co_await sendError(ctx, w, bhttp::status::bad_request, body.error().message, Outcome::Invalid);
+    co_return;
+  }
+  ctx.body = std::move(*body);
+  auto info = api::validateRequest(*ctx.endpoint, ctx.body);
+  if (!info) {
+    co_await sendError(ctx, w, bhttp::status::bad_request, info.error().message, Outcome::Invalid);
+    co_return;
+  }
+  ctx.info = *info;
+  key::KeyOptions opts;
+  opts.endpoint = *ctx.endpoint;
+  opts.mode = mode_;
+  opts.keyNamespace = ctx.keyNamespace;
+  const std::string& scopeMode = deps_.config.scope;
+  if (scopeMode == "api-key") {
+    // The tenant is the credential: answers paid with one key are not served to another.
+    // Only a hash of it goes into the key; the credential itself is never stored.
+    std::string_view cred = req[bhttp::field::authorization];
+    if (cred.empty()) cred = req["x-api-key"];
+    if (!cred.empty()) opts.scope = sha256Hex16(cred);
+  } else if (scopeMode.rfind("header:", 0) == 0) {
+    opts.scope = std::string(trim(req[scopeMode.substr(7)]));
+  }
+  auto k = key::computeKey(ctx.body, opts);
+  if (!k) {
+    co_await sendError(ctx, w, bhttp::status::bad_request, k.error().message, Outcome::Invalid);
+    co_return;
+  }
+  ctx.key = std::move(*k);
+
+  if (!ctx.noCache) {
+    if (auto hit = lookup(ctx)) {
+      ++stats_.hits;
+      co_await serveEntry(ctx, w, *hit->entry, Outcome::Hit, hit->layer);
+      co_return;
+    }
+  }
+
+  // A miss: lead a flight or wait for the one in progress. A flight whose leader's client went
+  // away ends without an answer; its waiters then try again (one of them leads).
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto ticket = flights_.join(ctx.key.requestHash);
+    if (ticket.leads) {
+      co_await lead(ctx, w, ticket.flight);
+      co_return;
+    }
+    auto result = co_await ticket.flight->wait();
+    if (result->kind != FlightResult::Kind::Aborted) {
+      ++stats_.coalesced;
+      co_await serveFlightResult(ctx, w, *result);
+      co_return;
+    }
+    if (auto hit = lookup(ctx)) {
+      ++stats_.hits;
+      co_await serveEntry(ctx, w, *hit->entry, Outcome::Hit, hit->layer);
+      co_return;
+    }
+  }
+  co_await sendError(ctx, w, bhttp::status::bad_gateway,
+                     "the upstream request this one waited for was abandoned; retry",
+                     Outcome::Uncacheable);
+}
+
+std::optional<cache::ChainHit> Gateway::lookup(const Context& ctx) {
+  auto hit = deps_.chain.lookup(ctx.key.cacheKey, ctx.key.requestHash);
+  if (!hit) return std::nullopt;
+  if (ctx.maxAge) {
+    const auto age = std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now() -
+                                                                      hit->entry->responseTimestamp);
+    if (age.count() > *ctx.maxAge) return std::nullopt;  // older than the client accepts
+  }
+  return hit;
+}
+
+net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
+                                   std::shared_ptr<SingleFlight<FlightResult>::Flight> flight) {
+  std::shared_ptr<const FlightResult> result;
+  std::exception_ptr failure;
+  try {
+    result = co_await callUpstream(ctx, w);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (!result) result = std::make_shared<FlightResult>();  // Aborted: waiters retry
+  flights_.complete(ctx.key.requestHash, flight, result);
+  if (failure) std::rethrow_exception(failure);
+}
+
+void Gateway::store(cache::EntryPtr entry) {
+  // The first tier (memory) before answering, so the next identical request is a hit; the
+  // lower tiers (disk fsync, S3) in the background, off the request threads.
+  if (deps_.chain.size() == 0) return;
+  if (auto r = deps_.chain.tier(0).insert(entry); !r) ++stats_.storeErrors;
+  ++stats_.stored;
+  if (deps_.chain.size() > 1) {
+    net::post(writers_, [this, entry] {
+      for (size_t i = 1; i < deps_.chain.size(); ++i)
+        if (auto r = deps_.chain.tier(i).insert(entry); !r) {
+          ++stats_.storeErrors;
+          std::cerr << "llmcache: " << deps_.chain.tier(i).name()
+                    << " tier write failed: " << r.error().message << "\n";
+        }
+    });
+  }
+}
+
+net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstream(
+    Context& ctx, http::ResponseWriter& w) {
+  ++stats_.upstreamCalls;
+  upstream::Request ur;
+  ur.method = "POST";
+  ur.url = ctx.upstreamUrl;
+  ur.body = ctx.request.body();
+  ur.connectTimeout = std::chrono::seconds(deps_.config.upstreamConnectTimeoutSeconds);
+  ur.totalTimeout = std::chrono::seconds(deps_.config.upstreamTimeoutSeconds);
+  for (auto& h : upstream::forwardableHeaders(headersOf(ctx.request)))
+    if (!upstream::equalsIgnoreCase(h.name, "accept-encoding")) ur.headers.push_back(std::move(h));
+  // The gateway must read the answer to store it: ask for it uncompressed.
+  ur.headers.push_back({"Accept-Encoding", "identity"});
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto call = UpstreamCall::start(deps_.client, std::move(ur), co_await net::this_coro::executor);
+  const Outcome outcome = ctx.noCache ? Outcome::Refresh : ctx.noStore ? Outcome::NoStore : Outcome::Miss;
+  upstream::ResponseHead head;
+  std::string body;
+  bool streaming = false;
+  bool clientGone = false;
+  api::SseParser parser;
+  std::vector<SseEvent> events;
+  Result<void> done = makeError(Errc::Unavailable, "no answer");
+
+  auto ourHeaders = [&](http::Fields& f, Outcome o) {
+    for (const auto& h : upstream::forwardableHeaders(head.headers)) f.insert(h.name, h.value);
+    f.set("x-llmcache-status", outcomeName(o));
+    f.set("x-llmcache-key", ctx.key.cacheKey);
+  };
+
+  for (;;) {
+    UpstreamCall::Step step = co_await call->next();
+    if (step.head) {
+      head = std::move(*step.head);
+      auto ct = upstream::findHeader(head.headers, "content-type");
+      streaming = ctx.info.stream && isSuccess(head.status) && ct &&
+                  ct->find("text/event-stream") != std::string_view::npos;
+      if (streaming) {
+        http::Fields f;
+        ourHeaders(f, outcome);
+        if (!co_await w.beginStream(static_cast<bhttp::status>(head.status), f)) {
+          clientGone = true;
+          call->cancel();
+        }
+      }
+    }
+    if (!step.data.empty()) {
+      body += step.data;
+      if (streaming) {
+        for (auto& e : parser.feed(step.data)) events.push_back(std::move(e));
+        if (!clientGone && !co_await w.write(step.data)) {
+          clientGone = true;  // nothing of a stream the client did not see to the end is stored
+          call->cancel();
+        }
+      }
+    }
+    if (step.done) {
+      done = std::move(*step.done);
+      break;
+    }
+  }
+  const int64_t latencyMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - t0).count();
+
+  auto result = std::make_shared<FlightResult>();
+  if (clientGone) co_return result;  // Aborted
+  if (!done) {
+    ++stats_.upstreamErrors;
+    const bool timeout = done.error().message.find("imeout") != std::string::npos ||
+                         done.error().message.find("timed out") != std::string::npos;
+    const auto status = timeout ? bhttp::status::gateway_timeout : bhttp::status::bad_gateway;
+    const std::string message = "upstream request failed: " + done.error().message;
+    if (w.started()) {
+      co_await w.finish();  // a broken stream: the client sees it end without its final event
+    } else {
+      co_await sendError(ctx, w, status, message, Outcome::Uncacheable);
+    }
+    result->kind = FlightResult::Kind::Raw;
+    result->status = static_cast<int>(status);
+    result->headers = {{"content-type", "application/json"}};
+    result->body = api::errorBody(ctx.provider, api::errorTypeForStatus(ctx.provider, result->status),
+                                  message);
+    co_return result;
+  }
+
+  // A complete exchange. Is it an answer we may store?
+  std::optional<Json> answer;
+  if (isSuccess(head.status)) {
+    if (streaming) {
+      if (api::streamCompleted(*ctx.endpoint, events)) {
+        auto assembled = api::assembleStream(*ctx.endpoint, events);
+        if (assembled && api::isStorableResponse(*ctx.endpoint, *assembled)) answer = std::move(*assembled);
+      }
+    } else if (!ctx.info.stream) {
+      auto parsed = parseJson(body);
+      if (parsed && api::isStorableResponse(*ctx.endpoint, *parsed)) answer = std::move(*parsed);
+    }
+  }
+  if (!isSuccess(head.status)) ++stats_.upstreamErrors;
+
+  cache::EntryPtr entry;
+  if (answer) {
+    auto e = std::make_shared<cache::Entry>();
+    e->cacheId = cache::newCacheId();
+    e->cacheKey = ctx.key.cacheKey;
+    e->requestHash = ctx.key.requestHash;
+    e->endpoint = std::string(key::endpointName(*ctx.endpoint));
+    e->request = ctx.body;
+    e->requestTimestamp = ctx.received;
+    e->response = std::move(*answer);
+    e->responseTimestamp = deps_.clock.now();
+    e->status = head.status;
+    e->model = ctx.info.model;
+    e->platform = ctx.platform;
+    e->provider = upstream::providerOf(ctx.info.model);
+    const api::Usage usage = api::extractUsage(*ctx.endpoint, e->response);
+    e->tokensInput = usage.inputTokens;
+    e->tokensOutput = usage.outputTokens;
+    if (usage.reportedCostUsd) {
+      e->costTotal = *usage.reportedCostUsd;
+    } else if (auto price = deps_.pricing.find(ctx.info.model)) {
+      const upstream::Cost c = upstream::costOf(*price, usage.inputTokens, usage.outputTokens);
+      e->costInput = c.input;
+      e->costOutput = c.output;
+      e->costTotal = c.total;
+    }
+    e->latencyMs = latencyMs;
+    e->lastAccessed = e->responseTimestamp;
+    const int64_t ttl = ctx.ttl.value_or(deps_.config.ttlSeconds);
+    if (ttl > 0) e->expiresAt = e->responseTimestamp + std::chrono::seconds(ttl);
+    e->tags = ctx.tags;
+    e->cacheNamespace = ctx.keyNamespace;
+    if (streaming) e->sseEvents = std::move(events);
+    entry = std::move(e);
+    if (!ctx.noStore) store(entry);
+    ++stats_.misses;
+  }
+
+  const Outcome finalOutcome = entry ? outcome : Outcome::Uncacheable;
+  if (streaming) {
+    co_await w.finish();
+  } else {
+    http::Response res{static_cast<bhttp::status>(head.status), ctx.request.version()};
+    ourHeaders(res.base(), finalOutcome);
+    res.body() = body;
+    co_await w.send(std::move(res));
+  }
+  if (entry) {
+    result->kind = FlightResult::Kind::Answer;
+    result->entry = entry;
+  } else {
+    result->kind = FlightResult::Kind::Raw;
+    result->status = head.status;
+    result->headers = upstream::forwardableHeaders(head.headers);
+    result->body = std::move(body);
+  }
+  co_return result;
+}
+
+net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
+                                         const cache::Entry& entry, Outcome outcome,
+                                         std::string_view layer) {
+  http::Response res{static_cast<bhttp::status>(entry.status ? entry.status : 200),
+                     ctx.request.version()};
+  res.set("x-llmcache-status", outcomeName(outcome));
+  if (!layer.empty()) res.set("x-llmcache-layer", layer);
+  res.set("x-llmcache-key", entry.cacheKey);
+  const auto age = std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now() -
+                                                                    entry.responseTimestamp);
+  res.set(bhttp::field::age, std::to_string(std::max<int64_t>(0, age.count())));
+  if (ctx.info.stream) {
+    res.set(bhttp::field::content_type, "text/event-stream; charset=utf-8");
+    res.set(bhttp::field::cache_control, "no-cache");
+    const auto key = key::parseEndpoint(entry.endpoint).value_or(*ctx.endpoint);
+    res.body() = entry.sseEvents.empty() ? api::formatSse(api::synthesizeStream(key, entry.response))
+                                         : api::formatSse(entry.sseEvents);
+  } else {
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = toJson(entry.response);
+  }
+  co_await w.send(std::move(res));
+}
+
+net::awaitable<void> Gateway::serveFlightResult(Context& ctx, http::ResponseWriter& w,
+                                                const FlightResult& result) {
+  if (result.kind == FlightResult::Kind::Answer) {
+    co_await serveEntry(ctx, w, *result.entry, Outcome::Coalesced, "");
+    co_return;
+  }
+  http::Response res{static_cast<bhttp::status>(result.status), ctx.request.version()};
+  for (const auto& h : result.headers) res.insert(h.name, h.value);
+  res.set("x-llmcache-status", outcomeName(Outcome::Coalesced));
+  res.set("x-llmcache-key", ctx.key.cacheKey);
+  res.body() = result.body;
+  co_await w.send(std::move(res));
+}
+
+net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w) {
+  ++stats_.bypassed;
+  ++stats_.upstreamCalls;
+  upstream::Request ur;
+  ur.method = std::string(ctx.request.method_string());
+  ur.url = ctx.upstreamUrl;
+  ur.body = ctx.request.body();
+  ur.headers = upstream::forwardableHeaders(headersOf(ctx.request));
+  ur.connectTimeout = std::chrono::seconds(deps_.config.upstreamConnectTimeoutSeconds);
+  ur.totalTimeout = std::chrono::seconds(deps_.config.upstreamTimeoutSeconds);
+  auto call = UpstreamCall::start(deps_.client, std::move(ur), co_await net::this_coro::executor);
+  bool clientGone = false;
+  for (;;) {
+    UpstreamCall::Step step = co_await call->next();
+    if (step.head) {
+      http::Fields f;
+      for (const auto& h : upstream::forwardableHeaders(step.head->headers)) f.insert(h.name, h.value);
+      f.set("x-llmcache-status", outcomeName(Outcome::Bypass));
+      if (!co_await w.beginStream(static_cast<bhttp::status>(step.head->status), f)) {
+        clientGone = true;
+        call->cancel();
+      }
+    }
+    if (!step.data.empty() && !clientGone && !co_await w.write(step.data)) {
+      clientGone = true;
+      call->cancel();
+    }
+    if (step.done) {
+      if (!*step.done) {
+        ++stats_.upstreamErrors;
+        if (!w.started()) {
+          co_await sendError(ctx, w, bhttp::status::bad_gateway,
+                             "upstream request failed: " + step.done->error().message,
+                             Outcome::Bypass);
+          co_return;
+        }
+      }
+      break;
+    }
+  }
+  if (!clientGone) co_await w.finish();
+}
+
+}  // namespace llmcache::gateway

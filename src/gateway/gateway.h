@@ -1,0 +1,100 @@
+#pragma once
+// Gateway: the orchestrator of a request's life (DESIGN.md): route, parse and validate, key,
+// look up the tiers, coalesce identical misses, call the upstream (relaying streams as they
+// arrive), decide what may be stored, store it, answer. The only module that knows all others.
+#include <atomic>
+#include <boost/asio.hpp>
+#include <memory>
+#include <string>
+
+#include "api/provider.h"
+#include "cache/tier_chain.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "gateway/single_flight.h"
+#include "http/server.h"
+#include "key/cache_key.h"
+#include "upstream/http_client.h"
+#include "upstream/platform.h"
+#include "upstream/pricing.h"
+
+namespace llmcache::gateway {
+
+// What happened to a request: drives x-llmcache-status (and, later, metrics and analytics).
+enum class Outcome {
+  Hit,            // answered from a tier
+  Miss,           // forwarded; the answer was stored
+  Coalesced,      // waited for an identical in-flight request and got its answer
+  Refresh,        // Cache-Control: no-cache: lookup skipped, the fresh answer stored
+  NoStore,        // Cache-Control: no-store: forwarded on a miss, the answer not stored
+  Bypass,         // not a cached endpoint, caching disabled, or no-cache + no-store
+  Uncacheable,    // forwarded, but the answer is not one we store (error, partial, invalid)
+  Invalid,        // the gateway refused the request (400, 404, 413)
+};
+std::string_view outcomeName(Outcome o);  // "HIT", "MISS", ...
+
+struct GatewayStats {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> hits{0};
+  std::atomic<uint64_t> misses{0};
+  std::atomic<uint64_t> coalesced{0};
+  std::atomic<uint64_t> bypassed{0};
+  std::atomic<uint64_t> upstreamCalls{0};
+  std::atomic<uint64_t> upstreamErrors{0};
+  std::atomic<uint64_t> stored{0};
+  std::atomic<uint64_t> storeErrors{0};
+};
+
+struct GatewayDeps {
+  const config::Config& config;
+  cache::TierChain& chain;  // tier 0 is written before answering, the others in the background
+  upstream::Client& client;
+  const upstream::PlatformTable& platforms;
+  const upstream::PricingTable& pricing;
+  const Clock& clock = Clock::system();
+};
+
+class Gateway {
+ public:
+  explicit Gateway(GatewayDeps deps);
+  ~Gateway();
+
+  // The http::Handler.
+  http::net::awaitable<void> handle(http::Request& request, http::ResponseWriter& writer);
+  // The http::ErrorResponder: errors the server detects itself, in the provider's shape.
+  http::Response errorResponse(http::bhttp::status status, std::string message,
+                               std::string_view target) const;
+  // Waits for the background tier writes still pending (graceful shutdown).
+  void flush();
+
+  const GatewayStats& stats() const { return stats_; }
+
+  struct FlightResult;
+  struct Context;
+
+ private:
+  http::net::awaitable<void> lead(Context& ctx, http::ResponseWriter& w,
+                                  std::shared_ptr<SingleFlight<FlightResult>::Flight> flight);
+  http::net::awaitable<std::shared_ptr<const FlightResult>> callUpstream(Context& ctx,
+                                                                         http::ResponseWriter& w);
+  http::net::awaitable<void> passThrough(Context& ctx, http::ResponseWriter& w);
+  http::net::awaitable<void> serveEntry(Context& ctx, http::ResponseWriter& w,
+                                        const cache::Entry& entry, Outcome outcome,
+                                        std::string_view layer);
+  http::net::awaitable<void> serveFlightResult(Context& ctx, http::ResponseWriter& w,
+                                               const FlightResult& result);
+  http::net::awaitable<void> sendError(Context& ctx, http::ResponseWriter& w,
+                                       http::bhttp::status status, std::string_view message,
+                                       Outcome outcome);
+  std::optional<cache::ChainHit> lookup(const Context& ctx);
+  void store(cache::EntryPtr entry);
+
+  GatewayDeps deps_;
+  key::NormalizeMode mode_;
+  std::string defaultPlatform_;
+  SingleFlight<FlightResult> flights_;
+  GatewayStats stats_;
+  http::net::thread_pool writers_{1};  // disk (and later S3) writes off the request threads
+};
+
+}  // namespace llmcache::gateway

@@ -1,0 +1,191 @@
+#include "main/serve_command.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "cache/disk/disk_tier.h"
+#include "cache/memory/memory_tier.h"
+#include "cache/tier_chain.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
+#include "http/server.h"
+#include "mock/mock_upstream.h"
+#include "upstream/http_client.h"
+#include "upstream/platform.h"
+#include "upstream/pricing.h"
+
+namespace llmcache::cli {
+
+namespace {
+
+struct ServeArgs {
+  std::string configFile;
+  std::optional<std::string> listen, upstream, cacheDir;
+  std::vector<std::string> sets;
+  bool printConfig = false;
+};
+
+config::Config loadConfig(const ServeArgs& a) {
+  config::Config c;
+  std::string file = a.configFile;
+  if (file.empty())
+    if (const char* f = std::getenv("CACHE_CONFIG")) file = f;
+  if (!file.empty()) config::applyFile(c, file);
+  config::applyEnvironment(c, [](const char* n) { return std::getenv(n); });
+  for (const std::string& kv : a.sets) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos) throw config::ConfigError("--set expects NAME=VALUE, got '" + kv + "'");
+    config::setValue(c, kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  if (a.listen) c.listen = *a.listen;
+  if (a.upstream) c.upstream = *a.upstream;
+  if (a.cacheDir) c.cacheDir = *a.cacheDir;
+  config::validate(c);
+  return c;
+}
+
+// Runs a server until SIGINT/SIGTERM, printing where it listens (tests read that line).
+void runUntilSignalled(http::Server& server, const std::string& what) {
+  http::net::signal_set signals(server.context(), SIGINT, SIGTERM);
+  signals.async_wait([&server](boost::system::error_code ec, int) {
+    if (!ec) server.stop();
+  });
+  std::printf("%s listening on http://127.0.0.1:%u\n", what.c_str(), server.port());
+  std::fflush(stdout);
+  server.run();
+}
+
+http::ServerOptions serverOptions(const config::Config& c) {
+  http::ServerOptions o;
+  auto [host, port] = c.listenEndpoint();
+  o.host = host;
+  o.port = port;
+  o.threads = c.threads;
+  o.maxBodyBytes = c.maxBodyBytes;
+  o.maxHeaderBytes = static_cast<uint32_t>(c.maxHeaderBytes);
+  o.maxConnections = c.maxConnections;
+  o.readTimeout = std::chrono::seconds(c.readTimeoutSeconds);
+  o.idleTimeout = std::chrono::seconds(c.idleTimeoutSeconds);
+  o.shutdownGrace = std::chrono::seconds(c.shutdownGraceSeconds);
+  return o;
+}
+
+int runServe(const ServeArgs& a) {
+  config::Config c;
+  try {
+    c = loadConfig(a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmcache: configuration error: %s\n", e.what());
+    return 2;
+  }
+  if (a.printConfig) {
+    std::fputs(config::printConfig(c).c_str(), stdout);
+    return 0;
+  }
+  upstream::PlatformTable platforms;
+  if (!c.platforms.empty()) {
+    auto parsed = upstream::parsePlatforms(c.platforms);
+    if (!parsed) {
+      std::fprintf(stderr, "llmcache: CACHE_PLATFORMS: %s\n", parsed.error().message.c_str());
+      return 2;
+    }
+    platforms = std::move(*parsed);
+  }
+  upstream::PricingTable pricing = upstream::PricingTable::builtin();
+  if (!c.pricingFile.empty()) {
+    auto loaded = upstream::PricingTable::loadFile(c.pricingFile);
+    if (!loaded) {
+      std::fprintf(stderr, "llmcache: CACHE_PRICING_FILE: %s\n", loaded.error().message.c_str());
+      return 2;
+    }
+    pricing = std::move(*loaded);
+  }
+  cache::MemoryTier memory(cache::MemoryTierOptions{.maxEntries = c.memoryEntries,
+                                                    .maxBytes = c.memoryBytes});
+  std::unique_ptr<cache::DiskTier> disk;
+  try {
+    disk = std::make_unique<cache::DiskTier>(cache::DiskTierOptions{
+        .dir = c.cacheDir,
+        .maxEntries = c.diskEntries,
+        .maxBytes = c.diskBytes,
+        .codec = cache::CodecOptions{.compress = c.compression}});
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmcache: cannot use CACHE_DIR %s: %s\n", c.cacheDir.c_str(), e.what());
+    return 2;
+  }
+  cache::TierChain chain({&memory, disk.get()}, Clock::system());
+  upstream::Client client;
+  gateway::Gateway gw(gateway::GatewayDeps{c, chain, client, platforms, pricing});
+  std::unique_ptr<http::Server> server;
+  try {
+    server = std::make_unique<http::Server>(
+        serverOptions(c),
+        [&gw](http::Request& r, http::ResponseWriter& w) { return gw.handle(r, w); },
+        [&gw](http::bhttp::status s, std::string m, std::string_view t) {
+          return gw.errorResponse(s, std::move(m), t);
+        });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmcache: cannot listen on %s: %s\n", c.listen.c_str(), e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "llmcache: upstream %s, cache in %s (memory %llu entries, disk %llu entries)%s\n",
+               c.upstream.c_str(), c.cacheDir.c_str(),
+               static_cast<unsigned long long>(c.memoryEntries),
+               static_cast<unsigned long long>(c.diskEntries),
+               c.enabled ? "" : ", caching DISABLED (pass-through)");
+  runUntilSignalled(*server, "llmcache");
+  gw.flush();  // pending disk writes reach the disk before we exit
+  std::fprintf(stderr, "llmcache: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+void addServeCommand(CLI::App& app, int& exitCode) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand("serve", "Run the caching gateway");
+  cmd->add_option("--config", a->configFile, "JSON file of CACHE_* settings (or CACHE_CONFIG)");
+  cmd->add_option("--listen", a->listen, "HOST:PORT to listen on (CACHE_LISTEN, default 127.0.0.1:8080)");
+  cmd->add_option("--upstream", a->upstream,
+                  "Provider API root including /v1 (CACHE_UPSTREAM, default https://api.openai.com/v1)");
+  cmd->add_option("--cache-dir", a->cacheDir, "Disk tier directory (CACHE_DIR, default ./.llmcache)");
+  cmd->add_option("--set", a->sets, "NAME=VALUE for any CACHE_* setting (repeatable)");
+  cmd->add_flag("--print-config", a->printConfig, "Print the effective configuration (secrets masked) and exit");
+  cmd->callback([a, &exitCode] { exitCode = runServe(*a); });
+}
+
+void addMockUpstreamCommand(CLI::App& app, int& exitCode) {
+  struct Args {
+    std::string listen = "127.0.0.1:9090";
+    int latencyMs = 0;
+    int chunkDelayMs = 0;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "mock-upstream", "Run a stand-in LLM provider (OpenAI + Anthropic shapes) for trying llmcache offline");
+  cmd->add_option("--listen", a->listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
+  cmd->add_option("--latency-ms", a->latencyMs, "Delay before each response head")->capture_default_str();
+  cmd->add_option("--chunk-delay-ms", a->chunkDelayMs, "Delay between streamed events")->capture_default_str();
+  cmd->callback([a, &exitCode] {
+    config::Config c;
+    c.listen = a->listen;
+    http::ServerOptions o;
+    try {
+      o = serverOptions(c);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "llmcache mock-upstream: %s\n", e.what());
+      exitCode = 2;
+      return;
+    }
+    o.shutdownGrace = std::chrono::seconds(2);
+    mock::MockUpstream mock(mock::MockOptions{std::chrono::milliseconds(a->latencyMs),
+                                              std::chrono::milliseconds(a->chunkDelayMs)});
+    http::Server server(o, [&mock](http::Request& r, http::ResponseWriter& w) { return mock.handle(r, w); });
+    runUntilSignalled(server, "mock-upstream");
+    exitCode = 0;
+  });
+}
+
+}  // namespace llmcache::cli

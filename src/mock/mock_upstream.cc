@@ -1,0 +1,292 @@
+#include "mock/mock_upstream.h"
+
+#include <openssl/evp.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "api/provider.h"
+#include "api/sse_parser.h"
+#include "api/stream.h"
+#include "common/json.h"
+
+namespace llmcache::mock {
+
+namespace net = http::net;
+namespace bhttp = http::bhttp;
+
+namespace {
+
+int64_t headerInt(const http::Request& req, std::string_view name, int64_t fallback) {
+  auto v = req[name];
+  int64_t out = fallback;
+  if (!v.empty()) std::from_chars(v.data(), v.data() + v.size(), out);
+  return out;
+}
+
+net::awaitable<void> sleepFor(std::chrono::milliseconds d) {
+  if (d.count() <= 0) co_return;
+  net::steady_timer t(co_await net::this_coro::executor, d);
+  co_await t.async_wait(net::as_tuple(net::use_awaitable));
+}
+
+// The last user turn's text, for answers that visibly depend on the question.
+std::string lastUserText(const Json& body) {
+  const Json* messages = body.find("messages");
+  if (const Json* prompt = body.find("prompt"); prompt && prompt->isString()) return prompt->text();
+  if (!messages || !messages->isArray()) return "";
+  for (auto it = messages->items().rbegin(); it != messages->items().rend(); ++it) {
+    const Json* content = it->find("content");
+    if (!content) continue;
+    if (content->isString()) return content->text();
+    if (content->isArray())
+      for (const Json& part : content->items())
+        if (auto t = part.getString("text")) return std::string(*t);
+  }
+  return "";
+}
+
+int64_t tokenCount(std::string_view s) { return static_cast<int64_t>(s.size() / 4 + 1); }
+
+std::string base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+// A deterministic 8-dimensional "embedding" of a text.
+std::vector<float> embed(std::string_view text) {
+  std::vector<float> v(8);
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < 8; ++i) {
+    for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+    h = (h ^ static_cast<uint32_t>(i)) * 16777619u;
+    v[i] = static_cast<float>(static_cast<int32_t>(h % 20001) - 10000) / 10000.0f;
+  }
+  return v;
+}
+
+Json usageOpenAi(int64_t in, int64_t out) {
+  return Json::object()
+      .set("prompt_tokens", Json::integer(in))
+      .set("completion_tokens", Json::integer(out))
+      .set("total_tokens", Json::integer(in + out));
+}
+
+Json chatBody(const Json& req, uint64_t n, const std::string& model) {
+  const std::string question = lastUserText(req);
+  Json message = Json::object().set("role", Json::string("assistant"));
+  std::string finish = "stop";
+  const Json* tools = req.find("tools");
+  std::string answer = "Mock answer #" + std::to_string(n) + " to: " + question;
+  if (tools && tools->isArray() && tools->size() > 0) {
+    std::string name = "tool";
+    if (const Json* fn = tools->items()[0].find("function"))
+      if (auto nm = fn->getString("name")) name = std::string(*nm);
+    message.set("content", Json::null());
+    message.set("tool_calls",
+                Json::array().push(Json::object()
+                                       .set("id", Json::string("call_mock_" + std::to_string(n)))
+                                       .set("type", Json::string("function"))
+                                       .set("function", Json::object()
+                                                            .set("name", Json::string(name))
+                                                            .set("arguments", Json::string(R"({"city":"Paris"})")))));
+    finish = "tool_calls";
+    answer = "";
+  } else {
+    message.set("content", Json::string(answer));
+  }
+  message.set("refusal", Json::null());
+  return Json::object()
+      .set("id", Json::string("chatcmpl-mock-" + std::to_string(n)))
+      .set("object", Json::string("chat.completion"))
+      .set("created", Json::integer(1767225600 + static_cast<int64_t>(n)))
+      .set("model", Json::string(model))
+      .set("choices", Json::array().push(Json::object()
+                                             .set("index", Json::integer(0))
+                                             .set("message", std::move(message))
+                                             .set("logprobs", Json::null())
+                                             .set("finish_reason", Json::string(finish))))
+      .set("usage", usageOpenAi(tokenCount(question), tokenCount(answer)));
+}
+
+Json completionBody(const Json& req, uint64_t n, const std::string& model) {
+  const std::string prompt = lastUserText(req);
+  const std::string text = " Mock completion #" + std::to_string(n) + " of: " + prompt;
+  return Json::object()
+      .set("id", Json::string("cmpl-mock-" + std::to_string(n)))
+      .set("object", Json::string("text_completion"))
+      .set("created", Json::integer(1767225600 + static_cast<int64_t>(n)))
+      .set("model", Json::string(model))
+      .set("choices", Json::array().push(Json::object()
+                                             .set("text", Json::string(text))
+                                             .set("index", Json::integer(0))
+                                             .set("logprobs", Json::null())
+                                             .set("finish_reason", Json::string("stop"))))
+      .set("usage", usageOpenAi(tokenCount(prompt), tokenCount(text)));
+}
+
+Json embeddingsBody(const Json& req, const std::string& model) {
+  std::vector<std::string> inputs;
+  if (const Json* in = req.find("input")) {
+    if (in->isString()) inputs.push_back(in->text());
+    else for (const Json& i : in->items()) inputs.push_back(i.isString() ? i.text() : toJson(i));
+  }
+  const bool b64 = req.getString("encoding_format") == std::optional<std::string_view>("base64");
+  Json data = Json::array();
+  int64_t tokens = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto v = embed(inputs[i]);
+    tokens += tokenCount(inputs[i]);
+    Json vec;
+    if (b64) {
+      std::string raw(v.size() * 4, '\0');
+      std::memcpy(raw.data(), v.data(), raw.size());  // float32 little-endian, as OpenAI sends
+      vec = Json::string(base64(raw));
+    } else {
+      vec = Json::array();
+      for (float f : v) vec.push(Json::number(static_cast<double>(f)));
+    }
+    data.push(Json::object()
+                  .set("object", Json::string("embedding"))
+                  .set("index", Json::integer(static_cast<int64_t>(i)))
+                  .set("embedding", std::move(vec)));
+  }
+  return Json::object()
+      .set("object", Json::string("list"))
+      .set("data", std::move(data))
+      .set("model", Json::string(model))
+      .set("usage", Json::object()
+                        .set("prompt_tokens", Json::integer(tokens))
+                        .set("total_tokens", Json::integer(tokens)));
+}
+
+Json messagesBody(const Json& req, uint64_t n, const std::string& model) {
+  const std::string question = lastUserText(req);
+  Json content = Json::array();
+  std::string stop = "end_turn";
+  const Json* tools = req.find("tools");
+  std::string text = "Mock answer #" + std::to_string(n) + " to: " + question;
+  if (tools && tools->isArray() && tools->size() > 0) {
+    std::string name(tools->items()[0].getString("name").value_or("tool"));
+    content.push(Json::object()
+                     .set("type", Json::string("tool_use"))
+                     .set("id", Json::string("toolu_mock_" + std::to_string(n)))
+                     .set("name", Json::string(name))
+                     .set("input", Json::object().set("city", Json::string("Paris"))));
+    stop = "tool_use";
+  } else {
+    content.push(Json::object().set("type", Json::string("text")).set("text", Json::string(text)));
+  }
+  return Json::object()
+      .set("id", Json::string("msg_mock_" + std::to_string(n)))
+      .set("type", Json::string("message"))
+      .set("role", Json::string("assistant"))
+      .set("model", Json::string(model))
+      .set("content", std::move(content))
+      .set("stop_reason", Json::string(stop))
+      .set("stop_sequence", Json::null())
+      .set("usage", Json::object()
+                        .set("input_tokens", Json::integer(tokenCount(question)))
+                        .set("output_tokens", Json::integer(tokenCount(text))));
+}
+
+http::Response jsonResponse(bhttp::status status, unsigned version, std::string body) {
+  http::Response res{status, version};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set("x-request-id", "req_mock");
+  res.body() = std::move(body);
+  return res;
+}
+
+}  // namespace
+
+net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWriter& w) {
+  std::string path(req.target().substr(0, req.target().find('?')));
+  if (path == "/mock/stats") {
+    std::lock_guard lock(mutex_);
+    Json paths = Json::object();
+    for (const auto& [p, c] : byPath_) paths.set(p, Json::integer(static_cast<int64_t>(c)));
+    co_await w.send(jsonResponse(bhttp::status::ok, req.version(),
+                                 toJson(Json::object()
+                                            .set("calls", Json::integer(static_cast<int64_t>(calls_.load())))
+                                            .set("authorized_calls", Json::integer(static_cast<int64_t>(authorizedCalls_)))
+                                            .set("paths", std::move(paths)))));
+    co_return;
+  }
+  if (path == "/mock/reset") {
+    calls_ = 0;
+    std::lock_guard lock(mutex_);
+    byPath_.clear();
+    authorizedCalls_ = 0;
+    co_await w.send(jsonResponse(bhttp::status::ok, req.version(), "{}"));
+    co_return;
+  }
+  const uint64_t n = ++calls_;
+  {
+    std::lock_guard lock(mutex_);
+    ++byPath_[path];
+    if (!req[bhttp::field::authorization].empty() || !req["x-api-key"].empty()) ++authorizedCalls_;
+  }
+  co_await sleepFor(std::chrono::milliseconds(
+      headerInt(req, "x-mock-latency-ms", options_.latency.count())));
+  const auto endpoint = api::endpointForPath(path);
+  if (req.method() == bhttp::verb::get && path == "/v1/models") {
+    co_await w.send(jsonResponse(bhttp::status::ok, req.version(),
+                                 R"({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"mock"}]})"));
+    co_return;
+  }
+  if (!endpoint) {
+    co_await w.send(jsonResponse(bhttp::status::not_found, req.version(),
+                                 api::errorBody(api::Provider::OpenAi, "not_found_error",
+                                                "mock: no such endpoint " + path)));
+    co_return;
+  }
+  const api::Provider provider = api::providerOf(*endpoint);
+  if (const int64_t status = headerInt(req, "x-mock-status", 200); status != 200) {
+    co_await w.send(jsonResponse(static_cast<bhttp::status>(status), req.version(),
+                                 api::errorBody(provider, api::errorTypeForStatus(provider, static_cast<int>(status)),
+                                                "mock upstream error " + std::to_string(status))));
+    co_return;
+  }
+  auto body = parseJson(req.body());
+  if (!body || !body->isObject()) {
+    co_await w.send(jsonResponse(bhttp::status::bad_request, req.version(),
+                                 api::errorBody(provider, "invalid_request_error", "mock: bad JSON")));
+    co_return;
+  }
+  const std::string model(body->getString("model").value_or("mock-model"));
+  Json answer;
+  switch (*endpoint) {
+    case key::Endpoint::OpenAiChat: answer = chatBody(*body, n, model); break;
+    case key::Endpoint::OpenAiCompletions: answer = completionBody(*body, n, model); break;
+    case key::Endpoint::OpenAiEmbeddings: answer = embeddingsBody(*body, model); break;
+    case key::Endpoint::AnthropicMessages: answer = messagesBody(*body, n, model); break;
+  }
+  if (body->getBool("stream") != std::optional<bool>(true)) {
+    co_await w.send(jsonResponse(bhttp::status::ok, req.version(), toJson(answer)));
+    co_return;
+  }
+  std::vector<SseEvent> events = api::synthesizeStream(*endpoint, answer);
+  if (!req["x-mock-no-done"].empty() && !events.empty()) events.pop_back();
+  const int64_t abortAfter = headerInt(req, "x-mock-abort-after", -1);
+  const auto delay = std::chrono::milliseconds(
+      headerInt(req, "x-mock-chunk-delay-ms", options_.chunkDelay.count()));
+  http::Fields head;
+  head.set(bhttp::field::content_type, "text/event-stream");
+  head.set(bhttp::field::cache_control, "no-cache");
+  head.set("x-request-id", "req_mock");
+  if (!co_await w.beginStream(bhttp::status::ok, head)) co_return;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (abortAfter >= 0 && static_cast<int64_t>(i) >= abortAfter)
+      throw std::runtime_error("mock: aborting the stream as asked (x-mock-abort-after)");
+    if (i > 0) co_await sleepFor(delay);
+    if (!co_await w.write(api::formatSse(events[i]))) co_return;
+  }
+  co_await w.finish();
+}
+
+}  // namespace llmcache::mock
