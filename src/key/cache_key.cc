@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <memory>
 #include <numeric>
 
 #include "key/canonical.h"
@@ -126,7 +127,13 @@ std::string md5Hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   // MD5 is what the seed's key uses (osbot_utils json_md5); it is an identifier, not a MAC.
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_md5(), nullptr);
+  // Fetched once: OpenSSL 3's implicit fetch by EVP_md5() costs microseconds per call.
+  static EVP_MD* const md5 = EVP_MD_fetch(nullptr, "MD5", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                          &EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), md5, nullptr);
+  EVP_DigestUpdate(ctx.get(), text.data(), text.size());
+  EVP_DigestFinal_ex(ctx.get(), digest, &len);
   static const char* hex = "0123456789abcdef";
   std::string out(32, '0');
   for (unsigned i = 0; i < 16; ++i) {

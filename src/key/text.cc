@@ -104,25 +104,72 @@ std::string_view pythonStrip(std::string_view s) {
   return s.substr(begin, end - begin);
 }
 
+namespace {
+
+// Lowercases `text` (whitespace already collapsed to single ASCII spaces) into out. Words that
+// are pure ASCII are lowered by table; a word with other characters goes to ICU. Splitting at
+// spaces keeps Python's result: a space is neither cased nor case-ignorable, so the
+// final-sigma context never reaches across one.
+void lowerCollapsed(std::string_view text, std::string& out) {
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t end = text.find(' ', i);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view word = text.substr(i, end - i);
+    if (isAscii(word)) {
+      for (char c : word) out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+    } else {
+      out += pythonLower(word);
+    }
+    if (end < text.size()) out.push_back(' ');
+    i = end + 1;
+  }
+}
+
+}  // namespace
+
 std::string normalizeText(std::string_view s, NormalizeMode mode) {
   if (mode == NormalizeMode::Exact) return std::string(s);
-  std::string out;
-  out.reserve(s.size());
+  std::string collapsed;
+  collapsed.reserve(s.size());
   bool pendingSpace = false;
-  for (size_t i = 0; i < s.size();) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if ((c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20)) {
+        pendingSpace = !collapsed.empty();
+        ++i;
+        continue;
+      }
+      // A run of printable, non-space ASCII goes in at once.
+      size_t j = i + 1;
+      while (j < s.size()) {
+        const unsigned char d = static_cast<unsigned char>(s[j]);
+        if (d >= 0x80 || (d >= 0x09 && d <= 0x0D) || (d >= 0x1C && d <= 0x20)) break;
+        ++j;
+      }
+      if (pendingSpace) collapsed.push_back(' ');
+      pendingSpace = false;
+      collapsed.append(s.data() + i, j - i);
+      i = j;
+      continue;
+    }
     const size_t start = i;
     const char32_t cp = decodeUtf8(s, i);
     if (isPythonSpace(cp)) {
-      pendingSpace = !out.empty();
+      pendingSpace = !collapsed.empty();
       continue;
     }
-    if (pendingSpace) {
-      out.push_back(' ');
-      pendingSpace = false;
-    }
-    out.append(s.data() + start, i - start);
+    if (pendingSpace) collapsed.push_back(' ');
+    pendingSpace = false;
+    collapsed.append(s.data() + start, i - start);
   }
-  return mode == NormalizeMode::Seed ? pythonLower(out) : out;
+  if (mode != NormalizeMode::Seed) return collapsed;
+  std::string out;
+  out.reserve(collapsed.size() + 8);
+  lowerCollapsed(collapsed, out);
+  return out;
 }
 
 }  // namespace llmcache::key
