@@ -81,6 +81,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_TTL", &Config::ttlSeconds),
       field("CACHE_KEY_NORMALIZE", &Config::keyNormalize),
       field("CACHE_SCOPE", &Config::scope),
+      field("CACHE_SCOPE_SECRET", &Config::scopeSecret, true),
       field("CACHE_S3_BUCKET", &Config::s3Bucket),
       field("CACHE_S3_REGION", &Config::s3Region),
       field("CACHE_S3_ENDPOINT", &Config::s3Endpoint),
@@ -145,8 +146,10 @@ void validate(const Config& c) {
   if (c.keyNormalize != "seed" && c.keyNormalize != "whitespace" && c.keyNormalize != "exact")
     throw ConfigError("CACHE_KEY_NORMALIZE: expected seed, whitespace or exact, got '" +
                       c.keyNormalize + "'");
-  if (c.scope != "api-key" && c.scope != "none" && c.scope.rfind("header:", 0) != 0)
-    throw ConfigError("CACHE_SCOPE: expected api-key, none or header:NAME, got '" + c.scope + "'");
+  // "api-key" and "none" are accepted as older spellings of api_key and global.
+  if (c.scope != "api_key" && c.scope != "global" && c.scope != "api-key" && c.scope != "none" &&
+      (c.scope.rfind("header:", 0) != 0 || c.scope.size() == 7))
+    throw ConfigError("CACHE_SCOPE: expected api_key, global or header:NAME, got '" + c.scope + "'");
   if (c.upstream.rfind("http://", 0) != 0 && c.upstream.rfind("https://", 0) != 0)
     throw ConfigError("CACHE_UPSTREAM: expected an http:// or https:// URL, got '" + c.upstream +
                       "'");

@@ -42,7 +42,8 @@ struct Config {
   bool compression = false;               // CACHE_COMPRESSION: zstd for disk and S3 bodies
   int64_t ttlSeconds = 0;                 // CACHE_TTL: default time to live, 0 = never expires
   std::string keyNormalize = "seed";      // CACHE_KEY_NORMALIZE: seed | whitespace | exact
-  std::string scope = "api-key";          // CACHE_SCOPE: api-key | none | header:NAME
+  std::string scope = "api_key";          // CACHE_SCOPE: api_key | global | header:NAME
+  std::string scopeSecret;                // CACHE_SCOPE_SECRET (secret): HMAC key of api_key scopes
   // Later tiers and services (read now so that --print-config shows them)
   std::string s3Bucket;                   // CACHE_S3_BUCKET: the S3 tier is on when set
   std::string s3Region = "us-east-1";     // CACHE_S3_REGION

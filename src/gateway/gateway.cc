@@ -1,6 +1,7 @@
 #include "gateway/gateway.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <charconv>
 #include <ranges>
@@ -78,10 +79,17 @@ std::optional<int64_t> parseNonNegative(std::string_view s) {
   return v;
 }
 
-std::string sha256Hex16(std::string_view text) {
+// The tenant of an api_key scope: HMAC-SHA256 of the credential under CACHE_SCOPE_SECRET
+// (plain SHA-256 when no secret is set), the first 8 bytes in hex. The credential itself is never kept.
+std::string credentialScope(std::string_view credential, std::string_view secret) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
+  if (secret.empty()) {
+    EVP_Digest(credential.data(), credential.size(), digest, &len, EVP_sha256(), nullptr);
+  } else {
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(credential.data()), credential.size(), digest, &len);
+  }
   static const char* hex = "0123456789abcdef";
   std::string out;
   for (unsigned i = 0; i < 8; ++i) {
@@ -190,9 +198,10 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   // Request controls.
   for (auto part : std::string_view(req[bhttp::field::cache_control]) | std::views::split(',')) {
     std::string_view d = trim(std::string_view(part.begin(), part.end()));
-    if (d == "no-cache") ctx.noCache = true;
-    else if (d == "no-store") ctx.noStore = true;
-    else if (d.rfind("max-age=", 0) == 0) ctx.maxAge = parseNonNegative(d.substr(8));
+    // Directive names are case-insensitive (RFC 9111 section 5.2).
+    if (upstream::equalsIgnoreCase(d, "no-cache")) ctx.noCache = true;
+    else if (upstream::equalsIgnoreCase(d, "no-store")) ctx.noStore = true;
+    else if (upstream::equalsIgnoreCase(d.substr(0, 8), "max-age=")) ctx.maxAge = parseNonNegative(d.substr(8));
   }
   if (!ctx.endpoint || !deps_.config.enabled || (ctx.noCache && ctx.noStore)) {
     co_await passThrough(ctx, w);
@@ -230,12 +239,12 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   opts.mode = mode_;
   opts.keyNamespace = ctx.keyNamespace;
   const std::string& scopeMode = deps_.config.scope;
-  if (scopeMode == "api-key") {
+  if (scopeMode == "api_key" || scopeMode == "api-key") {
     // The tenant is the credential: answers paid with one key are not served to another.
-    // Only a hash of it goes into the key; the credential itself is never stored.
+    // Only a keyed hash of it goes into the key; the credential itself is never stored.
     std::string_view cred = req[bhttp::field::authorization];
     if (cred.empty()) cred = req["x-api-key"];
-    if (!cred.empty()) opts.scope = sha256Hex16(cred);
+    if (!cred.empty()) opts.scope = credentialScope(cred, deps_.config.scopeSecret);
   } else if (scopeMode.rfind("header:", 0) == 0) {
     opts.scope = std::string(trim(req[scopeMode.substr(7)]));
   }
