@@ -12,10 +12,18 @@ PACKAGES=(
   libcli11-dev libspdlog-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 wrk hyperfine ca-certificates
+  # end-to-end tests: npm installs the pinned SDKs and a Node 22 binary (tests/e2e/run.sh)
+  nodejs npm
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  # A node/npm from elsewhere will do: NodeSource's nodejs bundles npm and conflicts with
+  # Debian's npm package, so asking apt for it there would fail.
+  case "$p" in
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+  esac
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
