@@ -636,4 +636,36 @@ std::vector<SseEvent> synthesizeStream(Endpoint endpoint, const Json& response) 
   return {};
 }
 
+std::vector<SseEvent> fitUsageToRequest(Endpoint endpoint, std::vector<SseEvent> events,
+                                        bool includeUsage, const Json& assembled) {
+  if (endpoint != Endpoint::OpenAiChat && endpoint != Endpoint::OpenAiCompletions) return events;
+  auto isUsageOnly = [](const SseEvent& e) {
+    if (e.data.empty() || e.data.front() != '{') return false;
+    auto chunk = parseJson(e.data);
+    if (!chunk || !chunk->isObject()) return false;
+    const Json* choices = chunk->find("choices");
+    const Json* usage = chunk->find("usage");
+    return choices && choices->isArray() && choices->size() == 0 && usage && usage->isObject();
+  };
+  const bool hasUsage = std::any_of(events.begin(), events.end(), isUsageOnly);
+  if (!includeUsage) {
+    if (hasUsage) std::erase_if(events, isUsageOnly);
+    return events;
+  }
+  const Json* usage = assembled.find("usage");
+  if (hasUsage || !usage || !usage->isObject()) return events;
+  Json chunk = Json::object();
+  for (const char* k : {"id", "object", "created", "model", "system_fingerprint"}) {
+    if (const Json* v = assembled.find(k)) chunk.set(k, *v);
+  }
+  chunk.set("object", Json::string(endpoint == Endpoint::OpenAiChat ? "chat.completion.chunk"
+                                                                    : "text_completion"));
+  chunk.set("choices", Json::array());
+  chunk.set("usage", *usage);
+  auto done = std::find_if(events.begin(), events.end(),
+                           [](const SseEvent& e) { return e.data == "[DONE]"; });
+  events.insert(done, SseEvent{"", toJson(chunk)});
+  return events;
+}
+
 }  // namespace llmcache::api

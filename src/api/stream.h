@@ -56,4 +56,13 @@ Result<Json> assembleStream(key::Endpoint endpoint, const std::vector<SseEvent>&
 // are skipped, never invented beyond what the SDKs require.
 std::vector<SseEvent> synthesizeStream(key::Endpoint endpoint, const Json& response);
 
+// A replayed OpenAI stream shaped for the client that asked for it: stream_options is not part
+// of the cache key, so a recorded stream may carry the usage-only chunk (choices: []) that a
+// client without stream_options.include_usage does not expect (and would choke on), or lack the
+// one a client with it does expect. Without includeUsage the usage-only chunks are dropped;
+// with it, one is added before [DONE] from `assembled`'s usage when the events have none.
+// Anthropic streams are returned unchanged (usage is always part of them).
+std::vector<SseEvent> fitUsageToRequest(key::Endpoint endpoint, std::vector<SseEvent> events,
+                                        bool includeUsage, const Json& assembled);
+
 }  // namespace llmcache::api

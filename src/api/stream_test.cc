@@ -387,5 +387,34 @@ TEST(SynthesizeStream, RecordedStreamsSurviveAssembleSynthesizeAssemble) {
   }
 }
 
+TEST(FitUsageToRequest, UsageOnlyChunkIsDroppedForAClientThatDidNotAskForIt) {
+  const Json body = parseJson(R"({"id":"c1","object":"chat.completion","created":1,"model":"m",
+    "choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
+    "usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})").value();
+  auto events = synthesizeStream(key::Endpoint::OpenAiChat, body);
+  auto fitted = fitUsageToRequest(key::Endpoint::OpenAiChat, events, false, body);
+  EXPECT_EQ(fitted.size(), events.size() - 1);
+  for (const auto& e : fitted) EXPECT_EQ(e.data.find("\"usage\""), std::string::npos) << e.data;
+  EXPECT_EQ(fitted.back().data, "[DONE]");
+  EXPECT_EQ(fitUsageToRequest(key::Endpoint::OpenAiChat, events, true, body), events);
+}
+
+TEST(FitUsageToRequest, UsageChunkIsAddedBeforeDoneWhenAskedForAndMissing) {
+  const Json body = parseJson(R"({"id":"c1","object":"chat.completion","created":1,"model":"m",
+    "choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
+    "usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})").value();
+  auto without = fitUsageToRequest(key::Endpoint::OpenAiChat,
+                                   synthesizeStream(key::Endpoint::OpenAiChat, body), false, body);
+  auto with = fitUsageToRequest(key::Endpoint::OpenAiChat, without, true, body);
+  ASSERT_EQ(with.size(), without.size() + 1);
+  EXPECT_EQ(with.back().data, "[DONE]");
+  auto usage = parseJson(with[with.size() - 2].data).value();
+  EXPECT_EQ(usage.find("choices")->size(), 0u);
+  EXPECT_EQ(usage.find("usage")->getInt("total_tokens"), 3);
+  auto again = assembleStream(key::Endpoint::OpenAiChat, with);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->find("usage")->getInt("completion_tokens"), 2);
+}
+
 }  // namespace
 }  // namespace llmcache::api

@@ -62,6 +62,12 @@ struct Gateway::Context {
   std::optional<int64_t> ttl;
   std::string keyNamespace;
   std::vector<std::string> tags;
+  // The flight this request leads, if any. It is completed before the leader's client sees the
+  // end of its answer: a request that client sends next must start a new flight, not join the
+  // finished one (a Cache-Control: no-cache right after a MISS would otherwise be COALESCED
+  // with the old answer and never reach the upstream).
+  std::shared_ptr<SingleFlight<FlightResult>::Flight> flight;
+  bool published = false;
 };
 
 namespace {
@@ -106,6 +112,15 @@ std::vector<upstream::Header> headersOf(const http::Request& req) {
 }
 
 bool isSuccess(int status) { return status >= 200 && status < 300; }
+
+// Completes the flight a request leads (Context::flight), once. A template so that it can name
+// Gateway's private Context and FlightResult through deduction.
+template <class Flights, class Ctx, class ResultPtr>
+void publish(Flights& flights, Ctx& ctx, ResultPtr result) {
+  if (!ctx.flight || ctx.published) return;
+  ctx.published = true;
+  flights.complete(ctx.key.requestHash, ctx.flight, std::move(result));
+}
 
 }  // namespace
 
@@ -303,13 +318,14 @@ net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
                                    std::shared_ptr<SingleFlight<FlightResult>::Flight> flight) {
   std::shared_ptr<const FlightResult> result;
   std::exception_ptr failure;
+  ctx.flight = flight;
   try {
-    result = co_await callUpstream(ctx, w);
+    result = co_await callUpstream(ctx, w);  // completes the flight itself when it answers
   } catch (...) {
     failure = std::current_exception();
   }
   if (!result) result = std::make_shared<FlightResult>();  // Aborted: waiters retry
-  flights_.complete(ctx.key.requestHash, flight, result);
+  publish(flights_, ctx, result);
   if (failure) std::rethrow_exception(failure);
 }
 
@@ -404,16 +420,17 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
                          done.error().message.find("timed out") != std::string::npos;
     const auto status = timeout ? bhttp::status::gateway_timeout : bhttp::status::bad_gateway;
     const std::string message = "upstream request failed: " + done.error().message;
-    if (w.started()) {
-      co_await w.finish();  // a broken stream: the client sees it end without its final event
-    } else {
-      co_await sendError(ctx, w, status, message, Outcome::Uncacheable);
-    }
     result->kind = FlightResult::Kind::Raw;
     result->status = static_cast<int>(status);
     result->headers = {{"content-type", "application/json"}};
     result->body = api::errorBody(ctx.provider, api::errorTypeForStatus(ctx.provider, result->status),
                                   message);
+    publish(flights_, ctx, result);
+    if (w.started()) {
+      co_await w.finish();  // a broken stream: the client sees it end without its final event
+    } else {
+      co_await sendError(ctx, w, status, message, Outcome::Uncacheable);
+    }
     co_return result;
   }
 
@@ -470,15 +487,6 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     ++stats_.misses;
   }
 
-  const Outcome finalOutcome = entry ? outcome : Outcome::Uncacheable;
-  if (streaming) {
-    co_await w.finish();
-  } else {
-    http::Response res{static_cast<bhttp::status>(head.status), ctx.request.version()};
-    ourHeaders(res.base(), finalOutcome);
-    res.body() = body;
-    co_await w.send(std::move(res));
-  }
   if (entry) {
     result->kind = FlightResult::Kind::Answer;
     result->entry = entry;
@@ -486,7 +494,17 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     result->kind = FlightResult::Kind::Raw;
     result->status = head.status;
     result->headers = upstream::forwardableHeaders(head.headers);
-    result->body = std::move(body);
+    result->body = body;
+  }
+  publish(flights_, ctx, result);  // before our client sees the end of the answer (see Context::flight)
+  const Outcome finalOutcome = entry ? outcome : Outcome::Uncacheable;
+  if (streaming) {
+    co_await w.finish();
+  } else {
+    http::Response res{static_cast<bhttp::status>(head.status), ctx.request.version()};
+    ourHeaders(res.base(), finalOutcome);
+    res.body() = std::move(body);
+    co_await w.send(std::move(res));
   }
   co_return result;
 }
@@ -506,8 +524,12 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
     res.set(bhttp::field::content_type, "text/event-stream; charset=utf-8");
     res.set(bhttp::field::cache_control, "no-cache");
     const auto key = key::parseEndpoint(entry.endpoint).value_or(*ctx.endpoint);
-    res.body() = entry.sseEvents.empty() ? api::formatSse(api::synthesizeStream(key, entry.response))
-                                         : api::formatSse(entry.sseEvents);
+    const Json* options = ctx.body.find("stream_options");
+    const bool includeUsage = options && options->getBool("include_usage") == std::optional<bool>(true);
+    res.body() = api::formatSse(api::fitUsageToRequest(
+        key,
+        entry.sseEvents.empty() ? api::synthesizeStream(key, entry.response) : entry.sseEvents,
+        includeUsage, entry.response));
   } else {
     res.set(bhttp::field::content_type, "application/json");
     res.body() = toJson(entry.response);
