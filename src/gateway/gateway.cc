@@ -307,9 +307,9 @@ std::optional<cache::ChainHit> Gateway::lookup(const Context& ctx) {
   auto hit = deps_.chain.lookup(ctx.key.cacheKey, ctx.key.requestHash);
   if (!hit) return std::nullopt;
   if (ctx.maxAge) {
-    const auto age = std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now() -
-                                                                      hit->entry->responseTimestamp);
-    if (age.count() > *ctx.maxAge) return std::nullopt;  // older than the client accepts
+    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deps_.clock.now() - hit->entry->responseTimestamp);
+    if (age.count() > *ctx.maxAge * 1000) return std::nullopt;  // older than the client accepts
   }
   return hit;
 }
@@ -427,7 +427,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
                                   message);
     publish(flights_, ctx, result);
     if (w.started()) {
-      co_await w.finish();  // a broken stream: the client sees it end without its final event
+      w.abort();  // a broken stream must look broken to the client, not complete
     } else {
       co_await sendError(ctx, w, status, message, Outcome::Uncacheable);
     }
@@ -585,8 +585,10 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
           co_await sendError(ctx, w, bhttp::status::bad_gateway,
                              "upstream request failed: " + step.done->error().message,
                              Outcome::Bypass);
-          co_return;
+        } else {
+          w.abort();  // the upstream broke off: the client must see a broken response
         }
+        co_return;
       }
       break;
     }

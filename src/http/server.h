@@ -54,6 +54,9 @@ class ResponseWriter {
   net::awaitable<bool> write(std::string_view bytes);
   // Ends a streamed response.
   net::awaitable<void> finish();
+  // Gives up on a started response: the connection is closed without the final chunk, so the
+  // client sees a broken response instead of one that looks complete.
+  void abort() { failed_ = true; keepAlive_ = false; }
 
   bool started() const { return started_; }
   // A write failed (the client disconnected or stalled past the write timeout).

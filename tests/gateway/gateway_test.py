@@ -170,6 +170,8 @@ class StreamingTest(GatewayTestCase):
         first = self.s.post(CHAT, body, {"x-mock-abort-after": "2"})
         self.assertEqual(first.status, 200)
         self.assertNotIn(b"[DONE]", first.body)
+        # The upstream broke off: the client sees a broken response, not one that looks whole.
+        self.assertIsNotNone(first.error, "a cut stream must not end like a complete one")
         second = self.s.post(CHAT, body)
         self.assertStatus(second, 200, "MISS")
         self.assertIn(b"[DONE]", second.body)
