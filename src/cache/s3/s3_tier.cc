@@ -1,0 +1,526 @@
+#include "cache/s3/s3_tier.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+
+namespace llmcache::cache::s3 {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kJsonType = "application/json";
+constexpr std::string_view kBinaryType = "application/octet-stream";
+
+// Adds every number in `from` to the same member of `into`, recursing into objects: how the
+// per-instance counts merge. Integers stay integers; anything else sums as double.
+void addCounts(Json& into, const Json& from) {
+  if (!from.isObject()) return;
+  for (size_t i = 0; i < from.size(); ++i) {
+    const std::string& key = from.keys()[i];
+    const Json& v = from.items()[i];
+    Json* have = into.find(key);
+    if (v.isNumber()) {
+      if (have && have->isNumber()) {
+        auto a = have->asInt64();
+        auto b = v.asInt64();
+        if (have->isIntegerNumber() && v.isIntegerNumber() && a && b) *have = Json::integer(*a + *b);
+        else *have = Json::number(have->asDouble().value_or(0) + v.asDouble().value_or(0));
+      } else {
+        into.set(key, v);
+      }
+    } else if (v.isObject()) {
+      if (!have || !have->isObject()) {
+        into.set(key, Json::object());
+        have = into.find(key);
+      }
+      addCounts(*have, v);
+    }
+  }
+}
+
+const Json* member(const Json& j, std::string_view name, Json::Kind kind) {
+  const Json* m = j.isObject() ? j.find(name) : nullptr;
+  return m && m->kind() == kind ? m : nullptr;
+}
+
+std::string metadataKeyOf(std::string_view entryKey) {
+  for (std::string_view suffix : {".json.zst", ".json"})
+    if (entryKey.ends_with(suffix)) return std::string(entryKey.substr(0, entryKey.size() - suffix.size())) + ".metadata.json";
+  return std::string(entryKey) + ".metadata.json";
+}
+
+// The entry a pointer names, from the object's bytes. Corrupt when the checksum, the decoding or
+// the identity (cache_id, cache_key) does not match the pointer.
+Result<Entry> decodeObject(const Pointer& ptr, std::string_view bytes) {
+  if (!ptr.entrySha256.empty() && sha256Hex(bytes) != ptr.entrySha256)
+    return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": SHA-256 differs from the pointer's");
+  Result<Entry> entry = [&]() -> Result<Entry> {
+    if (ptr.format == EntryFormat::Llmc) return decodeEntry(bytes);
+    auto json = parseJson(bytes);
+    if (!json) return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": " + json.error().message);
+    return entryFromJson(*json);
+  }();
+  if (!entry) return entry.error();
+  if (entry->cacheId != ptr.cacheId || entry->cacheKey != ptr.cacheKey)
+    return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": cache_id or cache_key differs from the pointer's");
+  return entry;
+}
+
+Json statsJson(const S3TierStats& s) {
+  Json j = Json::object();
+  j.set("lookups", Json::integer(static_cast<int64_t>(s.lookups)));
+  j.set("hits", Json::integer(static_cast<int64_t>(s.hits)));
+  j.set("misses", Json::integer(static_cast<int64_t>(s.misses)));
+  j.set("errors", Json::integer(static_cast<int64_t>(s.errors)));
+  j.set("inserts", Json::integer(static_cast<int64_t>(s.inserts)));
+  j.set("erases", Json::integer(static_cast<int64_t>(s.erases)));
+  j.set("bytes_written", Json::integer(static_cast<int64_t>(s.bytesWritten)));
+  j.set("corrupt_entries", Json::integer(static_cast<int64_t>(s.corruptEntries)));
+  j.set("dangling_pointers", Json::integer(static_cast<int64_t>(s.danglingPointers)));
+  j.set("corrupt_pointers", Json::integer(static_cast<int64_t>(s.corruptPointers)));
+  return j;
+}
+
+// The part of an instance file that merges by summing: its "counts" and "models" members.
+Json countsOf(const Json& file) {
+  Json out = Json::object();
+  for (std::string_view name : {"counts", "models"})
+    if (const Json* m = member(file, name, Json::Kind::Object)) out.set(std::string(name), *m);
+  return out;
+}
+
+}  // namespace
+
+std::string loadOrCreateInstanceId(const fs::path& dir) {
+  const fs::path file = dir / "s3-instance-id";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (fs::exists(file)) {
+    std::ifstream in(file);
+    std::string id;
+    std::getline(in, id);
+    while (!id.empty() && (id.back() == '\r' || id.back() == ' ')) id.pop_back();
+    if (!in.bad() && !id.empty()) return id;
+    throw std::runtime_error("s3: cannot read the instance id in " + file.string());
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  std::string id = sanitizeKey(std::string(host).substr(0, 40)) + "-" + newCacheId().substr(0, 12);
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << id << "\n";
+    if (!out.flush()) throw std::runtime_error("s3: cannot write the instance id to " + tmp.string());
+  }
+  fs::rename(tmp, file, ec);
+  if (ec) throw std::runtime_error("s3: cannot write the instance id to " + file.string() + ": " + ec.message());
+  return id;
+}
+
+S3Tier::S3Tier(S3Client& client, S3TierOptions options)
+    : client_(client), options_(std::move(options)), clock_(options_.clock ? options_.clock : &Clock::system()) {
+  layout_.prefix = normalizePrefix(options_.prefix);
+  if (options_.instanceId.empty()) options_.instanceId = "default";
+}
+
+S3TierStats S3Tier::stats() const {
+  auto r = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return S3TierStats{r(lookups_),        r(hits_),          r(misses_),           r(errors_),
+                     r(inserts_),        r(erases_),        r(bytesWritten_),     r(corruptEntries_),
+                     r(danglingPointers_), r(corruptPointers_), r(indexErrors_)};
+}
+
+Result<std::optional<Pointer>> S3Tier::readPointer(const std::string& pointerKey) {
+  auto body = client_.get(pointerKey);
+  if (!body) return body.error();
+  if (!*body) return std::optional<Pointer>{};
+  auto json = parseJson(**body);
+  Result<Pointer> ptr = json ? pointerFromJson(*json) : Result<Pointer>(json.error());
+  if (!ptr) {
+    // Not deleted: on a store whose PUT is not atomic (s3rver) a concurrent rewrite reads torn
+    // once; the next insert of the key replaces it, erase removes it.
+    ++corruptPointers_;
+    return std::optional<Pointer>{};
+  }
+  return std::optional<Pointer>(std::move(*ptr));
+}
+
+void S3Tier::deletePointerIfNames(const std::string& pointerKey, const std::string& cacheId) {
+  // Race, accepted: another instance may replace the pointer between this read and the delete;
+  // the cost is a miss for that key until its next insert, never a wrong answer.
+  auto ptr = readPointer(pointerKey);
+  if (ptr && *ptr && (*ptr)->cacheId == cacheId) (void)client_.erase(pointerKey);
+}
+
+Result<std::optional<EntryPtr>> S3Tier::lookup(std::string_view cacheKey) {
+  return lookupVia(layout_.byKeyKey(cacheKey), cacheKey, {});
+}
+
+Result<std::optional<EntryPtr>> S3Tier::lookupByHash(std::string_view requestHash) {
+  return lookupVia(layout_.byHashKey(requestHash), {}, requestHash);
+}
+
+Result<std::optional<EntryPtr>> S3Tier::lookupVia(const std::string& pointerKey, std::string_view cacheKey,
+                                                  std::string_view requestHash) {
+  ++lookups_;
+  auto fail = [&](Error e) -> Result<std::optional<EntryPtr>> {
+    ++errors_;
+    return e;
+  };
+  auto miss = [&]() -> Result<std::optional<EntryPtr>> {
+    ++misses_;
+    return std::optional<EntryPtr>{};
+  };
+
+  auto found = readPointer(pointerKey);
+  if (!found) return fail(found.error());
+  if (!*found) return miss();
+  const Pointer ptr = std::move(**found);
+  if (!cacheKey.empty() && ptr.cacheKey != cacheKey) return miss();  // another key sanitized alike
+  if (!requestHash.empty() && ptr.requestHash != requestHash) return miss();
+  if (ptr.invalid) return miss();
+  const std::string otherPointer = cacheKey.empty() ? layout_.byKeyKey(ptr.cacheKey) : layout_.byHashKey(ptr.requestHash);
+
+  Result<Entry> entry = makeError(Errc::Corrupt, "not read");
+  // A second read before declaring the object corrupt: a store whose PUT is not atomic may serve
+  // a torn object once; a real defect fails twice.
+  for (int read = 0; read < 2 && !entry; ++read) {
+    auto bytes = client_.get(ptr.entryKey);
+    if (!bytes) return fail(bytes.error());
+    if (!*bytes) {
+      ++danglingPointers_;
+      deletePointerIfNames(pointerKey, ptr.cacheId);
+      deletePointerIfNames(otherPointer, ptr.cacheId);
+      return miss();
+    }
+    entry = decodeObject(ptr, **bytes);
+  }
+  if (!entry) {
+    ++corruptEntries_;
+    (void)client_.erase(ptr.entryKey);
+    (void)client_.erase(metadataKeyOf(ptr.entryKey));
+    deletePointerIfNames(pointerKey, ptr.cacheId);
+    deletePointerIfNames(otherPointer, ptr.cacheId);
+    return miss();
+  }
+  ++hits_;
+  return std::optional<EntryPtr>(std::make_shared<const Entry>(std::move(*entry)));
+}
+
+Result<void> S3Tier::insert(EntryPtr entry) {
+  if (!entry || entry->cacheKey.empty()) {
+    ++errors_;
+    return makeError(Errc::InvalidArgument, "s3 insert: an entry with a cache_key is required");
+  }
+  const EntryFormat format = options_.codec.compress ? EntryFormat::Llmc : EntryFormat::Json;
+  const std::string body = format == EntryFormat::Json ? toJson(entryToJson(*entry)) : encodeEntry(*entry, options_.codec);
+  const std::string entryKey = layout_.entryKey(*entry, format);
+
+  Pointer ptr;
+  ptr.cacheKey = entry->cacheKey;
+  ptr.requestHash = entry->requestHash;
+  ptr.cacheId = entry->cacheId;
+  ptr.entryKey = entryKey;
+  ptr.format = format;
+  ptr.entrySha256 = sha256Hex(body);
+  ptr.created = now();
+  ptr.expiresAt = entry->expiresAt;
+  const std::string pointerBody = toJson(pointerToJson(ptr));
+
+  // Order matters: a pointer is written only once what it names exists.
+  auto run = [&]() -> Result<void> {
+    if (auto r = client_.put(entryKey, body, format == EntryFormat::Json ? kJsonType : kBinaryType); !r) return r;
+    if (auto r = client_.put(layout_.metadataKey(*entry), toJson(metadataJson(*entry, entryKey)), kJsonType); !r)
+      return r;
+    if (!entry->requestHash.empty())
+      if (auto r = client_.put(layout_.byHashKey(entry->requestHash), pointerBody, kJsonType); !r) return r;
+    return client_.put(layout_.byKeyKey(entry->cacheKey), pointerBody, kJsonType);
+  };
+  if (auto r = run(); !r) {
+    ++errors_;
+    return r;
+  }
+  ++inserts_;
+  bytesWritten_ += body.size();
+  recordInsert(*entry, entryKey, body.size());
+  maybeFlush();
+  return {};
+}
+
+Result<bool> S3Tier::erase(std::string_view cacheKey) {
+  const std::string byKey = layout_.byKeyKey(cacheKey);
+  auto body = client_.get(byKey);
+  if (!body) {
+    ++errors_;
+    return body.error();
+  }
+  if (!*body) return false;
+  auto json = parseJson(**body);
+  Result<Pointer> ptr = json ? pointerFromJson(*json) : Result<Pointer>(json.error());
+  if (!ptr) {
+    // Unreadable: nothing to follow, but the object is in the key's place.
+    if (auto r = client_.erase(byKey); !r) {
+      ++errors_;
+      return r.error();
+    }
+    ++erases_;
+    return true;
+  }
+  if (ptr->cacheKey != cacheKey) return false;  // another key's pointer (sanitized alike)
+  for (const std::string& key : {ptr->entryKey, metadataKeyOf(ptr->entryKey)}) {
+    if (auto r = client_.erase(key); !r) {
+      ++errors_;
+      return r.error();
+    }
+  }
+  if (!ptr->requestHash.empty()) deletePointerIfNames(layout_.byHashKey(ptr->requestHash), ptr->cacheId);
+  if (auto r = client_.erase(byKey); !r) {
+    ++errors_;
+    return r.error();
+  }
+  ++erases_;
+  return true;
+}
+
+void S3Tier::recordInsert(const Entry& entry, const std::string& entryKey, uint64_t bytes) {
+  if (!options_.writeIndex) return;
+  Json counts = Json::object();
+  counts.set("entries", Json::integer(1));
+  counts.set("bytes", Json::integer(static_cast<int64_t>(bytes)));
+  counts.set("cost_total", Json::number(entry.costTotal));
+  counts.set("tokens_input", Json::integer(entry.tokensInput));
+  counts.set("tokens_output", Json::integer(entry.tokensOutput));
+  Json model = Json::object();
+  model.set("entries", Json::integer(1));
+  model.set("bytes", Json::integer(static_cast<int64_t>(bytes)));
+  model.set("cost_total", Json::number(entry.costTotal));
+  Json models = Json::object();
+  models.set(entry.model.empty() ? "_" : entry.model, std::move(model));
+  Json delta = Json::object();
+  delta.set("counts", std::move(counts));
+  delta.set("models", std::move(models));
+
+  std::lock_guard lock(mutex_);
+  Day& day = days_[dayOf(entry.responseTimestamp)];
+  day.items[entry.cacheId] = dayItemJson(entry, entryKey);
+  day.dirty = true;
+  addCounts(indexDelta_, delta);
+}
+
+void S3Tier::maybeFlush() {
+  if (!options_.writeIndex) return;
+  std::unique_lock flush(flushMutex_, std::try_to_lock);
+  if (!flush.owns_lock()) return;  // a flush is running; what it missed stays dirty
+  if (options_.indexFlushInterval.count() > 0 && now() - lastFlush_ < options_.indexFlushInterval) return;
+  if (!flushLocked()) ++indexErrors_;
+}
+
+Result<void> S3Tier::flushIndex() {
+  std::lock_guard flush(flushMutex_);
+  auto r = flushLocked();
+  if (!r) ++indexErrors_;
+  return r;
+}
+
+Result<void> S3Tier::flushLocked() {
+  const std::string& id = options_.instanceId;
+  lastFlush_ = now();
+  // What this instance wrote before a restart: the totals go on from there.
+  if (!baseLoaded_) {
+    for (auto [key, base] : {std::pair{layout_.instanceIndexKey(id), &indexBase_},
+                             std::pair{layout_.instanceStatisticsKey(id), &statsBase_}}) {
+      auto body = client_.get(key);
+      if (!body) return body.error();
+      *base = Json::object();
+      if (*body)
+        if (auto json = parseJson(**body)) *base = countsOf(*json);
+    }
+    baseLoaded_ = true;
+  }
+
+  std::optional<Error> firstError;
+  auto note = [&](const Error& e) {
+    if (!firstError) firstError = e;
+  };
+
+  // 1. This instance's by-date segments, then each day's merged view.
+  std::vector<std::pair<std::string, bool>> dirty;  // day, loaded
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [day, d] : days_)
+      if (d.dirty) {
+        dirty.emplace_back(day, d.loaded);
+        d.dirty = false;
+      }
+  }
+  for (const auto& [day, loaded] : dirty) {
+    const std::string key = layout_.byDateSegmentKey(day, id);
+    if (!loaded) {
+      auto body = client_.get(key);
+      if (!body) {
+        note(body.error());
+        std::lock_guard lock(mutex_);
+        days_[day].dirty = true;
+        continue;
+      }
+      std::lock_guard lock(mutex_);
+      Day& d = days_[day];
+      if (*body)
+        if (auto json = parseJson(**body))
+          if (const Json* entries = member(*json, "entries", Json::Kind::Array))
+            for (const Json& item : entries->items())
+              if (auto cid = item.getString("cache_id")) d.items.emplace(std::string(*cid), item);  // ours win
+      d.loaded = true;
+    }
+    Json segment = Json::object();
+    segment.set("version", Json::integer(kS3LayoutVersion));
+    segment.set("day", Json::string(day));
+    segment.set("instance_id", Json::string(id));
+    segment.set("updated", Json::string(formatIso8601(now())));
+    Json entries = Json::array();
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [cid, item] : days_[day].items) entries.push(item);
+    }
+    segment.set("entries", std::move(entries));
+    if (auto r = client_.put(key, toJson(segment), kJsonType); !r) {
+      note(r.error());
+      std::lock_guard lock(mutex_);
+      days_[day].dirty = true;
+      continue;
+    }
+    if (auto r = mergeDayView(day); !r) note(r.error());
+  }
+
+  // 2. This instance's totals, then the global merged views.
+  Json delta;
+  {
+    std::lock_guard lock(mutex_);
+    delta = std::move(indexDelta_);
+    indexDelta_ = Json::object();
+  }
+  Json index = indexBase_;
+  addCounts(index, delta);
+  Json indexFile = Json::object();
+  indexFile.set("version", Json::integer(kS3LayoutVersion));
+  indexFile.set("instance_id", Json::string(id));
+  indexFile.set("updated", Json::string(formatIso8601(now())));
+  indexFile.set("counts", index.find("counts") ? *index.find("counts") : Json::object());
+  indexFile.set("models", index.find("models") ? *index.find("models") : Json::object());
+  if (auto r = client_.put(layout_.instanceIndexKey(id), toJson(indexFile), kJsonType); r) {
+    indexBase_ = std::move(index);
+  } else {
+    note(r.error());
+    std::lock_guard lock(mutex_);
+    addCounts(indexDelta_, delta);
+  }
+  Json statistics = statsBase_;
+  Json current = Json::object();
+  current.set("counts", statsJson(stats()));
+  addCounts(statistics, current);
+  Json statsFile = Json::object();
+  statsFile.set("version", Json::integer(kS3LayoutVersion));
+  statsFile.set("instance_id", Json::string(id));
+  statsFile.set("updated", Json::string(formatIso8601(now())));
+  statsFile.set("counts", statistics.find("counts") ? *statistics.find("counts") : Json::object());
+  if (auto r = client_.put(layout_.instanceStatisticsKey(id), toJson(statsFile), kJsonType); !r) note(r.error());
+  if (auto r = mergeGlobalViews(); !r) note(r.error());
+
+  if (firstError) return *firstError;
+  return {};
+}
+
+Result<Json> S3Tier::dayEntries(std::string_view day) {
+  auto segments = client_.list(layout_.byDatePrefix(day));
+  if (!segments) return segments.error();
+  std::map<std::string, Json> byId;
+  for (const auto& object : *segments) {
+    if (!object.key.ends_with(".json")) continue;
+    auto body = client_.get(object.key);
+    if (!body) return body.error();
+    if (!*body) continue;  // deleted since the listing
+    auto json = parseJson(**body);
+    // An unreadable segment, or one of another layout version, is skipped, not fatal to the others.
+    if (!json || json->getInt("version") != kS3LayoutVersion) continue;
+    if (const Json* entries = member(*json, "entries", Json::Kind::Array))
+      for (const Json& item : entries->items())
+        if (auto cid = item.getString("cache_id")) byId.emplace(std::string(*cid), item);
+  }
+  std::vector<Json> items;
+  for (auto& [cid, item] : byId) items.push_back(std::move(item));
+  std::stable_sort(items.begin(), items.end(), [](const Json& a, const Json& b) {
+    return a.getString("response_timestamp").value_or("") < b.getString("response_timestamp").value_or("");
+  });
+  Json out = Json::array();
+  for (auto& item : items) out.push(std::move(item));
+  return out;
+}
+
+Result<void> S3Tier::mergeDayView(const std::string& day) {
+  auto entries = dayEntries(day);
+  if (!entries) return entries.error();
+  Json view = Json::object();
+  view.set("version", Json::integer(kS3LayoutVersion));
+  view.set("day", Json::string(day));
+  view.set("updated", Json::string(formatIso8601(now())));
+  view.set("merged_by", Json::string(options_.instanceId));
+  view.set("entries", std::move(*entries));
+  return client_.put(layout_.byDateMergedKey(day), toJson(view), kJsonType);
+}
+
+Result<Json> S3Tier::globalStatistics() {
+  auto objects = client_.list(layout_.instancesPrefix());
+  if (!objects) return objects.error();
+  Json index = Json::object();
+  Json statistics = Json::object();
+  std::set<std::string> instances;
+  const std::string base = layout_.instancesPrefix();
+  for (const auto& object : *objects) {
+    const std::string rest = object.key.substr(base.size());
+    const auto slash = rest.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string file = rest.substr(slash + 1);
+    Json* into = file == "cache_index.json" ? &index : file == "statistics.json" ? &statistics : nullptr;
+    if (!into) continue;
+    auto body = client_.get(object.key);
+    if (!body) return body.error();
+    if (!*body) continue;
+    auto json = parseJson(**body);
+    if (!json || json->getInt("version") != kS3LayoutVersion) continue;
+    instances.insert(rest.substr(0, slash));
+    addCounts(*into, countsOf(*json));
+  }
+  Json ids = Json::array();
+  for (const auto& i : instances) ids.push(Json::string(i));
+  for (Json* j : {&index, &statistics})
+    if (!j->find("counts")) j->set("counts", Json::object());
+  if (!index.find("models")) index.set("models", Json::object());
+  Json out = Json::object();
+  out.set("cache_index", std::move(index));
+  out.set("statistics", std::move(statistics));
+  out.set("instances", std::move(ids));
+  return out;
+}
+
+Result<void> S3Tier::mergeGlobalViews() {
+  auto merged = globalStatistics();
+  if (!merged) return merged.error();
+  for (auto [name, key] : {std::pair{"cache_index", layout_.globalIndexKey()},
+                           std::pair{"statistics", layout_.globalStatisticsKey()}}) {
+    const Json* part = merged->find(name);
+    Json view = Json::object();
+    view.set("version", Json::integer(kS3LayoutVersion));
+    view.set("updated", Json::string(formatIso8601(now())));
+    view.set("merged_by", Json::string(options_.instanceId));
+    view.set("instances", *merged->find("instances"));
+    for (size_t i = 0; i < part->size(); ++i) view.set(part->keys()[i], part->items()[i]);
+    if (auto r = client_.put(key, toJson(view), kJsonType); !r) return r;
+  }
+  return {};
+}
+
+}  // namespace llmcache::cache::s3

@@ -1,0 +1,147 @@
+#pragma once
+// S3Tier: the third tier, entries as objects in an S3-compatible bucket in the seed's layout
+// (docs/s3-layout.md), shared by every gateway instance that points at the bucket.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "cache/codec.h"
+#include "cache/s3/s3_client.h"
+#include "cache/s3/s3_layout.h"
+#include "cache/tier.h"
+#include "common/clock.h"
+
+namespace llmcache::cache::s3 {
+
+struct S3TierOptions {
+  std::string prefix;  // CACHE_S3_PREFIX: every key of this tier starts with it
+  // CACHE_COMPRESSION. Off: entries are plain JSON ({cache_id}.json, application/json), readable by
+  // any S3 client. On: the codec's framing with zstd ({cache_id}.json.zst, application/octet-stream).
+  // Reads follow each pointer's entry_format, so either setting reads both.
+  CodecOptions codec = {};
+  // Names this instance's index segments (by-date, global/instances/...). Must be stable across
+  // restarts and unique per gateway sharing the bucket: loadOrCreateInstanceId(cache_dir).
+  std::string instanceId = "default";
+  // created/updated times and the flush interval. nullptr = Clock::system().
+  const Clock* clock = nullptr;
+  // An insert writes the index segments when the last flush is at least this old. 0 = on every
+  // insert. Either way call flushIndex() at shutdown so that the last inserts are listed.
+  std::chrono::milliseconds indexFlushInterval{60000};
+  bool writeIndex = true;  // false: entries and pointers only (no by-date, no statistics)
+};
+
+struct S3TierStats {
+  uint64_t lookups = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t errors = 0;            // lookups, inserts and erases that answered an error
+  uint64_t inserts = 0;           // successful
+  uint64_t erases = 0;            // that removed an entry
+  uint64_t bytesWritten = 0;      // entry objects' bytes
+  uint64_t corruptEntries = 0;    // entry objects that failed their checksum or decoding (removed)
+  uint64_t danglingPointers = 0;  // pointers to a missing entry (removed)
+  uint64_t corruptPointers = 0;   // pointer objects that are not a readable pointer (a miss)
+  uint64_t indexErrors = 0;       // index flushes that failed (retried at the next flush)
+};
+
+// The stable id of this instance: {dir}/s3-instance-id, created with a random id when missing.
+// Throws std::runtime_error when the file cannot be read or written (startup only).
+std::string loadOrCreateInstanceId(const std::filesystem::path& dir);
+
+// Writes: the entry object, then its metadata object, then the by-hash pointer, then the by-key
+// pointer. A reader that finds a pointer finds its entry (S3 is read-after-write consistent); a
+// crash midway leaves an unreferenced entry, never a pointer to nothing. A replaced entry's old
+// object stays (the audit trail; a bucket lifecycle rule may expire llm-cache/). Entry objects are
+// never rewritten with other content: each answer has its own cache_id.
+//
+// Lookups read the by-key pointer (lookup) or the by-hash pointer (lookupByHash), then the entry,
+// and check the entry's SHA-256 against the pointer's, and its cache_id and cache_key.
+//
+// Index objects (by-date, statistics) are per instance, each written only by its instance, and
+// merged on read (dayEntries, globalStatistics) and into the seed's single-file views at each
+// flush; so no update is lost even on stores that ignore conditional writes.
+//
+// Thread-safe; every call blocks on network I/O (bounded by the client's timeouts and retries):
+// call from worker threads, never from an event loop. Errors are Errc::Unavailable & co. from
+// S3Client; they never throw.
+class S3Tier final : public CacheTier {
+ public:
+  // client: not owned, must outlive the tier. No I/O here.
+  S3Tier(S3Client& client, S3TierOptions options);
+
+  std::string_view name() const override { return "s3"; }
+  // The entry the by-key pointer of cacheKey names.
+  //   nullopt: no pointer; a pointer for another key that sanitizes alike; an invalid or unreadable
+  //     pointer; a pointer to a missing entry (dangling: the pointer is deleted if it still names
+  //     that entry); an entry that fails its checksum or decoding (the entry and the pointers that
+  //     still name it are deleted). Each counted.
+  //   error: S3 could not be asked (unreachable, 5xx after retries, 403, ...).
+  Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
+  // The same through the by-hash pointer (the seed's lookup path, and `/cache/entry-by-hash`).
+  Result<std::optional<EntryPtr>> lookupByHash(std::string_view requestHash);
+  // Errors: InvalidArgument (null entry, empty cache_key), or the client's; on error the pointers
+  // may still name the previous entry or (when only the by-key write failed) the by-hash pointer
+  // names the new one.
+  Result<void> insert(EntryPtr entry) override;
+  // Deletes the entry object, its metadata and both pointers (the by-hash one only while it names
+  // the same entry). true when a by-key pointer for cacheKey existed.
+  Result<bool> erase(std::string_view cacheKey) override;
+
+  // Writes this instance's dirty by-date segments, its cache_index.json and statistics.json, and
+  // rewrites the merged views (by-date/{day}.json, global/cache_index.json, global/statistics.json)
+  // from every instance's segments. Failed parts stay dirty for the next flush.
+  Result<void> flushIndex();
+  // The entries every instance listed for day ("2026-01-01"), merged by cache_id, sorted by
+  // response_timestamp: read from the per-instance segments (the truth), not the merged view.
+  Result<Json> dayEntries(std::string_view day);
+  // {"cache_index": {...}, "statistics": {...}, "instances": [...]} summed over every instance.
+  Result<Json> globalStatistics();
+
+  S3TierStats stats() const;
+  const S3Layout& layout() const { return layout_; }
+  const S3TierOptions& options() const { return options_; }
+
+ private:
+  Result<std::optional<EntryPtr>> lookupVia(const std::string& pointerKey, std::string_view cacheKey,
+                                            std::string_view requestHash);
+  // Reads pointerKey. nullopt: absent or unreadable (counted).
+  Result<std::optional<Pointer>> readPointer(const std::string& pointerKey);
+  // Deletes pointerKey if it still names cacheId. Best effort.
+  void deletePointerIfNames(const std::string& pointerKey, const std::string& cacheId);
+  void recordInsert(const Entry& entry, const std::string& entryKey, uint64_t bytes);
+  void maybeFlush();
+  Result<void> flushLocked();  // caller holds flushMutex_
+  Result<void> mergeDayView(const std::string& day);
+  Result<void> mergeGlobalViews();
+  TimePoint now() const { return clock_->now(); }
+
+  S3Client& client_;
+  S3TierOptions options_;
+  S3Layout layout_;
+  const Clock* clock_;
+
+  std::atomic<uint64_t> lookups_{0}, hits_{0}, misses_{0}, errors_{0}, inserts_{0}, erases_{0}, bytesWritten_{0},
+      corruptEntries_{0}, danglingPointers_{0}, corruptPointers_{0}, indexErrors_{0};
+
+  // Index state (mutex_); flushes are serialized by flushMutex_ and do their I/O outside mutex_.
+  struct Day {
+    std::map<std::string, Json> items;  // cache_id -> day item, this instance's
+    bool loaded = false;                // items include what the segment held before this run
+    bool dirty = false;
+  };
+  mutable std::mutex mutex_;
+  std::map<std::string, Day> days_;
+  Json indexDelta_ = Json::object();  // cache_index.json counts not yet flushed
+  bool baseLoaded_ = false;
+  Json indexBase_ = Json::object();   // cache_index.json as last written (or found at start)
+  Json statsBase_ = Json::object();   // statistics.json as found at start
+  TimePoint lastFlush_{};
+  std::mutex flushMutex_;
+};
+
+}  // namespace llmcache::cache::s3

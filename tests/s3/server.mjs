@@ -1,0 +1,60 @@
+// The S3-compatible server the S3 tier's tests run against: @20minutes/s3rver, which verifies
+// SigV4 signatures (access key S3RVER, secret S3RVER), on 127.0.0.1.
+//
+//   node --openssl-legacy-provider server.mjs --dir DATA_DIR [--port N] [--bucket NAME]...
+//
+// --port 0 (the default) picks a free port. Once listening it prints one line,
+//   s3rver listening on http://127.0.0.1:PORT
+// and runs until SIGTERM/SIGINT. Buckets (default: llmcache-test) are created when missing;
+// the data directory keeps objects across restarts (the fault test restarts on the same port).
+// Virtual-hosted requests work through *.s3.localhost (curl resolves *.localhost itself).
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+
+const require = createRequire(import.meta.url);
+const S3rver = require('@20minutes/s3rver');
+
+function parseArgs(argv) {
+  const args = { port: 0, dir: '', buckets: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--port') args.port = Number(next());
+    else if (a === '--dir') args.dir = next();
+    else if (a === '--bucket') args.buckets.push(next());
+    else throw new Error(`unknown argument ${a}`);
+  }
+  if (!args.dir) throw new Error('--dir DATA_DIR is required');
+  if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new Error('bad --port');
+  if (args.buckets.length === 0) args.buckets.push('llmcache-test');
+  return args;
+}
+
+const args = parseArgs(process.argv.slice(2));
+mkdirSync(args.dir, { recursive: true });
+const server = new S3rver({
+  address: '127.0.0.1',
+  port: args.port,
+  directory: args.dir,
+  silent: true,
+  serviceEndpoint: 'localhost',  // {bucket}.s3.localhost is a virtual-hosted request
+  configureBuckets: args.buckets.map((name) => ({ name, configs: [] })),
+});
+const { port } = await server.run();
+process.stdout.write(`s3rver listening on http://127.0.0.1:${port}\n`);
+
+let closing = false;
+const stop = async () => {
+  if (closing) return;
+  closing = true;
+  try { await server.close(); } finally { process.exit(0); }
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+// Exit with the parent: the test closes our stdin's pipe (or dies).
+process.stdin.on('end', stop);
+process.stdin.on('error', stop);
+process.stdin.resume();
