@@ -1,0 +1,327 @@
+#include "admin/admin_api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <cctype>
+#include <charconv>
+#include <map>
+
+#include "common/json.h"
+
+namespace llmcache::admin {
+
+namespace {
+
+using Reply = AdminApi::Reply;
+
+std::array<unsigned char, 32> sha256(std::string_view s) {
+  std::array<unsigned char, 32> out{};
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), out.data(), &n, EVP_sha256(), nullptr);
+  return out;
+}
+
+Reply json(int status, const Json& body) { return Reply{status, toJson(body)}; }
+
+Reply error(int status, std::string_view type, std::string message) {
+  Json inner = Json::object();
+  inner.set("message", Json::string(std::move(message))).set("type", Json::string(std::string(type)));
+  Json body = Json::object();
+  body.set("error", std::move(inner));
+  return json(status, body);
+}
+Reply badRequest(std::string message) { return error(400, "invalid_request_error", std::move(message)); }
+Reply notFound(std::string message) { return error(404, "not_found_error", std::move(message)); }
+Reply internal(const Error& e) { return error(500, "api_error", e.message); }
+Reply methodNotAllowed(std::string_view method, std::string_view path, std::string allow) {
+  Reply r = error(405, "invalid_request_error", std::string(method) + " is not allowed on " + std::string(path) +
+                                                    " (allowed: " + allow + ")");
+  r.headers.emplace_back("Allow", std::move(allow));
+  return r;
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding of one path segment or query component ('+' is a space in a query only).
+bool percentDecode(std::string_view in, bool plusIsSpace, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%') {
+      if (i + 2 >= in.size()) return false;
+      const int hi = hexValue(in[i + 1]), lo = hexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (plusIsSpace && in[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return true;
+}
+
+Result<std::map<std::string, std::string>> parseQuery(std::string_view query) {
+  std::map<std::string, std::string> params;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (part.empty()) continue;
+    const size_t eq = part.find('=');
+    std::string name, value;
+    if (!percentDecode(part.substr(0, eq), true, name) ||
+        !percentDecode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1), true, value))
+      return makeError(Errc::InvalidArgument, "the query string has a malformed %-escape");
+    params[std::move(name)] = std::move(value);  // a repeated parameter: the last wins
+  }
+  return params;
+}
+
+Result<void> onlyKnown(const std::map<std::string, std::string>& params, std::initializer_list<std::string_view> known) {
+  for (const auto& [name, value] : params) {
+    bool ok = false;
+    for (auto k : known) ok = ok || k == name;
+    if (!ok) {
+      std::string list;
+      for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      return makeError(Errc::InvalidArgument, "unknown query parameter \"" + name + "\" (expected " + list + ")");
+    }
+  }
+  return {};
+}
+
+bool parseInt(std::string_view s, int64_t& v) {
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  return !s.empty() && r.ec == std::errc{} && r.ptr == s.data() + s.size();
+}
+
+// ISO 8601 UTC or Unix milliseconds.
+bool parseTime(std::string_view s, TimePoint& out) {
+  int64_t ms;
+  if (parseInt(s, ms)) {
+    out = fromUnixMillis(ms);
+    return true;
+  }
+  return parseIso8601(s, out);
+}
+
+Json rowJson(const index::Row& r) {
+  Json tags = Json::array();
+  for (const auto& t : r.tags) tags.push(Json::string(t));
+  Json tiers = Json::array();
+  for (auto [bit, name] : {std::pair{index::kTierMemory, "memory"}, {index::kTierDisk, "disk"}, {index::kTierS3, "s3"}})
+    if (r.tiers & bit) tiers.push(Json::string(name));
+  Json tokens = Json::object();
+  tokens.set("input", Json::integer(r.tokensIn)).set("output", Json::integer(r.tokensOut));
+  Json o = Json::object();
+  o.set("cache_id", Json::string(r.cacheId))
+      .set("cache_key", Json::string(r.cacheKey))
+      .set("request_hash", Json::string(r.requestHash))
+      .set("model", Json::string(r.model))
+      .set("platform", Json::string(r.platform))
+      .set("provider", Json::string(r.provider))
+      .set("endpoint", Json::string(r.endpoint))
+      .set("namespace", Json::string(r.cacheNamespace))
+      .set("tags", std::move(tags))
+      .set("created", Json::string(formatIso8601(r.created)))
+      .set("expires_at", r.expires ? Json::string(formatIso8601(*r.expires)) : Json::null())
+      .set("last_accessed", Json::string(formatIso8601(r.lastAccessed)))
+      .set("hit_count", Json::integer(r.hitCount))
+      .set("size_stored", Json::integer(r.sizeStored))
+      .set("size_raw", Json::integer(r.sizeRaw))
+      .set("tokens", std::move(tokens))
+      .set("cost_total", Json::number(r.costTotal))
+      .set("latency_ms", Json::integer(r.latencyMs))
+      .set("tiers", std::move(tiers))
+      .set("invalid", Json::boolean(r.invalid));
+  return o;
+}
+
+// Case-insensitive "Bearer" and the credential after it; empty when the header is not that.
+std::string_view bearerToken(std::string_view header) {
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  };
+  header = trim(header);
+  constexpr std::string_view kScheme = "bearer";
+  if (header.size() <= kScheme.size() || (header[kScheme.size()] != ' ' && header[kScheme.size()] != '\t'))
+    return {};
+  for (size_t i = 0; i < kScheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return {};
+  return trim(header.substr(kScheme.size()));
+}
+
+}  // namespace
+
+AdminApi::AdminApi(index::Index& index, invalidation::Invalidator& invalidator, const config::Config& config)
+    : index_(index), invalidator_(invalidator), tokenSet_(!config.adminToken.empty()) {
+  if (tokenSet_) tokenDigest_ = sha256(config.adminToken);
+}
+
+bool AdminApi::owns(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  return path == "/cache" || path.starts_with("/cache/");
+}
+
+Reply AdminApi::handle(std::string_view method, std::string_view target, std::string_view body,
+                       std::string_view authorization, bool fromLoopback) {
+  if (tokenSet_) {
+    const std::string_view token = bearerToken(authorization);
+    if (token.empty()) {
+      Reply r = error(401, "authentication_error", "missing admin token: send Authorization: Bearer <CACHE_ADMIN_TOKEN>");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return r;
+    }
+    const auto digest = sha256(token);
+    if (CRYPTO_memcmp(digest.data(), tokenDigest_.data(), digest.size()) != 0) {
+      Reply r = error(401, "authentication_error", "invalid admin token");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+      return r;
+    }
+  } else if (!fromLoopback) {
+    return error(403, "permission_error",
+                 "the admin API answers only loopback clients while CACHE_ADMIN_TOKEN is not set");
+  }
+
+  const size_t q = target.find('?');
+  const std::string_view path = target.substr(0, q);
+  const std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+
+  if (path == "/cache/invalidate") {
+    if (method != "POST") return methodNotAllowed(method, path, "POST");
+    return invalidate(body);
+  }
+  if (path == "/cache/entries") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    return listEntries(query);
+  }
+  if (path == "/cache/entry-by-hash") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    return entryByHash(query);
+  }
+  if (path == "/cache/stats") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    return stats();
+  }
+  constexpr std::string_view kEntryPrefix = "/cache/entries/";
+  if (path.starts_with(kEntryPrefix) && path.size() > kEntryPrefix.size()) {
+    const std::string_view raw = path.substr(kEntryPrefix.size());
+    std::string id;
+    if (raw.find('/') != std::string_view::npos || !percentDecode(raw, false, id) || id.empty())
+      return notFound("no route for " + std::string(path));
+    if (method == "GET") return getEntry(id);
+    if (method == "DELETE") return deleteEntry(id);
+    return methodNotAllowed(method, path, "GET, DELETE");
+  }
+  return notFound("no admin route for " + std::string(path));
+}
+
+Reply AdminApi::invalidate(std::string_view body) {
+  auto request = invalidation::parseRequest(body);
+  if (!request) return badRequest(request.error().message);
+  auto out = invalidator_.apply(*request);
+  if (!out) return internal(out.error());
+  Json ids = Json::array();
+  for (const auto& id : out->cacheIds) ids.push(Json::string(id));
+  Json o = Json::object();
+  o.set("matched", Json::integer(static_cast<int64_t>(out->matched)))
+      .set("invalidated", Json::integer(static_cast<int64_t>(out->invalidated)))
+      .set("dry_run", Json::boolean(out->dryRun))
+      .set("generation", Json::integer(static_cast<int64_t>(out->generation)))
+      .set("cache_ids", std::move(ids))
+      .set("cache_ids_truncated", Json::boolean(out->matched > out->cacheIds.size()));
+  return json(200, o);
+}
+
+Reply AdminApi::listEntries(std::string_view query) {
+  auto params = parseQuery(query);
+  if (!params) return badRequest(params.error().message);
+  if (auto k = onlyKnown(*params, {"model", "tag", "namespace", "from", "to", "limit", "cursor", "include_invalid"}); !k)
+    return badRequest(k.error().message);
+  index::Filter f;
+  for (const auto& [name, value] : *params) {
+    if (name == "model") f.model = value;
+    else if (name == "tag") f.tag = value;
+    else if (name == "namespace") f.cacheNamespace = value;
+    else if (name == "cursor") f.cursor = value;
+    else if (name == "from" || name == "to") {
+      TimePoint t;
+      if (!parseTime(value, t))
+        return badRequest(name + " must be an ISO 8601 UTC time (2026-01-01T00:00:00Z) or Unix milliseconds");
+      (name == "from" ? f.from : f.to) = t;
+    } else if (name == "limit") {
+      int64_t n;
+      if (!parseInt(value, n) || n < 1 || n > static_cast<int64_t>(index::kMaxPageSize))
+        return badRequest("limit must be an integer from 1 to " + std::to_string(index::kMaxPageSize));
+      f.limit = static_cast<size_t>(n);
+    } else if (name == "include_invalid") {
+      if (value != "true" && value != "false") return badRequest("include_invalid must be true or false");
+      f.includeInvalid = value == "true";
+    }
+  }
+  auto page = index_.list(f);
+  if (!page) return page.error().code == Errc::InvalidArgument ? badRequest(page.error().message) : internal(page.error());
+  Json data = Json::array();
+  for (const auto& r : page->rows) data.push(rowJson(r));
+  Json o = Json::object();
+  o.set("data", std::move(data))
+      .set("has_more", Json::boolean(page->nextCursor.has_value()))
+      .set("next_cursor", page->nextCursor ? Json::string(*page->nextCursor) : Json::null());
+  return json(200, o);
+}
+
+Reply AdminApi::getEntry(std::string_view cacheId) {
+  auto row = index_.byCacheId(cacheId);
+  if (!row) return internal(row.error());
+  if (!*row) return notFound("no entry with cache_id " + std::string(cacheId));
+  return json(200, rowJson(**row));
+}
+
+Reply AdminApi::deleteEntry(std::string_view cacheId) {
+  auto out = invalidator_.apply({invalidation::Criterion::cacheId(std::string(cacheId)), false});
+  if (!out) return internal(out.error());
+  if (out->matched == 0) return notFound("no valid entry with cache_id " + std::string(cacheId));
+  Json o = Json::object();
+  o.set("cache_id", Json::string(std::string(cacheId)))
+      .set("invalidated", Json::boolean(out->invalidated > 0))
+      .set("generation", Json::integer(static_cast<int64_t>(out->generation)));
+  return json(200, o);
+}
+
+Reply AdminApi::entryByHash(std::string_view query) {
+  auto params = parseQuery(query);
+  if (!params) return badRequest(params.error().message);
+  if (auto k = onlyKnown(*params, {"request_hash"}); !k) return badRequest(k.error().message);
+  auto it = params->find("request_hash");
+  if (it == params->end() || it->second.empty()) return badRequest("request_hash is required");
+  auto row = index_.byRequestHash(it->second);
+  if (!row) return internal(row.error());
+  if (!*row) return notFound("no valid entry with request_hash " + it->second);
+  return json(200, rowJson(**row));
+}
+
+Reply AdminApi::stats() {
+  index_.flush();  // so that hits up to now are counted: an admin call may afford the write
+  auto s = index_.stats();
+  if (!s) return internal(s.error());
+  Json o = Json::object();
+  o.set("entries", Json::integer(static_cast<int64_t>(s->entries)))
+      .set("bytes", Json::integer(static_cast<int64_t>(s->bytes)))
+      .set("invalid_entries", Json::integer(static_cast<int64_t>(s->invalidEntries)))
+      .set("hits", Json::integer(static_cast<int64_t>(s->hits)))
+      .set("cost_saved", Json::number(s->costSaved))
+      .set("tokens_saved", Json::integer(static_cast<int64_t>(s->tokensSaved)))
+      .set("invalidation_generation", Json::integer(static_cast<int64_t>(invalidator_.generation())));
+  return json(200, o);
+}
+
+}  // namespace llmcache::admin

@@ -1,0 +1,70 @@
+#pragma once
+// AdminApi: the /cache/* admin routes (DESIGN.md, HTTP surface), transport-free: the gateway's
+// router hands it the method, target, body, Authorization header and whether the peer is on a
+// loopback address, and writes back the Reply. It serves JSON only; it never blocks on the
+// network, but it does run SQLite queries and tier erases, so call it off the I/O threads when
+// those may be slow (an invalidation erasing many entries).
+//
+// Routes:
+//   POST   /cache/invalidate                 body: invalidation/request.h   -> outcome
+//   GET    /cache/entries?model=&tag=&namespace=&from=&to=&limit=&cursor=&include_invalid=
+//                                             -> {"data": [...], "has_more", "next_cursor"}
+//   GET    /cache/entries/{cache_id}          -> one entry's metadata (invalid ones too)
+//   DELETE /cache/entries/{cache_id}          -> invalidates that entry everywhere
+//   GET    /cache/entry-by-hash?request_hash= -> the newest valid entry with that hash
+//   GET    /cache/stats                       -> index totals (hits flushed first)
+// from/to: ISO 8601 UTC or Unix milliseconds; limit: 1..1000 (default 100).
+//
+// Auth: with CACHE_ADMIN_TOKEN set, every request needs `Authorization: Bearer <token>`
+// (compared in constant time; 401 otherwise, loopback or not). Without it, only loopback
+// clients are answered (403 for the rest). Auth is checked before routing, so unauthorized
+// clients learn nothing about which paths exist.
+// Errors: {"error": {"message", "type"}} with 400, 401, 403, 404, 405 (with Allow) and 500
+// (the index failed).
+#include <array>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "index/index.h"
+#include "invalidation/invalidator.h"
+
+namespace llmcache::admin {
+
+class AdminApi {
+ public:
+  struct Reply {
+    int status = 200;
+    std::string body;
+    std::string contentType = "application/json";
+    std::vector<std::pair<std::string, std::string>> headers = {};  // Allow, WWW-Authenticate
+  };
+
+  // Not owned; all must outlive the AdminApi. The token is read from config once, here.
+  AdminApi(index::Index& index, invalidation::Invalidator& invalidator, const config::Config& config);
+
+  // Whether target's path is one of ours (/cache or below): the gateway routes those here.
+  static bool owns(std::string_view target);
+
+  // target: the request-target as received, path and optional ?query (percent-encoded).
+  // Thread-safe.
+  Reply handle(std::string_view method, std::string_view target, std::string_view body,
+               std::string_view authorization, bool fromLoopback);
+
+ private:
+  Reply invalidate(std::string_view body);
+  Reply listEntries(std::string_view query);
+  Reply getEntry(std::string_view cacheId);
+  Reply deleteEntry(std::string_view cacheId);
+  Reply entryByHash(std::string_view query);
+  Reply stats();
+
+  index::Index& index_;
+  invalidation::Invalidator& invalidator_;
+  bool tokenSet_;
+  std::array<unsigned char, 32> tokenDigest_{};  // SHA-256 of the token: fixed-length comparison
+};
+
+}  // namespace llmcache::admin

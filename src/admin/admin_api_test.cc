@@ -1,0 +1,271 @@
+#include "admin/admin_api.h"
+
+#include <gtest/gtest.h>
+
+#include "cache/memory/memory_tier.h"
+#include "cache/test_entry.h"
+#include "index/test_util.h"
+
+namespace llmcache::admin {
+namespace {
+
+using namespace std::chrono_literals;
+using cache::test::makeTestEntry;
+using Reply = AdminApi::Reply;
+
+constexpr const char* kToken = "s3cret-admin-token";
+constexpr const char* kAuth = "Bearer s3cret-admin-token";
+
+Json body(const Reply& r) {
+  auto j = parseJson(r.body);
+  EXPECT_TRUE(j) << r.body;
+  return j ? *j : Json{};
+}
+
+std::string header(const Reply& r, std::string_view name) {
+  for (const auto& [n, v] : r.headers)
+    if (n == name) return v;
+  return {};
+}
+
+class AdminApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 5; ++i) {
+      cache::Entry e = makeTestEntry("gpt-4o:000000000000000" + std::to_string(i), "answer",
+                                     std::string(32, static_cast<char>('0' + i)));
+      e.model = i < 3 ? "gpt-4o" : "gpt-4o-mini";
+      e.tags = {i % 2 ? "team a" : "team-b"};
+      e.responseTimestamp = fromUnixMillis(1767225600000 + i * 1000);
+      e.lastAccessed = e.responseTimestamp;
+      e.costTotal = 0.01;
+      chain_.insert(std::make_shared<const cache::Entry>(e));
+      ASSERT_TRUE(index_->upsert(e, index::kTierMemory, 100, 200));
+      entries_.push_back(e);
+    }
+  }
+
+  Reply get(std::string_view target, std::string_view auth = kAuth) { return api_.handle("GET", target, "", auth, false); }
+  Reply post(std::string_view target, std::string_view b, std::string_view auth = kAuth) {
+    return api_.handle("POST", target, b, auth, false);
+  }
+  Reply del(std::string_view target) { return api_.handle("DELETE", target, "", kAuth, false); }
+
+  void expectError(const Reply& r, int status, std::string_view type, std::string_view mentions = "") {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(r.contentType, "application/json");
+    const Json b = body(r);
+    const Json* e = b.find("error");
+    ASSERT_TRUE(e && e->isObject()) << r.body;
+    EXPECT_EQ(e->getString("type").value_or(""), type);
+    EXPECT_NE(e->getString("message").value_or("").find(mentions), std::string::npos) << r.body;
+  }
+
+  index::test::TempDir dir_;
+  FakeClock clock_;
+  config::Config config_ = [] {
+    config::Config c;
+    c.adminToken = kToken;
+    return c;
+  }();
+  std::unique_ptr<index::Index> index_ = index::Index::open(dir_.path() / "index.sqlite").value();
+  cache::MemoryTier memory_{{.maxEntries = 100, .shards = 1}};
+  cache::TierChain chain_{{&memory_}, clock_};
+  invalidation::Invalidator invalidator_{*index_, chain_, clock_};
+  AdminApi api_{*index_, invalidator_, config_};
+  std::vector<cache::Entry> entries_;
+};
+
+// --- auth -----------------------------------------------------------------------------------------
+
+TEST_F(AdminApiTest, WithoutAConfiguredTokenOnlyLoopbackClientsAreAnswered) {
+  config::Config open;
+  AdminApi api(*index_, invalidator_, open);
+  EXPECT_EQ(api.handle("GET", "/cache/stats", "", "", true).status, 200);
+  expectError(api.handle("GET", "/cache/stats", "", "", false), 403, "permission_error", "loopback");
+  expectError(api.handle("GET", "/cache/stats", "", "Bearer anything", false), 403, "permission_error");
+}
+
+TEST_F(AdminApiTest, WithATokenAMissingOrWrongOneIsUnauthorizedEvenFromLoopback) {
+  Reply r = get("/cache/stats", "");
+  expectError(r, 401, "authentication_error", "missing admin token");
+  EXPECT_EQ(header(r, "WWW-Authenticate"), "Bearer");
+  expectError(api_.handle("GET", "/cache/stats", "", "", true), 401, "authentication_error");
+  expectError(get("/cache/stats", "Bearer wrong"), 401, "authentication_error", "invalid admin token");
+  expectError(get("/cache/stats", "Bearer s3cret-admin-toke"), 401, "authentication_error");
+  expectError(get("/cache/stats", "Bearer s3cret-admin-token-and-more"), 401, "authentication_error");
+  expectError(get("/cache/stats", "Basic czNjcmV0"), 401, "authentication_error");
+  expectError(get("/cache/stats", "s3cret-admin-token"), 401, "authentication_error");
+}
+
+TEST_F(AdminApiTest, TheRightTokenIsAcceptedWithAnyCaseOfBearer) {
+  EXPECT_EQ(get("/cache/stats").status, 200);
+  EXPECT_EQ(get("/cache/stats", "bearer s3cret-admin-token").status, 200);
+  EXPECT_EQ(get("/cache/stats", "  BEARER   s3cret-admin-token ").status, 200);
+}
+
+TEST_F(AdminApiTest, UnauthorizedClientsLearnNothingAboutRoutes) {
+  expectError(get("/cache/no-such-route", "Bearer wrong"), 401, "authentication_error");
+  expectError(api_.handle("PUT", "/cache/invalidate", "", "", false), 401, "authentication_error");
+}
+
+// --- routing --------------------------------------------------------------------------------------
+
+TEST_F(AdminApiTest, OwnsOnlyCachePaths) {
+  EXPECT_TRUE(AdminApi::owns("/cache/stats"));
+  EXPECT_TRUE(AdminApi::owns("/cache/entries?limit=1"));
+  EXPECT_TRUE(AdminApi::owns("/cache"));
+  EXPECT_FALSE(AdminApi::owns("/cachex"));
+  EXPECT_FALSE(AdminApi::owns("/v1/chat/completions"));
+}
+
+TEST_F(AdminApiTest, UnknownPathsAreNotFoundAndWrongMethodsNotAllowed) {
+  expectError(get("/cache/nope"), 404, "not_found_error");
+  expectError(get("/cache/entries/a/b"), 404, "not_found_error");
+  Reply r = get("/cache/invalidate");
+  expectError(r, 405, "invalid_request_error", "GET is not allowed");
+  EXPECT_EQ(header(r, "Allow"), "POST");
+  r = post("/cache/entries/" + entries_[0].cacheId, "");
+  expectError(r, 405, "invalid_request_error");
+  EXPECT_EQ(header(r, "Allow"), "GET, DELETE");
+  EXPECT_EQ(header(api_.handle("DELETE", "/cache/stats", "", kAuth, false), "Allow"), "GET");
+}
+
+// --- invalidation ---------------------------------------------------------------------------------
+
+TEST_F(AdminApiTest, PostInvalidateRemovesTheMatchingEntriesAndReportsThem) {
+  Reply r = post("/cache/invalidate", R"({"model":"gpt-4o-mini"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Json b = body(r);
+  EXPECT_EQ(b.getInt("matched"), 2);
+  EXPECT_EQ(b.getInt("invalidated"), 2);
+  EXPECT_EQ(b.getBool("dry_run"), false);
+  EXPECT_EQ(b.getInt("generation"), 1);
+  EXPECT_EQ(b.find("cache_ids")->size(), 2u);
+  for (const auto& e : entries_)
+    EXPECT_EQ(memory_.lookup(e.cacheKey).value().has_value(), e.model == "gpt-4o") << e.cacheKey;
+}
+
+TEST_F(AdminApiTest, PostInvalidateDryRunChangesNothing) {
+  Reply r = post("/cache/invalidate", R"({"pattern":"gpt-4o:*","dry_run":true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body(r).getInt("matched"), 5);
+  EXPECT_EQ(body(r).getInt("invalidated"), 0);
+  EXPECT_EQ(body(r).getBool("dry_run"), true);
+  EXPECT_EQ(memory_.entryCount(), 5u);
+}
+
+TEST_F(AdminApiTest, PostInvalidateWithABadBodyIsABadRequestSayingWhy) {
+  expectError(post("/cache/invalidate", ""), 400, "invalid_request_error", "empty body");
+  expectError(post("/cache/invalidate", R"({"model":"a","tag":"b"})"), 400, "invalid_request_error", "exactly one");
+  expectError(post("/cache/invalidate", R"({"older_than":"soon"})"), 400, "invalid_request_error", "older_than");
+  expectError(post("/cache/invalidate", R"({"colour":"red"})"), 400, "invalid_request_error", "unknown criterion");
+  EXPECT_EQ(memory_.entryCount(), 5u);
+}
+
+TEST_F(AdminApiTest, DeleteEntryInvalidatesItOnceThenIsNotFound) {
+  const std::string target = "/cache/entries/" + entries_[1].cacheId;
+  Reply r = del(target);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body(r).getString("cache_id"), entries_[1].cacheId);
+  EXPECT_FALSE(memory_.lookup(entries_[1].cacheKey).value());
+  EXPECT_EQ(memory_.entryCount(), 4u);
+  expectError(del(target), 404, "not_found_error");
+  r = get(target);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(body(r).getBool("invalid"), true);
+}
+
+// --- reading --------------------------------------------------------------------------------------
+
+TEST_F(AdminApiTest, GetEntryShowsItsMetadata) {
+  const cache::Entry& e = entries_[2];
+  Reply r = get("/cache/entries/" + e.cacheId);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Json b = body(r);
+  EXPECT_EQ(b.getString("cache_id"), e.cacheId);
+  EXPECT_EQ(b.getString("cache_key"), e.cacheKey);
+  EXPECT_EQ(b.getString("request_hash"), e.requestHash);
+  EXPECT_EQ(b.getString("model"), "gpt-4o");
+  EXPECT_EQ(b.getString("namespace"), "tenant-1");
+  EXPECT_EQ(b.getString("created"), formatIso8601(e.responseTimestamp));
+  EXPECT_TRUE(b.find("expires_at")->isNull());
+  EXPECT_EQ(b.getInt("size_stored"), 100);
+  EXPECT_EQ(toJson(*b.find("tiers")), R"(["memory"])");
+  EXPECT_EQ(toJson(*b.find("tokens")), R"({"input":12,"output":3})");
+  EXPECT_EQ(b.getBool("invalid"), false);
+  expectError(get("/cache/entries/ffffffffffffffffffffffffffffffff"), 404, "not_found_error");
+}
+
+TEST_F(AdminApiTest, EntryByHashFindsTheEntryOrSaysWhatIsMissing) {
+  Reply r = get("/cache/entry-by-hash?request_hash=" + entries_[3].requestHash);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body(r).getString("cache_id"), entries_[3].cacheId);
+  expectError(get("/cache/entry-by-hash"), 400, "invalid_request_error", "request_hash is required");
+  expectError(get("/cache/entry-by-hash?request_hash=" + std::string(32, 'f')), 404, "not_found_error");
+  expectError(get("/cache/entry-by-hash?hash=x"), 400, "invalid_request_error", "unknown query parameter");
+}
+
+TEST_F(AdminApiTest, ListEntriesPagesThroughACursor) {
+  std::vector<std::string> seen;
+  std::string target = "/cache/entries?limit=2";
+  for (int pages = 0; pages < 10; ++pages) {
+    Reply r = get(target);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const Json b = body(r);
+    for (const Json& row : b.find("data")->items()) seen.emplace_back(*row.getString("cache_id"));
+    if (!*b.getBool("has_more")) {
+      EXPECT_TRUE(b.find("next_cursor")->isNull());
+      break;
+    }
+    target = "/cache/entries?limit=2&cursor=" + std::string(*b.getString("next_cursor"));
+  }
+  ASSERT_EQ(seen.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(seen[i], entries_[4 - i].cacheId);  // newest first
+}
+
+TEST_F(AdminApiTest, ListEntriesFiltersByModelTagAndTime) {
+  auto count = [&](std::string_view target) {
+    Reply r = get(target);
+    EXPECT_EQ(r.status, 200) << target << " " << r.body;
+    return body(r).find("data") ? body(r).find("data")->size() : 0;
+  };
+  EXPECT_EQ(count("/cache/entries"), 5u);
+  EXPECT_EQ(count("/cache/entries?model=gpt-4o"), 3u);
+  EXPECT_EQ(count("/cache/entries?model=gpt-4o-mini&tag=team+a"), 1u);
+  EXPECT_EQ(count("/cache/entries?tag=team%20a"), 2u);
+  EXPECT_EQ(count("/cache/entries?namespace=tenant-1"), 5u);
+  EXPECT_EQ(count("/cache/entries?from=2026-01-01T00:00:02Z"), 3u);
+  EXPECT_EQ(count("/cache/entries?from=1767225601000&to=1767225603000"), 2u);
+  ASSERT_EQ(post("/cache/invalidate", R"({"tag":"team-b"})").status, 200);
+  EXPECT_EQ(count("/cache/entries"), 2u);
+  EXPECT_EQ(count("/cache/entries?include_invalid=true"), 5u);
+}
+
+TEST_F(AdminApiTest, ListEntriesRejectsBadParameters) {
+  expectError(get("/cache/entries?limit=0"), 400, "invalid_request_error", "limit");
+  expectError(get("/cache/entries?limit=1001"), 400, "invalid_request_error", "limit");
+  expectError(get("/cache/entries?limit=ten"), 400, "invalid_request_error", "limit");
+  expectError(get("/cache/entries?from=yesterday"), 400, "invalid_request_error", "from");
+  expectError(get("/cache/entries?cursor=bogus"), 400, "invalid_request_error", "cursor");
+  expectError(get("/cache/entries?modle=gpt-4o"), 400, "invalid_request_error", "unknown query parameter \"modle\"");
+  expectError(get("/cache/entries?tag=%zz"), 400, "invalid_request_error", "%-escape");
+  expectError(get("/cache/entries?include_invalid=yes"), 400, "invalid_request_error", "include_invalid");
+}
+
+TEST_F(AdminApiTest, StatsCountEntriesHitsAndSavingsIncludingHitsNotYetFlushed) {
+  index_->recordHit(entries_[0].cacheId, clock_.now());
+  index_->recordHit(entries_[0].cacheId, clock_.now());
+  index_->recordHit(entries_[1].cacheId, clock_.now());
+  Reply r = get("/cache/stats");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Json b = body(r);
+  EXPECT_EQ(b.getInt("entries"), 5);
+  EXPECT_EQ(b.getInt("bytes"), 500);
+  EXPECT_EQ(b.getInt("hits"), 3);
+  EXPECT_NEAR(b.getDouble("cost_saved").value_or(0), 0.03, 1e-12);
+  EXPECT_EQ(b.getInt("invalid_entries"), 0);
+}
+
+}  // namespace
+}  // namespace llmcache::admin

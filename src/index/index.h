@@ -1,0 +1,202 @@
+#pragma once
+// Index: the SQLite catalogue of stored entries beside the disk tier ({cache_dir}/index.sqlite,
+// docs/index-schema.md). It answers what the tiers cannot: which entries match an invalidation,
+// listing and paging for the admin API, hit counts and totals. It holds metadata only, never
+// bodies; the tiers stay the truth about what can be served (a row whose entry was evicted is
+// harmless: erasing it from a tier is a no-op).
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/entry.h"
+#include "common/clock.h"
+#include "common/result.h"
+#include "index/criterion.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace llmcache::index {
+
+// Bits of Row::tiers: which tiers an entry was written to.
+inline constexpr unsigned kTierMemory = 1;
+inline constexpr unsigned kTierDisk = 2;
+inline constexpr unsigned kTierS3 = 4;
+// The bit of a tier by its CacheTier::name() ("memory", "disk", "s3"); 0 for another name.
+unsigned tierBit(std::string_view tierName);
+
+struct Row {
+  std::string cacheId;
+  std::string cacheKey;
+  std::string requestHash;
+  std::string model;
+  std::string platform;
+  std::string provider;
+  std::string endpoint;
+  std::string cacheNamespace;
+  std::vector<std::string> tags;
+  TimePoint created{};               // the response timestamp
+  std::optional<TimePoint> expires;  // nullopt: never
+  TimePoint lastAccessed{};
+  int64_t hitCount = 0;
+  int64_t sizeStored = 0;  // bytes as a tier stores them (encoded, maybe compressed)
+  int64_t sizeRaw = 0;     // bytes of the entry's JSON before compression
+  int64_t tokensIn = 0;
+  int64_t tokensOut = 0;
+  double costTotal = 0;  // US dollars the original upstream call cost
+  int64_t latencyMs = 0;
+  unsigned tiers = 0;    // kTier* bits
+  bool invalid = false;  // invalidated: erased from the tiers, kept here for the record
+  friend bool operator==(const Row&, const Row&) = default;
+};
+
+struct Filter {
+  std::optional<std::string> model = {};
+  std::optional<std::string> tag = {};
+  std::optional<std::string> cacheNamespace = {};
+  std::optional<TimePoint> from = {};  // created >= from
+  std::optional<TimePoint> to = {};    // created < to
+  size_t limit = 100;                  // clamped to 1..kMaxPageSize
+  std::string cursor = {};             // empty: the first page; else a Page::nextCursor
+  bool includeInvalid = false;
+};
+inline constexpr size_t kMaxPageSize = 1000;
+
+struct Page {
+  std::vector<Row> rows;               // newest first (created, then cache_id, descending)
+  std::optional<std::string> nextCursor;  // set when more rows may follow
+};
+
+struct Stats {
+  uint64_t entries = 0;         // valid rows
+  uint64_t bytes = 0;           // sum of size_stored over valid rows
+  uint64_t invalidEntries = 0;  // rows kept after an invalidation
+  uint64_t hits = 0;            // sum of hit_count over all rows (flushed hits only)
+  double costSaved = 0;         // sum of hit_count * cost_total over all rows, US dollars
+  uint64_t tokensSaved = 0;     // sum of hit_count * (tokens_in + tokens_out)
+};
+
+struct IndexOptions {
+  std::chrono::milliseconds hitFlushInterval{1000};  // queued hits are written at least this often
+  size_t hitFlushBatch = 1000;        // ... or as soon as this many are queued
+  size_t maxPendingIds = 100000;      // distinct ids queued; hits for more are dropped, counted
+  bool integrityCheck = true;         // PRAGMA integrity_check at open (O(size of the file))
+  std::chrono::milliseconds busyTimeout{5000};  // waiting for another process's write lock
+};
+
+// One feed call per entry, for rebuildFrom: the entry, the tiers holding it (kTier* bits), its
+// stored and raw sizes.
+using EntrySink = std::function<void(const cache::Entry&, unsigned tiers, size_t sizeStored, size_t sizeRaw)>;
+
+// Thread-safe: one connection behind a mutex. Other processes (the CLI while `serve` runs) may
+// open the same file; WAL lets readers proceed while one writes, writers wait busyTimeout.
+class Index {
+ public:
+  // Opens or creates the index at path (creating its directory), in WAL mode, applying pending
+  // migrations in order. Errors: Corrupt when the file is not a SQLite database, fails
+  // integrity_check or has a schema version newer than this build: the caller may remove it
+  // (removeFiles) and rebuild. Io for anything else (permissions, disk full, locked too long).
+  static Result<std::unique_ptr<Index>> open(const std::filesystem::path& path, IndexOptions options = {});
+  // {cacheDir}/index.sqlite
+  static std::filesystem::path defaultPath(const std::filesystem::path& cacheDir);
+  // Deletes path and its -wal and -shm files (missing ones are fine). Only while no Index has it open.
+  static Result<void> removeFiles(const std::filesystem::path& path);
+
+  // Writes queued hits, then closes.
+  ~Index();
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
+
+  int schemaVersion() const { return schemaVersion_; }
+
+  // Records entry as stored in `tiers` (kTier* bits, OR-ed into what the row already has, so a
+  // caller may report each tier as its write lands). Inserting a cache_key replaces the rows of
+  // other cache_ids under that key (the tiers replaced the entry too). An existing row keeps its
+  // invalid flag and the larger of the two hit counts and last-accessed times. A synchronous
+  // SQLite transaction (WAL, synchronous=NORMAL: no fsync per commit).
+  Result<void> upsert(const cache::Entry& entry, unsigned tiers, size_t sizeStored, size_t sizeRaw);
+
+  // Queues a hit: hit_count += 1, last_accessed = max(last_accessed, at). Never touches SQLite on
+  // the caller's thread; a background thread writes queued hits every hitFlushInterval or
+  // hitFlushBatch hits. A hit for an unknown id is ignored when written. When more than
+  // maxPendingIds distinct ids are queued the hit is dropped and counted (droppedHits()).
+  void recordHit(std::string_view cacheId, TimePoint at);
+  // Writes every hit queued before the call; returns when they are in SQLite.
+  void flush();
+  uint64_t droppedHits() const;
+  uint64_t hitWriteErrors() const;
+
+  // The row of cacheId, invalid or not. nullopt: none.
+  Result<std::optional<Row>> byCacheId(std::string_view cacheId);
+  // The newest valid row with this request_hash. nullopt: none.
+  Result<std::optional<Row>> byRequestHash(std::string_view requestHash);
+  // A page of rows, newest first. Error InvalidArgument: a malformed cursor.
+  // A cursor is the last row's (created, cache_id): rows inserted while paging appear on a page
+  // only if they sort after it; none is returned twice.
+  Result<Page> list(const Filter& filter);
+  // Every valid row the criterion selects when applied at now (Criterion::cutoff).
+  Result<std::vector<Row>> match(const Criterion& criterion, TimePoint now);
+
+  // Marks rows invalid. Returns how many were valid before.
+  Result<size_t> markInvalid(const std::vector<std::string>& cacheIds);
+  // Deletes rows (and their tags). Returns how many existed.
+  Result<size_t> erase(const std::vector<std::string>& cacheIds);
+  // Up to limit cache_ids of valid rows whose expiry is <= now, soonest expired first.
+  Result<std::vector<std::string>> expired(TimePoint now, size_t limit);
+  Result<Stats> stats();
+
+  // Replaces every row with what scan feeds (one transaction: readers see the old index until it
+  // commits; a failed rebuild leaves the old one). scan is called once, on this thread, and
+  // calls its argument per entry. Invalid flags and hit counts not stored in entries are lost.
+  // Returns the number of rows written. Errors: Io from SQLite, or what scan threw.
+  Result<size_t> rebuildFrom(const std::function<void(const EntrySink&)>& scan);
+
+ private:
+  struct PendingHit {
+    uint64_t count = 0;
+    int64_t lastMs = 0;
+  };
+  class Stmt;
+
+  Index(sqlite3* db, IndexOptions options, int schemaVersion);
+  // Callers hold dbMutex_.
+  sqlite3_stmt* prepared(const std::string& sql, Error& error);
+  Result<void> execLocked(const char* sql);
+  Result<void> upsertLocked(const cache::Entry& entry, unsigned tiers, size_t sizeStored, size_t sizeRaw);
+  Result<std::vector<Row>> rowsLocked(const std::string& sql, const std::function<void(Stmt&)>& bind);
+  Error sqlError(int rc, std::string_view what) const;
+
+  void hitWriterLoop();
+  // Takes the queued hits and writes them; callers hold flushMutex_.
+  void drainHits();
+
+  sqlite3* db_;
+  IndexOptions options_;
+  int schemaVersion_;
+
+  std::mutex dbMutex_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> statements_;  // prepared once, reused
+
+  std::mutex flushMutex_;  // one drain at a time, so flush() returns after any drain in progress
+  mutable std::mutex hitMutex_;
+  std::condition_variable hitCv_;
+  std::unordered_map<std::string, PendingHit> pending_;
+  size_t pendingHits_ = 0;
+  uint64_t droppedHits_ = 0;
+  uint64_t hitWriteErrors_ = 0;
+  bool stopping_ = false;
+  std::thread hitWriter_;
+};
+
+}  // namespace llmcache::index

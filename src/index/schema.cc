@@ -1,0 +1,126 @@
+#include "index/schema.h"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <string>
+
+namespace llmcache::index {
+
+namespace {
+
+// Version 1: entries (one row per stored answer) and entry_tags (its tags, for lookups).
+constexpr std::string_view kV1 = R"sql(
+CREATE TABLE entries (
+  cache_id      TEXT PRIMARY KEY NOT NULL,
+  cache_key     TEXT NOT NULL,
+  request_hash  TEXT NOT NULL,
+  model         TEXT NOT NULL DEFAULT '',
+  platform      TEXT NOT NULL DEFAULT '',
+  provider      TEXT NOT NULL DEFAULT '',
+  endpoint      TEXT NOT NULL DEFAULT '',
+  namespace     TEXT NOT NULL DEFAULT '',
+  tags          TEXT NOT NULL DEFAULT '[]',
+  created       INTEGER NOT NULL,
+  expires       INTEGER,
+  last_accessed INTEGER NOT NULL,
+  hit_count     INTEGER NOT NULL DEFAULT 0,
+  size_stored   INTEGER NOT NULL DEFAULT 0,
+  size_raw      INTEGER NOT NULL DEFAULT 0,
+  tokens_in     INTEGER NOT NULL DEFAULT 0,
+  tokens_out    INTEGER NOT NULL DEFAULT 0,
+  cost_total    REAL NOT NULL DEFAULT 0,
+  latency_ms    INTEGER NOT NULL DEFAULT 0,
+  tiers         INTEGER NOT NULL DEFAULT 0,
+  invalid       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX entries_by_key ON entries(cache_key);
+CREATE INDEX entries_by_hash ON entries(request_hash, created);
+CREATE INDEX entries_by_created ON entries(created, cache_id);
+CREATE INDEX entries_by_model ON entries(model, created, cache_id);
+CREATE INDEX entries_by_namespace ON entries(namespace, created, cache_id);
+CREATE INDEX entries_by_expires ON entries(expires) WHERE expires IS NOT NULL;
+CREATE TABLE entry_tags (
+  cache_id TEXT NOT NULL REFERENCES entries(cache_id) ON DELETE CASCADE,
+  tag      TEXT NOT NULL,
+  PRIMARY KEY (cache_id, tag)
+) WITHOUT ROWID;
+CREATE INDEX entry_tags_by_tag ON entry_tags(tag, cache_id);
+)sql";
+
+constexpr std::array kMigrations = {Migration{1, kV1}};
+static_assert(kMigrations.back().version == kSchemaVersion);
+
+Error sqlError(sqlite3* db, int rc, std::string what) {
+  const int primary = rc & 0xff;
+  const Errc code = (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) ? Errc::Corrupt : Errc::Io;
+  return makeError(code, "index: " + what + ": " + sqlite3_errmsg(db));
+}
+
+Result<void> exec(sqlite3* db, const std::string& sql, const std::string& what) {
+  char* msg = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &msg);
+  if (rc == SQLITE_OK) return {};
+  Error e = sqlError(db, rc, what);
+  if (msg) {
+    e.message = "index: " + what + ": " + msg;
+    sqlite3_free(msg);
+  }
+  return e;
+}
+
+Result<int> userVersion(sqlite3* db) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) return sqlError(db, rc, "reading the schema version");
+  rc = sqlite3_step(stmt);
+  const int v = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_ROW) return sqlError(db, rc, "reading the schema version");
+  return v;
+}
+
+}  // namespace
+
+std::span<const Migration> migrations() { return kMigrations; }
+
+Result<int> migrate(sqlite3* db, std::span<const Migration> steps) {
+  auto current = userVersion(db);
+  if (!current) return current.error();
+  const int last = steps.empty() ? 0 : steps.back().version;
+  if (*current > last)
+    return makeError(Errc::Corrupt, "index: schema version " + std::to_string(*current) +
+                                        " is newer than this build's " + std::to_string(last));
+  int version = *current;
+  for (const Migration& m : steps) {
+    if (m.version <= version) continue;
+    if (m.version != version + 1)
+      return makeError(Errc::Io, "index: migration steps skip from version " +
+                                     std::to_string(version) + " to " + std::to_string(m.version));
+    const std::string what = "migrating to schema version " + std::to_string(m.version);
+    // IMMEDIATE: take the write lock first, so two processes opening one new file do not both
+    // run the step (the second waits, then sees the new version and skips it).
+    if (auto r = exec(db, "BEGIN IMMEDIATE", what); !r) return r.error();
+    auto again = userVersion(db);
+    if (!again) {
+      (void)exec(db, "ROLLBACK", what);
+      return again.error();
+    }
+    if (*again >= m.version) {
+      (void)exec(db, "ROLLBACK", what);
+      version = *again;
+      continue;
+    }
+    auto r = exec(db, std::string(m.sql), what);
+    if (r) r = exec(db, "PRAGMA user_version = " + std::to_string(m.version), what);
+    if (r) r = exec(db, "COMMIT", what);
+    if (!r) {
+      (void)exec(db, "ROLLBACK", what);
+      return r.error();
+    }
+    version = m.version;
+  }
+  return version;
+}
+
+}  // namespace llmcache::index

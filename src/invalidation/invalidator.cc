@@ -1,0 +1,79 @@
+#include "invalidation/invalidator.h"
+
+namespace llmcache::invalidation {
+
+Invalidator::Invalidator(index::Index& index, cache::TierChain& chain, const Clock& clock, InvalidatorOptions options)
+    : index_(index), chain_(chain), clock_(clock), options_(options) {
+  if (options_.history == 0) options_.history = 1;
+}
+
+uint64_t Invalidator::generation() const {
+  std::shared_lock lock(mutex_);
+  return generation_;
+}
+
+bool Invalidator::invalidatedSinceLocked(uint64_t generation, const cache::Entry& candidate) const {
+  if (generation >= generation_) return false;
+  // Invalidations generation+1 .. generation_ must all be remembered to clear the candidate.
+  if (applied_.empty() || applied_.front().generation > generation + 1) return true;
+  for (auto it = applied_.rbegin(); it != applied_.rend() && it->generation > generation; ++it)
+    if (index::matches(it->criterion, candidate, it->at)) return true;
+  return false;
+}
+
+bool Invalidator::invalidatedSince(uint64_t generation, const cache::Entry& candidate) const {
+  std::shared_lock lock(mutex_);
+  return invalidatedSinceLocked(generation, candidate);
+}
+
+bool Invalidator::storeUnlessInvalidated(uint64_t generation, const cache::Entry& candidate,
+                                         const std::function<void()>& store) {
+  std::shared_lock lock(mutex_);
+  if (invalidatedSinceLocked(generation, candidate)) return false;
+  store();
+  return true;
+}
+
+Result<Outcome> Invalidator::apply(const Request& request) {
+  const TimePoint now = clock_.now();
+  const Criterion criterion = request.criterion.resolved(now);
+  Outcome out;
+  out.dryRun = request.dryRun;
+  if (!request.dryRun) {
+    std::unique_lock lock(mutex_);
+    out.generation = ++generation_;
+    applied_.push_back({out.generation, criterion, now});
+    while (applied_.size() > options_.history) applied_.pop_front();
+  }
+  auto rows = index_.match(criterion, now);
+  if (!rows) return rows.error();
+  out.matched = rows->size();
+  for (size_t i = 0; i < rows->size() && i < kMaxReportedIds; ++i) out.cacheIds.push_back((*rows)[i].cacheId);
+  if (request.dryRun) return out;
+
+  std::vector<std::string> ids;
+  ids.reserve(rows->size());
+  for (const index::Row& row : *rows) {
+    chain_.erase(row.cacheKey);
+    ids.push_back(row.cacheId);
+  }
+  if (criterion.kind == Criterion::Kind::Key && rows->empty() && chain_.erase(criterion.value))
+    out.matched = 1;  // in a tier but unknown to the index (an index rebuilt or lost)
+  auto marked = index_.markInvalid(ids);
+  if (!marked) return marked.error();
+  out.invalidated = *marked;
+  return out;
+}
+
+Result<size_t> Invalidator::purgeExpired(size_t limit) {
+  auto ids = index_.expired(clock_.now(), limit);
+  if (!ids) return ids.error();
+  for (const std::string& id : *ids) {
+    auto row = index_.byCacheId(id);
+    if (!row) return row.error();
+    if (*row) chain_.erase((*row)->cacheKey);
+  }
+  return index_.erase(*ids);
+}
+
+}  // namespace llmcache::invalidation

@@ -1,0 +1,103 @@
+#pragma once
+// Invalidator: removes the entries a criterion selects from every tier and marks them invalid in
+// the index, and keeps the gateway's in-flight misses from storing an answer that an
+// invalidation issued while they were in flight has already condemned.
+//
+// The race and how it is closed. A miss takes generation() when it starts. Every applied
+// invalidation first bumps the generation and remembers its criterion (resolved: "older than
+// 7d" becomes a fixed instant), then asks the index for matching rows and erases them from the
+// tiers. So an answer stored before the bump is in the index and gets erased, and an answer
+// stored after it sees the bump: invalidatedSince(g, entry) is true when any invalidation
+// applied after g matches entry. The check and the store must not straddle a bump: do both
+// inside storeUnlessInvalidated(), which holds a shared lock that apply() takes exclusively
+// for the bump alone (never for its index query or tier erases). An invalidation finds entries
+// through the index, so a store is only complete once its index upsert is done.
+//
+// The gateway's protocol (keeps SQLite off the request path):
+//   miss starts:         g = generation()
+//   answer ready:        storeUnlessInvalidated(g, e, [&] { chain.tier(0).insert(e); })
+//                        (false: answer the client, store nothing, skip the rest)
+//   background writer:   if (!storeUnlessInvalidated(g, e, [&] { index.upsert(e, kTierMemory, ...);
+//                                                              lower tiers' inserts + upserts }))
+//                          chain.erase(e.cacheKey);  // condemned after tier 0 took it
+// An invalidation bumping before the background step makes it erase tier 0's copy; one bumping
+// after it finds the row in the index and erases every tier.
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "cache/tier_chain.h"
+#include "common/clock.h"
+#include "common/result.h"
+#include "index/index.h"
+#include "invalidation/request.h"
+
+namespace llmcache::invalidation {
+
+struct Outcome {
+  size_t matched = 0;      // valid index rows the criterion selected (and, for a key, a tier entry the index did not know)
+  size_t invalidated = 0;  // rows marked invalid (0 in a dry run)
+  bool dryRun = false;
+  uint64_t generation = 0;             // the generation this invalidation created (0 in a dry run)
+  std::vector<std::string> cacheIds;   // the matched rows' ids, the first kMaxReportedIds
+};
+inline constexpr size_t kMaxReportedIds = 1000;
+
+struct InvalidatorOptions {
+  // Applied invalidations remembered for invalidatedSince. A miss whose generation is older than
+  // the oldest remembered one is treated as invalidated (not stored): safe, merely a lost store.
+  size_t history = 4096;
+};
+
+class Invalidator {
+ public:
+  // index, chain and clock are not owned and must outlive the invalidator.
+  Invalidator(index::Index& index, cache::TierChain& chain, const Clock& clock, InvalidatorOptions options = {});
+
+  // Dry run: counts and lists matching rows, changes nothing (no generation either).
+  // Otherwise: bumps the generation, erases every matching entry from every tier (tier errors
+  // are counted by the chain, never fail the call), marks the rows invalid. A Key criterion also
+  // erases its key from the tiers when the index has no row for it.
+  // Errors: the index's (Io, Corrupt); the generation was bumped regardless, so in-flight
+  // misses matching it are still not stored.
+  // Race: an entry stored under a matched key after the index query but before the erase (a
+  // refresh that does not match, e.g. a cache_id criterion) is erased too: a miss, never stale.
+  Result<Outcome> apply(const Request& request);
+
+  // Erases up to limit expired entries (Index::expired at clock.now()) from the tiers and their
+  // rows from the index. Returns how many rows went. For a background purger.
+  Result<size_t> purgeExpired(size_t limit);
+
+  // The current generation: 0 before the first invalidation, +1 per applied invalidation.
+  uint64_t generation() const;
+  // True when an invalidation applied after `generation` selects candidate (or when that
+  // history is no longer remembered). Thread-safe.
+  bool invalidatedSince(uint64_t generation, const cache::Entry& candidate) const;
+  // Runs store() unless invalidatedSince(generation, candidate), with no invalidation able to
+  // begin between the check and the end of store(). Returns whether store() ran. store() must
+  // not call apply() (it would deadlock). Thread-safe.
+  bool storeUnlessInvalidated(uint64_t generation, const cache::Entry& candidate, const std::function<void()>& store);
+
+ private:
+  struct Applied {
+    uint64_t generation;
+    Criterion criterion;  // resolved
+    TimePoint at;
+  };
+  bool invalidatedSinceLocked(uint64_t generation, const cache::Entry& candidate) const;
+
+  index::Index& index_;
+  cache::TierChain& chain_;
+  const Clock& clock_;
+  InvalidatorOptions options_;
+
+  mutable std::shared_mutex mutex_;  // shared: checks and guarded stores; exclusive: a bump
+  uint64_t generation_ = 0;
+  std::deque<Applied> applied_;  // oldest first
+};
+
+}  // namespace llmcache::invalidation
