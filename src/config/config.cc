@@ -86,6 +86,10 @@ const std::vector<Setting>& settings() {
       field("CACHE_S3_REGION", &Config::s3Region),
       field("CACHE_S3_ENDPOINT", &Config::s3Endpoint),
       field("CACHE_S3_PREFIX", &Config::s3Prefix),
+      field("CACHE_S3_ADDRESSING", &Config::s3Addressing),
+      field("CACHE_S3_DIRECTORY_REFRESH", &Config::s3DirectoryRefreshSeconds),
+      field("CACHE_S3_TIMEOUT", &Config::s3TimeoutSeconds),
+      field("CACHE_S3_OUTBOX_RETRY_MAX", &Config::s3OutboxRetryMaxSeconds),
       field("CACHE_ASYNC_WRITES", &Config::asyncWrites),
       field("CACHE_ENCRYPTION", &Config::encryption),
       field("CACHE_ENCRYPTION_KEY", &Config::encryptionKey, true),
@@ -153,6 +157,10 @@ void validate(const Config& c) {
   if (c.upstream.rfind("http://", 0) != 0 && c.upstream.rfind("https://", 0) != 0)
     throw ConfigError("CACHE_UPSTREAM: expected an http:// or https:// URL, got '" + c.upstream +
                       "'");
+  if (c.s3Addressing != "auto" && c.s3Addressing != "path" && c.s3Addressing != "virtual")
+    throw ConfigError("CACHE_S3_ADDRESSING: expected auto, path or virtual, got '" + c.s3Addressing + "'");
+  if (c.s3DirectoryRefreshSeconds < 1) throw ConfigError("CACHE_S3_DIRECTORY_REFRESH: must be >= 1");
+  if (c.s3TimeoutSeconds < 1) throw ConfigError("CACHE_S3_TIMEOUT: must be >= 1");
   if (c.ttlSeconds < 0) throw ConfigError("CACHE_TTL: must be >= 0");
   if (c.memoryEntries == 0) throw ConfigError("CACHE_MEMORY_ENTRIES: must be >= 1");
   if (c.diskEntries == 0) throw ConfigError("CACHE_DISK_ENTRIES: must be >= 1");

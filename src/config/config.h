@@ -49,6 +49,10 @@ struct Config {
   std::string s3Region = "us-east-1";     // CACHE_S3_REGION
   std::string s3Endpoint;                 // CACHE_S3_ENDPOINT: empty = AWS
   std::string s3Prefix;                   // CACHE_S3_PREFIX
+  std::string s3Addressing = "auto";      // CACHE_S3_ADDRESSING: auto | path | virtual
+  int s3DirectoryRefreshSeconds = 30;     // CACHE_S3_DIRECTORY_REFRESH: relisting of the bucket's keys
+  int s3TimeoutSeconds = 10;              // CACHE_S3_TIMEOUT: one S3 request
+  int s3OutboxRetryMaxSeconds = 60;       // CACHE_S3_OUTBOX_RETRY_MAX: longest pause between upload retries
   bool asyncWrites = true;                // CACHE_ASYNC_WRITES
   bool encryption = false;                // CACHE_ENCRYPTION
   std::string encryptionKey;              // CACHE_ENCRYPTION_KEY (secret)

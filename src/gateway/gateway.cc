@@ -125,6 +125,7 @@ void publish(Flights& flights, Ctx& ctx, ResultPtr result) {
 }  // namespace
 
 Gateway::Gateway(GatewayDeps deps) : deps_(deps) {
+  if (deps_.s3) s3Chain_ = std::make_unique<cache::TierChain>(std::vector<cache::CacheTier*>{deps_.s3}, deps_.clock);
   mode_ = key::parseNormalizeMode(deps_.config.keyNormalize).value_or(key::NormalizeMode::Seed);
   defaultPlatform_ = "default";
   for (const auto& p : deps_.platforms.all())
@@ -133,7 +134,24 @@ Gateway::Gateway(GatewayDeps deps) : deps_(deps) {
 
 Gateway::~Gateway() { flush(); }
 
-void Gateway::flush() { writers_.join(); }
+void Gateway::flush() {
+  writers_.join();
+  s3Pool_.join();
+}
+
+namespace {
+// Runs a blocking call on a pool and resumes the coroutine on its own executor afterwards.
+// No lambda temporary may share a full expression with a co_await: GCC 12 destroys such a
+// temporary twice (a double free, seen here). Hence the named `run` and `op`, here and at the
+// call sites.
+template <class F>
+net::awaitable<std::invoke_result_t<F&>> offload(net::thread_pool& pool, F f) {
+  using R = std::invoke_result_t<F&>;
+  auto run = [f = std::move(f)]() mutable -> net::awaitable<R> { co_return f(); };
+  auto op = net::co_spawn(pool.get_executor(), std::move(run), net::use_awaitable);
+  co_return co_await std::move(op);
+}
+}  // namespace
 
 http::Response Gateway::errorResponse(bhttp::status status, std::string message,
                                       std::string_view target) const {
@@ -271,7 +289,7 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   ctx.key = std::move(*k);
 
   if (!ctx.noCache) {
-    if (auto hit = lookup(ctx)) {
+    if (auto hit = co_await lookup(ctx)) {
       ++stats_.hits;
       co_await serveEntry(ctx, w, *hit->entry, Outcome::Hit, hit->layer);
       co_return;
@@ -292,7 +310,7 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
       co_await serveFlightResult(ctx, w, *result);
       co_return;
     }
-    if (auto hit = lookup(ctx)) {
+    if (auto hit = co_await lookup(ctx)) {
       ++stats_.hits;
       co_await serveEntry(ctx, w, *hit->entry, Outcome::Hit, hit->layer);
       co_return;
@@ -303,15 +321,36 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
                      Outcome::Uncacheable);
 }
 
-std::optional<cache::ChainHit> Gateway::lookup(const Context& ctx) {
+bool Gateway::freshEnough(const Context& ctx, const cache::Entry& entry) const {
+  if (!ctx.maxAge) return true;
+  const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(deps_.clock.now() -
+                                                                        entry.responseTimestamp);
+  return age.count() <= *ctx.maxAge * 1000;  // older than the client accepts: a miss
+}
+
+net::awaitable<std::optional<cache::ChainHit>> Gateway::lookup(const Context& ctx) {
   auto hit = deps_.chain.lookup(ctx.key.cacheKey, ctx.key.requestHash);
-  if (!hit) return std::nullopt;
-  if (ctx.maxAge) {
-    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deps_.clock.now() - hit->entry->responseTimestamp);
-    if (age.count() > *ctx.maxAge * 1000) return std::nullopt;  // older than the client accepts
+  if (hit && freshEnough(ctx, *hit->entry)) co_return hit;
+  if (!s3Chain_ || (deps_.s3Directory && !deps_.s3Directory->mayContain(ctx.key.cacheKey)))
+    co_return std::nullopt;
+  ++stats_.s3Lookups;
+  const uint64_t errorsBefore = s3Chain_->errors(0);
+  auto job = offload(s3Pool_, [this, key = ctx.key.cacheKey, hash = ctx.key.requestHash] {
+    return s3Chain_->lookup(key, hash);
+  });
+  auto remote = co_await std::move(job);
+  stats_.s3Errors += s3Chain_->errors(0) - errorsBefore;
+  if (!remote || !freshEnough(ctx, *remote->entry)) co_return std::nullopt;
+  ++stats_.s3Hits;
+  // Promote: memory now, disk in the background.
+  cache::EntryPtr entry = remote->entry;
+  if (deps_.chain.size() > 0) (void)deps_.chain.tier(0).insert(entry);
+  if (deps_.chain.size() > 1) {
+    net::post(writers_, [this, entry] {
+      for (size_t i = 1; i < deps_.chain.size(); ++i) (void)deps_.chain.tier(i).insert(entry);
+    });
   }
-  return hit;
+  co_return remote;
 }
 
 net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
@@ -329,21 +368,41 @@ net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
   if (failure) std::rethrow_exception(failure);
 }
 
-void Gateway::store(cache::EntryPtr entry) {
+net::awaitable<void> Gateway::store(cache::EntryPtr entry) {
   // The first tier (memory) before answering, so the next identical request is a hit; the
-  // lower tiers (disk fsync, S3) in the background, off the request threads.
-  if (deps_.chain.size() == 0) return;
-  if (auto r = deps_.chain.tier(0).insert(entry); !r) ++stats_.storeErrors;
+  // lower tiers (disk fsync, the S3 outbox's journal) in the background, off the request
+  // threads. With CACHE_ASYNC_WRITES=false, S3 is written before answering.
   ++stats_.stored;
-  if (deps_.chain.size() > 1) {
-    net::post(writers_, [this, entry] {
-      for (size_t i = 1; i < deps_.chain.size(); ++i)
-        if (auto r = deps_.chain.tier(i).insert(entry); !r) {
-          ++stats_.storeErrors;
-          std::cerr << "llmcache: " << deps_.chain.tier(i).name()
-                    << " tier write failed: " << r.error().message << "\n";
-        }
-    });
+  if (deps_.chain.size() > 0)
+    if (auto r = deps_.chain.tier(0).insert(entry); !r) ++stats_.storeErrors;
+  const bool s3Sync = deps_.s3 && !deps_.s3Outbox;
+  net::post(writers_, [this, entry] {
+    for (size_t i = 1; i < deps_.chain.size(); ++i) {
+      if (auto r = deps_.chain.tier(i).insert(entry); !r) {
+        ++stats_.storeErrors;
+        std::cerr << "llmcache: " << deps_.chain.tier(i).name()
+                  << " tier write failed: " << r.error().message << "\n";
+      }
+    }
+    if (deps_.s3Outbox) {
+      if (auto r = deps_.s3Outbox->enqueue(entry); !r) {
+        ++stats_.storeErrors;
+        std::cerr << "llmcache: S3 outbox refused a write: " << r.error().message << "\n";
+      } else if (deps_.s3Directory) {
+        deps_.s3Directory->add(entry->cacheKey);
+      }
+    }
+  });
+  if (s3Sync) {
+    auto job = offload(s3Pool_, [this, entry] { return deps_.s3->insert(entry); });
+    auto r = co_await std::move(job);
+    if (!r) {
+      ++stats_.storeErrors;
+      ++stats_.s3Errors;
+      std::cerr << "llmcache: S3 write failed: " << r.error().message << "\n";
+    } else if (deps_.s3Directory) {
+      deps_.s3Directory->add(entry->cacheKey);
+    }
   }
 }
 
@@ -483,7 +542,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     e->cacheNamespace = ctx.keyNamespace;
     if (streaming) e->sseEvents = std::move(events);
     entry = std::move(e);
-    if (!ctx.noStore) store(entry);
+    if (!ctx.noStore) co_await store(entry);
     ++stats_.misses;
   }
 

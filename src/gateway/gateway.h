@@ -8,6 +8,8 @@
 #include <string>
 
 #include "api/provider.h"
+#include "cache/s3/s3_key_directory.h"
+#include "cache/s3/s3_outbox.h"
 #include "cache/tier_chain.h"
 #include "common/clock.h"
 #include "config/config.h"
@@ -43,15 +45,26 @@ struct GatewayStats {
   std::atomic<uint64_t> upstreamErrors{0};
   std::atomic<uint64_t> stored{0};
   std::atomic<uint64_t> storeErrors{0};
+  std::atomic<uint64_t> s3Lookups{0};
+  std::atomic<uint64_t> s3Hits{0};
+  std::atomic<uint64_t> s3Errors{0};
 };
 
 struct GatewayDeps {
   const config::Config& config;
-  cache::TierChain& chain;  // tier 0 is written before answering, the others in the background
+  // The local tiers (memory, disk), looked up on the request's thread: tier 0 is written
+  // before answering, the others in the background.
+  cache::TierChain& chain;
   upstream::Client& client;
   const upstream::PlatformTable& platforms;
   const upstream::PricingTable& pricing;
   const Clock& clock = Clock::system();
+  // The S3 tier, when configured. Looked up off the request threads, and only for keys the
+  // directory says the bucket may hold, so a slow S3 never slows a miss. Written through the
+  // outbox (CACHE_ASYNC_WRITES=true) or directly before answering (false).
+  cache::CacheTier* s3 = nullptr;
+  cache::s3::S3KeyDirectory* s3Directory = nullptr;
+  cache::s3::S3Outbox* s3Outbox = nullptr;
 };
 
 class Gateway {
@@ -86,15 +99,18 @@ class Gateway {
   http::net::awaitable<void> sendError(Context& ctx, http::ResponseWriter& w,
                                        http::bhttp::status status, std::string_view message,
                                        Outcome outcome);
-  std::optional<cache::ChainHit> lookup(const Context& ctx);
-  void store(cache::EntryPtr entry);
+  http::net::awaitable<std::optional<cache::ChainHit>> lookup(const Context& ctx);
+  http::net::awaitable<void> store(cache::EntryPtr entry);
+  bool freshEnough(const Context& ctx, const cache::Entry& entry) const;
 
   GatewayDeps deps_;
   key::NormalizeMode mode_;
   std::string defaultPlatform_;
   SingleFlight<FlightResult> flights_;
   GatewayStats stats_;
-  http::net::thread_pool writers_{1};  // disk (and later S3) writes off the request threads
+  std::unique_ptr<cache::TierChain> s3Chain_;  // the S3 tier alone: hash and expiry checks
+  http::net::thread_pool writers_{1};  // disk writes and outbox journaling off the request threads
+  http::net::thread_pool s3Pool_{4};   // blocking S3 calls (lookups, synchronous writes)
 };
 
 }  // namespace llmcache::gateway

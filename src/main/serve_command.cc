@@ -7,6 +7,10 @@
 
 #include "cache/disk/disk_tier.h"
 #include "cache/memory/memory_tier.h"
+#include "cache/s3/s3_client.h"
+#include "cache/s3/s3_key_directory.h"
+#include "cache/s3/s3_outbox.h"
+#include "cache/s3/s3_tier.h"
 #include "cache/tier_chain.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
@@ -116,8 +120,48 @@ int runServe(const ServeArgs& a) {
     return 2;
   }
   cache::TierChain chain({&memory, disk.get()}, Clock::system());
+
+  // The S3 tier: on when a bucket is set. S3 being down at start-up is not fatal: the gateway
+  // serves from memory, disk and the upstream, and the outbox keeps the writes.
+  std::unique_ptr<cache::s3::S3Client> s3Client;
+  std::unique_ptr<cache::s3::S3Tier> s3Tier;
+  std::unique_ptr<cache::s3::S3Outbox> s3Outbox;
+  std::unique_ptr<cache::s3::S3KeyDirectory> s3Directory;
+  if (!c.s3Bucket.empty()) {
+    try {
+      cache::s3::S3ClientOptions so;
+      so.endpoint = c.s3Endpoint;
+      so.region = c.s3Region;
+      so.bucket = c.s3Bucket;
+      if (c.s3Addressing != "auto") so.pathStyle = c.s3Addressing == "path";
+      so.credentials = cache::s3::S3Credentials::fromEnvironment();
+      so.requestTimeout = std::chrono::seconds(c.s3TimeoutSeconds);
+      s3Client = std::make_unique<cache::s3::S3Client>(so);
+      cache::s3::S3TierOptions to;
+      to.prefix = c.s3Prefix;
+      to.codec = cache::CodecOptions{.compress = c.compression};
+      to.instanceId = cache::s3::loadOrCreateInstanceId(c.cacheDir);
+      s3Tier = std::make_unique<cache::s3::S3Tier>(*s3Client, to);
+      if (c.asyncWrites) {
+        cache::s3::S3OutboxOptions oo;
+        oo.dir = std::filesystem::path(c.cacheDir) / "s3-outbox";
+        oo.codec = to.codec;
+        oo.retryMax = std::chrono::seconds(std::max(1, c.s3OutboxRetryMaxSeconds));
+        s3Outbox = std::make_unique<cache::s3::S3Outbox>(*s3Tier, oo);
+      }
+      s3Directory = std::make_unique<cache::s3::S3KeyDirectory>(
+          *s3Client, s3Tier->layout(), std::chrono::seconds(c.s3DirectoryRefreshSeconds));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "llmcache: cannot set up the S3 tier: %s\n", e.what());
+      return 2;
+    }
+  }
   upstream::Client client;
-  gateway::Gateway gw(gateway::GatewayDeps{c, chain, client, platforms, pricing});
+  gateway::GatewayDeps deps{c, chain, client, platforms, pricing};
+  deps.s3 = s3Tier.get();
+  deps.s3Directory = s3Directory.get();
+  deps.s3Outbox = s3Outbox.get();
+  gateway::Gateway gw(deps);
   std::unique_ptr<http::Server> server;
   try {
     server = std::make_unique<http::Server>(
@@ -130,13 +174,22 @@ int runServe(const ServeArgs& a) {
     std::fprintf(stderr, "llmcache: cannot listen on %s: %s\n", c.listen.c_str(), e.what());
     return 1;
   }
-  std::fprintf(stderr, "llmcache: upstream %s, cache in %s (memory %llu entries, disk %llu entries)%s\n",
+  std::fprintf(stderr, "llmcache: upstream %s, cache in %s (memory %llu entries, disk %llu entries)%s%s\n",
                c.upstream.c_str(), c.cacheDir.c_str(),
                static_cast<unsigned long long>(c.memoryEntries),
                static_cast<unsigned long long>(c.diskEntries),
+               s3Tier ? (", S3 bucket " + c.s3Bucket + (c.asyncWrites ? " (async writes)" : " (sync writes)")).c_str() : "",
                c.enabled ? "" : ", caching DISABLED (pass-through)");
   runUntilSignalled(*server, "llmcache");
-  gw.flush();  // pending disk writes reach the disk before we exit
+  gw.flush();  // pending disk writes (and outbox journaling) finish before we exit
+  if (s3Outbox) {
+    // Upload what we can within the grace period; the rest stays journaled for the next start.
+    if (!s3Outbox->drain(std::chrono::seconds(c.shutdownGraceSeconds)))
+      std::fprintf(stderr, "llmcache: %llu S3 writes left in the outbox for the next start\n",
+                   static_cast<unsigned long long>(s3Outbox->pending()));
+    s3Outbox->stop();
+  }
+  if (s3Tier) (void)s3Tier->flushIndex();
   std::fprintf(stderr, "llmcache: stopped\n");
   return 0;
 }

