@@ -62,6 +62,7 @@ struct Gateway::Context {
   std::optional<int64_t> ttl;
   std::string keyNamespace;
   std::vector<std::string> tags;
+  uint64_t generation = 0;  // the invalidator's generation when the miss started
   // The flight this request leads, if any. It is completed before the leader's client sees the
   // end of its answer: a request that client sends next must start a new flight, not join the
   // finished one (a Cache-Control: no-cache right after a MISS would otherwise be COALESCED
@@ -135,8 +136,10 @@ Gateway::Gateway(GatewayDeps deps) : deps_(deps) {
 Gateway::~Gateway() { flush(); }
 
 void Gateway::flush() {
+  adminPool_.join();
   writers_.join();
   s3Pool_.join();
+  if (deps_.index) deps_.index->flush();
 }
 
 namespace {
@@ -191,6 +194,11 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     res.set(bhttp::field::content_type, "application/json");
     res.body() = R"({"status":"ok"})";
     co_await w.send(std::move(res));
+    co_return;
+  }
+
+  if (deps_.admin && admin::AdminApi::owns(ctx.path)) {
+    co_await serveAdmin(ctx, w);
     co_return;
   }
 
@@ -358,6 +366,9 @@ net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
   std::shared_ptr<const FlightResult> result;
   std::exception_ptr failure;
   ctx.flight = flight;
+  // An invalidation applied from now on that matches this request's answer wins: the answer
+  // still goes to the client but is not stored.
+  if (deps_.invalidator) ctx.generation = deps_.invalidator->generation();
   try {
     result = co_await callUpstream(ctx, w);  // completes the flight itself when it answers
   } catch (...) {
@@ -368,29 +379,48 @@ net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
   if (failure) std::rethrow_exception(failure);
 }
 
-net::awaitable<void> Gateway::store(cache::EntryPtr entry) {
+net::awaitable<void> Gateway::store(cache::EntryPtr entry, uint64_t generation) {
   // The first tier (memory) before answering, so the next identical request is a hit; the
-  // lower tiers (disk fsync, the S3 outbox's journal) in the background, off the request
-  // threads. With CACHE_ASYNC_WRITES=false, S3 is written before answering.
+  // lower tiers (disk fsync, the index upsert, the S3 outbox's journal) in the background, off
+  // the request threads. With CACHE_ASYNC_WRITES=false, S3 is written before answering.
+  // Both steps run under the invalidator's guard (see invalidator.h for the protocol).
+  invalidation::Invalidator* inv = deps_.invalidator;
+  auto toMemory = [&] {
+    if (deps_.chain.size() > 0)
+      if (auto r = deps_.chain.tier(0).insert(entry); !r) ++stats_.storeErrors;
+  };
+  const bool kept = inv ? inv->storeUnlessInvalidated(generation, *entry, toMemory) : (toMemory(), true);
+  if (!kept) co_return;  // an invalidation condemned this answer while it was in flight
   ++stats_.stored;
-  if (deps_.chain.size() > 0)
-    if (auto r = deps_.chain.tier(0).insert(entry); !r) ++stats_.storeErrors;
   const bool s3Sync = deps_.s3 && !deps_.s3Outbox;
-  net::post(writers_, [this, entry] {
-    for (size_t i = 1; i < deps_.chain.size(); ++i) {
-      if (auto r = deps_.chain.tier(i).insert(entry); !r) {
-        ++stats_.storeErrors;
-        std::cerr << "llmcache: " << deps_.chain.tier(i).name()
-                  << " tier write failed: " << r.error().message << "\n";
+  net::post(writers_, [this, entry, generation, inv] {
+    auto rest = [&] {
+      const size_t raw = entry->approxBytes();
+      if (deps_.index) (void)deps_.index->upsert(*entry, index::kTierMemory, raw, raw);
+      for (size_t i = 1; i < deps_.chain.size(); ++i) {
+        auto& tier = deps_.chain.tier(i);
+        if (auto r = tier.insert(entry); !r) {
+          ++stats_.storeErrors;
+          std::cerr << "llmcache: " << tier.name() << " tier write failed: " << r.error().message
+                    << "\n";
+        } else if (deps_.index) {
+          (void)deps_.index->upsert(*entry, index::tierBit(tier.name()), raw, raw);
+        }
       }
-    }
-    if (deps_.s3Outbox) {
-      if (auto r = deps_.s3Outbox->enqueue(entry); !r) {
-        ++stats_.storeErrors;
-        std::cerr << "llmcache: S3 outbox refused a write: " << r.error().message << "\n";
-      } else if (deps_.s3Directory) {
-        deps_.s3Directory->add(entry->cacheKey);
+      if (deps_.s3Outbox) {
+        if (auto r = deps_.s3Outbox->enqueue(entry); !r) {
+          ++stats_.storeErrors;
+          std::cerr << "llmcache: S3 outbox refused a write: " << r.error().message << "\n";
+        } else {
+          if (deps_.s3Directory) deps_.s3Directory->add(entry->cacheKey);
+          if (deps_.index) (void)deps_.index->upsert(*entry, index::kTierS3, raw, raw);
+        }
       }
+    };
+    if (!inv) {
+      rest();
+    } else if (!inv->storeUnlessInvalidated(generation, *entry, rest)) {
+      deps_.chain.erase(entry->cacheKey);  // condemned after the memory tier took it
     }
   });
   if (s3Sync) {
@@ -404,6 +434,23 @@ net::awaitable<void> Gateway::store(cache::EntryPtr entry) {
       deps_.s3Directory->add(entry->cacheKey);
     }
   }
+}
+
+net::awaitable<void> Gateway::serveAdmin(Context& ctx, http::ResponseWriter& w) {
+  // Off the I/O threads: an invalidation runs SQLite queries and tier erases.
+  auto job = offload(adminPool_, [this, method = std::string(ctx.request.method_string()),
+                                  target = std::string(ctx.request.target()),
+                                  body = ctx.request.body(),
+                                  auth = std::string(ctx.request[bhttp::field::authorization]),
+                                  loopback = w.peerIsLoopback()] {
+    return deps_.admin->handle(method, target, body, auth, loopback);
+  });
+  admin::AdminApi::Reply reply = co_await std::move(job);
+  http::Response res{static_cast<bhttp::status>(reply.status), ctx.request.version()};
+  res.set(bhttp::field::content_type, reply.contentType);
+  for (const auto& [name, value] : reply.headers) res.set(name, value);
+  res.body() = std::move(reply.body);
+  co_await w.send(std::move(res));
 }
 
 net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstream(
@@ -542,7 +589,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     e->cacheNamespace = ctx.keyNamespace;
     if (streaming) e->sseEvents = std::move(events);
     entry = std::move(e);
-    if (!ctx.noStore) co_await store(entry);
+    if (!ctx.noStore) co_await store(entry, ctx.generation);
     ++stats_.misses;
   }
 
@@ -571,6 +618,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
 net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
                                          const cache::Entry& entry, Outcome outcome,
                                          std::string_view layer) {
+  // Queued in memory and written in batches by the index's own thread: no SQLite here.
+  if (deps_.index && outcome == Outcome::Hit) deps_.index->recordHit(entry.cacheId, deps_.clock.now());
   http::Response res{static_cast<bhttp::status>(entry.status ? entry.status : 200),
                      ctx.request.version()};
   res.set("x-llmcache-status", outcomeName(outcome));

@@ -14,7 +14,10 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "gateway/single_flight.h"
+#include "admin/admin_api.h"
 #include "http/server.h"
+#include "index/index.h"
+#include "invalidation/invalidator.h"
 #include "key/cache_key.h"
 #include "upstream/http_client.h"
 #include "upstream/platform.h"
@@ -65,6 +68,12 @@ struct GatewayDeps {
   cache::CacheTier* s3 = nullptr;
   cache::s3::S3KeyDirectory* s3Directory = nullptr;
   cache::s3::S3Outbox* s3Outbox = nullptr;
+  // The entry index (hit counts, invalidation queries), the invalidator (whose generation
+  // guards in-flight misses) and the admin API (/cache/*). Optional: without them the gateway
+  // caches but keeps no index.
+  index::Index* index = nullptr;
+  invalidation::Invalidator* invalidator = nullptr;
+  admin::AdminApi* admin = nullptr;
 };
 
 class Gateway {
@@ -100,7 +109,8 @@ class Gateway {
                                        http::bhttp::status status, std::string_view message,
                                        Outcome outcome);
   http::net::awaitable<std::optional<cache::ChainHit>> lookup(const Context& ctx);
-  http::net::awaitable<void> store(cache::EntryPtr entry);
+  http::net::awaitable<void> store(cache::EntryPtr entry, uint64_t generation);
+  http::net::awaitable<void> serveAdmin(Context& ctx, http::ResponseWriter& w);
   bool freshEnough(const Context& ctx, const cache::Entry& entry) const;
 
   GatewayDeps deps_;
@@ -111,6 +121,7 @@ class Gateway {
   std::unique_ptr<cache::TierChain> s3Chain_;  // the S3 tier alone: hash and expiry checks
   http::net::thread_pool writers_{1};  // disk writes and outbox journaling off the request threads
   http::net::thread_pool s3Pool_{4};   // blocking S3 calls (lookups, synchronous writes)
+  http::net::thread_pool adminPool_{1};  // admin requests: SQLite queries and tier erases
 };
 
 }  // namespace llmcache::gateway

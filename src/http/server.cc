@@ -178,6 +178,12 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     self = sessions_.insert(sessions_.end(), state);
   }
   beast::flat_buffer buffer;
+  bool peerIsLoopback = false;
+  {
+    beast::error_code ec;
+    const auto peer = stream.socket().remote_endpoint(ec);
+    peerIsLoopback = !ec && peer.address().is_loopback();
+  }
   for (;;) {
     if (draining_) break;
     bhttp::request_parser<bhttp::string_body> parser;
@@ -242,6 +248,7 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     Request request = parser.release();
     stream.expires_never();
     ResponseWriter writer(stream, request, options_.readTimeout, &draining_);
+    writer.setPeerIsLoopback(peerIsLoopback);
     bool threw = false;
     try {
       co_await handler_(request, writer);

@@ -62,6 +62,9 @@ class ResponseWriter {
   // A write failed (the client disconnected or stalled past the write timeout).
   bool failed() const { return failed_; }
   bool keepAlive() const { return keepAlive_; }
+  // The client connected from a loopback address (127.0.0.0/8, ::1).
+  bool peerIsLoopback() const { return peerIsLoopback_; }
+  void setPeerIsLoopback(bool v) { peerIsLoopback_ = v; }
 
  private:
   beast::tcp_stream& stream_;
@@ -71,6 +74,7 @@ class ResponseWriter {
   bool failed_ = false;
   bool chunked_ = false;
   bool keepAlive_ = true;
+  bool peerIsLoopback_ = false;
   const std::atomic<bool>* drainingFlag_;
 };
 

@@ -3,7 +3,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "cache/disk/disk_tier.h"
 #include "cache/memory/memory_tier.h"
@@ -12,7 +16,11 @@
 #include "cache/s3/s3_outbox.h"
 #include "cache/s3/s3_tier.h"
 #include "cache/tier_chain.h"
+#include "admin/admin_api.h"
 #include "config/config.h"
+#include "index/disk_scan.h"
+#include "index/index.h"
+#include "invalidation/invalidator.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "mock/mock_upstream.h"
@@ -156,8 +164,61 @@ int runServe(const ServeArgs& a) {
       return 2;
     }
   }
+  // The index beside the disk tier. A damaged index is rebuilt from the disk tier's files.
+  const auto indexPath = index::Index::defaultPath(c.cacheDir);
+  auto opened = index::Index::open(indexPath);
+  if (!opened && opened.error().code == Errc::Corrupt) {
+    std::fprintf(stderr, "llmcache: the index is damaged (%s); rebuilding it from the disk tier\n",
+                 opened.error().message.c_str());
+    (void)index::Index::removeFiles(indexPath);
+    opened = index::Index::open(indexPath);
+    if (opened) {
+      auto report = index::rebuildFromDiskTier(**opened, c.cacheDir);
+      if (report) std::fprintf(stderr, "llmcache: index rebuilt: %zu entries\n", report->entries);
+    }
+  }
+  if (!opened) {
+    std::fprintf(stderr, "llmcache: cannot open the index %s: %s\n", indexPath.c_str(),
+                 opened.error().message.c_str());
+    return 2;
+  }
+  std::unique_ptr<index::Index> entryIndex = std::move(*opened);
+  // Invalidation reaches every tier, S3 included (its erases run on the admin pool).
+  std::vector<cache::CacheTier*> allTiers{&memory, disk.get()};
+  if (s3Tier) allTiers.push_back(s3Tier.get());
+  cache::TierChain everyTier(allTiers, Clock::system());
+  invalidation::Invalidator invalidator(*entryIndex, everyTier, Clock::system());
+  admin::AdminApi adminApi(*entryIndex, invalidator, c);
+
+  // Expired entries are misses at once (TierChain checks expires_at); this purges them from
+  // the tiers and the index in the background.
+  std::atomic<bool> purging{true};
+  std::mutex purgeMutex;
+  std::condition_variable purgeCv;
+  std::thread purger([&] {
+    std::unique_lock lock(purgeMutex);
+    while (!purgeCv.wait_for(lock, std::chrono::seconds(30), [&] { return !purging.load(); })) {
+      lock.unlock();
+      (void)invalidator.purgeExpired(10000);
+      lock.lock();
+    }
+  });
+  struct StopPurger {
+    std::atomic<bool>& flag;
+    std::condition_variable& cv;
+    std::thread& t;
+    ~StopPurger() {
+      flag = false;
+      cv.notify_all();
+      t.join();
+    }
+  } stopPurger{purging, purgeCv, purger};
+
   upstream::Client client;
   gateway::GatewayDeps deps{c, chain, client, platforms, pricing};
+  deps.index = entryIndex.get();
+  deps.invalidator = &invalidator;
+  deps.admin = &adminApi;
   deps.s3 = s3Tier.get();
   deps.s3Directory = s3Directory.get();
   deps.s3Outbox = s3Outbox.get();
