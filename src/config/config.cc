@@ -90,6 +90,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_S3_DIRECTORY_REFRESH", &Config::s3DirectoryRefreshSeconds),
       field("CACHE_S3_TIMEOUT", &Config::s3TimeoutSeconds),
       field("CACHE_S3_OUTBOX_RETRY_MAX", &Config::s3OutboxRetryMaxSeconds),
+      field("CACHE_INVALIDATION_POLL", &Config::invalidationPollSeconds),
       field("CACHE_ASYNC_WRITES", &Config::asyncWrites),
       field("CACHE_ENCRYPTION", &Config::encryption),
       field("CACHE_ENCRYPTION_KEY", &Config::encryptionKey, true),
@@ -161,6 +162,7 @@ void validate(const Config& c) {
     throw ConfigError("CACHE_S3_ADDRESSING: expected auto, path or virtual, got '" + c.s3Addressing + "'");
   if (c.s3DirectoryRefreshSeconds < 1) throw ConfigError("CACHE_S3_DIRECTORY_REFRESH: must be >= 1");
   if (c.s3TimeoutSeconds < 1) throw ConfigError("CACHE_S3_TIMEOUT: must be >= 1");
+  if (c.invalidationPollSeconds < 1) throw ConfigError("CACHE_INVALIDATION_POLL: must be >= 1");
   if (c.ttlSeconds < 0) throw ConfigError("CACHE_TTL: must be >= 0");
   if (c.memoryEntries == 0) throw ConfigError("CACHE_MEMORY_ENTRIES: must be >= 1");
   if (c.diskEntries == 0) throw ConfigError("CACHE_DISK_ENTRIES: must be >= 1");

@@ -53,6 +53,7 @@ struct Config {
   int s3DirectoryRefreshSeconds = 30;     // CACHE_S3_DIRECTORY_REFRESH: relisting of the bucket's keys
   int s3TimeoutSeconds = 10;              // CACHE_S3_TIMEOUT: one S3 request
   int s3OutboxRetryMaxSeconds = 60;       // CACHE_S3_OUTBOX_RETRY_MAX: longest pause between upload retries
+  int invalidationPollSeconds = 10;       // CACHE_INVALIDATION_POLL: other gateways' invalidations (S3)
   bool asyncWrites = true;                // CACHE_ASYNC_WRITES
   bool encryption = false;                // CACHE_ENCRYPTION
   std::string encryptionKey;              // CACHE_ENCRYPTION_KEY (secret)

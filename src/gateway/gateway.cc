@@ -350,14 +350,17 @@ net::awaitable<std::optional<cache::ChainHit>> Gateway::lookup(const Context& ct
   stats_.s3Errors += s3Chain_->errors(0) - errorsBefore;
   if (!remote || !freshEnough(ctx, *remote->entry)) co_return std::nullopt;
   ++stats_.s3Hits;
-  // Promote: memory now, disk in the background.
+  // Promote: memory now, disk and the index in the background (the index row lets an
+  // invalidation find the local copies).
   cache::EntryPtr entry = remote->entry;
   if (deps_.chain.size() > 0) (void)deps_.chain.tier(0).insert(entry);
-  if (deps_.chain.size() > 1) {
-    net::post(writers_, [this, entry] {
-      for (size_t i = 1; i < deps_.chain.size(); ++i) (void)deps_.chain.tier(i).insert(entry);
-    });
-  }
+  net::post(writers_, [this, entry] {
+    const size_t raw = entry->approxBytes();
+    unsigned tiers = index::kTierS3 | index::kTierMemory;
+    for (size_t i = 1; i < deps_.chain.size(); ++i)
+      if (deps_.chain.tier(i).insert(entry)) tiers |= index::tierBit(deps_.chain.tier(i).name());
+    if (deps_.index) (void)deps_.index->upsert(*entry, tiers, raw, raw);
+  });
   co_return remote;
 }
 
@@ -446,6 +449,23 @@ net::awaitable<void> Gateway::serveAdmin(Context& ctx, http::ResponseWriter& w) 
     return deps_.admin->handle(method, target, body, auth, loopback);
   });
   admin::AdminApi::Reply reply = co_await std::move(job);
+  if (deps_.broadcast && reply.status == 200) {
+    // Tell the other gateways on the bucket (they apply it to their memory and disk).
+    std::optional<Json> record;
+    const auto method = ctx.request.method();
+    if (method == bhttp::verb::post && ctx.path == "/cache/invalidate") {
+      if (auto body = parseJson(ctx.request.body())) record = std::move(*body);
+    } else if (method == bhttp::verb::delete_ && ctx.path.rfind("/cache/entries/", 0) == 0) {
+      record = Json::object().set("cache_id", Json::string(ctx.path.substr(15)));
+    }
+    if (record) {
+      auto publish = offload(s3Pool_, [this, r = std::move(*record)] { return deps_.broadcast->publish(r); });
+      if (auto r = co_await std::move(publish); !r) {
+        ++stats_.s3Errors;
+        std::cerr << "llmcache: could not publish the invalidation to S3: " << r.error().message << "\n";
+      }
+    }
+  }
   http::Response res{static_cast<bhttp::status>(reply.status), ctx.request.version()};
   res.set(bhttp::field::content_type, reply.contentType);
   for (const auto& [name, value] : reply.headers) res.set(name, value);

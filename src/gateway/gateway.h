@@ -18,6 +18,7 @@
 #include "http/server.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
+#include "invalidation/s3_broadcast.h"
 #include "key/cache_key.h"
 #include "upstream/http_client.h"
 #include "upstream/platform.h"
@@ -74,6 +75,8 @@ struct GatewayDeps {
   index::Index* index = nullptr;
   invalidation::Invalidator* invalidator = nullptr;
   admin::AdminApi* admin = nullptr;
+  // With S3: invalidations applied here are published for the other gateways on the bucket.
+  invalidation::S3InvalidationBroadcast* broadcast = nullptr;
 };
 
 class Gateway {

@@ -21,6 +21,7 @@
 #include "index/disk_scan.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
+#include "invalidation/s3_broadcast.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "mock/mock_upstream.h"
@@ -189,6 +190,13 @@ int runServe(const ServeArgs& a) {
   cache::TierChain everyTier(allTiers, Clock::system());
   invalidation::Invalidator invalidator(*entryIndex, everyTier, Clock::system());
   admin::AdminApi adminApi(*entryIndex, invalidator, c);
+  std::unique_ptr<invalidation::S3InvalidationBroadcast> broadcast;
+  if (s3Client) {
+    broadcast = std::make_unique<invalidation::S3InvalidationBroadcast>(
+        *s3Client, cache::s3::normalizePrefix(c.s3Prefix), s3Tier->options().instanceId, invalidator,
+        std::filesystem::path(c.cacheDir) / "invalidations-seen",
+        std::chrono::seconds(c.invalidationPollSeconds), Clock::system());
+  }
 
   // Expired entries are misses at once (TierChain checks expires_at); this purges them from
   // the tiers and the index in the background.
@@ -219,6 +227,7 @@ int runServe(const ServeArgs& a) {
   deps.index = entryIndex.get();
   deps.invalidator = &invalidator;
   deps.admin = &adminApi;
+  deps.broadcast = broadcast.get();
   deps.s3 = s3Tier.get();
   deps.s3Directory = s3Directory.get();
   deps.s3Outbox = s3Outbox.get();

@@ -47,7 +47,14 @@ class S3Server:
         if self.proc and self.proc.poll() is None:
             self.proc.stdin.close()
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:  # kept-alive client connections hold it open
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc:
+            for f in (self.proc.stdout, self.proc.stderr):
+                f.close()
 
     @property
     def endpoint(self):
@@ -98,7 +105,7 @@ class GatewayWithS3(unittest.TestCase):
     def s3_sets(self, **extra):
         sets = {"CACHE_S3_ENDPOINT": self.s3.endpoint, "CACHE_S3_BUCKET": BUCKET,
                 "CACHE_S3_DIRECTORY_REFRESH": "1", "CACHE_S3_TIMEOUT": "2",
-                "CACHE_S3_OUTBOX_RETRY_MAX": "1"}
+                "CACHE_S3_OUTBOX_RETRY_MAX": "1", "CACHE_INVALIDATION_POLL": "1"}
         sets.update(extra)
         return sets
 
@@ -134,6 +141,25 @@ class GatewayWithS3(unittest.TestCase):
         # Promoted: the next hit on b comes from its memory.
         again = request(b.port, "POST", CHAT, chat("shared question"))
         self.assertEqual(again.headers["x-llmcache-layer"], "memory")
+
+    def test_an_entry_invalidated_through_one_gateway_stops_being_served_by_the_other(self):
+        self.s3.start()
+        a = self.stack()
+        a.post(CHAT, chat("to be invalidated"))
+        self.assertTrue(wait_for(lambda: self.s3.keys("cache-index/by-key/")["keys"]))
+        b = self.second_gateway(a)
+        time.sleep(1.5)
+        self.assertEqual(request(b.port, "POST", CHAT, chat("to be invalidated")).headers["x-llmcache-layer"], "s3")
+        self.assertEqual(request(b.port, "POST", CHAT, chat("to be invalidated")).headers["x-llmcache-layer"], "memory")
+        time.sleep(1.2)  # b has listed the (empty) invalidation records once: it is primed
+        r = request(a.gateway.port, "POST", "/cache/invalidate", {"model": "openai/gpt-4o-mini"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["invalidated"], 1)
+        # a no longer serves it; b stops within its poll interval (1 s here).
+        self.assertEqual(a.post(CHAT, chat("to be invalidated")).headers["x-llmcache-status"], "MISS")
+        def b_misses():
+            return request(b.port, "POST", CHAT, chat("to be invalidated")).headers["x-llmcache-status"] != "HIT"
+        self.assertTrue(wait_for(b_misses, timeout=10), "the second gateway kept serving an invalidated entry")
 
     def test_the_entry_is_readable_at_the_documented_key_by_an_independent_client(self):
         self.s3.start()
