@@ -120,10 +120,142 @@ TEST(Codec, WrongVersionIsCorrupt) {
   expectCorrupt(bytes, "version 0");
 }
 
-TEST(Codec, EncryptedFlagIsCorruptUntilThisBuildCanDecrypt) {
+TEST(Codec, EncryptedFlagOnAPlainPayloadIsCorrupt) {
   std::string bytes = encodeEntry(sample(), {});
   bytes[5] = static_cast<char>(kFlagEncrypted);
   expectCorrupt(bytes, "encrypted");
+}
+
+// --- Encryption (AES-256-GCM, CACHE_ENCRYPTION) ---
+
+EncryptionKey testKey(unsigned char seed) {
+  EncryptionKey k;
+  for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<unsigned char>(seed + 7 * i);
+  return k;
+}
+CodecOptions sealedWith(unsigned char seed, bool compress = false) {
+  return CodecOptions{.compress = compress, .key = testKey(seed)};
+}
+void expectCorruptWith(std::string_view bytes, const CodecOptions& options, std::string_view messagePart = {}) {
+  auto r = decodeEntry(bytes, options);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::Corrupt);
+  if (!messagePart.empty()) {
+    EXPECT_NE(r.error().message.find(messagePart), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(CodecEncryption, RoundTripsEncrypted) {
+  const Entry e = sample();
+  const std::string bytes = encodeEntry(e, sealedWith(1));
+  EXPECT_EQ(bytes.substr(0, 4), "LLMC");
+  EXPECT_EQ(bytes[5], static_cast<char>(kFlagEncrypted));
+  auto back = decodeEntry(bytes, sealedWith(1));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, e);
+}
+
+TEST(CodecEncryption, RoundTripsEncryptedAndCompressed) {
+  Entry e = sample();
+  e.response.set("padding", Json::string(std::string(10000, 'z')));
+  const std::string bytes = encodeEntry(e, sealedWith(1, true));
+  EXPECT_EQ(bytes[5], static_cast<char>(kFlagEncrypted | kFlagZstd));
+  EXPECT_LT(bytes.size(), 2000u);  // compressed before sealing: ciphertext does not compress
+  // The reader's compress setting does not matter.
+  auto back = decodeEntry(bytes, sealedWith(1, false));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, e);
+}
+
+TEST(CodecEncryption, PayloadIsNonceCiphertextAndTagWithAValidChecksum) {
+  const std::string plainJson = toJson(entryToJson(sample()));
+  const std::string bytes = encodeEntry(sample(), sealedWith(1));
+  EXPECT_EQ(bytes.size(), kEntryHeaderBytes + kNonceBytes + plainJson.size() + kTagBytes);
+  const std::string_view payload = std::string_view(bytes).substr(kEntryHeaderBytes);
+  uint32_t crc = 0;
+  for (int i = 3; i >= 0; --i) crc = (crc << 8) | static_cast<unsigned char>(bytes[12 + i]);
+  EXPECT_EQ(crc, static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
+}
+
+TEST(CodecEncryption, WrongKeyIsCorrupt) {
+  for (bool compress : {false, true}) {
+    const std::string bytes = encodeEntry(sample(), sealedWith(1, compress));
+    expectCorruptWith(bytes, sealedWith(2), "decryption failed");
+  }
+}
+
+TEST(CodecEncryption, EncryptedEntryWithoutAKeyIsCorrupt) {
+  const std::string bytes = encodeEntry(sample(), sealedWith(1));
+  expectCorrupt(bytes, "no CACHE_ENCRYPTION_KEY");
+  expectCorruptWith(bytes, CodecOptions{.compress = true}, "encrypted");
+}
+
+TEST(CodecEncryption, PlainEntryIsCorruptWhenAKeyIsGiven) {
+  // With encryption on only sealed entries are served: whoever can write the store cannot
+  // plant an answer by writing it unencrypted.
+  for (bool compress : {false, true})
+    expectCorruptWith(encodeEntry(sample(), CodecOptions{.compress = compress}), sealedWith(1), "not encrypted");
+}
+
+TEST(CodecEncryption, EveryFlippedByteIsCorrupt) {
+  for (bool compress : {false, true}) {
+    const std::string bytes = encodeEntry(sample(), sealedWith(1, compress));
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      for (int bit : {0, 7}) {
+        std::string bad = bytes;
+        bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
+        SCOPED_TRACE("compress=" + std::to_string(compress) + " byte=" + std::to_string(i));
+        expectCorruptWith(bad, sealedWith(1));
+      }
+    }
+  }
+}
+
+TEST(CodecEncryption, FlippedCiphertextWithARecomputedChecksumFailsTheTag) {
+  std::string bytes = encodeEntry(sample(), sealedWith(1));
+  bytes[kEntryHeaderBytes + kNonceBytes + 5] ^= 0x01;
+  const std::string_view payload = std::string_view(bytes).substr(kEntryHeaderBytes);
+  putU32(bytes, 12, static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
+  expectCorruptWith(bytes, sealedWith(1), "decryption failed");
+}
+
+TEST(CodecEncryption, HeaderIsAuthenticated) {
+  // Clearing the zstd flag (and nothing else) would otherwise hand compressed bytes to the JSON
+  // parser; the tag covers the header, so it is refused at decryption.
+  std::string bytes = encodeEntry(sample(), sealedWith(1, true));
+  bytes[5] = static_cast<char>(kFlagEncrypted);
+  expectCorruptWith(bytes, sealedWith(1), "decryption failed");
+}
+
+TEST(CodecEncryption, EveryTruncationIsCorrupt) {
+  const std::string bytes = encodeEntry(sample(), sealedWith(1, true));
+  for (size_t len = 0; len < bytes.size(); ++len) {
+    SCOPED_TRACE("len=" + std::to_string(len));
+    expectCorruptWith(std::string_view(bytes).substr(0, len), sealedWith(1));
+  }
+}
+
+TEST(CodecEncryption, SealedPayloadShorterThanNonceAndTagIsCorrupt) {
+  expectCorruptWith(frame(kFlagEncrypted, std::string(kNonceBytes + kTagBytes - 1, 'x')), sealedWith(1), "shorter");
+  expectCorruptWith(frame(kFlagEncrypted, ""), sealedWith(1), "shorter");
+}
+
+TEST(CodecEncryption, TwoEncodingsOfOneEntryUseDifferentNonces) {
+  const Entry e = sample();
+  const std::string a = encodeEntry(e, sealedWith(1));
+  const std::string b = encodeEntry(e, sealedWith(1));
+  EXPECT_NE(a.substr(kEntryHeaderBytes, kNonceBytes), b.substr(kEntryHeaderBytes, kNonceBytes));
+  EXPECT_NE(a.substr(kEntryHeaderBytes + kNonceBytes), b.substr(kEntryHeaderBytes + kNonceBytes));
+}
+
+TEST(CodecEncryption, EncodedBytesHoldNoPlaintextOfThePromptOrTheAnswer) {
+  Entry e = makeTestEntry("gpt-4o-mini:0011223344556677", "the secret answer is swordfish");
+  e.request = parseJson(R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"what is the password"}]})").value();
+  for (bool compress : {false, true}) {
+    const std::string bytes = encodeEntry(e, sealedWith(1, compress));
+    for (std::string_view needle : {"swordfish", "secret answer", "password", "cache_key", "gpt-4o-mini"})
+      EXPECT_EQ(bytes.find(needle), std::string::npos) << needle << " compress=" << compress;
+  }
 }
 
 TEST(Codec, UnknownFlagOrReservedBytesAreCorrupt) {

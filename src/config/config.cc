@@ -1,5 +1,9 @@
 #include "config/config.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -94,6 +98,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_ASYNC_WRITES", &Config::asyncWrites),
       field("CACHE_ENCRYPTION", &Config::encryption),
       field("CACHE_ENCRYPTION_KEY", &Config::encryptionKey, true),
+      field("CACHE_ENCRYPTION_KEY_FILE", &Config::encryptionKeyFile),
       field("CACHE_ADMIN_TOKEN", &Config::adminToken, true),
       field("CACHE_METRICS_ENABLED", &Config::metricsEnabled),
       field("CACHE_METRICS_INTERVAL", &Config::metricsIntervalSeconds),
@@ -167,8 +172,52 @@ void validate(const Config& c) {
   if (c.memoryEntries == 0) throw ConfigError("CACHE_MEMORY_ENTRIES: must be >= 1");
   if (c.diskEntries == 0) throw ConfigError("CACHE_DISK_ENTRIES: must be >= 1");
   if (c.threads < 0) throw ConfigError("CACHE_THREADS: must be >= 0");
-  if (c.encryption && c.encryptionKey.empty())
-    throw ConfigError("CACHE_ENCRYPTION is on but CACHE_ENCRYPTION_KEY is empty");
+  if (c.encryption) encryptionKeyBytes(c);
+}
+
+std::array<unsigned char, 32> encryptionKeyBytes(const Config& c) {
+  const bool fromValue = !c.encryptionKey.empty();
+  const bool fromFile = !c.encryptionKeyFile.empty();
+  if (!fromValue && !fromFile)
+    throw ConfigError("CACHE_ENCRYPTION is on but neither CACHE_ENCRYPTION_KEY nor CACHE_ENCRYPTION_KEY_FILE is set");
+  if (fromValue && fromFile)
+    throw ConfigError("CACHE_ENCRYPTION_KEY and CACHE_ENCRYPTION_KEY_FILE are both set; set one");
+  const char* name = fromValue ? "CACHE_ENCRYPTION_KEY" : "CACHE_ENCRYPTION_KEY_FILE";
+  std::string text = c.encryptionKey;
+  if (fromFile) {
+    std::ifstream in(c.encryptionKeyFile, std::ios::binary);
+    std::stringstream content;
+    if (in) content << in.rdbuf();
+    if (!in || in.bad())
+      throw ConfigError(std::string(name) + ": cannot read the key file " + c.encryptionKeyFile);
+    text = content.str();
+  }
+  const auto isSpace = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; };
+  while (!text.empty() && isSpace(text.back())) text.pop_back();
+  size_t start = 0;
+  while (start < text.size() && isSpace(text[start])) ++start;
+  text.erase(0, start);
+  // 32 bytes are 43 base64 digits and one '='. EVP_DecodeBlock decodes padding as zero bytes
+  // (33 out) and accepts embedded whitespace, so the shape is checked first.
+  const std::string expected = std::string(name) +
+                               ": expected the base64 of exactly 32 bytes (44 characters ending in '=', as "
+                               "`openssl rand -base64 32` prints)";
+  if (text.size() != 44 || text[43] != '=' || text[42] == '=')
+    throw ConfigError(expected + ", got " + std::to_string(text.size()) + " characters");
+  for (size_t i = 0; i < 43; ++i) {
+    const char ch = text[i];
+    const bool digit = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                       ch == '+' || ch == '/';
+    if (!digit) throw ConfigError(expected + "; character " + std::to_string(i + 1) + " is not a base64 digit");
+  }
+  unsigned char out[33];
+  if (EVP_DecodeBlock(out, reinterpret_cast<const unsigned char*>(text.data()), 44) != 33)
+    throw ConfigError(expected);
+  std::array<unsigned char, 32> key;
+  std::copy(out, out + 32, key.begin());
+  OPENSSL_cleanse(out, sizeof out);
+  OPENSSL_cleanse(text.data(), text.size());
+  return key;
 }
 
 std::string printConfig(const Config& c) {

@@ -2,6 +2,7 @@
 // Config: every setting of `llmcache serve`, its default, and where it can come from.
 // Precedence: flags > environment > config file > defaults (DESIGN.md, Configuration).
 // Loading and validation happen once at start-up; errors there are exceptions (ConfigError).
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -55,8 +56,9 @@ struct Config {
   int s3OutboxRetryMaxSeconds = 60;       // CACHE_S3_OUTBOX_RETRY_MAX: longest pause between upload retries
   int invalidationPollSeconds = 10;       // CACHE_INVALIDATION_POLL: other gateways' invalidations (S3)
   bool asyncWrites = true;                // CACHE_ASYNC_WRITES
-  bool encryption = false;                // CACHE_ENCRYPTION
-  std::string encryptionKey;              // CACHE_ENCRYPTION_KEY (secret)
+  bool encryption = false;                // CACHE_ENCRYPTION: AES-256-GCM for disk and S3 bodies
+  std::string encryptionKey;              // CACHE_ENCRYPTION_KEY (secret): base64 of 32 bytes
+  std::string encryptionKeyFile;          // CACHE_ENCRYPTION_KEY_FILE: a file holding that base64
   std::string adminToken;                 // CACHE_ADMIN_TOKEN (secret)
   bool metricsEnabled = true;             // CACHE_METRICS_ENABLED
   int metricsIntervalSeconds = 60;        // CACHE_METRICS_INTERVAL
@@ -78,7 +80,15 @@ void applyEnvironment(Config& config, const std::function<const char*(const char
 void applyFile(Config& config, const std::string& path);
 
 // Checks cross-field rules (listen parses, normalize mode known, ...). Throws ConfigError.
+// With CACHE_ENCRYPTION on this includes loading the key (encryptionKeyBytes).
 void validate(const Config& config);
+
+// The AES-256 key of CACHE_ENCRYPTION: the base64 (standard alphabet, padded: 44 characters, as
+// `openssl rand -base64 32` prints) of exactly 32 bytes, from CACHE_ENCRYPTION_KEY or from the
+// file CACHE_ENCRYPTION_KEY_FILE names (surrounding whitespace ignored). Exactly one of the two
+// must be set. Throws ConfigError naming the setting (never the key) when neither or both are
+// set, the file cannot be read, or the text is not such a base64. Reads the file on every call.
+std::array<unsigned char, 32> encryptionKeyBytes(const Config& config);
 
 // NAME=value lines in a stable order, secrets masked as "****" (set) or "" (unset).
 std::string printConfig(const Config& config);

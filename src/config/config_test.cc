@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 
+#include <unistd.h>
+
 namespace llmcache::config {
 namespace {
 
@@ -73,6 +75,79 @@ TEST(Config, PrintConfigMasksSecrets) {
   EXPECT_EQ(out.find("super-secret-token"), std::string::npos);
   EXPECT_NE(out.find("CACHE_ADMIN_TOKEN=****"), std::string::npos);
   EXPECT_NE(out.find("CACHE_LISTEN=127.0.0.1:8080"), std::string::npos);
+}
+
+// The base64 of bytes 0, 1, ..., 31 (python3 -c "import base64;print(base64.b64encode(bytes(range(32))).decode())").
+constexpr const char* kKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+std::string validateMessage(const Config& c) {
+  try {
+    validate(c);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ConfigEncryption, KeyIsTheBase64OfThirtyTwoBytes) {
+  Config c;
+  c.encryption = true;
+  c.encryptionKey = kKey;
+  EXPECT_NO_THROW(validate(c));
+  const auto key = encryptionKeyBytes(c);
+  for (size_t i = 0; i < key.size(); ++i) EXPECT_EQ(key[i], i);
+}
+
+TEST(ConfigEncryption, KeyFileHoldsTheBase64WithSurroundingWhitespace) {
+  const auto path = std::filesystem::temp_directory_path() / ("llmcache-key-" + std::to_string(::getpid()));
+  std::ofstream(path) << "  " << kKey << "\n";
+  Config c;
+  setValue(c, "CACHE_ENCRYPTION", "true");
+  setValue(c, "CACHE_ENCRYPTION_KEY_FILE", path.string());
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_EQ(encryptionKeyBytes(c)[31], 31);
+  // The path is not a secret: print-config shows it.
+  EXPECT_NE(printConfig(c).find("CACHE_ENCRYPTION_KEY_FILE=" + path.string()), std::string::npos);
+  std::filesystem::remove(path);
+  EXPECT_NE(validateMessage(c).find("CACHE_ENCRYPTION_KEY_FILE: cannot read"), std::string::npos) << validateMessage(c);
+}
+
+TEST(ConfigEncryption, EncryptionWithoutAKeyIsRefused) {
+  Config c;
+  c.encryption = true;
+  EXPECT_NE(validateMessage(c).find("CACHE_ENCRYPTION_KEY"), std::string::npos);
+}
+
+TEST(ConfigEncryption, BothAKeyAndAKeyFileAreRefused) {
+  Config c;
+  c.encryption = true;
+  c.encryptionKey = kKey;
+  c.encryptionKeyFile = "/etc/hostname";
+  EXPECT_NE(validateMessage(c).find("both"), std::string::npos);
+}
+
+TEST(ConfigEncryption, MalformedKeysAreRefusedWithoutEchoingThem) {
+  const std::string tooShort = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";         // 30 bytes
+  const std::string tooLong = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g";      // 33 bytes
+  const std::string badDigit = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd*h8=";     // '*'
+  const std::string space = "AAECAwQFBgcICQoLDA0O DxAREhMUFRYXGBkaGxwdHh8=";       // inner space
+  const std::string twoPads = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh==";
+  for (const std::string& bad : {tooShort, tooLong, badDigit, space, twoPads, std::string("secret")}) {
+    Config c;
+    c.encryption = true;
+    c.encryptionKey = bad;
+    const std::string message = validateMessage(c);
+    EXPECT_NE(message.find("CACHE_ENCRYPTION_KEY: expected the base64 of exactly 32 bytes"), std::string::npos)
+        << bad << ": " << message;
+    EXPECT_EQ(message.find(bad), std::string::npos) << message;
+  }
+}
+
+TEST(ConfigEncryption, KeyIsNotCheckedWhileEncryptionIsOff) {
+  Config c;
+  c.encryptionKey = "not-a-key";
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_NE(printConfig(c).find("CACHE_ENCRYPTION_KEY=****"), std::string::npos);
 }
 
 }  // namespace

@@ -115,6 +115,16 @@ int runServe(const ServeArgs& a) {
     }
     pricing = std::move(*loaded);
   }
+  // One codec for every stored body: disk files, S3 objects, the S3 outbox journal.
+  cache::CodecOptions codec{.compress = c.compression};
+  if (c.encryption) {
+    try {
+      codec.key = config::encryptionKeyBytes(c);  // validated above; the key file may have gone since
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "llmcache: configuration error: %s\n", e.what());
+      return 2;
+    }
+  }
   cache::MemoryTier memory(cache::MemoryTierOptions{.maxEntries = c.memoryEntries,
                                                     .maxBytes = c.memoryBytes});
   std::unique_ptr<cache::DiskTier> disk;
@@ -123,7 +133,7 @@ int runServe(const ServeArgs& a) {
         .dir = c.cacheDir,
         .maxEntries = c.diskEntries,
         .maxBytes = c.diskBytes,
-        .codec = cache::CodecOptions{.compress = c.compression}});
+        .codec = codec});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "llmcache: cannot use CACHE_DIR %s: %s\n", c.cacheDir.c_str(), e.what());
     return 2;
@@ -148,7 +158,7 @@ int runServe(const ServeArgs& a) {
       s3Client = std::make_unique<cache::s3::S3Client>(so);
       cache::s3::S3TierOptions to;
       to.prefix = c.s3Prefix;
-      to.codec = cache::CodecOptions{.compress = c.compression};
+      to.codec = codec;
       to.instanceId = cache::s3::loadOrCreateInstanceId(c.cacheDir);
       s3Tier = std::make_unique<cache::s3::S3Tier>(*s3Client, to);
       if (c.asyncWrites) {

@@ -201,7 +201,7 @@ Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
   }
   bytes.resize(got);
 
-  auto decoded = decodeEntry(bytes);
+  auto decoded = decodeEntry(bytes, options_.codec);
   if (!decoded) {
     corrupt_.fetch_add(1, std::memory_order_relaxed);
     // Delete only the file we read: a concurrent insert may have renamed a good one in since.

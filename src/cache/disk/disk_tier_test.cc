@@ -80,7 +80,10 @@ TierFactory diskFactory(std::string name, CodecOptions codec) {
 
 INSTANTIATE_TEST_SUITE_P(Disk, CacheTierConformance,
                          ::testing::Values(diskFactory("Plain", CodecOptions{}),
-                                           diskFactory("Zstd", CodecOptions{.compress = true})),
+                                           diskFactory("Zstd", CodecOptions{.compress = true}),
+                                           diskFactory("Encrypted", CodecOptions{.key = EncryptionKey{1, 2, 3}}),
+                                           diskFactory("ZstdEncrypted",
+                                                       CodecOptions{.compress = true, .key = EncryptionKey{4, 5, 6}})),
                          test::tierFactoryName);
 
 EntryPtr entry(std::string key, std::string content = "Hello!") {
@@ -295,6 +298,67 @@ TEST_F(DiskTierTest, CompressedEntriesAreSmallerOnDisk) {
   // A tier reads both forms whatever it writes.
   DiskTier plainReadsZstd(DiskTierOptions{.dir = zstdOptions.dir});
   EXPECT_TRUE(get(plainReadsZstd, "k:01"));
+}
+
+EncryptionKey keyOf(unsigned char seed) {
+  EncryptionKey k{};
+  k.fill(seed);
+  return k;
+}
+
+TEST_F(DiskTierTest, EncryptedFilesHoldNoPlaintextOfThePromptOrTheAnswer) {
+  for (bool compress : {false, true}) {
+    DiskTierOptions o = options();
+    o.dir = dir_ / (compress ? "zstd" : "plain");
+    o.codec = CodecOptions{.compress = compress, .key = keyOf(7)};
+    DiskTier tier(o);
+    ASSERT_TRUE(tier.insert(entry("k:01", "the answer is swordfish")));
+    const std::string bytes = readFile(tier.pathFor("k:01"));
+    ASSERT_FALSE(bytes.empty());
+    for (std::string_view needle : {"swordfish", "\"Hi\"", "gpt-4o-mini", "k:01", "team-a"})
+      EXPECT_EQ(bytes.find(needle), std::string::npos) << needle;
+    auto found = get(tier, "k:01");
+    ASSERT_TRUE(found);
+    EXPECT_EQ((*found)->response.find("choices")->items()[0].find("message")->getString("content"),
+              "the answer is swordfish");
+  }
+}
+
+TEST_F(DiskTierTest, ReopenedWithAnotherKeyEntriesAreCountedMisses) {
+  DiskTierOptions o = options();
+  o.codec.key = keyOf(1);
+  {
+    DiskTier tier(o);
+    ASSERT_TRUE(tier.insert(entry("k:01")));
+    ASSERT_TRUE(tier.insert(entry("k:02")));
+  }
+  o.codec.key = keyOf(2);
+  DiskTier other(o);
+  EXPECT_EQ(other.entryCount(), 2u);  // the scan does not decode
+  EXPECT_FALSE(get(other, "k:01"));
+  EXPECT_EQ(other.corruptEntries(), 1u);
+  EXPECT_FALSE(fs::exists(other.pathFor("k:01")));  // undecryptable: dropped like a corrupt file
+  // Its own writes work as usual.
+  ASSERT_TRUE(other.insert(entry("k:01")));
+  EXPECT_TRUE(get(other, "k:01"));
+}
+
+TEST_F(DiskTierTest, WithoutTheKeyEncryptedEntriesAreCountedMisses) {
+  DiskTierOptions o = options();
+  o.codec.key = keyOf(1);
+  { ASSERT_TRUE(DiskTier(o).insert(entry("k:01"))); }
+  DiskTier plain(options());
+  EXPECT_FALSE(get(plain, "k:01"));
+  EXPECT_EQ(plain.corruptEntries(), 1u);
+}
+
+TEST_F(DiskTierTest, WithEncryptionOnUnencryptedFilesAreCountedMisses) {
+  { ASSERT_TRUE(DiskTier(options()).insert(entry("k:01"))); }
+  DiskTierOptions o = options();
+  o.codec.key = keyOf(1);
+  DiskTier sealed(o);
+  EXPECT_FALSE(get(sealed, "k:01"));
+  EXPECT_EQ(sealed.corruptEntries(), 1u);
 }
 
 }  // namespace

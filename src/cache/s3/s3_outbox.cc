@@ -65,11 +65,11 @@ Result<void> writeDurably(const fs::path& target, std::string_view bytes) {
   return {};
 }
 
-Result<Entry> readJournal(const fs::path& file) {
+Result<Entry> readJournal(const fs::path& file, const CodecOptions& codec) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return makeError(Errc::Io, "s3 outbox: cannot read " + file.string());
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  return decodeEntry(bytes);
+  return decodeEntry(bytes, codec);
 }
 
 // "00000000000000000042-{cache_id}.entry" -> 42; 0 when the name is not one of ours.
@@ -105,7 +105,7 @@ void S3Outbox::recover() {
   }
   std::sort(files.begin(), files.end());  // zero-padded sequence numbers: enqueue order
   for (const auto& file : files) {
-    auto entry = readJournal(file);
+    auto entry = readJournal(file, options_.codec);
     if (!entry) {
       std::error_code ec;
       fs::remove(file, ec);
@@ -177,7 +177,7 @@ void S3Outbox::work() {
     Result<void> result;
     bool corrupt = false;
     if (!entry) {
-      auto read = readJournal(file);
+      auto read = readJournal(file, options_.codec);
       if (read) entry = std::make_shared<const Entry>(std::move(*read));
       else corrupt = true;
     }

@@ -112,6 +112,32 @@ TEST_F(S3OutboxTest, AnEnqueuedEntryIsOnDiskBeforeEnqueueReturns) {
   }
 }
 
+TEST_F(S3OutboxTest, WithEncryptionTheJournalIsSealedAndSurvivesARestart) {
+  tier_.failWith(Errc::Unavailable);
+  S3OutboxOptions o = options();
+  o.codec.key = EncryptionKey{};
+  o.codec.key->fill(3);
+  auto e = entry("k:1", "the answer is swordfish");
+  {
+    S3Outbox outbox(tier_, o);
+    ASSERT_TRUE(outbox.enqueue(e));
+    EXPECT_FALSE(outbox.drain(20ms));
+  }
+  ASSERT_EQ(journalFiles(), 1u);
+  for (auto& f : fs::directory_iterator(dir_ / "s3-outbox")) {
+    std::ifstream in(f.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(bytes.find("swordfish"), std::string::npos);
+    EXPECT_FALSE(decodeEntry(bytes));  // no key: unreadable
+  }
+  tier_.failWith(std::nullopt);
+  S3Outbox outbox(tier_, o);
+  ASSERT_TRUE(outbox.drain(5s));
+  auto found = tier_.lookup(e->cacheKey);
+  ASSERT_TRUE(found && *found);
+  EXPECT_EQ(***found, *e);
+}
+
 TEST_F(S3OutboxTest, JournalSurvivesARestartAndDrainsAfterwards) {
   tier_.failWith(Errc::Unavailable);
   std::vector<EntryPtr> written;

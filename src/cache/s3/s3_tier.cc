@@ -54,12 +54,15 @@ std::string metadataKeyOf(std::string_view entryKey) {
 }
 
 // The entry a pointer names, from the object's bytes. Corrupt when the checksum, the decoding or
-// the identity (cache_id, cache_key) does not match the pointer.
-Result<Entry> decodeObject(const Pointer& ptr, std::string_view bytes) {
+// the identity (cache_id, cache_key) does not match the pointer. With a key (CACHE_ENCRYPTION) only
+// sealed Llmc objects are read: a plain JSON object is not authenticated, so it is not served.
+Result<Entry> decodeObject(const Pointer& ptr, std::string_view bytes, const CodecOptions& codec) {
   if (!ptr.entrySha256.empty() && sha256Hex(bytes) != ptr.entrySha256)
     return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": SHA-256 differs from the pointer's");
   Result<Entry> entry = [&]() -> Result<Entry> {
-    if (ptr.format == EntryFormat::Llmc) return decodeEntry(bytes);
+    if (ptr.format == EntryFormat::Llmc) return decodeEntry(bytes, codec);
+    if (codec.key)
+      return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": plain JSON while CACHE_ENCRYPTION is on");
     auto json = parseJson(bytes);
     if (!json) return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": " + json.error().message);
     return entryFromJson(*json);
@@ -197,7 +200,7 @@ Result<std::optional<EntryPtr>> S3Tier::lookupVia(const std::string& pointerKey,
       deletePointerIfNames(otherPointer, ptr.cacheId);
       return miss();
     }
-    entry = decodeObject(ptr, **bytes);
+    entry = decodeObject(ptr, **bytes, options_.codec);
   }
   if (!entry) {
     ++corruptEntries_;
@@ -216,7 +219,8 @@ Result<void> S3Tier::insert(EntryPtr entry) {
     ++errors_;
     return makeError(Errc::InvalidArgument, "s3 insert: an entry with a cache_key is required");
   }
-  const EntryFormat format = options_.codec.compress ? EntryFormat::Llmc : EntryFormat::Json;
+  // Encryption forces the framing: a plain JSON object would put the prompt and answer in S3.
+  const EntryFormat format = options_.codec.compress || options_.codec.key ? EntryFormat::Llmc : EntryFormat::Json;
   const std::string body = format == EntryFormat::Json ? toJson(entryToJson(*entry)) : encodeEntry(*entry, options_.codec);
   const std::string entryKey = layout_.entryKey(*entry, format);
 

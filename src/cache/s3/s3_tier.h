@@ -23,6 +23,9 @@ struct S3TierOptions {
   // CACHE_COMPRESSION. Off: entries are plain JSON ({cache_id}.json, application/json), readable by
   // any S3 client. On: the codec's framing with zstd ({cache_id}.json.zst, application/octet-stream).
   // Reads follow each pointer's entry_format, so either setting reads both.
+  // CACHE_ENCRYPTION (codec.key set): always the framing, sealed with AES-256-GCM, whatever
+  // compress says ({cache_id}.json.zst, even when not compressed); and reads accept only sealed
+  // entries (a plain JSON or unsealed object is a corrupt entry: a miss, counted, removed).
   CodecOptions codec = {};
   // Names this instance's index segments (by-date, global/instances/...). Must be stable across
   // restarts and unique per gateway sharing the bucket: loadOrCreateInstanceId(cache_dir).

@@ -84,7 +84,8 @@ TierFactory s3Factory(std::string name, CodecOptions codec) {
 
 INSTANTIATE_TEST_SUITE_P(S3, CacheTierConformance,
                          ::testing::Values(s3Factory("Plain", CodecOptions{}),
-                                           s3Factory("Zstd", CodecOptions{.compress = true})),
+                                           s3Factory("Zstd", CodecOptions{.compress = true}),
+                                           s3Factory("Encrypted", CodecOptions{.key = EncryptionKey{9, 8, 7}})),
                          cache::test::tierFactoryName);
 
 class S3TierTest : public ::testing::Test {
@@ -231,6 +232,65 @@ TEST_F(S3TierTest, CompressedEntriesAreFramedAndEitherSettingReadsBoth) {
   auto found = get(plain, e->cacheKey);
   ASSERT_TRUE(found);
   EXPECT_EQ(**found, *e);
+}
+
+EncryptionKey keyOf(unsigned char seed) {
+  EncryptionKey k{};
+  k.fill(seed);
+  return k;
+}
+
+TEST_F(S3TierTest, WithEncryptionNoObjectHoldsThePromptOrTheAnswer) {
+  S3TierOptions o = options();
+  o.codec.key = keyOf(1);  // compression off: encryption alone forces the framing
+  S3Tier tier(*client_, o);
+  Entry raw = makeTestEntry("gpt-4o-mini:0000000000000005", "the answer is swordfish");
+  raw.request = parseJson(R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"what is the password"}]})").value();
+  auto e = std::make_shared<const Entry>(raw);
+  ASSERT_TRUE(tier.insert(e));
+  ASSERT_TRUE(tier.flushIndex());
+  auto head = client_->head(tier.layout().entryKey(*e, EntryFormat::Llmc));
+  ASSERT_TRUE(head && *head);  // the framed form, not {cache_id}.json
+  auto objects = client_->list(normalizePrefix(prefix_));
+  ASSERT_TRUE(objects) << objects.error().message;
+  EXPECT_GE(objects->size(), 4u);
+  for (const S3ObjectInfo& object : *objects) {
+    auto body = client_->get(object.key);
+    ASSERT_TRUE(body && *body) << object.key;
+    for (std::string_view needle : {"swordfish", "password"})
+      EXPECT_EQ((*body)->find(needle), std::string::npos) << needle << " in " << object.key;
+  }
+  auto found = get(tier, e->cacheKey);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(**found, *e);
+}
+
+TEST_F(S3TierTest, WithAnotherKeyOrNoKeyEncryptedEntriesAreCountedMisses) {
+  S3TierOptions o = options();
+  o.codec.key = keyOf(1);
+  S3Tier sealed(*client_, o);
+  auto e1 = entry("k:enc1");
+  auto e2 = entry("k:enc2");
+  ASSERT_TRUE(sealed.insert(e1));
+  ASSERT_TRUE(sealed.insert(e2));
+  o.codec.key = keyOf(2);
+  S3Tier otherKey(*client_, o);
+  EXPECT_FALSE(get(otherKey, e1->cacheKey));
+  EXPECT_EQ(otherKey.stats().corruptEntries, 1u);
+  S3Tier noKey(*client_, options());
+  EXPECT_FALSE(get(noKey, e2->cacheKey));
+  EXPECT_EQ(noKey.stats().corruptEntries, 1u);
+}
+
+TEST_F(S3TierTest, WithEncryptionAPlainJsonEntryIsACountedMiss) {
+  S3Tier plain(*client_, options());
+  auto e = entry("k:plain");
+  ASSERT_TRUE(plain.insert(e));
+  S3TierOptions o = options();
+  o.codec.key = keyOf(1);
+  S3Tier sealed(*client_, o);
+  EXPECT_FALSE(get(sealed, e->cacheKey));
+  EXPECT_EQ(sealed.stats().corruptEntries, 1u);
 }
 
 TEST_F(S3TierTest, TwoInstancesWritingOneBucketLoseNoIndexUpdate) {
