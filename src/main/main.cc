@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "main/key_command.h"
+#include "main/maintenance_commands.h"
 #include "main/serve_command.h"
 
 int main(int argc, char** argv) {
@@ -11,6 +12,8 @@ int main(int argc, char** argv) {
   llmcache::cli::addKeyCommand(app, exitCode);
   llmcache::cli::addServeCommand(app, exitCode);
   llmcache::cli::addMockUpstreamCommand(app, exitCode);
+  llmcache::cli::addInvalidateCommand(app, exitCode);
+  llmcache::cli::addVerifyCommand(app, exitCode);
   CLI11_PARSE(app, argc, argv);
   return exitCode;
 }

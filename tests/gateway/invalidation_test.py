@@ -7,7 +7,7 @@ import threading
 import time
 import unittest
 
-from harness import Stack, request
+from harness import Stack, request, run_cli
 
 CHAT = "/v1/chat/completions"
 
@@ -139,6 +139,54 @@ class Invalidation(unittest.TestCase):
         misses = [n for n, st in self.statuses().items() if st == "MISS"]
         self.assertEqual(len(misses), 1)
         self.assertIn(misses[0], ("mini-a", "mini-b"))
+
+
+class Cli(unittest.TestCase):
+    def test_invalidate_against_a_running_gateway_and_a_cache_directory(self):
+        s = Stack()
+        self.addCleanup(s.close)
+        for text in ("one", "two"):
+            s.post(CHAT, chat(text, "gpt-4o"))
+        s.post(CHAT, chat("three"))
+        time.sleep(0.3)
+        rc, out, err = run_cli(["invalidate", "--server", f"http://127.0.0.1:{s.gateway.port}",
+                                "--model", "gpt-4o", "--dry-run"])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["matched"], 2)
+        self.assertEqual(s.post(CHAT, chat("one", "gpt-4o")).cache_status, "HIT")
+        s.stop_gateway()
+        rc, out, err = run_cli(["invalidate", "--cache-dir", str(s.cache_dir), "--model", "gpt-4o"])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["invalidated"], 2)
+        s.start_gateway()
+        self.assertEqual(s.post(CHAT, chat("one", "gpt-4o")).cache_status, "MISS")
+        self.assertEqual(s.post(CHAT, chat("three")).cache_status, "HIT")
+        rc, _, err = run_cli(["invalidate", "--cache-dir", str(s.cache_dir)])
+        self.assertEqual(rc, 2)
+        self.assertIn(b"exactly one", err)
+
+    def test_verify_finds_damage_and_repair_rebuilds_the_index(self):
+        s = Stack()
+        self.addCleanup(s.close)
+        for text in ("a", "b", "c"):
+            s.post(CHAT, chat(text))
+        s.stop_gateway()
+        rc, out, _ = run_cli(["verify", "--cache-dir", str(s.cache_dir)])
+        self.assertEqual(rc, 0, out)
+        s.entry_files()[0].write_bytes(b"garbage")
+        for f in s.cache_dir.glob("index.sqlite*"):
+            f.unlink()
+        rc, out, _ = run_cli(["verify", "--cache-dir", str(s.cache_dir)])
+        self.assertEqual(rc, 1)
+        self.assertIn(b"1 corrupt", out)
+        rc, out, _ = run_cli(["verify", "--cache-dir", str(s.cache_dir), "--repair"])
+        self.assertEqual(rc, 0, out)
+        self.assertIn(b"index rebuilt with 2 entries", out)
+        rc, out, _ = run_cli(["verify", "--cache-dir", str(s.cache_dir)])
+        self.assertEqual(rc, 0, out)
+        s.start_gateway()
+        statuses = sorted(s.post(CHAT, chat(t)).cache_status for t in ("a", "b", "c"))
+        self.assertEqual(statuses, ["HIT", "HIT", "MISS"])
 
 
 class AdminToken(unittest.TestCase):

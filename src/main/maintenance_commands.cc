@@ -1,0 +1,224 @@
+#include "main/maintenance_commands.h"
+
+#include <curl/curl.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+
+#include "cache/codec.h"
+#include "cache/disk/disk_tier.h"
+#include "cache/tier_chain.h"
+#include "common/json.h"
+#include "index/disk_scan.h"
+#include "index/index.h"
+#include "invalidation/invalidator.h"
+#include "invalidation/request.h"
+
+namespace llmcache::cli {
+
+namespace {
+
+struct InvalidateArgs {
+  std::string model, olderThan, pattern, key, tag, keyNamespace, cacheId;
+  bool dryRun = false;
+  std::string server;
+  std::string token;
+  std::string cacheDir = "./.llmcache";
+};
+
+size_t appendBody(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// POST {server}/cache/invalidate with the bearer token. Returns the HTTP status (0: no answer).
+int postInvalidate(const std::string& server, const std::string& token, const std::string& body,
+                   std::string& reply) {
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+  std::string url = server;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  url += "/cache/invalidate";
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  const std::string auth = "Authorization: Bearer " + token;
+  if (!token.empty()) headers = curl_slist_append(headers, auth.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, appendBody);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &reply);
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 600L);
+  const CURLcode rc = curl_easy_perform(curl.get());
+  curl_slist_free_all(headers);
+  if (rc != CURLE_OK) {
+    reply = curl_easy_strerror(rc);
+    return 0;
+  }
+  long status = 0;
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+  return static_cast<int>(status);
+}
+
+int runInvalidate(const InvalidateArgs& a) {
+  Json body = Json::object();
+  int criteria = 0;
+  for (auto [name, value] : {std::pair{"model", &a.model}, {"older_than", &a.olderThan},
+                             {"pattern", &a.pattern}, {"key", &a.key}, {"tag", &a.tag},
+                             {"namespace", &a.keyNamespace}, {"cache_id", &a.cacheId}}) {
+    if (!value->empty()) {
+      body.set(name, Json::string(*value));
+      ++criteria;
+    }
+  }
+  if (criteria != 1) {
+    std::fprintf(stderr, "llmcache invalidate: give exactly one of --model, --older-than, --pattern, "
+                         "--key, --tag, --namespace, --cache-id\n");
+    return 2;
+  }
+  if (a.dryRun) body.set("dry_run", Json::boolean(true));
+  const std::string text = toJson(body);
+
+  if (!a.server.empty()) {
+    std::string token = a.token;
+    if (token.empty())
+      if (const char* t = std::getenv("CACHE_ADMIN_TOKEN")) token = t;
+    std::string reply;
+    const int status = postInvalidate(a.server, token, text, reply);
+    std::printf("%s\n", reply.c_str());
+    return status == 200 ? 0 : (status == 0 ? 1 : 2);
+  }
+
+  // A cache directory: the index and the disk tier. A gateway running on the same directory
+  // keeps its memory tier: use --server for a running gateway.
+  auto request = invalidation::parseRequest(body);
+  if (!request) {
+    std::fprintf(stderr, "llmcache invalidate: %s\n", request.error().message.c_str());
+    return 2;
+  }
+  auto opened = index::Index::open(index::Index::defaultPath(a.cacheDir));
+  if (!opened) {
+    std::fprintf(stderr, "llmcache invalidate: %s (try `llmcache verify --repair`)\n",
+                 opened.error().message.c_str());
+    return 1;
+  }
+  std::unique_ptr<cache::DiskTier> disk;
+  try {
+    cache::DiskTierOptions o;
+    o.dir = a.cacheDir;
+    o.maxEntries = std::numeric_limits<size_t>::max();
+    o.maxBytes = std::numeric_limits<size_t>::max();
+    disk = std::make_unique<cache::DiskTier>(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmcache invalidate: %s\n", e.what());
+    return 1;
+  }
+  cache::TierChain chain({disk.get()}, Clock::system());
+  invalidation::Invalidator invalidator(**opened, chain, Clock::system());
+  std::fprintf(stderr, "llmcache invalidate: working through %s ...\n", a.cacheDir.c_str());
+  auto outcome = invalidator.apply(*request);
+  if (!outcome) {
+    std::fprintf(stderr, "llmcache invalidate: %s\n", outcome.error().message.c_str());
+    return 1;
+  }
+  std::printf("{\"matched\": %zu, \"invalidated\": %zu, \"dry_run\": %s}\n", outcome->matched,
+              outcome->invalidated, outcome->dryRun ? "true" : "false");
+  return 0;
+}
+
+int runVerify(const std::string& cacheDir, bool repair) {
+  const auto path = index::Index::defaultPath(cacheDir);
+  size_t problems = 0;
+  auto opened = index::Index::open(path);
+  if (!opened) {
+    ++problems;
+    std::printf("index: %s\n", opened.error().message.c_str());
+  }
+  // Decode every disk entry: corrupt files and entries missing from the index are problems.
+  size_t diskEntries = 0;
+  size_t notIndexed = 0;
+  auto scan = index::scanDiskTier(cacheDir, [&](const cache::Entry& e, unsigned, size_t, size_t) {
+    ++diskEntries;
+    if (opened) {
+      auto row = (*opened)->byCacheId(e.cacheId);
+      if (!row || !*row) ++notIndexed;
+    }
+  });
+  if (!scan) {
+    std::printf("disk tier: %s\n", scan.error().message.c_str());
+    return 1;
+  }
+  std::printf("disk tier: %zu files, %zu entries, %zu corrupt, %zu unreadable\n", scan->files,
+              scan->entries, scan->corrupt, scan->unreadable);
+  for (const auto& p : scan->problems) std::printf("  %s\n", p.c_str());
+  problems += scan->corrupt + scan->unreadable + notIndexed;
+  if (opened) {
+    auto stats = (*opened)->stats();
+    if (stats) std::printf("index: %llu entries\n", static_cast<unsigned long long>(stats->entries));
+    std::printf("index: %zu disk entries not in the index\n", notIndexed);
+  }
+  if (!repair) return problems == 0 ? 0 : 1;
+  if (problems == 0) {
+    std::printf("nothing to repair\n");
+    return 0;
+  }
+  opened = {};
+  (void)index::Index::removeFiles(path);
+  auto fresh = index::Index::open(path);
+  if (!fresh) {
+    std::printf("repair: cannot create the index: %s\n", fresh.error().message.c_str());
+    return 1;
+  }
+  auto rebuilt = index::rebuildFromDiskTier(**fresh, cacheDir);
+  if (!rebuilt) {
+    std::printf("repair: %s\n", rebuilt.error().message.c_str());
+    return 1;
+  }
+  // Corrupt files would be deleted on their next lookup anyway; remove them now.
+  size_t removed = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(std::filesystem::path(cacheDir) / "entries", ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file() || it->path().extension() != ".entry") continue;
+    std::ifstream in(it->path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    if (!cache::decodeEntry(bytes)) {
+      std::filesystem::remove(it->path(), ec);
+      ++removed;
+    }
+  }
+  std::printf("repair: index rebuilt with %zu entries; %zu corrupt files removed\n",
+              rebuilt->entries, removed);
+  return 0;
+}
+
+}  // namespace
+
+void addInvalidateCommand(CLI::App& app, int& exitCode) {
+  auto a = std::make_shared<InvalidateArgs>();
+  CLI::App* cmd = app.add_subcommand("invalidate", "Invalidate cache entries by criterion");
+  cmd->add_option("--model", a->model, "Every entry of this model");
+  cmd->add_option("--older-than", a->olderThan, "Entries older than a duration (7d, 90m) or an ISO time");
+  cmd->add_option("--pattern", a->pattern, "A glob over cache keys and models");
+  cmd->add_option("--key", a->key, "One exact cache key");
+  cmd->add_option("--tag", a->tag, "Entries with this tag");
+  cmd->add_option("--namespace", a->keyNamespace, "Entries of this namespace");
+  cmd->add_option("--cache-id", a->cacheId, "One entry by its cache_id");
+  cmd->add_flag("--dry-run", a->dryRun, "Only count what would be invalidated");
+  cmd->add_option("--server", a->server, "A running gateway (http://host:port): use its admin API");
+  cmd->add_option("--token", a->token, "Admin token for --server (default: CACHE_ADMIN_TOKEN)");
+  cmd->add_option("--cache-dir", a->cacheDir, "The cache directory, without --server")->capture_default_str();
+  cmd->callback([a, &exitCode] { exitCode = runInvalidate(*a); });
+}
+
+void addVerifyCommand(CLI::App& app, int& exitCode) {
+  auto dir = std::make_shared<std::string>("./.llmcache");
+  auto repair = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "verify", "Check the index and the disk tier of a cache directory (stop the gateway first to repair)");
+  cmd->add_option("--cache-dir", *dir, "The cache directory")->capture_default_str();
+  cmd->add_flag("--repair", *repair, "Rebuild the index from the disk tier and remove corrupt files");
+  cmd->callback([dir, repair, &exitCode] { exitCode = runVerify(*dir, *repair); });
+}
+
+}  // namespace llmcache::cli
