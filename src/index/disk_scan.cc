@@ -29,7 +29,7 @@ bool isEntryFile(const fs::path& p) {
 
 }  // namespace
 
-Result<DiskScanReport> scanDiskTier(const fs::path& dir, const EntrySink& sink) {
+Result<DiskScanReport> scanDiskTier(const fs::path& dir, const EntrySink& sink, const cache::CodecOptions& codec) {
   std::error_code ec;
   const fs::path versionFile = dir / "disk-layout-version";
   if (fs::exists(versionFile, ec)) {
@@ -64,7 +64,7 @@ Result<DiskScanReport> scanDiskTier(const fs::path& dir, const EntrySink& sink) 
         note(report, file.path(), "vanished during the scan");
         continue;
       }
-      auto entry = cache::decodeEntry(bytes);
+      auto entry = cache::decodeEntry(bytes, codec);
       if (!entry) {
         ++report.corrupt;
         note(report, file.path(), entry.error().message);
@@ -78,10 +78,10 @@ Result<DiskScanReport> scanDiskTier(const fs::path& dir, const EntrySink& sink) 
   return report;
 }
 
-Result<DiskScanReport> rebuildFromDiskTier(Index& index, const fs::path& dir) {
+Result<DiskScanReport> rebuildFromDiskTier(Index& index, const fs::path& dir, const cache::CodecOptions& codec) {
   Result<DiskScanReport> report = makeError(Errc::Io, "index: the scan did not run");
   auto rebuilt = index.rebuildFrom([&](const EntrySink& sink) {
-    report = scanDiskTier(dir, sink);
+    report = scanDiskTier(dir, sink, codec);
     // A scan that could not run must not leave an empty index behind.
     if (!report) throw std::runtime_error(report.error().message);
   });

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/codec.h"
 #include "common/result.h"
 #include "index/index.h"
 
@@ -25,10 +26,13 @@ struct DiskScanReport {
 // as sizeStored and the entry's JSON size as sizeRaw. Temp files (*.entry.tmp.*) are skipped.
 // Errors: NotFound when dir has no entries/ folder; Corrupt when dir/disk-layout-version names a
 // layout other than cache::kDiskLayoutVersion (1); Io when a folder cannot be listed.
-Result<DiskScanReport> scanDiskTier(const std::filesystem::path& dir, const EntrySink& sink);
+// codec: the disk tier's (its key, with CACHE_ENCRYPTION: sealed files are corrupt without it).
+Result<DiskScanReport> scanDiskTier(const std::filesystem::path& dir, const EntrySink& sink,
+                                    const cache::CodecOptions& codec = {});
 
 // index.rebuildFrom(scanDiskTier(dir, ...)): replaces the index's rows with the disk tier's
 // entries. The report says what was skipped.
-Result<DiskScanReport> rebuildFromDiskTier(Index& index, const std::filesystem::path& dir);
+Result<DiskScanReport> rebuildFromDiskTier(Index& index, const std::filesystem::path& dir,
+                                           const cache::CodecOptions& codec = {});
 
 }  // namespace llmcache::index

@@ -184,7 +184,7 @@ int runServe(const ServeArgs& a) {
     (void)index::Index::removeFiles(indexPath);
     opened = index::Index::open(indexPath);
     if (opened) {
-      auto report = index::rebuildFromDiskTier(**opened, c.cacheDir);
+      auto report = index::rebuildFromDiskTier(**opened, c.cacheDir, codec);
       if (report) std::fprintf(stderr, "llmcache: index rebuilt: %zu entries\n", report->entries);
     }
   }

@@ -109,6 +109,19 @@ class EncryptedGatewayTest(EncryptionTestCase):
         self.assertIn("Mock answer #3", plain.body.decode())
         self.assertEqual(s.upstream_calls(), 3)
 
+    def test_a_damaged_index_is_rebuilt_from_the_sealed_disk_entries(self):
+        s = self.start(encrypted())
+        self.assertStatus(s.post(CHAT, chat()), 200, "MISS")
+        self.assertStatus(s.post(CHAT, chat("A second question")), 200, "MISS")
+        self.assertEqual(s.stop_gateway(), 0)
+        for p in s.cache_dir.glob("index.sqlite*"):
+            p.write_bytes(b"this is not a SQLite database" * 100)
+        s.start_gateway()
+        res = s.post(CHAT, chat())
+        self.assertStatus(res, 200, "HIT")
+        self.assertEqual(s.stop_gateway(), 0)
+        self.assertIn(b"index rebuilt: 2 entries", s.gateway_output())
+
     def test_print_config_masks_the_key_and_shows_the_key_file(self):
         rc, out, err = run_cli(["serve", "--print-config", "--set", "CACHE_ENCRYPTION=true",
                                 "--set", f"CACHE_ENCRYPTION_KEY={KEY}"])
