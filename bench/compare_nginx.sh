@@ -16,7 +16,7 @@ NGINX=$(command -v nginx)
 BIN=build/llmcache
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { [ -n "${BENCH_DEBUG:-}" ] && tail -5 "$WORK/nginx/error.log" >&2; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 port_of() { for _ in $(seq 200); do grep -o '[0-9]*$' "$1" 2>/dev/null && return; sleep 0.05; done; echo "no port in $1" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -29,6 +29,8 @@ LPORT=$(port_of "$WORK/gw.out")
 
 NPORT=$(free_port)
 mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp"
+# nginx workers run as an unprivileged user: they must be able to write the cache and temp dirs.
+chmod 755 "$WORK"; chmod -R 777 "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<CONF
 worker_processes 2;
 daemon off;
@@ -91,6 +93,7 @@ done
 
 run() {  # run URL CONNECTIONS -> "rps p50_ms p99_ms"
   wrk -t2 -c"$2" -d"${DUR}s" --latency -s "$WORK/post.lua" "$1/v1/chat/completions" > "$WORK/wrk.txt"
+  [ -n "${BENCH_DEBUG:-}" ] && cat "$WORK/wrk.txt" >&2
   python3 - "$WORK/wrk.txt" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
