@@ -162,8 +162,9 @@ std::string_view bearerToken(std::string_view header) {
 
 }  // namespace
 
-AdminApi::AdminApi(index::Index& index, invalidation::Invalidator& invalidator, const config::Config& config)
-    : index_(index), invalidator_(invalidator), tokenSet_(!config.adminToken.empty()) {
+AdminApi::AdminApi(index::Index& index, invalidation::Invalidator& invalidator, const config::Config& config,
+                   analytics::Analytics* analytics)
+    : index_(index), invalidator_(invalidator), analytics_(analytics), tokenSet_(!config.adminToken.empty()) {
   if (tokenSet_) tokenDigest_ = sha256(config.adminToken);
 }
 
@@ -172,8 +173,7 @@ bool AdminApi::owns(std::string_view target) {
   return path == "/cache" || path.starts_with("/cache/");
 }
 
-Reply AdminApi::handle(std::string_view method, std::string_view target, std::string_view body,
-                       std::string_view authorization, bool fromLoopback) {
+std::optional<Reply> AdminApi::authorize(std::string_view authorization, bool fromLoopback) const {
   if (tokenSet_) {
     const std::string_view token = bearerToken(authorization);
     if (token.empty()) {
@@ -191,6 +191,19 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
     return error(403, "permission_error",
                  "the admin API answers only loopback clients while CACHE_ADMIN_TOKEN is not set");
   }
+  return std::nullopt;
+}
+
+Reply AdminApi::metrics(std::string_view method, const analytics::Metrics& metrics, std::string_view authorization,
+                        bool fromLoopback) const {
+  if (auto denied = authorize(authorization, fromLoopback)) return std::move(*denied);
+  if (method != "GET") return methodNotAllowed(method, "/metrics", "GET");
+  return Reply{200, metrics.prometheusText(), std::string(kMetricsContentType)};
+}
+
+Reply AdminApi::handle(std::string_view method, std::string_view target, std::string_view body,
+                       std::string_view authorization, bool fromLoopback) {
+  if (auto denied = authorize(authorization, fromLoopback)) return std::move(*denied);
 
   const size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
@@ -211,6 +224,10 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
   if (path == "/cache/stats") {
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return stats();
+  }
+  if (path == "/cache/analytics" || path == "/cache/patterns") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    return analyticsReport(query, path == "/cache/patterns");
   }
   constexpr std::string_view kEntryPrefix = "/cache/entries/";
   if (path.starts_with(kEntryPrefix) && path.size() > kEntryPrefix.size()) {
@@ -322,6 +339,24 @@ Reply AdminApi::stats() {
       .set("tokens_saved", Json::integer(static_cast<int64_t>(s->tokensSaved)))
       .set("invalidation_generation", Json::integer(static_cast<int64_t>(invalidator_.generation())));
   return json(200, o);
+}
+
+Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
+  if (!analytics_) return notFound("analytics is not enabled on this gateway");
+  auto params = parseQuery(query);
+  if (!params) return badRequest(params.error().message);
+  if (auto k = onlyKnown(*params, {"from", "to"}); !k) return badRequest(k.error().message);
+  analytics::Query q;
+  for (const auto& [name, value] : *params) {
+    TimePoint t;
+    if (!parseTime(value, t))
+      return badRequest(name + " must be an ISO 8601 UTC time (2026-01-01T00:00:00Z) or Unix milliseconds");
+    (name == "from" ? q.from : q.to) = t;
+  }
+  if (q.from && q.to && *q.to < *q.from) return badRequest("to must not be before from");
+  auto out = patterns ? analytics_->patterns(q) : analytics_->analytics(q);
+  if (!out) return internal(out.error());
+  return json(200, *out);
 }
 
 }  // namespace llmcache::admin

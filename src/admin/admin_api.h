@@ -13,7 +13,11 @@
 //   DELETE /cache/entries/{cache_id}          -> invalidates that entry everywhere
 //   GET    /cache/entry-by-hash?request_hash= -> the newest valid entry with that hash
 //   GET    /cache/stats                       -> index totals (hits flushed first)
+//   GET    /cache/analytics?from=&to=          -> analytics::Analytics::analytics (docs/analytics.md)
+//   GET    /cache/patterns?from=&to=           -> analytics::Analytics::patterns
+//          (404 when the AdminApi was built without an Analytics)
 // from/to: ISO 8601 UTC or Unix milliseconds; limit: 1..1000 (default 100).
+// GET /metrics is not under /cache: the gateway routes it to metrics() (same auth).
 //
 // Auth: with CACHE_ADMIN_TOKEN set, every request needs `Authorization: Bearer <token>`
 // (compared in constant time; 401 otherwise, loopback or not). Without it, only loopback
@@ -22,11 +26,14 @@
 // Errors: {"error": {"message", "type"}} with 400, 401, 403, 404, 405 (with Allow) and 500
 // (the index failed).
 #include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "analytics/analytics.h"
+#include "analytics/metrics.h"
 #include "config/config.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
@@ -43,7 +50,9 @@ class AdminApi {
   };
 
   // Not owned; all must outlive the AdminApi. The token is read from config once, here.
-  AdminApi(index::Index& index, invalidation::Invalidator& invalidator, const config::Config& config);
+  // analytics may be null: /cache/analytics and /cache/patterns then answer 404.
+  AdminApi(index::Index& index, invalidation::Invalidator& invalidator, const config::Config& config,
+           analytics::Analytics* analytics = nullptr);
 
   // Whether target's path is one of ours (/cache or below): the gateway routes those here.
   static bool owns(std::string_view target);
@@ -53,16 +62,27 @@ class AdminApi {
   Reply handle(std::string_view method, std::string_view target, std::string_view body,
                std::string_view authorization, bool fromLoopback);
 
+  // GET /metrics: the Prometheus text of `metrics` (Content-Type text/plain; version=0.0.4),
+  // behind the same auth as /cache/* (Prometheus sends the token with `authorization:` /
+  // `bearer_token` in its scrape config). 405 for another method. Thread-safe, lock-free reads.
+  Reply metrics(std::string_view method, const analytics::Metrics& metrics, std::string_view authorization,
+                bool fromLoopback) const;
+  static constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
  private:
+  // nullopt when the caller may proceed; else the 401/403 reply.
+  std::optional<Reply> authorize(std::string_view authorization, bool fromLoopback) const;
   Reply invalidate(std::string_view body);
   Reply listEntries(std::string_view query);
   Reply getEntry(std::string_view cacheId);
   Reply deleteEntry(std::string_view cacheId);
   Reply entryByHash(std::string_view query);
   Reply stats();
+  Reply analyticsReport(std::string_view query, bool patterns);
 
   index::Index& index_;
   invalidation::Invalidator& invalidator_;
+  analytics::Analytics* analytics_;
   bool tokenSet_;
   std::array<unsigned char, 32> tokenDigest_{};  // SHA-256 of the token: fixed-length comparison
 };

@@ -267,5 +267,91 @@ TEST_F(AdminApiTest, StatsCountEntriesHitsAndSavingsIncludingHitsNotYetFlushed) 
   EXPECT_EQ(b.getInt("invalid_entries"), 0);
 }
 
+// --- analytics, patterns, metrics ---------------------------------------------------------------
+
+class AdminAnalyticsTest : public AdminApiTest {
+ protected:
+  void SetUp() override {
+    AdminApiTest::SetUp();
+    // Two requests on 2026-01-01, one on 2026-01-02: a MISS then two HITs of 0.01 each.
+    for (auto [ms, outcome] : {std::pair{int64_t{1767225600000}, "MISS"}, {int64_t{1767225660000}, "HIT"},
+                               {int64_t{1767312000000}, "HIT"}}) {
+      analytics::Event e;
+      e.time = fromUnixMillis(ms);
+      e.model = "gpt-4o";
+      e.cacheKey = entries_[0].cacheKey;
+      e.outcome = outcome;
+      e.cost = std::string_view(outcome) == "MISS" ? 0.01 : 0;
+      e.costSaved = std::string_view(outcome) == "HIT" ? 0.01 : 0;
+      e.latencyMs = 2;
+      recorder_.record(e);
+      metrics_.observe(e);
+    }
+  }
+  Reply getA(std::string_view target) { return withAnalytics_.handle("GET", target, "", kAuth, false); }
+
+  analytics::EventRecorder recorder_{*index_, {.flushInterval = std::chrono::hours(1)}};
+  analytics::Analytics analytics_{*index_, &recorder_};
+  analytics::Metrics metrics_;
+  AdminApi withAnalytics_{*index_, invalidator_, config_, &analytics_};
+};
+
+TEST_F(AdminAnalyticsTest, AnalyticsAnswersTheFiguresOfTheWindow) {
+  Reply r = getA("/cache/analytics");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json b = body(r);
+  EXPECT_EQ(b.getInt("total_requests"), 3);
+  EXPECT_EQ(b.getDouble("hit_rate"), 2.0 / 3.0);
+  EXPECT_NEAR(b.find("cost_saved")->getDouble("total").value_or(0), 0.02, 1e-12);
+  EXPECT_EQ(b.find("storage_efficiency")->getInt("entries"), 5);
+
+  r = getA("/cache/analytics?from=2026-01-02T00:00:00Z&to=1767398400000");
+  ASSERT_EQ(r.status, 200) << r.body;
+  b = body(r);
+  EXPECT_EQ(b.getInt("total_requests"), 1);
+  EXPECT_EQ(b.getDouble("hit_rate"), 1.0);
+  EXPECT_EQ(b.find("window")->getString("from"), "2026-01-02T00:00:00.000Z");
+}
+
+TEST_F(AdminAnalyticsTest, PatternsAnswersTheirSections) {
+  Reply r = getA("/cache/patterns?from=0");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Json b = body(r);
+  ASSERT_TRUE(b.find("temporal") && b.find("optimization_opportunities")) << r.body;
+  EXPECT_EQ(b.find("temporal")->find("peak_hours")->items()[0].getInt("hour"), 0);
+  EXPECT_EQ(b.find("model_distribution")->items()[0].getString("model"), "gpt-4o");
+}
+
+TEST_F(AdminAnalyticsTest, AnalyticsRejectsBadParametersAndMethods) {
+  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=soon", "", kAuth, false), 400, "invalid_request_error",
+              "from");
+  expectError(withAnalytics_.handle("GET", "/cache/patterns?window=1d", "", kAuth, false), 400, "invalid_request_error",
+              "unknown query parameter");
+  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=2000&to=1000", "", kAuth, false), 400,
+              "invalid_request_error", "before");
+  Reply r = withAnalytics_.handle("POST", "/cache/analytics", "", kAuth, false);
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(header(r, "Allow"), "GET");
+  expectError(withAnalytics_.handle("GET", "/cache/analytics", "", "", false), 401, "authentication_error");
+}
+
+TEST_F(AdminAnalyticsTest, WithoutAnalyticsTheRoutesAreNotFound) {
+  expectError(get("/cache/analytics"), 404, "not_found_error", "analytics");
+  expectError(get("/cache/patterns"), 404, "not_found_error", "analytics");
+}
+
+TEST_F(AdminAnalyticsTest, MetricsServesThePrometheusTextBehindTheSameAuth) {
+  Reply r = api_.metrics("GET", metrics_, kAuth, false);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.contentType, AdminApi::kMetricsContentType);
+  EXPECT_NE(r.body.find("llmcache_hits_total 2\n"), std::string::npos) << r.body;
+  EXPECT_EQ(api_.metrics("GET", metrics_, "Bearer wrong", true).status, 401);
+  EXPECT_EQ(api_.metrics("POST", metrics_, kAuth, false).status, 405);
+  config::Config open;
+  AdminApi noToken{*index_, invalidator_, open};
+  EXPECT_EQ(noToken.metrics("GET", metrics_, "", true).status, 200);
+  EXPECT_EQ(noToken.metrics("GET", metrics_, "", false).status, 403);
+}
+
 }  // namespace
 }  // namespace llmcache::admin

@@ -192,10 +192,11 @@ Result<std::unique_ptr<Index>> Index::open(const fs::path& path, IndexOptions op
   auto version = migrate(db, migrations());
   if (!version) return fail(version.error());
   // A database of the right version but someone else's tables is not ours to write into.
-  auto tables = textRows(db, "SELECT name FROM sqlite_master WHERE type='table' AND name IN ('entries','entry_tags')",
+  auto tables = textRows(db,
+                         "SELECT name FROM sqlite_master WHERE type='table' AND name IN ('entries','entry_tags','events')",
                          "reading the schema");
   if (!tables) return fail(tables.error());
-  if (tables->size() != 2)
+  if (tables->size() != 3)
     return fail(makeError(Errc::Corrupt, "index: " + path.string() + " has schema version " +
                                              std::to_string(*version) + " but lacks its tables"));
   return std::unique_ptr<Index>(new Index(db, options, *version));
@@ -604,6 +605,122 @@ Result<size_t> Index::rebuildFrom(const std::function<void(const EntrySink&)>& s
   auto count = textRows(db_, "SELECT COUNT(*) FROM entries", "counting rows");
   if (!count) return count.error();
   return static_cast<size_t>(std::stoull(count->at(0)));
+}
+
+Result<void> Index::appendEvents(const std::vector<EventRow>& rows) {
+  if (rows.empty()) return {};
+  static const std::string kInsert =
+      "INSERT INTO events(time, cache_key, model, platform, provider, endpoint, outcome, tier, latency_ms, "
+      "tokens_in, tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, prompt_simhash) "
+      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)";
+  static const std::string kSignature =
+      "UPDATE entries SET prompt_simhash = ?2, prompt_preview = ?3 WHERE cache_key = ?1 AND prompt_simhash IS NULL";
+  std::lock_guard lock(dbMutex_);
+  if (auto r = execLocked("BEGIN IMMEDIATE"); !r) return r;
+  Result<void> r;
+  Error err;
+  sqlite3_stmt* ins = prepared(kInsert, err);
+  sqlite3_stmt* sig = ins ? prepared(kSignature, err) : nullptr;
+  if (!ins || !sig) r = err;
+  for (size_t i = 0; r && i < rows.size(); ++i) {
+    const EventRow& e = rows[i];
+    {
+      Stmt st(ins);
+      st.bind(1, e.timeMs);
+      st.bind(2, std::string_view(e.cacheKey));
+      st.bind(3, std::string_view(e.model));
+      st.bind(4, std::string_view(e.platform));
+      st.bind(5, std::string_view(e.provider));
+      st.bind(6, std::string_view(e.endpoint));
+      st.bind(7, std::string_view(e.outcome));
+      st.bind(8, std::string_view(e.tier));
+      st.bind(9, e.latencyMs);
+      st.bind(10, e.tokensIn);
+      st.bind(11, e.tokensOut);
+      st.bind(12, e.cost);
+      st.bind(13, e.costSaved);
+      st.bind(14, e.latencySavedMs);
+      st.bind(15, std::string_view(e.callerHash));
+      st.bind(16, std::string_view(e.promptCategory));
+      if (e.promptSimhash) st.bind(17, static_cast<int64_t>(*e.promptSimhash));
+      else st.bindNull(17);
+      if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "writing events");
+    }
+    if (r && e.promptSimhash && !e.cacheKey.empty()) {
+      Stmt st(sig);
+      st.bind(1, std::string_view(e.cacheKey));
+      st.bind(2, static_cast<int64_t>(*e.promptSimhash));
+      st.bind(3, std::string_view(e.promptPreview));
+      if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "writing prompt signatures");
+    }
+  }
+  if (r) r = execLocked("COMMIT");
+  if (!r) (void)execLocked("ROLLBACK");
+  return r;
+}
+
+Result<size_t> Index::purgeEvents(TimePoint before) {
+  static const std::string kSql = "DELETE FROM events WHERE time < ?1";
+  std::lock_guard lock(dbMutex_);
+  Error err;
+  sqlite3_stmt* s = prepared(kSql, err);
+  if (!s) return err;
+  Stmt st(s);
+  st.bind(1, toUnixMillis(before));
+  if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "purging events");
+  return static_cast<size_t>(sqlite3_changes(db_));
+}
+
+Result<bool> Index::setPromptSignature(std::string_view cacheKey, uint64_t simhash, std::string_view preview) {
+  static const std::string kSql = "UPDATE entries SET prompt_simhash = ?2, prompt_preview = ?3 WHERE cache_key = ?1";
+  std::lock_guard lock(dbMutex_);
+  Error err;
+  sqlite3_stmt* s = prepared(kSql, err);
+  if (!s) return err;
+  Stmt st(s);
+  st.bind(1, cacheKey);
+  st.bind(2, static_cast<int64_t>(simhash));
+  st.bind(3, preview);
+  if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "writing a prompt signature");
+  return sqlite3_changes(db_) > 0;
+}
+
+Result<void> Index::query(std::string_view sql, const std::vector<SqlValue>& params,
+                          const std::function<void(const std::vector<SqlValue>&)>& onRow) {
+  std::lock_guard lock(dbMutex_);
+  Error err;
+  sqlite3_stmt* s = prepared(std::string(sql), err);
+  if (!s) return err;
+  if (!sqlite3_stmt_readonly(s)) return makeError(Errc::InvalidArgument, "index: query() runs read-only statements only");
+  Stmt st(s);
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int n = static_cast<int>(i + 1);
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::monostate>) st.bindNull(n);
+          else if constexpr (std::is_same_v<T, std::string>) st.bind(n, std::string_view(v));
+          else st.bind(n, v);
+        },
+        params[i]);
+  }
+  std::vector<SqlValue> row;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    const int columns = sqlite3_column_count(s);
+    row.assign(static_cast<size_t>(columns), SqlValue{});
+    for (int c = 0; c < columns; ++c) {
+      switch (sqlite3_column_type(s, c)) {
+        case SQLITE_NULL: break;
+        case SQLITE_INTEGER: row[static_cast<size_t>(c)] = static_cast<int64_t>(sqlite3_column_int64(s, c)); break;
+        case SQLITE_FLOAT: row[static_cast<size_t>(c)] = sqlite3_column_double(s, c); break;
+        default: row[static_cast<size_t>(c)] = columnText(s, c); break;
+      }
+    }
+    onRow(row);
+  }
+  if (rc != SQLITE_DONE) return sqlError(rc, "running a query");
+  return {};
 }
 
 }  // namespace llmcache::index

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "cache/entry.h"
@@ -95,6 +96,32 @@ struct IndexOptions {
   std::chrono::milliseconds busyTimeout{5000};  // waiting for another process's write lock
 };
 
+// One request as the events table stores it (docs/index-schema.md, events; the meaning of each
+// field is analytics::Event's, docs/analytics.md).
+struct EventRow {
+  int64_t timeMs = 0;
+  std::string cacheKey;
+  std::string model;
+  std::string platform;
+  std::string provider;
+  std::string endpoint;
+  std::string outcome;
+  std::string tier;
+  double latencyMs = 0;
+  int64_t tokensIn = 0;
+  int64_t tokensOut = 0;
+  double cost = 0;
+  double costSaved = 0;
+  int64_t latencySavedMs = 0;
+  std::string callerHash;
+  std::string promptCategory;
+  std::optional<uint64_t> promptSimhash;
+  std::string promptPreview;  // not stored in events: only copied to the entry's row (see appendEvents)
+};
+
+// A value bound to or read from a query: NULL, INTEGER, REAL or TEXT (BLOBs read as TEXT).
+using SqlValue = std::variant<std::monostate, int64_t, double, std::string>;
+
 // One feed call per entry, for rebuildFrom: the entry, the tiers holding it (kTier* bits), its
 // stored and raw sizes.
 using EntrySink = std::function<void(const cache::Entry&, unsigned tiers, size_t sizeStored, size_t sizeRaw)>;
@@ -161,6 +188,25 @@ class Index {
   // calls its argument per entry. Invalid flags and hit counts not stored in entries are lost.
   // Returns the number of rows written. Errors: Io from SQLite, or what scan threw.
   Result<size_t> rebuildFrom(const std::function<void(const EntrySink&)>& scan);
+
+  // --- events and prompt signatures (schema version 2; written for the analytics module) ---
+
+  // Appends rows to the events table in one transaction (all or none). A row carrying a
+  // promptSimhash also fills prompt_simhash / prompt_preview of the entry rows under its
+  // cache_key that have none yet, so a signature reaches the entry whichever of the event and
+  // the entry's upsert lands first (a later event of the key fills it).
+  Result<void> appendEvents(const std::vector<EventRow>& rows);
+  // Deletes events with time < before. Returns how many.
+  Result<size_t> purgeEvents(TimePoint before);
+  // Sets the prompt signature of the entry rows under cacheKey (the gateway's store path).
+  // Returns whether a row was there to take it.
+  Result<bool> setPromptSignature(std::string_view cacheKey, uint64_t simhash, std::string_view preview);
+  // Runs one read-only statement (anything that writes is refused, InvalidArgument) with params
+  // bound to ?1, ?2, ...; calls onRow with each row's columns. For modules that query the tables
+  // of this schema (analytics); the statement is prepared once and cached, so pass a fixed SQL
+  // text and vary the parameters. onRow must not call back into this Index.
+  Result<void> query(std::string_view sql, const std::vector<SqlValue>& params,
+                     const std::function<void(const std::vector<SqlValue>&)>& onRow);
 
  private:
   struct PendingHit {

@@ -563,5 +563,91 @@ TEST_F(IndexTest, ADiskTierOfAnotherLayoutVersionIsRefused) {
   EXPECT_EQ(r.error().code, Errc::Corrupt);
 }
 
+// --- events and prompt signatures (schema version 2) ------------------------------------------
+
+TEST_F(IndexTest, AVersionOneFileGainsTheEventsTableAndKeepsItsRows) {
+  index_.reset();
+  ASSERT_TRUE(Index::removeFiles(path_));
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(migrate(db, migrations().first(1)).value(), 1);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "INSERT INTO entries(cache_id, cache_key, request_hash, created, last_accessed) "
+                           "VALUES('id1', 'k:1', 'h1', 1, 1)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  index_ = openOrDie(path_);
+  ASSERT_TRUE(index_);
+  EXPECT_EQ(index_->schemaVersion(), 2);
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM entries WHERE cache_id = 'id1' AND prompt_simhash IS NULL"), 1);
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 0);
+}
+
+TEST_F(IndexTest, AppendedEventsAreStoredAndPurgedByTime) {
+  EventRow a;
+  a.timeMs = 1000;
+  a.cacheKey = "gpt-4o:1";
+  a.model = "gpt-4o";
+  a.outcome = "MISS";
+  a.latencyMs = 12.5;
+  a.cost = 0.25;
+  EventRow b = a;
+  b.timeMs = 5000;
+  b.outcome = "HIT";
+  b.costSaved = 0.25;
+  ASSERT_TRUE(index_->appendEvents({a, b}));
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 2);
+  EXPECT_EQ(scalar(path_, "SELECT time FROM events WHERE outcome = 'HIT'"), 5000);
+  EXPECT_EQ(index_->purgeEvents(fromUnixMillis(5000)).value(), 1u);
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 1);
+}
+
+TEST_F(IndexTest, AnEventsSimhashFillsAnEntryThatHasNoneAndSetPromptSignatureOverwrites) {
+  const cache::Entry e = makeTestEntry("gpt-4o:0000000000000009");
+  ASSERT_TRUE(index_->upsert(e, kTierMemory, 10, 20));
+  EventRow ev;
+  ev.timeMs = 1;
+  ev.cacheKey = e.cacheKey;
+  ev.outcome = "MISS";
+  ev.promptSimhash = 0xF000000000000001ull;  // the high bit: stored as a negative INTEGER, read back exact
+  ev.promptPreview = "hello world";
+  ASSERT_TRUE(index_->appendEvents({ev}));
+  std::vector<SqlValue> got;
+  ASSERT_TRUE(index_->query("SELECT prompt_simhash, prompt_preview FROM entries WHERE cache_key = ?1",
+                            {std::string(e.cacheKey)}, [&](const std::vector<SqlValue>& r) { got = r; }));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(static_cast<uint64_t>(std::get<int64_t>(got[0])), 0xF000000000000001ull);
+  EXPECT_EQ(std::get<std::string>(got[1]), "hello world");
+
+  ev.promptSimhash = 7;  // a later event does not overwrite a signature already there
+  ASSERT_TRUE(index_->appendEvents({ev}));
+  EXPECT_EQ(scalar(path_, "SELECT prompt_simhash = -1152921504606846975 FROM entries"), 1);
+
+  EXPECT_TRUE(index_->setPromptSignature(e.cacheKey, 42, "p").value());
+  EXPECT_EQ(scalar(path_, "SELECT prompt_simhash FROM entries"), 42);
+  EXPECT_FALSE(index_->setPromptSignature("no:such", 1, "").value());
+}
+
+TEST_F(IndexTest, QueryBindsParametersAndRefusesStatementsThatWrite) {
+  ASSERT_TRUE(index_->upsert(makeTestEntry("gpt-4o:0000000000000001"), kTierMemory, 10, 20));
+  int rows = 0;
+  ASSERT_TRUE(index_->query("SELECT cache_key, size_stored, 0.5, NULL FROM entries WHERE size_raw = ?1",
+                            {int64_t{20}}, [&](const std::vector<SqlValue>& r) {
+                              ++rows;
+                              EXPECT_EQ(std::get<std::string>(r[0]), "gpt-4o:0000000000000001");
+                              EXPECT_EQ(std::get<int64_t>(r[1]), 10);
+                              EXPECT_EQ(std::get<double>(r[2]), 0.5);
+                              EXPECT_TRUE(std::holds_alternative<std::monostate>(r[3]));
+                            }));
+  EXPECT_EQ(rows, 1);
+  auto w = index_->query("DELETE FROM entries", {}, [](const std::vector<SqlValue>&) {});
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().code, Errc::InvalidArgument);
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM entries"), 1);
+}
+
 }  // namespace
 }  // namespace llmcache::index

@@ -48,7 +48,37 @@ CREATE TABLE entry_tags (
 CREATE INDEX entry_tags_by_tag ON entry_tags(tag, cache_id);
 )sql";
 
-constexpr std::array kMigrations = {Migration{1, kV1}};
+// Version 2: events (one row per request, written by analytics::EventRecorder) and each entry's
+// prompt signature (SimHash of the normalized last user message, plus a short preview) for the
+// near-duplicate finder.
+constexpr std::string_view kV2 = R"sql(
+CREATE TABLE events (
+  id               INTEGER PRIMARY KEY,
+  time             INTEGER NOT NULL,
+  cache_key        TEXT NOT NULL DEFAULT '',
+  model            TEXT NOT NULL DEFAULT '',
+  platform         TEXT NOT NULL DEFAULT '',
+  provider         TEXT NOT NULL DEFAULT '',
+  endpoint         TEXT NOT NULL DEFAULT '',
+  outcome          TEXT NOT NULL,
+  tier             TEXT NOT NULL DEFAULT '',
+  latency_ms       REAL NOT NULL DEFAULT 0,
+  tokens_in        INTEGER NOT NULL DEFAULT 0,
+  tokens_out       INTEGER NOT NULL DEFAULT 0,
+  cost             REAL NOT NULL DEFAULT 0,
+  cost_saved       REAL NOT NULL DEFAULT 0,
+  latency_saved_ms INTEGER NOT NULL DEFAULT 0,
+  caller_hash      TEXT NOT NULL DEFAULT '',
+  prompt_category  TEXT NOT NULL DEFAULT '',
+  prompt_simhash   INTEGER
+);
+CREATE INDEX events_by_time ON events(time);
+CREATE INDEX events_by_key ON events(cache_key, time);
+ALTER TABLE entries ADD COLUMN prompt_simhash INTEGER;
+ALTER TABLE entries ADD COLUMN prompt_preview TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::array kMigrations = {Migration{1, kV1}, Migration{2, kV2}};
 static_assert(kMigrations.back().version == kSchemaVersion);
 
 Error sqlError(sqlite3* db, int rc, std::string what) {

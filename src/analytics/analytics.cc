@@ -1,0 +1,510 @@
+#include "analytics/analytics.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <numeric>
+
+namespace llmcache::analytics {
+
+namespace {
+
+using index::SqlValue;
+using Rows = std::vector<std::vector<SqlValue>>;
+
+// Every events query takes the window as ?1 (from, inclusive) and ?2 (to, exclusive).
+#define WIN "time >= ?1 AND time < ?2"
+#define CACHEABLE "outcome NOT IN ('BYPASS','INVALID')"
+
+constexpr int64_t kHourMs = 3'600'000;
+constexpr int64_t kDayMs = 86'400'000;
+constexpr std::array<std::string_view, 7> kWeekdays = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                                        "Friday", "Saturday", "Sunday"};
+
+int64_t asInt(const SqlValue& v) {
+  if (auto* i = std::get_if<int64_t>(&v)) return *i;
+  if (auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
+  return 0;
+}
+double asDouble(const SqlValue& v) {
+  if (auto* d = std::get_if<double>(&v)) return *d;
+  if (auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+  return 0;
+}
+std::string asText(const SqlValue& v) {
+  if (auto* s = std::get_if<std::string>(&v)) return *s;
+  return {};
+}
+
+double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
+
+Json jint(int64_t v) { return Json::integer(v); }
+Json jnum(double v) { return Json::number(v); }
+Json jstr(std::string s) { return Json::string(std::move(s)); }
+
+class Sql {
+ public:
+  Sql(index::Index& index, const Query& q)
+      : index_(index),
+        window_{q.from ? toUnixMillis(*q.from) : std::numeric_limits<int64_t>::min(),
+                q.to ? toUnixMillis(*q.to) : std::numeric_limits<int64_t>::max()} {}
+
+  // Runs sql with the window as ?1, ?2 and extra as ?3, ...
+  Result<Rows> rows(std::string_view sql, std::vector<SqlValue> extra = {}) {
+    std::vector<SqlValue> params{window_[0], window_[1]};
+    for (auto& v : extra) params.push_back(std::move(v));
+    Rows out;
+    auto r = index_.query(sql, params, [&](const std::vector<SqlValue>& row) { out.push_back(row); });
+    if (!r) return r.error();
+    return out;
+  }
+
+ private:
+  index::Index& index_;
+  std::array<int64_t, 2> window_;
+};
+
+Json windowJson(const Query& q) {
+  Json w = Json::object();
+  w.set("from", q.from ? jstr(formatIso8601(*q.from)) : Json::null());
+  w.set("to", q.to ? jstr(formatIso8601(*q.to)) : Json::null());
+  return w;
+}
+
+// requests, hits, hit_rate, cost, cost_saved of rows (key, requests, hits, cost, cost_saved).
+Json groupStats(const Rows& rows) {
+  Json out = Json::object();
+  for (const auto& r : rows) {
+    const int64_t requests = asInt(r[1]), hits = asInt(r[2]);
+    Json g = Json::object();
+    g.set("requests", jint(requests))
+        .set("hits", jint(hits))
+        .set("hit_rate", jnum(ratio(static_cast<double>(hits), static_cast<double>(requests))))
+        .set("cost", jnum(asDouble(r[3])))
+        .set("cost_saved", jnum(asDouble(r[4])));
+    out.set(asText(r[0]), std::move(g));
+  }
+  return out;
+}
+
+Json trend(const Rows& rows, int64_t bucketMs, std::string_view name) {
+  Json out = Json::array();
+  for (const auto& r : rows) {
+    const int64_t requests = asInt(r[1]), hits = asInt(r[2]);
+    std::string when = formatIso8601(fromUnixMillis(asInt(r[0]) * bucketMs));
+    if (bucketMs == kDayMs) when = when.substr(0, 10);
+    Json t = Json::object();
+    t.set(std::string(name), jstr(std::move(when)))
+        .set("requests", jint(requests))
+        .set("hits", jint(hits))
+        .set("hit_rate", jnum(ratio(static_cast<double>(hits), static_cast<double>(requests))))
+        .set("cost_saved", jnum(asDouble(r[3])));
+    out.push(std::move(t));
+  }
+  return out;
+}
+
+struct Bucket {
+  int64_t key = 0;
+  int64_t requests = 0;
+  int64_t hits = 0;
+  double hitRate() const { return ratio(static_cast<double>(hits), static_cast<double>(requests)); }
+};
+
+Json hourJson(const Bucket& b) {
+  Json o = Json::object();
+  o.set("hour", jint(b.key)).set("requests", jint(b.requests)).set("hits", jint(b.hits)).set("hit_rate", jnum(b.hitRate()));
+  return o;
+}
+
+Json firstN(const std::vector<Bucket>& v, size_t n) {
+  Json out = Json::array();
+  for (size_t i = 0; i < v.size() && i < n; ++i) out.push(hourJson(v[i]));
+  return out;
+}
+
+// Union-find over indexes.
+struct Groups {
+  std::vector<size_t> parent;
+  explicit Groups(size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+  size_t find(size_t i) {
+    while (parent[i] != i) i = parent[i] = parent[parent[i]];
+    return i;
+  }
+  void join(size_t a, size_t b) { parent[find(a)] = find(b); }
+};
+
+}  // namespace
+
+Analytics::Analytics(index::Index& index, EventRecorder* recorder, AnalyticsOptions options)
+    : index_(index), recorder_(recorder), options_(options) {}
+
+void Analytics::flushSources() {
+  if (recorder_) (void)recorder_->flush();  // a failed write is counted by the recorder; report what is there
+  index_.flush();
+}
+
+Result<Json> Analytics::analytics(const Query& query) {
+  flushSources();
+  Sql sql(index_, query);
+
+  auto totals = sql.rows(
+      "SELECT COUNT(*), COALESCE(SUM(" CACHEABLE "), 0), COALESCE(SUM(outcome = 'HIT'), 0), "
+      "COALESCE(SUM(outcome = 'COALESCED'), 0), COALESCE(SUM(outcome = 'BYPASS'), 0), "
+      "COALESCE(SUM(outcome = 'INVALID'), 0), "
+      "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN cost_saved END), 0.0), "
+      "COALESCE(SUM(CASE WHEN outcome = 'COALESCED' THEN cost_saved END), 0.0), "
+      "COALESCE(AVG(CASE WHEN outcome = 'HIT' THEN latency_saved_ms END), 0.0), "
+      "COUNT(DISTINCT CASE WHEN " CACHEABLE " THEN time / 86400000 END), "
+      "COALESCE(SUM(CASE WHEN " CACHEABLE " THEN cost END), 0.0), "
+      "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN tokens_in + tokens_out END), 0) "
+      "FROM events WHERE " WIN);
+  if (!totals) return totals.error();
+  const auto& t = totals->at(0);
+  const int64_t all = asInt(t[0]), total = asInt(t[1]), hits = asInt(t[2]), coalesced = asInt(t[3]);
+  const double saved = asDouble(t[6]), savedCoalesced = asDouble(t[7]);
+  const int64_t days = asInt(t[9]);
+
+  auto outcomes = sql.rows("SELECT outcome, COUNT(*) FROM events WHERE " WIN " GROUP BY outcome ORDER BY outcome");
+  if (!outcomes) return outcomes.error();
+  Json outcomeJson = Json::object();
+  for (const auto& r : *outcomes) outcomeJson.set(asText(r[0]), jint(asInt(r[1])));
+
+  Json costSaved = Json::object();
+  costSaved.set("total", jnum(saved))
+      .set("coalesced", jnum(savedCoalesced))
+      .set("daily_average", jnum(ratio(saved, static_cast<double>(days))))
+      .set("per_request", jnum(ratio(saved, static_cast<double>(total))));
+
+  // Storage: what the index says is stored now (not windowed).
+  auto storage = sql.rows(
+      "SELECT COUNT(*), COALESCE(SUM(size_stored), 0), COALESCE(SUM(size_raw), 0), COALESCE(SUM(hit_count), 0) "
+      "FROM entries WHERE invalid = 0");
+  if (!storage) return storage.error();
+  const auto& s = storage->at(0);
+  const double stored = asDouble(s[1]), raw = asDouble(s[2]);
+  Json storageJson = Json::object();
+  storageJson.set("entries", jint(asInt(s[0])))
+      .set("bytes_stored", jint(asInt(s[1])))
+      .set("bytes_raw", jint(asInt(s[2])))
+      .set("ratio", jnum(ratio(raw, stored)))
+      .set("hits_per_stored_mb", jnum(ratio(asDouble(s[3]), stored / (1024.0 * 1024.0))));
+
+  const auto limit = static_cast<int64_t>(options_.topKeys);
+  auto hot = sql.rows(
+      "SELECT cache_key, model, hit_count, hit_count * cost_total, last_accessed, size_stored FROM entries "
+      "WHERE invalid = 0 AND hit_count > 0 ORDER BY hit_count DESC, cache_key LIMIT ?3",
+      {limit});
+  if (!hot) return hot.error();
+  Json hotJson = Json::array();
+  for (const auto& r : *hot) {
+    Json k = Json::object();
+    k.set("cache_key", jstr(asText(r[0])))
+        .set("model", jstr(asText(r[1])))
+        .set("hits", jint(asInt(r[2])))
+        .set("cost_saved", jnum(asDouble(r[3])))
+        .set("last_accessed", jstr(formatIso8601(fromUnixMillis(asInt(r[4])))))
+        .set("size_stored", jint(asInt(r[5])));
+    hotJson.push(std::move(k));
+  }
+  auto cold = sql.rows(
+      "SELECT cache_key, model, hit_count, created, last_accessed, size_stored FROM entries "
+      "WHERE invalid = 0 ORDER BY hit_count ASC, created ASC, cache_key LIMIT ?3",
+      {limit});
+  if (!cold) return cold.error();
+  Json coldJson = Json::array();
+  for (const auto& r : *cold) {
+    Json k = Json::object();
+    k.set("cache_key", jstr(asText(r[0])))
+        .set("model", jstr(asText(r[1])))
+        .set("hits", jint(asInt(r[2])))
+        .set("created", jstr(formatIso8601(fromUnixMillis(asInt(r[3])))))
+        .set("last_accessed", jstr(formatIso8601(fromUnixMillis(asInt(r[4])))))
+        .set("size_stored", jint(asInt(r[5])));
+    coldJson.push(std::move(k));
+  }
+
+  auto byModel = sql.rows(
+      "SELECT model, COUNT(*), SUM(outcome = 'HIT'), SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY model ORDER BY COUNT(*) DESC, model");
+  if (!byModel) return byModel.error();
+  auto byPlatform = sql.rows(
+      "SELECT platform, COUNT(*), SUM(outcome = 'HIT'), SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY platform ORDER BY COUNT(*) DESC, platform");
+  if (!byPlatform) return byPlatform.error();
+
+  auto hourly = sql.rows(
+      "SELECT time / 3600000, COUNT(*), SUM(outcome = 'HIT'), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
+  if (!hourly) return hourly.error();
+  auto daily = sql.rows(
+      "SELECT time / 86400000, COUNT(*), SUM(outcome = 'HIT'), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
+  if (!daily) return daily.error();
+  Json trends = Json::object();
+  trends.set("hourly", trend(*hourly, kHourMs, "hour")).set("daily", trend(*daily, kDayMs, "day"));
+
+  Json o = Json::object();
+  o.set("window", windowJson(query))
+      .set("total_requests", jint(total))
+      .set("hits", jint(hits))
+      .set("misses", jint(total - hits - coalesced))
+      .set("coalesced", jint(coalesced))
+      .set("hit_rate", jnum(ratio(static_cast<double>(hits), static_cast<double>(total))))
+      .set("coalesced_rate", jnum(ratio(static_cast<double>(coalesced), static_cast<double>(total))))
+      .set("requests_all", jint(all))
+      .set("bypassed", jint(asInt(t[4])))
+      .set("invalid", jint(asInt(t[5])))
+      .set("outcomes", std::move(outcomeJson))
+      .set("cost_spent", jnum(asDouble(t[10])))
+      .set("cost_saved", std::move(costSaved))
+      .set("tokens_saved", jint(asInt(t[11])))
+      .set("avg_latency_saved", jnum(asDouble(t[8])))
+      .set("storage_efficiency", std::move(storageJson))
+      .set("hot_keys", std::move(hotJson))
+      .set("cold_keys", std::move(coldJson))
+      .set("by_model", groupStats(*byModel))
+      .set("by_platform", groupStats(*byPlatform))
+      .set("trends", std::move(trends));
+  return o;
+}
+
+Result<Json> Analytics::patterns(const Query& query) {
+  flushSources();
+  Sql sql(index_, query);
+
+  // --- temporal ---
+  auto hours = sql.rows("SELECT (time / 3600000) % 24, COUNT(*), SUM(outcome = 'HIT') FROM events WHERE " WIN
+                        " AND " CACHEABLE " GROUP BY 1");
+  if (!hours) return hours.error();
+  std::vector<Bucket> byHour(24);
+  int64_t total = 0;
+  for (int h = 0; h < 24; ++h) byHour[static_cast<size_t>(h)].key = h;
+  for (const auto& r : *hours) {
+    auto& b = byHour[static_cast<size_t>(asInt(r[0]) % 24)];
+    b.requests = asInt(r[1]);
+    b.hits = asInt(r[2]);
+    total += b.requests;
+  }
+  Json peak = Json::array(), low = Json::array(), best = Json::array();
+  if (total > 0) {
+    auto v = byHour;
+    std::stable_sort(v.begin(), v.end(), [](const Bucket& a, const Bucket& b) { return a.requests > b.requests; });
+    std::vector<Bucket> active;
+    for (const auto& b : v)
+      if (b.requests > 0) active.push_back(b);
+    peak = firstN(active, 3);
+    v = byHour;
+    std::stable_sort(v.begin(), v.end(), [](const Bucket& a, const Bucket& b) { return a.requests < b.requests; });
+    low = firstN(v, 3);
+    std::vector<Bucket> eligible;
+    for (const auto& b : byHour)
+      if (b.requests >= options_.minRequests) eligible.push_back(b);
+    std::stable_sort(eligible.begin(), eligible.end(), [](const Bucket& a, const Bucket& b) {
+      if (a.hitRate() != b.hitRate()) return a.hitRate() > b.hitRate();
+      return a.requests > b.requests;
+    });
+    best = firstN(eligible, 3);
+  }
+  auto weekdays = sql.rows("SELECT (time / 86400000 + 3) % 7, COUNT(*), SUM(outcome = 'HIT') FROM events WHERE " WIN
+                           " AND " CACHEABLE " GROUP BY 1");
+  if (!weekdays) return weekdays.error();
+  std::array<Bucket, 7> byDay{};
+  for (const auto& r : *weekdays) {
+    auto& b = byDay[static_cast<size_t>(asInt(r[0]) % 7)];
+    b.requests = asInt(r[1]);
+    b.hits = asInt(r[2]);
+  }
+  Json weekly = Json::array();
+  for (size_t d = 0; d < 7; ++d) {
+    Json w = Json::object();
+    w.set("weekday", jint(static_cast<int64_t>(d)))
+        .set("name", jstr(std::string(kWeekdays[d])))
+        .set("requests", jint(byDay[d].requests))
+        .set("hits", jint(byDay[d].hits))
+        .set("hit_rate", jnum(byDay[d].hitRate()));
+    weekly.push(std::move(w));
+  }
+  Json temporal = Json::object();
+  temporal.set("peak_hours", std::move(peak))
+      .set("low_activity", std::move(low))
+      .set("best_hit_rate_hours", std::move(best))
+      .set("weekly_patterns", std::move(weekly));
+
+  // --- models and categories ---
+  auto models = sql.rows("SELECT model, COUNT(*), SUM(outcome = 'HIT') FROM events WHERE " WIN " AND " CACHEABLE
+                         " GROUP BY model ORDER BY 2 DESC, model");
+  if (!models) return models.error();
+  Json modelJson = Json::array();
+  for (const auto& r : *models) {
+    Json m = Json::object();
+    m.set("model", jstr(asText(r[0])))
+        .set("requests", jint(asInt(r[1])))
+        .set("share", jnum(ratio(asDouble(r[1]), static_cast<double>(total))))
+        .set("hits", jint(asInt(r[2])))
+        .set("hit_rate", jnum(ratio(asDouble(r[2]), asDouble(r[1]))));
+    modelJson.push(std::move(m));
+  }
+  auto categories = sql.rows(
+      "SELECT CASE WHEN prompt_category = '' THEN 'other' ELSE prompt_category END AS c, COUNT(*), "
+      "SUM(outcome = 'HIT') FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY c ORDER BY 2 DESC, c");
+  if (!categories) return categories.error();
+  Json categoryJson = Json::array();
+  for (const auto& r : *categories) {
+    Json c = Json::object();
+    c.set("category", jstr(asText(r[0])))
+        .set("requests", jint(asInt(r[1])))
+        .set("share", jnum(ratio(asDouble(r[1]), static_cast<double>(total))))
+        .set("hits", jint(asInt(r[2])))
+        .set("hit_rate", jnum(ratio(asDouble(r[2]), asDouble(r[1]))));
+    categoryJson.push(std::move(c));
+  }
+
+  // --- callers ---
+  auto users = sql.rows("SELECT caller_hash, COUNT(*), SUM(outcome = 'HIT') FROM events WHERE " WIN " AND " CACHEABLE
+                        " AND caller_hash <> '' GROUP BY caller_hash ORDER BY 2 DESC, caller_hash LIMIT ?3",
+                        {static_cast<int64_t>(options_.topUsers)});
+  if (!users) return users.error();
+  auto userModels = sql.rows("SELECT caller_hash, model, COUNT(*) FROM events WHERE " WIN " AND " CACHEABLE
+                             " AND caller_hash <> '' GROUP BY caller_hash, model ORDER BY caller_hash, 3 DESC, model");
+  if (!userModels) return userModels.error();
+  std::map<std::string, std::string> topModel;
+  for (const auto& r : *userModels) topModel.try_emplace(asText(r[0]), asText(r[1]));  // first row: the most used
+  Json userJson = Json::array();
+  for (const auto& r : *users) {
+    Json u = Json::object();
+    const std::string caller = asText(r[0]);
+    u.set("caller_hash", jstr(caller))
+        .set("requests", jint(asInt(r[1])))
+        .set("hits", jint(asInt(r[2])))
+        .set("hit_rate", jnum(ratio(asDouble(r[2]), asDouble(r[1]))))
+        .set("top_model", jstr(topModel[caller]));
+    userJson.push(std::move(u));
+  }
+
+  // --- near-duplicate prompts over the entries' signatures ---
+  auto signed_ = sql.rows(
+      "SELECT cache_key, model, endpoint, prompt_simhash, prompt_preview FROM entries "
+      "WHERE invalid = 0 AND prompt_simhash IS NOT NULL "
+      "ORDER BY created DESC, cache_id DESC LIMIT ?3",
+      {static_cast<int64_t>(options_.maxSimilarityEntries)});
+  if (!signed_) return signed_.error();
+  const Rows& sigs = *signed_;
+  Groups groups(sigs.size());
+  for (size_t i = 0; i < sigs.size(); ++i)
+    for (size_t j = i + 1; j < sigs.size(); ++j) {
+      if (asText(sigs[i][1]) != asText(sigs[j][1]) || asText(sigs[i][2]) != asText(sigs[j][2])) continue;
+      if (hammingDistance(static_cast<uint64_t>(asInt(sigs[i][3])), static_cast<uint64_t>(asInt(sigs[j][3]))) <=
+          options_.nearDuplicateBits)
+        groups.join(i, j);
+    }
+  std::map<size_t, std::vector<size_t>> members;
+  for (size_t i = 0; i < sigs.size(); ++i) members[groups.find(i)].push_back(i);
+  struct Group {
+    Json json;
+    double savings = 0;
+    int64_t misses = 0;
+    std::string firstKey;
+  };
+  std::vector<Group> found;
+  for (auto& [root, idx] : members) {
+    if (idx.size() < 2) continue;
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return asText(sigs[a][0]) < asText(sigs[b][0]); });
+    int64_t misses = 0;
+    double missCost = 0;
+    std::optional<std::pair<int64_t, double>> earliest;  // (time, cost) of the group's first miss
+    int maxDistance = 0;
+    Json keys = Json::array(), previews = Json::array();
+    for (size_t a : idx) {
+      const std::string key = asText(sigs[a][0]);
+      keys.push(jstr(key));
+      previews.push(jstr(asText(sigs[a][4])));
+      for (size_t b : idx)
+        maxDistance = std::max(maxDistance, hammingDistance(static_cast<uint64_t>(asInt(sigs[a][3])),
+                                                            static_cast<uint64_t>(asInt(sigs[b][3]))));
+      auto m = sql.rows("SELECT COUNT(*), COALESCE(SUM(cost), 0.0) FROM events WHERE " WIN
+                        " AND cache_key = ?3 AND outcome = 'MISS'",
+                        {key});
+      if (!m) return m.error();
+      misses += asInt(m->at(0)[0]);
+      missCost += asDouble(m->at(0)[1]);
+      auto first = sql.rows("SELECT time, cost FROM events WHERE " WIN
+                            " AND cache_key = ?3 AND outcome = 'MISS' ORDER BY time, id LIMIT 1",
+                            {key});
+      if (!first) return first.error();
+      if (!first->empty()) {
+        const std::pair<int64_t, double> f{asInt(first->at(0)[0]), asDouble(first->at(0)[1])};
+        if (!earliest || f.first < earliest->first) earliest = f;
+      }
+    }
+    const double savings = std::max(0.0, missCost - (earliest ? earliest->second : 0.0));
+    Json g = Json::object();
+    g.set("model", jstr(asText(sigs[idx[0]][1])))
+        .set("endpoint", jstr(asText(sigs[idx[0]][2])))
+        .set("cache_keys", std::move(keys))
+        .set("previews", std::move(previews))
+        .set("max_distance", jint(maxDistance))
+        .set("misses", jint(misses))
+        .set("miss_cost", jnum(missCost))
+        .set("potential_savings", jnum(savings));
+    found.push_back({std::move(g), savings, misses, asText(sigs[idx[0]][0])});
+  }
+  std::sort(found.begin(), found.end(), [](const Group& a, const Group& b) {
+    if (a.savings != b.savings) return a.savings > b.savings;
+    if (a.misses != b.misses) return a.misses > b.misses;
+    return a.firstKey < b.firstKey;
+  });
+  Json nearDuplicates = Json::array();
+  for (size_t i = 0; i < found.size() && i < options_.maxNearDuplicateGroups; ++i)
+    nearDuplicates.push(std::move(found[i].json));
+
+  // --- models whose hit rate is low, with a TTL from how soon their keys repeat ---
+  Json lowModels = Json::array();
+  for (const auto& r : *models) {
+    const int64_t requests = asInt(r[1]), hits = asInt(r[2]);
+    const double rate = ratio(static_cast<double>(hits), static_cast<double>(requests));
+    if (requests < options_.minRequests || rate >= options_.lowHitRate) continue;
+    const std::string model = asText(r[0]);
+    auto gaps = sql.rows(
+        "SELECT gap FROM (SELECT time - LAG(time) OVER (PARTITION BY cache_key ORDER BY time, id) AS gap "
+        "FROM events WHERE " WIN " AND " CACHEABLE " AND model = ?3 AND cache_key <> '') "
+        "WHERE gap IS NOT NULL ORDER BY gap",
+        {model});
+    if (!gaps) return gaps.error();
+    Json m = Json::object();
+    m.set("model", jstr(model)).set("requests", jint(requests)).set("hits", jint(hits)).set("hit_rate", jnum(rate));
+    m.set("repeated_requests", jint(static_cast<int64_t>(gaps->size())));
+    if (gaps->empty()) {
+      m.set("median_repeat_interval_seconds", Json::null())
+          .set("suggested_ttl_seconds", Json::null())
+          .set("reason", jstr("no request repeated a cache key in the window: a longer TTL cannot help; "
+                              "see near_duplicates for prompts that differ only slightly"));
+    } else {
+      const size_t n = gaps->size();
+      const double medianMs = n % 2 ? asDouble((*gaps)[n / 2][0])
+                                    : (asDouble((*gaps)[n / 2 - 1][0]) + asDouble((*gaps)[n / 2][0])) / 2.0;
+      const auto ttl = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(2.0 * medianMs / 1000.0)));
+      m.set("median_repeat_interval_seconds", jnum(medianMs / 1000.0))
+          .set("suggested_ttl_seconds", jint(ttl))
+          .set("reason", jstr("requests repeat a cache key after a median of " + toJson(jnum(medianMs / 1000.0)) +
+                              " s: keep entries at least twice that long"));
+    }
+    lowModels.push(std::move(m));
+  }
+  Json opportunities = Json::object();
+  opportunities.set("near_duplicates", std::move(nearDuplicates)).set("low_hit_rate_models", std::move(lowModels));
+
+  Json o = Json::object();
+  o.set("window", windowJson(query))
+      .set("total_requests", jint(total))
+      .set("temporal", std::move(temporal))
+      .set("model_distribution", std::move(modelJson))
+      .set("prompt_categories", std::move(categoryJson))
+      .set("user_patterns", std::move(userJson))
+      .set("optimization_opportunities", std::move(opportunities));
+  return o;
+}
+
+}  // namespace llmcache::analytics

@@ -1,0 +1,299 @@
+#include "analytics/analytics.h"
+
+#include <gtest/gtest.h>
+
+#include "analytics/test_events.h"
+#include "cache/test_entry.h"
+#include "index/test_util.h"
+
+namespace llmcache::analytics {
+namespace {
+
+using namespace test;
+
+constexpr double kEps = 1e-12;
+
+double num(const Json& j, std::string_view key) {
+  const Json* v = j.find(key);
+  EXPECT_TRUE(v && v->isNumber()) << key << " in " << toJson(j);
+  return v && v->isNumber() ? v->asDouble().value_or(-1) : -1;
+}
+const Json& at(const Json& j, std::string_view key) {
+  static const Json kNull;
+  const Json* v = j.find(key);
+  EXPECT_TRUE(v) << key << " missing in " << toJson(j);
+  return v ? *v : kNull;
+}
+std::string str(const Json& j, std::string_view key) { return std::string(j.getString(key).value_or("<none>")); }
+
+class AnalyticsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Entries: kA (5 hits), kB (0), kC (2), kD (0) and one invalidated entry that must not count.
+    addEntry("kA", "gpt-4o", kDay1 + 1, 5, 1000, 3000, 0.10);
+    addEntry("kB", "gpt-4o", kDay1 + 2, 0, 500, 1500, 0.20);
+    addEntry("kC", "claude-3", kDay1 + 3, 2, 2000, 4000, 0.05);
+    addEntry("kD", "gpt-4o", kDay1 + 4, 0, 100, 100, 0.15);
+    addEntry("kE", "gpt-4o", kDay1 + 5, 50, 9999, 9999, 1.0);
+    ASSERT_EQ(index_->markInvalid({"id-kE"}).value(), 1u);
+    // Signatures: kA's set at store time, kD's arrives with its MISS event (E10).
+    const auto a = promptSignature(kPromptA);
+    ASSERT_TRUE(index_->setPromptSignature("kA", a.simhash, a.preview).value());
+    const auto b = promptSignature("What is 17 * 23");
+    ASSERT_TRUE(index_->setPromptSignature("kB", b.simhash, b.preview).value());
+    const auto c = promptSignature("Hello there, how are you today?");
+    ASSERT_TRUE(index_->setPromptSignature("kC", c.simhash, c.preview).value());
+
+    for (auto& e : scriptedEvents()) recorder_.record(e);  // no flush: analytics() must flush it
+  }
+
+  void addEntry(std::string key, std::string model, int64_t createdMs, int64_t hits, size_t stored, size_t raw,
+                double costTotal) {
+    cache::Entry e = cache::test::makeTestEntry(key);
+    e.cacheId = "id-" + key;
+    e.model = std::move(model);
+    e.responseTimestamp = fromUnixMillis(createdMs);
+    e.lastAccessed = e.responseTimestamp;
+    e.hitCount = hits;
+    e.costTotal = costTotal;
+    ASSERT_TRUE(index_->upsert(e, index::kTierMemory, stored, raw));
+  }
+
+  index::test::TempDir dir_;
+  std::unique_ptr<index::Index> index_ = index::Index::open(dir_.path() / "index.sqlite").value();
+  EventRecorder recorder_{*index_, {.flushInterval = std::chrono::hours(1), .batch = 1'000'000}};
+  Analytics analytics_{*index_, &recorder_, {.minRequests = 3, .lowHitRate = 0.3}};
+};
+
+TEST_F(AnalyticsTest, HeadlineFiguresMatchTheHandCount) {
+  const Json a = analytics_.analytics({}).value();
+  // cacheable: E1-E6, E9-E11 (E7 BYPASS and E8 INVALID are not)
+  EXPECT_EQ(num(a, "total_requests"), 9);
+  EXPECT_EQ(num(a, "hits"), 3);            // E2, E3, E9
+  EXPECT_EQ(num(a, "coalesced"), 1);       // E5
+  EXPECT_EQ(num(a, "misses"), 5);          // E1, E4, E6, E10, E11 (REFRESH counts as a miss)
+  EXPECT_EQ(num(a, "hit_rate"), 3.0 / 9.0);  // not rounded
+  EXPECT_EQ(num(a, "coalesced_rate"), 1.0 / 9.0);
+  EXPECT_EQ(num(a, "requests_all"), 11);
+  EXPECT_EQ(num(a, "bypassed"), 1);
+  EXPECT_EQ(num(a, "invalid"), 1);
+  EXPECT_EQ(num(at(a, "outcomes"), "MISS"), 4);
+  EXPECT_EQ(num(at(a, "outcomes"), "REFRESH"), 1);
+  EXPECT_NEAR(num(a, "cost_spent"), 0.10 + 0.20 + 0.05 + 0.15 + 0.10, kEps);  // E7's .30 was a bypass
+  const Json& saved = at(a, "cost_saved");
+  EXPECT_NEAR(num(saved, "total"), 0.10 + 0.10 + 0.05, kEps);  // every hit's stored cost, no "hits - 1"
+  EXPECT_NEAR(num(saved, "coalesced"), 0.20, kEps);
+  EXPECT_NEAR(num(saved, "daily_average"), 0.25 / 2, kEps);  // two days had requests
+  EXPECT_NEAR(num(saved, "per_request"), 0.25 / 9, kEps);
+  EXPECT_EQ(num(a, "tokens_saved"), 150 + 150 + 50);
+  EXPECT_NEAR(num(a, "avg_latency_saved"), (800.0 + 800 + 400) / 3, kEps);
+}
+
+TEST_F(AnalyticsTest, StorageEfficiencyAndHotAndColdKeysComeFromTheValidEntries) {
+  const Json a = analytics_.analytics({}).value();
+  const Json& s = at(a, "storage_efficiency");
+  EXPECT_EQ(num(s, "entries"), 4);
+  EXPECT_EQ(num(s, "bytes_stored"), 1000 + 500 + 2000 + 100);
+  EXPECT_EQ(num(s, "bytes_raw"), 3000 + 1500 + 4000 + 100);
+  EXPECT_NEAR(num(s, "ratio"), 8600.0 / 3600.0, kEps);
+  EXPECT_NEAR(num(s, "hits_per_stored_mb"), 7.0 / (3600.0 / 1048576.0), 1e-9);
+
+  const Json& hot = at(a, "hot_keys");
+  ASSERT_EQ(hot.size(), 2u);  // only keys with hits; kE is invalid
+  EXPECT_EQ(str(hot.items()[0], "cache_key"), "kA");
+  EXPECT_EQ(num(hot.items()[0], "hits"), 5);
+  EXPECT_NEAR(num(hot.items()[0], "cost_saved"), 0.5, kEps);
+  EXPECT_EQ(str(hot.items()[1], "cache_key"), "kC");
+  EXPECT_EQ(num(hot.items()[1], "hits"), 2);
+
+  const Json& cold = at(a, "cold_keys");
+  ASSERT_EQ(cold.size(), 4u);
+  EXPECT_EQ(str(cold.items()[0], "cache_key"), "kB");  // 0 hits, older than kD
+  EXPECT_EQ(str(cold.items()[1], "cache_key"), "kD");
+  EXPECT_EQ(str(cold.items()[2], "cache_key"), "kC");
+  EXPECT_EQ(str(cold.items()[3], "cache_key"), "kA");
+}
+
+TEST_F(AnalyticsTest, ByModelAndByPlatformCountCacheableRequests) {
+  const Json a = analytics_.analytics({}).value();
+  const Json& m = at(a, "by_model");
+  ASSERT_EQ(m.keys(), (std::vector<std::string>{"gpt-4o", "claude-3"}));  // most requests first
+  const Json& g = at(m, "gpt-4o");
+  EXPECT_EQ(num(g, "requests"), 7);  // E1-E5, E10, E11
+  EXPECT_EQ(num(g, "hits"), 2);
+  EXPECT_EQ(num(g, "hit_rate"), 2.0 / 7.0);
+  EXPECT_NEAR(num(g, "cost"), 0.10 + 0.20 + 0.15 + 0.10, kEps);
+  EXPECT_NEAR(num(g, "cost_saved"), 0.20, kEps);
+  const Json& c = at(m, "claude-3");
+  EXPECT_EQ(num(c, "requests"), 2);  // E6, E9; E7 was a bypass
+  EXPECT_EQ(num(c, "hits"), 1);
+  EXPECT_EQ(num(c, "hit_rate"), 0.5);
+  EXPECT_NEAR(num(c, "cost"), 0.05, kEps);
+  EXPECT_NEAR(num(c, "cost_saved"), 0.05, kEps);
+  const Json& p = at(a, "by_platform");
+  ASSERT_EQ(p.keys(), (std::vector<std::string>{"openai", "anthropic"}));
+  EXPECT_EQ(num(at(p, "openai"), "requests"), 7);
+  EXPECT_EQ(num(at(p, "anthropic"), "hits"), 1);
+}
+
+TEST_F(AnalyticsTest, TrendsBucketByUtcHourAndDay) {
+  const Json a = analytics_.analytics({}).value();
+  const Json& hourly = at(at(a, "trends"), "hourly");
+  ASSERT_EQ(hourly.size(), 3u);
+  EXPECT_EQ(str(hourly.items()[0], "hour"), "2026-01-01T10:00:00.000Z");
+  EXPECT_EQ(num(hourly.items()[0], "requests"), 5);
+  EXPECT_EQ(num(hourly.items()[0], "hits"), 2);
+  EXPECT_EQ(num(hourly.items()[0], "hit_rate"), 0.4);
+  EXPECT_NEAR(num(hourly.items()[0], "cost_saved"), 0.20, kEps);
+  EXPECT_EQ(str(hourly.items()[1], "hour"), "2026-01-01T11:00:00.000Z");
+  EXPECT_EQ(num(hourly.items()[1], "requests"), 1);  // E6 only: E7, E8 are not cacheable
+  EXPECT_EQ(num(hourly.items()[1], "hit_rate"), 0);
+  EXPECT_EQ(str(hourly.items()[2], "hour"), "2026-01-02T09:00:00.000Z");
+  EXPECT_EQ(num(hourly.items()[2], "requests"), 3);
+  EXPECT_EQ(num(hourly.items()[2], "hits"), 1);
+  const Json& daily = at(at(a, "trends"), "daily");
+  ASSERT_EQ(daily.size(), 2u);
+  EXPECT_EQ(str(daily.items()[0], "day"), "2026-01-01");
+  EXPECT_EQ(num(daily.items()[0], "requests"), 6);
+  EXPECT_EQ(num(daily.items()[0], "hits"), 2);
+  EXPECT_EQ(str(daily.items()[1], "day"), "2026-01-02");
+  EXPECT_EQ(num(daily.items()[1], "requests"), 3);
+  EXPECT_NEAR(num(daily.items()[1], "cost_saved"), 0.05, kEps);
+}
+
+TEST_F(AnalyticsTest, AWindowCountsOnlyItsEvents) {
+  const Json a = analytics_.analytics({.from = fromUnixMillis(kDay2), .to = fromUnixMillis(kDay2 + 9 * kHour + 31 * kMinute)}).value();
+  EXPECT_EQ(str(at(a, "window"), "from"), "2026-01-02T00:00:00.000Z");
+  EXPECT_EQ(num(a, "total_requests"), 2);  // E9, E10 (E11 is after `to`)
+  EXPECT_EQ(num(a, "hits"), 1);
+  EXPECT_EQ(num(a, "hit_rate"), 0.5);
+  EXPECT_NEAR(num(at(a, "cost_saved"), "daily_average"), 0.05, kEps);
+  EXPECT_NEAR(num(a, "cost_spent"), 0.15, kEps);
+}
+
+TEST_F(AnalyticsTest, NoEventsGiveZerosNotErrors) {
+  const Json a = analytics_.analytics({.from = fromUnixMillis(0), .to = fromUnixMillis(1)}).value();
+  EXPECT_EQ(num(a, "total_requests"), 0);
+  EXPECT_EQ(num(a, "hit_rate"), 0);
+  EXPECT_EQ(num(at(a, "cost_saved"), "daily_average"), 0);
+  EXPECT_EQ(at(at(a, "trends"), "hourly").size(), 0u);
+  const Json p = analytics_.patterns({.from = fromUnixMillis(0), .to = fromUnixMillis(1)}).value();
+  EXPECT_EQ(at(at(p, "temporal"), "peak_hours").size(), 0u);
+  EXPECT_EQ(at(at(p, "temporal"), "weekly_patterns").size(), 7u);
+}
+
+TEST_F(AnalyticsTest, TemporalPatternsRankHoursAndWeekdays) {
+  const Json p = analytics_.patterns({}).value();
+  EXPECT_EQ(num(p, "total_requests"), 9);
+  const Json& t = at(p, "temporal");
+  const Json& peak = at(t, "peak_hours");
+  ASSERT_EQ(peak.size(), 3u);
+  EXPECT_EQ(num(peak.items()[0], "hour"), 10);  // 5 requests
+  EXPECT_EQ(num(peak.items()[0], "requests"), 5);
+  EXPECT_EQ(num(peak.items()[1], "hour"), 9);   // 3
+  EXPECT_EQ(num(peak.items()[2], "hour"), 11);  // 1
+  const Json& low = at(t, "low_activity");
+  ASSERT_EQ(low.size(), 3u);
+  EXPECT_EQ(num(low.items()[0], "hour"), 0);  // hours without requests count, earliest first
+  EXPECT_EQ(num(low.items()[1], "hour"), 1);
+  EXPECT_EQ(num(low.items()[2], "hour"), 2);
+  EXPECT_EQ(num(low.items()[0], "requests"), 0);
+  const Json& best = at(t, "best_hit_rate_hours");
+  ASSERT_EQ(best.size(), 2u);  // only hours with >= 3 requests: 10 (2/5) and 9 (1/3)
+  EXPECT_EQ(num(best.items()[0], "hour"), 10);
+  EXPECT_EQ(num(best.items()[0], "hit_rate"), 0.4);
+  EXPECT_EQ(num(best.items()[1], "hour"), 9);
+  EXPECT_EQ(num(best.items()[1], "hit_rate"), 1.0 / 3.0);
+  const Json& week = at(t, "weekly_patterns");
+  ASSERT_EQ(week.size(), 7u);
+  EXPECT_EQ(str(week.items()[3], "name"), "Thursday");  // 2026-01-01
+  EXPECT_EQ(num(week.items()[3], "requests"), 6);
+  EXPECT_EQ(num(week.items()[3], "hits"), 2);
+  EXPECT_EQ(num(week.items()[4], "requests"), 3);  // Friday
+  EXPECT_EQ(num(week.items()[4], "hit_rate"), 1.0 / 3.0);
+  EXPECT_EQ(num(week.items()[0], "requests"), 0);
+}
+
+TEST_F(AnalyticsTest, ModelCategoryAndCallerPatterns) {
+  const Json p = analytics_.patterns({}).value();
+  const Json& models = at(p, "model_distribution");
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(str(models.items()[0], "model"), "gpt-4o");
+  EXPECT_EQ(num(models.items()[0], "share"), 7.0 / 9.0);
+  EXPECT_EQ(str(models.items()[1], "model"), "claude-3");
+  EXPECT_EQ(num(models.items()[1], "share"), 2.0 / 9.0);
+
+  const Json& cats = at(p, "prompt_categories");
+  ASSERT_EQ(cats.size(), 4u);
+  EXPECT_EQ(str(cats.items()[0], "category"), "code");  // E1, E2, E3, E11
+  EXPECT_EQ(num(cats.items()[0], "requests"), 4);
+  EXPECT_EQ(num(cats.items()[0], "hit_rate"), 0.5);
+  EXPECT_EQ(str(cats.items()[1], "category"), "chat");  // 2, ties by name
+  EXPECT_EQ(num(cats.items()[1], "hits"), 1);
+  EXPECT_EQ(str(cats.items()[2], "category"), "math");
+  EXPECT_EQ(num(cats.items()[2], "requests"), 2);
+  EXPECT_EQ(str(cats.items()[3], "category"), "translation");
+
+  const Json& users = at(p, "user_patterns");
+  ASSERT_EQ(users.size(), 3u);
+  EXPECT_EQ(str(users.items()[0], "caller_hash"), "u1");  // E1, E2, E5, E6, E10, E11
+  EXPECT_EQ(num(users.items()[0], "requests"), 6);
+  EXPECT_EQ(num(users.items()[0], "hits"), 1);
+  EXPECT_EQ(num(users.items()[0], "hit_rate"), 1.0 / 6.0);
+  EXPECT_EQ(str(users.items()[0], "top_model"), "gpt-4o");
+  EXPECT_EQ(str(users.items()[1], "caller_hash"), "u2");
+  EXPECT_EQ(num(users.items()[1], "requests"), 2);
+  EXPECT_EQ(str(users.items()[2], "caller_hash"), "u3");
+  EXPECT_EQ(str(users.items()[2], "top_model"), "claude-3");
+}
+
+TEST_F(AnalyticsTest, NearDuplicatePromptsAreGroupedWithTheirSavings) {
+  const Json p = analytics_.patterns({}).value();
+  const Json& groups = at(at(p, "optimization_opportunities"), "near_duplicates");
+  ASSERT_EQ(groups.size(), 1u);  // kA ~ kD; kB and kC are unlike anything
+  const Json& g = groups.items()[0];
+  EXPECT_EQ(str(g, "model"), "gpt-4o");
+  ASSERT_EQ(at(g, "cache_keys").size(), 2u);
+  EXPECT_EQ(at(g, "cache_keys").items()[0].text(), "kA");
+  EXPECT_EQ(at(g, "cache_keys").items()[1].text(), "kD");
+  EXPECT_EQ(at(g, "previews").items()[1].text(), promptSignature(kPromptD).preview);  // from E10
+  EXPECT_EQ(num(g, "max_distance"), hammingDistance(simhash(kPromptA), simhash(kPromptD)));
+  EXPECT_EQ(num(g, "misses"), 2);  // E1 (kA), E10 (kD); E11 is a REFRESH
+  EXPECT_NEAR(num(g, "miss_cost"), 0.25, kEps);
+  EXPECT_NEAR(num(g, "potential_savings"), 0.15, kEps);  // every miss beyond the first (E1)
+}
+
+TEST_F(AnalyticsTest, LowHitRateModelsGetATtlFromTheirRepeatIntervals) {
+  const Json p = analytics_.patterns({}).value();
+  const Json& low = at(at(p, "optimization_opportunities"), "low_hit_rate_models");
+  // gpt-4o: 2/7 < 0.3 with 7 >= 3 requests; claude-3 has only 2 requests
+  ASSERT_EQ(low.size(), 1u);
+  const Json& m = low.items()[0];
+  EXPECT_EQ(str(m, "model"), "gpt-4o");
+  EXPECT_EQ(num(m, "hit_rate"), 2.0 / 7.0);
+  // repeats: kA 10:00 -> 10:05 -> 10:10 -> d2 09:45, kB 10:20 -> 10:20: gaps 0, 5 min, 5 min, 23 h 35 min
+  EXPECT_EQ(num(m, "repeated_requests"), 4);
+  EXPECT_EQ(num(m, "median_repeat_interval_seconds"), 300);
+  EXPECT_EQ(num(m, "suggested_ttl_seconds"), 600);
+}
+
+TEST_F(AnalyticsTest, AModelWhoseKeysNeverRepeatGetsNoTtl) {
+  Analytics strict{*index_, &recorder_, {.minRequests = 2, .lowHitRate = 0.6}};
+  const Json p = strict.patterns({.from = fromUnixMillis(kDay1 + 11 * kHour), .to = fromUnixMillis(kDay2 + 9 * kHour + 31 * kMinute)}).value();
+  // window: E6 (claude MISS kC), E9 (claude HIT kC), E10 (gpt-4o MISS kD): claude 1/2 < 0.6, gpt-4o only 1 request
+  const Json& low = at(at(p, "optimization_opportunities"), "low_hit_rate_models");
+  ASSERT_EQ(low.size(), 1u);
+  EXPECT_EQ(str(low.items()[0], "model"), "claude-3");
+  EXPECT_EQ(num(low.items()[0], "median_repeat_interval_seconds"), 22 * 3600);  // 11:00 -> 09:00 next day
+  EXPECT_EQ(num(low.items()[0], "suggested_ttl_seconds"), 2 * 22 * 3600);
+
+  const Json q = strict.patterns({.from = fromUnixMillis(kDay2 + 9 * kHour + 20 * kMinute)}).value();
+  // E10, E11: gpt-4o MISS kD, REFRESH kA: 0 hits of 2, no key repeats
+  const Json& low2 = at(at(q, "optimization_opportunities"), "low_hit_rate_models");
+  ASSERT_EQ(low2.size(), 1u);
+  EXPECT_TRUE(at(low2.items()[0], "suggested_ttl_seconds").isNull());
+  EXPECT_EQ(num(low2.items()[0], "repeated_requests"), 0);
+}
+
+}  // namespace
+}  // namespace llmcache::analytics

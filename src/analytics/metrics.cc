@@ -1,0 +1,274 @@
+#include "analytics/metrics.h"
+
+#include <charconv>
+#include <cmath>
+#include <map>
+
+namespace llmcache::analytics {
+
+namespace {
+
+constexpr std::array<std::string_view, Metrics::kOutcomes> kOutcomeNames = {
+    kHit, kMiss, kCoalesced, kRefresh, kNoStore, kBypass, kUncacheable, kInvalid, "UNKNOWN"};
+constexpr std::array<std::string_view, Metrics::kTiers> kTierNames = {"memory", "disk", "s3", "none"};
+constexpr size_t kHitIdx = 0, kMissIdx = 1, kCoalescedIdx = 2, kBypassIdx = 5, kInvalidIdx = 7;
+
+size_t outcomeIndex(std::string_view o) {
+  for (size_t i = 0; i + 1 < kOutcomeNames.size(); ++i)
+    if (kOutcomeNames[i] == o) return i;
+  return kOutcomeNames.size() - 1;
+}
+
+size_t tierIndex(std::string_view t) {
+  for (size_t i = 0; i + 1 < kTierNames.size(); ++i)
+    if (kTierNames[i] == t) return i;
+  return kTierNames.size() - 1;
+}
+
+void addDouble(std::atomic<double>& a, double v) {
+  double cur = a.load(std::memory_order_relaxed);
+  while (!a.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed)) {
+  }
+}
+
+std::string num(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v)) return "NaN";
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+std::string num(uint64_t v) { return std::to_string(v); }
+
+void help(std::string& out, std::string_view name, std::string_view type, std::string_view text) {
+  out.append("# HELP ").append(name).append(" ").append(text).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+}  // namespace
+
+std::string escapeLabelValue(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out.push_back(c);
+  }
+  return out;
+}
+
+Metrics::Metrics(MetricsOptions options)
+    : options_(options),
+      models_(options.maxModels + 1),
+      modelNames_(new std::atomic<std::string*>[options.maxModels + 1]),
+      requests_(new std::atomic<uint64_t>[kOutcomes * kTiers * (options.maxModels + 1)]) {
+  for (size_t i = 0; i < models_; ++i) modelNames_[i].store(nullptr);
+  for (size_t i = 0; i < kOutcomes * kTiers * models_; ++i) requests_[i].store(0);
+}
+
+Metrics::~Metrics() {
+  for (size_t i = 0; i < models_; ++i) delete modelNames_[i].load();
+}
+
+size_t Metrics::modelSlot(std::string_view model) {
+  if (model.empty()) model = "none";
+  const size_t named = models_ - 1;  // the last slot is "other"
+  for (size_t i = 0; i < named; ++i) {
+    std::string* name = modelNames_[i].load(std::memory_order_acquire);
+    if (!name) {
+      // Claim the free slot; if another thread got there first, see whether it took our name.
+      auto* mine = new std::string(model);
+      std::string* expected = nullptr;
+      if (modelNames_[i].compare_exchange_strong(expected, mine, std::memory_order_acq_rel)) return i;
+      delete mine;
+      name = expected;
+    }
+    if (*name == model) return i;
+  }
+  return named;
+}
+
+std::string Metrics::modelLabel(size_t slot) const {
+  if (slot + 1 == models_) return "other";
+  const std::string* name = modelNames_[slot].load(std::memory_order_acquire);
+  return name ? *name : std::string();
+}
+
+void Metrics::observe(const Event& e) {
+  const size_t o = outcomeIndex(e.outcome);
+  const size_t t = tierIndex(e.tier);
+  const size_t m = modelSlot(e.model);
+  requests_[cell(o, t, m)].fetch_add(1, std::memory_order_relaxed);
+  const double seconds = std::max(0.0, e.latencyMs) / 1000.0;
+  size_t b = 0;
+  while (b < kDurationBuckets.size() && seconds > kDurationBuckets[b]) ++b;
+  buckets_[o][b].fetch_add(1, std::memory_order_relaxed);
+  addDouble(durationSum_[o], seconds);
+  if (o == kHitIdx) {
+    addDouble(costSaved_, e.costSaved);
+    tokensSaved_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, e.tokensIn + e.tokensOut)),
+                           std::memory_order_relaxed);
+  } else if (o == kCoalescedIdx) {
+    addDouble(costSavedCoalesced_, e.costSaved);
+  }
+}
+
+void Metrics::setTier(std::string_view tier, TierGauges g) {
+  const size_t t = tierIndex(tier);
+  if (t >= 3) return;
+  tiers_[t][0].store(g.entries, std::memory_order_relaxed);
+  tiers_[t][1].store(g.bytes, std::memory_order_relaxed);
+  tiers_[t][2].store(g.evictions, std::memory_order_relaxed);
+}
+void Metrics::setS3Errors(uint64_t v) { s3Errors_.store(v, std::memory_order_relaxed); }
+void Metrics::setOutboxPending(uint64_t v) { outboxPending_.store(v, std::memory_order_relaxed); }
+void Metrics::setUpstreamErrors(uint64_t v) { upstreamErrors_.store(v, std::memory_order_relaxed); }
+
+std::string Metrics::prometheusText() const {
+  std::string out;
+  // One consistent read of the request counters, reused for the totals below.
+  std::vector<uint64_t> counts(kOutcomes * kTiers * models_);
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] = requests_[i].load(std::memory_order_relaxed);
+  std::array<uint64_t, kOutcomes> byOutcome{};
+  for (size_t o = 0; o < kOutcomes; ++o)
+    for (size_t t = 0; t < kTiers; ++t)
+      for (size_t m = 0; m < models_; ++m) byOutcome[o] += counts[cell(o, t, m)];
+
+  help(out, "llmcache_requests_total", "counter", "Requests answered, by outcome, answering tier and model.");
+  for (size_t o = 0; o < kOutcomes; ++o)
+    for (size_t t = 0; t < kTiers; ++t)
+      for (size_t m = 0; m < models_; ++m) {
+        const uint64_t n = counts[cell(o, t, m)];
+        if (n == 0) continue;
+        out.append("llmcache_requests_total{outcome=\"").append(kOutcomeNames[o]);
+        out.append("\",tier=\"").append(kTierNames[t]);
+        out.append("\",model=\"").append(escapeLabelValue(modelLabel(m))).append("\"} ");
+        out.append(num(n)).append("\n");
+      }
+  uint64_t misses = 0;
+  for (size_t o = 0; o < kOutcomes; ++o)
+    if (o != kHitIdx && o != kCoalescedIdx && o != kBypassIdx && o != kInvalidIdx) misses += byOutcome[o];
+  help(out, "llmcache_hits_total", "counter", "Requests answered from a cache tier.");
+  out.append("llmcache_hits_total ").append(num(byOutcome[kHitIdx])).append("\n");
+  help(out, "llmcache_misses_total", "counter",
+       "Cacheable requests sent upstream (MISS, REFRESH, NO-STORE, UNCACHEABLE).");
+  out.append("llmcache_misses_total ").append(num(misses)).append("\n");
+  help(out, "llmcache_coalesced_total", "counter", "Requests answered by an identical in-flight request's upstream call.");
+  out.append("llmcache_coalesced_total ").append(num(byOutcome[kCoalescedIdx])).append("\n");
+
+  help(out, "llmcache_request_duration_seconds", "histogram", "Request latency at the gateway, by outcome.");
+  for (size_t o = 0; o < kOutcomes; ++o) {
+    std::array<uint64_t, kDurationBuckets.size() + 1> b{};
+    uint64_t total = 0;
+    for (size_t i = 0; i < b.size(); ++i) total += (b[i] = buckets_[o][i].load(std::memory_order_relaxed));
+    if (total == 0) continue;
+    const std::string label = std::string("outcome=\"") + std::string(kOutcomeNames[o]) + "\"";
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < b.size(); ++i) {
+      cumulative += b[i];
+      out.append("llmcache_request_duration_seconds_bucket{").append(label).append(",le=\"");
+      out.append(i < kDurationBuckets.size() ? num(kDurationBuckets[i]) : std::string("+Inf")).append("\"} ");
+      out.append(num(cumulative)).append("\n");
+    }
+    out.append("llmcache_request_duration_seconds_sum{").append(label).append("} ");
+    out.append(num(durationSum_[o].load(std::memory_order_relaxed))).append("\n");
+    out.append("llmcache_request_duration_seconds_count{").append(label).append("} ").append(num(cumulative)).append("\n");
+  }
+
+  help(out, "llmcache_upstream_errors_total", "counter", "Upstream calls that failed or answered with an error.");
+  out.append("llmcache_upstream_errors_total ").append(num(upstreamErrors_.load())).append("\n");
+  const char* tierGauge[3][3] = {
+      {"llmcache_tier_entries", "gauge", "Entries held by a tier."},
+      {"llmcache_tier_bytes", "gauge", "Bytes held by a tier."},
+      {"llmcache_tier_evictions_total", "counter", "Entries a tier evicted to stay within its bounds."}};
+  for (size_t k = 0; k < 3; ++k) {
+    help(out, tierGauge[k][0], tierGauge[k][1], tierGauge[k][2]);
+    for (size_t t = 0; t < 3; ++t)
+      out.append(tierGauge[k][0]).append("{tier=\"").append(kTierNames[t]).append("\"} ")
+          .append(num(tiers_[t][k].load(std::memory_order_relaxed))).append("\n");
+  }
+  help(out, "llmcache_s3_errors_total", "counter", "S3 requests that failed.");
+  out.append("llmcache_s3_errors_total ").append(num(s3Errors_.load())).append("\n");
+  help(out, "llmcache_s3_outbox_pending", "gauge", "Entries waiting in the durable outbox to be written to S3.");
+  out.append("llmcache_s3_outbox_pending ").append(num(outboxPending_.load())).append("\n");
+  help(out, "llmcache_cost_saved_usd_total", "counter", "US dollars cache hits saved (the stored answers' cost).");
+  out.append("llmcache_cost_saved_usd_total ").append(num(costSaved_.load())).append("\n");
+  help(out, "llmcache_cost_saved_coalesced_usd_total", "counter",
+       "US dollars coalesced requests saved by sharing one upstream call.");
+  out.append("llmcache_cost_saved_coalesced_usd_total ").append(num(costSavedCoalesced_.load())).append("\n");
+  help(out, "llmcache_tokens_saved_total", "counter", "Tokens (input + output) cache hits did not send upstream.");
+  out.append("llmcache_tokens_saved_total ").append(num(tokensSaved_.load())).append("\n");
+  return out;
+}
+
+Json Metrics::snapshot() const {
+  std::array<uint64_t, kOutcomes> byOutcome{};
+  std::map<std::string, std::pair<uint64_t, uint64_t>> byModel;  // requests (cacheable), hits
+  for (size_t o = 0; o < kOutcomes; ++o)
+    for (size_t t = 0; t < kTiers; ++t)
+      for (size_t m = 0; m < models_; ++m) {
+        const uint64_t n = requests_[cell(o, t, m)].load(std::memory_order_relaxed);
+        if (n == 0) continue;
+        byOutcome[o] += n;
+        if (o == kBypassIdx || o == kInvalidIdx) continue;
+        auto& [req, hits] = byModel[modelLabel(m)];
+        req += n;
+        if (o == kHitIdx) hits += n;
+      }
+  uint64_t all = 0, cacheable = 0, misses = 0;
+  Json outcomes = Json::object();
+  for (size_t o = 0; o < kOutcomes; ++o) {
+    all += byOutcome[o];
+    if (o != kBypassIdx && o != kInvalidIdx) cacheable += byOutcome[o];
+    if (o != kHitIdx && o != kCoalescedIdx && o != kBypassIdx && o != kInvalidIdx) misses += byOutcome[o];
+    if (byOutcome[o]) outcomes.set(std::string(kOutcomeNames[o]), Json::integer(static_cast<int64_t>(byOutcome[o])));
+  }
+  Json models = Json::object();
+  for (const auto& [name, v] : byModel) {
+    Json m = Json::object();
+    m.set("requests", Json::integer(static_cast<int64_t>(v.first)))
+        .set("hits", Json::integer(static_cast<int64_t>(v.second)))
+        .set("hit_rate", Json::number(v.first ? static_cast<double>(v.second) / static_cast<double>(v.first) : 0.0));
+    models.set(name, std::move(m));
+  }
+  uint64_t count = 0;
+  double sum = 0;
+  for (size_t o = 0; o < kOutcomes; ++o) {
+    for (const auto& b : buckets_[o]) count += b.load(std::memory_order_relaxed);
+    sum += durationSum_[o].load(std::memory_order_relaxed);
+  }
+  Json latency = Json::object();
+  latency.set("count", Json::integer(static_cast<int64_t>(count)))
+      .set("sum_seconds", Json::number(sum))
+      .set("mean_seconds", Json::number(count ? sum / static_cast<double>(count) : 0.0));
+  Json tiers = Json::object();
+  for (size_t t = 0; t < 3; ++t) {
+    Json g = Json::object();
+    g.set("entries", Json::integer(static_cast<int64_t>(tiers_[t][0].load())))
+        .set("bytes", Json::integer(static_cast<int64_t>(tiers_[t][1].load())))
+        .set("evictions", Json::integer(static_cast<int64_t>(tiers_[t][2].load())));
+    tiers.set(std::string(kTierNames[t]), std::move(g));
+  }
+  Json o = Json::object();
+  o.set("requests", Json::integer(static_cast<int64_t>(all)))
+      .set("cacheable", Json::integer(static_cast<int64_t>(cacheable)))
+      .set("hits", Json::integer(static_cast<int64_t>(byOutcome[kHitIdx])))
+      .set("misses", Json::integer(static_cast<int64_t>(misses)))
+      .set("coalesced", Json::integer(static_cast<int64_t>(byOutcome[kCoalescedIdx])))
+      .set("hit_rate", Json::number(cacheable ? static_cast<double>(byOutcome[kHitIdx]) / static_cast<double>(cacheable) : 0.0))
+      .set("by_outcome", std::move(outcomes))
+      .set("by_model", std::move(models))
+      .set("cost_saved_usd", Json::number(costSaved_.load()))
+      .set("cost_saved_coalesced_usd", Json::number(costSavedCoalesced_.load()))
+      .set("tokens_saved", Json::integer(static_cast<int64_t>(tokensSaved_.load())))
+      .set("latency", std::move(latency))
+      .set("tiers", std::move(tiers))
+      .set("s3_errors", Json::integer(static_cast<int64_t>(s3Errors_.load())))
+      .set("s3_outbox_pending", Json::integer(static_cast<int64_t>(outboxPending_.load())))
+      .set("upstream_errors", Json::integer(static_cast<int64_t>(upstreamErrors_.load())));
+  return o;
+}
+
+}  // namespace llmcache::analytics

@@ -1,0 +1,175 @@
+#include "analytics/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "analytics/test_events.h"
+
+namespace llmcache::analytics {
+namespace {
+
+using namespace test;
+
+// Every line of the exposition: a HELP/TYPE comment or `name{label="value",...} number`.
+const std::regex kComment(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$)");
+const std::regex kSample(
+    R"re(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? (-?[0-9.]+(?:e[-+]?[0-9]+)?|\+Inf|NaN)$)re");
+
+// name{labels} -> value, after checking every line's syntax.
+std::map<std::string, double> parse(const std::string& text) {
+  std::map<std::string, double> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("#")) {
+      EXPECT_TRUE(std::regex_match(line, kComment)) << line;
+      continue;
+    }
+    std::smatch m;
+    EXPECT_TRUE(std::regex_match(line, m, kSample)) << line;
+    if (m.empty()) continue;
+    const std::string key = m[1].str() + m[2].str();
+    EXPECT_EQ(out.count(key), 0u) << "duplicate series " << key;
+    out[key] = std::stod(m[3].str());
+  }
+  EXPECT_EQ(text.back(), '\n');
+  return out;
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const auto& e : scriptedEvents()) metrics_.observe(e);
+  }
+  Metrics metrics_;
+};
+
+TEST_F(MetricsTest, TheTextParsesAndAgreesWithTheEvents) {
+  metrics_.setTier("memory", {.entries = 3, .bytes = 4096, .evictions = 1});
+  metrics_.setTier("s3", {.entries = 10, .bytes = 1 << 20, .evictions = 0});
+  metrics_.setS3Errors(2);
+  metrics_.setOutboxPending(5);
+  metrics_.setUpstreamErrors(4);
+  const auto v = parse(metrics_.prometheusText());
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="memory",model="gpt-4o"})"), 1);  // E2
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="disk",model="gpt-4o"})"), 1);    // E3
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="s3",model="claude-3"})"), 1);    // E9
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="MISS",tier="none",model="gpt-4o"})"), 3);   // E1, E4, E10
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="INVALID",tier="none",model="none"})"), 1);  // E8
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="BYPASS",tier="none",model="claude-3"})"), 1);
+  double sum = 0;
+  for (const auto& [k, n] : v)
+    if (k.starts_with("llmcache_requests_total{")) sum += n;
+  EXPECT_EQ(sum, 11);
+  EXPECT_EQ(v.at("llmcache_hits_total"), 3);
+  EXPECT_EQ(v.at("llmcache_misses_total"), 5);  // MISS x4 + REFRESH, as analytics counts them
+  EXPECT_EQ(v.at("llmcache_coalesced_total"), 1);
+  EXPECT_NEAR(v.at("llmcache_cost_saved_usd_total"), 0.25, 1e-12);
+  EXPECT_NEAR(v.at("llmcache_cost_saved_coalesced_usd_total"), 0.20, 1e-12);
+  EXPECT_EQ(v.at("llmcache_tokens_saved_total"), 350);
+  EXPECT_EQ(v.at(R"(llmcache_tier_entries{tier="memory"})"), 3);
+  EXPECT_EQ(v.at(R"(llmcache_tier_bytes{tier="s3"})"), 1 << 20);
+  EXPECT_EQ(v.at(R"(llmcache_tier_evictions_total{tier="memory"})"), 1);
+  EXPECT_EQ(v.at(R"(llmcache_tier_entries{tier="disk"})"), 0);
+  EXPECT_EQ(v.at("llmcache_s3_errors_total"), 2);
+  EXPECT_EQ(v.at("llmcache_s3_outbox_pending"), 5);
+  EXPECT_EQ(v.at("llmcache_upstream_errors_total"), 4);
+}
+
+TEST_F(MetricsTest, TheDurationHistogramIsCumulativeWithTheRightBuckets) {
+  const auto v = parse(metrics_.prometheusText());
+  // HIT latencies: 2 ms, 3 ms, 40 ms
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="HIT",le="0.001"})"), 0);
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="HIT",le="0.0025"})"), 1);
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="HIT",le="0.005"})"), 2);
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="HIT",le="0.025"})"), 2);
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="HIT",le="0.05"})"), 3);
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="HIT",le="30"})"), 3);
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="HIT",le="+Inf"})"), 3);
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_count{outcome="HIT"})"), 3);
+  EXPECT_NEAR(v.at(R"(llmcache_request_duration_seconds_sum{outcome="HIT"})"), 0.045, 1e-12);
+  // MISS: 800, 1500, 400, 700 ms: all at or under 1 s except 1.5 s
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="MISS",le="1"})"), 3);
+  EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="MISS",le="2.5"})"), 4);
+  EXPECT_EQ(v.count(R"(llmcache_request_duration_seconds_count{outcome="UNCACHEABLE"})"), 0u);  // never seen
+}
+
+TEST(Metrics, ModelLabelsAreBoundedAndEscaped) {
+  Metrics metrics({.maxModels = 2});
+  Event e;
+  e.outcome = "MISS";
+  for (std::string model : {"a\"b\\c\nd", "gpt-4o", "third", "fourth", "gpt-4o"}) {
+    e.model = model;
+    metrics.observe(e);
+  }
+  const std::string text = metrics.prometheusText();
+  const auto v = parse(text);
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="MISS",tier="none",model="a\"b\\c\nd"})"), 1);
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="MISS",tier="none",model="gpt-4o"})"), 2);
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="MISS",tier="none",model="other"})"), 2);
+  EXPECT_EQ(text.find("third"), std::string::npos);
+}
+
+TEST(Metrics, UnknownOutcomesAndTiersGetFixedLabels) {
+  Metrics metrics;
+  Event e;
+  e.outcome = "WEIRD";
+  e.tier = "tape";
+  e.model = "m";
+  metrics.observe(e);
+  const auto v = parse(metrics.prometheusText());
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="UNKNOWN",tier="none",model="m"})"), 1);
+}
+
+TEST(Metrics, ObserveIsSafeFromManyThreads) {
+  Metrics metrics({.maxModels = 4});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      Event e;
+      e.outcome = "HIT";
+      e.tier = "memory";
+      e.costSaved = 0.5;
+      e.latencyMs = 1;
+      for (int i = 0; i < 1000; ++i) {
+        e.model = "model-" + std::to_string((t + i) % 6);  // 6 models race for 4 slots
+        metrics.observe(e);
+      }
+    });
+  for (auto& th : threads) th.join();
+  const auto v = parse(metrics.prometheusText());
+  EXPECT_EQ(v.at("llmcache_hits_total"), 8000);
+  EXPECT_EQ(v.at("llmcache_cost_saved_usd_total"), 4000);
+  double sum = 0;
+  int series = 0;
+  for (const auto& [k, n] : v)
+    if (k.starts_with("llmcache_requests_total{")) {
+      sum += n;
+      ++series;
+    }
+  EXPECT_EQ(sum, 8000);
+  EXPECT_EQ(series, 5);  // 4 named models and "other"
+}
+
+TEST_F(MetricsTest, TheSnapshotCarriesTheSameTotals) {
+  metrics_.setTier("disk", {.entries = 7, .bytes = 700, .evictions = 2});
+  const Json s = metrics_.snapshot();
+  EXPECT_EQ(s.getInt("requests"), 11);
+  EXPECT_EQ(s.getInt("cacheable"), 9);
+  EXPECT_EQ(s.getInt("hits"), 3);
+  EXPECT_EQ(s.getInt("misses"), 5);
+  EXPECT_EQ(s.getInt("coalesced"), 1);
+  EXPECT_EQ(s.getDouble("hit_rate"), 3.0 / 9.0);
+  EXPECT_NEAR(s.getDouble("cost_saved_usd").value_or(0), 0.25, 1e-12);
+  EXPECT_EQ(s.getInt("tokens_saved"), 350);
+  EXPECT_EQ(s.find("by_model")->find("gpt-4o")->getInt("requests"), 7);
+  EXPECT_EQ(s.find("tiers")->find("disk")->getInt("entries"), 7);
+  EXPECT_EQ(s.find("latency")->getInt("count"), 11);
+}
+
+}  // namespace
+}  // namespace llmcache::analytics

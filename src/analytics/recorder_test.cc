@@ -1,0 +1,205 @@
+#include "analytics/recorder.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "index/test_util.h"
+
+namespace llmcache::analytics {
+namespace {
+
+using namespace std::chrono_literals;
+
+int64_t countEvents(index::Index& index, std::string_view where = "1=1") {
+  int64_t n = -1;
+  auto r = index.query("SELECT COUNT(*) FROM events WHERE " + std::string(where), {},
+                       [&](const std::vector<index::SqlValue>& row) { n = std::get<int64_t>(row[0]); });
+  EXPECT_TRUE(r);
+  return n;
+}
+
+Event at(const FakeClock& clock, std::chrono::milliseconds ago, std::string key = "k") {
+  Event e;
+  e.time = clock.now() - ago;
+  e.cacheKey = std::move(key);
+  e.model = "gpt-4o";
+  e.outcome = "MISS";
+  return e;
+}
+
+// Waits for a condition the recorder's own thread brings about (a real thread cannot be driven
+// by the fake clock); fails after 10 s rather than hanging.
+template <class F>
+bool eventually(F f) {
+  for (auto deadline = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < deadline;) {
+    if (f()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return f();
+}
+
+class RecorderTest : public ::testing::Test {
+ protected:
+  index::test::TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<index::Index> index_ = index::Index::open(dir_.path() / "index.sqlite").value();
+};
+
+TEST_F(RecorderTest, AFullBatchIsWrittenByTheBackgroundThreadWithoutAFlush) {
+  std::mutex m;
+  std::vector<std::pair<size_t, std::thread::id>> batches;
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
+                                   .batch = 10,
+                                   .clock = &clock_,
+                                   .onBatchWritten = [&](size_t n) {
+                                     std::lock_guard l(m);
+                                     batches.emplace_back(n, std::this_thread::get_id());
+                                   }});
+  for (int i = 0; i < 9; ++i) recorder.record(at(clock_, 0ms));
+  EXPECT_EQ(countEvents(*index_), 0);  // record() itself never writes
+  recorder.record(at(clock_, 0ms));     // the tenth wakes the writer
+  ASSERT_TRUE(eventually([&] { return recorder.written() == 10; }));
+  EXPECT_EQ(countEvents(*index_), 10);
+  std::lock_guard l(m);
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].first, 10u);
+  EXPECT_NE(batches[0].second, std::this_thread::get_id());  // off the recording thread
+}
+
+TEST_F(RecorderTest, FlushWritesEverythingQueuedInBatchesOfTheConfiguredSize) {
+  std::vector<size_t> sizes;
+  std::mutex m;
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
+                                   .batch = 1'000'000,
+                                   .clock = &clock_,
+                                   .onBatchWritten = [&](size_t n) {
+                                     std::lock_guard l(m);
+                                     sizes.push_back(n);
+                                   }});
+  for (int i = 0; i < 25; ++i) recorder.record(at(clock_, 0ms));
+  ASSERT_TRUE(recorder.flush());
+  EXPECT_EQ(countEvents(*index_), 25);
+  EXPECT_EQ(recorder.queued(), 0u);
+  EXPECT_EQ(recorder.written(), 25u);
+  std::lock_guard l(m);
+  EXPECT_EQ(sizes, (std::vector<size_t>{25}));
+}
+
+TEST_F(RecorderTest, ALargeQueueIsSplitIntoBatchTransactions) {
+  std::vector<size_t> sizes;
+  std::mutex m;
+  // 25 events with batch = 10: the writer and flush() write them in transactions of at most 10 rows.
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 10, .clock = &clock_,
+                                   .onBatchWritten = [&](size_t n) {
+                                     std::lock_guard l(m);
+                                     sizes.push_back(n);
+                                   }});
+  for (int i = 0; i < 25; ++i) recorder.record(at(clock_, 0ms));
+  ASSERT_TRUE(recorder.flush());
+  EXPECT_EQ(countEvents(*index_), 25);
+  std::lock_guard l(m);
+  size_t total = 0;
+  for (size_t n : sizes) {
+    EXPECT_LE(n, 10u);
+    total += n;
+  }
+  EXPECT_EQ(total, 25u);
+  EXPECT_GE(sizes.size(), 3u);
+}
+
+TEST_F(RecorderTest, TheIntervalWritesAPartialBatch) {
+  EventRecorder recorder(*index_, {.flushInterval = 20ms, .batch = 1000, .clock = &clock_});
+  recorder.record(at(clock_, 0ms));
+  ASSERT_TRUE(eventually([&] { return recorder.written() == 1; }));
+  EXPECT_EQ(countEvents(*index_), 1);
+}
+
+TEST_F(RecorderTest, EventsOlderThanTheRetentionArePurged) {
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 1000, .retentionDays = 30,
+                                   .clock = &clock_});
+  recorder.record(at(clock_, std::chrono::hours(24 * 31), "old"));
+  recorder.record(at(clock_, std::chrono::hours(24 * 29), "recent"));
+  recorder.record(at(clock_, 0ms, "now"));
+  ASSERT_TRUE(recorder.flush());
+  EXPECT_EQ(recorder.purge().value(), 1u);
+  EXPECT_EQ(countEvents(*index_), 2);
+  EXPECT_EQ(countEvents(*index_, "cache_key = 'old'"), 0);
+  clock_.advance(std::chrono::hours(24 * 2));  // "recent" is now 31 days old
+  EXPECT_EQ(recorder.purge().value(), 1u);
+  EXPECT_EQ(countEvents(*index_, "cache_key = 'recent'"), 0);
+}
+
+TEST_F(RecorderTest, TheWriterPurgesOnItsOwn) {
+  {
+    EventRecorder seed(*index_, {.retentionDays = 0, .clock = &clock_});
+    seed.record(at(clock_, std::chrono::hours(24 * 40), "old"));
+    ASSERT_TRUE(seed.flush());
+  }
+  ASSERT_EQ(countEvents(*index_), 1);
+  EventRecorder recorder(*index_, {.flushInterval = 10ms, .batch = 1000, .retentionDays = 30, .clock = &clock_});
+  ASSERT_TRUE(eventually([&] { return countEvents(*index_) == 0; }));
+}
+
+TEST_F(RecorderTest, AFullQueueDropsAndCounts) {
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 1000, .maxQueued = 3,
+                                   .clock = &clock_});
+  for (int i = 0; i < 5; ++i) recorder.record(at(clock_, 0ms));
+  EXPECT_EQ(recorder.dropped(), 2u);
+  ASSERT_TRUE(recorder.flush());
+  EXPECT_EQ(countEvents(*index_), 3);
+}
+
+TEST_F(RecorderTest, DestroyingTheRecorderWritesWhatIsQueued) {
+  {
+    EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 1000, .clock = &clock_});
+    for (int i = 0; i < 7; ++i) recorder.record(at(clock_, 0ms));
+  }
+  EXPECT_EQ(countEvents(*index_), 7);
+}
+
+TEST_F(RecorderTest, EveryFieldIsStored) {
+  EventRecorder recorder(*index_, {.clock = &clock_});
+  Event e = at(clock_, 0ms, "gpt-4o:abc");
+  e.platform = "openrouter";
+  e.provider = "openai";
+  e.endpoint = "openai.chat";
+  e.outcome = "HIT";
+  e.tier = "disk";
+  e.latencyMs = 1.25;
+  e.tokensIn = 11;
+  e.tokensOut = 22;
+  e.cost = 0;
+  e.costSaved = 0.5;
+  e.latencySavedMs = 900;
+  e.callerHash = "c0ffee";
+  e.promptCategory = "code";
+  e.promptSimhash = 99;
+  recorder.record(e);
+  ASSERT_TRUE(recorder.flush());
+  std::vector<index::SqlValue> row;
+  ASSERT_TRUE(index_->query(
+      "SELECT time, cache_key, model, platform, provider, endpoint, outcome, tier, latency_ms, tokens_in, "
+      "tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, prompt_simhash FROM events",
+      {}, [&](const std::vector<index::SqlValue>& r) { row = r; }));
+  ASSERT_EQ(row.size(), 17u);
+  EXPECT_EQ(std::get<int64_t>(row[0]), toUnixMillis(clock_.now()));
+  EXPECT_EQ(std::get<std::string>(row[1]), "gpt-4o:abc");
+  EXPECT_EQ(std::get<std::string>(row[3]), "openrouter");
+  EXPECT_EQ(std::get<std::string>(row[4]), "openai");
+  EXPECT_EQ(std::get<std::string>(row[5]), "openai.chat");
+  EXPECT_EQ(std::get<std::string>(row[6]), "HIT");
+  EXPECT_EQ(std::get<std::string>(row[7]), "disk");
+  EXPECT_EQ(std::get<double>(row[8]), 1.25);
+  EXPECT_EQ(std::get<int64_t>(row[9]), 11);
+  EXPECT_EQ(std::get<int64_t>(row[10]), 22);
+  EXPECT_EQ(std::get<double>(row[12]), 0.5);
+  EXPECT_EQ(std::get<int64_t>(row[13]), 900);
+  EXPECT_EQ(std::get<std::string>(row[14]), "c0ffee");
+  EXPECT_EQ(std::get<std::string>(row[15]), "code");
+  EXPECT_EQ(std::get<int64_t>(row[16]), 99);
+}
+
+}  // namespace
+}  // namespace llmcache::analytics
