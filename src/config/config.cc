@@ -84,6 +84,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_COMPRESSION", &Config::compression),
       field("CACHE_TTL", &Config::ttlSeconds),
       field("CACHE_KEY_NORMALIZE", &Config::keyNormalize),
+      field("CACHE_KEY_MEMO_ENTRIES", &Config::keyMemoEntries),
       field("CACHE_SCOPE", &Config::scope),
       field("CACHE_SCOPE_SECRET", &Config::scopeSecret, true),
       field("CACHE_S3_BUCKET", &Config::s3Bucket),

@@ -43,6 +43,7 @@ struct Config {
   bool compression = false;               // CACHE_COMPRESSION: zstd for disk and S3 bodies
   int64_t ttlSeconds = 0;                 // CACHE_TTL: default time to live, 0 = never expires
   std::string keyNormalize = "seed";      // CACHE_KEY_NORMALIZE: seed | whitespace | exact
+  uint64_t keyMemoEntries = 10000;        // CACHE_KEY_MEMO_ENTRIES: recent bodies whose key is known (0: off)
   std::string scope = "api_key";          // CACHE_SCOPE: api_key | global | header:NAME
   std::string scopeSecret;                // CACHE_SCOPE_SECRET (secret): HMAC key of api_key scopes
   // Later tiers and services (read now so that --print-config shows them)

@@ -11,6 +11,7 @@
 #include "api/response.h"
 #include "api/sse_parser.h"
 #include "api/stream.h"
+#include "gateway/key_memo.h"
 #include "gateway/upstream_call.h"
 #include "upstream/headers.h"
 
@@ -63,6 +64,8 @@ struct Gateway::Context {
   std::string keyNamespace;
   std::vector<std::string> tags;
   uint64_t generation = 0;  // the invalidator's generation when the miss started
+  bool bodyParsed = false;  // `body` holds the parsed request (a KeyMemo hit skips parsing)
+  bool includeUsage = false;  // stream_options.include_usage
   // The flight this request leads, if any. It is completed before the leader's client sees the
   // end of its answer: a request that client sends next must start a new flight, not join the
   // finished one (a Cache-Control: no-cache right after a MISS would otherwise be COALESCED
@@ -89,6 +92,10 @@ std::optional<int64_t> parseNonNegative(std::string_view s) {
 // The tenant of an api_key scope: HMAC-SHA256 of the credential under CACHE_SCOPE_SECRET
 // (plain SHA-256 when no secret is set), the first 8 bytes in hex. The credential itself is never kept.
 std::string credentialScope(std::string_view credential, std::string_view secret) {
+  // A connection sends one credential over and over: remember the last one per thread (the
+  // digest costs more than the rest of a memory hit; OpenSSL 3 fetches the algorithm per call).
+  thread_local std::string lastCredential, lastSecret, lastScope;
+  if (!lastScope.empty() && credential == lastCredential && secret == lastSecret) return lastScope;
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (secret.empty()) {
@@ -103,6 +110,9 @@ std::string credentialScope(std::string_view credential, std::string_view secret
     out.push_back(hex[digest[i] >> 4]);
     out.push_back(hex[digest[i] & 15]);
   }
+  lastCredential.assign(credential);
+  lastSecret.assign(secret);
+  lastScope = out;
   return out;
 }
 
@@ -125,7 +135,7 @@ void publish(Flights& flights, Ctx& ctx, ResultPtr result) {
 
 }  // namespace
 
-Gateway::Gateway(GatewayDeps deps) : deps_(deps) {
+Gateway::Gateway(GatewayDeps deps) : deps_(deps), keyMemo_(deps.config.keyMemoEntries) {
   if (deps_.s3) s3Chain_ = std::make_unique<cache::TierChain>(std::vector<cache::CacheTier*>{deps_.s3}, deps_.clock);
   mode_ = key::parseNormalizeMode(deps_.config.keyNormalize).value_or(key::NormalizeMode::Seed);
   defaultPlatform_ = "default";
@@ -262,19 +272,7 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     if (!t.empty()) ctx.tags.emplace_back(t);
   }
 
-  // Parse, validate, key.
-  auto body = key::parseRequest(req.body());
-  if (!body) {
-    co_await sendError(ctx, w, bhttp::status::bad_request, body.error().message, Outcome::Invalid);
-    co_return;
-  }
-  ctx.body = std::move(*body);
-  auto info = api::validateRequest(*ctx.endpoint, ctx.body);
-  if (!info) {
-    co_await sendError(ctx, w, bhttp::status::bad_request, info.error().message, Outcome::Invalid);
-    co_return;
-  }
-  ctx.info = *info;
+  // The key's inputs besides the body: endpoint, normalization, tenant scope, namespace.
   key::KeyOptions opts;
   opts.endpoint = *ctx.endpoint;
   opts.mode = mode_;
@@ -289,12 +287,39 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   } else if (scopeMode.rfind("header:", 0) == 0) {
     opts.scope = std::string(trim(req[scopeMode.substr(7)]));
   }
-  auto k = key::computeKey(ctx.body, opts);
-  if (!k) {
-    co_await sendError(ctx, w, bhttp::status::bad_request, k.error().message, Outcome::Invalid);
-    co_return;
+
+  // Parse, validate, key: skipped for a body seen recently (KeyMemo; the body is parsed later
+  // only if this turns out to be a miss).
+  std::string memoKey = KeyMemo::memoKey(opts.endpoint, opts.mode, opts.scope, opts.keyNamespace, req.body());
+  if (auto known = keyMemo_.find(memoKey)) {
+    ctx.info = known->info;
+    ctx.key = known->key;
+    ctx.includeUsage = known->includeUsage;
+  } else {
+    auto body = key::parseRequest(req.body());
+    if (!body) {
+      co_await sendError(ctx, w, bhttp::status::bad_request, body.error().message, Outcome::Invalid);
+      co_return;
+    }
+    ctx.body = std::move(*body);
+    ctx.bodyParsed = true;
+    auto info = api::validateRequest(*ctx.endpoint, ctx.body);
+    if (!info) {
+      co_await sendError(ctx, w, bhttp::status::bad_request, info.error().message, Outcome::Invalid);
+      co_return;
+    }
+    ctx.info = *info;
+    auto k = key::computeKey(ctx.body, opts);
+    if (!k) {
+      co_await sendError(ctx, w, bhttp::status::bad_request, k.error().message, Outcome::Invalid);
+      co_return;
+    }
+    ctx.key = std::move(*k);
+    const Json* streamOptions = ctx.body.find("stream_options");
+    ctx.includeUsage = streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);
+    keyMemo_.put(std::move(memoKey), std::make_shared<const KeyMemo::Value>(
+                                         KeyMemo::Value{ctx.info, ctx.key, ctx.includeUsage}));
   }
-  ctx.key = std::move(*k);
 
   if (!ctx.noCache) {
     if (auto hit = co_await lookup(ctx)) {
@@ -372,6 +397,10 @@ net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
   // An invalidation applied from now on that matches this request's answer wins: the answer
   // still goes to the client but is not stored.
   if (deps_.invalidator) ctx.generation = deps_.invalidator->generation();
+  if (!ctx.bodyParsed) {  // a KeyMemo hit skipped parsing; the entry needs the request
+    if (auto body = key::parseRequest(ctx.request.body())) ctx.body = std::move(*body);
+    ctx.bodyParsed = true;
+  }
   try {
     result = co_await callUpstream(ctx, w);  // completes the flight itself when it answers
   } catch (...) {
@@ -652,12 +681,10 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
     res.set(bhttp::field::content_type, "text/event-stream; charset=utf-8");
     res.set(bhttp::field::cache_control, "no-cache");
     const auto key = key::parseEndpoint(entry.endpoint).value_or(*ctx.endpoint);
-    const Json* options = ctx.body.find("stream_options");
-    const bool includeUsage = options && options->getBool("include_usage") == std::optional<bool>(true);
     res.body() = api::formatSse(api::fitUsageToRequest(
         key,
         entry.sseEvents.empty() ? api::synthesizeStream(key, entry.response) : entry.sseEvents,
-        includeUsage, entry.response));
+        ctx.includeUsage, entry.response));
   } else {
     res.set(bhttp::field::content_type, "application/json");
     res.body() = toJson(entry.response);

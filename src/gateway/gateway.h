@@ -13,6 +13,7 @@
 #include "cache/tier_chain.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "gateway/key_memo.h"
 #include "gateway/single_flight.h"
 #include "admin/admin_api.h"
 #include "http/server.h"
@@ -120,6 +121,7 @@ class Gateway {
   key::NormalizeMode mode_;
   std::string defaultPlatform_;
   SingleFlight<FlightResult> flights_;
+  KeyMemo keyMemo_;
   GatewayStats stats_;
   std::unique_ptr<cache::TierChain> s3Chain_;  // the S3 tier alone: hash and expiry checks
   http::net::thread_pool writers_{1};  // disk writes and outbox journaling off the request threads
