@@ -11,6 +11,7 @@
 #include "cache/disk/disk_tier.h"
 #include "cache/tier_chain.h"
 #include "common/json.h"
+#include "config/config.h"
 #include "index/disk_scan.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
@@ -27,6 +28,18 @@ struct InvalidateArgs {
   std::string token;
   std::string cacheDir = "./.llmcache";
 };
+
+// The codec the gateway would use on this machine: CACHE_COMPRESSION and CACHE_ENCRYPTION from
+// the environment (and CACHE_CONFIG), so that an encrypted cache directory can be read.
+// Throws ConfigError on a bad encryption key.
+cache::CodecOptions codecFromEnvironment() {
+  config::Config c;
+  if (const char* f = std::getenv("CACHE_CONFIG")) config::applyFile(c, f);
+  config::applyEnvironment(c, [](const char* n) { return std::getenv(n); });
+  cache::CodecOptions codec{.compress = c.compression};
+  if (c.encryption) codec.key = config::encryptionKeyBytes(c);
+  return codec;
+}
 
 size_t appendBody(char* data, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
@@ -105,6 +118,7 @@ int runInvalidate(const InvalidateArgs& a) {
   std::unique_ptr<cache::DiskTier> disk;
   try {
     cache::DiskTierOptions o;
+    o.codec = codecFromEnvironment();
     o.dir = a.cacheDir;
     o.maxEntries = std::numeric_limits<size_t>::max();
     o.maxBytes = std::numeric_limits<size_t>::max();
@@ -127,6 +141,13 @@ int runInvalidate(const InvalidateArgs& a) {
 }
 
 int runVerify(const std::string& cacheDir, bool repair) {
+  cache::CodecOptions codec;
+  try {
+    codec = codecFromEnvironment();
+  } catch (const std::exception& e) {
+    std::printf("configuration: %s\n", e.what());
+    return 2;
+  }
   const auto path = index::Index::defaultPath(cacheDir);
   size_t problems = 0;
   auto opened = index::Index::open(path);
@@ -143,7 +164,7 @@ int runVerify(const std::string& cacheDir, bool repair) {
       auto row = (*opened)->byCacheId(e.cacheId);
       if (!row || !*row) ++notIndexed;
     }
-  });
+  }, codec);
   if (!scan) {
     std::printf("disk tier: %s\n", scan.error().message.c_str());
     return 1;
@@ -162,6 +183,13 @@ int runVerify(const std::string& cacheDir, bool repair) {
     std::printf("nothing to repair\n");
     return 0;
   }
+  if (scan->entries == 0 && scan->corrupt > 0) {
+    // Not one entry readable: far more likely a missing or wrong CACHE_ENCRYPTION_KEY than a
+    // disk that corrupted every file. Deleting them all would be the wrong repair.
+    std::printf("repair: no entry could be read (an encrypted cache needs CACHE_ENCRYPTION=true and "
+                "its CACHE_ENCRYPTION_KEY); nothing changed\n");
+    return 1;
+  }
   opened = {};
   (void)index::Index::removeFiles(path);
   auto fresh = index::Index::open(path);
@@ -169,7 +197,7 @@ int runVerify(const std::string& cacheDir, bool repair) {
     std::printf("repair: cannot create the index: %s\n", fresh.error().message.c_str());
     return 1;
   }
-  auto rebuilt = index::rebuildFromDiskTier(**fresh, cacheDir);
+  auto rebuilt = index::rebuildFromDiskTier(**fresh, cacheDir, codec);
   if (!rebuilt) {
     std::printf("repair: %s\n", rebuilt.error().message.c_str());
     return 1;
@@ -182,7 +210,7 @@ int runVerify(const std::string& cacheDir, bool repair) {
     if (!it->is_regular_file() || it->path().extension() != ".entry") continue;
     std::ifstream in(it->path(), std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    if (!cache::decodeEntry(bytes)) {
+    if (!cache::decodeEntry(bytes, codec)) {
       std::filesystem::remove(it->path(), ec);
       ++removed;
     }
@@ -216,7 +244,7 @@ void addVerifyCommand(CLI::App& app, int& exitCode) {
   auto repair = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
       "verify", "Check the index and the disk tier of a cache directory (stop the gateway first to repair)");
-  cmd->add_option("--cache-dir", *dir, "The cache directory")->capture_default_str();
+  cmd->add_option("--cache-dir", *dir, "The cache directory (CACHE_ENCRYPTION* and CACHE_COMPRESSION are read from the environment)")->capture_default_str();
   cmd->add_flag("--repair", *repair, "Rebuild the index from the disk tier and remove corrupt files");
   cmd->callback([dir, repair, &exitCode] { exitCode = runVerify(*dir, *repair); });
 }
