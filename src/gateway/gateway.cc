@@ -10,6 +10,7 @@
 #include "api/request.h"
 #include "api/response.h"
 #include "api/sse_parser.h"
+#include "analytics/prompt.h"
 #include "api/stream.h"
 #include "gateway/key_memo.h"
 #include "gateway/upstream_call.h"
@@ -65,6 +66,12 @@ struct Gateway::Context {
   std::vector<std::string> tags;
   uint64_t generation = 0;  // the invalidator's generation when the miss started
   bool bodyParsed = false;  // `body` holds the parsed request (a KeyMemo hit skips parsing)
+  // What the analytics event reports (filled as the request goes).
+  std::optional<Outcome> outcome;
+  std::string tier;
+  cache::EntryPtr answer;  // the entry served or stored
+  std::string callerHash;
+  std::shared_ptr<const KeyMemo::Value> keyInfo;
   bool includeUsage = false;  // stream_options.include_usage
   // The flight this request leads, if any. It is completed before the leader's client sees the
   // end of its answer: a request that client sends next must start a new flight, not join the
@@ -182,6 +189,7 @@ http::Response Gateway::errorResponse(bhttp::status status, std::string message,
 
 net::awaitable<void> Gateway::sendError(Context& ctx, http::ResponseWriter& w, bhttp::status status,
                                         std::string_view message, Outcome outcome) {
+  ctx.outcome = outcome;
   http::Response res{status, ctx.request.version()};
   res.set(bhttp::field::content_type, "application/json");
   res.set("x-llmcache-status", outcomeName(outcome));
@@ -194,6 +202,12 @@ net::awaitable<void> Gateway::sendError(Context& ctx, http::ResponseWriter& w, b
 net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w) {
   ++stats_.requests;
   Context ctx{req, deps_.clock.now()};
+  // One analytics event per request, whichever way it ends (no co_await in a destructor).
+  struct RecordOnExit {
+    Gateway& g;
+    const Context& c;
+    ~RecordOnExit() { g.recordEvent(c); }
+  } recordOnExit{*this, ctx};
   const std::string_view target = req.target();
   const size_t q = target.find('?');
   ctx.path = std::string(target.substr(0, q));
@@ -207,6 +221,10 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     co_return;
   }
 
+  if (ctx.path == "/metrics" && deps_.metrics && deps_.admin && deps_.config.metricsEnabled) {
+    co_await serveMetrics(ctx, w);
+    co_return;
+  }
   if (deps_.admin && admin::AdminApi::owns(ctx.path)) {
     co_await serveAdmin(ctx, w);
     co_return;
@@ -288,6 +306,12 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     opts.scope = std::string(trim(req[scopeMode.substr(7)]));
   }
 
+  {
+    std::string_view cred = req[bhttp::field::authorization];
+    if (cred.empty()) cred = req["x-api-key"];
+    if (!cred.empty()) ctx.callerHash = credentialScope(cred, deps_.config.scopeSecret);
+  }
+
   // Parse, validate, key: skipped for a body seen recently (KeyMemo; the body is parsed later
   // only if this turns out to be a miss).
   std::string memoKey = KeyMemo::memoKey(opts.endpoint, opts.mode, opts.scope, opts.keyNamespace, req.body());
@@ -295,6 +319,7 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     ctx.info = known->info;
     ctx.key = known->key;
     ctx.includeUsage = known->includeUsage;
+    ctx.keyInfo = std::move(known);
   } else {
     auto body = key::parseRequest(req.body());
     if (!body) {
@@ -317,13 +342,23 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     ctx.key = std::move(*k);
     const Json* streamOptions = ctx.body.find("stream_options");
     ctx.includeUsage = streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);
-    keyMemo_.put(std::move(memoKey), std::make_shared<const KeyMemo::Value>(
-                                         KeyMemo::Value{ctx.info, ctx.key, ctx.includeUsage}));
+    auto value = std::make_shared<KeyMemo::Value>(KeyMemo::Value{ctx.info, ctx.key, ctx.includeUsage});
+    if (deps_.recorder || deps_.index) {
+      const std::string text = analytics::promptText(ctx.body);
+      value->promptCategory = analytics::classifyPrompt(text);
+      const analytics::PromptSignature sig = analytics::promptSignature(text);
+      value->promptSimhash = sig.simhash;
+      // No prompt text in the index when bodies are encrypted at rest.
+      if (!deps_.config.encryption) value->promptPreview = sig.preview;
+    }
+    ctx.keyInfo = value;
+    keyMemo_.put(std::move(memoKey), std::move(value));
   }
 
   if (!ctx.noCache) {
     if (auto hit = co_await lookup(ctx)) {
       ++stats_.hits;
+      ctx.answer = hit->entry;
       co_await serveEntry(ctx, w, *hit->entry, Outcome::Hit, hit->layer);
       co_return;
     }
@@ -345,6 +380,7 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     }
     if (auto hit = co_await lookup(ctx)) {
       ++stats_.hits;
+      ctx.answer = hit->entry;
       co_await serveEntry(ctx, w, *hit->entry, Outcome::Hit, hit->layer);
       co_return;
     }
@@ -466,6 +502,60 @@ net::awaitable<void> Gateway::store(cache::EntryPtr entry, uint64_t generation) 
       deps_.s3Directory->add(entry->cacheKey);
     }
   }
+}
+
+void Gateway::recordEvent(const Context& ctx) {
+  if (!ctx.outcome || (!deps_.recorder && !deps_.metrics)) return;
+  analytics::Event e;
+  e.time = deps_.clock.now();
+  e.cacheKey = ctx.key.cacheKey;
+  e.model = ctx.info.model;
+  e.platform = ctx.platform;
+  e.provider = upstream::providerOf(ctx.info.model);
+  if (ctx.endpoint) e.endpoint = std::string(key::endpointName(*ctx.endpoint));
+  e.outcome = std::string(outcomeName(*ctx.outcome));
+  e.tier = ctx.tier;
+  e.latencyMs = std::chrono::duration<double, std::milli>(e.time - ctx.received).count();
+  if (ctx.answer) {
+    e.tokensIn = ctx.answer->tokensInput;
+    e.tokensOut = ctx.answer->tokensOutput;
+    switch (*ctx.outcome) {
+      case Outcome::Hit:
+        e.costSaved = ctx.answer->costTotal;
+        e.latencySavedMs = ctx.answer->latencyMs;
+        break;
+      case Outcome::Coalesced:
+        e.costSaved = ctx.answer->costTotal;
+        break;
+      default:
+        e.cost = ctx.answer->costTotal;  // what this request paid upstream
+    }
+  }
+  e.callerHash = ctx.callerHash;
+  if (ctx.keyInfo) {
+    e.promptCategory = ctx.keyInfo->promptCategory;
+    e.promptSimhash = ctx.keyInfo->promptSimhash;
+    e.promptPreview = ctx.keyInfo->promptPreview;
+  }
+  if (deps_.metrics) deps_.metrics->observe(e);
+  if (deps_.recorder) deps_.recorder->record(std::move(e));
+}
+
+net::awaitable<void> Gateway::serveMetrics(Context& ctx, http::ResponseWriter& w) {
+  deps_.metrics->setUpstreamErrors(stats_.upstreamErrors.load());
+  deps_.metrics->setS3Errors(stats_.s3Errors.load());
+  auto job = offload(adminPool_, [this, method = std::string(ctx.request.method_string()),
+                                  auth = std::string(ctx.request[bhttp::field::authorization]),
+                                  loopback = w.peerIsLoopback()] {
+    if (deps_.refreshGauges) deps_.refreshGauges();
+    return deps_.admin->metrics(method, *deps_.metrics, auth, loopback);
+  });
+  admin::AdminApi::Reply reply = co_await std::move(job);
+  http::Response res{static_cast<bhttp::status>(reply.status), ctx.request.version()};
+  res.set(bhttp::field::content_type, reply.contentType);
+  for (const auto& [name, value] : reply.headers) res.set(name, value);
+  res.body() = std::move(reply.body);
+  co_await w.send(std::move(res));
 }
 
 net::awaitable<void> Gateway::serveAdmin(Context& ctx, http::ResponseWriter& w) {
@@ -653,6 +743,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
   }
   publish(flights_, ctx, result);  // before our client sees the end of the answer (see Context::flight)
   const Outcome finalOutcome = entry ? outcome : Outcome::Uncacheable;
+  ctx.outcome = finalOutcome;
+  ctx.answer = entry;
   if (streaming) {
     co_await w.finish();
   } else {
@@ -667,6 +759,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
 net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
                                          const cache::Entry& entry, Outcome outcome,
                                          std::string_view layer) {
+  ctx.outcome = outcome;
+  ctx.tier = std::string(layer);
   // Queued in memory and written in batches by the index's own thread: no SQLite here.
   if (deps_.index && outcome == Outcome::Hit) deps_.index->recordHit(entry.cacheId, deps_.clock.now());
   http::Response res{static_cast<bhttp::status>(entry.status ? entry.status : 200),
@@ -695,9 +789,11 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
 net::awaitable<void> Gateway::serveFlightResult(Context& ctx, http::ResponseWriter& w,
                                                 const FlightResult& result) {
   if (result.kind == FlightResult::Kind::Answer) {
+    ctx.answer = result.entry;
     co_await serveEntry(ctx, w, *result.entry, Outcome::Coalesced, "");
     co_return;
   }
+  ctx.outcome = Outcome::Coalesced;
   http::Response res{static_cast<bhttp::status>(result.status), ctx.request.version()};
   for (const auto& h : result.headers) res.insert(h.name, h.value);
   res.set("x-llmcache-status", outcomeName(Outcome::Coalesced));
@@ -708,6 +804,7 @@ net::awaitable<void> Gateway::serveFlightResult(Context& ctx, http::ResponseWrit
 
 net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w) {
   ++stats_.bypassed;
+  ctx.outcome = Outcome::Bypass;
   ++stats_.upstreamCalls;
   upstream::Request ur;
   ur.method = std::string(ctx.request.method_string());

@@ -16,6 +16,8 @@
 #include "gateway/key_memo.h"
 #include "gateway/single_flight.h"
 #include "admin/admin_api.h"
+#include "analytics/metrics.h"
+#include "analytics/recorder.h"
 #include "http/server.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
@@ -78,6 +80,11 @@ struct GatewayDeps {
   admin::AdminApi* admin = nullptr;
   // With S3: invalidations applied here are published for the other gateways on the bucket.
   invalidation::S3InvalidationBroadcast* broadcast = nullptr;
+  // Analytics: one event per request (queued, written off the request path) and the
+  // Prometheus counters behind /metrics.
+  analytics::EventRecorder* recorder = nullptr;
+  analytics::Metrics* metrics = nullptr;
+  std::function<void()> refreshGauges;  // sets the tier gauges; called before each /metrics
 };
 
 class Gateway {
@@ -115,6 +122,8 @@ class Gateway {
   http::net::awaitable<std::optional<cache::ChainHit>> lookup(const Context& ctx);
   http::net::awaitable<void> store(cache::EntryPtr entry, uint64_t generation);
   http::net::awaitable<void> serveAdmin(Context& ctx, http::ResponseWriter& w);
+  http::net::awaitable<void> serveMetrics(Context& ctx, http::ResponseWriter& w);
+  void recordEvent(const Context& ctx);
   bool freshEnough(const Context& ctx, const cache::Entry& entry) const;
 
   GatewayDeps deps_;

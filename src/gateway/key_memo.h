@@ -27,6 +27,9 @@ class KeyMemo {
     api::RequestInfo info;
     key::CacheKey key;
     bool includeUsage = false;  // stream_options.include_usage
+    std::string promptCategory;  // analytics::classifyPrompt of the last user message
+    uint64_t promptSimhash = 0;  // analytics::promptSignature
+    std::string promptPreview;   // empty when previews are off (CACHE_ENCRYPTION)
   };
   static constexpr size_t kMaxBodyBytes = 64 * 1024;
 

@@ -17,6 +17,9 @@
 #include "cache/s3/s3_tier.h"
 #include "cache/tier_chain.h"
 #include "admin/admin_api.h"
+#include "analytics/analytics.h"
+#include "analytics/metrics.h"
+#include "analytics/recorder.h"
 #include "config/config.h"
 #include "index/disk_scan.h"
 #include "index/index.h"
@@ -199,7 +202,12 @@ int runServe(const ServeArgs& a) {
   if (s3Tier) allTiers.push_back(s3Tier.get());
   cache::TierChain everyTier(allTiers, Clock::system());
   invalidation::Invalidator invalidator(*entryIndex, everyTier, Clock::system());
-  admin::AdminApi adminApi(*entryIndex, invalidator, c);
+  // Analytics: events queued and written in batches, the figures of /cache/analytics and
+  // /cache/patterns, and the counters of /metrics.
+  analytics::EventRecorder recorder(*entryIndex);
+  analytics::Analytics analyticsApi(*entryIndex, &recorder);
+  analytics::Metrics metrics;
+  admin::AdminApi adminApi(*entryIndex, invalidator, c, &analyticsApi);
   std::unique_ptr<invalidation::S3InvalidationBroadcast> broadcast;
   if (s3Client) {
     broadcast = std::make_unique<invalidation::S3InvalidationBroadcast>(
@@ -232,11 +240,33 @@ int runServe(const ServeArgs& a) {
     }
   } stopPurger{purging, purgeCv, purger};
 
+  // Tier gauges for /metrics, refreshed every CACHE_METRICS_INTERVAL (and at start).
+  auto refreshGauges = [&] {
+    metrics.setTier("memory", {memory.entryCount(), memory.byteCount(), memory.evictions()});
+    metrics.setTier("disk", {disk->entryCount(), disk->byteCount(), disk->evictions()});
+    if (s3Outbox) metrics.setOutboxPending(s3Outbox->pending());
+  };
+  refreshGauges();
+  std::atomic<bool> gauging{true};
+  std::mutex gaugeMutex;
+  std::condition_variable gaugeCv;
+  std::thread gauger([&] {
+    std::unique_lock lock(gaugeMutex);
+    while (!gaugeCv.wait_for(lock, std::chrono::seconds(std::max(1, c.metricsIntervalSeconds)),
+                             [&] { return !gauging.load(); })) {
+      refreshGauges();
+    }
+  });
+  StopPurger stopGauger{gauging, gaugeCv, gauger};
+
   upstream::Client client;
   gateway::GatewayDeps deps{c, chain, client, platforms, pricing};
   deps.index = entryIndex.get();
   deps.invalidator = &invalidator;
   deps.admin = &adminApi;
+  deps.recorder = &recorder;
+  deps.metrics = &metrics;
+  deps.refreshGauges = refreshGauges;
   deps.broadcast = broadcast.get();
   deps.s3 = s3Tier.get();
   deps.s3Directory = s3Directory.get();

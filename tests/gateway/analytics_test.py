@@ -1,0 +1,76 @@
+"""Analytics through the gateway: after a scripted sequence of requests with known hits, misses
+and models, /cache/analytics and /metrics report exactly the figures computed here by hand."""
+import re
+import time
+import unittest
+
+from harness import Stack, request
+
+CHAT = "/v1/chat/completions"
+# USD per million tokens, as the shipped pricing table has them (src/upstream/pricing.json).
+PRICES = {"gpt-4o-mini": (0.15, 0.6), "gpt-4o": (2.5, 10.0)}
+
+
+def chat(text, model):
+    return {"model": model, "messages": [{"role": "user", "content": text}]}
+
+
+def cost(model, usage):
+    pin, pout = PRICES[model]
+    return usage["prompt_tokens"] * pin / 1e6 + usage["completion_tokens"] * pout / 1e6
+
+
+class AnalyticsThroughTheGateway(unittest.TestCase):
+    def test_figures_equal_the_scripted_sequence(self):
+        s = Stack()
+        self.addCleanup(s.close)
+        script = [("alpha", "gpt-4o-mini"), ("beta", "gpt-4o"), ("alpha", "gpt-4o-mini"),
+                  ("alpha", "gpt-4o-mini"), ("gamma", "gpt-4o-mini"), ("beta", "gpt-4o")]
+        answers, statuses = {}, []
+        for text, model in script:
+            r = s.post(CHAT, chat(text, model), {"Authorization": "Bearer caller-1"})
+            statuses.append(r.cache_status)
+            answers.setdefault((text, model), r.json())
+        self.assertEqual(statuses, ["MISS", "MISS", "HIT", "HIT", "MISS", "HIT"])
+        hits = [(t, m) for (t, m), st in zip(script, statuses) if st == "HIT"]
+        expected_saved = sum(cost(m, answers[(t, m)]["usage"]) for t, m in hits)
+        expected_spent = sum(cost(m, answers[(t, m)]["usage"]) for (t, m), st in zip(script, statuses) if st == "MISS")
+
+        a = request(s.gateway.port, "GET", "/cache/analytics").json()
+        self.assertEqual(a["total_requests"], 6)
+        self.assertEqual(a["hits"], 3)
+        self.assertEqual(a["misses"], 3)
+        self.assertEqual(a["hit_rate"], 0.5)
+        self.assertAlmostEqual(a["cost_saved"]["total"], expected_saved, places=12)
+        self.assertAlmostEqual(a["cost_saved"]["per_request"], expected_saved / 6, places=12)
+        self.assertAlmostEqual(a["cost_spent"], expected_spent, places=12)
+        by_model = {row["model"] if isinstance(row, dict) and "model" in row else k: row
+                    for k, row in (a["by_model"].items() if isinstance(a["by_model"], dict)
+                                   else [(r["model"], r) for r in a["by_model"]])}
+        self.assertEqual(by_model["gpt-4o-mini"]["requests"], 4)
+        self.assertEqual(by_model["gpt-4o-mini"]["hits"], 2)
+        self.assertEqual(by_model["gpt-4o"]["requests"], 2)
+        hot = a["hot_keys"][0]
+        self.assertEqual(hot["model"], "gpt-4o-mini")
+        self.assertEqual(hot["hits"], 2)
+
+        m = request(s.gateway.port, "GET", "/metrics").body.decode()
+        def value(line_re):
+            found = re.search(line_re + r"\s+([0-9.e+-]+)\n", m)
+            self.assertIsNotNone(found, line_re)
+            return float(found.group(1))
+        self.assertEqual(value(r"llmcache_hits_total"), 3)
+        self.assertEqual(value(r"llmcache_misses_total"), 3)
+        self.assertEqual(value(r'llmcache_requests_total\{outcome="HIT",tier="memory",model="gpt-4o-mini"\}'), 2)
+        self.assertEqual(value(r'llmcache_requests_total\{outcome="MISS",tier="none",model="gpt-4o"\}'), 1)
+        self.assertAlmostEqual(value(r"llmcache_cost_saved_usd_total"), expected_saved, places=12)
+        self.assertEqual(value(r'llmcache_tier_entries\{tier="memory"\}'), 3)
+        # The caller is a hash, never the credential.
+        self.assertNotIn("caller-1", m)
+        p = request(s.gateway.port, "GET", "/cache/patterns").json()
+        self.assertIn("temporal", p)
+        self.assertIn("prompt_categories", p)
+
+
+if __name__ == "__main__":
+    unittest.main()
