@@ -83,6 +83,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_DISK_BYTES", &Config::diskBytes),
       field("CACHE_COMPRESSION", &Config::compression),
       field("CACHE_TTL", &Config::ttlSeconds),
+      field("CACHE_MODEL_TTLS", &Config::modelTtls),
       field("CACHE_KEY_NORMALIZE", &Config::keyNormalize),
       field("CACHE_KEY_MEMO_ENTRIES", &Config::keyMemoEntries),
       field("CACHE_SCOPE", &Config::scope),
@@ -118,6 +119,26 @@ std::pair<std::string, uint16_t> Config::listenEndpoint() const {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
   return {host, parseNumber<uint16_t>("CACHE_LISTEN port", listen.substr(colon + 1))};
+}
+
+std::vector<std::pair<std::string, int64_t>> Config::modelTtlRules() const {
+  std::vector<std::pair<std::string, int64_t>> rules;
+  size_t start = 0;
+  while (start < modelTtls.size()) {
+    size_t end = modelTtls.find(',', start);
+    if (end == std::string::npos) end = modelTtls.size();
+    std::string rule = modelTtls.substr(start, end - start);
+    start = end + 1;
+    while (!rule.empty() && rule.front() == ' ') rule.erase(rule.begin());
+    while (!rule.empty() && rule.back() == ' ') rule.pop_back();
+    if (rule.empty()) continue;
+    const size_t eq = rule.rfind('=');
+    if (eq == std::string::npos || eq == 0)
+      throw ConfigError("CACHE_MODEL_TTLS: expected glob=seconds, got '" + rule + "'");
+    rules.emplace_back(rule.substr(0, eq), parseNumber<int64_t>("CACHE_MODEL_TTLS", rule.substr(eq + 1)));
+    if (rules.back().second < 0) throw ConfigError("CACHE_MODEL_TTLS: seconds must be >= 0 in '" + rule + "'");
+  }
+  return rules;
 }
 
 void setValue(Config& config, const std::string& name, const std::string& value) {
@@ -170,6 +191,7 @@ void validate(const Config& c) {
   if (c.s3TimeoutSeconds < 1) throw ConfigError("CACHE_S3_TIMEOUT: must be >= 1");
   if (c.invalidationPollSeconds < 1) throw ConfigError("CACHE_INVALIDATION_POLL: must be >= 1");
   if (c.ttlSeconds < 0) throw ConfigError("CACHE_TTL: must be >= 0");
+  c.modelTtlRules();
   if (c.memoryEntries == 0) throw ConfigError("CACHE_MEMORY_ENTRIES: must be >= 1");
   if (c.diskEntries == 0) throw ConfigError("CACHE_DISK_ENTRIES: must be >= 1");
   if (c.threads < 0) throw ConfigError("CACHE_THREADS: must be >= 0");

@@ -42,6 +42,7 @@ struct Config {
   uint64_t diskBytes = 1ull << 30;        // CACHE_DISK_BYTES
   bool compression = false;               // CACHE_COMPRESSION: zstd for disk and S3 bodies
   int64_t ttlSeconds = 0;                 // CACHE_TTL: default time to live, 0 = never expires
+  std::string modelTtls;                  // CACHE_MODEL_TTLS: "glob=seconds,...", first match wins
   std::string keyNormalize = "seed";      // CACHE_KEY_NORMALIZE: seed | whitespace | exact
   uint64_t keyMemoEntries = 10000;        // CACHE_KEY_MEMO_ENTRIES: recent bodies whose key is known (0: off)
   std::string scope = "api_key";          // CACHE_SCOPE: api_key | global | header:NAME
@@ -67,6 +68,8 @@ struct Config {
 
   // Host and port of `listen`. Throws ConfigError when malformed.
   std::pair<std::string, uint16_t> listenEndpoint() const;
+  // CACHE_MODEL_TTLS parsed: (model glob, seconds) in order. Throws ConfigError when malformed.
+  std::vector<std::pair<std::string, int64_t>> modelTtlRules() const;
 };
 
 // Sets one setting by its variable name (CACHE_TTL, ...) from text. Throws ConfigError naming

@@ -150,5 +150,18 @@ TEST(ConfigEncryption, KeyIsNotCheckedWhileEncryptionIsOff) {
   EXPECT_NE(printConfig(c).find("CACHE_ENCRYPTION_KEY=****"), std::string::npos);
 }
 
+TEST(Config, ModelTtlRulesParseInOrderAndRejectGarbage) {
+  Config c;
+  c.modelTtls = "gpt-4o*=3600, claude-*=0";
+  auto rules = c.modelTtlRules();
+  ASSERT_EQ(rules.size(), 2u);
+  EXPECT_EQ(rules[0], (std::pair<std::string, int64_t>{"gpt-4o*", 3600}));
+  EXPECT_EQ(rules[1].second, 0);
+  for (const char* bad : {"gpt-4o", "=5", "x=soon", "x=-1"}) {
+    c.modelTtls = bad;
+    EXPECT_THROW(validate(c), ConfigError) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace llmcache::config

@@ -1,5 +1,6 @@
 #include "gateway/gateway.h"
 
+#include <fnmatch.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -145,6 +146,7 @@ void publish(Flights& flights, Ctx& ctx, ResultPtr result) {
 Gateway::Gateway(GatewayDeps deps) : deps_(deps), keyMemo_(deps.config.keyMemoEntries) {
   if (deps_.s3) s3Chain_ = std::make_unique<cache::TierChain>(std::vector<cache::CacheTier*>{deps_.s3}, deps_.clock);
   mode_ = key::parseNormalizeMode(deps_.config.keyNormalize).value_or(key::NormalizeMode::Seed);
+  modelTtls_ = deps_.config.modelTtlRules();
   defaultPlatform_ = "default";
   for (const auto& p : deps_.platforms.all())
     if (p.baseUrl == deps_.config.upstream) defaultPlatform_ = p.name;
@@ -722,7 +724,16 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     }
     e->latencyMs = latencyMs;
     e->lastAccessed = e->responseTimestamp;
-    const int64_t ttl = ctx.ttl.value_or(deps_.config.ttlSeconds);
+    // Time to live: x-llmcache-ttl, else the first CACHE_MODEL_TTLS rule matching the model,
+    // else CACHE_TTL.
+    int64_t ttl = deps_.config.ttlSeconds;
+    for (const auto& [glob, seconds] : modelTtls_) {
+      if (fnmatch(glob.c_str(), ctx.info.model.c_str(), 0) == 0) {
+        ttl = seconds;
+        break;
+      }
+    }
+    if (ctx.ttl) ttl = *ctx.ttl;
     if (ttl > 0) e->expiresAt = e->responseTimestamp + std::chrono::seconds(ttl);
     e->tags = ctx.tags;
     e->cacheNamespace = ctx.keyNamespace;

@@ -128,6 +128,7 @@ class Gateway {
 
   GatewayDeps deps_;
   key::NormalizeMode mode_;
+  std::vector<std::pair<std::string, int64_t>> modelTtls_;  // CACHE_MODEL_TTLS
   std::string defaultPlatform_;
   SingleFlight<FlightResult> flights_;
   KeyMemo keyMemo_;

@@ -582,6 +582,24 @@ class ConfigTtlTest(GatewayTestCase):
         self.assertEqual(self.s.upstream_calls(), 2)
 
 
+class ConfigModelTtlTest(GatewayTestCase):
+    SETS = {"CACHE_MODEL_TTLS": "gpt-4o*=1,claude-*=0", "CACHE_TTL": "3600"}
+
+    def test_a_per_model_ttl_applies_to_matching_models_only(self):
+        fast = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ttl"}]}
+        slow = {"model": "o3-mini", "messages": [{"role": "user", "content": "ttl"}]}
+        self.assertStatus(self.s.post(CHAT, fast), 200, "MISS")
+        self.assertStatus(self.s.post(CHAT, slow), 200, "MISS")
+        time.sleep(1.5)
+        self.assertStatus(self.s.post(CHAT, fast), 200, "MISS")  # gpt-4o* lives 1 s
+        self.assertStatus(self.s.post(CHAT, slow), 200, "HIT")   # CACHE_TTL: an hour
+        # x-llmcache-ttl beats the model rule.
+        pinned = {"model": "gpt-4o", "messages": [{"role": "user", "content": "pinned"}]}
+        self.assertStatus(self.s.post(CHAT, pinned, {"x-llmcache-ttl": "0"}), 200, "MISS")
+        time.sleep(1.2)
+        self.assertStatus(self.s.post(CHAT, pinned), 200, "HIT")
+
+
 class ConfigScopeNoneTest(GatewayTestCase):
     SETS = {"CACHE_SCOPE": "none"}
 
