@@ -16,6 +16,8 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # end-to-end tests: npm installs the pinned SDKs and a Node 22 binary (tests/e2e/run.sh)
   nodejs npm
+  # the dashboard in a headless browser (tests/dashboard) and the alert mails' SMTP sink (tests/alerts)
+  chromium python3-aiosmtpd
 )
 
 missing=()

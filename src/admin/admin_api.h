@@ -18,6 +18,7 @@
 //          (404 when the AdminApi was built without an Analytics)
 // from/to: ISO 8601 UTC or Unix milliseconds; limit: 1..1000 (default 100).
 // GET /metrics is not under /cache: the gateway routes it to metrics() (same auth).
+// GET /dashboard[/...] is not either: the gateway routes it to dashboard() (ownsDashboard).
 //
 // Auth: with CACHE_ADMIN_TOKEN set, every request needs `Authorization: Bearer <token>`
 // (compared in constant time; 401 otherwise, loopback or not). Without it, only loopback
@@ -68,6 +69,24 @@ class AdminApi {
   Reply metrics(std::string_view method, const analytics::Metrics& metrics, std::string_view authorization,
                 bool fromLoopback) const;
   static constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+  // Whether target's path is the dashboard's (/dashboard or below): the gateway routes those to
+  // dashboard(). Query strings are ignored.
+  static bool ownsDashboard(std::string_view target);
+
+  // The dashboard (src/admin/dashboard/, embedded in the binary at build time; docs/dashboard.md):
+  //   GET /dashboard, /dashboard/  -> the page (text/html)
+  //   GET /dashboard/chart.js      -> Chart.js (vendored UMD build)
+  //   GET /dashboard/app.js, /dashboard/app.css
+  // 404 for other paths under /dashboard, 405 (Allow: GET) for other methods. The files hold no
+  // data and no token: the page reads /cache/analytics and /cache/patterns with the token the user
+  // gives it. Auth: without CACHE_ADMIN_TOKEN, loopback clients only (403), as /cache/*; with a
+  // token the files are served without it (a browser cannot send a bearer header when it opens a
+  // page) and every figure stays behind the token. A wrong token in `authorization` is still 401.
+  // Replies carry a Content-Security-Policy (scripts from /dashboard/ only, fetches to this origin).
+  // Thread-safe, no I/O.
+  Reply dashboard(std::string_view method, std::string_view target, std::string_view authorization,
+                  bool fromLoopback) const;
 
  private:
   // nullopt when the caller may proceed; else the 401/403 reply.

@@ -327,11 +327,23 @@ Result<Json> Analytics::patterns(const Query& query) {
         .set("hit_rate", jnum(byDay[d].hitRate()));
     weekly.push(std::move(w));
   }
+  // The hour-by-weekday matrix (the dashboard's heat map): only cells with requests, by weekday
+  // then hour, as [weekday, hour, requests, hits] to keep 168 cells small.
+  auto cells = sql.rows("SELECT (time / 86400000 + 3) % 7, (time / 3600000) % 24, COUNT(*), SUM(outcome = 'HIT') "
+                        "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1, 2 ORDER BY 1, 2");
+  if (!cells) return cells.error();
+  Json heatmap = Json::array();
+  for (const auto& r : *cells) {
+    Json cell = Json::array();
+    for (size_t i = 0; i < 4; ++i) cell.push(jint(asInt(r[i])));
+    heatmap.push(std::move(cell));
+  }
   Json temporal = Json::object();
   temporal.set("peak_hours", std::move(peak))
       .set("low_activity", std::move(low))
       .set("best_hit_rate_hours", std::move(best))
-      .set("weekly_patterns", std::move(weekly));
+      .set("weekly_patterns", std::move(weekly))
+      .set("heatmap", std::move(heatmap));
 
   // --- models and categories ---
   auto models = sql.rows("SELECT model, COUNT(*), SUM(outcome = 'HIT') FROM events WHERE " WIN " AND " CACHEABLE

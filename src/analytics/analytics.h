@@ -42,7 +42,7 @@ class Analytics {
   //  per_request}, tokens_saved, avg_latency_saved, storage_efficiency, hot_keys, cold_keys,
   //  by_model, by_platform, trends{hourly, daily}}. Errors: Io from the index.
   Result<Json> analytics(const Query& query);
-  // {window, temporal{peak_hours, low_activity, best_hit_rate_hours, weekly_patterns},
+  // {window, temporal{peak_hours, low_activity, best_hit_rate_hours, weekly_patterns, heatmap},
   //  model_distribution, prompt_categories, user_patterns,
   //  optimization_opportunities{near_duplicates, low_hit_rate_models}}. Errors: Io.
   Result<Json> patterns(const Query& query);

@@ -214,6 +214,23 @@ TEST_F(AnalyticsTest, TemporalPatternsRankHoursAndWeekdays) {
   EXPECT_EQ(num(week.items()[0], "requests"), 0);
 }
 
+TEST_F(AnalyticsTest, TheHeatMapCountsRequestsAndHitsPerWeekdayAndHour) {
+  const Json p = analytics_.patterns({}).value();
+  const Json& heat = at(at(p, "temporal"), "heatmap");
+  // Cacheable events only, cells with requests only, by weekday (0 = Monday) then hour:
+  // Thursday 10:00 E1-E5 (2 hits), Thursday 11:00 E6, Friday 09:00 E9-E11 (1 hit).
+  const std::vector<std::array<int64_t, 4>> expected = {{3, 10, 5, 2}, {3, 11, 1, 0}, {4, 9, 3, 1}};
+  ASSERT_EQ(heat.size(), expected.size()) << toJson(heat);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_EQ(heat.items()[i].size(), 4u);
+    for (size_t j = 0; j < 4; ++j)
+      EXPECT_EQ(heat.items()[i].items()[j].asInt64().value_or(-1), expected[i][j]) << "cell " << i << " field " << j;
+  }
+  // A window without events has an empty matrix, not a missing one.
+  const Json none = analytics_.patterns({fromUnixMillis(kDay1), fromUnixMillis(kDay1 + kHour)}).value();
+  EXPECT_EQ(at(at(none, "temporal"), "heatmap").size(), 0u);
+}
+
 TEST_F(AnalyticsTest, ModelCategoryAndCallerPatterns) {
   const Json p = analytics_.patterns({}).value();
   const Json& models = at(p, "model_distribution");

@@ -54,8 +54,25 @@ Setting field(const char* name, T Config::*member, bool secret = false) {
       return std::string(c.*member ? "true" : "false");
     else if constexpr (std::is_same_v<T, std::string>)
       return c.*member;
-    else
+    else if constexpr (std::is_floating_point_v<T>) {
+      char buf[64];
+      auto r = std::to_chars(buf, buf + sizeof buf, c.*member);  // shortest form: 0.1, not 0.100000
+      return std::string(buf, r.ptr);
+    } else
       return std::to_string(c.*member);
+  };
+  return s;
+}
+
+// CACHE_SMTP_URL may carry credentials (smtp://user:password@host): printed with them masked.
+Setting smtpUrlField() {
+  Setting s = field("CACHE_SMTP_URL", &Config::smtpUrl);
+  s.get = [](const Config& c) {
+    const std::string& url = c.smtpUrl;
+    const size_t scheme = url.find("://");
+    const size_t at = url.rfind('@');
+    if (scheme == std::string::npos || at == std::string::npos || at < scheme) return url;
+    return url.substr(0, scheme + 3) + "****" + url.substr(at);
   };
   return s;
 }
@@ -105,11 +122,54 @@ const std::vector<Setting>& settings() {
       field("CACHE_METRICS_ENABLED", &Config::metricsEnabled),
       field("CACHE_METRICS_INTERVAL", &Config::metricsIntervalSeconds),
       field("CACHE_ALERT_EMAIL", &Config::alertEmail),
+      smtpUrlField(),
+      field("CACHE_ALERT_FROM", &Config::alertFrom),
+      field("CACHE_ALERT_HIT_RATE_MIN", &Config::alertHitRateMin),
+      field("CACHE_ALERT_MIN_REQUESTS", &Config::alertMinRequests),
+      field("CACHE_ALERT_WINDOW", &Config::alertWindowSeconds),
+      field("CACHE_ALERT_COOLDOWN", &Config::alertCooldownSeconds),
+      field("CACHE_ALERT_OUTBOX_MAX", &Config::alertOutboxMax),
+      field("CACHE_ALERT_TIER_ERRORS", &Config::alertTierErrors),
   };
   return table;
 }
 
+// Alert settings are checked whether or not CACHE_ALERT_EMAIL is set, so that a typo shows up
+// before the day the alerts are turned on; the addresses only when they will be used.
+void validateAlerts(const Config& c) {
+  if (!(c.alertHitRateMin >= 0 && c.alertHitRateMin <= 1))
+    throw ConfigError("CACHE_ALERT_HIT_RATE_MIN: must be from 0 to 1");
+  if (c.alertMinRequests < 1) throw ConfigError("CACHE_ALERT_MIN_REQUESTS: must be >= 1");
+  if (c.alertWindowSeconds < 1) throw ConfigError("CACHE_ALERT_WINDOW: must be >= 1");
+  if (c.alertCooldownSeconds < 0) throw ConfigError("CACHE_ALERT_COOLDOWN: must be >= 0");
+  if (c.alertEmail.empty()) return;
+  if (c.smtpUrl.rfind("smtp://", 0) != 0 && c.smtpUrl.rfind("smtps://", 0) != 0)
+    throw ConfigError("CACHE_SMTP_URL: expected an smtp:// or smtps:// URL");
+  const auto checkAddress = [](const char* name, const std::string& a) {
+    const bool bad = a.empty() || a.find('@') == std::string::npos ||
+                     a.find_first_of("<>\r\n\t ,") != std::string::npos;
+    if (bad) throw ConfigError(std::string(name) + ": expected e-mail addresses (name@host), got '" + a + "'");
+  };
+  checkAddress("CACHE_ALERT_FROM", c.alertFrom);
+  for (const std::string& to : c.alertRecipients()) checkAddress("CACHE_ALERT_EMAIL", to);
+}
+
 }  // namespace
+
+std::vector<std::string> Config::alertRecipients() const {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= alertEmail.size()) {
+    size_t end = alertEmail.find(',', start);
+    if (end == std::string::npos) end = alertEmail.size();
+    std::string a = alertEmail.substr(start, end - start);
+    while (!a.empty() && (a.front() == ' ' || a.front() == '\t')) a.erase(a.begin());
+    while (!a.empty() && (a.back() == ' ' || a.back() == '\t')) a.pop_back();
+    if (!a.empty()) out.push_back(std::move(a));
+    start = end + 1;
+  }
+  return out;
+}
 
 std::pair<std::string, uint16_t> Config::listenEndpoint() const {
   const auto colon = listen.rfind(':');
@@ -196,6 +256,7 @@ void validate(const Config& c) {
   if (c.diskEntries == 0) throw ConfigError("CACHE_DISK_ENTRIES: must be >= 1");
   if (c.threads < 0) throw ConfigError("CACHE_THREADS: must be >= 0");
   if (c.encryption) encryptionKeyBytes(c);
+  validateAlerts(c);
 }
 
 std::array<unsigned char, 32> encryptionKeyBytes(const Config& c) {

@@ -64,10 +64,20 @@ struct Config {
   std::string adminToken;                 // CACHE_ADMIN_TOKEN (secret)
   bool metricsEnabled = true;             // CACHE_METRICS_ENABLED
   int metricsIntervalSeconds = 60;        // CACHE_METRICS_INTERVAL
-  std::string alertEmail;                 // CACHE_ALERT_EMAIL
+  std::string alertEmail;                 // CACHE_ALERT_EMAIL: recipients, comma-separated; alerts on when set
+  std::string smtpUrl = "smtp://localhost:25";  // CACHE_SMTP_URL: smtp:// (STARTTLS when offered) or smtps://
+  std::string alertFrom = "llmcache@localhost";  // CACHE_ALERT_FROM: the sender address
+  double alertHitRateMin = 0.1;           // CACHE_ALERT_HIT_RATE_MIN: mail when the window's hit rate is below
+  int64_t alertMinRequests = 100;         // CACHE_ALERT_MIN_REQUESTS: ... with at least this many requests
+  int alertWindowSeconds = 300;           // CACHE_ALERT_WINDOW: the window the rules look at
+  int alertCooldownSeconds = 3600;        // CACHE_ALERT_COOLDOWN: at most one mail per kind this often
+  uint64_t alertOutboxMax = 1000;         // CACHE_ALERT_OUTBOX_MAX: mail when S3 writes pending exceed it
+  uint64_t alertTierErrors = 10;          // CACHE_ALERT_TIER_ERRORS: mail when a tier's errors in the window exceed it
 
   // Host and port of `listen`. Throws ConfigError when malformed.
   std::pair<std::string, uint16_t> listenEndpoint() const;
+  // CACHE_ALERT_EMAIL split at commas, trimmed, empty items dropped.
+  std::vector<std::string> alertRecipients() const;
   // CACHE_MODEL_TTLS parsed: (model glob, seconds) in order. Throws ConfigError when malformed.
   std::vector<std::pair<std::string, int64_t>> modelTtlRules() const;
 };

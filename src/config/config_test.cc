@@ -165,3 +165,50 @@ TEST(Config, ModelTtlRulesParseInOrderAndRejectGarbage) {
 
 }  // namespace
 }  // namespace llmcache::config
+
+namespace llmcache::config {
+namespace {
+
+TEST(ConfigAlerts, SettingsHaveTheirDefaultsAndParseFromText) {
+  Config c;
+  EXPECT_EQ(c.alertHitRateMin, 0.1);
+  EXPECT_EQ(c.alertWindowSeconds, 300);
+  EXPECT_EQ(c.alertCooldownSeconds, 3600);
+  EXPECT_EQ(c.alertOutboxMax, 1000u);
+  EXPECT_EQ(c.alertTierErrors, 10u);
+  setValue(c, "CACHE_ALERT_HIT_RATE_MIN", "0.25");
+  setValue(c, "CACHE_ALERT_WINDOW", "60");
+  setValue(c, "CACHE_SMTP_URL", "smtp://127.0.0.1:2525");
+  setValue(c, "CACHE_ALERT_EMAIL", " ops@example.com, oncall@example.com ,");
+  EXPECT_EQ(c.alertHitRateMin, 0.25);
+  EXPECT_EQ(c.alertRecipients(), (std::vector<std::string>{"ops@example.com", "oncall@example.com"}));
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_NE(printConfig(c).find("CACHE_ALERT_HIT_RATE_MIN=0.25\n"), std::string::npos);
+  EXPECT_THROW(setValue(c, "CACHE_ALERT_HIT_RATE_MIN", "low"), ConfigError);
+}
+
+TEST(ConfigAlerts, BadThresholdsAddressesAndUrlsAreRefused) {
+  const auto refused = [](auto change) {
+    Config c;
+    c.alertEmail = "ops@example.com";
+    change(c);
+    EXPECT_THROW(validate(c), ConfigError);
+  };
+  refused([](Config& c) { c.alertHitRateMin = 1.5; });
+  refused([](Config& c) { c.alertWindowSeconds = 0; });
+  refused([](Config& c) { c.alertCooldownSeconds = -1; });
+  refused([](Config& c) { c.smtpUrl = "http://mail.example.com"; });
+  refused([](Config& c) { c.alertEmail = "ops@example.com\r\nBcc: x@evil.example"; });
+  refused([](Config& c) { c.alertFrom = "nobody"; });
+}
+
+TEST(ConfigAlerts, SmtpCredentialsAreMaskedInPrintConfig) {
+  Config c;
+  c.smtpUrl = "smtps://alerts:hunter2@mail.example.com:465";
+  const std::string printed = printConfig(c);
+  EXPECT_EQ(printed.find("hunter2"), std::string::npos);
+  EXPECT_NE(printed.find("CACHE_SMTP_URL=smtps://****@mail.example.com:465\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace llmcache::config

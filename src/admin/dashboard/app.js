@@ -1,0 +1,368 @@
+// The llmcache dashboard (GET /dashboard): reads GET /cache/analytics and GET /cache/patterns
+// (docs/analytics.md) every few seconds and draws them with Chart.js. Served by the gateway from
+// the binary (src/admin/dashboard.cc); no build step, no framework, no inline script (the page's
+// Content-Security-Policy allows scripts from /dashboard/ only).
+//
+// The admin token never travels in the page: it comes from the user (the form) or from a
+// #token= URL fragment (never sent to the server), is kept in this tab's sessionStorage, and is
+// sent as Authorization: Bearer to /cache/* only. Every text from the server goes through
+// textContent, never innerHTML (model names and keys come from clients).
+'use strict';
+
+(() => {
+  const TOKEN_KEY = 'llmcache.adminToken';
+  const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+  const COLORS = ['#2f6fdb', '#e8743b', '#19a979', '#945ecf', '#ed4a7b', '#13a4b4', '#bf399e', '#6c8893', '#f2b134', '#525df4'];
+
+  const $ = (sel) => document.querySelector(sel);
+  let charts = null;
+  let timer = null;
+  let inFlight = false;
+  let renders = 0;
+
+  // --- token ---------------------------------------------------------------------------------
+  function takeTokenFromFragment() {
+    const m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+    if (!m) return;
+    try {
+      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    } catch (e) { /* storage disabled: the form still works for this page view */ }
+    // Out of the address bar and the history entry.
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  function token() {
+    try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+  }
+  function setToken(value) {
+    try {
+      if (value) sessionStorage.setItem(TOKEN_KEY, value); else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* ignore */ }
+    $('#forget-token').hidden = !value;
+  }
+
+  // --- formatting ----------------------------------------------------------------------------
+  // The test (tests/dashboard) parses these back: keep them plain.
+  const fmt = {
+    int: (v) => Math.round(v).toLocaleString('en-US'),
+    pct: (v) => (v * 100).toFixed(1) + '%',
+    // Cents for a dollar and more, else 3 significant digits (one cached call can cost $0.000150).
+    usd: (v) => {
+      const a = Math.abs(v);
+      if (a === 0 || a >= 1) return '$' + v.toFixed(2);
+      return '$' + v.toFixed(Math.min(8, 2 - Math.floor(Math.log10(a))));
+    },
+    ms: (v) => (v >= 1000 ? (v / 1000).toFixed(2) + ' s' : v.toFixed(0) + ' ms'),
+    bytes: (v) => {
+      const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+      let i = 0;
+      while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+      return (i === 0 ? v.toFixed(0) : v.toFixed(1)) + ' ' + units[i];
+    },
+    ratio: (v) => (v > 0 ? v.toFixed(2) + '×' : '–'),
+  };
+
+  function setFigure(name, value, format) {
+    for (const el of document.querySelectorAll(`[data-figure="${name}"]`)) {
+      el.textContent = format(value);
+      el.dataset.value = String(value);
+    }
+  }
+
+  function setStatus(text, isError) {
+    const el = $('#status');
+    el.textContent = text;
+    el.classList.toggle('error', !!isError);
+  }
+
+  // --- data ----------------------------------------------------------------------------------
+  function windowQuery() {
+    const w = $('#window').value;
+    if (w === 'all') return '';
+    return '?from=' + (Date.now() - Number(w) * 1000);
+  }
+
+  class HttpError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  async function getJson(path) {
+    const headers = { Accept: 'application/json' };
+    const t = token();
+    if (t) headers.Authorization = 'Bearer ' + t;
+    const res = await fetch(path, { headers, cache: 'no-store', credentials: 'omit' });
+    let body = null;
+    try { body = await res.json(); } catch (e) { /* not JSON */ }
+    if (!res.ok) {
+      const msg = body && body.error && body.error.message ? body.error.message : res.statusText;
+      throw new HttpError(res.status, `${path.split('?')[0]}: ${res.status} ${msg}`);
+    }
+    return body;
+  }
+
+  // --- charts --------------------------------------------------------------------------------
+  function makeCharts() {
+    Chart.defaults.animation = false;  // a refresh redraws in place
+    Chart.defaults.maintainAspectRatio = false;
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    const line = (id, label, color, yOptions, type = 'line') => new Chart($(id), {
+      type,
+      data: { labels: [], datasets: [{ label, data: [], borderColor: color, backgroundColor: type === 'line' ? color + '33' : color, fill: true, tension: 0.2, pointRadius: 3, spanGaps: false }] },
+      options: { plugins: { legend: { display: false } }, scales: { y: yOptions, x: { ticks: { maxTicksLimit: 12 } } } },
+    });
+    return {
+      hitRate: line('#chart-hit-rate', 'hit rate', COLORS[0], {
+        min: 0, max: 1, ticks: { callback: (v) => Math.round(v * 100) + '%' },
+      }),
+      costSaved: line('#chart-cost-saved', 'cost saved (USD)', COLORS[2], {
+        beginAtZero: true, ticks: { callback: (v) => '$' + v } }, 'bar'),
+      models: new Chart($('#chart-models'), {
+        type: 'bar',
+        data: { labels: [], datasets: [
+          { label: 'hits', data: [], backgroundColor: COLORS[2], stack: 's' },
+          { label: 'misses and coalesced', data: [], backgroundColor: COLORS[1], stack: 's' },
+        ] },
+        options: { indexAxis: 'y', scales: { x: { beginAtZero: true, stacked: true, ticks: { precision: 0 } }, y: { stacked: true } } },
+      }),
+      platforms: new Chart($('#chart-platforms'), {
+        type: 'doughnut',
+        data: { labels: [], datasets: [{ data: [], backgroundColor: COLORS }] },
+        options: { plugins: { legend: { position: 'right' } } },
+      }),
+    };
+  }
+
+  // Hourly points for short windows, daily ones for long. The hourly axis runs to the current hour
+  // and spans at least 12 hours; hours without requests are filled in (no hit rate, nothing saved)
+  // so that the axis is linear in time.
+  function trendPoints(trends) {
+    const hourly = trends.hourly || [];
+    const useDaily = hourly.length > 0 &&
+      (Date.parse(hourly[hourly.length - 1].hour) - Date.parse(hourly[0].hour)) / 3600e3 > 24 * 7;
+    if (useDaily) {
+      return { unit: '(per UTC day)', points: (trends.daily || []).map((d) => ({ label: d.day, ...d })) };
+    }
+    const byTime = new Map(hourly.map((h) => [Date.parse(h.hour), h]));
+    const points = [];
+    if (hourly.length > 0) {
+      const thisHour = Math.floor(Date.now() / 3600e3) * 3600e3;
+      const last = Math.max(Date.parse(hourly[hourly.length - 1].hour), thisHour);
+      const first = Math.min(Date.parse(hourly[0].hour), last - 11 * 3600e3);
+      for (let t = first; t <= last; t += 3600e3) {
+        const h = byTime.get(t);
+        const label = new Date(t).toISOString().slice(5, 13).replace('T', ' ') + 'h';
+        points.push(h ? { label, ...h } : { label, requests: 0, hits: 0, hit_rate: null, cost_saved: 0 });
+      }
+    }
+    return { unit: '(per UTC hour)', points };
+  }
+
+  function setSeries(chart, labels, ...series) {
+    chart.data.labels = labels;
+    series.forEach((data, i) => { chart.data.datasets[i].data = data; });
+    chart.update('none');
+  }
+
+  function renderCharts(a) {
+    const { unit, points } = trendPoints(a.trends || {});
+    $('#trend-unit').textContent = unit;
+    const labels = points.map((p) => p.label);
+    setSeries(charts.hitRate, labels, points.map((p) => p.hit_rate));
+    setSeries(charts.costSaved, labels, points.map((p) => p.cost_saved));
+
+    const models = Object.entries(a.by_model || {});
+    setSeries(charts.models, models.map(([m]) => m || '(none)'),
+      models.map(([, s]) => s.hits), models.map(([, s]) => s.requests - s.hits));
+    const platforms = Object.entries(a.by_platform || {});
+    setSeries(charts.platforms, platforms.map(([p]) => p || '(none)'), platforms.map(([, s]) => s.requests));
+  }
+
+  // --- tables and lists ----------------------------------------------------------------------
+  function el(tag, text, className) {
+    const e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text;
+    if (className) e.className = className;
+    return e;
+  }
+
+  function renderHotKeys(hot) {
+    const body = $('#hot-keys tbody');
+    body.replaceChildren();
+    if (!hot || hot.length === 0) {
+      const td = el('td', 'no entry has been hit yet', 'empty');
+      td.colSpan = 4;
+      body.append(el('tr')).lastChild.append(td);
+      return;
+    }
+    for (const k of hot) {
+      const tr = el('tr');
+      const key = el('td', k.cache_key, 'key');
+      key.title = k.cache_key;
+      tr.append(key, el('td', k.model), el('td', fmt.int(k.hits), 'num'), el('td', fmt.usd(k.cost_saved), 'num'));
+      body.append(tr);
+    }
+  }
+
+  function renderHeatmap(cells) {
+    const root = $('#heatmap');
+    root.replaceChildren();
+    const grid = new Map();
+    let max = 0;
+    for (const [weekday, hour, requests, hits] of cells || []) {
+      grid.set(weekday * 24 + hour, { requests, hits });
+      max = Math.max(max, requests);
+    }
+    root.append(el('div', '', 'label'));
+    for (let h = 0; h < 24; h++) root.append(el('div', h % 3 === 0 ? String(h) : '', 'label'));
+    for (let d = 0; d < 7; d++) {
+      root.append(el('div', WEEKDAYS[d], 'label'));
+      for (let h = 0; h < 24; h++) {
+        const c = grid.get(d * 24 + h);
+        const cell = el('div', undefined, 'cell');
+        cell.setAttribute('role', 'cell');
+        if (c && c.requests > 0) {
+          const alpha = 0.15 + 0.85 * (c.requests / max);
+          cell.style.backgroundColor = `rgba(47, 111, 219, ${alpha.toFixed(3)})`;
+          cell.dataset.requests = String(c.requests);
+          cell.title = `${WEEKDAYS[d]} ${String(h).padStart(2, '0')}:00 UTC: ${c.requests} requests, ` +
+            `${c.hits} hits (${fmt.pct(c.hits / c.requests)})`;
+        } else {
+          cell.title = `${WEEKDAYS[d]} ${String(h).padStart(2, '0')}:00 UTC: no requests`;
+        }
+        root.append(cell);
+      }
+    }
+  }
+
+  function suggestionsOf(a, p) {
+    const out = [];
+    const opp = (p && p.optimization_opportunities) || {};
+    for (const m of opp.low_hit_rate_models || []) {
+      let s = `${m.model}: hit rate ${fmt.pct(m.hit_rate)} over ${fmt.int(m.requests)} requests. `;
+      if (m.suggested_ttl_seconds) {
+        s += `Its keys repeat every ${Math.round(m.median_repeat_interval_seconds)} s (median): ` +
+          `a TTL of at least ${m.suggested_ttl_seconds} s (CACHE_TTL or x-llmcache-ttl) would catch most repeats.`;
+      } else {
+        s += 'No request repeated a key, so a longer TTL cannot help; look at prompt normalization.';
+      }
+      out.push(s);
+    }
+    for (const g of opp.near_duplicates || []) {
+      const previews = (g.previews || []).slice(0, 2).map((x) => `“${x}”`).join(' and ');
+      out.push(`${g.cache_keys.length} near-duplicate prompts for ${g.model} (${previews}): ` +
+        `normalizing them (CACHE_KEY_NORMALIZE, or moving the varying part out of the prompt) could have saved ` +
+        `${fmt.usd(g.potential_savings)} of ${fmt.usd(g.miss_cost)} spent on their misses.`);
+    }
+    const best = p && p.temporal && p.temporal.best_hit_rate_hours;
+    if (a.total_requests > 0 && a.hit_rate < 0.1 && out.length === 0) {
+      out.push(`The hit rate is ${fmt.pct(a.hit_rate)}: check that clients send identical requests ` +
+        '(temperature, user fields, timestamps in prompts) and that CACHE_SCOPE fits how keys are shared.');
+    }
+    if (best && best.length > 0 && out.length > 0) {
+      out.push(`Best hit rates at ${best.map((h) => `${h.hour}:00`).join(', ')} UTC.`);
+    }
+    return out;
+  }
+
+  function renderSuggestions(a, p) {
+    const list = $('#suggestions');
+    list.replaceChildren();
+    const items = suggestionsOf(a, p);
+    if (items.length === 0) list.append(el('li', 'Nothing to suggest for this window.', 'empty'));
+    for (const s of items) list.append(el('li', s));
+  }
+
+  function renderFigures(a) {
+    setFigure('total_requests', a.total_requests, fmt.int);
+    setFigure('hits', a.hits, fmt.int);
+    setFigure('misses', a.misses, fmt.int);
+    setFigure('coalesced', a.coalesced, fmt.int);
+    setFigure('hit_rate', a.hit_rate, fmt.pct);
+    setFigure('coalesced_rate', a.coalesced_rate, fmt.pct);
+    setFigure('cost_saved', a.cost_saved.total, fmt.usd);
+    setFigure('cost_saved_daily', a.cost_saved.daily_average, fmt.usd);
+    setFigure('cost_spent', a.cost_spent, fmt.usd);
+    setFigure('tokens_saved', a.tokens_saved, fmt.int);
+    setFigure('avg_latency_saved', a.avg_latency_saved, fmt.ms);
+    const s = a.storage_efficiency || {};
+    setFigure('entries', s.entries || 0, fmt.int);
+    setFigure('bytes_stored', s.bytes_stored || 0, fmt.bytes);
+    setFigure('ratio', s.ratio || 0, fmt.ratio);
+  }
+
+  // --- the loop ------------------------------------------------------------------------------
+  function showAuth(reason) {
+    $('#main').hidden = true;
+    $('#auth').hidden = false;
+    if (reason) $('#auth-reason').textContent = reason;
+    document.body.dataset.state = 'auth';
+  }
+
+  async function refresh() {
+    if (inFlight) return;
+    inFlight = true;
+    try {
+      const q = windowQuery();
+      const [a, p] = await Promise.all([getJson('/cache/analytics' + q), getJson('/cache/patterns' + q)]);
+      $('#auth').hidden = true;
+      $('#main').hidden = false;  // before the first chart: Chart.js sizes to its visible box
+      if (charts === null) charts = makeCharts();
+      renderFigures(a);
+      renderCharts(a);
+      renderHotKeys(a.hot_keys);
+      renderHeatmap(p.temporal && p.temporal.heatmap);
+      renderSuggestions(a, p);
+      renders++;
+      document.body.dataset.state = 'ready';
+      document.body.dataset.renders = String(renders);
+      setStatus(`Updated ${new Date().toLocaleTimeString('en-GB')}`, false);
+    } catch (e) {
+      if (e instanceof HttpError && e.status === 401) {
+        showAuth(token() ? 'The admin token was refused: paste the current CACHE_ADMIN_TOKEN.' : null);
+        setStatus('Admin token needed', true);
+      } else if (e instanceof HttpError && e.status === 403) {
+        setStatus('Refused: without CACHE_ADMIN_TOKEN the admin API answers loopback clients only', true);
+        document.body.dataset.state = 'error';
+      } else {
+        setStatus(`Update failed: ${e.message}`, true);
+        if (charts === null) document.body.dataset.state = 'error';
+      }
+    } finally {
+      inFlight = false;
+    }
+  }
+
+  function schedule() {
+    clearInterval(timer);
+    timer = null;
+    const seconds = Number($('#refresh').value);
+    if (seconds > 0) timer = setInterval(() => { if (!document.hidden) refresh(); }, seconds * 1000);
+  }
+
+  function start() {
+    takeTokenFromFragment();
+    $('#forget-token').hidden = !token();
+    const params = new URLSearchParams(location.search);
+    if (params.has('refresh')) $('#refresh').value = params.get('refresh');
+    if (params.has('window')) $('#window').value = params.get('window');
+    $('#token-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      setToken($('#token').value.trim());
+      $('#token').value = '';
+      refresh();
+    });
+    $('#forget-token').addEventListener('click', () => { setToken(''); refresh(); });
+    $('#refresh').addEventListener('change', schedule);
+    $('#window').addEventListener('change', refresh);
+    $('#refresh-now').addEventListener('click', refresh);
+    document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
+    schedule();
+    refresh();
+  }
+
+  if (typeof Chart === 'undefined') {
+    setStatus('The chart library did not load (/dashboard/chart.js)', true);
+    document.body.dataset.state = 'error';
+    return;
+  }
+  start();
+})();

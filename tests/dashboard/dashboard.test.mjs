@@ -1,0 +1,280 @@
+// The /dashboard page in headless Chromium against a real gateway: scripted traffic (hits and
+// misses, two models on two platforms), then the page must render its charts without a console
+// error and show the same figures as GET /cache/analytics, refresh itself, and keep the admin
+// token out of the HTML and the address bar. A screenshot goes to $LLMCACHE_BINARY_DIR/dashboard.png.
+//
+// DASHBOARD_FROM_SOURCE=1 serves the page's files from src/admin/dashboard/ instead of the
+// gateway (for editing the page without rebuilding; the data still comes from the gateway).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.LLMCACHE_BIN || path.resolve(here, '../../build/llmcache');
+const OUT_DIR = process.env.LLMCACHE_BINARY_DIR || path.resolve(here, '../../build');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TOKEN = 'dashboard-test-token-7f3a';
+
+// --- processes ---------------------------------------------------------------------------------
+const live = new Set();
+process.on('exit', () => { for (const c of live) { try { c.kill('SIGKILL'); } catch { /* gone */ } } });
+
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CACHE_')) env[k] = v;
+  return env;
+}
+
+// Starts `llmcache <args>`; resolves with { url, stop() } once it printed where it listens.
+function start(what, args) {
+  if (!existsSync(BIN)) throw new Error(`llmcache binary not found at ${BIN} (set LLMCACHE_BIN)`);
+  const child = spawn(BIN, args, { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => { live.delete(child); resolve({ code, signal }); }));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${what} did not start: ${stderr}`)); }, 10_000);
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      const m = stdout.match(new RegExp(`${what} listening on (http://[^\\s]+)`));
+      if (m) { clearTimeout(timer); resolve({ url: m[1], stderr: () => stderr, stop }); }
+    });
+    exited.then(({ code, signal }) => { clearTimeout(timer); reject(new Error(`${what} exited (${code}, ${signal}): ${stderr}`)); });
+    async function stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(t);
+      }
+    }
+  });
+}
+
+async function startStack(t, extraSets = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'llmcache-dashboard-'));
+  const stack = {};
+  t.after(async () => {
+    if (stack.gateway) await stack.gateway.stop();
+    if (stack.mock) await stack.mock.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  stack.mock = await start('mock-upstream', ['mock-upstream', '--listen', '127.0.0.1:0']);
+  // Another host name for the same mock, so that the default upstream is not taken for "mockb".
+  const mockb = stack.mock.url.replace('127.0.0.1', 'localhost');
+  const sets = { CACHE_PLATFORMS: `mockb=${mockb}/v1`, ...extraSets };
+  const args = ['serve', '--listen', '127.0.0.1:0', '--upstream', `${stack.mock.url}/v1`, '--cache-dir', path.join(dir, 'cache')];
+  for (const [k, v] of Object.entries(sets)) args.push('--set', `${k}=${v}`);
+  stack.gateway = await start('llmcache', args);
+  return stack;
+}
+
+// --- traffic -----------------------------------------------------------------------------------
+async function chat(base, route, model, prompt) {
+  const res = await fetch(`${base}${route}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: prompt }] }),
+  });
+  await res.arrayBuffer();
+  assert.equal(res.status, 200, `${model} ${prompt}`);
+  return res.headers.get('x-llmcache-status');
+}
+
+// 7 cacheable requests: gpt-4o-mini on the default platform (openai) 2 misses + 2 hits,
+// gpt-4o on the platform "mockb" 1 miss + 1 hit, and one more gpt-4o-mini miss.
+async function scriptedTraffic(base) {
+  const seen = [];
+  seen.push(await chat(base, '/v1', 'gpt-4o-mini', 'Explain what a hash table is.'));
+  seen.push(await chat(base, '/v1', 'gpt-4o-mini', 'Explain what a hash table is.'));
+  seen.push(await chat(base, '/v1', 'gpt-4o-mini', 'Explain what a hash table is.'));
+  seen.push(await chat(base, '/v1', 'gpt-4o-mini', 'Write a haiku about caching.'));
+  seen.push(await chat(base, '/mockb/v1', 'gpt-4o', 'Translate "good morning" into French.'));
+  seen.push(await chat(base, '/mockb/v1', 'gpt-4o', 'Translate "good morning" into French.'));
+  seen.push(await chat(base, '/v1', 'gpt-4o-mini', 'What is 17 * 23?'));
+  assert.deepEqual(seen, ['MISS', 'HIT', 'HIT', 'MISS', 'MISS', 'HIT', 'MISS']);
+}
+
+async function admin(base, pathAndQuery) {
+  const res = await fetch(`${base}${pathAndQuery}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(res.status, 200, `${pathAndQuery}: ${res.status}`);
+  return res.json();
+}
+
+// Events reach the index in the background: wait until the analytics count them all.
+async function analyticsWith(base, requests) {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const a = await admin(base, '/cache/analytics');
+    if (a.total_requests === requests) return a;
+    if (Date.now() > deadline) assert.fail(`analytics counted ${a.total_requests} requests, expected ${requests}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+// --- browser -----------------------------------------------------------------------------------
+async function openBrowser(t) {
+  const profile = mkdtempSync(path.join(tmpdir(), 'llmcache-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1400, height: 1000 },
+    deviceScaleFactor: 1,
+  });
+  t.after(async () => {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  });
+  if (process.env.DASHBOARD_FROM_SOURCE === '1') {
+    const src = path.resolve(here, '../../src/admin/dashboard');
+    const files = {
+      '/dashboard': ['index.html', 'text/html'], '/dashboard/app.js': ['app.js', 'text/javascript'],
+      '/dashboard/app.css': ['app.css', 'text/css'], '/dashboard/chart.js': ['vendor/chart.umd.min.js', 'text/javascript'],
+    };
+    await context.route(/\/dashboard(\/.*)?(\?.*)?$/, (route) => {
+      const f = files[new URL(route.request().url()).pathname];
+      return f ? route.fulfill({ body: readFileSync(path.join(src, f[0])), contentType: f[1] }) : route.continue();
+    });
+  }
+  const page = context.pages()[0] ?? await context.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('response', (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`); });
+  return { page, problems };
+}
+
+const text = (page, figure) => page.locator(`[data-figure="${figure}"]`).first().textContent();
+const intText = (v) => Math.round(v).toLocaleString('en-US');
+const pctText = (v) => `${(v * 100).toFixed(1)}%`;
+const usdText = (v) => {
+  const a = Math.abs(v);
+  return `$${a === 0 || a >= 1 ? v.toFixed(2) : v.toFixed(Math.min(8, 2 - Math.floor(Math.log10(a))))}`;
+};
+
+test('The dashboard shows the figures of /cache/analytics in rendered charts and refreshes itself', async (t) => {
+  const stack = await startStack(t, { CACHE_ADMIN_TOKEN: TOKEN });
+  const base = stack.gateway.url;
+  await scriptedTraffic(base);
+  const a = await analyticsWith(base, 7);
+  assert.equal(a.hits, 3);
+  const p = await admin(base, '/cache/patterns');
+
+  // The page itself carries no token and no data.
+  if (process.env.DASHBOARD_FROM_SOURCE !== '1') {
+    const html = await fetch(`${base}/dashboard`);
+    assert.equal(html.status, 200, 'GET /dashboard (is it routed to AdminApi::dashboard?)');
+    assert.match(html.headers.get('content-type'), /^text\/html/);
+    assert.match(html.headers.get('content-security-policy'), /script-src 'self'/);
+    assert.ok(!(await html.text()).includes(TOKEN));
+  }
+
+  const { page, problems } = await openBrowser(t);
+  await page.goto(`${base}/dashboard?window=all&refresh=5#token=${TOKEN}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+  assert.ok(!page.url().includes(TOKEN), `the token stays in the address bar: ${page.url()}`);
+
+  // Figures as text, equal to what the API says.
+  assert.equal(await text(page, 'total_requests'), intText(a.total_requests));
+  assert.equal(await text(page, 'hits'), intText(a.hits));
+  assert.equal(await text(page, 'misses'), intText(a.misses));
+  assert.equal(await text(page, 'hit_rate'), pctText(a.hit_rate));
+  assert.equal(await text(page, 'hit_rate'), '42.9%');
+  assert.equal(await text(page, 'cost_saved'), usdText(a.cost_saved.total));
+  assert.equal(await text(page, 'tokens_saved'), intText(a.tokens_saved));
+  assert.equal(Number(await page.locator('[data-figure="hit_rate"]').getAttribute('data-value')), a.hit_rate);
+
+  // Charts: drawn (canvas not blank) and fed with the API's series.
+  const charts = await page.evaluate(() => {
+    const out = {};
+    for (const id of ['chart-hit-rate', 'chart-cost-saved', 'chart-models', 'chart-platforms']) {
+      const canvas = document.getElementById(id);
+      const chart = Chart.getChart(canvas);
+      const blank = document.createElement('canvas');
+      blank.width = canvas.width;
+      blank.height = canvas.height;
+      out[id] = {
+        labels: chart.data.labels,
+        data: chart.data.datasets.map((d) => d.data),
+        width: canvas.width,
+        drawn: canvas.toDataURL() !== blank.toDataURL(),
+      };
+    }
+    return out;
+  });
+  for (const [id, c] of Object.entries(charts)) {
+    assert.ok(c.width > 100 && c.drawn, `${id} is not drawn: ${JSON.stringify(c)}`);
+  }
+  const hourly = a.trends.hourly;
+  assert.ok(hourly.length >= 1);
+  assert.deepEqual(charts['chart-hit-rate'].data[0].filter((v) => v !== null), hourly.map((h) => h.hit_rate));
+  assert.deepEqual(charts['chart-cost-saved'].data[0].filter((v, i) => charts['chart-hit-rate'].data[0][i] !== null),
+    hourly.map((h) => h.cost_saved));
+  assert.deepEqual(charts['chart-models'].labels, Object.keys(a.by_model));
+  assert.deepEqual(charts['chart-models'].data[0], Object.values(a.by_model).map((m) => m.hits));
+  assert.deepEqual(charts['chart-platforms'].labels, Object.keys(a.by_platform));
+  assert.equal(charts['chart-platforms'].labels.length, 2);
+  assert.ok(charts['chart-platforms'].labels.includes('mockb'));
+  assert.deepEqual(charts['chart-platforms'].data[0], Object.values(a.by_platform).map((m) => m.requests));
+
+  // Hot keys and the heat map.
+  const hotRows = await page.locator('#hot-keys tbody tr').count();
+  assert.equal(hotRows, a.hot_keys.length);
+  assert.ok(a.hot_keys.length >= 2);
+  assert.equal(await page.locator('#hot-keys tbody tr').first().locator('td').nth(2).textContent(), String(a.hot_keys[0].hits));
+  const heat = await page.$$eval('#heatmap .cell[data-requests]', (cells) => cells.map((c) => Number(c.dataset.requests)));
+  assert.equal(heat.length, p.temporal.heatmap.length);
+  assert.equal(heat.reduce((x, y) => x + y, 0), a.total_requests);
+  assert.ok((await page.locator('#suggestions li').count()) >= 1);
+
+  await page.screenshot({ path: path.join(OUT_DIR, 'dashboard.png'), fullPage: true });
+
+  // It refreshes itself: one more hit shows up without a reload.
+  const renders = Number(await page.getAttribute('body', 'data-renders'));
+  assert.equal(await chat(base, '/mockb/v1', 'gpt-4o', 'Translate "good morning" into French.'), 'HIT');
+  await analyticsWith(base, 8);
+  await page.waitForFunction(() => document.querySelector('[data-figure="total_requests"]').textContent === '8',
+    null, { timeout: 20_000 });
+  assert.ok(Number(await page.getAttribute('body', 'data-renders')) > renders);
+  assert.equal(await text(page, 'hit_rate'), pctText(4 / 8));
+
+  assert.deepEqual(problems, [], 'the page logged errors or failed requests');
+});
+
+test('Without a token the dashboard asks for one and then shows the figures', async (t) => {
+  const stack = await startStack(t, { CACHE_ADMIN_TOKEN: TOKEN });
+  const base = stack.gateway.url;
+  assert.equal(await chat(base, '/v1', 'gpt-4o-mini', 'Hello there'), 'MISS');
+  assert.equal(await chat(base, '/v1', 'gpt-4o-mini', 'Hello there'), 'HIT');
+  await analyticsWith(base, 2);
+
+  const { page, problems } = await openBrowser(t);
+  await page.goto(`${base}/dashboard?window=all&refresh=0`);
+  await page.waitForSelector('body[data-state="auth"]', { timeout: 20_000 });
+  assert.ok(await page.locator('#auth').isVisible());
+  assert.ok(!(await page.locator('#main').isVisible()));
+  // The only failures are the refused analytics calls (no token yet).
+  assert.ok(problems.length > 0 && problems.every((x) => /401|status of 401/.test(x)), problems.join('\n'));
+
+  await page.fill('#token', TOKEN);
+  await page.click('#token-form button[type="submit"]');
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+  assert.equal(await text(page, 'total_requests'), '2');
+  assert.equal(await text(page, 'hit_rate'), '50.0%');
+  // Kept for this tab only.
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('llmcache.adminToken')), TOKEN);
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+});
