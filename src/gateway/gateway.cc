@@ -227,6 +227,18 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     co_await serveMetrics(ctx, w);
     co_return;
   }
+  if (deps_.admin && admin::AdminApi::ownsDashboard(ctx.path)) {
+    // Static files from the binary: no I/O, answered here.
+    admin::AdminApi::Reply reply = deps_.admin->dashboard(
+        ctx.request.method_string(), ctx.request.target(),
+        ctx.request[bhttp::field::authorization], w.peerIsLoopback());
+    http::Response res{static_cast<bhttp::status>(reply.status), ctx.request.version()};
+    res.set(bhttp::field::content_type, reply.contentType);
+    for (const auto& [name, value] : reply.headers) res.set(name, value);
+    res.body() = std::move(reply.body);
+    co_await w.send(std::move(res));
+    co_return;
+  }
   if (deps_.admin && admin::AdminApi::owns(ctx.path)) {
     co_await serveAdmin(ctx, w);
     co_return;

@@ -17,6 +17,7 @@
 #include "cache/s3/s3_tier.h"
 #include "cache/tier_chain.h"
 #include "admin/admin_api.h"
+#include "alerts/alerter.h"
 #include "analytics/analytics.h"
 #include "analytics/metrics.h"
 #include "analytics/recorder.h"
@@ -290,6 +291,50 @@ int runServe(const ServeArgs& a) {
                static_cast<unsigned long long>(c.diskEntries),
                s3Tier ? (", S3 bucket " + c.s3Bucket + (c.asyncWrites ? " (async writes)" : " (sync writes)")).c_str() : "",
                c.enabled ? "" : ", caching DISABLED (pass-through)");
+  // E-mail alerts (CACHE_ALERT_EMAIL): evaluated every CACHE_METRICS_INTERVAL on their own
+  // thread (a send may block for seconds).
+  std::unique_ptr<alerts::Alerter> alerter;
+  std::atomic<bool> alerting{false};
+  std::mutex alertMutex;
+  std::condition_variable alertCv;
+  std::thread alertThread;
+  if (!c.alertEmail.empty()) {
+    alerter = std::make_unique<alerts::Alerter>(
+        alerts::AlerterOptions::fromConfig(c, c.listen),
+        [url = c.smtpUrl](const alerts::Mail& m) { return alerts::sendSmtp(url, m); }, Clock::system());
+    alerting = true;
+    alertThread = std::thread([&] {
+      uint64_t failed = 0;
+      std::unique_lock lock(alertMutex);
+      do {
+        const auto& st = gw.stats();
+        alerts::Snapshot snap;
+        snap.requests = st.hits + st.misses + st.coalesced;
+        snap.hits = st.hits;
+        snap.tierErrors = {{"s3", st.s3Errors.load()}, {"disk", st.storeErrors.load()}};
+        snap.outboxPending = s3Outbox ? s3Outbox->pending() : 0;
+        lock.unlock();
+        alerter->evaluate(snap);
+        if (alerter->stats().failed > failed) {
+          failed = alerter->stats().failed;
+          std::fprintf(stderr, "llmcache: alert mail failed: %s\n", alerter->stats().lastError.c_str());
+        }
+        lock.lock();
+      } while (!alertCv.wait_for(lock, std::chrono::seconds(std::max(1, c.metricsIntervalSeconds)),
+                                 [&] { return !alerting.load(); }));
+    });
+  }
+  struct StopAlerts {
+    std::atomic<bool>& flag;
+    std::condition_variable& cv;
+    std::thread& t;
+    ~StopAlerts() {
+      flag = false;
+      cv.notify_all();
+      if (t.joinable()) t.join();
+    }
+  } stopAlerts{alerting, alertCv, alertThread};
+
   runUntilSignalled(*server, "llmcache");
   gw.flush();  // pending disk writes (and outbox journaling) finish before we exit
   if (s3Outbox) {
