@@ -15,7 +15,8 @@ port_of() { for _ in $(seq 400); do grep -o 'http://127.0.0.1:[0-9]*' "$1" 2>/de
 
 $BIN mock-upstream --listen 127.0.0.1:0 --latency-ms "$UPLAT" > "$WORK/mock.out" & PIDS+=($!)
 MPORT=$(port_of "$WORK/mock.out")
-bash tests/s3/run-server.sh --dir "$WORK/s3" --port 0 < /dev/zero > "$WORK/s3.out" 2>&1 & PIDS+=($!)
+# Its stdin must stay open and quiet (it stops when stdin closes): an idle pipe.
+tail -f /dev/null | bash tests/s3/run-server.sh --dir "$WORK/s3" --port 0 > "$WORK/s3.out" 2>&1 & PIDS+=($!)
 S3PORT=$(port_of "$WORK/s3.out")
 # A TCP proxy that holds every chunk from the client for 200 ms: each S3 request pays 200 ms.
 python3 - "$S3PORT" > "$WORK/proxy.out" <<'PY' &
