@@ -9,7 +9,7 @@ N="${1:-300}"; UPLAT="${2:-20}"
 BIN=build/llmcache
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}" $(jobs -p); do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 port_of() { for _ in $(seq 400); do grep -o 'http://127.0.0.1:[0-9]*' "$1" 2>/dev/null | head -1 | grep -o '[0-9]*$' && return; sleep 0.05; done; echo "no port in $1" >&2; exit 1; }
 
