@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 DUR="${1:-10}"
 BIN=build/llmcache
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
 port_of() { for _ in $(seq 100); do grep -o '[0-9]*$' "$1" 2>/dev/null && return; sleep 0.05; done; echo "no port in $1" >&2; exit 1; }
 

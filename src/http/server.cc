@@ -181,6 +181,9 @@ net::awaitable<void> Server::session(tcp::socket socket) {
   bool peerIsLoopback = false;
   {
     beast::error_code ec;
+    // No Nagle: a streamed response is many small writes (the head, then one event at a time);
+    // held back until the client's delayed ACK, the first event came ~40 ms late (measured).
+    stream.socket().set_option(tcp::no_delay(true), ec);
     const auto peer = stream.socket().remote_endpoint(ec);
     peerIsLoopback = !ec && peer.address().is_loopback();
   }
