@@ -125,6 +125,7 @@ void Metrics::setTier(std::string_view tier, TierGauges g) {
 void Metrics::setS3Errors(uint64_t v) { s3Errors_.store(v, std::memory_order_relaxed); }
 void Metrics::setOutboxPending(uint64_t v) { outboxPending_.store(v, std::memory_order_relaxed); }
 void Metrics::setUpstreamErrors(uint64_t v) { upstreamErrors_.store(v, std::memory_order_relaxed); }
+void Metrics::setStoreErrors(uint64_t v) { storeErrors_.store(v, std::memory_order_relaxed); }
 
 std::string Metrics::prometheusText() const {
   std::string out;
@@ -179,6 +180,9 @@ std::string Metrics::prometheusText() const {
 
   help(out, "llmcache_upstream_errors_total", "counter", "Upstream calls that failed or answered with an error.");
   out.append("llmcache_upstream_errors_total ").append(num(upstreamErrors_.load())).append("\n");
+  help(out, "llmcache_store_errors_total", "counter",
+       "Writes to the disk tier or the S3 outbox that failed (the answer was served, not kept there).");
+  out.append("llmcache_store_errors_total ").append(num(storeErrors_.load())).append("\n");
   const char* tierGauge[3][3] = {
       {"llmcache_tier_entries", "gauge", "Entries held by a tier."},
       {"llmcache_tier_bytes", "gauge", "Bytes held by a tier."},
@@ -267,7 +271,8 @@ Json Metrics::snapshot() const {
       .set("tiers", std::move(tiers))
       .set("s3_errors", Json::integer(static_cast<int64_t>(s3Errors_.load())))
       .set("s3_outbox_pending", Json::integer(static_cast<int64_t>(outboxPending_.load())))
-      .set("upstream_errors", Json::integer(static_cast<int64_t>(upstreamErrors_.load())));
+      .set("upstream_errors", Json::integer(static_cast<int64_t>(upstreamErrors_.load())))
+      .set("store_errors", Json::integer(static_cast<int64_t>(storeErrors_.load())));
   return o;
 }
 

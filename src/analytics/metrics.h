@@ -51,6 +51,8 @@ class Metrics {
   void setS3Errors(uint64_t total);
   void setOutboxPending(uint64_t pending);
   void setUpstreamErrors(uint64_t total);
+  // Writes to a tier below memory (disk, S3 outbox) that failed: the answer was served anyway.
+  void setStoreErrors(uint64_t total);
 
   // The Prometheus text (Content-Type: text/plain; version=0.0.4; charset=utf-8). Series with a
   // zero count are left out of requests_total and the histogram; the rest are always present.
@@ -82,6 +84,7 @@ class Metrics {
   std::atomic<uint64_t> s3Errors_{0};
   std::atomic<uint64_t> outboxPending_{0};
   std::atomic<uint64_t> upstreamErrors_{0};
+  std::atomic<uint64_t> storeErrors_{0};
 };
 
 // Escapes a label value for the text format: backslash, double quote and newline.

@@ -54,6 +54,7 @@ TEST_F(MetricsTest, TheTextParsesAndAgreesWithTheEvents) {
   metrics_.setS3Errors(2);
   metrics_.setOutboxPending(5);
   metrics_.setUpstreamErrors(4);
+  metrics_.setStoreErrors(3);
   const auto v = parse(metrics_.prometheusText());
   EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="memory",model="gpt-4o"})"), 1);  // E2
   EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="disk",model="gpt-4o"})"), 1);    // E3
@@ -78,6 +79,7 @@ TEST_F(MetricsTest, TheTextParsesAndAgreesWithTheEvents) {
   EXPECT_EQ(v.at("llmcache_s3_errors_total"), 2);
   EXPECT_EQ(v.at("llmcache_s3_outbox_pending"), 5);
   EXPECT_EQ(v.at("llmcache_upstream_errors_total"), 4);
+  EXPECT_EQ(v.at("llmcache_store_errors_total"), 3);
 }
 
 TEST_F(MetricsTest, TheDurationHistogramIsCumulativeWithTheRightBuckets) {

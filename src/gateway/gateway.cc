@@ -36,6 +36,29 @@ std::string_view outcomeName(Outcome o) {
   return "UNKNOWN";
 }
 
+namespace {
+// The cache key as an x-llmcache-key value. A key carries the model id as the client sent it,
+// and a control character (a JSON "\n" or "\r\n" in "model") written raw into a header would
+// split the response. Bytes below 0x20, DEL and '%' are percent-encoded (%0A); a key without
+// them, as every real model id, is sent unchanged.
+std::string keyHeaderValue(std::string_view key) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(key.size());
+  for (const char ch : key) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f || c == '%') {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+}  // namespace
+
 // What a leader hands to the requests that waited for it.
 struct Gateway::FlightResult {
   enum class Kind { Answer, Raw, Aborted } kind = Kind::Aborted;
@@ -558,6 +581,7 @@ void Gateway::recordEvent(const Context& ctx) {
 net::awaitable<void> Gateway::serveMetrics(Context& ctx, http::ResponseWriter& w) {
   deps_.metrics->setUpstreamErrors(stats_.upstreamErrors.load());
   deps_.metrics->setS3Errors(stats_.s3Errors.load());
+  deps_.metrics->setStoreErrors(stats_.storeErrors.load());
   auto job = offload(adminPool_, [this, method = std::string(ctx.request.method_string()),
                                   auth = std::string(ctx.request[bhttp::field::authorization]),
                                   loopback = w.peerIsLoopback()] {
@@ -634,7 +658,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
   auto ourHeaders = [&](http::Fields& f, Outcome o) {
     for (const auto& h : upstream::forwardableHeaders(head.headers)) f.insert(h.name, h.value);
     f.set("x-llmcache-status", outcomeName(o));
-    f.set("x-llmcache-key", ctx.key.cacheKey);
+    f.set("x-llmcache-key", keyHeaderValue(ctx.key.cacheKey));
   };
 
   for (;;) {
@@ -790,7 +814,7 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
                      ctx.request.version()};
   res.set("x-llmcache-status", outcomeName(outcome));
   if (!layer.empty()) res.set("x-llmcache-layer", layer);
-  res.set("x-llmcache-key", entry.cacheKey);
+  res.set("x-llmcache-key", keyHeaderValue(entry.cacheKey));
   const auto age = std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now() -
                                                                     entry.responseTimestamp);
   res.set(bhttp::field::age, std::to_string(std::max<int64_t>(0, age.count())));
@@ -820,7 +844,7 @@ net::awaitable<void> Gateway::serveFlightResult(Context& ctx, http::ResponseWrit
   http::Response res{static_cast<bhttp::status>(result.status), ctx.request.version()};
   for (const auto& h : result.headers) res.insert(h.name, h.value);
   res.set("x-llmcache-status", outcomeName(Outcome::Coalesced));
-  res.set("x-llmcache-key", ctx.key.cacheKey);
+  res.set("x-llmcache-key", keyHeaderValue(ctx.key.cacheKey));
   res.body() = result.body;
   co_await w.send(std::move(res));
 }

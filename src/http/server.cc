@@ -192,7 +192,16 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(options_.maxBodyBytes);
     parser.header_limit(options_.maxHeaderBytes);
-    stream.expires_after(options_.idleTimeout);
+    // Between requests the idle timeout applies, but only until the next request's first byte:
+    // from there its whole head must arrive within the read timeout, so a client dribbling
+    // its headers (slowloris) holds a connection for readTimeout, not idleTimeout.
+    if (buffer.size() == 0) {
+      stream.expires_after(options_.idleTimeout);
+      auto [fec, fn] = co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
+      if (fec) break;
+      buffer.commit(fn);
+    }
+    stream.expires_after(options_.readTimeout);
     auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
     if (hec == bhttp::error::body_limit) {
       // Content-Length alone already exceeds the limit: answer without reading the body.

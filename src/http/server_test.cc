@@ -110,16 +110,17 @@ TEST(Server, StreamsChunksAsTheyAreWritten) {
     h.set(bhttp::field::content_type, "text/event-stream");
     co_await w.beginStream(bhttp::status::ok, h);
     co_await w.write("data: one\n\n");
-    // Wait (off the I/O thread) until the client has seen the first chunk.
-    co_await net::co_spawn(
-        co_await net::this_coro::executor,
-        [gate]() -> net::awaitable<void> {
-          while (gate.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
-            net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(5));
-            co_await t.async_wait(net::use_awaitable);
-          }
-        },
-        net::use_awaitable);
+    // Wait (off the I/O thread) until the client has seen the first chunk. The lambda is a named
+    // local, not a temporary inside the co_await expression: GCC 12 destroys such a temporary
+    // twice (its shared_future's count dropped twice: a heap-use-after-free under ASan).
+    auto waitForGate = [gate]() -> net::awaitable<void> {
+      while (gate.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+        net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(5));
+        co_await t.async_wait(net::use_awaitable);
+      }
+    };
+    auto executor = co_await net::this_coro::executor;
+    co_await net::co_spawn(executor, waitForGate, net::use_awaitable);
     co_await w.write("data: two\n\n");
     co_await w.finish();
   });
