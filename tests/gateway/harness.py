@@ -178,7 +178,10 @@ class Stack:
                     p.stop(timeout=5)
                 except Exception:
                     p.kill()
+        reports = sanitizer_reports(self.logs)
         self._tmp.cleanup()
+        if reports:
+            raise AssertionError("sanitizer report(s) in the processes' output:\n" + reports)
 
     # -- traffic ---------------------------------------------------------------------------
     def post(self, path, body, headers=None, timeout=30):
@@ -201,6 +204,22 @@ class Stack:
 
     def entry_files(self):
         return sorted((self.cache_dir / "entries").glob("*/*.entry"))
+
+
+_SANITIZER = re.compile(rb"(ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |"
+                        rb"WARNING: ThreadSanitizer)")
+
+
+def sanitizer_reports(log_dir: pathlib.Path) -> str:
+    """The output of every process whose log holds an ASan/LSan/UBSan report (a build with
+    LLMCACHE_SANITIZE=ON): a test's cleanup fails with it, so findings in the gateway or the
+    mock never pass silently (their logs live in the test's temp dir)."""
+    out = []
+    for f in sorted(log_dir.glob("*.std*")):
+        data = f.read_bytes()
+        if _SANITIZER.search(data):
+            out.append(f"--- {f.name}\n" + data.decode(errors="replace")[-20000:])
+    return "\n".join(out)
 
 
 def run_cli(args, stdin: bytes = b"", timeout=30):
