@@ -13,7 +13,7 @@ ctest --preset release --parallel 2 "$@"
 # ASan/UBSan), and the suites whose time goes to Node/Chromium peers rather than to our code
 # (e2e, gateway_s3, dashboard).
 if [ "${LLMCACHE_ASAN:-1}" != 0 ]; then
-  export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/llmcache-ccache}"
+  export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/llmcache-ccache}" CCACHE_BASEDIR="$PWD"
   cmake --preset debug-asan >/dev/null
   cmake --build --preset debug-asan
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
