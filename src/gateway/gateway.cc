@@ -155,6 +155,15 @@ std::vector<upstream::Header> headersOf(const http::Request& req) {
 
 bool isSuccess(int status) { return status >= 200 && status < 300; }
 
+// An admin API reply (/cache/*, /metrics, /dashboard) as an HTTP response.
+http::Response adminResponse(admin::AdminApi::Reply reply, unsigned version) {
+  http::Response res{static_cast<bhttp::status>(reply.status), version};
+  res.set(bhttp::field::content_type, reply.contentType);
+  for (const auto& [name, value] : reply.headers) res.set(name, value);
+  res.body() = std::move(reply.body);
+  return res;
+}
+
 // Completes the flight a request leads (Context::flight), once. A template so that it can name
 // Gateway's private Context and FlightResult through deduction.
 template <class Flights, class Ctx, class ResultPtr>
@@ -255,10 +264,7 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     admin::AdminApi::Reply reply = deps_.admin->dashboard(
         ctx.request.method_string(), ctx.request.target(),
         ctx.request[bhttp::field::authorization], w.peerIsLoopback());
-    http::Response res{static_cast<bhttp::status>(reply.status), ctx.request.version()};
-    res.set(bhttp::field::content_type, reply.contentType);
-    for (const auto& [name, value] : reply.headers) res.set(name, value);
-    res.body() = std::move(reply.body);
+    http::Response res = adminResponse(std::move(reply), ctx.request.version());
     co_await w.send(std::move(res));
     co_return;
   }
@@ -589,10 +595,7 @@ net::awaitable<void> Gateway::serveMetrics(Context& ctx, http::ResponseWriter& w
     return deps_.admin->metrics(method, *deps_.metrics, auth, loopback);
   });
   admin::AdminApi::Reply reply = co_await std::move(job);
-  http::Response res{static_cast<bhttp::status>(reply.status), ctx.request.version()};
-  res.set(bhttp::field::content_type, reply.contentType);
-  for (const auto& [name, value] : reply.headers) res.set(name, value);
-  res.body() = std::move(reply.body);
+  http::Response res = adminResponse(std::move(reply), ctx.request.version());
   co_await w.send(std::move(res));
 }
 
@@ -623,10 +626,7 @@ net::awaitable<void> Gateway::serveAdmin(Context& ctx, http::ResponseWriter& w) 
       }
     }
   }
-  http::Response res{static_cast<bhttp::status>(reply.status), ctx.request.version()};
-  res.set(bhttp::field::content_type, reply.contentType);
-  for (const auto& [name, value] : reply.headers) res.set(name, value);
-  res.body() = std::move(reply.body);
+  http::Response res = adminResponse(std::move(reply), ctx.request.version());
   co_await w.send(std::move(res));
 }
 
