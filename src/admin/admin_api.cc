@@ -129,6 +129,7 @@ Json rowJson(const index::Row& r) {
       .set("provider", Json::string(r.provider))
       .set("endpoint", Json::string(r.endpoint))
       .set("namespace", Json::string(r.cacheNamespace))
+      .set("tenant", Json::string(r.tenant))
       .set("tags", std::move(tags))
       .set("created", Json::string(formatIso8601(r.created)))
       .set("expires_at", r.expires ? Json::string(formatIso8601(*r.expires)) : Json::null())
@@ -262,13 +263,14 @@ Reply AdminApi::invalidate(std::string_view body) {
 Reply AdminApi::listEntries(std::string_view query) {
   auto params = parseQuery(query);
   if (!params) return badRequest(params.error().message);
-  if (auto k = onlyKnown(*params, {"model", "tag", "namespace", "from", "to", "limit", "cursor", "include_invalid"}); !k)
+  if (auto k = onlyKnown(*params, {"model", "tag", "namespace", "tenant", "from", "to", "limit", "cursor", "include_invalid"}); !k)
     return badRequest(k.error().message);
   index::Filter f;
   for (const auto& [name, value] : *params) {
     if (name == "model") f.model = value;
     else if (name == "tag") f.tag = value;
     else if (name == "namespace") f.cacheNamespace = value;
+    else if (name == "tenant") f.tenant = value;
     else if (name == "cursor") f.cursor = value;
     else if (name == "from" || name == "to") {
       TimePoint t;

@@ -7,7 +7,7 @@
 //
 // Routes:
 //   POST   /cache/invalidate                 body: invalidation/request.h   -> outcome
-//   GET    /cache/entries?model=&tag=&namespace=&from=&to=&limit=&cursor=&include_invalid=
+//   GET    /cache/entries?model=&tag=&namespace=&tenant=&from=&to=&limit=&cursor=&include_invalid=
 //                                             -> {"data": [...], "has_more", "next_cursor"}
 //   GET    /cache/entries/{cache_id}          -> one entry's metadata (invalid ones too)
 //   DELETE /cache/entries/{cache_id}          -> invalidates that entry everywhere

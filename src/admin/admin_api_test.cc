@@ -242,6 +242,33 @@ TEST_F(AdminApiTest, ListEntriesFiltersByModelTagAndTime) {
   EXPECT_EQ(count("/cache/entries?include_invalid=true"), 5u);
 }
 
+TEST_F(AdminApiTest, ListEntriesFiltersByTenant) {
+  cache::Entry a = makeTestEntry("gpt-4o:00000000000000a1", "answer a", std::string(32, 'a'));
+  a.tenant = "0123456789abcdef";
+  a.responseTimestamp = fromUnixMillis(1767225700000);
+  cache::Entry b = makeTestEntry("gpt-4o:00000000000000b1", "answer b", std::string(32, 'b'));
+  b.tenant = "fedcba9876543210";
+  b.responseTimestamp = fromUnixMillis(1767225701000);
+  for (const auto* e : {&a, &b}) ASSERT_TRUE(index_->upsert(*e, index::kTierMemory, 100, 200));
+  auto ids = [&](std::string_view target) {
+    Reply r = get(target);
+    EXPECT_EQ(r.status, 200) << target << " " << r.body;
+    std::vector<std::string> out;
+    const Json j = body(r);
+    if (const Json* data = j.find("data"))
+      for (const Json& row : data->items()) out.emplace_back(*row.getString("cache_id"));
+    return out;
+  };
+  EXPECT_EQ(ids("/cache/entries?tenant=0123456789abcdef"), (std::vector<std::string>{a.cacheId}));
+  EXPECT_EQ(ids("/cache/entries?tenant=fedcba9876543210"), (std::vector<std::string>{b.cacheId}));
+  EXPECT_EQ(ids("/cache/entries?tenant=0000000000000000"), (std::vector<std::string>{}));
+  EXPECT_EQ(ids("/cache/entries?tenant=").size(), 5u);  // the unscoped entries
+  EXPECT_EQ(ids("/cache/entries").size(), 7u);
+  Reply one = get("/cache/entries/" + a.cacheId);
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(body(one).getString("tenant"), "0123456789abcdef");
+}
+
 TEST_F(AdminApiTest, ListEntriesRejectsBadParameters) {
   expectError(get("/cache/entries?limit=0"), 400, "invalid_request_error", "limit");
   expectError(get("/cache/entries?limit=1001"), 400, "invalid_request_error", "limit");

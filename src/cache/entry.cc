@@ -70,7 +70,7 @@ size_t jsonBytes(const Json& j) {
 size_t Entry::approxBytes() const {
   size_t n = sizeof(Entry);
   for (const std::string* s : {&cacheId, &cacheKey, &requestHash, &endpoint, &model, &platform,
-                               &provider, &cacheNamespace})
+                               &provider, &cacheNamespace, &tenant})
     n += s->capacity();
   n += jsonBytes(request) + jsonBytes(response);
   for (const auto& t : tags) n += sizeof(std::string) + t.capacity();
@@ -110,6 +110,9 @@ Json entryToJson(const Entry& e) {
   for (const auto& t : e.tags) tags.push(Json::string(t));
   j.set("tags", std::move(tags));
   j.set("namespace", Json::string(e.cacheNamespace));
+  // Optional (added within schema_version 1): written only for a scoped entry, so an unscoped
+  // entry's JSON is what older writers produced.
+  if (!e.tenant.empty()) j.set("tenant", Json::string(e.tenant));
   Json events = Json::array();
   for (const auto& ev : e.sseEvents) {
     Json o = Json::object();
@@ -154,6 +157,7 @@ Result<Entry> entryFromJson(const Json& j) {
       readInt(j, "hit_count", e.hitCount),
       readTime(j, "last_accessed", e.lastAccessed),
       readString(j, "namespace", e.cacheNamespace),
+      readString(j, "tenant", e.tenant),  // optional: absent (older writers) = unscoped
   };
   for (auto& r : steps)
     if (!r) return r.error();

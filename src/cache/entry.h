@@ -42,6 +42,9 @@ struct Entry {
   std::optional<TimePoint> expiresAt;  // nullopt: never expires
   std::vector<std::string> tags;
   std::string cacheNamespace;       // x-llmcache-namespace, empty when none
+  // The tenant scope used in the key (a keyed hash of the credential under CACHE_SCOPE=api_key,
+  // a header value under header:NAME); empty when unscoped. Never a credential.
+  std::string tenant;
   std::vector<SseEvent> sseEvents;  // the recorded stream, empty when the answer was not streamed
 
   bool expired(TimePoint now) const { return expiresAt && *expiresAt <= now; }

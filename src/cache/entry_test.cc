@@ -27,6 +27,24 @@ TEST(Entry, JsonUsesTheSeedFieldNames) {
   EXPECT_EQ(j.getString("request_timestamp"), "2026-01-01T00:00:00.123Z");
 }
 
+TEST(Entry, TenantIsAnOptionalFieldWrittenOnlyWhenScoped) {
+  Entry e = makeTestEntry("k:01");
+  EXPECT_EQ(entryToJson(e).find("tenant"), nullptr);  // unscoped: the JSON older writers wrote
+  e.tenant = "0123456789abcdef";
+  const Json j = entryToJson(e);
+  EXPECT_EQ(j.getString("tenant"), "0123456789abcdef");
+  auto back = entryFromJson(j);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, e);
+  Json older = entryToJson(makeTestEntry("k:01"));  // no "tenant": reads as unscoped
+  auto old = entryFromJson(older);
+  ASSERT_TRUE(old) << old.error().message;
+  EXPECT_EQ(old->tenant, "");
+  older.set("tenant", Json::integer(1));
+  ASSERT_FALSE(entryFromJson(older));
+  EXPECT_EQ(entryFromJson(older).error().code, Errc::Corrupt);
+}
+
 TEST(Entry, JsonRoundTripsEveryField) {
   Entry e = makeTestEntry("k:01");
   e.expiresAt = fromUnixMillis(1767229200000);

@@ -87,6 +87,7 @@ struct Gateway::Context {
   std::optional<int64_t> maxAge;
   std::optional<int64_t> ttl;
   std::string keyNamespace;
+  std::string tenant;  // the scope in the key (a hash or a header value, never a credential)
   std::vector<std::string> tags;
   uint64_t generation = 0;  // the invalidator's generation when the miss started
   bool bodyParsed = false;  // `body` holds the parsed request (a KeyMemo hit skips parsing)
@@ -348,6 +349,7 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   } else if (scopeMode.rfind("header:", 0) == 0) {
     opts.scope = std::string(trim(req[scopeMode.substr(7)]));
   }
+  ctx.tenant = opts.scope;
 
   {
     std::string_view cred = req[bhttp::field::authorization];
@@ -773,6 +775,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     if (ttl > 0) e->expiresAt = e->responseTimestamp + std::chrono::seconds(ttl);
     e->tags = ctx.tags;
     e->cacheNamespace = ctx.keyNamespace;
+    e->tenant = ctx.tenant;
     if (streaming) e->sseEvents = std::move(events);
     entry = std::move(e);
     if (!ctx.noStore) co_await store(entry, ctx.generation);

@@ -44,7 +44,7 @@ namespace {
 constexpr const char* kColumns =
     "cache_id, cache_key, request_hash, model, platform, provider, endpoint, namespace, tags, "
     "created, expires, last_accessed, hit_count, size_stored, size_raw, tokens_in, tokens_out, "
-    "cost_total, latency_ms, tiers, invalid";
+    "cost_total, latency_ms, tiers, invalid, tenant";
 
 std::string columnText(sqlite3_stmt* s, int i) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
@@ -89,6 +89,7 @@ Row readRow(sqlite3_stmt* s) {
   r.latencyMs = sqlite3_column_int64(s, 18);
   r.tiers = static_cast<unsigned>(sqlite3_column_int64(s, 19));
   r.invalid = sqlite3_column_int64(s, 20) != 0;
+  r.tenant = columnText(s, 21);
   return r;
 }
 
@@ -250,11 +251,11 @@ Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t s
   static const std::string kReplaceKey = "DELETE FROM entries WHERE cache_key = ?1 AND cache_id <> ?2";
   static const std::string kUpsert =
       std::string("INSERT INTO entries(") + kColumns +
-      ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,0) "
+      ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,0,?21) "
       "ON CONFLICT(cache_id) DO UPDATE SET cache_key=excluded.cache_key, "
       "request_hash=excluded.request_hash, model=excluded.model, platform=excluded.platform, "
       "provider=excluded.provider, endpoint=excluded.endpoint, namespace=excluded.namespace, "
-      "tags=excluded.tags, created=excluded.created, expires=excluded.expires, "
+      "tenant=excluded.tenant, tags=excluded.tags, created=excluded.created, expires=excluded.expires, "
       "last_accessed=max(last_accessed, excluded.last_accessed), "
       "hit_count=max(hit_count, excluded.hit_count), size_stored=excluded.size_stored, "
       "size_raw=excluded.size_raw, tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, "
@@ -294,6 +295,7 @@ Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t s
     st.bind(18, e.costTotal);
     st.bind(19, e.latencyMs);
     st.bind(20, static_cast<int64_t>(tiers));
+    st.bind(21, std::string_view(e.tenant));
     if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "writing the row of " + e.cacheId);
   }
   if (!(s = prepared(kClearTags, err))) return err;
@@ -450,6 +452,7 @@ Result<Page> Index::list(const Filter& f) {
   if (f.from) sql += " AND created >= ?4";
   if (f.to) sql += " AND created < ?5";
   if (!f.cursor.empty()) sql += " AND (created, cache_id) < (?6, ?7)";
+  if (f.tenant) sql += " AND tenant = ?9";
   sql += " ORDER BY created DESC, cache_id DESC LIMIT ?8";
 
   std::lock_guard lock(dbMutex_);
@@ -464,6 +467,7 @@ Result<Page> Index::list(const Filter& f) {
       s.bind(7, std::string_view(cursorId));
     }
     s.bind(8, static_cast<int64_t>(limit + 1));  // one more: is there a next page?
+    if (f.tenant) s.bind(9, std::string_view(*f.tenant));
   });
   if (!rows) return rows.error();
   Page page;

@@ -46,6 +46,7 @@ struct Row {
   std::string provider;
   std::string endpoint;
   std::string cacheNamespace;
+  std::string tenant;  // (schema v3) the scope in the entry's key; empty when unscoped
   std::vector<std::string> tags;
   TimePoint created{};               // the response timestamp
   std::optional<TimePoint> expires;  // nullopt: never
@@ -66,6 +67,7 @@ struct Filter {
   std::optional<std::string> model = {};
   std::optional<std::string> tag = {};
   std::optional<std::string> cacheNamespace = {};
+  std::optional<std::string> tenant = {};  // the entry's tenant ("" selects unscoped entries)
   std::optional<TimePoint> from = {};  // created >= from
   std::optional<TimePoint> to = {};    // created < to
   size_t limit = 100;                  // clamped to 1..kMaxPageSize

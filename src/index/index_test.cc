@@ -348,6 +348,54 @@ TEST_F(IndexTest, ListFiltersByModelTagNamespaceAndTime) {
   EXPECT_EQ(ids({.model = "gpt-4o-mini", .cacheNamespace = "tenant-1"}), (std::vector<std::string>{b.cacheId}));
 }
 
+TEST_F(IndexTest, ListFiltersByTenant) {
+  cache::Entry a = entryAt("gpt-4o:1", 1000);
+  cache::Entry b = entryAt("gpt-4o:2", 2000);
+  cache::Entry c = entryAt("gpt-4o:3", 3000);
+  cache::Entry d = entryAt("gpt-4o:4", 4000);
+  a.tenant = "tenant-hash-a";
+  b.tenant = "tenant-hash-b";
+  c.tenant = "tenant-hash-a";
+  for (const auto* e : {&a, &b, &c, &d}) ASSERT_TRUE(index_->upsert(*e, kTierMemory, 1, 1));
+  auto ids = [&](Filter f) {
+    std::vector<std::string> out;
+    for (const Row& r : index_->list(f).value().rows) out.push_back(r.cacheId);
+    return out;
+  };
+  EXPECT_EQ(ids({.tenant = "tenant-hash-a"}), (std::vector<std::string>{c.cacheId, a.cacheId}));
+  EXPECT_EQ(ids({.tenant = "tenant-hash-b"}), (std::vector<std::string>{b.cacheId}));
+  EXPECT_EQ(ids({.tenant = ""}), (std::vector<std::string>{d.cacheId}));
+  EXPECT_EQ(ids({.tenant = "nobody"}), (std::vector<std::string>{}));
+  EXPECT_EQ(ids({}).size(), 4u);
+  EXPECT_EQ(ids({.model = "gpt-4o-mini", .tenant = "tenant-hash-a", .limit = 1}), (std::vector<std::string>{c.cacheId}));
+  EXPECT_EQ(index_->byCacheId(b.cacheId).value()->tenant, "tenant-hash-b");
+  // An upsert of the same cache_id carries a changed tenant over.
+  b.tenant = "tenant-hash-c";
+  ASSERT_TRUE(index_->upsert(b, kTierDisk, 1, 1));
+  EXPECT_EQ(ids({.tenant = "tenant-hash-c"}), (std::vector<std::string>{b.cacheId}));
+}
+
+TEST_F(IndexTest, AVersionTwoFileGainsTheTenantColumnAndKeepsItsRows) {
+  index_.reset();
+  ASSERT_TRUE(Index::removeFiles(path_));
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(migrate(db, migrations().first(2)).value(), 2);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "INSERT INTO entries(cache_id, cache_key, request_hash, created, last_accessed) "
+                           "VALUES('id1', 'k:1', 'h1', 1, 1)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  index_ = openOrDie(path_);
+  ASSERT_TRUE(index_);
+  EXPECT_EQ(index_->schemaVersion(), 3);
+  EXPECT_EQ(index_->byCacheId("id1").value()->tenant, "");
+  EXPECT_EQ(index_->list({.tenant = ""}).value().rows.size(), 1u);
+}
+
 TEST_F(IndexTest, ListHidesInvalidRowsUnlessAsked) {
   cache::Entry a = entryAt("m:1", 1000);
   cache::Entry b = entryAt("m:2", 2000);
@@ -581,7 +629,7 @@ TEST_F(IndexTest, AVersionOneFileGainsTheEventsTableAndKeepsItsRows) {
   }
   index_ = openOrDie(path_);
   ASSERT_TRUE(index_);
-  EXPECT_EQ(index_->schemaVersion(), 2);
+  EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);  // every later step runs too
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM entries WHERE cache_id = 'id1' AND prompt_simhash IS NULL"), 1);
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 0);
 }

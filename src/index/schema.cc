@@ -78,7 +78,14 @@ ALTER TABLE entries ADD COLUMN prompt_simhash INTEGER;
 ALTER TABLE entries ADD COLUMN prompt_preview TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::array kMigrations = {Migration{1, kV1}, Migration{2, kV2}};
+// Version 3: each entry's tenant (the scope in its key: a keyed hash of the caller's credential
+// or a header value; empty when unscoped), for listing one tenant's entries.
+constexpr std::string_view kV3 = R"sql(
+ALTER TABLE entries ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+CREATE INDEX entries_by_tenant ON entries(tenant, created, cache_id);
+)sql";
+
+constexpr std::array kMigrations = {Migration{1, kV1}, Migration{2, kV2}, Migration{3, kV3}};
 static_assert(kMigrations.back().version == kSchemaVersion);
 
 Error sqlError(sqlite3* db, int rc, std::string what) {

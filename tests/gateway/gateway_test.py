@@ -845,5 +845,42 @@ class CliTest(unittest.TestCase):
         self.assertIn("CACHE_NO_SUCH", err.decode())
 
 
+class TenantListingTest(GatewayTestCase):
+    """Under the default CACHE_SCOPE=api_key each entry carries its tenant (the scope in its key),
+    and the admin listing filters by it."""
+
+    def test_entries_are_listed_by_the_tenant_that_stored_them(self):
+        auth_a, auth_b = "Bearer sk-tenant-list-a", "Bearer sk-tenant-list-b"
+        a = self.s.post(CHAT, chat(), {"Authorization": auth_a})
+        self.assertStatus(a, 200, "MISS")
+        b = self.s.post(CHAT, chat(), {"Authorization": auth_b})
+        self.assertStatus(b, 200, "MISS")  # another tenant: no cross hit
+        self.assertNotEqual(a.header("x-llmcache-key"), b.header("x-llmcache-key"))
+        self.assertEqual(self.s.upstream_calls(), 2)
+
+        def listing(query=""):
+            deadline = time.monotonic() + 5
+            while True:  # the index upserts happen in the background
+                res = self.s.get("/cache/entries" + query)
+                self.assertStatus(res, 200)
+                rows = res.json()["data"]
+                if len(rows) >= (1 if query else 2) or time.monotonic() > deadline:
+                    return rows
+                time.sleep(0.05)
+
+        everything = listing()
+        self.assertEqual({r["cache_key"] for r in everything},
+                         {a.header("x-llmcache-key"), b.header("x-llmcache-key")})
+        mine = listing(f"?tenant={scope_of(auth_a)}")
+        self.assertEqual([r["cache_key"] for r in mine], [a.header("x-llmcache-key")])
+        self.assertEqual(mine[0]["tenant"], scope_of(auth_a))
+        theirs = listing(f"?tenant={scope_of(auth_b)}")
+        self.assertEqual([r["cache_key"] for r in theirs], [b.header("x-llmcache-key")])
+        # Only the hash is stored: the credential is nowhere in the listing.
+        text = json.dumps(everything)
+        self.assertNotIn("sk-tenant-list-a", text)
+        self.assertNotIn("sk-tenant-list-b", text)
+
+
 if __name__ == "__main__":
     unittest.main()
