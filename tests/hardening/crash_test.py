@@ -156,6 +156,7 @@ class CrashTest(HardeningTestCase):
         keys = self.keys_of(sent)
         on_disk = {p for p in sent if entry_path(self.s.cache_dir, keys[p]) in before}
         port = self.s.gateway.port
+        restored = []
         for prompt in sent:
             with self.subTest(prompt=prompt):
                 res = request(port, "POST", CHAT, prompt_body(prompt), timeout=10)
@@ -180,6 +181,16 @@ class CrashTest(HardeningTestCase):
                     self.figures["files_checked"] += 1
                     self.assertEqual(res.cache_status, "HIT", res)
                 self.answers[prompt] = res.body
+                if res.cache_status == "MISS":
+                    restored.append(prompt)
+        # A re-asked MISS is written to disk in the background: wait for those files before the
+        # next round's kill, or the final check would find them lost to that kill.
+        deadline = time.monotonic() + 10
+        while restored and time.monotonic() < deadline:
+            restored = [p for p in restored if not entry_path(self.s.cache_dir, keys[p]).exists()]
+            if restored:
+                time.sleep(0.05)
+        self.assertEqual(restored, [], "re-stored answers never reached the disk")
         # Every file present before the kill belongs to a prompt of this round.
         # Every file present before the kill belongs to a prompt a client sent.
         self.all_files |= {entry_path(self.s.cache_dir, k) for k in keys.values()}
