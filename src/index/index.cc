@@ -501,41 +501,27 @@ Result<std::vector<Row>> Index::match(const Criterion& c, TimePoint now) {
 }
 
 Result<size_t> Index::markInvalid(const std::vector<std::string>& ids) {
-  static const std::string kSql = "UPDATE entries SET invalid = 1 WHERE cache_id = ?1 AND invalid = 0";
-  std::lock_guard lock(dbMutex_);
-  if (auto r = execLocked("BEGIN IMMEDIATE"); !r) return r.error();
-  size_t n = 0;
-  Result<void> r;
-  Error err;
-  sqlite3_stmt* s = prepared(kSql, err);
-  if (!s) r = err;
-  for (size_t i = 0; r && i < ids.size(); ++i) {
-    Stmt st(s);
-    st.bind(1, std::string_view(ids[i]));
-    if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "marking rows invalid");
-    else n += static_cast<size_t>(sqlite3_changes(db_));
-  }
-  if (r) r = execLocked("COMMIT");
-  if (!r) {
-    (void)execLocked("ROLLBACK");
-    return r.error();
-  }
-  return n;
+  return eachIdInTransaction("UPDATE entries SET invalid = 1 WHERE cache_id = ?1 AND invalid = 0",
+                             ids, "marking rows invalid");
 }
 
 Result<size_t> Index::erase(const std::vector<std::string>& ids) {
-  static const std::string kSql = "DELETE FROM entries WHERE cache_id = ?1";
+  return eachIdInTransaction("DELETE FROM entries WHERE cache_id = ?1", ids, "erasing rows");
+}
+
+Result<size_t> Index::eachIdInTransaction(const std::string& sql, const std::vector<std::string>& ids,
+                                          const char* what) {
   std::lock_guard lock(dbMutex_);
   if (auto r = execLocked("BEGIN IMMEDIATE"); !r) return r.error();
   size_t n = 0;
   Result<void> r;
   Error err;
-  sqlite3_stmt* s = prepared(kSql, err);
+  sqlite3_stmt* s = prepared(sql, err);
   if (!s) r = err;
   for (size_t i = 0; r && i < ids.size(); ++i) {
     Stmt st(s);
     st.bind(1, std::string_view(ids[i]));
-    if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "erasing rows");
+    if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, what);
     else n += static_cast<size_t>(sqlite3_changes(db_));
   }
   if (r) r = execLocked("COMMIT");

@@ -221,6 +221,9 @@ class Index {
   // Callers hold dbMutex_.
   sqlite3_stmt* prepared(const std::string& sql, Error& error);
   Result<void> execLocked(const char* sql);
+  // Runs sql (one ?1 parameter) once per id in one transaction; the number of rows changed.
+  Result<size_t> eachIdInTransaction(const std::string& sql, const std::vector<std::string>& ids,
+                                     const char* what);
   Result<void> upsertLocked(const cache::Entry& entry, unsigned tiers, size_t sizeStored, size_t sizeRaw);
   Result<std::vector<Row>> rowsLocked(const std::string& sql, const std::function<void(Stmt&)>& bind);
   Error sqlError(int rc, std::string_view what) const;
