@@ -265,6 +265,19 @@ Result<Json> parseJson(std::string_view text, const JsonParseOptions& options) {
   return std::move(p.handler().root);
 }
 
+const char* jsonShortEscape(char32_t c) {
+  switch (c) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\n': return "\\n";
+    case '\r': return "\\r";
+    case '\t': return "\\t";
+    case '\b': return "\\b";
+    case '\f': return "\\f";
+    default: return nullptr;
+  }
+}
+
 void writeJsonString(std::string_view s, std::string& out) {
   static const char* hex = "0123456789abcdef";
   out.push_back('"');
@@ -274,18 +287,12 @@ void writeJsonString(std::string_view s, std::string& out) {
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);
     run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        out += "\\u00";
-        out.push_back(hex[c >> 4]);
-        out.push_back(hex[c & 15]);
+    if (const char* e = jsonShortEscape(c)) {
+      out += e;
+    } else {
+      out += "\\u00";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
     }
   }
   out.append(s.data() + run, s.size() - run);

@@ -91,6 +91,9 @@ Result<Json> parseJson(std::string_view text, const JsonParseOptions& options = 
 // Compact JSON: no spaces, UTF-8 kept as is, numbers as written.
 void writeJson(const Json& value, std::string& out);
 std::string toJson(const Json& value);
+// The two-character escape JSON has for c (\" \\ \n \r \t \b \f), or nullptr when c has
+// none. Shared by this file's writer and the key's canonical (ensure_ascii) writer.
+const char* jsonShortEscape(char32_t c);
 // Appends s as a JSON string literal (quotes included), escaping only what JSON requires.
 void writeJsonString(std::string_view s, std::string& out);
 

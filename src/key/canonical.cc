@@ -89,22 +89,16 @@ void writePythonString(std::string_view s, std::string& out) {
       continue;
     }
     const char32_t cp = decodeUtf8(s, i);
-    switch (cp) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (cp >= 0x10000) {
-          const char32_t v = cp - 0x10000;
-          u(0xD800 + static_cast<unsigned>(v >> 10));
-          u(0xDC00 + static_cast<unsigned>(v & 0x3FF));
-        } else {
-          u(static_cast<unsigned>(cp));
-        }
+    if (const char* e = jsonShortEscape(cp)) {
+      out += e;
+      continue;
+    }
+    if (cp >= 0x10000) {
+      const char32_t v = cp - 0x10000;
+      u(0xD800 + static_cast<unsigned>(v >> 10));
+      u(0xDC00 + static_cast<unsigned>(v & 0x3FF));
+    } else {
+      u(static_cast<unsigned>(cp));
     }
   }
   out.push_back('"');
