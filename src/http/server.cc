@@ -12,8 +12,11 @@ using tcp = net::ip::tcp;
 
 // What stop() needs to reach a connection: its strand and whether a request is in flight.
 struct Server::SessionState {
-  beast::tcp_stream* stream = nullptr;
-  bool busy = false;  // touched only on the session's strand
+  // The connection's strand. stop() posts to it from another thread; it must not read `stream`
+  // for that, since the session may be tearing the stream down at that very moment.
+  net::any_io_executor executor;
+  beast::tcp_stream* stream = nullptr;  // touched only on the session's strand
+  bool busy = false;                    // touched only on the session's strand
 };
 
 net::awaitable<void> ResponseWriter::send(Response response) {
@@ -100,7 +103,7 @@ void Server::stop() {
     // their read. Busy ones finish their response and then close (the loop checks draining_).
     std::lock_guard lock(sessionsMutex_);
     for (const auto& s : sessions_) {
-      net::post(s->stream->get_executor(), [s] {
+      net::post(s->executor, [s] {
         if (s->stream && !s->busy) s->stream->socket().cancel();
       });
     }
@@ -171,6 +174,7 @@ Response Server::errorResponse(bhttp::status status, std::string message, std::s
 net::awaitable<void> Server::session(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   auto state = std::make_shared<SessionState>();
+  state->executor = stream.get_executor();
   state->stream = &stream;
   std::list<std::shared_ptr<SessionState>>::iterator self;
   {
