@@ -93,6 +93,7 @@ struct Gateway::Context {
   bool bodyParsed = false;  // `body` holds the parsed request (a KeyMemo hit skips parsing)
   // What the analytics event reports (filled as the request goes).
   std::optional<Outcome> outcome;
+  bool recorded = false;  // the event went out (settle() does it before the answer is sent)
   std::string tier;
   cache::EntryPtr answer;  // the entry served or stored
   std::string callerHash;
@@ -224,7 +225,7 @@ http::Response Gateway::errorResponse(bhttp::status status, std::string message,
 
 net::awaitable<void> Gateway::sendError(Context& ctx, http::ResponseWriter& w, bhttp::status status,
                                         std::string_view message, Outcome outcome) {
-  ctx.outcome = outcome;
+  settle(ctx, outcome);
   http::Response res{status, ctx.request.version()};
   res.set(bhttp::field::content_type, "application/json");
   res.set("x-llmcache-status", outcomeName(outcome));
@@ -240,8 +241,8 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   // One analytics event per request, whichever way it ends (no co_await in a destructor).
   struct RecordOnExit {
     Gateway& g;
-    const Context& c;
-    ~RecordOnExit() { g.recordEvent(c); }
+    Context& c;
+    ~RecordOnExit() { g.recordEvent(c); }  // requests that ended without settle() (errors)
   } recordOnExit{*this, ctx};
   const std::string_view target = req.target();
   const size_t q = target.find('?');
@@ -549,8 +550,14 @@ net::awaitable<void> Gateway::store(cache::EntryPtr entry, uint64_t generation) 
   }
 }
 
-void Gateway::recordEvent(const Context& ctx) {
-  if (!ctx.outcome || (!deps_.recorder && !deps_.metrics)) return;
+void Gateway::settle(Context& ctx, Outcome outcome) {
+  ctx.outcome = outcome;
+  recordEvent(ctx);
+}
+
+void Gateway::recordEvent(Context& ctx) {
+  if (!ctx.outcome || ctx.recorded || (!deps_.recorder && !deps_.metrics)) return;
+  ctx.recorded = true;
   analytics::Event e;
   e.time = deps_.clock.now();
   e.cacheKey = ctx.key.cacheKey;
@@ -793,8 +800,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
   }
   publish(flights_, ctx, result);  // before our client sees the end of the answer (see Context::flight)
   const Outcome finalOutcome = entry ? outcome : Outcome::Uncacheable;
-  ctx.outcome = finalOutcome;
   ctx.answer = entry;
+  settle(ctx, finalOutcome);
   if (streaming) {
     co_await w.finish();
   } else {
@@ -809,8 +816,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
 net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
                                          const cache::Entry& entry, Outcome outcome,
                                          std::string_view layer) {
-  ctx.outcome = outcome;
   ctx.tier = std::string(layer);
+  settle(ctx, outcome);
   // Queued in memory and written in batches by the index's own thread: no SQLite here.
   if (deps_.index && outcome == Outcome::Hit) deps_.index->recordHit(entry.cacheId, deps_.clock.now());
   http::Response res{static_cast<bhttp::status>(entry.status ? entry.status : 200),
@@ -843,7 +850,7 @@ net::awaitable<void> Gateway::serveFlightResult(Context& ctx, http::ResponseWrit
     co_await serveEntry(ctx, w, *result.entry, Outcome::Coalesced, "");
     co_return;
   }
-  ctx.outcome = Outcome::Coalesced;
+  settle(ctx, Outcome::Coalesced);
   http::Response res{static_cast<bhttp::status>(result.status), ctx.request.version()};
   for (const auto& h : result.headers) res.insert(h.name, h.value);
   res.set("x-llmcache-status", outcomeName(Outcome::Coalesced));
@@ -895,6 +902,7 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
       break;
     }
   }
+  recordEvent(ctx);
   if (!clientGone) co_await w.finish();
 }
 

@@ -123,7 +123,10 @@ class Gateway {
   http::net::awaitable<void> store(cache::EntryPtr entry, uint64_t generation);
   http::net::awaitable<void> serveAdmin(Context& ctx, http::ResponseWriter& w);
   http::net::awaitable<void> serveMetrics(Context& ctx, http::ResponseWriter& w);
-  void recordEvent(const Context& ctx);
+  // The request's outcome is final: set it and record the analytics event now, before the
+  // answer reaches the client (a client reading /cache/analytics right after sees it counted).
+  void settle(Context& ctx, Outcome outcome);
+  void recordEvent(Context& ctx);  // once per request
   bool freshEnough(const Context& ctx, const cache::Entry& entry) const;
 
   GatewayDeps deps_;
