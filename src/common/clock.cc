@@ -1,5 +1,6 @@
 #include "common/clock.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
@@ -22,7 +23,14 @@ int64_t toUnixMillis(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-TimePoint fromUnixMillis(int64_t ms) { return TimePoint{std::chrono::milliseconds{ms}}; }
+// system_clock counts nanoseconds in an int64: about +-292 years around 1970. Milliseconds from
+// outside (an index row, an S3 object) beyond that are clamped to the ends instead of overflowing
+// the conversion (undefined behaviour, found by fuzz_codec).
+TimePoint fromUnixMillis(int64_t ms) {
+  constexpr int64_t kMax = std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::duration::max()).count();
+  constexpr int64_t kMin = std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::duration::min()).count() + 1;
+  return TimePoint{std::chrono::milliseconds{std::clamp(ms, kMin, kMax)}};
+}
 
 std::string formatIso8601(TimePoint t) {
   const int64_t ms = toUnixMillis(t);
@@ -44,6 +52,8 @@ std::string formatIso8601(TimePoint t) {
 bool parseIso8601(std::string_view s, TimePoint& out) {
   auto num = [&](size_t pos, size_t len, int& v) {
     if (pos + len > s.size()) return false;
+    for (size_t i = pos; i < pos + len; ++i)  // digits only: from_chars alone would take "-1"
+      if (s[i] < '0' || s[i] > '9') return false;
     auto r = std::from_chars(s.data() + pos, s.data() + pos + len, v);
     return r.ec == std::errc{} && r.ptr == s.data() + pos + len;
   };
@@ -60,6 +70,8 @@ bool parseIso8601(std::string_view s, TimePoint& out) {
   }
   if (pos + 1 != s.size() || s[pos] != 'Z') return false;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return false;
+  // Years a TimePoint can hold (1678..2261); later ones would overflow its nanoseconds.
+  if (y < 1678 || y > 2261) return false;
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;

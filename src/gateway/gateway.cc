@@ -4,7 +4,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <charconv>
+#include <climits>
 #include <ranges>
 #include <iostream>
 
@@ -440,7 +442,9 @@ bool Gateway::freshEnough(const Context& ctx, const cache::Entry& entry) const {
   if (!ctx.maxAge) return true;
   const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(deps_.clock.now() -
                                                                         entry.responseTimestamp);
-  return age.count() <= *ctx.maxAge * 1000;  // older than the client accepts: a miss
+  // Older than the client accepts: a miss. (Compared in milliseconds without multiplying the
+  // client's number, which may be as large as int64 allows.)
+  return *ctx.maxAge >= INT64_MAX / 1000 || age.count() <= *ctx.maxAge * 1000;
 }
 
 net::awaitable<std::optional<cache::ChainHit>> Gateway::lookup(const Context& ctx) {
@@ -779,7 +783,10 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
       }
     }
     if (ctx.ttl) ttl = *ctx.ttl;
-    if (ttl > 0) e->expiresAt = e->responseTimestamp + std::chrono::seconds(ttl);
+    // More than 100 years is forever in practice; the cap keeps the sum inside TimePoint's range
+    // (a header of 9223372036854775807 seconds would overflow its nanoseconds).
+    constexpr int64_t kMaxTtlSeconds = int64_t{100} * 365 * 24 * 3600;
+    if (ttl > 0) e->expiresAt = e->responseTimestamp + std::chrono::seconds(std::min(ttl, kMaxTtlSeconds));
     e->tags = ctx.tags;
     e->cacheNamespace = ctx.keyNamespace;
     e->tenant = ctx.tenant;
