@@ -1,4 +1,5 @@
 #include "analytics/recorder.h"
+#include "common/thread.h"
 
 #include <algorithm>
 
@@ -60,6 +61,7 @@ void EventRecorder::record(Event event) {
 }
 
 void EventRecorder::writerLoop() {
+  lowerThreadPriority();
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     cv_.wait_for(lock, options_.flushInterval, [&] { return stopping_ || queue_.size() >= options_.batch; });

@@ -58,11 +58,11 @@ Result<void> readTime(const Json& obj, std::string_view name, TimePoint& out) {
   return {};
 }
 
-size_t jsonBytes(const Json& j) {
-  size_t n = sizeof(Json) + j.text().capacity();
-  for (const auto& k : j.keys()) n += sizeof(std::string) + k.capacity();
-  for (const auto& item : j.items()) n += jsonBytes(item);
-  return n;
+// The entry's JSON text fields as values in the stored object (empty: null).
+Json embedded(const std::string& text) {
+  if (text.empty()) return Json::null();
+  auto parsed = parseJson(text);
+  return parsed ? std::move(*parsed) : Json::null();
 }
 
 }  // namespace
@@ -72,7 +72,7 @@ size_t Entry::approxBytes() const {
   for (const std::string* s : {&cacheId, &cacheKey, &requestHash, &endpoint, &model, &platform,
                                &provider, &cacheNamespace, &tenant})
     n += s->capacity();
-  n += jsonBytes(request) + jsonBytes(response);
+  n += request.capacity() + response.capacity();
   for (const auto& t : tags) n += sizeof(std::string) + t.capacity();
   for (const auto& e : sseEvents) n += sizeof(SseEvent) + e.event.capacity() + e.data.capacity();
   return n;
@@ -85,9 +85,9 @@ Json entryToJson(const Entry& e) {
   j.set("cache_key", Json::string(e.cacheKey));
   j.set("request_hash", Json::string(e.requestHash));
   j.set("endpoint", Json::string(e.endpoint));
-  j.set("request", e.request);
+  j.set("request", embedded(e.request));
   j.set("request_timestamp", timeJson(e.requestTimestamp));
-  j.set("response", e.response);
+  j.set("response", embedded(e.response));
   j.set("response_timestamp", timeJson(e.responseTimestamp));
   j.set("status", Json::integer(e.status));
   j.set("model", Json::string(e.model));
@@ -164,8 +164,8 @@ Result<Entry> entryFromJson(const Json& j) {
   if (status < 0 || status > 999) return corrupt("status out of range");
   e.status = static_cast<int>(status);
 
-  if (const Json* v = j.find("request")) e.request = *v;
-  e.response = *j.find("response");
+  if (const Json* v = j.find("request"); v && !v->isNull()) e.request = toJson(*v);
+  e.response = toJson(*j.find("response"));
 
   if (const Json* t = j.find("tokens"); t && !t->isNull()) {
     if (!t->isObject()) return corrupt("tokens must be an object");

@@ -14,16 +14,16 @@ inline Entry makeTestEntry(std::string cacheKey, std::string content = "Hello!",
   e.cacheKey = std::move(cacheKey);
   e.requestHash = std::move(requestHash);
   e.endpoint = "openai.chat";
-  e.request = parseJson(R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}],"temperature":0.0})")
-                  .value();
+  e.request = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}],"temperature":0.0})";
   Json message = Json::object();
   message.set("role", Json::string("assistant")).set("content", Json::string(std::move(content)));
   Json choice = Json::object();
   choice.set("index", Json::integer(0)).set("message", std::move(message));
   Json choices = Json::array();
   choices.push(std::move(choice));
-  e.response = Json::object();
-  e.response.set("id", Json::string("chatcmpl-1")).set("choices", std::move(choices));
+  Json response = Json::object();
+  response.set("id", Json::string("chatcmpl-1")).set("choices", std::move(choices));
+  e.response = toJson(response);
   e.requestTimestamp = fromUnixMillis(1767225600123);
   e.responseTimestamp = fromUnixMillis(1767225600456);
   e.status = 200;

@@ -20,7 +20,8 @@ class CacheTier {
   virtual std::string_view name() const = 0;
 
   // The entry stored under cacheKey.
-  //   value EntryPtr     : found, decoded, checksum verified. The caller still checks
+  //   value EntryPtr     : found, decoded, checksum verified (without `request` where
+  //                        keepsRequest() is false). The caller still checks
   //                        request_hash and expiry (TierChain does).
   //   value std::nullopt : a miss. Also what a corrupt or truncated stored entry becomes; the
   //                        tier deletes such an entry before answering.
@@ -33,6 +34,10 @@ class CacheTier {
   // within the tier's bounds. A concurrent lookup sees either the old or the new entry whole,
   // never a mix. Error: nothing was stored (the old entry, if any, may remain).
   virtual Result<void> insert(EntryPtr entry) = 0;
+
+  // Whether a found entry carries its `request` text. The memory tier drops it (a hit never reads
+  // it; keeping it cost as much memory as the answer); disk and S3 keep the whole entry.
+  virtual bool keepsRequest() const { return true; }
 
   // Removes the entry under cacheKey. true: one was removed; false: there was none.
   virtual Result<bool> erase(std::string_view cacheKey) = 0;

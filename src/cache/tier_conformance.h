@@ -64,6 +64,13 @@ class CacheTierConformance : public ::testing::TestWithParam<TierFactory> {
     ASSERT_TRUE(r) << r.error().message;
   }
   void put(EntryPtr e) { put(*tier_, std::move(e)); }
+  // What a lookup must give back for an inserted entry: the same, less the request text when the
+  // tier does not keep it.
+  static Entry asStored(const CacheTier& tier, const Entry& e) {
+    Entry stored = e;
+    if (!tier.keepsRequest()) stored.request.clear();
+    return stored;
+  }
 
   std::unique_ptr<CacheTier> tier_;
 };
@@ -73,7 +80,7 @@ TEST_P(CacheTierConformance, InsertedEntryIsFoundWhole) {
   put(e);
   auto found = get(e->cacheKey);
   ASSERT_TRUE(found);
-  EXPECT_EQ(**found, *e);
+  EXPECT_EQ(**found, asStored(*tier_, *e));
 }
 
 TEST_P(CacheTierConformance, AbsentKeyIsAMiss) {
@@ -88,7 +95,7 @@ TEST_P(CacheTierConformance, InsertReplacesTheEntryUnderItsKey) {
   put(second);
   auto found = get("k:01");
   ASSERT_TRUE(found);
-  EXPECT_EQ(**found, *second);
+  EXPECT_EQ(**found, asStored(*tier_, *second));
 }
 
 TEST_P(CacheTierConformance, DistinctKeysKeepTheirOwnEntries) {
@@ -98,7 +105,7 @@ TEST_P(CacheTierConformance, DistinctKeysKeepTheirOwnEntries) {
   for (auto& e : entries) {
     auto found = get(e->cacheKey);
     ASSERT_TRUE(found) << e->cacheKey;
-    EXPECT_EQ(**found, *e);
+    EXPECT_EQ(**found, asStored(*tier_, *e));
   }
 }
 
@@ -128,7 +135,7 @@ TEST_P(CacheTierConformance, LargeEntryRoundTrips) {
   put(e);
   auto found = get("k:big");
   ASSERT_TRUE(found);
-  EXPECT_EQ(**found, *e);
+  EXPECT_EQ(**found, asStored(*tier_, *e));
 }
 
 TEST_P(CacheTierConformance, CorruptStoredEntryIsAMissAndIsRemoved) {
@@ -144,7 +151,7 @@ TEST_P(CacheTierConformance, CorruptStoredEntryIsAMissAndIsRemoved) {
   put(fresh);
   auto found = get("k:01");
   ASSERT_TRUE(found);
-  EXPECT_EQ(**found, *fresh);
+  EXPECT_EQ(**found, asStored(*tier_, *fresh));
 }
 
 TEST_P(CacheTierConformance, ConcurrentInsertsOfOneKeyLeaveOneWholeEntry) {
@@ -155,7 +162,7 @@ TEST_P(CacheTierConformance, ConcurrentInsertsOfOneKeyLeaveOneWholeEntry) {
     inserted.push_back(entry("k:shared", "answer number " + std::to_string(i) + std::string(i * 100, 'x')));
   auto isOneOfThem = [&](const Entry& e) {
     for (auto& x : inserted)
-      if (*x == e) return true;
+      if (asStored(*tier_, *x) == e) return true;
     return false;
   };
 
@@ -208,7 +215,7 @@ TEST_P(CacheTierConformance, EntriesSurviveReopening) {
   tier_ = GetParam().reopen();
   auto found = get("k:a");
   ASSERT_TRUE(found);
-  EXPECT_EQ(**found, *a);
+  EXPECT_EQ(**found, asStored(*tier_, *a));
   EXPECT_FALSE(get("k:b"));
 }
 

@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "api/request.h"
+#include "common/thread.h"
 #include "api/response.h"
 #include "api/sse_parser.h"
 #include "analytics/prompt.h"
@@ -184,6 +185,9 @@ Gateway::Gateway(GatewayDeps deps) : deps_(deps), keyMemo_(deps.config.keyMemoEn
   mode_ = key::parseNormalizeMode(deps_.config.keyNormalize).value_or(key::NormalizeMode::Seed);
   modelTtls_ = deps_.config.modelTtlRules();
   defaultPlatform_ = "default";
+  // Disk writes, index upserts and admin queries yield the CPU to the request threads.
+  net::post(writers_, [] { lowerThreadPriority(); });
+  net::post(adminPool_, [] { lowerThreadPriority(); });
   for (const auto& p : deps_.platforms.all())
     if (p.baseUrl == deps_.config.upstream) defaultPlatform_ = p.name;
 }
@@ -497,7 +501,8 @@ net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
   if (failure) std::rethrow_exception(failure);
 }
 
-net::awaitable<void> Gateway::store(cache::EntryPtr entry, uint64_t generation) {
+net::awaitable<void> Gateway::store(cache::EntryPtr entry, uint64_t generation,
+                                    std::shared_ptr<const KeyMemo::Value> keyInfo) {
   // The first tier (memory) before answering, so the next identical request is a hit; the
   // lower tiers (disk fsync, the index upsert, the S3 outbox's journal) in the background, off
   // the request threads. With CACHE_ASYNC_WRITES=false, S3 is written before answering.
@@ -511,10 +516,16 @@ net::awaitable<void> Gateway::store(cache::EntryPtr entry, uint64_t generation) 
   if (!kept) co_return;  // an invalidation condemned this answer while it was in flight
   ++stats_.stored;
   const bool s3Sync = deps_.s3 && !deps_.s3Outbox;
-  net::post(writers_, [this, entry, generation, inv] {
+  net::post(writers_, [this, entry, generation, inv, keyInfo = std::move(keyInfo)] {
     auto rest = [&] {
       const size_t raw = entry->approxBytes();
-      if (deps_.index) (void)deps_.index->upsert(*entry, index::kTierMemory, raw, raw);
+      if (deps_.index) {
+        (void)deps_.index->upsert(*entry, index::kTierMemory, raw, raw);
+        // The near-duplicate finder's signature, set with the row (events of hits no longer
+        // look the row up to set it: that was an UPDATE per hit on the recorder's thread).
+        if (keyInfo && keyInfo->promptSimhash)
+          (void)deps_.index->setPromptSignature(entry->cacheKey, keyInfo->promptSimhash, keyInfo->promptPreview);
+      }
       for (size_t i = 1; i < deps_.chain.size(); ++i) {
         auto& tier = deps_.chain.tier(i);
         if (auto r = tier.insert(entry); !r) {
@@ -752,15 +763,15 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     e->cacheKey = ctx.key.cacheKey;
     e->requestHash = ctx.key.requestHash;
     e->endpoint = std::string(key::endpointName(*ctx.endpoint));
-    e->request = ctx.body;
+    e->request = toJson(ctx.body);
     e->requestTimestamp = ctx.received;
-    e->response = std::move(*answer);
+    e->response = toJson(*answer);
     e->responseTimestamp = deps_.clock.now();
     e->status = head.status;
     e->model = ctx.info.model;
     e->platform = ctx.platform;
     e->provider = upstream::providerOf(ctx.info.model);
-    const api::Usage usage = api::extractUsage(*ctx.endpoint, e->response);
+    const api::Usage usage = api::extractUsage(*ctx.endpoint, *answer);
     e->tokensInput = usage.inputTokens;
     e->tokensOutput = usage.outputTokens;
     if (usage.reportedCostUsd) {
@@ -792,7 +803,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     e->tenant = ctx.tenant;
     if (streaming) e->sseEvents = std::move(events);
     entry = std::move(e);
-    if (!ctx.noStore) co_await store(entry, ctx.generation);
+    if (!ctx.noStore) co_await store(entry, ctx.generation, ctx.keyInfo);
     ++stats_.misses;
   }
 
@@ -839,13 +850,14 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
     res.set(bhttp::field::content_type, "text/event-stream; charset=utf-8");
     res.set(bhttp::field::cache_control, "no-cache");
     const auto key = key::parseEndpoint(entry.endpoint).value_or(*ctx.endpoint);
+    auto parsed = parseJson(entry.response);
+    const Json assembled = parsed ? std::move(*parsed) : Json::object();
     res.body() = api::formatSse(api::fitUsageToRequest(
-        key,
-        entry.sseEvents.empty() ? api::synthesizeStream(key, entry.response) : entry.sseEvents,
-        ctx.includeUsage, entry.response));
+        key, entry.sseEvents.empty() ? api::synthesizeStream(key, assembled) : entry.sseEvents,
+        ctx.includeUsage, assembled));
   } else {
     res.set(bhttp::field::content_type, "application/json");
-    res.body() = toJson(entry.response);
+    res.body() = entry.response;  // stored serialized: no JSON writer on a hit
   }
   co_await w.send(std::move(res));
 }

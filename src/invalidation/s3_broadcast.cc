@@ -1,4 +1,5 @@
 #include "invalidation/s3_broadcast.h"
+#include "common/thread.h"
 
 #include <cstdio>
 #include <fstream>
@@ -34,6 +35,7 @@ S3InvalidationBroadcast::~S3InvalidationBroadcast() {
 }
 
 void S3InvalidationBroadcast::loop() {
+  lowerThreadPriority();
   for (;;) {
     (void)pollOnce();
     std::unique_lock lock(stopMutex_);

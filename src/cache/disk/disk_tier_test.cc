@@ -319,7 +319,7 @@ TEST_F(DiskTierTest, EncryptedFilesHoldNoPlaintextOfThePromptOrTheAnswer) {
       EXPECT_EQ(bytes.find(needle), std::string::npos) << needle;
     auto found = get(tier, "k:01");
     ASSERT_TRUE(found);
-    EXPECT_EQ((*found)->response.find("choices")->items()[0].find("message")->getString("content"),
+    EXPECT_EQ(parseJson((*found)->response).value().find("choices")->items()[0].find("message")->getString("content"),
               "the answer is swordfish");
   }
 }

@@ -30,6 +30,7 @@ class MemoryTier final : public CacheTier {
   Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
   Result<void> insert(EntryPtr entry) override;
   Result<bool> erase(std::string_view cacheKey) override;
+  bool keepsRequest() const override { return false; }
 
   size_t entryCount() const;
   size_t byteCount() const;
@@ -37,14 +38,13 @@ class MemoryTier final : public CacheTier {
 
  private:
   struct Node {
-    std::string key;
-    EntryPtr entry;
+    EntryPtr entry;  // immutable while here: the index's key views entry->cacheKey (no copy)
     size_t bytes;
   };
   struct Shard {
     mutable std::mutex mutex;
     std::list<Node> lru;  // front: most recently used
-    std::unordered_map<std::string_view, std::list<Node>::iterator> index;  // views into Node::key
+    std::unordered_map<std::string_view, std::list<Node>::iterator> index;  // views into the entries' cacheKey
     size_t bytes = 0;
     size_t maxEntries = 0;
     size_t maxBytes = 0;

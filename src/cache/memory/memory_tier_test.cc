@@ -30,13 +30,33 @@ EntryPtr entry(std::string key, std::string content = "Hello!") {
   return std::make_shared<const Entry>(makeTestEntry(std::move(key), std::move(content)));
 }
 
+EntryPtr withoutRequest(std::string key, std::string content = "Hello!") {
+  Entry e = makeTestEntry(std::move(key), std::move(content));
+  e.request.clear();
+  return std::make_shared<const Entry>(std::move(e));
+}
+
 TEST(MemoryTier, ReturnsTheStoredObjectItselfWithoutCopying) {
   MemoryTier tier;
-  auto e = entry("k:1");
+  auto e = withoutRequest("k:1");
   ASSERT_TRUE(tier.insert(e));
   auto found = tier.lookup("k:1");
   ASSERT_TRUE(found && *found);
   EXPECT_EQ(found->value().get(), e.get());
+}
+
+TEST(MemoryTier, DropsTheRequestTextAndKeepsTheRest) {
+  MemoryTier tier;
+  auto e = entry("k:1");
+  ASSERT_FALSE(e->request.empty());
+  ASSERT_TRUE(tier.insert(e));
+  auto found = tier.lookup("k:1");
+  ASSERT_TRUE(found && *found);
+  EXPECT_TRUE((**found)->request.empty());
+  Entry expected = *e;
+  expected.request.clear();
+  EXPECT_EQ(***found, expected);
+  EXPECT_FALSE(e->request.empty());  // the caller's entry (bound for disk and S3) is untouched
 }
 
 TEST(MemoryTier, EntryBoundHoldsInTotalAcrossShards) {
@@ -56,11 +76,11 @@ TEST(MemoryTier, MoreShardsThanEntriesStillStoresEveryEntry) {
 }
 
 TEST(MemoryTier, ByteBoundEvictsTheLeastRecentlyUsed) {
-  const size_t one = entry("k:0", std::string(10000, 'x'))->approxBytes();
+  const size_t one = withoutRequest("k:0", std::string(10000, 'x'))->approxBytes();
   MemoryTier tier(MemoryTierOptions{.maxEntries = 100, .maxBytes = 3 * one + one / 2, .shards = 1});
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i), std::string(10000, 'x'))));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tier.insert(withoutRequest("k:" + std::to_string(i), std::string(10000, 'x'))));
   ASSERT_TRUE(*tier.lookup("k:0"));
-  ASSERT_TRUE(tier.insert(entry("k:3", std::string(10000, 'x'))));
+  ASSERT_TRUE(tier.insert(withoutRequest("k:3", std::string(10000, 'x'))));
   EXPECT_EQ(tier.entryCount(), 3u);
   EXPECT_LE(tier.byteCount(), 3 * one + one / 2);
   EXPECT_FALSE(*tier.lookup("k:1"));

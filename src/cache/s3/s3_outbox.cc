@@ -1,4 +1,5 @@
 #include "cache/s3/s3_outbox.h"
+#include "common/thread.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -155,6 +156,7 @@ std::list<S3Outbox::Job>::iterator S3Outbox::nextJobLocked() {
 }
 
 void S3Outbox::work() {
+  lowerThreadPriority();
   std::unique_lock lock(mutex_);
   for (;;) {
     if (stopping_) return;

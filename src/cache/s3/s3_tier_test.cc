@@ -245,7 +245,7 @@ TEST_F(S3TierTest, WithEncryptionNoObjectHoldsThePromptOrTheAnswer) {
   o.codec.key = keyOf(1);  // compression off: encryption alone forces the framing
   S3Tier tier(*client_, o);
   Entry raw = makeTestEntry("gpt-4o-mini:0000000000000005", "the answer is swordfish");
-  raw.request = parseJson(R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"what is the password"}]})").value();
+  raw.request = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"what is the password"}]})";
   auto e = std::make_shared<const Entry>(raw);
   ASSERT_TRUE(tier.insert(e));
   ASSERT_TRUE(tier.flushIndex());
