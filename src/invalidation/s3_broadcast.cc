@@ -1,5 +1,4 @@
 #include "invalidation/s3_broadcast.h"
-#include "common/thread.h"
 
 #include <cstdio>
 #include <fstream>
@@ -35,7 +34,6 @@ S3InvalidationBroadcast::~S3InvalidationBroadcast() {
 }
 
 void S3InvalidationBroadcast::loop() {
-  lowerThreadPriority();
   for (;;) {
     (void)pollOnce();
     std::unique_lock lock(stopMutex_);

@@ -137,7 +137,9 @@ int runServe(const ServeArgs& a) {
         .dir = c.cacheDir,
         .maxEntries = c.diskEntries,
         .maxBytes = c.diskBytes,
-        .codec = codec});
+        .codec = codec,
+        // Serve at once however many files there are; they are counted in the background.
+        .scanInBackground = true});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "llmcache: cannot use CACHE_DIR %s: %s\n", c.cacheDir.c_str(), e.what());
     return 2;

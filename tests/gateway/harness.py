@@ -205,6 +205,18 @@ class Stack:
     def entry_files(self):
         return sorted((self.cache_dir / "entries").glob("*/*.entry"))
 
+    def wait_stored(self, n, timeout=30):
+        """Waits until the background writer (a low-priority thread) has put n entries on disk
+        and in the index (loopback admin access, no token)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.entry_files()) >= n:
+                stats = request(self.gateway.port, "GET", "/cache/stats")
+                if stats.status == 200 and stats.json().get("entries", 0) >= n:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"{n} entries not stored within {timeout}s: {len(self.entry_files())} files")
+
 
 _SANITIZER = re.compile(rb"(ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |"
                         rb"WARNING: ThreadSanitizer)")

@@ -39,7 +39,7 @@ class Invalidation(unittest.TestCase):
         out["claude"] = self.s.post(CHAT, chat("delta", "claude-3-5-haiku"))
         for r in out.values():
             self.assertEqual(r.cache_status, "MISS")
-        time.sleep(0.3)  # the index upserts happen in the background
+        self.s.wait_stored(len(out))  # disk writes and index upserts happen in the background
         return out
 
     REQUESTS = {
@@ -148,7 +148,7 @@ class Cli(unittest.TestCase):
         for text in ("one", "two"):
             s.post(CHAT, chat(text, "gpt-4o"))
         s.post(CHAT, chat("three"))
-        time.sleep(0.3)
+        s.wait_stored(3)
         rc, out, err = run_cli(["invalidate", "--server", f"http://127.0.0.1:{s.gateway.port}",
                                 "--model", "gpt-4o", "--dry-run"])
         self.assertEqual(rc, 0, err)

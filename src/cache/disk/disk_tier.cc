@@ -1,5 +1,7 @@
 #include "cache/disk/disk_tier.h"
 
+#include "common/thread.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -104,18 +106,30 @@ DiskTier::DiskTier(DiskTierOptions options) : options_(std::move(options)) {
     out << kDiskLayoutVersion << "\n";
     if (!out.flush()) throw std::runtime_error("disk tier: cannot write " + versionPath.string());
   }
-  scan();
+  if (!options_.scanInBackground) {
+    auto found = walk();
+    merge(found);
+    return;
+  }
+  scanThread_ = std::thread([this] {
+    lowerThreadPriority();
+    auto found = walk();
+    if (stopping_) return;
+    if (options_.beforeScanMerge) options_.beforeScanMerge();
+    merge(found);
+  });
 }
 
-void DiskTier::scan() {
-  struct Found {
-    struct timespec mtime;
-    std::string name;
-    uint64_t bytes;
-  };
+DiskTier::~DiskTier() {
+  stopping_ = true;
+  if (scanThread_.joinable()) scanThread_.join();
+}
+
+std::vector<DiskTier::Found> DiskTier::walk() {
   std::vector<Found> found;
   std::error_code ec;
   for (const auto& fan : fs::directory_iterator(entriesDir_, ec)) {
+    if (stopping_) break;
     if (!fan.is_directory(ec)) continue;
     const std::string fanName = fan.path().filename().string();
     std::error_code ec2;
@@ -141,16 +155,32 @@ void DiskTier::scan() {
     if (a.mtime.tv_nsec != b.mtime.tv_nsec) return a.mtime.tv_nsec < b.mtime.tv_nsec;
     return a.name < b.name;
   });
-  std::lock_guard lock(mutex_);
-  for (auto& f : found) {
-    lru_.push_front(Item{f.name, f.bytes});
-    index_[f.name] = lru_.begin();
-    bytes_ += f.bytes;
+  return found;
+}
+
+void DiskTier::merge(std::vector<Found>& found) {
+  // Newest first, each to the back: what was counted while the walk ran (inserts, direct hits)
+  // is more recent and stays in front. In chunks, so lookups wait for the lock ~1 ms at most.
+  constexpr size_t kChunk = 4096;
+  size_t i = found.size();
+  while (i > 0) {
+    std::lock_guard lock(mutex_);
+    for (size_t k = 0; k < kChunk && i > 0; ++k) {
+      Found& f = found[--i];
+      if (index_.contains(f.name) || erasedDuringScan_.contains(f.name)) continue;
+      lru_.push_back(Item{f.name, f.bytes});
+      index_.emplace(std::move(f.name), std::prev(lru_.end()));
+      bytes_ += f.bytes;
+    }
   }
+  std::lock_guard lock(mutex_);
+  erasedDuringScan_.clear();
+  scanned_ = true;
   evictLocked();
 }
 
 void DiskTier::dropLocked(const std::string& name) {
+  if (!scanned_) erasedDuringScan_.insert(name);  // the walk may have seen its file
   auto it = index_.find(name);
   if (it == index_.end()) return;
   bytes_ -= it->second->bytes;
@@ -159,6 +189,7 @@ void DiskTier::dropLocked(const std::string& name) {
 }
 
 void DiskTier::evictLocked() {
+  if (!scanned_) return;
   while (!lru_.empty() && (lru_.size() > options_.maxEntries || bytes_ > options_.maxBytes)) {
     const std::string name = lru_.back().name;
     ::unlink(pathOfName(name).c_str());  // ENOENT is fine: gone is what we want
@@ -170,17 +201,24 @@ void DiskTier::evictLocked() {
 Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
   const std::string name = sanitizeKey(cacheKey);
   const fs::path path = pathOfName(name);
+  bool counted = true;
   {
     std::lock_guard lock(mutex_);
     auto it = index_.find(name);
-    if (it == index_.end()) return std::optional<EntryPtr>{};
-    lru_.splice(lru_.begin(), lru_, it->second);
+    if (it != index_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+    } else if (scanned_) {
+      return std::optional<EntryPtr>{};
+    } else {
+      counted = false;  // the open-time count has not reached it yet: the file decides
+    }
   }
 
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     const int err = errno;
     if (err != ENOENT) return ioError("open", path, err);
+    if (!counted) return std::optional<EntryPtr>{};
     // Removed behind our back (by hand, or an erase that raced us). Forget it if still gone.
     std::lock_guard lock(mutex_);
     if (::access(path.c_str(), F_OK) != 0) dropLocked(name);
@@ -216,6 +254,14 @@ Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
   if (decoded->cacheKey != cacheKey) return std::optional<EntryPtr>{};  // sanitization collision
   // Record the access in the file's mtime so that a restart rebuilds the same LRU order.
   ::futimens(fd.get(), nullptr);
+  if (!counted) {
+    std::lock_guard lock(mutex_);
+    if (!index_.contains(name)) {
+      lru_.push_front(Item{name, static_cast<uint64_t>(st.st_size)});
+      index_[name] = lru_.begin();
+      bytes_ += static_cast<uint64_t>(st.st_size);
+    }
+  }
   return std::optional<EntryPtr>{std::make_shared<const Entry>(std::move(*decoded))};
 }
 
@@ -274,7 +320,14 @@ Result<bool> DiskTier::erase(std::string_view cacheKey) {
   const std::string name = sanitizeKey(cacheKey);
   const fs::path path = pathOfName(name);
   std::lock_guard lock(mutex_);
-  if (!index_.contains(name)) return false;
+  if (!index_.contains(name)) {
+    if (scanned_) return false;
+    // Not counted yet, but its file may be there: remove it, and keep the count from adding it.
+    erasedDuringScan_.insert(name);
+    if (::unlink(path.c_str()) == 0) return true;
+    if (errno == ENOENT) return false;
+    return ioError("unlink", path, errno);
+  }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ioError("unlink", path, errno);
   dropLocked(name);
   return true;

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <thread>
 #include <random>
 
 #include "cache/test_entry.h"
@@ -39,7 +41,7 @@ void writeFile(const fs::path& p, std::string_view bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-TierFactory diskFactory(std::string name, CodecOptions codec) {
+TierFactory diskFactory(std::string name, CodecOptions codec, bool backgroundScan = false) {
   // The factory's functions share the directories made since the last cleanup; the suite runs
   // one case at a time. reopen and corrupt act on the directory of the last make().
   struct Dirs {
@@ -60,8 +62,9 @@ TierFactory diskFactory(std::string name, CodecOptions codec) {
   f.makeBounded = [dirs, codec](size_t n) {
     return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->fresh(), .maxEntries = n, .codec = codec});
   };
-  f.reopen = [dirs, codec] {
-    return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->current, .codec = codec});
+  f.reopen = [dirs, codec, backgroundScan] {
+    return std::make_unique<DiskTier>(
+        DiskTierOptions{.dir = dirs->current, .codec = codec, .scanInBackground = backgroundScan});
   };
   f.corrupt = [dirs](std::string_view key) {
     const fs::path p = DiskTier::entryPath(dirs->current, key);
@@ -81,6 +84,7 @@ TierFactory diskFactory(std::string name, CodecOptions codec) {
 INSTANTIATE_TEST_SUITE_P(Disk, CacheTierConformance,
                          ::testing::Values(diskFactory("Plain", CodecOptions{}),
                                            diskFactory("Zstd", CodecOptions{.compress = true}),
+                                           diskFactory("PlainBackgroundCount", CodecOptions{}, true),
                                            diskFactory("Encrypted", CodecOptions{.key = EncryptionKey{1, 2, 3}}),
                                            diskFactory("ZstdEncrypted",
                                                        CodecOptions{.compress = true, .key = EncryptionKey{4, 5, 6}})),
@@ -265,6 +269,71 @@ TEST_F(DiskTierTest, RestartRebuildsLruOrderFromModificationTimes) {
   EXPECT_FALSE(get(again, "k:0"));
   EXPECT_TRUE(get(again, "k:3"));
   EXPECT_TRUE(get(again, "k:1"));
+}
+
+// A tier opened with scanInBackground whose count is held before its merge until release().
+struct HeldScan {
+  std::promise<void> gate;
+  std::shared_future<void> opened = gate.get_future().share();
+  DiskTierOptions apply(DiskTierOptions o) {
+    o.scanInBackground = true;
+    o.beforeScanMerge = [f = opened] { f.wait(); };
+    return o;
+  }
+  void release() { gate.set_value(); }
+  static bool waitScanned(const DiskTier& tier) {
+    for (int i = 0; i < 500 && !tier.scanned(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return tier.scanned();
+  }
+};
+
+TEST_F(DiskTierTest, BackgroundCountServesAtOnceAndKeepsWhatChangedMeanwhile) {
+  {
+    DiskTier tier(options());
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i), "old " + std::to_string(i))));
+  }
+  HeldScan held;
+  DiskTier tier(held.apply(options()));
+  // Before the count: files answer directly, writes and erases take effect.
+  EXPECT_FALSE(tier.scanned());
+  auto hit = get(tier, "k:0");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ((*hit)->cacheKey, "k:0");
+  ASSERT_TRUE(tier.insert(entry("k:new")));
+  auto erased = tier.erase("k:1");
+  ASSERT_TRUE(erased && *erased);
+  EXPECT_FALSE(get(tier, "k:1"));
+  EXPECT_FALSE(get(tier, "k:absent"));
+  EXPECT_EQ(tier.entryCount(), 2u);  // k:0 (read) and k:new (written): the rest is not counted yet
+
+  held.release();
+  ASSERT_TRUE(HeldScan::waitScanned(tier));
+  EXPECT_EQ(tier.entryCount(), 5u);  // k:0, k:2, k:3, k:4, k:new: the erased k:1 did not come back
+  EXPECT_FALSE(get(tier, "k:1"));
+  EXPECT_FALSE(fs::exists(tier.pathFor("k:1")));
+  EXPECT_TRUE(get(tier, "k:2"));
+  EXPECT_TRUE(get(tier, "k:new"));
+}
+
+TEST_F(DiskTierTest, BackgroundCountEnforcesTheBoundsWhenItCompletes) {
+  {
+    DiskTier tier(options());
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i))));
+    for (int i = 0; i < 6; ++i) {  // k:0 oldest ... k:5 newest
+      const fs::path p = tier.pathFor("k:" + std::to_string(i));
+      struct timespec times[2] = {{1000 + i, 0}, {1000 + i, 0}};
+      ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0);
+    }
+  }
+  HeldScan held;
+  DiskTier tier(held.apply(options(3)));
+  EXPECT_EQ(filesUnder(dir_ / "cache" / "entries"), 6u);  // nothing evicted from a partial count
+  held.release();
+  ASSERT_TRUE(HeldScan::waitScanned(tier));
+  EXPECT_EQ(tier.entryCount(), 3u);
+  EXPECT_EQ(filesUnder(dir_ / "cache" / "entries"), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(get(tier, "k:" + std::to_string(i))) << i;
+  for (int i = 3; i < 6; ++i) EXPECT_TRUE(get(tier, "k:" + std::to_string(i))) << i;
 }
 
 TEST_F(DiskTierTest, RefusesADirectoryWithAnotherLayoutVersion) {

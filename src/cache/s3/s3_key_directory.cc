@@ -1,5 +1,4 @@
 #include "cache/s3/s3_key_directory.h"
-#include "common/thread.h"
 
 namespace llmcache::cache::s3 {
 
@@ -19,7 +18,6 @@ S3KeyDirectory::~S3KeyDirectory() {
 }
 
 void S3KeyDirectory::loop() {
-  lowerThreadPriority();
   for (;;) {
     (void)refresh();
     std::unique_lock lock(stopMutex_);
