@@ -366,8 +366,8 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
 
   // Parse, validate, key: skipped for a body seen recently (KeyMemo; the body is parsed later
   // only if this turns out to be a miss).
-  std::string memoKey = KeyMemo::memoKey(opts.endpoint, opts.mode, opts.scope, opts.keyNamespace, req.body());
-  if (auto known = keyMemo_.find(memoKey)) {
+  const KeyMemo::Probe memoProbe = KeyMemo::probe(opts.endpoint, opts.mode, opts.scope, opts.keyNamespace, req.body());
+  if (auto known = keyMemo_.find(memoProbe)) {
     ctx.info = known->info;
     ctx.key = known->key;
     ctx.includeUsage = known->includeUsage;
@@ -404,7 +404,7 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
       if (!deps_.config.encryption) value->promptPreview = sig.preview;
     }
     ctx.keyInfo = value;
-    keyMemo_.put(std::move(memoKey), std::move(value));
+    keyMemo_.put(memoProbe, std::move(value));
   }
 
   if (!ctx.noCache) {
@@ -856,8 +856,10 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
         key, entry.sseEvents.empty() ? api::synthesizeStream(key, assembled) : entry.sseEvents,
         ctx.includeUsage, assembled));
   } else {
+    // The stored bytes as they are: no JSON writer and no copy (ctx.answer keeps them alive).
     res.set(bhttp::field::content_type, "application/json");
-    res.body() = entry.response;  // stored serialized: no JSON writer on a hit
+    co_await w.sendView(std::move(res), entry.response);
+    co_return;
   }
   co_await w.send(std::move(res));
 }

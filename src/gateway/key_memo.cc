@@ -10,10 +10,11 @@ KeyMemo::KeyMemo(size_t maxEntries, size_t shards) {
   for (size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
-std::string KeyMemo::memoKey(key::Endpoint endpoint, key::NormalizeMode mode, std::string_view scope,
-                             std::string_view keyNamespace, std::string_view body) {
-  std::string k;
-  k.reserve(body.size() + scope.size() + keyNamespace.size() + 8);
+KeyMemo::Probe KeyMemo::probe(key::Endpoint endpoint, key::NormalizeMode mode, std::string_view scope,
+                              std::string_view keyNamespace, std::string_view body) {
+  Probe p;
+  std::string& k = p.prefix;
+  k.reserve(scope.size() + keyNamespace.size() + 12);
   k.push_back(static_cast<char>('0' + static_cast<int>(endpoint)));
   k.push_back(static_cast<char>('0' + static_cast<int>(mode)));
   // Lengths first: no choice of scope and namespace can be mistaken for another.
@@ -23,33 +24,31 @@ std::string KeyMemo::memoKey(key::Endpoint endpoint, key::NormalizeMode mode, st
   k += std::to_string(keyNamespace.size());
   k.push_back(':');
   k += keyNamespace;
-  k += body;
-  return k;
+  p.body = body;
+  const size_t h = std::hash<std::string_view>{}(body);
+  p.hash = h ^ (std::hash<std::string_view>{}(k) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+  return p;
 }
 
-KeyMemo::Shard& KeyMemo::shardFor(const std::string& memoKey) {
-  return *shards_[std::hash<std::string_view>{}(memoKey) % shards_.size()];
-}
-
-std::shared_ptr<const KeyMemo::Value> KeyMemo::find(const std::string& memoKey) {
+std::shared_ptr<const KeyMemo::Value> KeyMemo::find(const Probe& probe) {
   if (perShard_ == 0) return nullptr;
-  Shard& s = shardFor(memoKey);
+  Shard& s = shardFor(probe.hash);
   std::lock_guard lock(s.mutex);
-  auto it = s.index.find(memoKey);
+  auto it = s.index.find(probe);
   if (it == s.index.end()) return nullptr;
   s.lru.splice(s.lru.begin(), s.lru, it->second);
-  return it->second->second;
+  return it->second->value;
 }
 
-void KeyMemo::put(std::string memoKey, std::shared_ptr<const Value> value) {
-  if (perShard_ == 0 || memoKey.size() > kMaxBodyBytes) return;
-  Shard& s = shardFor(memoKey);
+void KeyMemo::put(const Probe& probe, std::shared_ptr<const Value> value) {
+  if (perShard_ == 0 || probe.body.size() > kMaxBodyBytes) return;
+  Shard& s = shardFor(probe.hash);
   std::lock_guard lock(s.mutex);
-  if (s.index.count(memoKey)) return;
-  s.lru.emplace_front(std::move(memoKey), std::move(value));
-  s.index.emplace(s.lru.front().first, s.lru.begin());
+  if (s.index.find(probe) != s.index.end()) return;
+  s.lru.push_front(Stored{probe.text(), probe.prefix.size(), probe.hash, std::move(value)});
+  s.index.emplace(&s.lru.front(), s.lru.begin());
   while (s.lru.size() > perShard_) {
-    s.index.erase(s.lru.back().first);
+    s.index.erase(&s.lru.back());
     s.lru.pop_back();
   }
 }

@@ -5,6 +5,15 @@
 namespace llmcache::gateway {
 namespace {
 
+std::string text(key::Endpoint e, key::NormalizeMode m, std::string_view scope, std::string_view ns,
+                 std::string_view body) {
+  return KeyMemo::probe(e, m, scope, ns, body).text();
+}
+
+KeyMemo::Probe plain(std::string_view body) {
+  return KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "", "", body);
+}
+
 std::shared_ptr<const KeyMemo::Value> value(std::string hash) {
   KeyMemo::Value v;
   v.key.requestHash = std::move(hash);
@@ -13,9 +22,11 @@ std::shared_ptr<const KeyMemo::Value> value(std::string hash) {
 
 TEST(KeyMemo, TheSameInputsFindTheRememberedKey) {
   KeyMemo memo(100);
-  const auto k = KeyMemo::memoKey(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", "{}");
-  memo.put(k, value("h1"));
-  auto found = memo.find(KeyMemo::memoKey(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", "{}"));
+  std::string body = "{}";
+  memo.put(KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", body), value("h1"));
+  body = "xx";  // the memo kept its own copy of the body
+  const std::string again = "{}";
+  auto found = memo.find(KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", again));
   ASSERT_TRUE(found);
   EXPECT_EQ(found->key.requestHash, "h1");
 }
@@ -23,36 +34,46 @@ TEST(KeyMemo, TheSameInputsFindTheRememberedKey) {
 TEST(KeyMemo, EveryInputOfTheKeyTellsMemoKeysApart) {
   using E = key::Endpoint;
   using M = key::NormalizeMode;
-  const std::string base = KeyMemo::memoKey(E::OpenAiChat, M::Seed, "t1", "ns", "{}");
-  EXPECT_NE(base, KeyMemo::memoKey(E::AnthropicMessages, M::Seed, "t1", "ns", "{}"));
-  EXPECT_NE(base, KeyMemo::memoKey(E::OpenAiChat, M::Exact, "t1", "ns", "{}"));
-  EXPECT_NE(base, KeyMemo::memoKey(E::OpenAiChat, M::Seed, "t2", "ns", "{}"));
-  EXPECT_NE(base, KeyMemo::memoKey(E::OpenAiChat, M::Seed, "t1", "", "{}"));
-  EXPECT_NE(base, KeyMemo::memoKey(E::OpenAiChat, M::Seed, "t1", "ns", "{ }"));
+  const std::string base = text(E::OpenAiChat, M::Seed, "t1", "ns", "{}");
+  EXPECT_NE(base, text(E::AnthropicMessages, M::Seed, "t1", "ns", "{}"));
+  EXPECT_NE(base, text(E::OpenAiChat, M::Exact, "t1", "ns", "{}"));
+  EXPECT_NE(base, text(E::OpenAiChat, M::Seed, "t2", "ns", "{}"));
+  EXPECT_NE(base, text(E::OpenAiChat, M::Seed, "t1", "", "{}"));
+  EXPECT_NE(base, text(E::OpenAiChat, M::Seed, "t1", "ns", "{ }"));
   // Scope and namespace cannot be shifted into each other.
-  EXPECT_NE(KeyMemo::memoKey(E::OpenAiChat, M::Seed, "ab", "c", "{}"),
-            KeyMemo::memoKey(E::OpenAiChat, M::Seed, "a", "bc", "{}"));
+  EXPECT_NE(text(E::OpenAiChat, M::Seed, "ab", "c", "{}"),
+            text(E::OpenAiChat, M::Seed, "a", "bc", "{}"));
+}
+
+TEST(KeyMemo, ABodyThatOnlySharesTheHashOrAPrefixIsNotFound) {
+  KeyMemo memo(100, 1);
+  memo.put(plain("{\"a\":1}"), value("h1"));
+  EXPECT_FALSE(memo.find(plain("{\"a\":1} ")));
+  EXPECT_FALSE(memo.find(plain("{\"a\":1")));
+  KeyMemo::Probe forged = plain("{\"a\":2}");
+  forged.hash = plain("{\"a\":1}").hash;  // a collision must still compare the bytes
+  EXPECT_FALSE(memo.find(forged));
 }
 
 TEST(KeyMemo, TheLeastRecentlyUsedGoesAtTheBound) {
   KeyMemo memo(2, 1);
-  memo.put("a", value("a"));
-  memo.put("b", value("b"));
-  EXPECT_TRUE(memo.find("a"));  // a is now the most recent
-  memo.put("c", value("c"));
-  EXPECT_TRUE(memo.find("a"));
-  EXPECT_FALSE(memo.find("b"));
-  EXPECT_TRUE(memo.find("c"));
+  memo.put(plain("a"), value("a"));
+  memo.put(plain("b"), value("b"));
+  EXPECT_TRUE(memo.find(plain("a")));  // a is now the most recent
+  memo.put(plain("c"), value("c"));
+  EXPECT_TRUE(memo.find(plain("a")));
+  EXPECT_FALSE(memo.find(plain("b")));
+  EXPECT_TRUE(memo.find(plain("c")));
 }
 
 TEST(KeyMemo, ZeroEntriesTurnsItOffAndHugeBodiesAreNotKept) {
   KeyMemo off(0);
-  off.put("a", value("a"));
-  EXPECT_FALSE(off.find("a"));
+  off.put(plain("a"), value("a"));
+  EXPECT_FALSE(off.find(plain("a")));
   KeyMemo memo(10, 1);
   const std::string huge(KeyMemo::kMaxBodyBytes + 1, 'x');
-  memo.put(huge, value("h"));
-  EXPECT_FALSE(memo.find(huge));
+  memo.put(plain(huge), value("h"));
+  EXPECT_FALSE(memo.find(plain(huge)));
 }
 
 }  // namespace

@@ -30,6 +30,19 @@ net::awaitable<void> ResponseWriter::send(Response response) {
   if (ec) failed_ = true;
 }
 
+net::awaitable<void> ResponseWriter::sendView(Response response, std::string_view body) {
+  started_ = true;
+  keepAlive_ = keepAlive_ && request_.keep_alive() && response.keep_alive() && !(drainingFlag_ && drainingFlag_->load());
+  bhttp::response<bhttp::span_body<const char>> out{std::move(response.base()),
+                                                    boost::span<const char>(body.data(), body.size())};
+  out.version(request_.version());
+  out.keep_alive(keepAlive_);
+  out.prepare_payload();
+  stream_.expires_after(writeTimeout_);
+  auto [ec, n] = co_await bhttp::async_write(stream_, out, kNoThrow);
+  if (ec) failed_ = true;
+}
+
 net::awaitable<bool> ResponseWriter::beginStream(bhttp::status status, const Fields& headers) {
   started_ = true;
   bhttp::response<bhttp::empty_body> head{status, request_.version()};

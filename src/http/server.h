@@ -47,6 +47,9 @@ class ResponseWriter {
 
   // Sends a whole response (Content-Length set here; keep-alive follows the request).
   net::awaitable<void> send(Response response);
+  // The same with a body the caller keeps alive until this completes (response.body() unused):
+  // the bytes are written from where they are, not copied into the response first.
+  net::awaitable<void> sendView(Response response, std::string_view body);
 
   // Writes the head of a streamed response (chunked over HTTP/1.1). false: the client is gone.
   net::awaitable<bool> beginStream(bhttp::status status, const Fields& headers);

@@ -106,6 +106,7 @@ DiskTier::DiskTier(DiskTierOptions options) : options_(std::move(options)) {
     out << kDiskLayoutVersion << "\n";
     if (!out.flush()) throw std::runtime_error("disk tier: cannot write " + versionPath.string());
   }
+  openedAt_ = ::time(nullptr);
   if (!options_.scanInBackground) {
     auto found = walk();
     merge(found);
@@ -136,8 +137,14 @@ std::vector<DiskTier::Found> DiskTier::walk() {
     for (const auto& file : fs::directory_iterator(fan.path(), ec2)) {
       const std::string fileName = file.path().filename().string();
       if (isTempName(fileName)) {
+        // A write that never reached its rename. In a background count, our own writes are
+        // running too: only temp files from before this open go (with 2 s of margin for the
+        // file system's coarse timestamps; a younger leftover goes at the next start).
+        struct stat st {};
+        const bool ours = options_.scanInBackground && ::stat(file.path().c_str(), &st) == 0 &&
+                          st.st_mtim.tv_sec >= openedAt_ - 2;
         std::error_code ignored;
-        fs::remove(file.path(), ignored);  // a write that never reached its rename
+        if (!ours) fs::remove(file.path(), ignored);
         continue;
       }
       if (fileName.size() <= kEntrySuffix.size() || !fileName.ends_with(kEntrySuffix)) continue;

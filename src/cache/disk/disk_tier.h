@@ -117,6 +117,7 @@ class DiskTier final : public CacheTier {
   std::atomic<uint64_t> corrupt_{0};
   std::atomic<uint64_t> evictions_{0};
 
+  time_t openedAt_ = 0;                // wall-clock seconds when the tier opened
   std::atomic<bool> scanned_{false};   // written under mutex_
   std::atomic<bool> stopping_{false};  // the destructor asks the scan to end early
   std::unordered_set<std::string> erasedDuringScan_;  // under mutex_: merge must not count these

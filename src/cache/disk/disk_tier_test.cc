@@ -280,7 +280,12 @@ struct HeldScan {
     o.beforeScanMerge = [f = opened] { f.wait(); };
     return o;
   }
-  void release() { gate.set_value(); }
+  void release() {
+    if (!released) gate.set_value();
+    released = true;
+  }
+  ~HeldScan() { release(); }  // a failed assertion must not leave the scan (and the test) waiting
+  bool released = false;
   static bool waitScanned(const DiskTier& tier) {
     for (int i = 0; i < 500 && !tier.scanned(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return tier.scanned();
@@ -292,6 +297,14 @@ TEST_F(DiskTierTest, BackgroundCountServesAtOnceAndKeepsWhatChangedMeanwhile) {
     DiskTier tier(options());
     for (int i = 0; i < 5; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i), "old " + std::to_string(i))));
   }
+  // Temp files: one a crash left long ago, and one as young as a write of ours in flight while
+  // the count walks (the count must not pull it from under that write).
+  const fs::path stale = DiskTier::entryPath(dir_ / "cache", "k:0").string() + ".tmp.stale1";
+  const fs::path young = DiskTier::entryPath(dir_ / "cache", "k:0").string() + ".tmp.young1";
+  writeFile(stale, "half an entry");
+  writeFile(young, "half an entry");
+  struct timespec old[2] = {{1000, 0}, {1000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, stale.c_str(), old, 0), 0);
   HeldScan held;
   DiskTier tier(held.apply(options()));
   // Before the count: files answer directly, writes and erases take effect.
@@ -309,6 +322,8 @@ TEST_F(DiskTierTest, BackgroundCountServesAtOnceAndKeepsWhatChangedMeanwhile) {
   held.release();
   ASSERT_TRUE(HeldScan::waitScanned(tier));
   EXPECT_EQ(tier.entryCount(), 5u);  // k:0, k:2, k:3, k:4, k:new: the erased k:1 did not come back
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(young));
   EXPECT_FALSE(get(tier, "k:1"));
   EXPECT_FALSE(fs::exists(tier.pathFor("k:1")));
   EXPECT_TRUE(get(tier, "k:2"));

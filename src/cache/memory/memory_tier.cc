@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <functional>
 
+#include "cache/memory/compact_entry.h"
+
 namespace llmcache::cache {
 
 MemoryTier::MemoryTier(MemoryTierOptions options) {
@@ -25,22 +27,23 @@ Result<std::optional<EntryPtr>> MemoryTier::lookup(std::string_view cacheKey) {
   auto it = s.index.find(cacheKey);
   if (it == s.index.end()) return std::optional<EntryPtr>{};
   s.lru.splice(s.lru.begin(), s.lru, it->second);  // refresh recency; iterators stay valid
-  return std::optional<EntryPtr>{it->second->entry};
+  return std::optional<EntryPtr>{std::make_shared<const Entry>(unpackEntry(it->second->block))};
 }
+
+// A list node (two pointers and Node) and a hash node (next pointer, key view, iterator, hash)
+// with their allocator headers, and a bucket pointer.
+static constexpr size_t kNodeOverhead = (16 + sizeof(std::string) + 8 + 16) + (8 + 16 + 8 + 8 + 16) + 8;
+
+size_t MemoryTier::chargedBytes(const Entry& entry) { return packEntry(entry).capacity() + kNodeOverhead; }
 
 Result<void> MemoryTier::insert(EntryPtr entry) {
   if (!entry) return makeError(Errc::InvalidArgument, "memory tier: null entry");
-  if (!entry->request.empty()) {
-    // A hit never reads the request; dropping it saves its bytes per entry (bench/memory_bench).
-    // One copy per store, none per hit.
-    auto slim = std::make_shared<Entry>(*entry);
-    slim->request = std::string();
-    entry = std::move(slim);
-  }
-  const size_t bytes = entry->approxBytes();  // outside the lock: it walks the whole entry
+  // Packed outside the lock. The request is left out: a hit never reads it.
+  std::string block = packEntry(*entry);
+  const size_t bytes = block.capacity() + kNodeOverhead;
   Shard& s = shardFor(entry->cacheKey);
-  EntryPtr dropped;  // old entry released after unlocking; its destructor may be large
-  std::vector<EntryPtr> evicted;
+  std::string dropped;  // old blocks released after unlocking
+  std::vector<std::string> evicted;
   std::lock_guard lock(s.mutex);
   if (bytes > s.maxBytes || s.maxEntries == 0)
     return makeError(Errc::TooLarge, "memory tier: entry of " + std::to_string(bytes) +
@@ -48,23 +51,23 @@ Result<void> MemoryTier::insert(EntryPtr entry) {
                                          std::to_string(s.maxBytes));
   if (auto it = s.index.find(entry->cacheKey); it != s.index.end()) {
     auto node = it->second;
-    s.index.erase(it);  // its key views the old entry's cacheKey
+    s.index.erase(it);  // its key views the old block
     s.bytes -= node->bytes;
-    dropped = std::move(node->entry);
-    node->entry = std::move(entry);
+    dropped = std::move(node->block);
+    node->block = std::move(block);
     node->bytes = bytes;
     s.lru.splice(s.lru.begin(), s.lru, node);
-    s.index.emplace(node->entry->cacheKey, node);
+    s.index.emplace(packedCacheKey(node->block), node);
   } else {
-    s.lru.push_front(Node{std::move(entry), bytes});
-    s.index.emplace(s.lru.front().entry->cacheKey, s.lru.begin());
+    s.lru.push_front(Node{std::move(block), bytes});
+    s.index.emplace(packedCacheKey(s.lru.front().block), s.lru.begin());
   }
   s.bytes += bytes;
   while (s.lru.size() > s.maxEntries || s.bytes > s.maxBytes) {
     Node& victim = s.lru.back();  // never the new entry: it alone fits both bounds
     s.bytes -= victim.bytes;
-    s.index.erase(victim.entry->cacheKey);
-    evicted.push_back(std::move(victim.entry));
+    s.index.erase(packedCacheKey(victim.block));
+    evicted.push_back(std::move(victim.block));
     s.lru.pop_back();
     ++s.evictions;
   }
@@ -73,13 +76,13 @@ Result<void> MemoryTier::insert(EntryPtr entry) {
 
 Result<bool> MemoryTier::erase(std::string_view cacheKey) {
   Shard& s = shardFor(cacheKey);
-  EntryPtr dropped;
+  std::string dropped;
   std::lock_guard lock(s.mutex);
   auto it = s.index.find(cacheKey);
   if (it == s.index.end()) return false;
   auto node = it->second;
   s.bytes -= node->bytes;
-  dropped = std::move(node->entry);
+  dropped = std::move(node->block);
   s.index.erase(it);
   s.lru.erase(node);
   return true;

@@ -1,5 +1,5 @@
 #pragma once
-// MemoryTier: the first tier, a sharded LRU of shared entries (no encoding, no copies).
+// MemoryTier: the first tier, a sharded LRU of entries held as compact blocks (compact_entry.h).
 #include <cstddef>
 #include <list>
 #include <mutex>
@@ -13,7 +13,7 @@ namespace llmcache::cache {
 
 struct MemoryTierOptions {
   size_t maxEntries = 100;         // CACHE_MEMORY_ENTRIES (the seed's ~100)
-  size_t maxBytes = size_t{256} << 20;  // counted with Entry::approxBytes()
+  size_t maxBytes = size_t{256} << 20;  // counted with MemoryTier::chargedBytes()
   size_t shards = 8;               // lock striping; capped at maxEntries so no shard is empty
 };
 
@@ -32,19 +32,22 @@ class MemoryTier final : public CacheTier {
   Result<bool> erase(std::string_view cacheKey) override;
   bool keepsRequest() const override { return false; }
 
+  // What an entry counts against maxBytes: its compact block and the bookkeeping around it.
+  static size_t chargedBytes(const Entry& entry);
+
   size_t entryCount() const;
   size_t byteCount() const;
   uint64_t evictions() const;
 
  private:
   struct Node {
-    EntryPtr entry;  // immutable while here: the index's key views entry->cacheKey (no copy)
-    size_t bytes;
+    std::string block;  // packEntry(); never changed while here: the index's key views into it
+    size_t bytes;       // chargedBytes
   };
   struct Shard {
     mutable std::mutex mutex;
     std::list<Node> lru;  // front: most recently used
-    std::unordered_map<std::string_view, std::list<Node>::iterator> index;  // views into the entries' cacheKey
+    std::unordered_map<std::string_view, std::list<Node>::iterator> index;  // views into the blocks' cache_key
     size_t bytes = 0;
     size_t maxEntries = 0;
     size_t maxBytes = 0;
