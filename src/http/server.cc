@@ -98,13 +98,33 @@ Server::Server(ServerOptions options, Handler handler, ErrorResponder errors)
 Server::~Server() = default;
 
 void Server::run() {
+  const int n = options_.threads > 0 ? options_.threads
+                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  using Guard = net::executor_work_guard<net::io_context::executor_type>;
+  // Every context runs until stopContexts(), idle or not: once the acceptor closes, io_ may
+  // have nothing left while requests still finish on the others.
+  std::vector<Guard> guards;
+  guards.push_back(net::make_work_guard(io_));
+  for (int i = 1; i < n; ++i) {
+    others_.push_back(std::make_unique<net::io_context>(1));
+    guards.push_back(net::make_work_guard(*others_.back()));
+  }
   net::co_spawn(io_, acceptLoop(), net::detached);
-  int n = options_.threads > 0 ? options_.threads
-                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::thread> threads;
-  for (int i = 1; i < n; ++i) threads.emplace_back([this] { io_.run(); });
+  for (auto& ctx : others_) threads.emplace_back([c = ctx.get()] { c->run(); });
   io_.run();
+  stopContexts();
   for (auto& t : threads) t.join();
+}
+
+void Server::stopContexts() {
+  io_.stop();
+  for (auto& ctx : others_) ctx->stop();
+}
+
+net::io_context& Server::nextContext() {
+  const size_t i = nextContext_++ % (others_.size() + 1);
+  return i == 0 ? io_ : *others_[i - 1];
 }
 
 void Server::stop() {
@@ -122,7 +142,7 @@ void Server::stop() {
     }
     graceTimer_ = std::make_unique<net::steady_timer>(io_, options_.shutdownGrace);
     graceTimer_->async_wait([this](boost::system::error_code ec) {
-      if (!ec) io_.stop();  // in-flight requests outlived the grace period
+      if (!ec) stopContexts();  // in-flight requests outlived the grace period
     });
     maybeFinishDrain();
   });
@@ -132,14 +152,16 @@ void Server::maybeFinishDrain() {
   if (draining_ && connections_.load() == 0) {
     net::post(io_, [this] {
       if (graceTimer_) graceTimer_->cancel();
-      io_.stop();
+      stopContexts();
     });
   }
 }
 
 net::awaitable<void> Server::acceptLoop() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(net::make_strand(io_), kNoThrow);
+    // The next context in turn; each is single-threaded, so the connection needs no strand.
+    net::io_context& ctx = nextContext();
+    auto [ec, socket] = co_await acceptor_.async_accept(ctx, kNoThrow);
     if (ec) {
       if (!acceptor_.is_open() || draining_) co_return;
       continue;  // EMFILE and friends: keep accepting what we can

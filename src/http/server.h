@@ -121,10 +121,19 @@ class Server {
                          unsigned version);
   void maybeFinishDrain();
 
+  void stopContexts();
+  net::io_context& nextContext();
+
   ServerOptions options_;
   Handler handler_;
   ErrorResponder errors_;
-  net::io_context io_;
+  // One io_context per request thread, each run by its thread alone: a connection lives on one
+  // context for its whole life, so its handlers never hop threads and no strand is needed. io_
+  // (the first) also runs the acceptor, stop() and the signal handlers. others_ is declared
+  // first so that it is destroyed last: a pending accept on io_ holds a socket of one of them.
+  std::vector<std::unique_ptr<net::io_context>> others_;
+  net::io_context io_{1};
+  size_t nextContext_ = 0;  // round robin over io_ and others_; the accept loop's alone
   net::ip::tcp::acceptor acceptor_;
   uint16_t port_ = 0;
   std::atomic<bool> draining_{false};

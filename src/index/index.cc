@@ -378,25 +378,43 @@ void Index::drainHits() {
   if (batch.empty()) return;
   static const std::string kHit =
       "UPDATE entries SET hit_count = hit_count + ?1, last_accessed = max(last_accessed, ?2) WHERE cache_id = ?3";
-  std::lock_guard lock(dbMutex_);
-  auto r = execLocked("BEGIN IMMEDIATE");
-  if (r) {
-    Error err;
-    sqlite3_stmt* s = prepared(kHit, err);
-    if (!s) r = err;
-    for (auto it = batch.begin(); r && it != batch.end(); ++it) {
-      Stmt st(s);
-      st.bind(1, static_cast<int64_t>(it->second.count));
-      st.bind(2, it->second.lastMs);
-      st.bind(3, std::string_view(it->first));
-      if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "writing hits");
+  // A hit can reach here before its entry's row: the row is written by the gateway's background
+  // store, which may still be queued. Such hits wait for a later flush instead of vanishing.
+  std::vector<std::pair<std::string, PendingHit>> early;
+  Result<void> r;
+  {
+    std::lock_guard lock(dbMutex_);
+    r = execLocked("BEGIN IMMEDIATE");
+    if (r) {
+      Error err;
+      sqlite3_stmt* s = prepared(kHit, err);
+      if (!s) r = err;
+      for (auto it = batch.begin(); r && it != batch.end(); ++it) {
+        Stmt st(s);
+        st.bind(1, static_cast<int64_t>(it->second.count));
+        st.bind(2, it->second.lastMs);
+        st.bind(3, std::string_view(it->first));
+        if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "writing hits");
+        else if (sqlite3_changes(db_) == 0) early.emplace_back(it->first, it->second);
+      }
+      if (r) r = execLocked("COMMIT");
+      if (!r) (void)execLocked("ROLLBACK");
     }
-    if (r) r = execLocked("COMMIT");
-    if (!r) (void)execLocked("ROLLBACK");
   }
+  std::lock_guard hl(hitMutex_);
   if (!r) {
-    std::lock_guard hl(hitMutex_);
     ++hitWriteErrors_;  // the batch is lost: hit counts are statistics, not the cache's truth
+    return;
+  }
+  for (auto& [id, hit] : early) {
+    if (++hit.misses > kHitRetries) {
+      droppedHits_ += hit.count;  // no row ever came (an entry the index does not hold)
+      continue;
+    }
+    PendingHit& p = pending_[id];  // merged with hits that arrived meanwhile
+    p.count += hit.count;
+    p.lastMs = std::max(p.lastMs, hit.lastMs);
+    p.misses = std::max(p.misses, hit.misses);
   }
 }
 

@@ -163,6 +163,9 @@ class Index {
   void recordHit(std::string_view cacheId, TimePoint at);
   // Writes every hit queued before the call; returns when they are in SQLite.
   void flush();
+  // A hit whose row is not there yet (its store is still queued) is kept for this many flushes
+  // (one a second by default), then dropped and counted in droppedHits.
+  static constexpr int kHitRetries = 30;
   uint64_t droppedHits() const;
   uint64_t hitWriteErrors() const;
 
@@ -214,7 +217,9 @@ class Index {
   struct PendingHit {
     uint64_t count = 0;
     int64_t lastMs = 0;
+    int misses = 0;  // flushes that found no row for it yet (its store is still queued)
   };
+
   class Stmt;
 
   Index(sqlite3* db, IndexOptions options, int schemaVersion);

@@ -259,6 +259,29 @@ TEST_F(IndexTest, UpsertingTheSameEntryAgainAddsTiersAndKeepsItsHits) {
   EXPECT_EQ(r.sizeStored, 90);
 }
 
+TEST_F(IndexTest, HitsRecordedBeforeTheirRowIsWrittenAreCountedWhenItIs) {
+  // The gateway stores a new entry's row in the background; its first hits can come earlier.
+  const cache::Entry e = makeTestEntry("gpt-4o-mini:0000000000000002");
+  index_->recordHit(e.cacheId, e.responseTimestamp + 1s);
+  index_->recordHit(e.cacheId, e.responseTimestamp + 2s);
+  index_->flush();  // no row yet: kept
+  ASSERT_TRUE(index_->upsert(e, kTierMemory, 100, 200));
+  index_->recordHit(e.cacheId, e.responseTimestamp + 3s);
+  index_->flush();
+  const Row r = *index_->byCacheId(e.cacheId).value();
+  EXPECT_EQ(r.hitCount, 3);
+  EXPECT_EQ(r.lastAccessed, e.responseTimestamp + 3s);
+  EXPECT_EQ(index_->droppedHits(), 0u);
+}
+
+TEST_F(IndexTest, HitsOfARowThatNeverComesAreDroppedAfterSomeFlushes) {
+  index_->recordHit("no-such-id", {});
+  for (int i = 0; i <= Index::kHitRetries; ++i) index_->flush();
+  EXPECT_EQ(index_->droppedHits(), 1u);
+  index_->flush();
+  EXPECT_EQ(index_->droppedHits(), 1u);
+}
+
 TEST_F(IndexTest, ANewEntryUnderAKeyReplacesTheOldRowAndItsTags) {
   const cache::Entry old = makeTestEntry("gpt-4o-mini:0000000000000001");
   cache::Entry fresh = makeTestEntry("gpt-4o-mini:0000000000000001", "Hello again");
