@@ -1,7 +1,8 @@
 #include "analytics/recorder.h"
-#include "common/thread.h"
 
 #include <algorithm>
+
+#include "common/thread.h"
 
 namespace llmcache::analytics {
 

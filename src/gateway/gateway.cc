@@ -11,11 +11,11 @@
 #include <iostream>
 
 #include "api/request.h"
-#include "common/thread.h"
 #include "api/response.h"
 #include "api/sse_parser.h"
 #include "analytics/prompt.h"
 #include "api/stream.h"
+#include "common/thread.h"
 #include "gateway/key_memo.h"
 #include "gateway/upstream_call.h"
 #include "upstream/headers.h"
@@ -469,14 +469,24 @@ net::awaitable<std::optional<cache::ChainHit>> Gateway::lookup(const Context& ct
   // invalidation find the local copies).
   cache::EntryPtr entry = remote->entry;
   if (deps_.chain.size() > 0) (void)deps_.chain.tier(0).insert(entry);
-  net::post(writers_, [this, entry] {
+  net::post(writers_, [this, entry, keyInfo = ctx.keyInfo] {
     const size_t raw = entry->approxBytes();
     unsigned tiers = index::kTierS3 | index::kTierMemory;
     for (size_t i = 1; i < deps_.chain.size(); ++i)
       if (deps_.chain.tier(i).insert(entry)) tiers |= index::tierBit(deps_.chain.tier(i).name());
-    if (deps_.index) (void)deps_.index->upsert(*entry, tiers, raw, raw);
+    if (deps_.index) {
+      (void)deps_.index->upsert(*entry, tiers, raw, raw);
+      signRow(*entry, keyInfo.get());
+    }
   });
   co_return remote;
+}
+
+void Gateway::signRow(const cache::Entry& entry, const KeyMemo::Value* keyInfo) {
+  // The near-duplicate finder's prompt signature, set where the row is written (events of hits
+  // no longer look the row up to set it: that was an UPDATE per hit on the events thread).
+  if (deps_.index && keyInfo && keyInfo->promptSimhash)
+    (void)deps_.index->setPromptSignature(entry.cacheKey, keyInfo->promptSimhash, keyInfo->promptPreview);
 }
 
 net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
@@ -521,10 +531,7 @@ net::awaitable<void> Gateway::store(cache::EntryPtr entry, uint64_t generation,
       const size_t raw = entry->approxBytes();
       if (deps_.index) {
         (void)deps_.index->upsert(*entry, index::kTierMemory, raw, raw);
-        // The near-duplicate finder's signature, set with the row (events of hits no longer
-        // look the row up to set it: that was an UPDATE per hit on the recorder's thread).
-        if (keyInfo && keyInfo->promptSimhash)
-          (void)deps_.index->setPromptSignature(entry->cacheKey, keyInfo->promptSimhash, keyInfo->promptPreview);
+        signRow(*entry, keyInfo.get());
       }
       for (size_t i = 1; i < deps_.chain.size(); ++i) {
         auto& tier = deps_.chain.tier(i);

@@ -122,6 +122,8 @@ class Gateway {
   http::net::awaitable<std::optional<cache::ChainHit>> lookup(const Context& ctx);
   http::net::awaitable<void> store(cache::EntryPtr entry, uint64_t generation,
                                    std::shared_ptr<const KeyMemo::Value> keyInfo);
+  // Background writers only: the prompt signature on the entry's index row.
+  void signRow(const cache::Entry& entry, const KeyMemo::Value* keyInfo);
   http::net::awaitable<void> serveAdmin(Context& ctx, http::ResponseWriter& w);
   http::net::awaitable<void> serveMetrics(Context& ctx, http::ResponseWriter& w);
   // The request's outcome is final: set it and record the analytics event now, before the

@@ -43,7 +43,7 @@ class KeyMemo {
     std::string prefix;
     std::string_view body;
     size_t hash = 0;
-    std::string text() const { return prefix + std::string(body); }  // for tests
+    std::string text() const { return prefix + std::string(body); }  // what put() keeps
   };
   static Probe probe(key::Endpoint endpoint, key::NormalizeMode mode, std::string_view scope,
                      std::string_view keyNamespace, std::string_view body);

@@ -20,14 +20,8 @@ struct Server::SessionState {
 };
 
 net::awaitable<void> ResponseWriter::send(Response response) {
-  started_ = true;
-  keepAlive_ = keepAlive_ && request_.keep_alive() && response.keep_alive() && !(drainingFlag_ && drainingFlag_->load());
-  response.version(request_.version());
-  response.keep_alive(keepAlive_);
-  response.prepare_payload();
-  stream_.expires_after(writeTimeout_);
-  auto [ec, n] = co_await bhttp::async_write(stream_, response, kNoThrow);
-  if (ec) failed_ = true;
+  std::string body = std::move(response.body());  // lives in this frame until the write is done
+  co_await sendView(std::move(response), body);
 }
 
 net::awaitable<void> ResponseWriter::sendView(Response response, std::string_view body) {

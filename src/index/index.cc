@@ -1,5 +1,4 @@
 #include "index/index.h"
-#include "common/thread.h"
 
 #include <sqlite3.h>
 
@@ -9,6 +8,8 @@
 
 #include "common/json.h"
 #include "index/schema.h"
+
+#include "common/thread.h"
 
 namespace llmcache::index {
 

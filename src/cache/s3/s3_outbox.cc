@@ -1,5 +1,4 @@
 #include "cache/s3/s3_outbox.h"
-#include "common/thread.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,6 +13,8 @@
 
 #include "cache/s3/s3_client.h"
 #include "cache/s3/s3_layout.h"
+
+#include "common/thread.h"
 
 namespace llmcache::cache::s3 {
 namespace {
