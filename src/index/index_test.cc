@@ -66,6 +66,24 @@ class IndexTest : public ::testing::Test {
   TempDir dir_;
   fs::path path_ = Index::defaultPath(dir_.path() / "cache");
   std::unique_ptr<Index> index_ = openOrDie(path_);
+
+  // Replaces the index with a file at an older schema version holding one entry row ('id1'),
+  // then opens it (migrating it to the current version).
+  void reopenFromVersion(int version) {
+    index_.reset();
+    ASSERT_TRUE(Index::removeFiles(path_));
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(migrate(db, migrations().first(version)).value(), version);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "INSERT INTO entries(cache_id, cache_key, request_hash, created, last_accessed) "
+                           "VALUES('id1', 'k:1', 'h1', 1, 1)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+    index_ = openOrDie(path_);
+    ASSERT_TRUE(index_);
+  }
 };
 
 // --- open, migrations, damage ---------------------------------------------------------------
@@ -399,21 +417,8 @@ TEST_F(IndexTest, ListFiltersByTenant) {
 }
 
 TEST_F(IndexTest, AVersionTwoFileGainsTheTenantColumnAndKeepsItsRows) {
-  index_.reset();
-  ASSERT_TRUE(Index::removeFiles(path_));
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(migrate(db, migrations().first(2)).value(), 2);
-    ASSERT_EQ(sqlite3_exec(db,
-                           "INSERT INTO entries(cache_id, cache_key, request_hash, created, last_accessed) "
-                           "VALUES('id1', 'k:1', 'h1', 1, 1)",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
-    sqlite3_close(db);
-  }
-  index_ = openOrDie(path_);
-  ASSERT_TRUE(index_);
+  reopenFromVersion(2);
+  ASSERT_FALSE(HasFatalFailure());
   EXPECT_EQ(index_->schemaVersion(), 3);
   EXPECT_EQ(index_->byCacheId("id1").value()->tenant, "");
   EXPECT_EQ(index_->list({.tenant = ""}).value().rows.size(), 1u);
@@ -637,21 +642,8 @@ TEST_F(IndexTest, ADiskTierOfAnotherLayoutVersionIsRefused) {
 // --- events and prompt signatures (schema version 2) ------------------------------------------
 
 TEST_F(IndexTest, AVersionOneFileGainsTheEventsTableAndKeepsItsRows) {
-  index_.reset();
-  ASSERT_TRUE(Index::removeFiles(path_));
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(migrate(db, migrations().first(1)).value(), 1);
-    ASSERT_EQ(sqlite3_exec(db,
-                           "INSERT INTO entries(cache_id, cache_key, request_hash, created, last_accessed) "
-                           "VALUES('id1', 'k:1', 'h1', 1, 1)",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
-    sqlite3_close(db);
-  }
-  index_ = openOrDie(path_);
-  ASSERT_TRUE(index_);
+  reopenFromVersion(1);
+  ASSERT_FALSE(HasFatalFailure());
   EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);  // every later step runs too
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM entries WHERE cache_id = 'id1' AND prompt_simhash IS NULL"), 1);
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 0);
