@@ -14,8 +14,10 @@ namespace {
 using index::SqlValue;
 using Rows = std::vector<std::vector<SqlValue>>;
 
-// Every events query takes the window as ?1 (from, inclusive) and ?2 (to, exclusive).
-#define WIN "time >= ?1 AND time < ?2"
+// Every events query takes the window as ?1 (from, inclusive) and ?2 (to, exclusive), as event
+// ids: an event's id is (time << 20) | sequence (docs/index-schema.md), so a time window is a
+// range of the table's own b-tree.
+#define WIN "id >= ?1 AND id < ?2"
 #define CACHEABLE "outcome NOT IN ('BYPASS','INVALID')"
 
 constexpr int64_t kHourMs = 3'600'000;
@@ -48,8 +50,8 @@ class Sql {
  public:
   Sql(index::Index& index, const Query& q)
       : index_(index),
-        window_{q.from ? toUnixMillis(*q.from) : std::numeric_limits<int64_t>::min(),
-                q.to ? toUnixMillis(*q.to) : std::numeric_limits<int64_t>::max()} {}
+        window_{index::Index::eventIdBound(q.from ? toUnixMillis(*q.from) : std::numeric_limits<int64_t>::min()),
+                index::Index::eventIdBound(q.to ? toUnixMillis(*q.to) : std::numeric_limits<int64_t>::max())} {}
 
   // Runs sql with the window as ?1, ?2 and extra as ?3, ...
   Result<Rows> rows(std::string_view sql, std::vector<SqlValue> extra = {}) {

@@ -6,44 +6,73 @@
 
 namespace llmcache::analytics {
 
-namespace {
-
-index::EventRow toRow(Event&& e) {
-  index::EventRow r;
-  r.timeMs = toUnixMillis(e.time);
-  r.cacheKey = std::move(e.cacheKey);
-  r.model = std::move(e.model);
-  r.platform = std::move(e.platform);
-  r.provider = std::move(e.provider);
-  r.endpoint = std::move(e.endpoint);
-  r.outcome = std::move(e.outcome);
-  r.tier = std::move(e.tier);
-  r.latencyMs = e.latencyMs;
-  r.tokensIn = e.tokensIn;
-  r.tokensOut = e.tokensOut;
-  r.cost = e.cost;
-  r.costSaved = e.costSaved;
-  r.latencySavedMs = e.latencySavedMs;
-  r.callerHash = std::move(e.callerHash);
-  r.promptCategory = std::move(e.promptCategory);
-  r.promptSimhash = e.promptSimhash;
-  r.promptPreview = std::move(e.promptPreview);
-  return r;
+void EventRecorder::Queued::fill(const Event& e) {
+  timeMs = toUnixMillis(e.time);
+  latencyMs = e.latencyMs;
+  tokensIn = e.tokensIn;
+  tokensOut = e.tokensOut;
+  cost = e.cost;
+  costSaved = e.costSaved;
+  latencySavedMs = e.latencySavedMs;
+  promptSimhash = e.promptSimhash;
+  const std::array<std::string_view, kFields> fields = {e.cacheKey, e.model,    e.platform,   e.provider,
+                                                        e.endpoint, e.outcome,  e.tier,       e.callerHash,
+                                                        e.promptCategory, e.promptPreview};
+  size_t total = 0;
+  for (size_t i = 0; i < kFields; ++i) total += length[i] = static_cast<uint32_t>(fields[i].size());
+  overflow.clear();
+  char* out = text.data();
+  if (total > kInline) {
+    overflow.resize(total);
+    out = overflow.data();
+  }
+  for (std::string_view f : fields) out = std::copy(f.begin(), f.end(), out);
 }
 
-}  // namespace
+std::string_view EventRecorder::Queued::field(size_t i) const {
+  const char* base = overflow.empty() ? text.data() : overflow.data();
+  size_t offset = 0;
+  for (size_t j = 0; j < i; ++j) offset += length[j];
+  return {base + offset, length[i]};
+}
+
+void EventRecorder::Queued::toRow(index::EventRow& r) const {
+  const Queued& q = *this;
+  r.timeMs = q.timeMs;
+  r.cacheKey = q.field(0);
+  r.model = q.field(1);
+  r.platform = q.field(2);
+  r.provider = q.field(3);
+  r.endpoint = q.field(4);
+  r.outcome = q.field(5);
+  r.tier = q.field(6);
+  r.latencyMs = q.latencyMs;
+  r.tokensIn = q.tokensIn;
+  r.tokensOut = q.tokensOut;
+  r.cost = q.cost;
+  r.costSaved = q.costSaved;
+  r.latencySavedMs = q.latencySavedMs;
+  r.callerHash = q.field(7);
+  r.promptCategory = q.field(8);
+  r.promptSimhash = q.promptSimhash;
+  r.promptPreview = q.field(9);
+}
 
 EventRecorder::EventRecorder(index::Index& index, RecorderOptions options)
     : index_(index), options_(std::move(options)) {
   if (options_.batch == 0) options_.batch = 1;
   if (!options_.clock) options_.clock = &Clock::system();
   writer_ = std::thread([this] { writerLoop(); });
+  std::unique_lock lock(mutex_);
+  started_.wait(lock, [&] { return writerTid_ != 0; });
 }
 
 EventRecorder::~EventRecorder() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    // An idle-priority writer would wait for a free core to even see that it should stop.
+    if (writerIdle_) writerIdle_ = !setIdlePriority(writerTid_, false);
   }
   cv_.notify_all();
   writer_.join();
@@ -51,19 +80,29 @@ EventRecorder::~EventRecorder() {
   (void)drain();
 }
 
-void EventRecorder::record(Event event) {
+void EventRecorder::record(const Event& event) {
   std::lock_guard lock(mutex_);
   if (queue_.size() >= options_.maxQueued) {
     ++dropped_;
     return;
   }
-  queue_.push_back(std::move(event));
+  queue_.emplace_back().fill(event);
   if (queue_.size() == options_.batch) cv_.notify_one();
+  // Falling behind: at idle priority the writer gets no turn while the cores are busy.
+  if (writerIdle_ && queue_.size() >= options_.raiseAt) {
+    writerIdle_ = false;
+    if (!setIdlePriority(writerTid_, false)) adaptive_ = false;  // stays as it is; stop switching
+  }
 }
 
 void EventRecorder::writerLoop() {
   lowerThreadPriority();
+  const bool adaptive = options_.idleWhenCaughtUp && canLeaveIdlePriority();
   std::unique_lock lock(mutex_);
+  writerTid_ = currentThreadId();
+  adaptive_ = adaptive;
+  if (adaptive_) writerIdle_ = setIdlePriority(writerTid_, true);
+  started_.notify_all();
   while (!stopping_) {
     cv_.wait_for(lock, options_.flushInterval, [&] { return stopping_ || queue_.size() >= options_.batch; });
     if (stopping_) break;
@@ -78,6 +117,9 @@ void EventRecorder::writerLoop() {
       nextPurge_ = now + options_.purgeInterval;
     }
     lock.lock();
+    // Caught up: back to taking only idle CPU.
+    if (adaptive_ && !writerIdle_ && !stopping_ && queue_.size() < options_.batch)
+      writerIdle_ = setIdlePriority(writerTid_, true);
   }
 }
 
@@ -87,25 +129,27 @@ Result<void> EventRecorder::flush() {
 }
 
 Result<void> EventRecorder::drain() {
-  std::vector<Event> taken;
   {
+    // writing_ is empty here: the queue continues in its capacity (the two swap back and forth).
     std::lock_guard lock(mutex_);
-    taken.swap(queue_);
+    writing_.swap(queue_);
   }
   Result<void> result;
-  for (size_t start = 0; start < taken.size(); start += options_.batch) {
-    const size_t end = std::min(taken.size(), start + options_.batch);
-    std::vector<index::EventRow> rows;
-    rows.reserve(end - start);
-    for (size_t i = start; i < end; ++i) rows.push_back(toRow(std::move(taken[i])));
-    auto r = index_.appendEvents(rows);
+  for (size_t start = 0; start < writing_.size(); start += options_.batch) {
+    const size_t end = std::min(writing_.size(), start + options_.batch);
+    rows_.resize(end - start);
+    for (size_t i = start; i < end; ++i) writing_[i].toRow(rows_[i - start]);
+    auto r = index_.appendEvents(rows_);
     {
       std::lock_guard lock(mutex_);
-      (r ? written_ : writeErrors_) += rows.size();
+      (r ? written_ : writeErrors_) += rows_.size();
     }
     if (!r) result = r;
-    else if (options_.onBatchWritten) options_.onBatchWritten(rows.size());
+    else if (options_.onBatchWritten) options_.onBatchWritten(rows_.size());
   }
+  writing_.clear();
+  // A backlog (up to maxQueued events) leaves a large capacity behind: give it back.
+  if (writing_.capacity() > 4 * options_.batch) writing_ = {};
   return result;
 }
 
@@ -125,6 +169,10 @@ uint64_t EventRecorder::dropped() const {
 uint64_t EventRecorder::writeErrors() const {
   std::lock_guard lock(mutex_);
   return writeErrors_;
+}
+bool EventRecorder::writerIdle() const {
+  std::lock_guard lock(mutex_);
+  return writerIdle_;
 }
 size_t EventRecorder::queued() const {
   std::lock_guard lock(mutex_);

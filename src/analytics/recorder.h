@@ -2,11 +2,16 @@
 // EventRecorder: queues Events in memory and writes them to the index's events table in batches
 // from a background thread, so recording never touches SQLite on the request path. Events older
 // than the retention are purged by the same thread (docs/analytics.md, Storage).
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
 #include <thread>
 #include <vector>
 
@@ -24,6 +29,13 @@ struct RecorderOptions {
   size_t maxQueued = 100000;           // beyond this record() drops the event and counts it
   std::chrono::milliseconds purgeInterval{std::chrono::hours(1)};  // how often the writer purges
   const Clock* clock = &Clock::system();  // for the retention cutoff only
+  // Run the writer at idle priority (SCHED_IDLE) while it keeps up: it then takes only CPU that
+  // no request thread wants, and never delays one. When raiseAt events are waiting (the cores
+  // are busy and the writer gets no turn), record() raises it to nice 10 until it has caught
+  // up. Only where the process may leave SCHED_IDLE again (canLeaveIdlePriority()); elsewhere
+  // the writer stays at nice 10.
+  bool idleWhenCaughtUp = false;
+  size_t raiseAt = 10000;
   // Test hook: called on the thread that wrote a batch, with its size, after it committed.
   std::function<void(size_t)> onBatchWritten = {};
 };
@@ -37,9 +49,10 @@ class EventRecorder {
   EventRecorder(const EventRecorder&) = delete;
   EventRecorder& operator=(const EventRecorder&) = delete;
 
-  // Queues the event (a mutex and a vector push: no I/O). Dropped and counted when maxQueued
-  // events are already waiting (SQLite too slow or failing).
-  void record(Event event);
+  // Queues the event (a mutex and a copy into a flat slot: no I/O, no allocation once the queue
+  // has grown to a batch). Dropped and counted when maxQueued events are already waiting (SQLite
+  // too slow or failing).
+  void record(const Event& event);
   // Writes every event queued before the call; returns when they are in SQLite or failed (the
   // failed batch is dropped and counted in writeErrors: events are statistics).
   Result<void> flush();
@@ -51,8 +64,34 @@ class EventRecorder {
   uint64_t dropped() const;      // events refused because the queue was full
   uint64_t writeErrors() const;  // events lost in failed batches
   size_t queued() const;
+  bool writerIdle() const;  // whether the writer thread is at idle priority now
 
  private:
+  // One queued event, flat: its strings are copied back to back into `text` (or `overflow` when
+  // they do not fit). So recording allocates nothing per event once the queue has its capacity,
+  // and the writer thread frees nothing that a request thread allocated: when it freed the
+  // events' strings, each free took the glibc arena lock of the request thread that allocated
+  // them, and a request thread waited for the (lower priority) writer now and then.
+  struct Queued {
+    static constexpr size_t kFields = 10;  // Event's strings, in the order of fill()
+    static constexpr size_t kInline = 384;
+    int64_t timeMs = 0;
+    double latencyMs = 0;
+    int64_t tokensIn = 0;
+    int64_t tokensOut = 0;
+    double cost = 0;
+    double costSaved = 0;
+    int64_t latencySavedMs = 0;
+    std::optional<uint64_t> promptSimhash;
+    std::array<uint32_t, kFields> length{};
+    std::array<char, kInline> text;
+    std::string overflow;  // every field, when their sum exceeds kInline (then text is unused)
+
+    void fill(const Event& e);
+    std::string_view field(size_t i) const;
+    void toRow(index::EventRow& row) const;  // assigns into row's strings (reusing their capacity)
+  };
+
   void writerLoop();
   // Takes the queue and writes it in batches; callers hold flushMutex_.
   Result<void> drain();
@@ -62,12 +101,18 @@ class EventRecorder {
   std::mutex flushMutex_;  // one drain at a time, so flush() returns after any drain in progress
   mutable std::mutex mutex_;
   std::condition_variable cv_;
-  std::vector<Event> queue_;
+  std::vector<Queued> queue_;             // guarded by mutex_
+  std::vector<Queued> writing_;           // the batch being written; guarded by flushMutex_
+  std::vector<index::EventRow> rows_;     // reused for each write (their strings keep capacity)
   uint64_t written_ = 0;
   uint64_t dropped_ = 0;
   uint64_t writeErrors_ = 0;
   TimePoint nextPurge_{};
   bool stopping_ = false;
+  pid_t writerTid_ = 0;       // set by the writer before it first waits; guarded by mutex_
+  bool adaptive_ = false;     // idleWhenCaughtUp and possible here; guarded by mutex_
+  bool writerIdle_ = false;   // the writer is in SCHED_IDLE; guarded by mutex_
+  std::condition_variable started_;
   std::thread writer_;
 };
 

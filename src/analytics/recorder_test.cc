@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "common/thread.h"
 #include "index/test_util.h"
 
 namespace llmcache::analytics {
@@ -199,6 +200,66 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
   EXPECT_EQ(std::get<std::string>(row[14]), "c0ffee");
   EXPECT_EQ(std::get<std::string>(row[15]), "code");
   EXPECT_EQ(std::get<int64_t>(row[16]), 99);
+}
+
+TEST_F(RecorderTest, EventsWhoseStringsDoNotFitInlineAreStoredWhole) {
+  // Queued events keep their strings in a fixed inline buffer or, when longer, in one heap
+  // block: both must come back whole, each event with its own text, across reused slots.
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 4, .clock = &clock_});
+  const std::string longModel = "vendor/" + std::string(500, 'm');
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 6; ++i) {
+      Event e = at(clock_, 0ms, "key-" + std::to_string(round) + "-" + std::to_string(i));
+      e.model = i % 2 ? longModel : "short";
+      e.callerHash = std::string(static_cast<size_t>(i) * 40, 'c');
+      e.promptSimhash = static_cast<uint64_t>(round * 10 + i);
+      e.promptPreview = std::string(120, 'p');
+      recorder.record(e);
+    }
+    ASSERT_TRUE(recorder.flush());
+  }
+  EXPECT_EQ(countEvents(*index_), 18);
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 6; ++i) {
+      const std::string where = "cache_key = 'key-" + std::to_string(round) + "-" + std::to_string(i) +
+                                "' AND model = '" + (i % 2 ? longModel : std::string("short")) +
+                                "' AND caller_hash = '" + std::string(static_cast<size_t>(i) * 40, 'c') +
+                                "' AND outcome = 'MISS' AND prompt_simhash = " + std::to_string(round * 10 + i);
+      EXPECT_EQ(countEvents(*index_, where), 1) << where;
+    }
+  }
+}
+
+TEST_F(RecorderTest, AnIdlePriorityWriterIsRaisedWhenItFallsBehindAndIdlesAgainOnceCaughtUp) {
+  if (!canLeaveIdlePriority()) GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
+                                   .batch = 1'000'000,  // the writer is not woken by a batch here
+                                   .clock = &clock_,
+                                   .idleWhenCaughtUp = true,
+                                   .raiseAt = 50});
+  EXPECT_TRUE(recorder.writerIdle());
+  for (int i = 0; i < 49; ++i) recorder.record(at(clock_, 0ms));
+  EXPECT_TRUE(recorder.writerIdle());
+  recorder.record(at(clock_, 0ms));  // the 50th waiting event raises it
+  EXPECT_FALSE(recorder.writerIdle());
+  ASSERT_TRUE(recorder.flush());
+  EXPECT_EQ(countEvents(*index_), 50);
+}
+
+TEST_F(RecorderTest, AWriterThatCaughtUpGoesBackToIdlePriority) {
+  if (!canLeaveIdlePriority()) GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
+                                   .batch = 10,
+                                   .clock = &clock_,
+                                   .idleWhenCaughtUp = true,
+                                   .raiseAt = 5});
+  for (int i = 0; i < 10; ++i) recorder.record(at(clock_, 0ms));  // raised at 5, woken at 10
+  ASSERT_TRUE(eventually([&] { return recorder.written() == 10 && recorder.writerIdle(); }));
+}
+
+TEST_F(RecorderTest, WithoutIdleWhenCaughtUpTheWriterStaysAtItsNiceLevel) {
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .clock = &clock_});
+  EXPECT_FALSE(recorder.writerIdle());
 }
 
 }  // namespace

@@ -612,7 +612,7 @@ void Gateway::recordEvent(Context& ctx) {
     e.promptPreview = ctx.keyInfo->promptPreview;
   }
   if (deps_.metrics) deps_.metrics->observe(e);
-  if (deps_.recorder) deps_.recorder->record(std::move(e));
+  if (deps_.recorder) deps_.recorder->record(e);
 }
 
 net::awaitable<void> Gateway::serveMetrics(Context& ctx, http::ResponseWriter& w) {

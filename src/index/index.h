@@ -4,6 +4,9 @@
 // listing and paging for the admin API, hit counts and totals. It holds metadata only, never
 // bodies; the tiers stay the truth about what can be served (a row whose entry was evicted is
 // harmless: erasing it from a tier is a no-op).
+#include <sys/types.h>
+
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -96,6 +99,12 @@ struct IndexOptions {
   size_t maxPendingIds = 100000;      // distinct ids queued; hits for more are dropped, counted
   bool integrityCheck = true;         // PRAGMA integrity_check at open (O(size of the file))
   std::chrono::milliseconds busyTimeout{5000};  // waiting for another process's write lock
+  // Copy the WAL into the database from a thread of its own, on its own connection, at idle
+  // priority, every checkpointInterval, instead of in the commit that crosses 1,000 WAL pages.
+  // That commit held a core for milliseconds (4 MB copied) beside the request threads. The
+  // writing connection still checkpoints at kWalSafetyPages, should the checkpointer get no CPU.
+  bool backgroundCheckpoints = false;
+  std::chrono::milliseconds checkpointInterval{250};
 };
 
 // One request as the events table stores it (docs/index-schema.md, events; the meaning of each
@@ -199,8 +208,16 @@ class Index {
   // Appends rows to the events table in one transaction (all or none). A row carrying a
   // promptSimhash also fills prompt_simhash / prompt_preview of the entry rows under its
   // cache_key that have none yet, so a signature reaches the entry whichever of the event and
-  // the entry's upsert lands first (a later event of the key fills it).
+  // the entry's upsert lands first (a later event of the key fills it). Yields the CPU every
+  // kEventRowsPerYield rows (it runs on a background thread beside the request threads). Each
+  // row's id is (time << kEventSequenceBits) | a sequence number: the table is in time order.
   Result<void> appendEvents(const std::vector<EventRow>& rows);
+  static constexpr size_t kEventRowsPerYield = 8;
+  static constexpr int kEventSequenceBits = 20;
+  static constexpr int kWalSafetyPages = 16384;  // 64 MB (with backgroundCheckpoints)
+  // The first event id at or after timeMs (0 before 1970, INT64_MAX past the ids' range, year
+  // 2248): window bounds for queries of the events table by id.
+  static int64_t eventIdBound(int64_t timeMs);
   // Deletes events with time < before. Returns how many.
   Result<size_t> purgeEvents(TimePoint before);
   // Sets the prompt signature of the entry rows under cacheKey (the gateway's store path).
@@ -234,6 +251,7 @@ class Index {
   Error sqlError(int rc, std::string_view what) const;
 
   void hitWriterLoop();
+  void checkpointLoop(std::string path);
   // Takes the queued hits and writes them; callers hold flushMutex_.
   void drainHits();
 
@@ -242,6 +260,8 @@ class Index {
   int schemaVersion_;
 
   std::mutex dbMutex_;
+  uint64_t eventSequence_ = 0;  // low bits of the next event id; guarded by dbMutex_
+  int64_t eventId(int64_t timeMs);  // callers hold dbMutex_
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_;  // prepared once, reused
 
   std::mutex flushMutex_;  // one drain at a time, so flush() returns after any drain in progress
@@ -253,6 +273,9 @@ class Index {
   uint64_t hitWriteErrors_ = 0;
   bool stopping_ = false;
   std::thread hitWriter_;
+  std::thread checkpointer_;  // with options_.backgroundCheckpoints; stops with stopping_ (hitMutex_)
+  std::condition_variable checkpointCv_;
+  std::atomic<pid_t> checkpointerTid_{0};
 };
 
 }  // namespace llmcache::index

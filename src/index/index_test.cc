@@ -1,6 +1,8 @@
 #include "index/index.h"
 
 #include <gtest/gtest.h>
+
+#include <limits>
 #include <sqlite3.h>
 
 #include <fstream>
@@ -49,12 +51,12 @@ void writeBytes(const fs::path& p, std::string_view bytes, std::ios::openmode ex
 }
 
 // Raw SQLite access for checks the API does not expose.
-int64_t scalar(const fs::path& path, const char* sql) {
+int64_t scalar(const fs::path& path, const std::string& sql) {
   sqlite3* db = nullptr;
   sqlite3_open(path.c_str(), &db);
   sqlite3_stmt* s = nullptr;
   int64_t v = -1;
-  if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
     v = sqlite3_column_int64(s, 0);
   sqlite3_finalize(s);
   sqlite3_close(db);
@@ -419,7 +421,7 @@ TEST_F(IndexTest, ListFiltersByTenant) {
 TEST_F(IndexTest, AVersionTwoFileGainsTheTenantColumnAndKeepsItsRows) {
   reopenFromVersion(2);
   ASSERT_FALSE(HasFatalFailure());
-  EXPECT_EQ(index_->schemaVersion(), 3);
+  EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);  // every later step runs too
   EXPECT_EQ(index_->byCacheId("id1").value()->tenant, "");
   EXPECT_EQ(index_->list({.tenant = ""}).value().rows.size(), 1u);
 }
@@ -666,6 +668,117 @@ TEST_F(IndexTest, AppendedEventsAreStoredAndPurgedByTime) {
   EXPECT_EQ(scalar(path_, "SELECT time FROM events WHERE outcome = 'HIT'"), 5000);
   EXPECT_EQ(index_->purgeEvents(fromUnixMillis(5000)).value(), 1u);
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 1);
+}
+
+TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThem) {
+  index_.reset();
+  ASSERT_TRUE(Index::removeFiles(path_));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(migrate(db, migrations().first(3)).value(), 3);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO events(id, time, cache_key, outcome) VALUES(5, 7, 'k:1', 'HIT'), "
+                         "(6, 7, 'k:2', 'MISS'), (7, 3, 'k:3', 'MISS')",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  index_ = openOrDie(path_);
+  ASSERT_TRUE(index_);
+  EXPECT_EQ(index_->schemaVersion(), 4);
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"), 0);
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 3);
+  EXPECT_EQ(scalar(path_, "SELECT id FROM events WHERE cache_key = 'k:1' AND outcome = 'HIT' AND time = 7"), (7 << 20) | 5);
+  EXPECT_EQ(scalar(path_, "SELECT id FROM events WHERE cache_key = 'k:2'"), (7 << 20) | 6);
+  // The table's order is now the time order.
+  EXPECT_EQ(scalar(path_, "SELECT cache_key = 'k:3' FROM events ORDER BY id LIMIT 1"), 1);
+  // New events land after the old ones, in time order, and a window is an id range.
+  EventRow later;
+  later.timeMs = 9;
+  later.outcome = "HIT";
+  ASSERT_TRUE(index_->appendEvents({later}));
+  EXPECT_EQ(scalar(path_, "SELECT time FROM events ORDER BY id DESC LIMIT 1"), 9);
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events WHERE id >= " + std::to_string(Index::eventIdBound(7)) +
+                              " AND id < " + std::to_string(Index::eventIdBound(9))),
+            2);
+}
+
+TEST_F(IndexTest, EventIdsKeepTimesOutsideTheirRangeInOrder) {
+  EXPECT_EQ(Index::eventIdBound(-5), 0);
+  EXPECT_EQ(Index::eventIdBound(std::numeric_limits<int64_t>::max()), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(Index::eventIdBound(1000), int64_t{1000} << Index::kEventSequenceBits);
+  EventRow before1970, far, now;
+  before1970.timeMs = -1;
+  far.timeMs = std::numeric_limits<int64_t>::max();
+  now.timeMs = 1'700'000'000'000;
+  for (EventRow* r : {&before1970, &far, &now}) r->outcome = "MISS";
+  ASSERT_TRUE(index_->appendEvents({far, now, before1970}));
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 3);
+  EXPECT_EQ(scalar(path_, "SELECT time FROM events ORDER BY id LIMIT 1"), -1);  // ids clamp, times stay
+  EXPECT_EQ(scalar(path_, "SELECT time = 9223372036854775807 FROM events ORDER BY id DESC LIMIT 1"), 1);
+}
+
+TEST(IndexCheckpoints, TheBackgroundCheckpointerCopiesTheWalIntoTheDatabaseFile) {
+  // The writing connection would not checkpoint below kWalSafetyPages: pages reach the main file
+  // only through the background checkpointer.
+  test::TempDir dir;
+  const fs::path path = dir.path() / "index.sqlite";
+  auto index = Index::open(path, {.backgroundCheckpoints = true, .checkpointInterval = std::chrono::milliseconds(20)});
+  ASSERT_TRUE(index);
+  const auto before = fs::file_size(path);
+  std::vector<EventRow> rows(2000);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i].timeMs = static_cast<int64_t>(i);
+    rows[i].outcome = "HIT";
+    rows[i].cacheKey = std::string(64, 'k');
+  }
+  ASSERT_TRUE((*index)->appendEvents(rows));
+  bool copied = false;
+  for (int i = 0; i < 500 && !copied; ++i) {
+    copied = fs::file_size(path) > before + 100'000;
+    if (!copied) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(copied) << fs::file_size(path) << " bytes, was " << before;
+  EXPECT_EQ(scalar(path, "SELECT COUNT(*) FROM events"), 2000);
+}
+
+TEST(IndexCheckpoints, WithoutTheBackgroundCheckpointerTheWritingConnectionCheckpoints) {
+  test::TempDir dir;
+  const fs::path path = dir.path() / "index.sqlite";
+  auto index = Index::open(path);
+  ASSERT_TRUE(index);
+  const auto before = fs::file_size(path);
+  std::vector<EventRow> rows(30000);  // ~7 MB: > 1,000 WAL pages, SQLite's automatic checkpoint
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i].timeMs = static_cast<int64_t>(i);
+    rows[i].outcome = "HIT";
+    rows[i].cacheKey = std::string(200, 'k');
+  }
+  ASSERT_TRUE((*index)->appendEvents(rows));
+  EXPECT_GT(fs::file_size(path), before + 1'000'000);
+}
+
+TEST_F(IndexTest, ABatchSpanningSeveralYieldsStoresEveryRowsOwnText) {
+  // The writer binds text without copying it and yields every kEventRowsPerYield rows: each row
+  // must still land with its own strings.
+  std::vector<EventRow> rows;
+  for (int i = 0; i < static_cast<int>(Index::kEventRowsPerYield) * 3 + 5; ++i) {
+    EventRow r;
+    r.timeMs = i;
+    r.cacheKey = "model-" + std::to_string(i) + ":" + std::string(40, 'a' + static_cast<char>(i % 26));
+    r.model = "model-" + std::to_string(i);
+    r.outcome = i % 2 ? "HIT" : "MISS";
+    r.callerHash = "caller-" + std::to_string(i * 7);
+    rows.push_back(std::move(r));
+  }
+  ASSERT_TRUE(index_->appendEvents(rows));
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), static_cast<int64_t>(rows.size()));
+  for (const EventRow& r : rows) {
+    EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events WHERE time = " + std::to_string(r.timeMs) + " AND cache_key = '" +
+                                r.cacheKey + "' AND model = '" + r.model + "' AND outcome = '" + r.outcome +
+                                "' AND caller_hash = '" + r.callerHash + "'"),
+              1)
+        << r.timeMs;
+  }
 }
 
 TEST_F(IndexTest, AnEventsSimhashFillsAnEntryThatHasNoneAndSetPromptSignatureOverwrites) {
