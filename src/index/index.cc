@@ -189,7 +189,6 @@ Result<std::unique_ptr<Index>> Index::open(const fs::path& path, IndexOptions op
   if (!mode) return fail(mode.error());
   if (mode->empty() || (*mode)[0] != "wal")
     return fail(makeError(Errc::Io, "index: " + path.string() + " refused WAL mode"));
-  if (options.backgroundCheckpoints) sqlite3_wal_autocheckpoint(db, kWalSafetyPages);
   for (const char* pragma : {"PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     rc = sqlite3_exec(db, pragma, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return fail(rawSqlError(db, rc, pragma));
@@ -222,32 +221,59 @@ Index::Index(sqlite3* db, IndexOptions options, int schemaVersion)
   eventSequence_ = std::random_device{}();
   hitWriter_ = std::thread([this] { hitWriterLoop(); });
   if (options_.backgroundCheckpoints) {
+    // Replaces SQLite's automatic checkpoint (itself a WAL hook) with walHook.
+    sqlite3_wal_hook(db_, &Index::walHook, this);
     const char* file = sqlite3_db_filename(db_, "main");
     checkpointer_ = std::thread([this, path = std::string(file ? file : "")] { checkpointLoop(path); });
   }
 }
 
+int Index::walHook(void* self, sqlite3* db, const char* name, int pages) {
+  // After each commit on the writing connection, with the WAL's size in pages.
+  if (pages >= kWalSafetyPages) {
+    (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  } else if (pages >= kWalRaisePages) {
+    auto* index = static_cast<Index*>(self);
+    // The idle checkpointer gets no turn (busy cores): raise it until it has checkpointed.
+    if (index->checkpointerIdle_.exchange(false)) (void)setIdlePriority(index->checkpointerTid_.load(), false);
+    {
+      std::lock_guard lock(index->checkpointMutex_);
+      index->checkpointNow_ = true;
+    }
+    index->checkpointCv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
 void Index::checkpointLoop(std::string path) {
-  // Idle priority for good: this work can wait for a free core (kWalSafetyPages bounds the WAL).
+  // Idle priority while the WAL stays small; walHook raises it to nice 10 past kWalRaisePages.
+  // Where a thread may not leave SCHED_IDLE, it runs at nice 10 throughout.
   checkpointerTid_ = currentThreadId();
-  if (!setIdlePriority(checkpointerTid_, true)) lowerThreadPriority();
+  lowerThreadPriority();
+  const bool adaptive = canLeaveIdlePriority();
+  auto goIdle = [&] {
+    if (adaptive && setIdlePriority(checkpointerTid_, true)) checkpointerIdle_ = true;
+  };
+  goIdle();
   sqlite3* db = nullptr;
   if (path.empty() ||
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
     sqlite3_close_v2(db);
-    return;  // the writing connection's own checkpoints remain
+    return;  // walHook's safety checkpoints remain
   }
   sqlite3_wal_autocheckpoint(db, 0);
   sqlite3_busy_timeout(db, 0);
   // A connection sees the WAL only once it has read the file (before, a checkpoint does nothing).
   (void)sqlite3_exec(db, "PRAGMA journal_mode", nullptr, nullptr, nullptr);
-  std::unique_lock lock(hitMutex_);
-  while (!stopping_) {
-    checkpointCv_.wait_for(lock, options_.checkpointInterval, [&] { return stopping_; });
-    if (stopping_) break;
+  std::unique_lock lock(checkpointMutex_);
+  while (!checkpointStop_) {
+    checkpointCv_.wait_for(lock, options_.checkpointInterval, [&] { return checkpointStop_ || checkpointNow_; });
+    if (checkpointStop_) break;
+    checkpointNow_ = false;
     lock.unlock();
     // PASSIVE: copies what no reader still needs, never waits for a lock. Busy is fine: next time.
     (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (!checkpointerIdle_) goIdle();
     lock.lock();
   }
   lock.unlock();
@@ -261,10 +287,14 @@ Index::~Index() {
   }
   hitCv_.notify_all();
   hitWriter_.join();
+  {
+    std::lock_guard lock(checkpointMutex_);
+    checkpointStop_ = true;
+  }
   checkpointCv_.notify_all();
   if (checkpointer_.joinable()) {
     // At idle priority it could wait long for a free core just to see that it should stop.
-    if (const pid_t tid = checkpointerTid_.load(); tid != 0 && canLeaveIdlePriority()) (void)setIdlePriority(tid, false);
+    if (checkpointerIdle_.exchange(false)) (void)setIdlePriority(checkpointerTid_.load(), false);
     checkpointer_.join();
   }
   {

@@ -101,8 +101,9 @@ struct IndexOptions {
   std::chrono::milliseconds busyTimeout{5000};  // waiting for another process's write lock
   // Copy the WAL into the database from a thread of its own, on its own connection, at idle
   // priority, every checkpointInterval, instead of in the commit that crosses 1,000 WAL pages.
-  // That commit held a core for milliseconds (4 MB copied) beside the request threads. The
-  // writing connection still checkpoints at kWalSafetyPages, should the checkpointer get no CPU.
+  // That commit held a core for milliseconds (4 MB copied) beside the request threads. Past
+  // kWalRaisePages (the cores are busy, the checkpointer gets no turn) it is raised to nice 10
+  // until it has checkpointed; past kWalSafetyPages the writing connection checkpoints itself.
   bool backgroundCheckpoints = false;
   std::chrono::milliseconds checkpointInterval{250};
 };
@@ -214,7 +215,8 @@ class Index {
   Result<void> appendEvents(const std::vector<EventRow>& rows);
   static constexpr size_t kEventRowsPerYield = 8;
   static constexpr int kEventSequenceBits = 20;
-  static constexpr int kWalSafetyPages = 16384;  // 64 MB (with backgroundCheckpoints)
+  static constexpr int kWalRaisePages = 1000;    // 4 MB, SQLite's own automatic checkpoint size
+  static constexpr int kWalSafetyPages = 8192;   // 32 MB (with backgroundCheckpoints)
   // The first event id at or after timeMs (0 before 1970, INT64_MAX past the ids' range, year
   // 2248): window bounds for queries of the events table by id.
   static int64_t eventIdBound(int64_t timeMs);
@@ -252,6 +254,7 @@ class Index {
 
   void hitWriterLoop();
   void checkpointLoop(std::string path);
+  static int walHook(void* self, sqlite3* db, const char* name, int pages);
   // Takes the queued hits and writes them; callers hold flushMutex_.
   void drainHits();
 
@@ -273,9 +276,13 @@ class Index {
   uint64_t hitWriteErrors_ = 0;
   bool stopping_ = false;
   std::thread hitWriter_;
-  std::thread checkpointer_;  // with options_.backgroundCheckpoints; stops with stopping_ (hitMutex_)
+  std::thread checkpointer_;  // with options_.backgroundCheckpoints
+  std::mutex checkpointMutex_;
   std::condition_variable checkpointCv_;
+  bool checkpointStop_ = false;  // guarded by checkpointMutex_
+  bool checkpointNow_ = false;   // walHook asks for a checkpoint; guarded by checkpointMutex_
   std::atomic<pid_t> checkpointerTid_{0};
+  std::atomic<bool> checkpointerIdle_{false};  // the checkpointer is in SCHED_IDLE
 };
 
 }  // namespace llmcache::index

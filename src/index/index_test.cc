@@ -741,6 +741,29 @@ TEST(IndexCheckpoints, TheBackgroundCheckpointerCopiesTheWalIntoTheDatabaseFile)
   EXPECT_EQ(scalar(path, "SELECT COUNT(*) FROM events"), 2000);
 }
 
+TEST(IndexCheckpoints, ALargeWalWakesTheCheckpointerBeforeItsInterval) {
+  // Past kWalRaisePages the commit's WAL hook raises and wakes the checkpointer at once, instead
+  // of leaving the WAL to grow until its next turn (an hour away here).
+  test::TempDir dir;
+  const fs::path path = dir.path() / "index.sqlite";
+  auto index = Index::open(path, {.backgroundCheckpoints = true, .checkpointInterval = std::chrono::hours(1)});
+  ASSERT_TRUE(index);
+  const auto before = fs::file_size(path);
+  std::vector<EventRow> rows(30000);  // ~7 MB of WAL
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i].timeMs = static_cast<int64_t>(i);
+    rows[i].outcome = "HIT";
+    rows[i].cacheKey = std::string(200, 'k');
+  }
+  ASSERT_TRUE((*index)->appendEvents(rows));
+  bool copied = false;
+  for (int i = 0; i < 1000 && !copied; ++i) {
+    copied = fs::file_size(path) > before + 1'000'000;
+    if (!copied) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(copied) << fs::file_size(path) << " bytes, was " << before;
+}
+
 TEST(IndexCheckpoints, WithoutTheBackgroundCheckpointerTheWritingConnectionCheckpoints) {
   test::TempDir dir;
   const fs::path path = dir.path() / "index.sqlite";
