@@ -36,6 +36,13 @@ std::string_view EventRecorder::Queued::field(size_t i) const {
   return {base + offset, length[i]};
 }
 
+EventRecorder::Queued& EventRecorder::Slots::emplace_back() {
+  if (size_ == chunks_.size() * kChunk) chunks_.push_back(std::make_unique<Queued[]>(kChunk));
+  Queued& slot = (*this)[size_];
+  ++size_;
+  return slot;
+}
+
 void EventRecorder::Queued::toRow(index::EventRow& r) const {
   const Queued& q = *this;
   r.timeMs = q.timeMs;
@@ -148,8 +155,8 @@ Result<void> EventRecorder::drain() {
     else if (options_.onBatchWritten) options_.onBatchWritten(rows_.size());
   }
   writing_.clear();
-  // A backlog (up to maxQueued events) leaves a large capacity behind: give it back.
-  if (writing_.capacity() > 4 * options_.batch) writing_ = {};
+  // A backlog (up to maxQueued events) leaves many chunks behind: keep a batch's worth or so.
+  writing_.trim(options_.batch / Slots::kChunk + 2);
   return result;
 }
 

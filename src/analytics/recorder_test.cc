@@ -230,6 +230,18 @@ TEST_F(RecorderTest, EventsWhoseStringsDoNotFitInlineAreStoredWhole) {
   }
 }
 
+TEST_F(RecorderTest, AQueueSpanningSeveralChunksKeepsEveryEventAcrossReuse) {
+  // 600 events fill three chunks of queue slots; the second round reuses (and trims) them.
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 100'000, .clock = &clock_});
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 600; ++i) recorder.record(at(clock_, 0ms, "r" + std::to_string(round) + "-" + std::to_string(i)));
+    EXPECT_EQ(recorder.queued(), 600u);
+    ASSERT_TRUE(recorder.flush());
+  }
+  EXPECT_EQ(countEvents(*index_), 1200);
+  EXPECT_EQ(countEvents(*index_, "cache_key IN ('r0-0', 'r0-255', 'r0-256', 'r0-599', 'r1-0', 'r1-511', 'r1-512', 'r1-599')"), 8);
+}
+
 TEST_F(RecorderTest, AnIdlePriorityWriterIsRaisedWhenItFallsBehindAndIdlesAgainOnceCaughtUp) {
   if (!canLeaveIdlePriority()) GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
   EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
