@@ -78,13 +78,14 @@ EventRecorder::~EventRecorder() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
-    // An idle-priority writer would wait for a free core to even see that it should stop.
-    if (writerIdle_) writerIdle_ = !setIdlePriority(writerTid_, false);
   }
+  // An idle-priority writer would wait for a free core to even see that it should stop.
+  raised_ = true;
+  if (writerIdle_) (void)setIdlePriority(writerTid_, false);
   cv_.notify_all();
   writer_.join();
   std::lock_guard f(flushMutex_);
-  (void)drain();
+  (void)drain(false);
 }
 
 void EventRecorder::record(const Event& event) {
@@ -96,11 +97,33 @@ void EventRecorder::record(const Event& event) {
   queue_.emplace_back().fill(event);
   if (queue_.size() == options_.batch) cv_.notify_one();
   // Falling behind: at idle priority the writer gets no turn while the cores are busy.
-  if (writerIdle_ && queue_.size() >= options_.raiseAt) {
-    writerIdle_ = false;
-    if (!setIdlePriority(writerTid_, false)) adaptive_ = false;  // stays as it is; stop switching
+  if (adaptive_ && !raised_ && queue_.size() >= options_.raiseAt) {
+    raised_ = true;
+    if (writerIdle_) (void)setIdlePriority(writerTid_, false);
   }
 }
+
+// The writer's SQLite work at idle priority, unless raised. Only there: the writer switches back
+// to nice 10 before it takes mutex_ again, because a request thread waiting in record() for a
+// mutex held by a preempted idle-priority thread would wait until a core fell idle.
+class EventRecorder::IdleSection {
+ public:
+  explicit IdleSection(EventRecorder& r) : r_(r) {
+    if (!r_.adaptive_ || r_.raised_) return;
+    r_.writerIdle_ = true;
+    if (!setIdlePriority(r_.writerTid_, true)) r_.writerIdle_ = false;
+    else if (r_.raised_) leave();  // raised between the check and the switch
+  }
+  ~IdleSection() { leave(); }
+  IdleSection(const IdleSection&) = delete;
+  IdleSection& operator=(const IdleSection&) = delete;
+
+ private:
+  void leave() {
+    if (r_.writerIdle_.exchange(false)) (void)setIdlePriority(r_.writerTid_, false);
+  }
+  EventRecorder& r_;
+};
 
 void EventRecorder::writerLoop() {
   lowerThreadPriority();
@@ -108,7 +131,6 @@ void EventRecorder::writerLoop() {
   std::unique_lock lock(mutex_);
   writerTid_ = currentThreadId();
   adaptive_ = adaptive;
-  if (adaptive_) writerIdle_ = setIdlePriority(writerTid_, true);
   started_.notify_all();
   while (!stopping_) {
     cv_.wait_for(lock, options_.flushInterval, [&] { return stopping_ || queue_.size() >= options_.batch; });
@@ -116,41 +138,39 @@ void EventRecorder::writerLoop() {
     lock.unlock();
     {
       std::lock_guard f(flushMutex_);
-      (void)drain();
+      (void)drain(true);
     }
     const TimePoint now = options_.clock->now();
     if (options_.retentionDays > 0 && now >= nextPurge_) {
+      IdleSection idle(*this);
       (void)purge();
       nextPurge_ = now + options_.purgeInterval;
     }
     lock.lock();
-    // Caught up: back to taking only idle CPU.
-    if (adaptive_ && !writerIdle_ && !stopping_ && queue_.size() < options_.batch)
-      writerIdle_ = setIdlePriority(writerTid_, true);
+    if (raised_ && queue_.size() < options_.batch) raised_ = false;  // caught up
   }
 }
 
 Result<void> EventRecorder::flush() {
   std::lock_guard f(flushMutex_);
-  return drain();
+  return drain(false);
 }
 
-Result<void> EventRecorder::drain() {
+Result<void> EventRecorder::drain(bool onWriter) {
   {
-    // writing_ is empty here: the queue continues in its capacity (the two swap back and forth).
+    // writing_ is empty here: the queue continues in its chunks (the two swap back and forth).
     std::lock_guard lock(mutex_);
     writing_.swap(queue_);
   }
+  std::optional<IdleSection> idle;
+  if (onWriter) idle.emplace(*this);
   Result<void> result;
   for (size_t start = 0; start < writing_.size(); start += options_.batch) {
     const size_t end = std::min(writing_.size(), start + options_.batch);
     rows_.resize(end - start);
     for (size_t i = start; i < end; ++i) writing_[i].toRow(rows_[i - start]);
     auto r = index_.appendEvents(rows_);
-    {
-      std::lock_guard lock(mutex_);
-      (r ? written_ : writeErrors_) += rows_.size();
-    }
+    (r ? written_ : writeErrors_) += rows_.size();
     if (!r) result = r;
     else if (options_.onBatchWritten) options_.onBatchWritten(rows_.size());
   }
@@ -165,22 +185,13 @@ Result<size_t> EventRecorder::purge() {
   return index_.purgeEvents(options_.clock->now() - std::chrono::hours(24) * options_.retentionDays);
 }
 
-uint64_t EventRecorder::written() const {
-  std::lock_guard lock(mutex_);
-  return written_;
-}
+uint64_t EventRecorder::written() const { return written_; }
 uint64_t EventRecorder::dropped() const {
   std::lock_guard lock(mutex_);
   return dropped_;
 }
-uint64_t EventRecorder::writeErrors() const {
-  std::lock_guard lock(mutex_);
-  return writeErrors_;
-}
-bool EventRecorder::writerIdle() const {
-  std::lock_guard lock(mutex_);
-  return writerIdle_;
-}
+uint64_t EventRecorder::writeErrors() const { return writeErrors_; }
+bool EventRecorder::raised() const { return raised_; }
 size_t EventRecorder::queued() const {
   std::lock_guard lock(mutex_);
   return queue_.size();

@@ -3,6 +3,7 @@
 // from a background thread, so recording never touches SQLite on the request path. Events older
 // than the retention are purged by the same thread (docs/analytics.md, Storage).
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -30,11 +31,11 @@ struct RecorderOptions {
   size_t maxQueued = 100000;           // beyond this record() drops the event and counts it
   std::chrono::milliseconds purgeInterval{std::chrono::hours(1)};  // how often the writer purges
   const Clock* clock = &Clock::system();  // for the retention cutoff only
-  // Run the writer at idle priority (SCHED_IDLE) while it keeps up: it then takes only CPU that
-  // no request thread wants, and never delays one. When raiseAt events are waiting (the cores
-  // are busy and the writer gets no turn), record() raises it to nice 10 until it has caught
-  // up. Only where the process may leave SCHED_IDLE again (canLeaveIdlePriority()); elsewhere
-  // the writer stays at nice 10.
+  // The writer does its SQLite work at idle priority (SCHED_IDLE) while it keeps up: it then
+  // takes only CPU that no request thread wants, and never delays one. When raiseAt events are
+  // waiting (the cores are busy and the writer gets no turn), record() raises it to nice 10
+  // until it has caught up. It holds the queue's mutex only at nice 10. Only where the process
+  // may leave SCHED_IDLE again (canLeaveIdlePriority()); elsewhere the writer stays at nice 10.
   bool idleWhenCaughtUp = false;
   size_t raiseAt = 10000;
   // Test hook: called on the thread that wrote a batch, with its size, after it committed.
@@ -65,7 +66,7 @@ class EventRecorder {
   uint64_t dropped() const;      // events refused because the queue was full
   uint64_t writeErrors() const;  // events lost in failed batches
   size_t queued() const;
-  bool writerIdle() const;  // whether the writer thread is at idle priority now
+  bool raised() const;  // whether the writer fell behind and was raised (until it catches up)
 
  private:
   // One queued event, flat: its strings are copied back to back into `text` (or `overflow` when
@@ -118,7 +119,8 @@ class EventRecorder {
 
   void writerLoop();
   // Takes the queue and writes it in batches; callers hold flushMutex_.
-  Result<void> drain();
+  Result<void> drain(bool onWriter);
+  class IdleSection;
 
   index::Index& index_;
   RecorderOptions options_;
@@ -128,14 +130,15 @@ class EventRecorder {
   Slots queue_;                           // guarded by mutex_
   Slots writing_;                         // the batch being written; guarded by flushMutex_
   std::vector<index::EventRow> rows_;     // reused for each write (their strings keep capacity)
-  uint64_t written_ = 0;
-  uint64_t dropped_ = 0;
-  uint64_t writeErrors_ = 0;
+  std::atomic<uint64_t> written_{0};
+  uint64_t dropped_ = 0;  // guarded by mutex_
+  std::atomic<uint64_t> writeErrors_{0};
   TimePoint nextPurge_{};
   bool stopping_ = false;
   pid_t writerTid_ = 0;       // set by the writer before it first waits; guarded by mutex_
-  bool adaptive_ = false;     // idleWhenCaughtUp and possible here; guarded by mutex_
-  bool writerIdle_ = false;   // the writer is in SCHED_IDLE; guarded by mutex_
+  bool adaptive_ = false;     // idleWhenCaughtUp and possible here; set before the loop starts
+  std::atomic<bool> raised_{false};      // behind: the writer stays at nice 10
+  std::atomic<bool> writerIdle_{false};  // the writer is in SCHED_IDLE now (in an IdleSection)
   std::condition_variable started_;
   std::thread writer_;
 };

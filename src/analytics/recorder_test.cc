@@ -242,36 +242,59 @@ TEST_F(RecorderTest, AQueueSpanningSeveralChunksKeepsEveryEventAcrossReuse) {
   EXPECT_EQ(countEvents(*index_, "cache_key IN ('r0-0', 'r0-255', 'r0-256', 'r0-599', 'r1-0', 'r1-511', 'r1-512', 'r1-599')"), 8);
 }
 
-TEST_F(RecorderTest, AnIdlePriorityWriterIsRaisedWhenItFallsBehindAndIdlesAgainOnceCaughtUp) {
+TEST_F(RecorderTest, TheWriterWritesAtIdlePriorityAndIsRaisedWhenItFallsBehind) {
+  if (!canLeaveIdlePriority()) GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
+  std::mutex m;
+  std::vector<bool> idleWhileWriting;
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
+                                   .batch = 10,
+                                   .clock = &clock_,
+                                   .idleWhenCaughtUp = true,
+                                   .raiseAt = 25,
+                                   .onBatchWritten = [&](size_t) {
+                                     std::lock_guard l(m);
+                                     idleWhileWriting.push_back(isIdlePriority(currentThreadId()));
+                                   }});
+  EXPECT_FALSE(recorder.raised());
+  for (int i = 0; i < 10; ++i) recorder.record(at(clock_, 0ms));  // wakes the writer: caught up
+  ASSERT_TRUE(eventually([&] { return recorder.written() == 10; }));
+  {
+    std::lock_guard l(m);
+    ASSERT_EQ(idleWhileWriting.size(), 1u);
+    EXPECT_TRUE(idleWhileWriting[0]);  // its SQLite work took idle CPU only
+  }
+  // Between batches the writer is back at nice 10 (it may take the queue's mutex then).
+  EXPECT_FALSE(isIdlePriority(currentThreadId()));
+  ASSERT_TRUE(eventually([&] { return recorder.queued() == 0; }));
+  EXPECT_FALSE(recorder.raised());
+}
+
+TEST_F(RecorderTest, AWriterThatFallsBehindIsRaisedUntilItHasCaughtUp) {
   if (!canLeaveIdlePriority()) GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
   EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
                                    .batch = 1'000'000,  // the writer is not woken by a batch here
                                    .clock = &clock_,
                                    .idleWhenCaughtUp = true,
                                    .raiseAt = 50});
-  EXPECT_TRUE(recorder.writerIdle());
   for (int i = 0; i < 49; ++i) recorder.record(at(clock_, 0ms));
-  EXPECT_TRUE(recorder.writerIdle());
+  EXPECT_FALSE(recorder.raised());
   recorder.record(at(clock_, 0ms));  // the 50th waiting event raises it
-  EXPECT_FALSE(recorder.writerIdle());
+  EXPECT_TRUE(recorder.raised());
   ASSERT_TRUE(recorder.flush());
   EXPECT_EQ(countEvents(*index_), 50);
 }
 
-TEST_F(RecorderTest, AWriterThatCaughtUpGoesBackToIdlePriority) {
-  if (!canLeaveIdlePriority()) GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
-                                   .batch = 10,
-                                   .clock = &clock_,
-                                   .idleWhenCaughtUp = true,
-                                   .raiseAt = 5});
-  for (int i = 0; i < 10; ++i) recorder.record(at(clock_, 0ms));  // raised at 5, woken at 10
-  ASSERT_TRUE(eventually([&] { return recorder.written() == 10 && recorder.writerIdle(); }));
-}
-
-TEST_F(RecorderTest, WithoutIdleWhenCaughtUpTheWriterStaysAtItsNiceLevel) {
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .clock = &clock_});
-  EXPECT_FALSE(recorder.writerIdle());
+TEST_F(RecorderTest, WithoutIdleWhenCaughtUpTheWriterIsNeverRaisedNorIdle) {
+  std::vector<bool> idleWhileWriting;
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 5, .clock = &clock_, .raiseAt = 2,
+                                   .onBatchWritten = [&](size_t) {
+                                     idleWhileWriting.push_back(isIdlePriority(currentThreadId()));
+                                   }});
+  for (int i = 0; i < 5; ++i) recorder.record(at(clock_, 0ms));
+  ASSERT_TRUE(eventually([&] { return recorder.written() == 5; }));
+  EXPECT_FALSE(recorder.raised());
+  ASSERT_EQ(idleWhileWriting.size(), 1u);
+  EXPECT_FALSE(idleWhileWriting[0]);
 }
 
 }  // namespace
