@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "analytics/event.h"
+#include "common/adaptive_mutex.h"
 #include "common/clock.h"
 #include "common/result.h"
 #include "index/index.h"
@@ -125,8 +126,8 @@ class EventRecorder {
   index::Index& index_;
   RecorderOptions options_;
   std::mutex flushMutex_;  // one drain at a time, so flush() returns after any drain in progress
-  mutable std::mutex mutex_;
-  std::condition_variable cv_;
+  mutable AdaptiveMutex mutex_;  // taken by the request threads (record): spins before it sleeps
+  std::condition_variable_any cv_;
   Slots queue_;                           // guarded by mutex_
   Slots writing_;                         // the batch being written; guarded by flushMutex_
   std::vector<index::EventRow> rows_;     // reused for each write (their strings keep capacity)
@@ -139,7 +140,7 @@ class EventRecorder {
   bool adaptive_ = false;     // idleWhenCaughtUp and possible here; set before the loop starts
   std::atomic<bool> raised_{false};      // behind: the writer stays at nice 10
   std::atomic<bool> writerIdle_{false};  // the writer is in SCHED_IDLE now (in an IdleSection)
-  std::condition_variable started_;
+  std::condition_variable_any started_;
   std::thread writer_;
 };
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "api/request.h"
+#include "common/adaptive_mutex.h"
 #include "key/cache_key.h"
 
 namespace llmcache::gateway {
@@ -77,7 +78,7 @@ class KeyMemo {
     bool operator()(const Stored* s, const Probe& p) const { return equal(p, s); }
   };
   struct Shard {
-    std::mutex mutex;
+    AdaptiveMutex mutex;  // shared by the request threads: spins before it sleeps
     std::list<Stored> lru;  // front: most recent
     std::unordered_map<const Stored*, std::list<Stored>::iterator, Hash, Same> index;
   };

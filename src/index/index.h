@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cache/entry.h"
+#include "common/adaptive_mutex.h"
 #include "common/clock.h"
 #include "common/result.h"
 #include "index/criterion.h"
@@ -268,8 +269,8 @@ class Index {
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_;  // prepared once, reused
 
   std::mutex flushMutex_;  // one drain at a time, so flush() returns after any drain in progress
-  mutable std::mutex hitMutex_;
-  std::condition_variable hitCv_;
+  mutable AdaptiveMutex hitMutex_;  // taken by the request threads (recordHit): spins before it sleeps
+  std::condition_variable_any hitCv_;
   std::unordered_map<std::string, PendingHit> pending_;
   size_t pendingHits_ = 0;
   uint64_t droppedHits_ = 0;

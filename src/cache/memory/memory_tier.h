@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cache/tier.h"
+#include "common/adaptive_mutex.h"
 
 namespace llmcache::cache {
 
@@ -45,7 +46,7 @@ class MemoryTier final : public CacheTier {
     size_t bytes;       // chargedBytes
   };
   struct Shard {
-    mutable std::mutex mutex;
+    mutable AdaptiveMutex mutex;  // shared by the request threads: spins before it sleeps
     std::list<Node> lru;  // front: most recently used
     std::unordered_map<std::string_view, std::list<Node>::iterator> index;  // views into the blocks' cache_key
     size_t bytes = 0;
