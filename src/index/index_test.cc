@@ -717,27 +717,37 @@ TEST_F(IndexTest, EventIdsKeepTimesOutsideTheirRangeInOrder) {
   EXPECT_EQ(scalar(path_, "SELECT time = 9223372036854775807 FROM events ORDER BY id DESC LIMIT 1"), 1);
 }
 
+// Appends n HIT events whose keys are keyLength characters: ~n * (keyLength + 20) bytes of WAL.
+void appendHits(Index& index, size_t n, size_t keyLength) {
+  std::vector<EventRow> rows(n);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i].timeMs = static_cast<int64_t>(i);
+    rows[i].outcome = "HIT";
+    rows[i].cacheKey = std::string(keyLength, 'k');
+  }
+  ASSERT_TRUE(index.appendEvents(rows));
+}
+
+// Whether the database file (not its WAL) grows by more than `by` bytes within `within`: pages
+// reach it only through a checkpoint.
+bool fileGrows(const fs::path& path, uintmax_t from, uintmax_t by, std::chrono::milliseconds within) {
+  for (auto deadline = std::chrono::steady_clock::now() + within; std::chrono::steady_clock::now() < deadline;) {
+    if (fs::file_size(path) > from + by) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return fs::file_size(path) > from + by;
+}
+
 TEST(IndexCheckpoints, TheBackgroundCheckpointerCopiesTheWalIntoTheDatabaseFile) {
-  // The writing connection would not checkpoint below kWalSafetyPages: pages reach the main file
+  // Below kWalRaisePages the writing connection does not checkpoint: pages reach the main file
   // only through the background checkpointer.
   test::TempDir dir;
   const fs::path path = dir.path() / "index.sqlite";
   auto index = Index::open(path, {.backgroundCheckpoints = true, .checkpointInterval = std::chrono::milliseconds(20)});
   ASSERT_TRUE(index);
   const auto before = fs::file_size(path);
-  std::vector<EventRow> rows(2000);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    rows[i].timeMs = static_cast<int64_t>(i);
-    rows[i].outcome = "HIT";
-    rows[i].cacheKey = std::string(64, 'k');
-  }
-  ASSERT_TRUE((*index)->appendEvents(rows));
-  bool copied = false;
-  for (int i = 0; i < 500 && !copied; ++i) {
-    copied = fs::file_size(path) > before + 100'000;
-    if (!copied) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(copied) << fs::file_size(path) << " bytes, was " << before;
+  appendHits(**index, 2000, 64);
+  EXPECT_TRUE(fileGrows(path, before, 100'000, std::chrono::seconds(5))) << fs::file_size(path);
   EXPECT_EQ(scalar(path, "SELECT COUNT(*) FROM events"), 2000);
 }
 
@@ -749,19 +759,8 @@ TEST(IndexCheckpoints, ALargeWalWakesTheCheckpointerBeforeItsInterval) {
   auto index = Index::open(path, {.backgroundCheckpoints = true, .checkpointInterval = std::chrono::hours(1)});
   ASSERT_TRUE(index);
   const auto before = fs::file_size(path);
-  std::vector<EventRow> rows(30000);  // ~7 MB of WAL
-  for (size_t i = 0; i < rows.size(); ++i) {
-    rows[i].timeMs = static_cast<int64_t>(i);
-    rows[i].outcome = "HIT";
-    rows[i].cacheKey = std::string(200, 'k');
-  }
-  ASSERT_TRUE((*index)->appendEvents(rows));
-  bool copied = false;
-  for (int i = 0; i < 1000 && !copied; ++i) {
-    copied = fs::file_size(path) > before + 1'000'000;
-    if (!copied) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(copied) << fs::file_size(path) << " bytes, was " << before;
+  appendHits(**index, 30000, 200);  // ~7 MB of WAL
+  EXPECT_TRUE(fileGrows(path, before, 1'000'000, std::chrono::seconds(10))) << fs::file_size(path);
 }
 
 TEST(IndexCheckpoints, WithoutTheBackgroundCheckpointerTheWritingConnectionCheckpoints) {
@@ -770,13 +769,7 @@ TEST(IndexCheckpoints, WithoutTheBackgroundCheckpointerTheWritingConnectionCheck
   auto index = Index::open(path);
   ASSERT_TRUE(index);
   const auto before = fs::file_size(path);
-  std::vector<EventRow> rows(30000);  // ~7 MB: > 1,000 WAL pages, SQLite's automatic checkpoint
-  for (size_t i = 0; i < rows.size(); ++i) {
-    rows[i].timeMs = static_cast<int64_t>(i);
-    rows[i].outcome = "HIT";
-    rows[i].cacheKey = std::string(200, 'k');
-  }
-  ASSERT_TRUE((*index)->appendEvents(rows));
+  appendHits(**index, 30000, 200);  // ~7 MB: > 1,000 WAL pages, SQLite's automatic checkpoint
   EXPECT_GT(fs::file_size(path), before + 1'000'000);
 }
 
