@@ -31,10 +31,11 @@ Event at(const FakeClock& clock, std::chrono::milliseconds ago, std::string key 
 }
 
 // Waits for a condition the recorder's own thread brings about (a real thread cannot be driven
-// by the fake clock); fails after 10 s rather than hanging.
+// by the fake clock; at idle priority it may wait for a free core); fails after 30 s rather than
+// hanging.
 template <class F>
 bool eventually(F f) {
-  for (auto deadline = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < deadline;) {
+  for (auto deadline = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < deadline;) {
     if (f()) return true;
     std::this_thread::sleep_for(1ms);
   }

@@ -747,7 +747,8 @@ TEST(IndexCheckpoints, TheBackgroundCheckpointerCopiesTheWalIntoTheDatabaseFile)
   ASSERT_TRUE(index);
   const auto before = fs::file_size(path);
   appendHits(**index, 2000, 64);
-  EXPECT_TRUE(fileGrows(path, before, 100'000, std::chrono::seconds(5))) << fs::file_size(path);
+  // At idle priority the checkpointer may wait for a free core (a loaded test machine).
+  EXPECT_TRUE(fileGrows(path, before, 100'000, std::chrono::seconds(30))) << fs::file_size(path);
   EXPECT_EQ(scalar(path, "SELECT COUNT(*) FROM events"), 2000);
 }
 
@@ -760,7 +761,7 @@ TEST(IndexCheckpoints, ALargeWalWakesTheCheckpointerBeforeItsInterval) {
   ASSERT_TRUE(index);
   const auto before = fs::file_size(path);
   appendHits(**index, 30000, 200);  // ~7 MB of WAL
-  EXPECT_TRUE(fileGrows(path, before, 1'000'000, std::chrono::seconds(10))) << fs::file_size(path);
+  EXPECT_TRUE(fileGrows(path, before, 1'000'000, std::chrono::seconds(30))) << fs::file_size(path);
 }
 
 TEST(IndexCheckpoints, WithoutTheBackgroundCheckpointerTheWritingConnectionCheckpoints) {
