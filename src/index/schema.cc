@@ -88,7 +88,7 @@ CREATE INDEX entries_by_tenant ON entries(tenant, created, cache_id);
 // Version 4: events clustered by time. The id becomes (time << 20) | a 20-bit sequence number,
 // so the table's own b-tree is in time order: time windows are id ranges, and the two secondary
 // indexes go (events_by_time, and events_by_key, which no query needed). Each index was a second
-// b-tree insert per event: the events writer's CPU per row went from 2.2 us to ~1.3 us
+// b-tree insert per event: the events writer's CPU per row went from 2.2 us to ~1.4-1.6 us
 // (build/bench/events_bench), and the writer runs beside the request threads.
 constexpr std::string_view kV4 = R"sql(
 CREATE TABLE events_v4 (
