@@ -19,6 +19,10 @@ using Rows = std::vector<std::vector<SqlValue>>;
 // range of the table's own b-tree.
 #define WIN "id >= ?1 AND id < ?2"
 #define CACHEABLE "outcome NOT IN ('BYPASS','INVALID')"
+// A row stands for `requests` requests (merged hits, schema version 5), its cost and token
+// columns are their totals: requests are counted with SUM(requests), never COUNT(*).
+#define REQUESTS "SUM(requests)"
+#define HITS "SUM(CASE WHEN outcome = 'HIT' THEN requests ELSE 0 END)"
 
 constexpr int64_t kHourMs = 3'600'000;
 constexpr int64_t kDayMs = 86'400'000;
@@ -153,12 +157,14 @@ Result<Json> Analytics::analytics(const Query& query) {
   Sql sql(index_, query);
 
   auto totals = sql.rows(
-      "SELECT COUNT(*), COALESCE(SUM(" CACHEABLE "), 0), COALESCE(SUM(outcome = 'HIT'), 0), "
-      "COALESCE(SUM(outcome = 'COALESCED'), 0), COALESCE(SUM(outcome = 'BYPASS'), 0), "
-      "COALESCE(SUM(outcome = 'INVALID'), 0), "
+      "SELECT COALESCE(" REQUESTS ", 0), COALESCE(SUM(CASE WHEN " CACHEABLE " THEN requests END), 0), "
+      "COALESCE(" HITS ", 0), "
+      "COALESCE(SUM(CASE WHEN outcome = 'COALESCED' THEN requests END), 0), "
+      "COALESCE(SUM(CASE WHEN outcome = 'BYPASS' THEN requests END), 0), "
+      "COALESCE(SUM(CASE WHEN outcome = 'INVALID' THEN requests END), 0), "
       "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN cost_saved END), 0.0), "
       "COALESCE(SUM(CASE WHEN outcome = 'COALESCED' THEN cost_saved END), 0.0), "
-      "COALESCE(AVG(CASE WHEN outcome = 'HIT' THEN latency_saved_ms END), 0.0), "
+      "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN latency_saved_ms END) * 1.0 / " HITS ", 0.0), "
       "COUNT(DISTINCT CASE WHEN " CACHEABLE " THEN time / 86400000 END), "
       "COALESCE(SUM(CASE WHEN " CACHEABLE " THEN cost END), 0.0), "
       "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN tokens_in + tokens_out END), 0) "
@@ -169,7 +175,7 @@ Result<Json> Analytics::analytics(const Query& query) {
   const double saved = asDouble(t[6]), savedCoalesced = asDouble(t[7]);
   const int64_t days = asInt(t[9]);
 
-  auto outcomes = sql.rows("SELECT outcome, COUNT(*) FROM events WHERE " WIN " GROUP BY outcome ORDER BY outcome");
+  auto outcomes = sql.rows("SELECT outcome, " REQUESTS " FROM events WHERE " WIN " GROUP BY outcome ORDER BY outcome");
   if (!outcomes) return outcomes.error();
   Json outcomeJson = Json::object();
   for (const auto& r : *outcomes) outcomeJson.set(asText(r[0]), jint(asInt(r[1])));
@@ -229,20 +235,20 @@ Result<Json> Analytics::analytics(const Query& query) {
   }
 
   auto byModel = sql.rows(
-      "SELECT model, COUNT(*), SUM(outcome = 'HIT'), SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
-      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY model ORDER BY COUNT(*) DESC, model");
+      "SELECT model, " REQUESTS ", " HITS ", SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY model ORDER BY 2 DESC, model");
   if (!byModel) return byModel.error();
   auto byPlatform = sql.rows(
-      "SELECT platform, COUNT(*), SUM(outcome = 'HIT'), SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
-      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY platform ORDER BY COUNT(*) DESC, platform");
+      "SELECT platform, " REQUESTS ", " HITS ", SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY platform ORDER BY 2 DESC, platform");
   if (!byPlatform) return byPlatform.error();
 
   auto hourly = sql.rows(
-      "SELECT time / 3600000, COUNT(*), SUM(outcome = 'HIT'), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+      "SELECT time / 3600000, " REQUESTS ", " HITS ", SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
       "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
   if (!hourly) return hourly.error();
   auto daily = sql.rows(
-      "SELECT time / 86400000, COUNT(*), SUM(outcome = 'HIT'), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+      "SELECT time / 86400000, " REQUESTS ", " HITS ", SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
       "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
   if (!daily) return daily.error();
   Json trends = Json::object();
@@ -278,7 +284,7 @@ Result<Json> Analytics::patterns(const Query& query) {
   Sql sql(index_, query);
 
   // --- temporal ---
-  auto hours = sql.rows("SELECT (time / 3600000) % 24, COUNT(*), SUM(outcome = 'HIT') FROM events WHERE " WIN
+  auto hours = sql.rows("SELECT (time / 3600000) % 24, " REQUESTS ", " HITS " FROM events WHERE " WIN
                         " AND " CACHEABLE " GROUP BY 1");
   if (!hours) return hours.error();
   std::vector<Bucket> byHour(24);
@@ -310,7 +316,7 @@ Result<Json> Analytics::patterns(const Query& query) {
     });
     best = firstN(eligible, 3);
   }
-  auto weekdays = sql.rows("SELECT (time / 86400000 + 3) % 7, COUNT(*), SUM(outcome = 'HIT') FROM events WHERE " WIN
+  auto weekdays = sql.rows("SELECT (time / 86400000 + 3) % 7, " REQUESTS ", " HITS " FROM events WHERE " WIN
                            " AND " CACHEABLE " GROUP BY 1");
   if (!weekdays) return weekdays.error();
   std::array<Bucket, 7> byDay{};
@@ -331,7 +337,7 @@ Result<Json> Analytics::patterns(const Query& query) {
   }
   // The hour-by-weekday matrix (the dashboard's heat map): only cells with requests, by weekday
   // then hour, as [weekday, hour, requests, hits] to keep 168 cells small.
-  auto cells = sql.rows("SELECT (time / 86400000 + 3) % 7, (time / 3600000) % 24, COUNT(*), SUM(outcome = 'HIT') "
+  auto cells = sql.rows("SELECT (time / 86400000 + 3) % 7, (time / 3600000) % 24, " REQUESTS ", " HITS " "
                         "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1, 2 ORDER BY 1, 2");
   if (!cells) return cells.error();
   Json heatmap = Json::array();
@@ -348,7 +354,7 @@ Result<Json> Analytics::patterns(const Query& query) {
       .set("heatmap", std::move(heatmap));
 
   // --- models and categories ---
-  auto models = sql.rows("SELECT model, COUNT(*), SUM(outcome = 'HIT') FROM events WHERE " WIN " AND " CACHEABLE
+  auto models = sql.rows("SELECT model, " REQUESTS ", " HITS " FROM events WHERE " WIN " AND " CACHEABLE
                          " GROUP BY model ORDER BY 2 DESC, model");
   if (!models) return models.error();
   Json modelJson = Json::array();
@@ -362,8 +368,8 @@ Result<Json> Analytics::patterns(const Query& query) {
     modelJson.push(std::move(m));
   }
   auto categories = sql.rows(
-      "SELECT CASE WHEN prompt_category = '' THEN 'other' ELSE prompt_category END AS c, COUNT(*), "
-      "SUM(outcome = 'HIT') FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY c ORDER BY 2 DESC, c");
+      "SELECT CASE WHEN prompt_category = '' THEN 'other' ELSE prompt_category END AS c, " REQUESTS ", "
+      HITS " FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY c ORDER BY 2 DESC, c");
   if (!categories) return categories.error();
   Json categoryJson = Json::array();
   for (const auto& r : *categories) {
@@ -377,11 +383,11 @@ Result<Json> Analytics::patterns(const Query& query) {
   }
 
   // --- callers ---
-  auto users = sql.rows("SELECT caller_hash, COUNT(*), SUM(outcome = 'HIT') FROM events WHERE " WIN " AND " CACHEABLE
+  auto users = sql.rows("SELECT caller_hash, " REQUESTS ", " HITS " FROM events WHERE " WIN " AND " CACHEABLE
                         " AND caller_hash <> '' GROUP BY caller_hash ORDER BY 2 DESC, caller_hash LIMIT ?3",
                         {static_cast<int64_t>(options_.topUsers)});
   if (!users) return users.error();
-  auto userModels = sql.rows("SELECT caller_hash, model, COUNT(*) FROM events WHERE " WIN " AND " CACHEABLE
+  auto userModels = sql.rows("SELECT caller_hash, model, " REQUESTS " FROM events WHERE " WIN " AND " CACHEABLE
                              " AND caller_hash <> '' GROUP BY caller_hash, model ORDER BY caller_hash, 3 DESC, model");
   if (!userModels) return userModels.error();
   std::map<std::string, std::string> topModel;
@@ -438,7 +444,7 @@ Result<Json> Analytics::patterns(const Query& query) {
       for (size_t b : idx)
         maxDistance = std::max(maxDistance, hammingDistance(static_cast<uint64_t>(asInt(sigs[a][3])),
                                                             static_cast<uint64_t>(asInt(sigs[b][3]))));
-      auto m = sql.rows("SELECT COUNT(*), COALESCE(SUM(cost), 0.0) FROM events WHERE " WIN
+      auto m = sql.rows("SELECT COALESCE(" REQUESTS ", 0), COALESCE(SUM(cost), 0.0) FROM events WHERE " WIN
                         " AND cache_key = ?3 AND outcome = 'MISS'",
                         {key});
       if (!m) return m.error();
@@ -487,18 +493,25 @@ Result<Json> Analytics::patterns(const Query& query) {
         "WHERE gap IS NOT NULL ORDER BY gap",
         {model});
     if (!gaps) return gaps.error();
+    // Merged hits (a row of `requests` > 1) repeated their key within the row's second: each
+    // counts as a repeat after 0 s (the smallest gaps, so they come first in the sorted list).
+    auto merged = sql.rows("SELECT COALESCE(SUM(requests - 1), 0) FROM events WHERE " WIN " AND " CACHEABLE
+                           " AND model = ?3 AND cache_key <> ''",
+                           {model});
+    if (!merged) return merged.error();
+    const size_t zeros = static_cast<size_t>(std::max<int64_t>(0, asInt(merged->at(0)[0])));
+    auto gapAt = [&](size_t i) { return i < zeros ? 0.0 : asDouble((*gaps)[i - zeros][0]); };
     Json m = Json::object();
     m.set("model", jstr(model)).set("requests", jint(requests)).set("hits", jint(hits)).set("hit_rate", jnum(rate));
-    m.set("repeated_requests", jint(static_cast<int64_t>(gaps->size())));
-    if (gaps->empty()) {
+    m.set("repeated_requests", jint(static_cast<int64_t>(zeros + gaps->size())));
+    if (zeros == 0 && gaps->empty()) {
       m.set("median_repeat_interval_seconds", Json::null())
           .set("suggested_ttl_seconds", Json::null())
           .set("reason", jstr("no request repeated a cache key in the window: a longer TTL cannot help; "
                               "see near_duplicates for prompts that differ only slightly"));
     } else {
-      const size_t n = gaps->size();
-      const double medianMs = n % 2 ? asDouble((*gaps)[n / 2][0])
-                                    : (asDouble((*gaps)[n / 2 - 1][0]) + asDouble((*gaps)[n / 2][0])) / 2.0;
+      const size_t n = zeros + gaps->size();
+      const double medianMs = n % 2 ? gapAt(n / 2) : (gapAt(n / 2 - 1) + gapAt(n / 2)) / 2.0;
       const auto ttl = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(2.0 * medianMs / 1000.0)));
       m.set("median_repeat_interval_seconds", jnum(medianMs / 1000.0))
           .set("suggested_ttl_seconds", jint(ttl))

@@ -89,6 +89,45 @@ TEST_F(AnalyticsTest, HeadlineFiguresMatchTheHandCount) {
   EXPECT_NEAR(num(a, "avg_latency_saved"), (800.0 + 800 + 400) / 3, kEps);
 }
 
+TEST_F(AnalyticsTest, MergedHitsCountAsTheRequestsTheyStandFor) {
+  // Four more hits like E2 (kA by u1 from memory) within E2's second: the recorder writes the
+  // five as one row of requests = 5 with their totals; every figure counts requests, not rows.
+  for (int i = 1; i <= 4; ++i)
+    recorder_.record(saved(ev(kDay1 + 10 * kHour + 5 * kMinute + i * 200, "gpt-4o", "openai", "HIT", "kA", "u1", "code"),
+                           0.10, 800, "memory", 2, 100, 50));
+  const Json a = analytics_.analytics({}).value();
+  int64_t rows = -1;
+  ASSERT_TRUE(index_->query("SELECT COUNT(*) FROM events", {},
+                            [&](const std::vector<index::SqlValue>& r) { rows = std::get<int64_t>(r[0]); }));
+  EXPECT_EQ(rows, 11);  // the scripted eleven: the four merged into E2's row
+  EXPECT_EQ(num(a, "total_requests"), 13);
+  EXPECT_EQ(num(a, "hits"), 7);
+  EXPECT_EQ(num(a, "requests_all"), 15);
+  EXPECT_EQ(num(at(a, "outcomes"), "HIT"), 7);
+  EXPECT_NEAR(num(at(a, "cost_saved"), "total"), 0.25 + 0.40, kEps);
+  EXPECT_EQ(num(a, "tokens_saved"), 350 + 4 * 150);
+  EXPECT_NEAR(num(a, "avg_latency_saved"), (800.0 * 6 + 400) / 7, kEps);
+  const Json& gpt = at(at(a, "by_model"), "gpt-4o");
+  EXPECT_EQ(num(gpt, "requests"), 11);
+  EXPECT_EQ(num(gpt, "hits"), 6);
+  const Json& day1 = at(at(a, "trends"), "daily").items()[0];
+  EXPECT_EQ(num(day1, "requests"), 10);
+  EXPECT_EQ(num(day1, "hits"), 6);
+
+  Analytics loose{*index_, &recorder_, {.minRequests = 3, .lowHitRate = 0.9}};
+  const Json p = loose.patterns({}).value();
+  EXPECT_EQ(num(p, "total_requests"), 13);
+  const Json& low = at(at(p, "optimization_opportunities"), "low_hit_rate_models");
+  ASSERT_GE(low.size(), 1u);
+  const Json& m = low.items()[0];
+  EXPECT_EQ(str(m, "model"), "gpt-4o");
+  // the four merged hits repeat kA within a second (0 s each) besides the gaps 0, 5 min, 5 min,
+  // 23 h 35 min: eight repeats, median 0 s, so the shortest TTL
+  EXPECT_EQ(num(m, "repeated_requests"), 8);
+  EXPECT_EQ(num(m, "median_repeat_interval_seconds"), 0);
+  EXPECT_EQ(num(m, "suggested_ttl_seconds"), 1);
+}
+
 TEST_F(AnalyticsTest, StorageEfficiencyAndHotAndColdKeysComeFromTheValidEntries) {
   const Json a = analytics_.analytics({}).value();
   const Json& s = at(a, "storage_efficiency");

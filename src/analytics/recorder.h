@@ -15,6 +15,7 @@
 #include <string_view>
 #include <sys/types.h>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "analytics/event.h"
@@ -93,6 +94,13 @@ class EventRecorder {
     void fill(const Event& e);
     std::string_view field(size_t i) const;
     void toRow(index::EventRow& row) const;  // assigns into row's strings (reusing their capacity)
+    // Hits merge into one row when these agree: the second, and every string but the preview
+    // (key, model, platform, provider, endpoint, outcome, tier, caller, category), and the
+    // prompt signature. mergeHash() hashes the same; mergesWith() compares.
+    bool mergeable() const;
+    uint64_t mergeHash() const;
+    bool mergesWith(const Queued& other) const;
+    void addTo(index::EventRow& row) const;  // adds this event to a merged row's totals
   };
 
   // Queued slots in fixed chunks of kChunk: growing never moves a slot (a std::vector of 10,000
@@ -131,6 +139,9 @@ class EventRecorder {
   Slots queue_;                           // guarded by mutex_
   Slots writing_;                         // the batch being written; guarded by flushMutex_
   std::vector<index::EventRow> rows_;     // reused for each write (their strings keep capacity)
+  // drain()'s merging of hits: mergeHash() -> the row (and its first slot) it goes into.
+  std::unordered_map<uint64_t, size_t> merge_;
+  std::vector<const Queued*> rowSlot_;
   std::atomic<uint64_t> written_{0};
   uint64_t dropped_ = 0;  // guarded by mutex_
   std::atomic<uint64_t> writeErrors_{0};

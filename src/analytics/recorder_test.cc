@@ -203,6 +203,102 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
   EXPECT_EQ(std::get<int64_t>(row[16]), 99);
 }
 
+Event hit(const FakeClock& clock, std::chrono::milliseconds ago, std::string caller = "u1") {
+  Event e = at(clock, ago);
+  e.outcome = "HIT";
+  e.tier = "memory";
+  e.callerHash = std::move(caller);
+  e.latencyMs = 0.5;
+  e.tokensIn = 10;
+  e.tokensOut = 20;
+  e.costSaved = 0.25;
+  e.latencySavedMs = 700;
+  e.promptSimhash = 7;
+  return e;
+}
+
+std::vector<std::vector<index::SqlValue>> eventRows(index::Index& index, std::string_view columns) {
+  std::vector<std::vector<index::SqlValue>> rows;
+  EXPECT_TRUE(index.query("SELECT " + std::string(columns) + " FROM events ORDER BY id", {},
+                          [&](const std::vector<index::SqlValue>& r) { rows.push_back(r); }));
+  return rows;
+}
+
+TEST_F(RecorderTest, HitsOnOneKeyByOneCallerWithinASecondAreOneRowWithTheirTotals) {
+  clock_.advance(999ms);  // the clock starts on a whole second: now - 0..999 ms is one second
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .clock = &clock_});
+  for (int i = 0; i < 5; ++i) recorder.record(hit(clock_, std::chrono::milliseconds(900 - i * 200)));
+  recorder.record(hit(clock_, 1000ms));        // the second before: its own row
+  recorder.record(hit(clock_, 0ms, "u2"));     // another caller
+  Event disk = hit(clock_, 0ms);
+  disk.tier = "disk";                          // another tier
+  recorder.record(disk);
+  Event otherPrompt = hit(clock_, 0ms);
+  otherPrompt.promptSimhash.reset();           // another prompt signature
+  recorder.record(otherPrompt);
+  Event miss = hit(clock_, 0ms);
+  miss.outcome = "MISS";                       // not a hit: one row per request, always
+  recorder.record(miss);
+  recorder.record(miss);
+  Event longHit = hit(clock_, 0ms);
+  longHit.model = std::string(400, 'm');       // strings beyond the inline buffer merge the same way
+  recorder.record(longHit);
+  recorder.record(longHit);
+  ASSERT_TRUE(recorder.flush());
+  EXPECT_EQ(recorder.written(), 13u);  // events, not rows
+
+  const auto rows = eventRows(*index_, "outcome, caller_hash, tier, requests, time, latency_ms, tokens_in, "
+                                       "tokens_out, cost_saved, latency_saved_ms, prompt_simhash IS NULL, length(model)");
+  ASSERT_EQ(rows.size(), 8u);
+  int64_t requests = 0;
+  for (const auto& r : rows) requests += std::get<int64_t>(r[3]);
+  EXPECT_EQ(requests, 13);
+  const int64_t now = toUnixMillis(clock_.now());
+  // The five: one row with the first one's time and their totals.
+  const auto five = std::find_if(rows.begin(), rows.end(), [](const auto& r) { return std::get<int64_t>(r[3]) == 5; });
+  ASSERT_NE(five, rows.end());
+  const auto& f = *five;
+  EXPECT_EQ(std::get<std::string>(f[0]), "HIT");
+  EXPECT_EQ(std::get<std::string>(f[1]), "u1");
+  EXPECT_EQ(std::get<std::string>(f[2]), "memory");
+  EXPECT_EQ(std::get<int64_t>(f[4]), now - 900);
+  EXPECT_DOUBLE_EQ(std::get<double>(f[5]), 2.5);
+  EXPECT_EQ(std::get<int64_t>(f[6]), 50);
+  EXPECT_EQ(std::get<int64_t>(f[7]), 100);
+  EXPECT_DOUBLE_EQ(std::get<double>(f[8]), 1.25);
+  EXPECT_EQ(std::get<int64_t>(f[9]), 3500);
+  EXPECT_EQ(std::get<int64_t>(f[11]), 6);  // "gpt-4o"
+  int misses = 0, longRows = 0;
+  for (const auto& r : rows) {
+    if (std::get<std::string>(r[0]) == "MISS") {
+      ++misses;
+      EXPECT_EQ(std::get<int64_t>(r[3]), 1);
+    }
+    if (std::get<int64_t>(r[11]) == 400) {
+      ++longRows;
+      EXPECT_EQ(std::get<int64_t>(r[3]), 2);
+    }
+  }
+  EXPECT_EQ(misses, 2);
+  EXPECT_EQ(longRows, 1);
+}
+
+TEST_F(RecorderTest, HitsMergeWithinABatchAndTheirTotalsSurviveBatchBoundaries) {
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 3, .clock = &clock_});
+  for (int i = 0; i < 7; ++i) recorder.record(hit(clock_, 0ms));
+  ASSERT_TRUE(recorder.flush());
+  const auto rows = eventRows(*index_, "requests, cost_saved");
+  ASSERT_EQ(rows.size(), 3u);  // 3 + 3 + 1
+  int64_t requests = 0;
+  double saved = 0;
+  for (const auto& r : rows) {
+    requests += std::get<int64_t>(r[0]);
+    saved += std::get<double>(r[1]);
+  }
+  EXPECT_EQ(requests, 7);
+  EXPECT_DOUBLE_EQ(saved, 7 * 0.25);
+}
+
 TEST_F(RecorderTest, EventsWhoseStringsDoNotFitInlineAreStoredWhole) {
   // Queued events keep their strings in a fixed inline buffer or, when longer, in one heap
   // block: both must come back whole, each event with its own text, across reused slots.

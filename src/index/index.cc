@@ -699,7 +699,7 @@ Result<size_t> Index::rebuildFrom(const std::function<void(const EntrySink&)>& s
 
 namespace {
 
-constexpr int kEventColumns = 18;
+constexpr int kEventColumns = 19;
 
 // INSERT of n event rows in one statement (kEventColumns parameters per row). OR IGNORE: an id
 // can only repeat when the clock went back to a millisecond already written and the sequence
@@ -708,7 +708,7 @@ std::string eventInsert(size_t n) {
   std::string sql =
       "INSERT OR IGNORE INTO events(id, time, cache_key, model, platform, provider, endpoint, outcome, tier, "
       "latency_ms, tokens_in, tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, "
-      "prompt_simhash) VALUES ";
+      "prompt_simhash, requests) VALUES ";
   for (size_t i = 0; i < n; ++i) {
     sql += i ? ",(" : "(";
     for (int c = 0; c < kEventColumns; ++c) sql += c ? ",?" : "?";
@@ -732,7 +732,7 @@ int64_t Index::eventId(int64_t timeMs) {
          static_cast<int64_t>(eventSequence_++ & ((uint64_t{1} << kEventSequenceBits) - 1));
 }
 
-Result<void> Index::appendEvents(const std::vector<EventRow>& rows) {
+Result<void> Index::appendEvents(std::span<const EventRow> rows) {
   if (rows.empty()) return {};
   static const std::string kSignature =
       "UPDATE entries SET prompt_simhash = ?2, prompt_preview = ?3 WHERE cache_key = ?1 AND prompt_simhash IS NULL";
@@ -781,6 +781,7 @@ Result<void> Index::appendEvents(const std::vector<EventRow>& rows) {
       st.bindStatic(p + 17, e.promptCategory);
       if (e.promptSimhash) st.bind(p + 18, static_cast<int64_t>(*e.promptSimhash));
       else st.bindNull(p + 18);
+      st.bind(p + 19, e.requests);
     }
     if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "writing events");
     // A hit's row was signed when its answer was stored (the gateway's store step); only other

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -111,8 +112,11 @@ struct IndexOptions {
 
 // One request as the events table stores it (docs/index-schema.md, events; the meaning of each
 // field is analytics::Event's, docs/analytics.md).
+// One row of the events table: one request, or several merged hits (`requests` > 1; then
+// latencyMs, tokensIn, tokensOut, cost, costSaved and latencySavedMs are their totals).
 struct EventRow {
-  int64_t timeMs = 0;
+  int64_t timeMs = 0;  // the (first) request's time
+  int64_t requests = 1;
   std::string cacheKey;
   std::string model;
   std::string platform;
@@ -213,7 +217,7 @@ class Index {
   // the entry's upsert lands first (a later event of the key fills it). Yields the CPU every
   // kEventRowsPerYield rows (it runs on a background thread beside the request threads). Each
   // row's id is (time << kEventSequenceBits) | a sequence number: the table is in time order.
-  Result<void> appendEvents(const std::vector<EventRow>& rows);
+  Result<void> appendEvents(std::span<const EventRow> rows);
   static constexpr size_t kEventRowsPerYield = 8;
   static constexpr int kEventSequenceBits = 20;
   static constexpr int kWalRaisePages = 1000;    // 4 MB, SQLite's own automatic checkpoint size

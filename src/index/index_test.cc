@@ -663,14 +663,14 @@ TEST_F(IndexTest, AppendedEventsAreStoredAndPurgedByTime) {
   b.timeMs = 5000;
   b.outcome = "HIT";
   b.costSaved = 0.25;
-  ASSERT_TRUE(index_->appendEvents({a, b}));
+  ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{a, b}));
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 2);
   EXPECT_EQ(scalar(path_, "SELECT time FROM events WHERE outcome = 'HIT'"), 5000);
   EXPECT_EQ(index_->purgeEvents(fromUnixMillis(5000)).value(), 1u);
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 1);
 }
 
-TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThem) {
+TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThemAsOneRequestEach) {
   index_.reset();
   ASSERT_TRUE(Index::removeFiles(path_));
   sqlite3* db = nullptr;
@@ -684,9 +684,11 @@ TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThem) {
   sqlite3_close(db);
   index_ = openOrDie(path_);
   ASSERT_TRUE(index_);
-  EXPECT_EQ(index_->schemaVersion(), 4);
+  EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"), 0);
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 3);
+  // Version 5: old rows are one request each.
+  EXPECT_EQ(scalar(path_, "SELECT SUM(requests) FROM events"), 3);
   EXPECT_EQ(scalar(path_, "SELECT id FROM events WHERE cache_key = 'k:1' AND outcome = 'HIT' AND time = 7"), (7 << 20) | 5);
   EXPECT_EQ(scalar(path_, "SELECT id FROM events WHERE cache_key = 'k:2'"), (7 << 20) | 6);
   // The table's order is now the time order.
@@ -695,8 +697,10 @@ TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThem) {
   EventRow later;
   later.timeMs = 9;
   later.outcome = "HIT";
-  ASSERT_TRUE(index_->appendEvents({later}));
+  later.requests = 4;  // merged hits
+  ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{later}));
   EXPECT_EQ(scalar(path_, "SELECT time FROM events ORDER BY id DESC LIMIT 1"), 9);
+  EXPECT_EQ(scalar(path_, "SELECT requests FROM events ORDER BY id DESC LIMIT 1"), 4);
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events WHERE id >= " + std::to_string(Index::eventIdBound(7)) +
                               " AND id < " + std::to_string(Index::eventIdBound(9))),
             2);
@@ -711,7 +715,7 @@ TEST_F(IndexTest, EventIdsKeepTimesOutsideTheirRangeInOrder) {
   far.timeMs = std::numeric_limits<int64_t>::max();
   now.timeMs = 1'700'000'000'000;
   for (EventRow* r : {&before1970, &far, &now}) r->outcome = "MISS";
-  ASSERT_TRUE(index_->appendEvents({far, now, before1970}));
+  ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{far, now, before1970}));
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 3);
   EXPECT_EQ(scalar(path_, "SELECT time FROM events ORDER BY id LIMIT 1"), -1);  // ids clamp, times stay
   EXPECT_EQ(scalar(path_, "SELECT time = 9223372036854775807 FROM events ORDER BY id DESC LIMIT 1"), 1);
@@ -807,7 +811,7 @@ TEST_F(IndexTest, AnEventsSimhashFillsAnEntryThatHasNoneAndSetPromptSignatureOve
   ev.outcome = "MISS";
   ev.promptSimhash = 0xF000000000000001ull;  // the high bit: stored as a negative INTEGER, read back exact
   ev.promptPreview = "hello world";
-  ASSERT_TRUE(index_->appendEvents({ev}));
+  ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{ev}));
   std::vector<SqlValue> got;
   ASSERT_TRUE(index_->query("SELECT prompt_simhash, prompt_preview FROM entries WHERE cache_key = ?1",
                             {std::string(e.cacheKey)}, [&](const std::vector<SqlValue>& r) { got = r; }));
@@ -816,7 +820,7 @@ TEST_F(IndexTest, AnEventsSimhashFillsAnEntryThatHasNoneAndSetPromptSignatureOve
   EXPECT_EQ(std::get<std::string>(got[1]), "hello world");
 
   ev.promptSimhash = 7;  // a later event does not overwrite a signature already there
-  ASSERT_TRUE(index_->appendEvents({ev}));
+  ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{ev}));
   EXPECT_EQ(scalar(path_, "SELECT prompt_simhash = -1152921504606846975 FROM entries"), 1);
 
   EXPECT_TRUE(index_->setPromptSignature(e.cacheKey, 42, "p").value());

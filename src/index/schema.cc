@@ -120,7 +120,16 @@ DROP TABLE events;
 ALTER TABLE events_v4 RENAME TO events;
 )sql";
 
-constexpr std::array kMigrations = {Migration{1, kV1}, Migration{2, kV2}, Migration{3, kV3}, Migration{4, kV4}};
+// Version 5: an events row may stand for several requests: `requests` is how many, and its
+// additive columns (latency_ms, tokens, cost, cost_saved, latency_saved_ms) are their totals. The
+// events writer merges the hits on one key by one caller within one second into one row
+// (docs/analytics.md, Storage): a hot key no longer writes a row per request. Old rows are 1.
+constexpr std::string_view kV5 = R"sql(
+ALTER TABLE events ADD COLUMN requests INTEGER NOT NULL DEFAULT 1;
+)sql";
+
+constexpr std::array kMigrations = {Migration{1, kV1}, Migration{2, kV2}, Migration{3, kV3}, Migration{4, kV4},
+                                    Migration{5, kV5}};
 static_assert(kMigrations.back().version == kSchemaVersion);
 
 Error sqlError(sqlite3* db, int rc, std::string what) {
