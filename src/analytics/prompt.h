@@ -20,8 +20,8 @@ std::string promptText(const Json& requestBody);
 // One of: code, translation, summarization, extraction, math, creative_writing,
 // question_answering, chat, other. Rules (first that matches wins; docs/analytics.md lists the
 // keywords): code, translation, summarization, extraction, math, creative_writing,
-// question_answering, chat, else other. Reads at most the first 4 KB. Cheap enough for the
-// request path (a few microseconds: word scans, no regex engine).
+// question_answering, chat, else other. Reads at most the first 4 KB. Runs on the request thread
+// of every miss: ~5 us for a 1.4 KB prompt (one lookup per word; build/bench/prompt_bench).
 std::string classifyPrompt(std::string_view text);
 
 // Text as the similarity finder compares it: ASCII letters lowercased, every ASCII character that
@@ -31,6 +31,7 @@ std::string normalizePrompt(std::string_view text);
 
 // 64-bit SimHash of normalizePrompt(text): features are the words and the word pairs (bigrams),
 // each hashed with FNV-1a 64 and a SplitMix64 finalizer, weight 1. 0 for a text with no words.
+// promptSignature (this and the preview) is ~8.5 us for a 1.4 KB prompt (build/bench/prompt_bench).
 uint64_t simhash(std::string_view text);
 // Differing bits of two signatures.
 int hammingDistance(uint64_t a, uint64_t b);

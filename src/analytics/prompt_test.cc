@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+
 namespace llmcache::analytics {
 namespace {
 
@@ -42,6 +45,68 @@ TEST(ClassifyPrompt, EarlierRulesWinOverLaterOnes) {
 TEST(ClassifyPrompt, MatchesWholeWordsOnly) {
   // "codependent" is not "code", "summary" inside a word is not a summary request
   EXPECT_EQ(classifyPrompt("Is a codependent relationship always unhealthy?"), "question_answering");
+}
+
+// A deterministic corpus over the classifier's words, punctuation, digits, code, UTF-8 and case
+// changes, short texts and ones past the 4 KB the classifier reads: classifyPrompt and simhash
+// of every text are folded into one checksum, pinned. It pins what the rules and the signature
+// compute, so a faster implementation must give exactly the same answers (the pinned values
+// were computed by the first, plain implementation: one std::string::find per phrase, a 64-step
+// vote per feature).
+std::vector<std::string> corpus() {
+  static const std::vector<std::string> vocabulary = {
+      "code", "function", "bug", "debug", "compile", "python", "JavaScript", "sql", "regex", "exception",
+      "refactor", "unit", "test", "script", "algorithm", "syntax", "source", "translate", "translation", "into",
+      "to", "in", "english", "French", "spanish", "german", "summarize", "summary", "tl", "dr", "TL;DR",
+      "tldr", "key", "points", "condense", "nutshell", "brief", "overview", "main", "recap", "extract",
+      "pull", "out", "list", "all", "find", "parse", "identify", "entities", "as", "json", "object",
+      "calculate", "compute", "solve", "equation", "integral", "derivative", "sum", "of", "probability",
+      "percent", "math", "multiply", "divide", "divided", "by", "plus", "minus", "square", "root", "story",
+      "poem", "haiku", "lyrics", "song", "novel", "fiction", "limerick", "creative", "screenplay", "fairy",
+      "tale", "sonnet", "short", "write", "a", "what", "who", "when", "where", "why", "how", "which", "is",
+      "are", "can", "does", "do", "explain", "define", "describe", "tell", "me", "about", "difference",
+      "between", "definition", "hi", "hello", "hey", "thanks", "thank", "you", "good", "morning", "evening",
+      "bye", "nice", "meet", "the", "quick", "brown", "fox", "lazy", "dog", "codependent", "coding",
+      "translator", "summaries", "?", "```", "#include", "();", ") {", "){", "=>", "c++", "C#", "stack",
+      "trace", "traceback", "12 * 7", "3^2", "4.5 + 1", "7 =", "2024", "caf\xC3\xA9", "\xE4\xB8\xAD\xE6\x96\x87",
+      "don't", "e-mail", "x", "Y"};
+  std::mt19937_64 rng(20261126);  // the engine's output is fixed by the standard (distributions are not)
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  static const std::vector<std::string> separators = {" ", " ", " ", "  ", "\n", ", ", "-", ". ", "\t", "!"};
+  std::vector<std::string> texts;
+  for (int t = 0; t < 3000; ++t) {
+    const size_t words = t % 50 == 0 ? 700 + pick(300) : 1 + pick(t % 3 == 0 ? 6 : 30);
+    std::string text;
+    for (size_t w = 0; w < words; ++w) {
+      if (w) text += separators[pick(separators.size())];
+      // Mostly plain words, so that every rule (not only the first, code) decides some texts.
+      static const std::vector<std::string> plain = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog",
+                                                     "report", "board", "meeting", "Tuesday", "we", "it", "a"};
+      std::string word = pick(8) ? plain[pick(plain.size())] : vocabulary[pick(vocabulary.size())];
+      if (pick(5) == 0)
+        for (char& c : word) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      text += word;
+    }
+    texts.push_back(std::move(text));
+  }
+  return texts;
+}
+
+TEST(ClassifyPrompt, AndSimhashGiveThePinnedAnswersOverACorpus) {
+  uint64_t sum = 14695981039346656037ull;
+  auto fold = [&](uint64_t v) { sum = (sum ^ v) * 1099511628211ull; };
+  std::map<std::string, int> categories;
+  for (const std::string& text : corpus()) {
+    const std::string category = classifyPrompt(text);
+    ++categories[category];
+    for (char c : category) fold(static_cast<unsigned char>(c));
+    fold(simhash(text));
+  }
+  std::string counts;
+  for (const auto& [c, n] : categories) counts += c + "=" + std::to_string(n) + " ";
+  EXPECT_EQ(counts, "chat=842 code=601 creative_writing=140 extraction=32 math=229 other=966 question_answering=40 "
+                    "summarization=110 translation=40 ");
+  EXPECT_EQ(sum, 0x89c4b42f64be5116ull) << std::hex << sum;
 }
 
 TEST(PromptText, TakesTheLastUserMessageOfAChat) {

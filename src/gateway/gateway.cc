@@ -394,7 +394,10 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     ctx.key = std::move(*k);
     const Json* streamOptions = ctx.body.find("stream_options");
     ctx.includeUsage = streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);
-    auto value = std::make_shared<KeyMemo::Value>(KeyMemo::Value{ctx.info, ctx.key, ctx.includeUsage});
+    auto value = std::make_shared<KeyMemo::Value>();
+    value->info = ctx.info;
+    value->key = ctx.key;
+    value->includeUsage = ctx.includeUsage;
     if (deps_.recorder || deps_.index) {
       const std::string text = analytics::promptText(ctx.body);
       value->promptCategory = analytics::classifyPrompt(text);
