@@ -409,7 +409,7 @@ Result<void> Index::upsert(const cache::Entry& entry, unsigned tiers, size_t siz
 void Index::recordHit(std::string_view cacheId, TimePoint at) {
   const int64_t ms = toUnixMillis(at);
   std::lock_guard lock(hitMutex_);
-  auto it = pending_.find(std::string(cacheId));
+  auto it = pending_.find(cacheId);
   if (it == pending_.end()) {
     if (pending_.size() >= options_.maxPendingIds) {
       ++droppedHits_;
@@ -445,7 +445,7 @@ void Index::flush() {
 }
 
 void Index::drainHits() {
-  std::unordered_map<std::string, PendingHit> batch;
+  PendingHits batch;
   {
     std::lock_guard lock(hitMutex_);
     batch.swap(pending_);

@@ -275,7 +275,14 @@ class Index {
   std::mutex flushMutex_;  // one drain at a time, so flush() returns after any drain in progress
   mutable AdaptiveMutex hitMutex_;  // taken by the request threads (recordHit): spins before it sleeps
   std::condition_variable_any hitCv_;
-  std::unordered_map<std::string, PendingHit> pending_;
+  // Looked up by string_view (transparent): recordHit runs per hit on a request thread, and a
+  // std::string of the 32-character id was a heap allocation per hit.
+  struct IdHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using PendingHits = std::unordered_map<std::string, PendingHit, IdHash, std::equal_to<>>;
+  PendingHits pending_;
   size_t pendingHits_ = 0;
   uint64_t droppedHits_ = 0;
   uint64_t hitWriteErrors_ = 0;
