@@ -125,4 +125,7 @@ for c, xs in rows.items():
     med = [statistics.median(x[i] for x in xs) for i in range(6)]
     print(f"median c={c}: llmcache {med[0]:.0f} req/s (p50 {med[1]:.3f} ms, p99 {med[2]:.3f} ms) | "
           f"nginx {med[3]:.0f} req/s (p50 {med[4]:.3f} ms, p99 {med[5]:.3f} ms) | ratio {med[0]/med[3]:.2f}")
+    # Paired rounds (each pair ran back to back): how often llmcache's p99 was no worse.
+    better = sum(1 for x in xs if x[2] <= x[5])
+    print(f"  c={c}: llmcache's p99 <= nginx's in {better} of {len(xs)} rounds")
 PY
