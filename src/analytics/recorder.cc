@@ -107,13 +107,13 @@ EventRecorder::EventRecorder(index::Index& index, RecorderOptions options)
   if (options_.batch == 0) options_.batch = 1;
   if (!options_.clock) options_.clock = &Clock::system();
   writer_ = std::thread([this] { writerLoop(); });
-  std::unique_lock lock(mutex_);
+  std::unique_lock lock(wakeMutex_);
   started_.wait(lock, [&] { return writerTid_ != 0; });
 }
 
 EventRecorder::~EventRecorder() {
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(wakeMutex_);
     stopping_ = true;
   }
   // An idle-priority writer would wait for a free core to even see that it should stop.
@@ -126,23 +126,36 @@ EventRecorder::~EventRecorder() {
 }
 
 void EventRecorder::record(const Event& event) {
-  std::lock_guard lock(mutex_);
-  if (queue_.size() >= options_.maxQueued) {
-    ++dropped_;
+  // Counted before it is queued: the writer subtracts only what it took, so the count never
+  // drops below what the shards hold (it may run one ahead per recording thread).
+  const size_t n = queued_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n > options_.maxQueued) {
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  queue_.emplace_back().fill(event);
-  if (queue_.size() == options_.batch) cv_.notify_one();
+  Shard& shard = shards_[threadSlot() % kShards];
+  {
+    std::lock_guard lock(shard.mutex);
+    shard.queue.emplace_back().fill(event);
+  }
+  // Only the writer lowers queued_, and it checks it (under wakeMutex_) before it sleeps: while
+  // it sleeps the count passes `batch` exactly once.
+  if (n == options_.batch) {
+    { std::lock_guard wake(wakeMutex_); }
+    cv_.notify_one();
+  }
   // Falling behind: at idle priority the writer gets no turn while the cores are busy.
-  if (adaptive_ && !raised_ && queue_.size() >= options_.raiseAt) {
+  if (adaptive_ && !raised_ && n >= options_.raiseAt) {
     raised_ = true;
     if (writerIdle_) (void)setIdlePriority(writerTid_, false);
   }
 }
 
 // The writer's SQLite work at idle priority, unless raised. Only there: the writer switches back
-// to nice 10 before it takes mutex_ again, because a request thread waiting in record() for a
-// mutex held by a preempted idle-priority thread would wait until a core fell idle.
+// to nice 10 before it takes a shard's mutex or wakeMutex_ again, because a request thread
+// waiting in record() for a mutex held by a preempted idle-priority thread would wait until a
+// core fell idle.
 class EventRecorder::IdleSection {
  public:
   explicit IdleSection(EventRecorder& r) : r_(r) {
@@ -165,12 +178,12 @@ class EventRecorder::IdleSection {
 void EventRecorder::writerLoop() {
   lowerThreadPriority();
   const bool adaptive = options_.idleWhenCaughtUp && canLeaveIdlePriority();
-  std::unique_lock lock(mutex_);
+  std::unique_lock lock(wakeMutex_);
   writerTid_ = currentThreadId();
   adaptive_ = adaptive;
   started_.notify_all();
   while (!stopping_) {
-    cv_.wait_for(lock, options_.flushInterval, [&] { return stopping_ || queue_.size() >= options_.batch; });
+    cv_.wait_for(lock, options_.flushInterval, [&] { return stopping_ || queued_.load() >= options_.batch; });
     if (stopping_) break;
     lock.unlock();
     {
@@ -184,7 +197,7 @@ void EventRecorder::writerLoop() {
       nextPurge_ = now + options_.purgeInterval;
     }
     lock.lock();
-    if (raised_ && queue_.size() < options_.batch) raised_ = false;  // caught up
+    if (raised_ && queued_.load() < options_.batch) raised_ = false;  // caught up
   }
 }
 
@@ -194,16 +207,25 @@ Result<void> EventRecorder::flush() {
 }
 
 Result<void> EventRecorder::drain(bool onWriter) {
-  {
-    // writing_ is empty here: the queue continues in its chunks (the two swap back and forth).
-    std::lock_guard lock(mutex_);
-    writing_.swap(queue_);
+  size_t taken = 0;
+  for (size_t k = 0; k < kShards; ++k) {
+    // writing_[k] is empty here: the queue continues in its chunks (the two swap back and forth).
+    std::lock_guard lock(shards_[k].mutex);
+    writing_[k].swap(shards_[k].queue);
+    taken += writing_[k].size();
   }
+  queued_.fetch_sub(taken);
   std::optional<IdleSection> idle;
   if (onWriter) idle.emplace(*this);
+  // The shards' events in time order (each shard is already): rows go into the table's b-tree
+  // in id order, and a merged row carries its first request's time.
+  order_.clear();
+  for (size_t k = 0; k < kShards; ++k)
+    for (size_t i = 0; i < writing_[k].size(); ++i) order_.push_back(&writing_[k][i]);
+  std::stable_sort(order_.begin(), order_.end(), [](const Queued* a, const Queued* b) { return a->timeMs < b->timeMs; });
   Result<void> result;
-  for (size_t start = 0; start < writing_.size(); start += options_.batch) {
-    const size_t end = std::min(writing_.size(), start + options_.batch);
+  for (size_t start = 0; start < order_.size(); start += options_.batch) {
+    const size_t end = std::min(order_.size(), start + options_.batch);
     // Hits on one key by one caller within one second become one row (`requests`, totals):
     // a hot key answered from memory wrote a SQLite row per request, ~1.5 us of the writer's CPU
     // each, beside request threads that already had the cores (bench/compare_nginx.sh: ~8% of a
@@ -214,7 +236,7 @@ Result<void> EventRecorder::drain(bool onWriter) {
     merge_.clear();
     size_t n = 0;
     for (size_t i = start; i < end; ++i) {
-      const Queued& q = writing_[i];
+      const Queued& q = *order_[i];
       if (q.mergeable()) {
         auto [it, fresh] = merge_.try_emplace(q.mergeHash(), n);
         if (!fresh && rowSlot_[it->second]->mergesWith(q)) {
@@ -231,9 +253,12 @@ Result<void> EventRecorder::drain(bool onWriter) {
     if (!r) result = r;
     else if (options_.onBatchWritten) options_.onBatchWritten(end - start);
   }
-  writing_.clear();
-  // A backlog (up to maxQueued events) leaves many chunks behind: keep a batch's worth or so.
-  writing_.trim(options_.batch / Slots::kChunk + 2);
+  order_.clear();
+  for (Slots& w : writing_) {
+    w.clear();
+    // A backlog (up to maxQueued events) leaves many chunks behind: keep a few per shard.
+    w.trim(2);
+  }
   return result;
 }
 
@@ -243,15 +268,9 @@ Result<size_t> EventRecorder::purge() {
 }
 
 uint64_t EventRecorder::written() const { return written_; }
-uint64_t EventRecorder::dropped() const {
-  std::lock_guard lock(mutex_);
-  return dropped_;
-}
+uint64_t EventRecorder::dropped() const { return dropped_; }
 uint64_t EventRecorder::writeErrors() const { return writeErrors_; }
 bool EventRecorder::raised() const { return raised_; }
-size_t EventRecorder::queued() const {
-  std::lock_guard lock(mutex_);
-  return queue_.size();
-}
+size_t EventRecorder::queued() const { return queued_; }
 
 }  // namespace llmcache::analytics

@@ -53,9 +53,10 @@ class EventRecorder {
   EventRecorder(const EventRecorder&) = delete;
   EventRecorder& operator=(const EventRecorder&) = delete;
 
-  // Queues the event (a mutex and a copy into a flat slot: no I/O, no allocation once the queue
-  // has grown to a batch). Dropped and counted when maxQueued events are already waiting (SQLite
-  // too slow or failing).
+  // Queues the event (a copy into a flat slot of this thread's shard of the queue, under that
+  // shard's mutex: no I/O, no allocation once the shard has grown, and no lock that another
+  // request thread takes). Dropped and counted when maxQueued events are already waiting
+  // (SQLite too slow or failing).
   void record(const Event& event);
   // Writes every event queued before the call; returns when they are in SQLite or failed (the
   // failed batch is dropped and counted in writeErrors: events are statistics).
@@ -127,31 +128,43 @@ class EventRecorder {
   };
 
   void writerLoop();
-  // Takes the queue and writes it in batches; callers hold flushMutex_.
+  // Takes every shard's queue and writes it in batches; callers hold flushMutex_.
   Result<void> drain(bool onWriter);
   class IdleSection;
+
+  // The queue, one shard per request thread (threadSlot() % kShards): with one queue behind one
+  // mutex, every request thread's every event took the same lock.
+  static constexpr size_t kShards = 16;
+  struct alignas(64) Shard {
+    AdaptiveMutex mutex;  // the recording thread's; the writer takes it only to swap the queue
+    Slots queue;          // guarded by mutex
+  };
 
   index::Index& index_;
   RecorderOptions options_;
   std::mutex flushMutex_;  // one drain at a time, so flush() returns after any drain in progress
-  mutable AdaptiveMutex mutex_;  // taken by the request threads (record): spins before it sleeps
-  std::condition_variable_any cv_;
-  Slots queue_;                           // guarded by mutex_
-  Slots writing_;                         // the batch being written; guarded by flushMutex_
+  std::array<Shard, kShards> shards_;
+  std::atomic<size_t> queued_{0};  // events in the shards' queues (approximate while they change)
+  // The writer sleeps on cv_ under wakeMutex_; record() takes wakeMutex_ only to wake it (once per
+  // batch), so that the wake-up cannot fall between the writer's check and its sleep.
+  std::mutex wakeMutex_;
+  std::condition_variable cv_;
+  std::array<Slots, kShards> writing_;    // the shards' queues being written; guarded by flushMutex_
+  std::vector<const Queued*> order_;      // the events of one drain, in time order; flushMutex_
   std::vector<index::EventRow> rows_;     // reused for each write (their strings keep capacity)
   // drain()'s merging of hits: mergeHash() -> the row (and its first slot) it goes into.
   std::unordered_map<uint64_t, size_t> merge_;
   std::vector<const Queued*> rowSlot_;
   std::atomic<uint64_t> written_{0};
-  uint64_t dropped_ = 0;  // guarded by mutex_
+  std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> writeErrors_{0};
   TimePoint nextPurge_{};
-  bool stopping_ = false;
-  pid_t writerTid_ = 0;       // set by the writer before it first waits; guarded by mutex_
+  bool stopping_ = false;     // guarded by wakeMutex_
+  pid_t writerTid_ = 0;       // set by the writer before the constructor returns (wakeMutex_)
   bool adaptive_ = false;     // idleWhenCaughtUp and possible here; set before the loop starts
   std::atomic<bool> raised_{false};      // behind: the writer stays at nice 10
   std::atomic<bool> writerIdle_{false};  // the writer is in SCHED_IDLE now (in an IdleSection)
-  std::condition_variable_any started_;
+  std::condition_variable started_;
   std::thread writer_;
 };
 

@@ -217,9 +217,10 @@ Event hit(const FakeClock& clock, std::chrono::milliseconds ago, std::string cal
   return e;
 }
 
-std::vector<std::vector<index::SqlValue>> eventRows(index::Index& index, std::string_view columns) {
+std::vector<std::vector<index::SqlValue>> eventRows(index::Index& index, std::string_view columns,
+                                                   std::string_view where = "1=1") {
   std::vector<std::vector<index::SqlValue>> rows;
-  EXPECT_TRUE(index.query("SELECT " + std::string(columns) + " FROM events ORDER BY id", {},
+  EXPECT_TRUE(index.query("SELECT " + std::string(columns) + " FROM events WHERE " + std::string(where) + " ORDER BY id", {},
                           [&](const std::vector<index::SqlValue>& r) { rows.push_back(r); }));
   return rows;
 }
@@ -297,6 +298,30 @@ TEST_F(RecorderTest, HitsMergeWithinABatchAndTheirTotalsSurviveBatchBoundaries) 
   }
   EXPECT_EQ(requests, 7);
   EXPECT_DOUBLE_EQ(saved, 7 * 0.25);
+}
+
+TEST_F(RecorderTest, EventsFromManyThreadsAreAllWrittenAndTheirHitsMergeAcrossThreads) {
+  // Each recording thread has its own shard of the queue; the writer takes them all, in time
+  // order: four threads' hits on one key within one second are one row with the earliest time.
+  clock_.advance(999ms);
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 100'000, .clock = &clock_});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 250; ++i) {
+        recorder.record(hit(clock_, std::chrono::milliseconds(100 + t * 200 + i % 100)));  // 100-799 ms ago: one second
+        recorder.record(at(clock_, 0ms, "miss-" + std::to_string(t) + "-" + std::to_string(i)));
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(recorder.queued(), 2000u);
+  ASSERT_TRUE(recorder.flush());
+  EXPECT_EQ(recorder.written(), 2000u);
+  EXPECT_EQ(countEvents(*index_, "outcome = 'MISS'"), 1000);
+  const auto rows = eventRows(*index_, "requests, time", "outcome = 'HIT'");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(std::get<int64_t>(rows[0][0]), 1000);
+  EXPECT_EQ(std::get<int64_t>(rows[0][1]), toUnixMillis(clock_.now()) - (100 + 3 * 200 + 99));  // the earliest
 }
 
 TEST_F(RecorderTest, EventsWhoseStringsDoNotFitInlineAreStoredWhole) {

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 namespace llmcache {
@@ -14,6 +15,12 @@ constexpr int kBackgroundNice = 10;
 }
 
 pid_t currentThreadId() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+
+size_t threadSlot() {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t slot = next.fetch_add(1, std::memory_order_relaxed);
+  return slot;
+}
 
 void lowerThreadPriority() {
   // On Linux, setpriority() with a thread id applies to that thread alone.

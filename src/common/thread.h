@@ -12,7 +12,14 @@
 // (and can starve). The analytics writer uses it while it keeps up (setIdlePriority).
 #include <sys/types.h>
 
+#include <cstddef>
+
 namespace llmcache {
+
+// A small number per thread of the process, 0, 1, 2, ... in the order threads first ask: for
+// per-thread shards of state that all request threads write (threadSlot() % shards), so that
+// they never wait for each other's lock on the hit path.
+size_t threadSlot();
 
 // Lowers the calling thread's priority (Linux: per-thread nice value 10). Best effort: a
 // failure leaves the priority as it was.

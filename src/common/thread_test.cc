@@ -4,7 +4,9 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <thread>
+#include <vector>
 
 namespace llmcache {
 namespace {
@@ -38,6 +40,19 @@ TEST(ThreadPriority, AThreadMovesIntoIdlePriorityAndBackWherePermitted) {
   EXPECT_FALSE(isIdleAfter);
   EXPECT_EQ(niceAfter, 10);  // back to the background level, not to the request threads'
   EXPECT_FALSE(isIdlePriority(currentThreadId()));
+}
+
+TEST(ThreadSlot, IsStablePerThreadAndDistinctAcrossThreads) {
+  const size_t mine = threadSlot();
+  EXPECT_EQ(threadSlot(), mine);
+  std::vector<size_t> others(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < others.size(); ++i)
+    threads.emplace_back([&others, i] { others[i] = threadSlot(); });
+  for (auto& t : threads) t.join();
+  std::sort(others.begin(), others.end());
+  EXPECT_EQ(std::adjacent_find(others.begin(), others.end()), others.end());  // all distinct
+  EXPECT_EQ(std::count(others.begin(), others.end(), mine), 0);
 }
 
 }  // namespace

@@ -282,7 +282,7 @@ void Index::checkpointLoop(std::string path) {
 
 Index::~Index() {
   {
-    std::lock_guard lock(hitMutex_);
+    std::lock_guard lock(hitWakeMutex_);
     stopping_ = true;
   }
   hitCv_.notify_all();
@@ -408,28 +408,39 @@ Result<void> Index::upsert(const cache::Entry& entry, unsigned tiers, size_t siz
 
 void Index::recordHit(std::string_view cacheId, TimePoint at) {
   const int64_t ms = toUnixMillis(at);
-  std::lock_guard lock(hitMutex_);
-  auto it = pending_.find(cacheId);
-  if (it == pending_.end()) {
-    if (pending_.size() >= options_.maxPendingIds) {
-      ++droppedHits_;
-      return;
+  HitShard& shard = hitShards_[threadSlot() % kHitShards];
+  size_t n = 0;
+  {
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.pending.find(cacheId);
+    if (it == shard.pending.end()) {
+      if (pendingIds_.load(std::memory_order_relaxed) >= options_.maxPendingIds) {
+        droppedHits_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      it = shard.pending.emplace(std::string(cacheId), PendingHit{}).first;
+      pendingIds_.fetch_add(1, std::memory_order_relaxed);
     }
-    it = pending_.emplace(std::string(cacheId), PendingHit{}).first;
+    ++it->second.count;
+    it->second.lastMs = std::max(it->second.lastMs, ms);
+    n = pendingHits_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
-  ++it->second.count;
-  it->second.lastMs = std::max(it->second.lastMs, ms);
-  if (++pendingHits_ == options_.hitFlushBatch) hitCv_.notify_one();
+  // Only drainHits lowers the count, and the writer checks it under hitWakeMutex_ before it
+  // sleeps: while it sleeps the count passes the batch exactly once.
+  if (n == options_.hitFlushBatch) {
+    { std::lock_guard wake(hitWakeMutex_); }
+    hitCv_.notify_one();
+  }
 }
 
 void Index::hitWriterLoop() {
   lowerThreadPriority();
-  std::unique_lock lock(hitMutex_);
+  std::unique_lock lock(hitWakeMutex_);
   while (!stopping_) {
     hitCv_.wait_for(lock, options_.hitFlushInterval,
-                    [&] { return stopping_ || pendingHits_ >= options_.hitFlushBatch; });
+                    [&] { return stopping_ || pendingHits_.load() >= options_.hitFlushBatch; });
     if (stopping_) break;
-    if (pending_.empty()) continue;
+    if (pendingIds_.load() == 0) continue;
     lock.unlock();
     {
       std::lock_guard f(flushMutex_);
@@ -445,12 +456,31 @@ void Index::flush() {
 }
 
 void Index::drainHits() {
+  // Every shard's counts, merged per id (one thread's shard is taken whole, without a copy).
   PendingHits batch;
-  {
-    std::lock_guard lock(hitMutex_);
-    batch.swap(pending_);
-    pendingHits_ = 0;
+  size_t hits = 0, ids = 0;
+  for (HitShard& shard : hitShards_) {
+    PendingHits taken;
+    {
+      std::lock_guard lock(shard.mutex);
+      taken.swap(shard.pending);
+    }
+    ids += taken.size();
+    for (const auto& [id, hit] : taken) hits += hit.count;
+    if (batch.empty()) {
+      batch.swap(taken);
+      continue;
+    }
+    for (auto& [id, hit] : taken) {
+      auto [it, fresh] = batch.try_emplace(id, hit);
+      if (fresh) continue;
+      it->second.count += hit.count;
+      it->second.lastMs = std::max(it->second.lastMs, hit.lastMs);
+      it->second.misses = std::max(it->second.misses, hit.misses);
+    }
   }
+  pendingHits_.fetch_sub(hits);
+  pendingIds_.fetch_sub(ids);
   if (batch.empty()) return;
   static const std::string kHit =
       "UPDATE entries SET hit_count = hit_count + ?1, last_accessed = max(last_accessed, ?2) WHERE cache_id = ?3";
@@ -477,32 +507,30 @@ void Index::drainHits() {
       if (!r) (void)execLocked("ROLLBACK");
     }
   }
-  std::lock_guard hl(hitMutex_);
   if (!r) {
-    ++hitWriteErrors_;  // the batch is lost: hit counts are statistics, not the cache's truth
+    hitWriteErrors_.fetch_add(1);  // the batch is lost: hit counts are statistics, not the cache's truth
     return;
   }
+  HitShard& shard = hitShards_[threadSlot() % kHitShards];
+  std::lock_guard lock(shard.mutex);
   for (auto& [id, hit] : early) {
     if (++hit.misses > kHitRetries) {
-      droppedHits_ += hit.count;  // no row ever came (an entry the index does not hold)
+      droppedHits_.fetch_add(hit.count);  // no row ever came (an entry the index does not hold)
       continue;
     }
-    PendingHit& p = pending_[id];  // merged with hits that arrived meanwhile
+    auto [it, fresh] = shard.pending.try_emplace(id);  // merged with hits that arrived meanwhile
+    if (fresh) pendingIds_.fetch_add(1);
+    PendingHit& p = it->second;
     p.count += hit.count;
     p.lastMs = std::max(p.lastMs, hit.lastMs);
     p.misses = std::max(p.misses, hit.misses);
+    pendingHits_.fetch_add(hit.count);
   }
 }
 
-uint64_t Index::droppedHits() const {
-  std::lock_guard lock(hitMutex_);
-  return droppedHits_;
-}
+uint64_t Index::droppedHits() const { return droppedHits_; }
 
-uint64_t Index::hitWriteErrors() const {
-  std::lock_guard lock(hitMutex_);
-  return hitWriteErrors_;
-}
+uint64_t Index::hitWriteErrors() const { return hitWriteErrors_; }
 
 Result<std::vector<Row>> Index::rowsLocked(const std::string& sql, const std::function<void(Stmt&)>& bind) {
   Error err;

@@ -6,6 +6,7 @@
 // harmless: erasing it from a tier is a no-op).
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -273,20 +274,28 @@ class Index {
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_;  // prepared once, reused
 
   std::mutex flushMutex_;  // one drain at a time, so flush() returns after any drain in progress
-  mutable AdaptiveMutex hitMutex_;  // taken by the request threads (recordHit): spins before it sleeps
-  std::condition_variable_any hitCv_;
-  // Looked up by string_view (transparent): recordHit runs per hit on a request thread, and a
-  // std::string of the 32-character id was a heap allocation per hit.
+  // Pending hit counts, in one shard per request thread (threadSlot() % kHitShards): recordHit
+  // runs on every hit, and with one map behind one mutex every request thread took the same lock.
+  // Looked up by string_view (transparent): a std::string of the 32-character id was a heap
+  // allocation per hit.
   struct IdHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   using PendingHits = std::unordered_map<std::string, PendingHit, IdHash, std::equal_to<>>;
-  PendingHits pending_;
-  size_t pendingHits_ = 0;
-  uint64_t droppedHits_ = 0;
-  uint64_t hitWriteErrors_ = 0;
-  bool stopping_ = false;
+  static constexpr size_t kHitShards = 16;
+  struct alignas(64) HitShard {
+    AdaptiveMutex mutex;  // the recording thread's; the hit writer takes it only to swap the map
+    PendingHits pending;  // guarded by mutex
+  };
+  std::array<HitShard, kHitShards> hitShards_;
+  std::atomic<size_t> pendingHits_{0};  // hits in the shards (counted under the shard's mutex)
+  std::atomic<size_t> pendingIds_{0};   // ids in the shards, bounded by maxPendingIds
+  std::atomic<uint64_t> droppedHits_{0};
+  std::atomic<uint64_t> hitWriteErrors_{0};
+  std::mutex hitWakeMutex_;  // the hit writer sleeps on hitCv_ under it
+  std::condition_variable hitCv_;
+  bool stopping_ = false;  // guarded by hitWakeMutex_
   std::thread hitWriter_;
   std::thread checkpointer_;  // with options_.backgroundCheckpoints
   std::mutex checkpointMutex_;
