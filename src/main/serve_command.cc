@@ -16,6 +16,7 @@
 #include "cache/s3/s3_outbox.h"
 #include "cache/s3/s3_tier.h"
 #include "cache/tier_chain.h"
+#include "common/thread.h"
 #include "admin/admin_api.h"
 #include "alerts/alerter.h"
 #include "analytics/analytics.h"
@@ -245,6 +246,34 @@ int runServe(const ServeArgs& a) {
       t.join();
     }
   } stopPurger{purging, purgeCv, purger};
+
+  // The S3 index (by-date segments, cache_index.json, statistics.json) is written by inserts when
+  // its interval has passed; this timer also writes it when only lookups changed the statistics
+  // (an instance that reads more than it writes), at nice 10, off the request threads.
+  std::atomic<bool> indexing{true};
+  std::mutex indexMutex;
+  std::condition_variable indexCv;
+  std::thread indexer;
+  if (s3Tier)
+    indexer = std::thread([&] {
+      lowerThreadPriority();
+      std::unique_lock lock(indexMutex);
+      while (!indexCv.wait_for(lock, std::chrono::seconds(10), [&] { return !indexing.load(); })) {
+        lock.unlock();
+        (void)s3Tier->flushIndexIfDue();
+        lock.lock();
+      }
+    });
+  struct StopIndexer {
+    std::atomic<bool>& flag;
+    std::condition_variable& cv;
+    std::thread& t;
+    ~StopIndexer() {
+      flag = false;
+      cv.notify_all();
+      if (t.joinable()) t.join();
+    }
+  } stopIndexer{indexing, indexCv, indexer};
 
   // Tier gauges for /metrics, refreshed every CACHE_METRICS_INTERVAL (and at start).
   auto refreshGauges = [&] {

@@ -251,7 +251,7 @@ Result<void> S3Tier::insert(EntryPtr entry) {
   ++inserts_;
   bytesWritten_ += body.size();
   recordInsert(*entry, entryKey, body.size());
-  maybeFlush();
+  (void)flushIndexIfDue();
   return {};
 }
 
@@ -315,12 +315,19 @@ void S3Tier::recordInsert(const Entry& entry, const std::string& entryKey, uint6
   addCounts(indexDelta_, delta);
 }
 
-void S3Tier::maybeFlush() {
-  if (!options_.writeIndex) return;
+bool S3Tier::flushIndexIfDue() {
+  if (!options_.writeIndex) return false;
   std::unique_lock flush(flushMutex_, std::try_to_lock);
-  if (!flush.owns_lock()) return;  // a flush is running; what it missed stays dirty
-  if (options_.indexFlushInterval.count() > 0 && now() - lastFlush_ < options_.indexFlushInterval) return;
+  if (!flush.owns_lock()) return false;  // a flush is running; what it missed stays dirty
+  if (options_.indexFlushInterval.count() > 0 && now() - lastFlush_ < options_.indexFlushInterval) return false;
+  bool changed = stats() != flushedStats_;
+  if (!changed) {
+    std::lock_guard lock(mutex_);
+    for (const auto& [day, d] : days_) changed = changed || d.dirty;
+  }
+  if (!changed) return false;
   if (!flushLocked()) ++indexErrors_;
+  return true;
 }
 
 Result<void> S3Tier::flushIndex() {
@@ -333,6 +340,7 @@ Result<void> S3Tier::flushIndex() {
 Result<void> S3Tier::flushLocked() {
   const std::string& id = options_.instanceId;
   lastFlush_ = now();
+  flushedStats_ = stats();
   // What this instance wrote before a restart: the totals go on from there.
   if (!baseLoaded_) {
     for (auto [key, base] : {std::pair{layout_.instanceIndexKey(id), &indexBase_},

@@ -50,6 +50,7 @@ struct S3TierStats {
   uint64_t danglingPointers = 0;  // pointers to a missing entry (removed)
   uint64_t corruptPointers = 0;   // pointer objects that are not a readable pointer (a miss)
   uint64_t indexErrors = 0;       // index flushes that failed (retried at the next flush)
+  bool operator==(const S3TierStats&) const = default;
 };
 
 // The stable id of this instance: {dir}/s3-instance-id, created with a random id when missing.
@@ -99,6 +100,11 @@ class S3Tier final : public CacheTier {
   // rewrites the merged views (by-date/{day}.json, global/cache_index.json, global/statistics.json)
   // from every instance's segments. Failed parts stay dirty for the next flush.
   Result<void> flushIndex();
+  // flushIndex() if the last flush is at least indexFlushInterval old and anything changed since
+  // it began (an insert or erase, or only lookups: the statistics); nothing while another flush
+  // runs. Inserts call it; `serve` also calls it on a timer, so that an instance that only reads
+  // still publishes its statistics. Returns whether it flushed (successfully or not).
+  bool flushIndexIfDue();
   // The entries every instance listed for day ("2026-01-01"), merged by cache_id, sorted by
   // response_timestamp: read from the per-instance segments (the truth), not the merged view.
   Result<Json> dayEntries(std::string_view day);
@@ -117,7 +123,6 @@ class S3Tier final : public CacheTier {
   // Deletes pointerKey if it still names cacheId. Best effort.
   void deletePointerIfNames(const std::string& pointerKey, const std::string& cacheId);
   void recordInsert(const Entry& entry, const std::string& entryKey, uint64_t bytes);
-  void maybeFlush();
   Result<void> flushLocked();  // caller holds flushMutex_
   Result<void> mergeDayView(const std::string& day);
   Result<void> mergeGlobalViews();
@@ -144,6 +149,7 @@ class S3Tier final : public CacheTier {
   Json indexBase_ = Json::object();   // cache_index.json as last written (or found at start)
   Json statsBase_ = Json::object();   // statistics.json as found at start
   TimePoint lastFlush_{};
+  S3TierStats flushedStats_{};  // stats() when the last flush began (flushMutex_)
   std::mutex flushMutex_;
 };
 

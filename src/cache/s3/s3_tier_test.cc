@@ -362,6 +362,30 @@ TEST_F(S3TierTest, IndexIsWrittenOnlyWhenTheFlushIntervalHasPassed) {
   EXPECT_EQ(count(), 3u);
 }
 
+TEST_F(S3TierTest, ATimedFlushPublishesStatisticsThatOnlyLookupsChanged) {
+  S3TierOptions o = options();
+  o.indexFlushInterval = std::chrono::seconds(60);
+  S3Tier tier(*client_, o);
+  ASSERT_TRUE(tier.insert(entry("k:1")));  // the first insert flushes
+  auto published = [&](const char* field) {
+    auto body = client_->get(tier.layout().instanceStatisticsKey("gw-a"));
+    return body && *body ? parseJson(**body).value().find("counts")->getInt(field).value_or(-1) : -1;
+  };
+  EXPECT_EQ(published("inserts"), 1);
+  EXPECT_EQ(published("lookups"), 0);
+  EXPECT_FALSE(get(tier, "k:absent"));  // a reading instance: lookups, no insert
+  EXPECT_FALSE(tier.flushIndexIfDue());  // not due yet
+  EXPECT_EQ(published("lookups"), 0);
+  clock_.advance(std::chrono::seconds(61));
+  EXPECT_TRUE(tier.flushIndexIfDue());
+  EXPECT_EQ(published("lookups"), 1);
+  EXPECT_EQ(published("misses"), 1);
+  EXPECT_EQ(tier.globalStatistics()->find("statistics")->find("counts")->getInt("lookups"), 1);
+  // Nothing changed since: due, but no write.
+  clock_.advance(std::chrono::seconds(61));
+  EXPECT_FALSE(tier.flushIndexIfDue());
+}
+
 TEST_F(S3TierTest, EraseRemovesTheEntryItsMetadataAndBothPointers) {
   S3Tier tier(*client_, options());
   auto e = entry("k:erase");
