@@ -74,3 +74,57 @@ class AnalyticsThroughTheGateway(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AlertsThroughTheGateway(unittest.TestCase):
+    """`serve` with CACHE_ALERT_EMAIL: its alert thread reads the live metrics and mails a low hit
+    rate through a real SMTP server (tests/alerts/smtp_sink.py, aiosmtpd)."""
+
+    def start_sink(self):
+        import json, os, pathlib, subprocess, tempfile
+        tmp = tempfile.TemporaryDirectory(prefix="llmcache-smtp-")
+        self.addCleanup(tmp.cleanup)
+        self.mails = pathlib.Path(tmp.name) / "mails.jsonl"
+        # Debian's python3 has python3-aiosmtpd; a python3 earlier on PATH (pyenv, a venv) may not.
+        python = os.environ.get("LLMCACHE_PYTHON") or (
+            "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3")
+        sink = subprocess.Popen(
+            [python, str(pathlib.Path(__file__).resolve().parent.parent / "alerts" / "smtp_sink.py"),
+             "--out", str(self.mails)], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (sink.terminate(), sink.wait(10), sink.stdout.close()))
+        line = sink.stdout.readline()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        self.assertIsNotNone(m, line)
+        self.read_mails = lambda: ([json.loads(l) for l in self.mails.read_text().splitlines()]
+                                   if self.mails.exists() else [])
+        return int(m.group(1))
+
+    def test_a_low_hit_rate_is_mailed_once_and_the_mail_holds_no_credential(self):
+        port = self.start_sink()
+        s = Stack({"CACHE_ALERT_EMAIL": "ops@example.test", "CACHE_ALERT_FROM": "llmcache@gw.test",
+                   "CACHE_SMTP_URL": f"smtp://127.0.0.1:{port}", "CACHE_METRICS_INTERVAL": "1",
+                   "CACHE_ALERT_WINDOW": "2", "CACHE_ALERT_MIN_REQUESTS": "5",
+                   "CACHE_ALERT_HIT_RATE_MIN": "0.5", "CACHE_ALERT_COOLDOWN": "3600"})
+        self.addCleanup(s.close)
+        # Six distinct requests, one repeated: 1 hit in 7 cacheable requests, under 50%.
+        for i in range(6):
+            r = s.post(CHAT, chat(f"question {i}", "gpt-4o-mini"), {"Authorization": "Bearer sk-secret-alerts-1"})
+            self.assertEqual(r.cache_status, "MISS")
+        self.assertEqual(s.post(CHAT, chat("question 0", "gpt-4o-mini"),
+                                {"Authorization": "Bearer sk-secret-alerts-1"}).cache_status, "HIT")
+        deadline = time.time() + 20
+        while time.time() < deadline and not self.read_mails():
+            time.sleep(0.2)
+        mails = self.read_mails()
+        self.assertEqual(len(mails), 1, mails)
+        mail = mails[0]
+        self.assertEqual(mail["rcpt_tos"], ["ops@example.test"])
+        self.assertEqual(mail["mail_from"], "llmcache@gw.test")
+        self.assertRegex(mail["data"], r"Subject: \[llmcache[^\]]*\] hit rate 14\.3% over the last 2 s")
+        self.assertIn("1 of 7 cacheable requests", mail["data"])
+        self.assertNotIn("sk-secret", mail["data"])
+        # The cooldown holds: more misses, more evaluations, no second mail.
+        for i in range(6, 12):
+            s.post(CHAT, chat(f"question {i}", "gpt-4o-mini"))
+        time.sleep(3)
+        self.assertEqual(len(self.read_mails()), 1)
