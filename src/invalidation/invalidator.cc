@@ -1,5 +1,7 @@
 #include "invalidation/invalidator.h"
 
+#include <algorithm>
+
 namespace llmcache::invalidation {
 
 Invalidator::Invalidator(index::Index& index, cache::TierChain& chain, const Clock& clock, InvalidatorOptions options)
@@ -34,7 +36,7 @@ bool Invalidator::storeUnlessInvalidated(uint64_t generation, const cache::Entry
   return true;
 }
 
-Result<Outcome> Invalidator::apply(const Request& request) {
+Result<Outcome> Invalidator::apply(const Request& request, const Progress& progress) {
   const TimePoint now = clock_.now();
   const Criterion criterion = request.criterion.resolved(now);
   Outcome out;
@@ -53,9 +55,12 @@ Result<Outcome> Invalidator::apply(const Request& request) {
 
   std::vector<std::string> ids;
   ids.reserve(rows->size());
+  const size_t total = rows->size(), step = std::max<size_t>(1, total / 100);
+  if (progress) progress(0, total);
   for (const index::Row& row : *rows) {
     chain_.erase(row.cacheKey);
     ids.push_back(row.cacheId);
+    if (progress && (ids.size() % step == 0 || ids.size() == total)) progress(ids.size(), total);
   }
   if (criterion.kind == Criterion::Kind::Key && rows->empty() && chain_.erase(criterion.value))
     out.matched = 1;  // in a tier but unknown to the index (an index rebuilt or lost)

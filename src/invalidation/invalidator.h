@@ -66,7 +66,10 @@ class Invalidator {
   // misses matching it are still not stored.
   // Race: an entry stored under a matched key after the index query but before the erase (a
   // refresh that does not match, e.g. a cache_id criterion) is erased too: a miss, never stale.
-  Result<Outcome> apply(const Request& request);
+  // progress, when given, is called with (entries erased so far, entries matched): once before
+  // the first erase, about every 1% of them, and after the last (not for a dry run).
+  using Progress = std::function<void(size_t done, size_t total)>;
+  Result<Outcome> apply(const Request& request, const Progress& progress = {});
 
   // Erases up to limit expired entries (Index::expired at clock.now()) from the tiers and their
   // rows from the index. Returns how many rows went. For a background purger.

@@ -1,5 +1,7 @@
 #include "main/maintenance_commands.h"
 
+#include <unistd.h>
+
 #include <curl/curl.h>
 
 #include <cstdio>
@@ -24,6 +26,7 @@ namespace {
 struct InvalidateArgs {
   std::string model, olderThan, pattern, key, tag, keyNamespace, cacheId;
   bool dryRun = false;
+  bool progress = false;  // draw the progress bar even when stderr is not a terminal
   std::string server;
   std::string token;
   std::string cacheDir = "./.llmcache";
@@ -130,7 +133,22 @@ int runInvalidate(const InvalidateArgs& a) {
   cache::TierChain chain({disk.get()}, Clock::system());
   invalidation::Invalidator invalidator(**opened, chain, Clock::system());
   std::fprintf(stderr, "llmcache invalidate: working through %s ...\n", a.cacheDir.c_str());
-  auto outcome = invalidator.apply(*request);
+  // A progress bar on stderr while the matched entries are erased from the tiers: when stderr
+  // is a terminal, or with --progress. Redrawn in place (\r) when the percentage changes.
+  invalidation::Invalidator::Progress progress;
+  if (a.progress || ::isatty(STDERR_FILENO))
+    progress = [last = -1](size_t done, size_t total) mutable {
+      const int percent = total ? static_cast<int>(done * 100 / total) : 100;
+      if (percent == last) return;
+      last = percent;
+      constexpr int kWidth = 30;
+      const int filled = percent * kWidth / 100;
+      std::fprintf(stderr, "\rllmcache invalidate: [%s%s] %3d%% %zu/%zu entries", std::string(filled, '#').c_str(),
+                   std::string(kWidth - filled, '.').c_str(), percent, done, total);
+      if (done == total) std::fputc('\n', stderr);
+      std::fflush(stderr);
+    };
+  auto outcome = invalidator.apply(*request, progress);
   if (!outcome) {
     std::fprintf(stderr, "llmcache invalidate: %s\n", outcome.error().message.c_str());
     return 1;
@@ -233,6 +251,8 @@ void addInvalidateCommand(CLI::App& app, int& exitCode) {
   cmd->add_option("--namespace", a->keyNamespace, "Entries of this namespace");
   cmd->add_option("--cache-id", a->cacheId, "One entry by its cache_id");
   cmd->add_flag("--dry-run", a->dryRun, "Only count what would be invalidated");
+  cmd->add_flag("--progress", a->progress,
+                "Draw the progress bar on stderr even when it is not a terminal (without --server)");
   cmd->add_option("--server", a->server, "A running gateway (http://host:port): use its admin API");
   cmd->add_option("--token", a->token, "Admin token for --server (default: CACHE_ADMIN_TOKEN)");
   cmd->add_option("--cache-dir", a->cacheDir, "The cache directory, without --server")->capture_default_str();

@@ -3,6 +3,7 @@ exactly the matching entries from memory and disk (a restart proves disk), a dry
 nothing, an invalidation that arrives while a matching miss is in flight wins, bad input is a
 400 that invalidates nothing, and the admin token is enforced."""
 import json
+import re
 import threading
 import time
 import unittest
@@ -164,6 +165,30 @@ class Cli(unittest.TestCase):
         rc, _, err = run_cli(["invalidate", "--cache-dir", str(s.cache_dir)])
         self.assertEqual(rc, 2)
         self.assertIn(b"exactly one", err)
+
+    def test_invalidating_many_entries_draws_a_progress_bar(self):
+        s = Stack()
+        self.addCleanup(s.close)
+        n = 150
+        for i in range(n):
+            s.post(CHAT, chat(f"question {i}", "gpt-4o"))
+        s.wait_stored(n)
+        s.stop_gateway()
+        # stderr is a pipe here: no bar unless asked for.
+        rc, out, err = run_cli(["invalidate", "--cache-dir", str(s.cache_dir), "--model", "gpt-4o", "--dry-run"])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["matched"], n)
+        self.assertNotIn(b"%", err)
+        rc, out, err = run_cli(["invalidate", "--cache-dir", str(s.cache_dir), "--model", "gpt-4o", "--progress"])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["invalidated"], n)
+        frames = [f for f in err.decode().replace("\n", "\r").split("\r") if "%" in f]
+        self.assertGreater(len(frames), 10, err)  # redrawn as it goes, not once at the end
+        percents = [int(re.search(r"(\d+)% (\d+)/150 entries", f).group(1)) for f in frames]
+        self.assertEqual(percents, sorted(percents))
+        self.assertEqual(percents[0], 0)
+        self.assertIn("[" + "#" * 30 + "] 100% 150/150 entries", frames[-1])
+        self.assertTrue(err.endswith(b"entries\n"), err[-80:])
 
     def test_verify_finds_damage_and_repair_rebuilds_the_index(self):
         s = Stack()
