@@ -38,6 +38,23 @@ namespace llmcache::cli {
 
 namespace {
 
+// Stops one of serve's background loops at scope exit: clears its flag under its mutex (so that
+// the loop cannot miss the wake-up between checking the flag and sleeping), wakes it, joins it.
+struct StopThread {
+  std::atomic<bool>& flag;
+  std::mutex& mutex;
+  std::condition_variable& cv;
+  std::thread& t;
+  ~StopThread() {
+    {
+      std::lock_guard lock(mutex);
+      flag = false;
+    }
+    cv.notify_all();
+    if (t.joinable()) t.join();
+  }
+};
+
 struct ServeArgs {
   std::string configFile;
   std::optional<std::string> listen, upstream, cacheDir;
@@ -236,16 +253,7 @@ int runServe(const ServeArgs& a) {
       lock.lock();
     }
   });
-  struct StopPurger {
-    std::atomic<bool>& flag;
-    std::condition_variable& cv;
-    std::thread& t;
-    ~StopPurger() {
-      flag = false;
-      cv.notify_all();
-      t.join();
-    }
-  } stopPurger{purging, purgeCv, purger};
+  StopThread stopPurger{purging, purgeMutex, purgeCv, purger};
 
   // The S3 index (by-date segments, cache_index.json, statistics.json) is written by inserts when
   // its interval has passed; this timer also writes it when only lookups changed the statistics
@@ -264,16 +272,7 @@ int runServe(const ServeArgs& a) {
         lock.lock();
       }
     });
-  struct StopIndexer {
-    std::atomic<bool>& flag;
-    std::condition_variable& cv;
-    std::thread& t;
-    ~StopIndexer() {
-      flag = false;
-      cv.notify_all();
-      if (t.joinable()) t.join();
-    }
-  } stopIndexer{indexing, indexCv, indexer};
+  StopThread stopIndexer{indexing, indexMutex, indexCv, indexer};
 
   // Tier gauges for /metrics, refreshed every CACHE_METRICS_INTERVAL (and at start).
   auto refreshGauges = [&] {
@@ -292,7 +291,7 @@ int runServe(const ServeArgs& a) {
       refreshGauges();
     }
   });
-  StopPurger stopGauger{gauging, gaugeCv, gauger};
+  StopThread stopGauger{gauging, gaugeMutex, gaugeCv, gauger};
 
   upstream::Client client;
   gateway::GatewayDeps deps{c, chain, client, platforms, pricing};
@@ -358,16 +357,7 @@ int runServe(const ServeArgs& a) {
                                  [&] { return !alerting.load(); }));
     });
   }
-  struct StopAlerts {
-    std::atomic<bool>& flag;
-    std::condition_variable& cv;
-    std::thread& t;
-    ~StopAlerts() {
-      flag = false;
-      cv.notify_all();
-      if (t.joinable()) t.join();
-    }
-  } stopAlerts{alerting, alertCv, alertThread};
+  StopThread stopAlerts{alerting, alertMutex, alertCv, alertThread};
 
   runUntilSignalled(*server, "llmcache");
   gw.flush();  // pending disk writes (and outbox journaling) finish before we exit
