@@ -243,7 +243,7 @@ Result<void> EventRecorder::drain(bool onWriter) {
           q.addTo(rows_[it->second]);
           continue;
         }
-        it->second = n;  // a hash collision: this event starts the row later ones merge into
+        it->second = n;  // new, or a hash collision: this event starts the row later ones merge into
       }
       rowSlot_[n] = &q;
       q.toRow(rows_[n++]);

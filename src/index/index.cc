@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <limits>
 #include <random>
@@ -729,20 +730,28 @@ namespace {
 
 constexpr int kEventColumns = 19;
 
-// INSERT of n event rows in one statement (kEventColumns parameters per row). OR IGNORE: an id
-// can only repeat when the clock went back to a millisecond already written and the sequence
-// number came round to the same value (one in 2^20); that event is dropped, not the batch.
-std::string eventInsert(size_t n) {
-  std::string sql =
-      "INSERT OR IGNORE INTO events(id, time, cache_key, model, platform, provider, endpoint, outcome, tier, "
-      "latency_ms, tokens_in, tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, "
-      "prompt_simhash, requests) VALUES ";
-  for (size_t i = 0; i < n; ++i) {
-    sql += i ? ",(" : "(";
-    for (int c = 0; c < kEventColumns; ++c) sql += c ? ",?" : "?";
-    sql += ")";
-  }
-  return sql;
+// INSERT of n event rows in one statement (kEventColumns parameters per row), for n up to
+// kEventRowsPerYield, built once (the text is also the prepared-statement cache's key). OR
+// IGNORE: an id can only repeat when the clock went back to a millisecond already written and
+// the sequence number came round to the same value (one in 2^20); that event is dropped, not the
+// batch.
+const std::string& eventInsert(size_t n) {
+  static const auto kSql = [] {
+    std::array<std::string, Index::kEventRowsPerYield + 1> sql;
+    for (size_t rows = 1; rows < sql.size(); ++rows) {
+      std::string& s = sql[rows];
+      s = "INSERT OR IGNORE INTO events(id, time, cache_key, model, platform, provider, endpoint, outcome, tier, "
+          "latency_ms, tokens_in, tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, "
+          "prompt_simhash, requests) VALUES ";
+      for (size_t i = 0; i < rows; ++i) {
+        s += i ? ",(" : "(";
+        for (int c = 0; c < kEventColumns; ++c) s += c ? ",?" : "?";
+        s += ")";
+      }
+    }
+    return sql;
+  }();
+  return kSql[n];
 }
 
 }  // namespace
