@@ -8,16 +8,17 @@
 // The tier counts the files in the background as `serve` opens it; `sync` counts them in the
 // constructor instead (as tools and tests do).
 // Run `sync; echo 3 > /proc/sys/vm/drop_caches` before it for a cold page cache.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fcntl.h>
 #include <filesystem>
 #include <random>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include "cache/codec.h"
@@ -44,9 +45,12 @@ Entry entryOf(size_t i) {
   e.cacheKey = keyOf(i);
   e.requestHash = id;
   e.endpoint = "openai.chat";
-  e.request = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Question )" + std::to_string(i) + R"("}]})";
-  e.response = R"({"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":")" +
-               std::string(800, static_cast<char>('a' + i % 26)) + R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":200,"total_tokens":212}})";
+  e.request = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Question )" +
+              std::to_string(i) + R"("}]})";
+  e.response =
+      R"({"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":")" +
+      std::string(800, static_cast<char>('a' + i % 26)) +
+      R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":200,"total_tokens":212}})";
   e.model = "gpt-4o-mini";
   e.platform = "openai";
   e.responseTimestamp = e.requestTimestamp = e.lastAccessed = fromUnixMillis(1767225600000);
@@ -109,7 +113,8 @@ int main(int argc, char** argv) {
   std::sort(during.begin(), during.end());
   if (!during.empty())
     std::printf("during the count: %zu hits, p50 %.3f ms, p99 %.3f ms\n", during.size(),
-                during[during.size() / 2], during[std::min(during.size() - 1, during.size() * 99 / 100)]);
+                during[during.size() / 2],
+                during[std::min(during.size() - 1, during.size() * 99 / 100)]);
 
   std::mt19937_64 rng(42);
   std::vector<double> lat;
@@ -124,9 +129,14 @@ int main(int argc, char** argv) {
     if (r && *r) ++found;
   }
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) { return lat[std::min(lat.size() - 1, static_cast<size_t>(p * lat.size()))]; };
-  std::printf("disk tier (%s count), %zu entries on disk, %zu counted: serving after %.0f ms, all counted after %.0f ms; %zu random hits "
-              "(%zu found): p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-              sync ? "synchronous" : "background", n, tier.entryCount(), ms(serving), ms(counted), lookups, found, pct(0.5), pct(0.99), lat.back());
+  auto pct = [&](double p) {
+    return lat[std::min(lat.size() - 1, static_cast<size_t>(p * lat.size()))];
+  };
+  std::printf(
+      "disk tier (%s count), %zu entries on disk, %zu counted: serving after %.0f ms, all counted "
+      "after %.0f ms; %zu random hits "
+      "(%zu found): p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+      sync ? "synchronous" : "background", n, tier.entryCount(), ms(serving), ms(counted), lookups,
+      found, pct(0.5), pct(0.99), lat.back());
   return found == lookups ? 0 : 1;
 }

@@ -85,7 +85,8 @@ void BM_Record(benchmark::State& state) {
   {
     auto index = index::Index::open(dir / "index.sqlite").value();
     analytics::EventRecorder recorder(
-        *index, {.flushInterval = std::chrono::hours(1), .batch = 1'000'000, .maxQueued = 1'000'000});
+        *index,
+        {.flushInterval = std::chrono::hours(1), .batch = 1'000'000, .maxQueued = 1'000'000});
     const analytics::Event e = hitEvent(1);
     int64_t n = 0;
     for (auto _ : state) {

@@ -24,17 +24,20 @@ int main(int argc, char** argv) {
   size_t n = 100000;
   bool withDisk = true;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--no-disk") == 0) withDisk = false;
-    else n = std::stoul(argv[i]);
+    if (std::strcmp(argv[i], "--no-disk") == 0)
+      withDisk = false;
+    else
+      n = std::stoul(argv[i]);
   }
   const auto dir = std::filesystem::temp_directory_path() / "llmcache_invalidation_bench";
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  cache::MemoryTier memory(cache::MemoryTierOptions{.maxEntries = n + 2000, .maxBytes = size_t(8) << 30});
+  cache::MemoryTier memory(
+      cache::MemoryTierOptions{.maxEntries = n + 2000, .maxBytes = size_t(8) << 30});
   std::unique_ptr<cache::DiskTier> disk;
   if (withDisk)
-    disk = std::make_unique<cache::DiskTier>(cache::DiskTierOptions{.dir = dir, .maxEntries = n + 2000,
-                                                                    .maxBytes = size_t(64) << 30});
+    disk = std::make_unique<cache::DiskTier>(
+        cache::DiskTierOptions{.dir = dir, .maxEntries = n + 2000, .maxBytes = size_t(64) << 30});
   std::vector<cache::CacheTier*> tiers{&memory};
   if (disk) tiers.push_back(disk.get());
   cache::TierChain chain(tiers, Clock::system());
@@ -43,7 +46,8 @@ int main(int argc, char** argv) {
   auto t0 = Clk::now();
   std::vector<cache::EntryPtr> doomed;
   for (size_t i = 0; i < n; ++i) {
-    auto e = std::make_shared<cache::Entry>(cache::test::makeTestEntry("gpt-4o_" + std::to_string(i), "answer " + std::to_string(i)));
+    auto e = std::make_shared<cache::Entry>(
+        cache::test::makeTestEntry("gpt-4o_" + std::to_string(i), "answer " + std::to_string(i)));
     e->model = "gpt-4o";
     e->cacheId = cache::newCacheId();
     chain.insert(e);
@@ -51,12 +55,14 @@ int main(int argc, char** argv) {
   }
   std::vector<cache::EntryPtr> kept;
   for (size_t i = 0; i < 1000; ++i) {
-    auto e = std::make_shared<cache::Entry>(cache::test::makeTestEntry("gpt-4o-mini_" + std::to_string(i)));
+    auto e = std::make_shared<cache::Entry>(
+        cache::test::makeTestEntry("gpt-4o-mini_" + std::to_string(i)));
     e->model = "gpt-4o-mini";
     memory.insert(e);
     kept.push_back(e);
   }
-  std::printf("filled %zu entries (%s) in %.1f s\n", n, disk ? "memory + disk + index" : "memory + index",
+  std::printf("filled %zu entries (%s) in %.1f s\n", n,
+              disk ? "memory + disk + index" : "memory + index",
               std::chrono::duration<double>(Clk::now() - t0).count());
 
   std::atomic<bool> done{false};
@@ -84,9 +90,10 @@ int main(int argc, char** argv) {
   }
   std::sort(waits.begin(), waits.end());
   auto pct = [&](double p) { return waits[std::min(waits.size() - 1, size_t(p * waits.size()))]; };
-  std::printf("invalidated %zu of %zu matched in %.2f s\n", outcome->invalidated, outcome->matched, secs);
-  std::printf("concurrent memory hits: %zu, wait p50 %.1f us, p99 %.1f us, max %.1f us\n", waits.size(),
-              pct(0.5), pct(0.99), waits.back());
+  std::printf("invalidated %zu of %zu matched in %.2f s\n", outcome->invalidated, outcome->matched,
+              secs);
+  std::printf("concurrent memory hits: %zu, wait p50 %.1f us, p99 %.1f us, max %.1f us\n",
+              waits.size(), pct(0.5), pct(0.99), waits.back());
   size_t left = 0;
   for (size_t i = 0; i < n; i += 997)
     if (auto h = memory.lookup("gpt-4o_" + std::to_string(i)); h && *h) ++left;

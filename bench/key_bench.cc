@@ -41,17 +41,23 @@ std::vector<VectorCase> loadVectors() {
 // A chat request of about `bytes` bytes: a system prompt, a few turns, tools, some options.
 std::string chatRequest(size_t bytes) {
   std::string text;
-  const char* words[] = {"The ", "quick ", "Brown ", "fox ", "jumps ", "over ", "the ", "lazy ",
-                         "dog; ", "Café ", "naïve ", "data, ", "\n"};
+  const char* words[] = {"The ",  "quick ", "Brown ", "fox ",   "jumps ", "over ", "the ",
+                         "lazy ", "dog; ",  "Café ",  "naïve ", "data, ", "\n"};
   size_t i = 0;
   while (text.size() + 300 < bytes) text += words[i++ % 13];
   std::string escaped;
   for (char c : text) escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
   const size_t third = escaped.size() / 3;
   return R"({"model":"openai/gpt-4o-mini","temperature":0.7,"max_tokens":512,"messages":[)"
-         R"({"role":"system","content":")" + escaped.substr(0, third) + R"("},)"
-         R"({"role":"user","content":")" + escaped.substr(third, third) + R"("},)"
-         R"({"role":"assistant","content":")" + escaped.substr(2 * third) + R"("}],)"
+         R"({"role":"system","content":")" +
+         escaped.substr(0, third) +
+         R"("},)"
+         R"({"role":"user","content":")" +
+         escaped.substr(third, third) +
+         R"("},)"
+         R"({"role":"assistant","content":")" +
+         escaped.substr(2 * third) +
+         R"("}],)"
          R"("tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"stream":true})";
 }
 

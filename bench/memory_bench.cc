@@ -5,12 +5,12 @@
 // enough to hold them all, and reports the process's RSS growth per entry minus the answer's
 // serialized size. Usage: memory_bench [N=100000] [answer-bytes=1024]
 #include <malloc.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include "cache/memory/memory_tier.h"
 
@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
       R"({"id":"chatcmpl-0000000000","object":"chat.completion","created":1767225600,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":")";
   const std::string tail =
       R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":200,"total_tokens":212}})";
-  const size_t fill = answerBytes > head.size() + tail.size() ? answerBytes - head.size() - tail.size() : 1;
+  const size_t fill =
+      answerBytes > head.size() + tail.size() ? answerBytes - head.size() - tail.size() : 1;
 
   MemoryTier tier(MemoryTierOptions{n, size_t{64} << 30, 1});
   malloc_trim(0);
@@ -66,7 +67,8 @@ int main(int argc, char** argv) {
     e->tokensInput = 12;
     e->tokensOutput = 200;
     e->costTotal = 0.000123;
-    e->responseTimestamp = e->requestTimestamp = e->lastAccessed = fromUnixMillis(1767225600000 + i);
+    e->responseTimestamp = e->requestTimestamp = e->lastAccessed =
+        fromUnixMillis(1767225600000 + i);
     if (!tier.insert(std::move(e))) {
       std::fprintf(stderr, "insert %zu refused\n", i);
       return 1;
@@ -75,7 +77,10 @@ int main(int argc, char** argv) {
   const size_t after = rssBytes();
   const double perEntry = static_cast<double>(after - before) / static_cast<double>(n);
   const double answer = static_cast<double>(answerTotal) / static_cast<double>(n);
-  std::printf("entries %zu, answer %.0f B each: RSS +%.1f MB, %.0f B per entry, overhead %.0f B per entry beyond the answer\n",
-              tier.entryCount(), answer, static_cast<double>(after - before) / 1e6, perEntry, perEntry - answer);
+  std::printf(
+      "entries %zu, answer %.0f B each: RSS +%.1f MB, %.0f B per entry, overhead %.0f B per entry "
+      "beyond the answer\n",
+      tier.entryCount(), answer, static_cast<double>(after - before) / 1e6, perEntry,
+      perEntry - answer);
   return 0;
 }

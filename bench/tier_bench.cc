@@ -33,8 +33,8 @@ void BM_DiskTierHit(benchmark::State& state) {
   const auto dir = std::filesystem::temp_directory_path() / "llmcache_tier_bench";
   std::filesystem::remove_all(dir);
   {
-    cache::DiskTier tier(cache::DiskTierOptions{.dir = dir, .maxEntries = 1000,
-                                                .codec = {.compress = state.range(0) != 0}});
+    cache::DiskTier tier(cache::DiskTierOptions{
+        .dir = dir, .maxEntries = 1000, .codec = {.compress = state.range(0) != 0}});
     for (int i = 0; i < 100; ++i) (void)tier.insert(entry("gpt-4o-mini_" + std::to_string(i)));
     int i = 0;
     for (auto _ : state) {

@@ -6,12 +6,12 @@
 // Properties: decoding never crashes or over-allocates
 // (ASan/UBSan and libFuzzer's -rss_limit_mb watch that), and what decodes re-encodes (plain, zstd,
 // sealed) to bytes that decode to the same entry.
+#include <zlib.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include <zlib.h>
 
 #include "cache/codec.h"
 #include "fuzz_util.h"
@@ -36,7 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
   if ((data[0] & 2) && bytes.size() >= kEntryHeaderBytes) {
     const std::string_view payload = std::string_view(bytes).substr(kEntryHeaderBytes);
-    const auto crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size()));
+    const auto crc = static_cast<uint32_t>(
+        crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size()));
     const auto length = static_cast<uint32_t>(payload.size());
     for (int i = 0; i < 4; ++i) {
       bytes[8 + i] = static_cast<char>((length >> (8 * i)) & 0xff);

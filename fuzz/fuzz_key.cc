@@ -29,10 +29,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t selector = data[0];
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
 
-  static constexpr key::Endpoint kEndpoints[] = {key::Endpoint::OpenAiChat, key::Endpoint::OpenAiCompletions,
-                                                 key::Endpoint::OpenAiEmbeddings, key::Endpoint::AnthropicMessages};
-  static constexpr key::NormalizeMode kModes[] = {key::NormalizeMode::Seed, key::NormalizeMode::Whitespace,
-                                                  key::NormalizeMode::Exact, key::NormalizeMode::Seed};
+  static constexpr key::Endpoint kEndpoints[] = {
+      key::Endpoint::OpenAiChat, key::Endpoint::OpenAiCompletions, key::Endpoint::OpenAiEmbeddings,
+      key::Endpoint::AnthropicMessages};
+  static constexpr key::NormalizeMode kModes[] = {
+      key::NormalizeMode::Seed, key::NormalizeMode::Whitespace, key::NormalizeMode::Exact,
+      key::NormalizeMode::Seed};
   key::KeyOptions options;
   options.endpoint = kEndpoints[selector & 3];
   options.mode = kModes[(selector >> 2) & 3];
@@ -50,6 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              k->canonical == again->canonical);
   FUZZ_CHECK(k->requestHash.size() == 32 && isLowerHex(k->requestHash));
   FUZZ_CHECK(k->cacheKey.size() > 17);
-  FUZZ_CHECK(std::string_view(k->cacheKey).substr(k->cacheKey.size() - 17) == "_" + k->requestHash.substr(0, 16));
+  FUZZ_CHECK(std::string_view(k->cacheKey).substr(k->cacheKey.size() - 17) ==
+             "_" + k->requestHash.substr(0, 16));
   return 0;
 }

@@ -18,8 +18,9 @@ using namespace llmcache;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 5) return 0;
-  static constexpr key::Endpoint kEndpoints[] = {key::Endpoint::OpenAiChat, key::Endpoint::OpenAiCompletions,
-                                                 key::Endpoint::OpenAiEmbeddings, key::Endpoint::AnthropicMessages};
+  static constexpr key::Endpoint kEndpoints[] = {
+      key::Endpoint::OpenAiChat, key::Endpoint::OpenAiCompletions, key::Endpoint::OpenAiEmbeddings,
+      key::Endpoint::AnthropicMessages};
   const key::Endpoint endpoint = kEndpoints[data[0] & 3];
   const bool includeUsage = data[0] & 4;
   uint32_t seed = static_cast<uint32_t>(data[1]) | (static_cast<uint32_t>(data[2]) << 8) |

@@ -26,7 +26,9 @@ void write(const fs::path& dir, const std::string& name, const std::string& byte
   std::ofstream(dir / name, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-std::string prefixed(uint8_t selector, std::string_view rest) { return std::string(1, static_cast<char>(selector)) + std::string(rest); }
+std::string prefixed(uint8_t selector, std::string_view rest) {
+  return std::string(1, static_cast<char>(selector)) + std::string(rest);
+}
 
 }  // namespace
 
@@ -53,7 +55,10 @@ int main(int argc, char** argv) {
       const bool hasScope = v->find("scope") && !v->find("scope")->isNull();
       const std::string id = endpoint + "-" + mode + (hasScope ? "-scoped" : "");
       if (seen[id]++ > 0 || (hasScope && scoped++ > 0)) continue;
-      uint8_t sel = endpoint == "openai.chat" ? 0 : endpoint == "openai.completions" ? 1 : endpoint == "openai.embeddings" ? 2 : 3;
+      uint8_t sel = endpoint == "openai.chat"          ? 0
+                    : endpoint == "openai.completions" ? 1
+                    : endpoint == "openai.embeddings"  ? 2
+                                                       : 3;
       sel |= (mode == "whitespace" ? 1 : mode == "exact" ? 2 : 0) << 2;
       if (hasScope) sel |= 0x30;
       write(out / "fuzz_key", id, prefixed(sel, v->getString("request").value_or("")));
@@ -64,14 +69,16 @@ int main(int argc, char** argv) {
   {
     cache::EncryptionKey key;
     for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<unsigned char>(i);
-    cache::Entry e = cache::test::makeTestEntry("gpt-4o-mini:0011223344556677", "The answer is 42.");
+    cache::Entry e =
+        cache::test::makeTestEntry("gpt-4o-mini:0011223344556677", "The answer is 42.");
     e.sseEvents = {{"", "{\"delta\":\"The\"}"}, {"", "[DONE]"}};
     e.cacheId = "0123456789abcdef0123456789abcdef";  // stable seeds
     write(out / "fuzz_codec", "plain", prefixed(0, cache::encodeEntry(e, {})));
     // Selector bit 1 (fix the CRC up) on two of them: their mutants reach past the checksum.
     write(out / "fuzz_codec", "zstd", prefixed(2, cache::encodeEntry(e, {.compress = true})));
     write(out / "fuzz_codec", "sealed", prefixed(1, cache::encodeEntry(e, {.key = key})));
-    write(out / "fuzz_codec", "sealed-zstd", prefixed(3, cache::encodeEntry(e, {.compress = true, .key = key})));
+    write(out / "fuzz_codec", "sealed-zstd",
+          prefixed(3, cache::encodeEntry(e, {.compress = true, .key = key})));
   }
 
   // fuzz_sse: selector, 4 chunking-seed bytes, the stream.
@@ -79,10 +86,14 @@ int main(int argc, char** argv) {
     namespace t = api::testing;
     const std::string seed = "\x2a\x11\x07\x99";
     write(out / "fuzz_sse", "openai-chat", prefixed(0, seed + std::string(t::kOpenAiChatStream)));
-    write(out / "fuzz_sse", "openai-tool-calls", prefixed(0 | 4, seed + std::string(t::kOpenAiToolCallStream)));
-    write(out / "fuzz_sse", "openai-completions", prefixed(1, seed + std::string(t::kOpenAiCompletionsStream)));
-    write(out / "fuzz_sse", "anthropic-tool", prefixed(3, seed + std::string(t::kAnthropicToolStream)));
-    write(out / "fuzz_sse", "anthropic-thinking", prefixed(3, seed + std::string(t::kAnthropicThinkingStream)));
+    write(out / "fuzz_sse", "openai-tool-calls",
+          prefixed(0 | 4, seed + std::string(t::kOpenAiToolCallStream)));
+    write(out / "fuzz_sse", "openai-completions",
+          prefixed(1, seed + std::string(t::kOpenAiCompletionsStream)));
+    write(out / "fuzz_sse", "anthropic-tool",
+          prefixed(3, seed + std::string(t::kAnthropicToolStream)));
+    write(out / "fuzz_sse", "anthropic-thinking",
+          prefixed(3, seed + std::string(t::kAnthropicThinkingStream)));
   }
 
   // fuzz_json.
@@ -90,8 +101,10 @@ int main(int argc, char** argv) {
     namespace t = api::testing;
     write(out / "fuzz_json", "chat-body", std::string(t::kOpenAiChatStreamAssembled));
     write(out / "fuzz_json", "anthropic-body", std::string(t::kAnthropicToolAssembled));
-    write(out / "fuzz_json", "numbers", R"([0,-0,1e2,1E-7,123456789012345678901234567890,0.1,-1.5e308,3.0])");
-    write(out / "fuzz_json", "strings", R"({"a":"\u00e9\ud83d\ude00\n\"","b":"","a":null,"c":[true,false,{}]})");
+    write(out / "fuzz_json", "numbers",
+          R"([0,-0,1e2,1E-7,123456789012345678901234567890,0.1,-1.5e308,3.0])");
+    write(out / "fuzz_json", "strings",
+          R"({"a":"\u00e9\ud83d\ude00\n\"","b":"","a":null,"c":[true,false,{}]})");
     write(out / "fuzz_json", "nested", R"([[[[[[[[{"k":[[[]]]}]]]]]]]])");
   }
   std::printf("seeds written to %s\n", out.c_str());

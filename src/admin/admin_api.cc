@@ -26,17 +26,21 @@ Reply json(int status, const Json& body) { return Reply{status, toJson(body)}; }
 
 Reply error(int status, std::string_view type, std::string message) {
   Json inner = Json::object();
-  inner.set("message", Json::string(std::move(message))).set("type", Json::string(std::string(type)));
+  inner.set("message", Json::string(std::move(message)))
+      .set("type", Json::string(std::string(type)));
   Json body = Json::object();
   body.set("error", std::move(inner));
   return json(status, body);
 }
-Reply badRequest(std::string message) { return error(400, "invalid_request_error", std::move(message)); }
+Reply badRequest(std::string message) {
+  return error(400, "invalid_request_error", std::move(message));
+}
 Reply notFound(std::string message) { return error(404, "not_found_error", std::move(message)); }
 Reply internal(const Error& e) { return error(500, "api_error", e.message); }
 Reply methodNotAllowed(std::string_view method, std::string_view path, std::string allow) {
-  Reply r = error(405, "invalid_request_error", std::string(method) + " is not allowed on " + std::string(path) +
-                                                    " (allowed: " + allow + ")");
+  Reply r = error(405, "invalid_request_error",
+                  std::string(method) + " is not allowed on " + std::string(path) +
+                      " (allowed: " + allow + ")");
   r.headers.emplace_back("Allow", std::move(allow));
   return r;
 }
@@ -77,21 +81,24 @@ Result<std::map<std::string, std::string>> parseQuery(std::string_view query) {
     const size_t eq = part.find('=');
     std::string name, value;
     if (!percentDecode(part.substr(0, eq), true, name) ||
-        !percentDecode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1), true, value))
+        !percentDecode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1),
+                       true, value))
       return makeError(Errc::InvalidArgument, "the query string has a malformed %-escape");
     params[std::move(name)] = std::move(value);  // a repeated parameter: the last wins
   }
   return params;
 }
 
-Result<void> onlyKnown(const std::map<std::string, std::string>& params, std::initializer_list<std::string_view> known) {
+Result<void> onlyKnown(const std::map<std::string, std::string>& params,
+                       std::initializer_list<std::string_view> known) {
   for (const auto& [name, value] : params) {
     bool ok = false;
     for (auto k : known) ok = ok || k == name;
     if (!ok) {
       std::string list;
       for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      return makeError(Errc::InvalidArgument, "unknown query parameter \"" + name + "\" (expected " + list + ")");
+      return makeError(Errc::InvalidArgument,
+                       "unknown query parameter \"" + name + "\" (expected " + list + ")");
     }
   }
   return {};
@@ -116,7 +123,9 @@ Json rowJson(const index::Row& r) {
   Json tags = Json::array();
   for (const auto& t : r.tags) tags.push(Json::string(t));
   Json tiers = Json::array();
-  for (auto [bit, name] : {std::pair{index::kTierMemory, "memory"}, {index::kTierDisk, "disk"}, {index::kTierS3, "s3"}})
+  for (auto [bit, name] : {std::pair{index::kTierMemory, "memory"},
+                           {index::kTierDisk, "disk"},
+                           {index::kTierS3, "s3"}})
     if (r.tiers & bit) tiers.push(Json::string(name));
   Json tokens = Json::object();
   tokens.set("input", Json::integer(r.tokensIn)).set("output", Json::integer(r.tokensOut));
@@ -154,7 +163,8 @@ std::string_view bearerToken(std::string_view header) {
   };
   header = trim(header);
   constexpr std::string_view kScheme = "bearer";
-  if (header.size() <= kScheme.size() || (header[kScheme.size()] != ' ' && header[kScheme.size()] != '\t'))
+  if (header.size() <= kScheme.size() ||
+      (header[kScheme.size()] != ' ' && header[kScheme.size()] != '\t'))
     return {};
   for (size_t i = 0; i < kScheme.size(); ++i)
     if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return {};
@@ -163,9 +173,12 @@ std::string_view bearerToken(std::string_view header) {
 
 }  // namespace
 
-AdminApi::AdminApi(index::Index& index, invalidation::Invalidator& invalidator, const config::Config& config,
-                   analytics::Analytics* analytics)
-    : index_(index), invalidator_(invalidator), analytics_(analytics), tokenSet_(!config.adminToken.empty()) {
+AdminApi::AdminApi(index::Index& index, invalidation::Invalidator& invalidator,
+                   const config::Config& config, analytics::Analytics* analytics)
+    : index_(index),
+      invalidator_(invalidator),
+      analytics_(analytics),
+      tokenSet_(!config.adminToken.empty()) {
   if (tokenSet_) tokenDigest_ = sha256(config.adminToken);
 }
 
@@ -178,7 +191,8 @@ std::optional<Reply> AdminApi::authorize(std::string_view authorization, bool fr
   if (tokenSet_) {
     const std::string_view token = bearerToken(authorization);
     if (token.empty()) {
-      Reply r = error(401, "authentication_error", "missing admin token: send Authorization: Bearer <CACHE_ADMIN_TOKEN>");
+      Reply r = error(401, "authentication_error",
+                      "missing admin token: send Authorization: Bearer <CACHE_ADMIN_TOKEN>");
       r.headers.emplace_back("WWW-Authenticate", "Bearer");
       return r;
     }
@@ -195,8 +209,8 @@ std::optional<Reply> AdminApi::authorize(std::string_view authorization, bool fr
   return std::nullopt;
 }
 
-Reply AdminApi::metrics(std::string_view method, const analytics::Metrics& metrics, std::string_view authorization,
-                        bool fromLoopback) const {
+Reply AdminApi::metrics(std::string_view method, const analytics::Metrics& metrics,
+                        std::string_view authorization, bool fromLoopback) const {
   if (auto denied = authorize(authorization, fromLoopback)) return std::move(*denied);
   if (method != "GET") return methodNotAllowed(method, "/metrics", "GET");
   return Reply{200, metrics.prometheusText(), std::string(kMetricsContentType)};
@@ -208,7 +222,8 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
 
   const size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
-  const std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  const std::string_view query =
+      q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
 
   if (path == "/cache/invalidate") {
     if (method != "POST") return methodNotAllowed(method, path, "POST");
@@ -263,32 +278,44 @@ Reply AdminApi::invalidate(std::string_view body) {
 Reply AdminApi::listEntries(std::string_view query) {
   auto params = parseQuery(query);
   if (!params) return badRequest(params.error().message);
-  if (auto k = onlyKnown(*params, {"model", "tag", "namespace", "tenant", "from", "to", "limit", "cursor", "include_invalid"}); !k)
+  if (auto k = onlyKnown(*params, {"model", "tag", "namespace", "tenant", "from", "to", "limit",
+                                   "cursor", "include_invalid"});
+      !k)
     return badRequest(k.error().message);
   index::Filter f;
   for (const auto& [name, value] : *params) {
-    if (name == "model") f.model = value;
-    else if (name == "tag") f.tag = value;
-    else if (name == "namespace") f.cacheNamespace = value;
-    else if (name == "tenant") f.tenant = value;
-    else if (name == "cursor") f.cursor = value;
+    if (name == "model")
+      f.model = value;
+    else if (name == "tag")
+      f.tag = value;
+    else if (name == "namespace")
+      f.cacheNamespace = value;
+    else if (name == "tenant")
+      f.tenant = value;
+    else if (name == "cursor")
+      f.cursor = value;
     else if (name == "from" || name == "to") {
       TimePoint t;
       if (!parseTime(value, t))
-        return badRequest(name + " must be an ISO 8601 UTC time (2026-01-01T00:00:00Z) or Unix milliseconds");
+        return badRequest(
+            name + " must be an ISO 8601 UTC time (2026-01-01T00:00:00Z) or Unix milliseconds");
       (name == "from" ? f.from : f.to) = t;
     } else if (name == "limit") {
       int64_t n;
       if (!parseInt(value, n) || n < 1 || n > static_cast<int64_t>(index::kMaxPageSize))
-        return badRequest("limit must be an integer from 1 to " + std::to_string(index::kMaxPageSize));
+        return badRequest("limit must be an integer from 1 to " +
+                          std::to_string(index::kMaxPageSize));
       f.limit = static_cast<size_t>(n);
     } else if (name == "include_invalid") {
-      if (value != "true" && value != "false") return badRequest("include_invalid must be true or false");
+      if (value != "true" && value != "false")
+        return badRequest("include_invalid must be true or false");
       f.includeInvalid = value == "true";
     }
   }
   auto page = index_.list(f);
-  if (!page) return page.error().code == Errc::InvalidArgument ? badRequest(page.error().message) : internal(page.error());
+  if (!page)
+    return page.error().code == Errc::InvalidArgument ? badRequest(page.error().message)
+                                                      : internal(page.error());
   Json data = Json::array();
   for (const auto& r : page->rows) data.push(rowJson(r));
   Json o = Json::object();
@@ -339,7 +366,8 @@ Reply AdminApi::stats() {
       .set("hits", Json::integer(static_cast<int64_t>(s->hits)))
       .set("cost_saved", Json::number(s->costSaved))
       .set("tokens_saved", Json::integer(static_cast<int64_t>(s->tokensSaved)))
-      .set("invalidation_generation", Json::integer(static_cast<int64_t>(invalidator_.generation())));
+      .set("invalidation_generation",
+           Json::integer(static_cast<int64_t>(invalidator_.generation())));
   return json(200, o);
 }
 
@@ -352,7 +380,8 @@ Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
   for (const auto& [name, value] : *params) {
     TimePoint t;
     if (!parseTime(value, t))
-      return badRequest(name + " must be an ISO 8601 UTC time (2026-01-01T00:00:00Z) or Unix milliseconds");
+      return badRequest(
+          name + " must be an ISO 8601 UTC time (2026-01-01T00:00:00Z) or Unix milliseconds");
     (name == "from" ? q.from : q.to) = t;
   }
   if (q.from && q.to && *q.to < *q.from) return badRequest("to must not be before from");

@@ -13,8 +13,9 @@
 //   DELETE /cache/entries/{cache_id}          -> invalidates that entry everywhere
 //   GET    /cache/entry-by-hash?request_hash= -> the newest valid entry with that hash
 //   GET    /cache/stats                       -> index totals (hits flushed first)
-//   GET    /cache/analytics?from=&to=          -> analytics::Analytics::analytics (docs/analytics.md)
-//   GET    /cache/patterns?from=&to=           -> analytics::Analytics::patterns
+//   GET    /cache/analytics?from=&to=          -> analytics::Analytics::analytics
+//   (docs/analytics.md) GET    /cache/patterns?from=&to=           ->
+//   analytics::Analytics::patterns
 //          (404 when the AdminApi was built without an Analytics)
 // from/to: ISO 8601 UTC or Unix milliseconds; limit: 1..1000 (default 100).
 // GET /metrics is not under /cache: the gateway routes it to metrics() (same auth).
@@ -52,8 +53,8 @@ class AdminApi {
 
   // Not owned; all must outlive the AdminApi. The token is read from config once, here.
   // analytics may be null: /cache/analytics and /cache/patterns then answer 404.
-  AdminApi(index::Index& index, invalidation::Invalidator& invalidator, const config::Config& config,
-           analytics::Analytics* analytics = nullptr);
+  AdminApi(index::Index& index, invalidation::Invalidator& invalidator,
+           const config::Config& config, analytics::Analytics* analytics = nullptr);
 
   // Whether target's path is one of ours (/cache or below): the gateway routes those here.
   static bool owns(std::string_view target);
@@ -66,9 +67,10 @@ class AdminApi {
   // GET /metrics: the Prometheus text of `metrics` (Content-Type text/plain; version=0.0.4),
   // behind the same auth as /cache/* (Prometheus sends the token with `authorization:` /
   // `bearer_token` in its scrape config). 405 for another method. Thread-safe, lock-free reads.
-  Reply metrics(std::string_view method, const analytics::Metrics& metrics, std::string_view authorization,
-                bool fromLoopback) const;
-  static constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+  Reply metrics(std::string_view method, const analytics::Metrics& metrics,
+                std::string_view authorization, bool fromLoopback) const;
+  static constexpr std::string_view kMetricsContentType =
+      "text/plain; version=0.0.4; charset=utf-8";
 
   // Whether target's path is the dashboard's (/dashboard or below): the gateway routes those to
   // dashboard(). Query strings are ignored.
@@ -83,8 +85,8 @@ class AdminApi {
   // gives it. Auth: without CACHE_ADMIN_TOKEN, loopback clients only (403), as /cache/*; with a
   // token the files are served without it (a browser cannot send a bearer header when it opens a
   // page) and every figure stays behind the token. A wrong token in `authorization` is still 401.
-  // Replies carry a Content-Security-Policy (scripts from /dashboard/ only, fetches to this origin).
-  // Thread-safe, no I/O.
+  // Replies carry a Content-Security-Policy (scripts from /dashboard/ only, fetches to this
+  // origin). Thread-safe, no I/O.
   Reply dashboard(std::string_view method, std::string_view target, std::string_view authorization,
                   bool fromLoopback) const;
 

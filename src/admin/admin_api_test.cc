@@ -45,13 +45,16 @@ class AdminApiTest : public ::testing::Test {
     }
   }
 
-  Reply get(std::string_view target, std::string_view auth = kAuth) { return api_.handle("GET", target, "", auth, false); }
+  Reply get(std::string_view target, std::string_view auth = kAuth) {
+    return api_.handle("GET", target, "", auth, false);
+  }
   Reply post(std::string_view target, std::string_view b, std::string_view auth = kAuth) {
     return api_.handle("POST", target, b, auth, false);
   }
   Reply del(std::string_view target) { return api_.handle("DELETE", target, "", kAuth, false); }
 
-  void expectError(const Reply& r, int status, std::string_view type, std::string_view mentions = "") {
+  void expectError(const Reply& r, int status, std::string_view type,
+                   std::string_view mentions = "") {
     EXPECT_EQ(r.status, status) << r.body;
     EXPECT_EQ(r.contentType, "application/json");
     const Json b = body(r);
@@ -76,14 +79,17 @@ class AdminApiTest : public ::testing::Test {
   std::vector<cache::Entry> entries_;
 };
 
-// --- auth -----------------------------------------------------------------------------------------
+// --- auth
+// -----------------------------------------------------------------------------------------
 
 TEST_F(AdminApiTest, WithoutAConfiguredTokenOnlyLoopbackClientsAreAnswered) {
   config::Config open;
   AdminApi api(*index_, invalidator_, open);
   EXPECT_EQ(api.handle("GET", "/cache/stats", "", "", true).status, 200);
-  expectError(api.handle("GET", "/cache/stats", "", "", false), 403, "permission_error", "loopback");
-  expectError(api.handle("GET", "/cache/stats", "", "Bearer anything", false), 403, "permission_error");
+  expectError(api.handle("GET", "/cache/stats", "", "", false), 403, "permission_error",
+              "loopback");
+  expectError(api.handle("GET", "/cache/stats", "", "Bearer anything", false), 403,
+              "permission_error");
 }
 
 TEST_F(AdminApiTest, WithATokenAMissingOrWrongOneIsUnauthorizedEvenFromLoopback) {
@@ -91,9 +97,11 @@ TEST_F(AdminApiTest, WithATokenAMissingOrWrongOneIsUnauthorizedEvenFromLoopback)
   expectError(r, 401, "authentication_error", "missing admin token");
   EXPECT_EQ(header(r, "WWW-Authenticate"), "Bearer");
   expectError(api_.handle("GET", "/cache/stats", "", "", true), 401, "authentication_error");
-  expectError(get("/cache/stats", "Bearer wrong"), 401, "authentication_error", "invalid admin token");
+  expectError(get("/cache/stats", "Bearer wrong"), 401, "authentication_error",
+              "invalid admin token");
   expectError(get("/cache/stats", "Bearer s3cret-admin-toke"), 401, "authentication_error");
-  expectError(get("/cache/stats", "Bearer s3cret-admin-token-and-more"), 401, "authentication_error");
+  expectError(get("/cache/stats", "Bearer s3cret-admin-token-and-more"), 401,
+              "authentication_error");
   expectError(get("/cache/stats", "Basic czNjcmV0"), 401, "authentication_error");
   expectError(get("/cache/stats", "s3cret-admin-token"), 401, "authentication_error");
 }
@@ -109,7 +117,8 @@ TEST_F(AdminApiTest, UnauthorizedClientsLearnNothingAboutRoutes) {
   expectError(api_.handle("PUT", "/cache/invalidate", "", "", false), 401, "authentication_error");
 }
 
-// --- routing --------------------------------------------------------------------------------------
+// --- routing
+// --------------------------------------------------------------------------------------
 
 TEST_F(AdminApiTest, OwnsOnlyCachePaths) {
   EXPECT_TRUE(AdminApi::owns("/cache/stats"));
@@ -131,7 +140,8 @@ TEST_F(AdminApiTest, UnknownPathsAreNotFoundAndWrongMethodsNotAllowed) {
   EXPECT_EQ(header(api_.handle("DELETE", "/cache/stats", "", kAuth, false), "Allow"), "GET");
 }
 
-// --- invalidation ---------------------------------------------------------------------------------
+// --- invalidation
+// ---------------------------------------------------------------------------------
 
 TEST_F(AdminApiTest, PostInvalidateRemovesTheMatchingEntriesAndReportsThem) {
   Reply r = post("/cache/invalidate", R"({"model":"gpt-4o-mini"})");
@@ -157,9 +167,12 @@ TEST_F(AdminApiTest, PostInvalidateDryRunChangesNothing) {
 
 TEST_F(AdminApiTest, PostInvalidateWithABadBodyIsABadRequestSayingWhy) {
   expectError(post("/cache/invalidate", ""), 400, "invalid_request_error", "empty body");
-  expectError(post("/cache/invalidate", R"({"model":"a","tag":"b"})"), 400, "invalid_request_error", "exactly one");
-  expectError(post("/cache/invalidate", R"({"older_than":"soon"})"), 400, "invalid_request_error", "older_than");
-  expectError(post("/cache/invalidate", R"({"colour":"red"})"), 400, "invalid_request_error", "unknown criterion");
+  expectError(post("/cache/invalidate", R"({"model":"a","tag":"b"})"), 400, "invalid_request_error",
+              "exactly one");
+  expectError(post("/cache/invalidate", R"({"older_than":"soon"})"), 400, "invalid_request_error",
+              "older_than");
+  expectError(post("/cache/invalidate", R"({"colour":"red"})"), 400, "invalid_request_error",
+              "unknown criterion");
   EXPECT_EQ(memory_.entryCount(), 5u);
 }
 
@@ -176,7 +189,8 @@ TEST_F(AdminApiTest, DeleteEntryInvalidatesItOnceThenIsNotFound) {
   EXPECT_EQ(body(r).getBool("invalid"), true);
 }
 
-// --- reading --------------------------------------------------------------------------------------
+// --- reading
+// --------------------------------------------------------------------------------------
 
 TEST_F(AdminApiTest, GetEntryShowsItsMetadata) {
   const cache::Entry& e = entries_[2];
@@ -201,9 +215,12 @@ TEST_F(AdminApiTest, EntryByHashFindsTheEntryOrSaysWhatIsMissing) {
   Reply r = get("/cache/entry-by-hash?request_hash=" + entries_[3].requestHash);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(body(r).getString("cache_id"), entries_[3].cacheId);
-  expectError(get("/cache/entry-by-hash"), 400, "invalid_request_error", "request_hash is required");
-  expectError(get("/cache/entry-by-hash?request_hash=" + std::string(32, 'f')), 404, "not_found_error");
-  expectError(get("/cache/entry-by-hash?hash=x"), 400, "invalid_request_error", "unknown query parameter");
+  expectError(get("/cache/entry-by-hash"), 400, "invalid_request_error",
+              "request_hash is required");
+  expectError(get("/cache/entry-by-hash?request_hash=" + std::string(32, 'f')), 404,
+              "not_found_error");
+  expectError(get("/cache/entry-by-hash?hash=x"), 400, "invalid_request_error",
+              "unknown query parameter");
 }
 
 TEST_F(AdminApiTest, ListEntriesPagesThroughACursor) {
@@ -275,9 +292,11 @@ TEST_F(AdminApiTest, ListEntriesRejectsBadParameters) {
   expectError(get("/cache/entries?limit=ten"), 400, "invalid_request_error", "limit");
   expectError(get("/cache/entries?from=yesterday"), 400, "invalid_request_error", "from");
   expectError(get("/cache/entries?cursor=bogus"), 400, "invalid_request_error", "cursor");
-  expectError(get("/cache/entries?modle=gpt-4o"), 400, "invalid_request_error", "unknown query parameter \"modle\"");
+  expectError(get("/cache/entries?modle=gpt-4o"), 400, "invalid_request_error",
+              "unknown query parameter \"modle\"");
   expectError(get("/cache/entries?tag=%zz"), 400, "invalid_request_error", "%-escape");
-  expectError(get("/cache/entries?include_invalid=yes"), 400, "invalid_request_error", "include_invalid");
+  expectError(get("/cache/entries?include_invalid=yes"), 400, "invalid_request_error",
+              "include_invalid");
 }
 
 TEST_F(AdminApiTest, StatsCountEntriesHitsAndSavingsIncludingHitsNotYetFlushed) {
@@ -301,7 +320,8 @@ class AdminAnalyticsTest : public AdminApiTest {
   void SetUp() override {
     AdminApiTest::SetUp();
     // Two requests on 2026-01-01, one on 2026-01-02: a MISS then two HITs of 0.01 each.
-    for (auto [ms, outcome] : {std::pair{int64_t{1767225600000}, "MISS"}, {int64_t{1767225660000}, "HIT"},
+    for (auto [ms, outcome] : {std::pair{int64_t{1767225600000}, "MISS"},
+                               {int64_t{1767225660000}, "HIT"},
                                {int64_t{1767312000000}, "HIT"}}) {
       analytics::Event e;
       e.time = fromUnixMillis(ms);
@@ -315,7 +335,9 @@ class AdminAnalyticsTest : public AdminApiTest {
       metrics_.observe(e);
     }
   }
-  Reply getA(std::string_view target) { return withAnalytics_.handle("GET", target, "", kAuth, false); }
+  Reply getA(std::string_view target) {
+    return withAnalytics_.handle("GET", target, "", kAuth, false);
+  }
 
   analytics::EventRecorder recorder_{*index_, {.flushInterval = std::chrono::hours(1)}};
   analytics::Analytics analytics_{*index_, &recorder_};
@@ -350,16 +372,17 @@ TEST_F(AdminAnalyticsTest, PatternsAnswersTheirSections) {
 }
 
 TEST_F(AdminAnalyticsTest, AnalyticsRejectsBadParametersAndMethods) {
-  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=soon", "", kAuth, false), 400, "invalid_request_error",
-              "from");
-  expectError(withAnalytics_.handle("GET", "/cache/patterns?window=1d", "", kAuth, false), 400, "invalid_request_error",
-              "unknown query parameter");
-  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=2000&to=1000", "", kAuth, false), 400,
-              "invalid_request_error", "before");
+  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=soon", "", kAuth, false), 400,
+              "invalid_request_error", "from");
+  expectError(withAnalytics_.handle("GET", "/cache/patterns?window=1d", "", kAuth, false), 400,
+              "invalid_request_error", "unknown query parameter");
+  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=2000&to=1000", "", kAuth, false),
+              400, "invalid_request_error", "before");
   Reply r = withAnalytics_.handle("POST", "/cache/analytics", "", kAuth, false);
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(header(r, "Allow"), "GET");
-  expectError(withAnalytics_.handle("GET", "/cache/analytics", "", "", false), 401, "authentication_error");
+  expectError(withAnalytics_.handle("GET", "/cache/analytics", "", "", false), 401,
+              "authentication_error");
 }
 
 TEST_F(AdminAnalyticsTest, WithoutAnalyticsTheRoutesAreNotFound) {

@@ -18,7 +18,8 @@ using Reply = AdminApi::Reply;
 // Scripts and styles from this origin only (no inline script: app.js is a file); fetches to this
 // origin only (/cache/*); no framing, no forms posting anywhere, no referrer.
 constexpr std::string_view kContentSecurityPolicy =
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' "
+    "data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 struct Asset {
@@ -37,7 +38,8 @@ const Asset kAssets[] = {
 
 Reply error(int status, std::string_view type, std::string message) {
   Json inner = Json::object();
-  inner.set("message", Json::string(std::move(message))).set("type", Json::string(std::string(type)));
+  inner.set("message", Json::string(std::move(message)))
+      .set("type", Json::string(std::string(type)));
   Json body = Json::object();
   body.set("error", std::move(inner));
   return Reply{status, toJson(body)};
@@ -50,8 +52,8 @@ bool AdminApi::ownsDashboard(std::string_view target) {
   return path == "/dashboard" || path.starts_with("/dashboard/");
 }
 
-Reply AdminApi::dashboard(std::string_view method, std::string_view target, std::string_view authorization,
-                          bool fromLoopback) const {
+Reply AdminApi::dashboard(std::string_view method, std::string_view target,
+                          std::string_view authorization, bool fromLoopback) const {
   // Without a token: the loopback rule of /cache/*. With one: a browser opening the page sends no
   // Authorization, so the (data-free) files are served without it; one that is sent must be right.
   if (!tokenSet_ || !authorization.empty())
@@ -61,8 +63,9 @@ Reply AdminApi::dashboard(std::string_view method, std::string_view target, std:
   for (const Asset& a : kAssets) {
     if (a.path != path) continue;
     if (method != "GET") {
-      Reply r = error(405, "invalid_request_error",
-                      std::string(method) + " is not allowed on " + std::string(path) + " (allowed: GET)");
+      Reply r = error(
+          405, "invalid_request_error",
+          std::string(method) + " is not allowed on " + std::string(path) + " (allowed: GET)");
       r.headers.emplace_back("Allow", "GET");
       return r;
     }

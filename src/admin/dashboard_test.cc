@@ -56,7 +56,8 @@ TEST_F(DashboardTest, ThePageAndItsFilesAreServedFromTheBinaryWithTheirContentTy
   const Reply chart = api->dashboard("GET", "/dashboard/chart.js", "", true);
   ASSERT_EQ(chart.status, 200);
   EXPECT_EQ(chart.contentType, "text/javascript; charset=utf-8");
-  EXPECT_TRUE(chart.body.starts_with("/*!\n * Chart.js v4.")) << chart.body.substr(0, 40);  // the license banner
+  EXPECT_TRUE(chart.body.starts_with("/*!\n * Chart.js v4."))
+      << chart.body.substr(0, 40);  // the license banner
   EXPECT_GT(chart.body.size(), 100'000u);
   EXPECT_EQ(chart.body.find("sourceMappingURL"), std::string::npos);
   EXPECT_EQ(header(chart, "X-Content-Type-Options"), "nosniff");
@@ -64,7 +65,8 @@ TEST_F(DashboardTest, ThePageAndItsFilesAreServedFromTheBinaryWithTheirContentTy
   const Reply app = api->dashboard("GET", "/dashboard/app.js", "", true);
   EXPECT_EQ(app.status, 200);
   EXPECT_NE(app.body.find("/cache/analytics"), std::string::npos);
-  EXPECT_EQ(api->dashboard("GET", "/dashboard/app.css", "", true).contentType, "text/css; charset=utf-8");
+  EXPECT_EQ(api->dashboard("GET", "/dashboard/app.css", "", true).contentType,
+            "text/css; charset=utf-8");
 }
 
 TEST_F(DashboardTest, UnknownFilesAreNotFoundAndOtherMethodsNotAllowed) {
@@ -88,11 +90,13 @@ TEST_F(DashboardTest, WithATokenTheFilesNeedNoneButAWrongOneIsRefusedAndTheDataS
   const Reply page = api->dashboard("GET", "/dashboard", "", false);  // a browser opening the page
   EXPECT_EQ(page.status, 200);
   EXPECT_EQ(page.body.find(kToken), std::string::npos);
-  EXPECT_EQ(api->dashboard("GET", "/dashboard", std::string("Bearer ") + kToken, false).status, 200);
+  EXPECT_EQ(api->dashboard("GET", "/dashboard", std::string("Bearer ") + kToken, false).status,
+            200);
   EXPECT_EQ(api->dashboard("GET", "/dashboard", "Bearer wrong", true).status, 401);
   // What the page then fetches needs the token.
   EXPECT_EQ(api->handle("GET", "/cache/stats", "", "", false).status, 401);
-  EXPECT_EQ(api->handle("GET", "/cache/stats", "", std::string("Bearer ") + kToken, false).status, 200);
+  EXPECT_EQ(api->handle("GET", "/cache/stats", "", std::string("Bearer ") + kToken, false).status,
+            200);
 }
 
 }  // namespace

@@ -19,9 +19,12 @@ uint64_t grown(uint64_t before, uint64_t now) { return now >= before ? now - bef
 
 std::string_view kindName(AlertKind kind) {
   switch (kind) {
-    case AlertKind::LowHitRate: return "low_hit_rate";
-    case AlertKind::TierErrors: return "tier_errors";
-    case AlertKind::OutboxBacklog: return "outbox_backlog";
+    case AlertKind::LowHitRate:
+      return "low_hit_rate";
+    case AlertKind::TierErrors:
+      return "tier_errors";
+    case AlertKind::OutboxBacklog:
+      return "outbox_backlog";
   }
   return "unknown";
 }
@@ -62,7 +65,8 @@ void Alerter::evaluate(const Snapshot& snapshot) {
   const Sample& cur = samples_.back();
   const bool covered = base.time <= windowStart;
   const auto windowSeconds = std::to_string(options_.window.count());
-  const auto seconds = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - base.time).count());
+  const auto seconds =
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - base.time).count());
 
   // Hit rate: only over a whole window, so that a cold start (an empty memory tier after a
   // restart) is not an alert.
@@ -76,10 +80,14 @@ void Alerter::evaluate(const Snapshot& snapshot) {
                 percent(options_.hitRateMin) + ")",
             "The cache answered " + std::to_string(hits) + " of " + std::to_string(requests) +
                 " cacheable requests in the last " + seconds + " s (" + percent(rate) +
-                "), below CACHE_ALERT_HIT_RATE_MIN = " + percent(options_.hitRateMin) + ".\n\n"
-                "Look at /dashboard or GET /cache/analytics and /cache/patterns: a model with a low hit rate\n"
-                "may need a longer TTL (CACHE_TTL, CACHE_MODEL_TTLS), near-duplicate prompts may need\n"
-                "normalization (CACHE_KEY_NORMALIZE), and a recent invalidation or restart empties tiers.\n");
+                "), below CACHE_ALERT_HIT_RATE_MIN = " + percent(options_.hitRateMin) +
+                ".\n\n"
+                "Look at /dashboard or GET /cache/analytics and /cache/patterns: a model with a "
+                "low hit rate\n"
+                "may need a longer TTL (CACHE_TTL, CACHE_MODEL_TTLS), near-duplicate prompts may "
+                "need\n"
+                "normalization (CACHE_KEY_NORMALIZE), and a recent invalidation or restart empties "
+                "tiers.\n");
     }
   }
 
@@ -90,25 +98,31 @@ void Alerter::evaluate(const Snapshot& snapshot) {
     const uint64_t errors = grown(it == base.tierErrors.end() ? 0 : it->second, total);
     if (errors > options_.tierErrors) {
       failing += (failing.empty() ? "" : ", ") + tier;
-      details += "  " + tier + ": " + std::to_string(errors) + " errors in the last " + seconds + " s\n";
+      details +=
+          "  " + tier + ": " + std::to_string(errors) + " errors in the last " + seconds + " s\n";
     }
   }
   if (!failing.empty()) {
     raise(AlertKind::TierErrors, now, "cache tier failing: " + failing,
           "More than CACHE_ALERT_TIER_ERRORS = " + std::to_string(options_.tierErrors) +
               " errors in the window (CACHE_ALERT_WINDOW = " + windowSeconds + " s):\n" + details +
-              "\nRequests still get answers (a tier error is a miss or a skipped write), but the cache\n"
-              "saves less. Check the gateway's log, the disk (space, permissions) and the S3 endpoint and\n"
+              "\nRequests still get answers (a tier error is a miss or a skipped write), but the "
+              "cache\n"
+              "saves less. Check the gateway's log, the disk (space, permissions) and the S3 "
+              "endpoint and\n"
               "credentials; GET /metrics has llmcache_s3_errors_total.\n");
   }
 
   if (snapshot.outboxPending > options_.outboxMax) {
     raise(AlertKind::OutboxBacklog, now,
           "S3 write backlog: " + std::to_string(snapshot.outboxPending) + " entries waiting",
-          std::to_string(snapshot.outboxPending) + " entries wait in the S3 outbox, more than CACHE_ALERT_OUTBOX_MAX = " +
+          std::to_string(snapshot.outboxPending) +
+              " entries wait in the S3 outbox, more than CACHE_ALERT_OUTBOX_MAX = " +
               std::to_string(options_.outboxMax) +
-              ".\n\nThe S3 tier is not keeping up or not reachable: entries are safe on disk and uploaded when\n"
-              "it recovers. Check the S3 endpoint, credentials and llmcache_s3_errors_total in GET /metrics.\n");
+              ".\n\nThe S3 tier is not keeping up or not reachable: entries are safe on disk and "
+              "uploaded when\n"
+              "it recovers. Check the S3 endpoint, credentials and llmcache_s3_errors_total in GET "
+              "/metrics.\n");
   }
 }
 
@@ -122,7 +136,8 @@ void Alerter::raise(AlertKind kind, TimePoint now, std::string subject, std::str
   Mail mail;
   mail.from = options_.from;
   mail.to = options_.to;
-  mail.subject = "[llmcache" + (options_.instance.empty() ? "" : " " + options_.instance) + "] " + subject;
+  mail.subject =
+      "[llmcache" + (options_.instance.empty() ? "" : " " + options_.instance) + "] " + subject;
   const auto cooldown = std::to_string(options_.cooldown.count());
   mail.body = body + "\nGateway: " + (options_.instance.empty() ? "llmcache" : options_.instance) +
               "\nAt: " + formatIso8601(now) + "\nAlert: " + std::string(kindName(kind)) +

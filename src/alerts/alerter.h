@@ -2,8 +2,8 @@
 // Alerter: e-mails the operator (CACHE_ALERT_EMAIL) when the cache stops doing its job:
 //   LowHitRate     the hit rate over the last CACHE_ALERT_WINDOW seconds is below
 //                  CACHE_ALERT_HIT_RATE_MIN, with at least CACHE_ALERT_MIN_REQUESTS requests
-//   TierErrors     a tier (disk, s3, ...) had more than CACHE_ALERT_TIER_ERRORS errors in the window
-//   OutboxBacklog  more than CACHE_ALERT_OUTBOX_MAX S3 writes are waiting in the outbox
+//   TierErrors     a tier (disk, s3, ...) had more than CACHE_ALERT_TIER_ERRORS errors in the
+//   window OutboxBacklog  more than CACHE_ALERT_OUTBOX_MAX S3 writes are waiting in the outbox
 // At most one mail per kind per CACHE_ALERT_COOLDOWN (docs/alerts.md).
 //
 // The gateway calls evaluate() once at start-up (the baseline) and then every

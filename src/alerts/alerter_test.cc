@@ -24,18 +24,24 @@ class AlerterTest : public ::testing::Test {
   }
 
   Alerter make(AlerterOptions o) {
-    return Alerter(std::move(o), [this](const Mail& m) -> Result<void> {
-      if (failing_) return makeError(Errc::Unavailable, "SMTP down");
-      sent_.push_back(m);
-      return {};
-    }, clock_);
+    return Alerter(
+        std::move(o),
+        [this](const Mail& m) -> Result<void> {
+          if (failing_) return makeError(Errc::Unavailable, "SMTP down");
+          sent_.push_back(m);
+          return {};
+        },
+        clock_);
   }
 
   // Totals since start; `step` moves the clock first.
   void at(Alerter& a, std::chrono::seconds step, uint64_t requests, uint64_t hits,
           std::map<std::string, uint64_t> tierErrors = {}, uint64_t outbox = 0) {
     clock_.advance(step);
-    a.evaluate({.requests = requests, .hits = hits, .tierErrors = std::move(tierErrors), .outboxPending = outbox});
+    a.evaluate({.requests = requests,
+                .hits = hits,
+                .tierErrors = std::move(tierErrors),
+                .outboxPending = outbox});
   }
 
   FakeClock clock_;
@@ -49,7 +55,8 @@ TEST_F(AlerterTest, ALowHitRateOverAWholeWindowSendsOneMail) {
   at(a, 60s, 100, 2);
   at(a, 240s, 200, 5);  // a whole window: 200 requests, 5 hits = 2.5%
   ASSERT_EQ(sent_.size(), 1u);
-  EXPECT_EQ(sent_[0].subject, "[llmcache gw1:8080] hit rate 2.5% over the last 300 s (threshold 10.0%)");
+  EXPECT_EQ(sent_[0].subject,
+            "[llmcache gw1:8080] hit rate 2.5% over the last 300 s (threshold 10.0%)");
   EXPECT_EQ(sent_[0].to, (std::vector<std::string>{"ops@example.com"}));
   EXPECT_EQ(sent_[0].from, "llmcache@gw.example");
   EXPECT_NE(sent_[0].body.find("5 of 200 cacheable requests"), std::string::npos) << sent_[0].body;

@@ -27,7 +27,8 @@ std::string encodeHeader(const std::string& value) {
   if (ascii) return value;
   std::string b64(4 * ((value.size() + 2) / 3) + 1, '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
-                                reinterpret_cast<const unsigned char*>(value.data()), static_cast<int>(value.size()));
+                                reinterpret_cast<const unsigned char*>(value.data()),
+                                static_cast<int>(value.size()));
   b64.resize(static_cast<size_t>(n));
   return "=?UTF-8?B?" + b64 + "?=";
 }
@@ -40,8 +41,9 @@ std::string rfc5322Date(TimePoint t) {
   static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday], tm.tm_mday,
-                kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
   return buf;
 }
 
@@ -55,12 +57,15 @@ std::string messageId(std::string_view from) {
     id.push_back(kHex[c & 15]);
   }
   const size_t at = from.rfind('@');
-  const std::string_view domain = at == std::string_view::npos ? std::string_view("llmcache") : from.substr(at + 1);
-  return "<" + id + "." + std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "@" +
+  const std::string_view domain =
+      at == std::string_view::npos ? std::string_view("llmcache") : from.substr(at + 1);
+  return "<" + id + "." +
+         std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "@" +
          oneLine(domain) + ">";
 }
 
-// <address> for the SMTP envelope (appended piecewise: GCC 12's -Wrestrict misfires on "<" + s + ">").
+// <address> for the SMTP envelope (appended piecewise: GCC 12's -Wrestrict misfires on "<" + s +
+// ">").
 std::string angle(const std::string& address) {
   std::string out = "<";
   out += oneLine(address);
@@ -150,7 +155,8 @@ Result<void> sendSmtp(const std::string& url, const Mail& mail) {
   if (rc != CURLE_OK) {
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    std::string message = "SMTP " + withoutCredentials(url) + ": " + (errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    std::string message =
+        "SMTP " + withoutCredentials(url) + ": " + (errbuf[0] ? errbuf : curl_easy_strerror(rc));
     if (code > 0) message += " (reply " + std::to_string(code) + ")";
     return makeError(Errc::Unavailable, std::move(message));
   }

@@ -6,7 +6,10 @@ namespace llmcache::alerts {
 namespace {
 
 TEST(MailFormat, HeadersFollowRfc5322AndLinesEndInCrlf) {
-  Mail m{"llmcache@gw.example", {"a@example.com", "b@example.com"}, "hit rate low", "line one\nline two"};
+  Mail m{"llmcache@gw.example",
+         {"a@example.com", "b@example.com"},
+         "hit rate low",
+         "line one\nline two"};
   const std::string msg = formatMessage(m, fromUnixMillis(1767225600000));  // Thursday 2026-01-01
   EXPECT_EQ(msg.find("Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n"), 0u) << msg;
   EXPECT_NE(msg.find("\r\nFrom: llmcache@gw.example\r\n"), std::string::npos);
@@ -24,14 +27,18 @@ TEST(MailFormat, HeadersFollowRfc5322AndLinesEndInCrlf) {
 }
 
 TEST(MailFormat, LineBreaksInHeaderValuesCannotInjectHeaders) {
-  Mail m{"x@example.com", {"a@example.com\r\nBcc: evil@example.com"}, "one\r\nBcc: evil@example.com", "b"};
+  Mail m{"x@example.com",
+         {"a@example.com\r\nBcc: evil@example.com"},
+         "one\r\nBcc: evil@example.com",
+         "b"};
   const std::string msg = formatMessage(m, fromUnixMillis(0));
   EXPECT_EQ(msg.find("\r\nBcc:"), std::string::npos) << msg;
 }
 
 TEST(MailFormat, ANonAsciiSubjectIsEncoded) {
   Mail m{"x@example.com", {"a@example.com"}, "caché", "b"};
-  EXPECT_NE(formatMessage(m, fromUnixMillis(0)).find("\r\nSubject: =?UTF-8?B?Y2FjaMOp?=\r\n"), std::string::npos);
+  EXPECT_NE(formatMessage(m, fromUnixMillis(0)).find("\r\nSubject: =?UTF-8?B?Y2FjaMOp?=\r\n"),
+            std::string::npos);
 }
 
 TEST(MailSend, AMailWithoutRecipientsIsRefusedBeforeConnecting) {

@@ -1,13 +1,12 @@
 // sendSmtp and the Alerter against a real SMTP server: tests/alerts/smtp_sink.py (aiosmtpd),
 // started per test on port 0; it writes every mail it accepted to a JSON-lines file.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -43,9 +42,12 @@ class SmtpSink {
     const std::string outArg = out_.string();
     // Debian's python3 has python3-aiosmtpd; a python3 earlier on PATH (pyenv, a venv) may not.
     const char* env = std::getenv("LLMCACHE_PYTHON");
-    const std::string python = env && *env ? env : fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+    const std::string python = env && *env                      ? env
+                               : fs::exists("/usr/bin/python3") ? "/usr/bin/python3"
+                                                                : "python3";
     const char* argv[] = {python.c_str(), script.c_str(), "--out", outArg.c_str(), nullptr};
-    const int rc = posix_spawnp(&pid_, python.c_str(), &actions, nullptr, const_cast<char**>(argv), environ);
+    const int rc =
+        posix_spawnp(&pid_, python.c_str(), &actions, nullptr, const_cast<char**>(argv), environ);
     posix_spawn_file_actions_destroy(&actions);
     close(fds[1]);
     if (rc != 0) throw std::runtime_error("cannot start python3");
@@ -61,7 +63,8 @@ class SmtpSink {
     close(fds[0]);
     std::smatch m;
     if (!std::regex_search(line, m, std::regex(R"(listening on (127\.0\.0\.1:\d+))")))
-      throw std::runtime_error("the SMTP sink did not start (is python3-aiosmtpd installed? scripts/setup.sh): " + line);
+      throw std::runtime_error(
+          "the SMTP sink did not start (is python3-aiosmtpd installed? scripts/setup.sh): " + line);
     url_ = "smtp://" + m[1].str();
   }
   ~SmtpSink() {
@@ -88,8 +91,9 @@ class SmtpSink {
 class SmtpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("llmcache-smtp-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("llmcache-smtp-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
     sink_ = std::make_unique<SmtpSink>(dir_ / "mails.jsonl");
   }
@@ -97,7 +101,9 @@ class SmtpTest : public ::testing::Test {
     sink_.reset();
     fs::remove_all(dir_);
   }
-  static std::string data(const Json& mail) { return std::string(mail.getString("data").value_or("")); }
+  static std::string data(const Json& mail) {
+    return std::string(mail.getString("data").value_or(""));
+  }
   static std::vector<std::string> rcpts(const Json& mail) {
     std::vector<std::string> out;
     if (const Json* r = mail.find("rcpt_tos"))
@@ -110,7 +116,9 @@ class SmtpTest : public ::testing::Test {
 };
 
 TEST_F(SmtpTest, AMailArrivesWithItsEnvelopeHeadersAndBodyIntact) {
-  Mail m{"llmcache@gw.example", {"ops@example.com", "oncall@example.com"}, "[llmcache] test",
+  Mail m{"llmcache@gw.example",
+         {"ops@example.com", "oncall@example.com"},
+         "[llmcache] test",
          "first line\n.a line starting with a dot\n..two dots\nlast line\n"};
   ASSERT_TRUE(sendSmtp(sink_->url(), m)) << sendSmtp(sink_->url(), m).error().message;
   const auto mails = sink_->mails();
@@ -122,7 +130,9 @@ TEST_F(SmtpTest, AMailArrivesWithItsEnvelopeHeadersAndBodyIntact) {
   EXPECT_NE(d.find("To: ops@example.com, oncall@example.com\r\n"), std::string::npos);
   EXPECT_NE(d.find("Date: "), std::string::npos);
   // Dot-stuffed on the wire by libcurl, undone by the server: the body is what was sent.
-  EXPECT_TRUE(d.ends_with("\r\n\r\nfirst line\r\n.a line starting with a dot\r\n..two dots\r\nlast line\r\n")) << d;
+  EXPECT_TRUE(d.ends_with(
+      "\r\n\r\nfirst line\r\n.a line starting with a dot\r\n..two dots\r\nlast line\r\n"))
+      << d;
 }
 
 TEST_F(SmtpTest, AnUnreachableServerIsAnUnavailableError) {
@@ -145,26 +155,36 @@ TEST_F(SmtpTest, TheAlerterSendsExactlyTheMailsItsRulesAndCooldownsAllow) {
   o.cooldown = 3600s;
   o.instance = "gw1";
   const std::string url = sink_->url();
-  Alerter a(o, [&url](const Mail& m) { return sendSmtp(url, m); }, clock);
-  auto at = [&](std::chrono::seconds step, uint64_t requests, uint64_t hits, uint64_t s3Errors, uint64_t outbox) {
+  Alerter a(
+      o, [&url](const Mail& m) { return sendSmtp(url, m); }, clock);
+  auto at = [&](std::chrono::seconds step, uint64_t requests, uint64_t hits, uint64_t s3Errors,
+                uint64_t outbox) {
     clock.advance(step);
-    a.evaluate({.requests = requests, .hits = hits, .tierErrors = {{"s3", s3Errors}}, .outboxPending = outbox});
+    a.evaluate({.requests = requests,
+                .hits = hits,
+                .tierErrors = {{"s3", s3Errors}},
+                .outboxPending = outbox});
   };
-  at(0s, 0, 0, 0, 0);         // baseline
-  at(300s, 1000, 900, 0, 0);  // 90%: fine
-  at(300s, 1200, 905, 3, 0);  // 2.5% in the window: mail 1
-  at(60s, 1300, 905, 40, 0);  // still low (suppressed); s3 failing: mail 2
+  at(0s, 0, 0, 0, 0);            // baseline
+  at(300s, 1000, 900, 0, 0);     // 90%: fine
+  at(300s, 1200, 905, 3, 0);     // 2.5% in the window: mail 1
+  at(60s, 1300, 905, 40, 0);     // still low (suppressed); s3 failing: mail 2
   at(60s, 1400, 905, 80, 4000);  // both suppressed; backlog: mail 3
-  at(3600s, 1500, 905, 80, 0);   // the cooldowns are over but the window has 100 requests, 0 hits: mail 4
+  at(3600s, 1500, 905, 80,
+     0);  // the cooldowns are over but the window has 100 requests, 0 hits: mail 4
   EXPECT_EQ(a.stats().failed, 0u) << a.stats().lastError;
   const auto mails = sink_->mails();
   ASSERT_EQ(mails.size(), 4u);
-  EXPECT_NE(data(mails[0]).find("Subject: [llmcache gw1] hit rate 2.5% over the last 300 s"), std::string::npos)
+  EXPECT_NE(data(mails[0]).find("Subject: [llmcache gw1] hit rate 2.5% over the last 300 s"),
+            std::string::npos)
       << data(mails[0]);
-  EXPECT_NE(data(mails[1]).find("Subject: [llmcache gw1] cache tier failing: s3"), std::string::npos);
+  EXPECT_NE(data(mails[1]).find("Subject: [llmcache gw1] cache tier failing: s3"),
+            std::string::npos);
   EXPECT_NE(data(mails[1]).find("s3: 40 errors"), std::string::npos) << data(mails[1]);
-  EXPECT_NE(data(mails[2]).find("Subject: [llmcache gw1] S3 write backlog: 4000 entries waiting"), std::string::npos);
-  EXPECT_NE(data(mails[3]).find("Subject: [llmcache gw1] hit rate 0.0%"), std::string::npos) << data(mails[3]);
+  EXPECT_NE(data(mails[2]).find("Subject: [llmcache gw1] S3 write backlog: 4000 entries waiting"),
+            std::string::npos);
+  EXPECT_NE(data(mails[3]).find("Subject: [llmcache gw1] hit rate 0.0%"), std::string::npos)
+      << data(mails[3]);
   for (const auto& m : mails) EXPECT_EQ(rcpts(m), (std::vector<std::string>{"ops@example.com"}));
   EXPECT_EQ(a.stats().sent, 4u);
 }

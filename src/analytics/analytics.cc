@@ -26,8 +26,8 @@ using Rows = std::vector<std::vector<SqlValue>>;
 
 constexpr int64_t kHourMs = 3'600'000;
 constexpr int64_t kDayMs = 86'400'000;
-constexpr std::array<std::string_view, 7> kWeekdays = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-                                                        "Friday", "Saturday", "Sunday"};
+constexpr std::array<std::string_view, 7> kWeekdays = {
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
 
 int64_t asInt(const SqlValue& v) {
   if (auto* i = std::get_if<int64_t>(&v)) return *i;
@@ -54,15 +54,18 @@ class Sql {
  public:
   Sql(index::Index& index, const Query& q)
       : index_(index),
-        window_{index::Index::eventIdBound(q.from ? toUnixMillis(*q.from) : std::numeric_limits<int64_t>::min()),
-                index::Index::eventIdBound(q.to ? toUnixMillis(*q.to) : std::numeric_limits<int64_t>::max())} {}
+        window_{index::Index::eventIdBound(q.from ? toUnixMillis(*q.from)
+                                                  : std::numeric_limits<int64_t>::min()),
+                index::Index::eventIdBound(q.to ? toUnixMillis(*q.to)
+                                                : std::numeric_limits<int64_t>::max())} {}
 
   // Runs sql with the window as ?1, ?2 and extra as ?3, ...
   Result<Rows> rows(std::string_view sql, std::vector<SqlValue> extra = {}) {
     std::vector<SqlValue> params{window_[0], window_[1]};
     for (auto& v : extra) params.push_back(std::move(v));
     Rows out;
-    auto r = index_.query(sql, params, [&](const std::vector<SqlValue>& row) { out.push_back(row); });
+    auto r =
+        index_.query(sql, params, [&](const std::vector<SqlValue>& row) { out.push_back(row); });
     if (!r) return r.error();
     return out;
   }
@@ -121,7 +124,10 @@ struct Bucket {
 
 Json hourJson(const Bucket& b) {
   Json o = Json::object();
-  o.set("hour", jint(b.key)).set("requests", jint(b.requests)).set("hits", jint(b.hits)).set("hit_rate", jnum(b.hitRate()));
+  o.set("hour", jint(b.key))
+      .set("requests", jint(b.requests))
+      .set("hits", jint(b.hits))
+      .set("hit_rate", jnum(b.hitRate()));
   return o;
 }
 
@@ -148,7 +154,8 @@ Analytics::Analytics(index::Index& index, EventRecorder* recorder, AnalyticsOpti
     : index_(index), recorder_(recorder), options_(options) {}
 
 void Analytics::flushSources() {
-  if (recorder_) (void)recorder_->flush();  // a failed write is counted by the recorder; report what is there
+  if (recorder_)
+    (void)recorder_->flush();  // a failed write is counted by the recorder; report what is there
   index_.flush();
 }
 
@@ -156,26 +163,32 @@ Result<Json> Analytics::analytics(const Query& query) {
   flushSources();
   Sql sql(index_, query);
 
-  auto totals = sql.rows(
-      "SELECT COALESCE(" REQUESTS ", 0), COALESCE(SUM(CASE WHEN " CACHEABLE " THEN requests END), 0), "
-      "COALESCE(" HITS ", 0), "
-      "COALESCE(SUM(CASE WHEN outcome = 'COALESCED' THEN requests END), 0), "
-      "COALESCE(SUM(CASE WHEN outcome = 'BYPASS' THEN requests END), 0), "
-      "COALESCE(SUM(CASE WHEN outcome = 'INVALID' THEN requests END), 0), "
-      "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN cost_saved END), 0.0), "
-      "COALESCE(SUM(CASE WHEN outcome = 'COALESCED' THEN cost_saved END), 0.0), "
-      "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN latency_saved_ms END) * 1.0 / " HITS ", 0.0), "
-      "COUNT(DISTINCT CASE WHEN " CACHEABLE " THEN time / 86400000 END), "
-      "COALESCE(SUM(CASE WHEN " CACHEABLE " THEN cost END), 0.0), "
-      "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN tokens_in + tokens_out END), 0) "
-      "FROM events WHERE " WIN);
+  auto totals =
+      sql.rows("SELECT COALESCE(" REQUESTS ", 0), COALESCE(SUM(CASE WHEN " CACHEABLE
+               " THEN requests END), 0), "
+               "COALESCE(" HITS
+               ", 0), "
+               "COALESCE(SUM(CASE WHEN outcome = 'COALESCED' THEN requests END), 0), "
+               "COALESCE(SUM(CASE WHEN outcome = 'BYPASS' THEN requests END), 0), "
+               "COALESCE(SUM(CASE WHEN outcome = 'INVALID' THEN requests END), 0), "
+               "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN cost_saved END), 0.0), "
+               "COALESCE(SUM(CASE WHEN outcome = 'COALESCED' THEN cost_saved END), 0.0), "
+               "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN latency_saved_ms END) * 1.0 / " HITS
+               ", 0.0), "
+               "COUNT(DISTINCT CASE WHEN " CACHEABLE
+               " THEN time / 86400000 END), "
+               "COALESCE(SUM(CASE WHEN " CACHEABLE
+               " THEN cost END), 0.0), "
+               "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN tokens_in + tokens_out END), 0) "
+               "FROM events WHERE " WIN);
   if (!totals) return totals.error();
   const auto& t = totals->at(0);
   const int64_t all = asInt(t[0]), total = asInt(t[1]), hits = asInt(t[2]), coalesced = asInt(t[3]);
   const double saved = asDouble(t[6]), savedCoalesced = asDouble(t[7]);
   const int64_t days = asInt(t[9]);
 
-  auto outcomes = sql.rows("SELECT outcome, " REQUESTS " FROM events WHERE " WIN " GROUP BY outcome ORDER BY outcome");
+  auto outcomes = sql.rows("SELECT outcome, " REQUESTS " FROM events WHERE " WIN
+                           " GROUP BY outcome ORDER BY outcome");
   if (!outcomes) return outcomes.error();
   Json outcomeJson = Json::object();
   for (const auto& r : *outcomes) outcomeJson.set(asText(r[0]), jint(asInt(r[1])));
@@ -188,7 +201,8 @@ Result<Json> Analytics::analytics(const Query& query) {
 
   // Storage: what the index says is stored now (not windowed).
   auto storage = sql.rows(
-      "SELECT COUNT(*), COALESCE(SUM(size_stored), 0), COALESCE(SUM(size_raw), 0), COALESCE(SUM(hit_count), 0) "
+      "SELECT COUNT(*), COALESCE(SUM(size_stored), 0), COALESCE(SUM(size_raw), 0), "
+      "COALESCE(SUM(hit_count), 0) "
       "FROM entries WHERE invalid = 0");
   if (!storage) return storage.error();
   const auto& s = storage->at(0);
@@ -202,7 +216,8 @@ Result<Json> Analytics::analytics(const Query& query) {
 
   const auto limit = static_cast<int64_t>(options_.topKeys);
   auto hot = sql.rows(
-      "SELECT cache_key, model, hit_count, hit_count * cost_total, last_accessed, size_stored FROM entries "
+      "SELECT cache_key, model, hit_count, hit_count * cost_total, last_accessed, size_stored FROM "
+      "entries "
       "WHERE invalid = 0 AND hit_count > 0 ORDER BY hit_count DESC, cache_key LIMIT ?3",
       {limit});
   if (!hot) return hot.error();
@@ -234,22 +249,24 @@ Result<Json> Analytics::analytics(const Query& query) {
     coldJson.push(std::move(k));
   }
 
-  auto byModel = sql.rows(
-      "SELECT model, " REQUESTS ", " HITS ", SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
-      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY model ORDER BY 2 DESC, model");
+  auto byModel =
+      sql.rows("SELECT model, " REQUESTS ", " HITS
+               ", SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+               "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY model ORDER BY 2 DESC, model");
   if (!byModel) return byModel.error();
   auto byPlatform = sql.rows(
-      "SELECT platform, " REQUESTS ", " HITS ", SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+      "SELECT platform, " REQUESTS ", " HITS
+      ", SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
       "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY platform ORDER BY 2 DESC, platform");
   if (!byPlatform) return byPlatform.error();
 
-  auto hourly = sql.rows(
-      "SELECT time / 3600000, " REQUESTS ", " HITS ", SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
-      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
+  auto hourly = sql.rows("SELECT time / 3600000, " REQUESTS ", " HITS
+                         ", SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+                         "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
   if (!hourly) return hourly.error();
-  auto daily = sql.rows(
-      "SELECT time / 86400000, " REQUESTS ", " HITS ", SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
-      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
+  auto daily = sql.rows("SELECT time / 86400000, " REQUESTS ", " HITS
+                        ", SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
+                        "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
   if (!daily) return daily.error();
   Json trends = Json::object();
   trends.set("hourly", trend(*hourly, kHourMs, "hour")).set("daily", trend(*daily, kDayMs, "day"));
@@ -261,7 +278,8 @@ Result<Json> Analytics::analytics(const Query& query) {
       .set("misses", jint(total - hits - coalesced))
       .set("coalesced", jint(coalesced))
       .set("hit_rate", jnum(ratio(static_cast<double>(hits), static_cast<double>(total))))
-      .set("coalesced_rate", jnum(ratio(static_cast<double>(coalesced), static_cast<double>(total))))
+      .set("coalesced_rate",
+           jnum(ratio(static_cast<double>(coalesced), static_cast<double>(total))))
       .set("requests_all", jint(all))
       .set("bypassed", jint(asInt(t[4])))
       .set("invalid", jint(asInt(t[5])))
@@ -284,8 +302,8 @@ Result<Json> Analytics::patterns(const Query& query) {
   Sql sql(index_, query);
 
   // --- temporal ---
-  auto hours = sql.rows("SELECT (time / 3600000) % 24, " REQUESTS ", " HITS " FROM events WHERE " WIN
-                        " AND " CACHEABLE " GROUP BY 1");
+  auto hours = sql.rows("SELECT (time / 3600000) % 24, " REQUESTS ", " HITS
+                        " FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1");
   if (!hours) return hours.error();
   std::vector<Bucket> byHour(24);
   int64_t total = 0;
@@ -299,13 +317,15 @@ Result<Json> Analytics::patterns(const Query& query) {
   Json peak = Json::array(), low = Json::array(), best = Json::array();
   if (total > 0) {
     auto v = byHour;
-    std::stable_sort(v.begin(), v.end(), [](const Bucket& a, const Bucket& b) { return a.requests > b.requests; });
+    std::stable_sort(v.begin(), v.end(),
+                     [](const Bucket& a, const Bucket& b) { return a.requests > b.requests; });
     std::vector<Bucket> active;
     for (const auto& b : v)
       if (b.requests > 0) active.push_back(b);
     peak = firstN(active, 3);
     v = byHour;
-    std::stable_sort(v.begin(), v.end(), [](const Bucket& a, const Bucket& b) { return a.requests < b.requests; });
+    std::stable_sort(v.begin(), v.end(),
+                     [](const Bucket& a, const Bucket& b) { return a.requests < b.requests; });
     low = firstN(v, 3);
     std::vector<Bucket> eligible;
     for (const auto& b : byHour)
@@ -316,8 +336,8 @@ Result<Json> Analytics::patterns(const Query& query) {
     });
     best = firstN(eligible, 3);
   }
-  auto weekdays = sql.rows("SELECT (time / 86400000 + 3) % 7, " REQUESTS ", " HITS " FROM events WHERE " WIN
-                           " AND " CACHEABLE " GROUP BY 1");
+  auto weekdays = sql.rows("SELECT (time / 86400000 + 3) % 7, " REQUESTS ", " HITS
+                           " FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1");
   if (!weekdays) return weekdays.error();
   std::array<Bucket, 7> byDay{};
   for (const auto& r : *weekdays) {
@@ -337,8 +357,10 @@ Result<Json> Analytics::patterns(const Query& query) {
   }
   // The hour-by-weekday matrix (the dashboard's heat map): only cells with requests, by weekday
   // then hour, as [weekday, hour, requests, hits] to keep 168 cells small.
-  auto cells = sql.rows("SELECT (time / 86400000 + 3) % 7, (time / 3600000) % 24, " REQUESTS ", " HITS " "
-                        "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1, 2 ORDER BY 1, 2");
+  auto cells =
+      sql.rows("SELECT (time / 86400000 + 3) % 7, (time / 3600000) % 24, " REQUESTS ", " HITS
+               " "
+               "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1, 2 ORDER BY 1, 2");
   if (!cells) return cells.error();
   Json heatmap = Json::array();
   for (const auto& r : *cells) {
@@ -354,8 +376,8 @@ Result<Json> Analytics::patterns(const Query& query) {
       .set("heatmap", std::move(heatmap));
 
   // --- models and categories ---
-  auto models = sql.rows("SELECT model, " REQUESTS ", " HITS " FROM events WHERE " WIN " AND " CACHEABLE
-                         " GROUP BY model ORDER BY 2 DESC, model");
+  auto models = sql.rows("SELECT model, " REQUESTS ", " HITS " FROM events WHERE " WIN
+                         " AND " CACHEABLE " GROUP BY model ORDER BY 2 DESC, model");
   if (!models) return models.error();
   Json modelJson = Json::array();
   for (const auto& r : *models) {
@@ -368,8 +390,8 @@ Result<Json> Analytics::patterns(const Query& query) {
     modelJson.push(std::move(m));
   }
   auto categories = sql.rows(
-      "SELECT CASE WHEN prompt_category = '' THEN 'other' ELSE prompt_category END AS c, " REQUESTS ", "
-      HITS " FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY c ORDER BY 2 DESC, c");
+      "SELECT CASE WHEN prompt_category = '' THEN 'other' ELSE prompt_category END AS c, " REQUESTS
+      ", " HITS " FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY c ORDER BY 2 DESC, c");
   if (!categories) return categories.error();
   Json categoryJson = Json::array();
   for (const auto& r : *categories) {
@@ -383,15 +405,18 @@ Result<Json> Analytics::patterns(const Query& query) {
   }
 
   // --- callers ---
-  auto users = sql.rows("SELECT caller_hash, " REQUESTS ", " HITS " FROM events WHERE " WIN " AND " CACHEABLE
-                        " AND caller_hash <> '' GROUP BY caller_hash ORDER BY 2 DESC, caller_hash LIMIT ?3",
-                        {static_cast<int64_t>(options_.topUsers)});
+  auto users =
+      sql.rows("SELECT caller_hash, " REQUESTS ", " HITS " FROM events WHERE " WIN " AND " CACHEABLE
+               " AND caller_hash <> '' GROUP BY caller_hash ORDER BY 2 DESC, caller_hash LIMIT ?3",
+               {static_cast<int64_t>(options_.topUsers)});
   if (!users) return users.error();
-  auto userModels = sql.rows("SELECT caller_hash, model, " REQUESTS " FROM events WHERE " WIN " AND " CACHEABLE
-                             " AND caller_hash <> '' GROUP BY caller_hash, model ORDER BY caller_hash, 3 DESC, model");
+  auto userModels = sql.rows(
+      "SELECT caller_hash, model, " REQUESTS " FROM events WHERE " WIN " AND " CACHEABLE
+      " AND caller_hash <> '' GROUP BY caller_hash, model ORDER BY caller_hash, 3 DESC, model");
   if (!userModels) return userModels.error();
   std::map<std::string, std::string> topModel;
-  for (const auto& r : *userModels) topModel.try_emplace(asText(r[0]), asText(r[1]));  // first row: the most used
+  for (const auto& r : *userModels)
+    topModel.try_emplace(asText(r[0]), asText(r[1]));  // first row: the most used
   Json userJson = Json::array();
   for (const auto& r : *users) {
     Json u = Json::object();
@@ -415,9 +440,10 @@ Result<Json> Analytics::patterns(const Query& query) {
   Groups groups(sigs.size());
   for (size_t i = 0; i < sigs.size(); ++i)
     for (size_t j = i + 1; j < sigs.size(); ++j) {
-      if (asText(sigs[i][1]) != asText(sigs[j][1]) || asText(sigs[i][2]) != asText(sigs[j][2])) continue;
-      if (hammingDistance(static_cast<uint64_t>(asInt(sigs[i][3])), static_cast<uint64_t>(asInt(sigs[j][3]))) <=
-          options_.nearDuplicateBits)
+      if (asText(sigs[i][1]) != asText(sigs[j][1]) || asText(sigs[i][2]) != asText(sigs[j][2]))
+        continue;
+      if (hammingDistance(static_cast<uint64_t>(asInt(sigs[i][3])),
+                          static_cast<uint64_t>(asInt(sigs[j][3]))) <= options_.nearDuplicateBits)
         groups.join(i, j);
     }
   std::map<size_t, std::vector<size_t>> members;
@@ -431,7 +457,8 @@ Result<Json> Analytics::patterns(const Query& query) {
   std::vector<Group> found;
   for (auto& [root, idx] : members) {
     if (idx.size() < 2) continue;
-    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return asText(sigs[a][0]) < asText(sigs[b][0]); });
+    std::sort(idx.begin(), idx.end(),
+              [&](size_t a, size_t b) { return asText(sigs[a][0]) < asText(sigs[b][0]); });
     int64_t misses = 0;
     double missCost = 0;
     std::optional<std::pair<int64_t, double>> earliest;  // (time, cost) of the group's first miss
@@ -442,9 +469,11 @@ Result<Json> Analytics::patterns(const Query& query) {
       keys.push(jstr(key));
       previews.push(jstr(asText(sigs[a][4])));
       for (size_t b : idx)
-        maxDistance = std::max(maxDistance, hammingDistance(static_cast<uint64_t>(asInt(sigs[a][3])),
-                                                            static_cast<uint64_t>(asInt(sigs[b][3]))));
-      auto m = sql.rows("SELECT COALESCE(" REQUESTS ", 0), COALESCE(SUM(cost), 0.0) FROM events WHERE " WIN
+        maxDistance =
+            std::max(maxDistance, hammingDistance(static_cast<uint64_t>(asInt(sigs[a][3])),
+                                                  static_cast<uint64_t>(asInt(sigs[b][3]))));
+      auto m = sql.rows("SELECT COALESCE(" REQUESTS
+                        ", 0), COALESCE(SUM(cost), 0.0) FROM events WHERE " WIN
                         " AND cache_key = ?3 AND outcome = 'MISS'",
                         {key});
       if (!m) return m.error();
@@ -488,40 +517,49 @@ Result<Json> Analytics::patterns(const Query& query) {
     if (requests < options_.minRequests || rate >= options_.lowHitRate) continue;
     const std::string model = asText(r[0]);
     auto gaps = sql.rows(
-        "SELECT gap FROM (SELECT time - LAG(time) OVER (PARTITION BY cache_key ORDER BY time, id) AS gap "
-        "FROM events WHERE " WIN " AND " CACHEABLE " AND model = ?3 AND cache_key <> '') "
+        "SELECT gap FROM (SELECT time - LAG(time) OVER (PARTITION BY cache_key ORDER BY time, id) "
+        "AS gap "
+        "FROM events WHERE " WIN " AND " CACHEABLE
+        " AND model = ?3 AND cache_key <> '') "
         "WHERE gap IS NOT NULL ORDER BY gap",
         {model});
     if (!gaps) return gaps.error();
     // Merged hits (a row of `requests` > 1) repeated their key within the row's second: each
     // counts as a repeat after 0 s (the smallest gaps, so they come first in the sorted list).
-    auto merged = sql.rows("SELECT COALESCE(SUM(requests - 1), 0) FROM events WHERE " WIN " AND " CACHEABLE
-                           " AND model = ?3 AND cache_key <> ''",
+    auto merged = sql.rows("SELECT COALESCE(SUM(requests - 1), 0) FROM events WHERE " WIN
+                           " AND " CACHEABLE " AND model = ?3 AND cache_key <> ''",
                            {model});
     if (!merged) return merged.error();
     const size_t zeros = static_cast<size_t>(std::max<int64_t>(0, asInt(merged->at(0)[0])));
     auto gapAt = [&](size_t i) { return i < zeros ? 0.0 : asDouble((*gaps)[i - zeros][0]); };
     Json m = Json::object();
-    m.set("model", jstr(model)).set("requests", jint(requests)).set("hits", jint(hits)).set("hit_rate", jnum(rate));
+    m.set("model", jstr(model))
+        .set("requests", jint(requests))
+        .set("hits", jint(hits))
+        .set("hit_rate", jnum(rate));
     m.set("repeated_requests", jint(static_cast<int64_t>(zeros + gaps->size())));
     if (zeros == 0 && gaps->empty()) {
       m.set("median_repeat_interval_seconds", Json::null())
           .set("suggested_ttl_seconds", Json::null())
-          .set("reason", jstr("no request repeated a cache key in the window: a longer TTL cannot help; "
-                              "see near_duplicates for prompts that differ only slightly"));
+          .set("reason",
+               jstr("no request repeated a cache key in the window: a longer TTL cannot help; "
+                    "see near_duplicates for prompts that differ only slightly"));
     } else {
       const size_t n = zeros + gaps->size();
       const double medianMs = n % 2 ? gapAt(n / 2) : (gapAt(n / 2 - 1) + gapAt(n / 2)) / 2.0;
-      const auto ttl = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(2.0 * medianMs / 1000.0)));
+      const auto ttl =
+          std::max<int64_t>(1, static_cast<int64_t>(std::ceil(2.0 * medianMs / 1000.0)));
       m.set("median_repeat_interval_seconds", jnum(medianMs / 1000.0))
           .set("suggested_ttl_seconds", jint(ttl))
-          .set("reason", jstr("requests repeat a cache key after a median of " + toJson(jnum(medianMs / 1000.0)) +
-                              " s: keep entries at least twice that long"));
+          .set("reason",
+               jstr("requests repeat a cache key after a median of " +
+                    toJson(jnum(medianMs / 1000.0)) + " s: keep entries at least twice that long"));
     }
     lowModels.push(std::move(m));
   }
   Json opportunities = Json::object();
-  opportunities.set("near_duplicates", std::move(nearDuplicates)).set("low_hit_rate_models", std::move(lowModels));
+  opportunities.set("near_duplicates", std::move(nearDuplicates))
+      .set("low_hit_rate_models", std::move(lowModels));
 
   Json o = Json::object();
   o.set("window", windowJson(query))

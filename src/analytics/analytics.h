@@ -20,10 +20,10 @@ struct Query {
 };
 
 struct AnalyticsOptions {
-  size_t topKeys = 10;                // hot_keys, cold_keys
-  size_t topUsers = 10;               // user_patterns
-  int64_t minRequests = 10;           // best_hit_rate_hours and low-hit-rate models need this many requests
-  double lowHitRate = 0.2;            // a model below this hit rate is an opportunity
+  size_t topKeys = 10;       // hot_keys, cold_keys
+  size_t topUsers = 10;      // user_patterns
+  int64_t minRequests = 10;  // best_hit_rate_hours and low-hit-rate models need this many requests
+  double lowHitRate = 0.2;   // a model below this hit rate is an opportunity
   int nearDuplicateBits = kNearDuplicateBits;  // SimHash distance of near-duplicate prompts
   size_t maxSimilarityEntries = 5000;  // the newest entries with a signature compared pairwise
   size_t maxNearDuplicateGroups = 20;

@@ -24,7 +24,9 @@ const Json& at(const Json& j, std::string_view key) {
   EXPECT_TRUE(v) << key << " missing in " << toJson(j);
   return v ? *v : kNull;
 }
-std::string str(const Json& j, std::string_view key) { return std::string(j.getString(key).value_or("<none>")); }
+std::string str(const Json& j, std::string_view key) {
+  return std::string(j.getString(key).value_or("<none>"));
+}
 
 class AnalyticsTest : public ::testing::Test {
  protected:
@@ -47,8 +49,8 @@ class AnalyticsTest : public ::testing::Test {
     for (auto& e : scriptedEvents()) recorder_.record(e);  // no flush: analytics() must flush it
   }
 
-  void addEntry(std::string key, std::string model, int64_t createdMs, int64_t hits, size_t stored, size_t raw,
-                double costTotal) {
+  void addEntry(std::string key, std::string model, int64_t createdMs, int64_t hits, size_t stored,
+                size_t raw, double costTotal) {
     cache::Entry e = cache::test::makeTestEntry(key);
     e.cacheId = "id-" + key;
     e.model = std::move(model);
@@ -69,9 +71,9 @@ TEST_F(AnalyticsTest, HeadlineFiguresMatchTheHandCount) {
   const Json a = analytics_.analytics({}).value();
   // cacheable: E1-E6, E9-E11 (E7 BYPASS and E8 INVALID are not)
   EXPECT_EQ(num(a, "total_requests"), 9);
-  EXPECT_EQ(num(a, "hits"), 3);            // E2, E3, E9
-  EXPECT_EQ(num(a, "coalesced"), 1);       // E5
-  EXPECT_EQ(num(a, "misses"), 5);          // E1, E4, E6, E10, E11 (REFRESH counts as a miss)
+  EXPECT_EQ(num(a, "hits"), 3);              // E2, E3, E9
+  EXPECT_EQ(num(a, "coalesced"), 1);         // E5
+  EXPECT_EQ(num(a, "misses"), 5);            // E1, E4, E6, E10, E11 (REFRESH counts as a miss)
   EXPECT_EQ(num(a, "hit_rate"), 3.0 / 9.0);  // not rounded
   EXPECT_EQ(num(a, "coalesced_rate"), 1.0 / 9.0);
   EXPECT_EQ(num(a, "requests_all"), 11);
@@ -79,9 +81,11 @@ TEST_F(AnalyticsTest, HeadlineFiguresMatchTheHandCount) {
   EXPECT_EQ(num(a, "invalid"), 1);
   EXPECT_EQ(num(at(a, "outcomes"), "MISS"), 4);
   EXPECT_EQ(num(at(a, "outcomes"), "REFRESH"), 1);
-  EXPECT_NEAR(num(a, "cost_spent"), 0.10 + 0.20 + 0.05 + 0.15 + 0.10, kEps);  // E7's .30 was a bypass
+  EXPECT_NEAR(num(a, "cost_spent"), 0.10 + 0.20 + 0.05 + 0.15 + 0.10,
+              kEps);  // E7's .30 was a bypass
   const Json& saved = at(a, "cost_saved");
-  EXPECT_NEAR(num(saved, "total"), 0.10 + 0.10 + 0.05, kEps);  // every hit's stored cost, no "hits - 1"
+  EXPECT_NEAR(num(saved, "total"), 0.10 + 0.10 + 0.05,
+              kEps);  // every hit's stored cost, no "hits - 1"
   EXPECT_NEAR(num(saved, "coalesced"), 0.20, kEps);
   EXPECT_NEAR(num(saved, "daily_average"), 0.25 / 2, kEps);  // two days had requests
   EXPECT_NEAR(num(saved, "per_request"), 0.25 / 9, kEps);
@@ -93,12 +97,14 @@ TEST_F(AnalyticsTest, MergedHitsCountAsTheRequestsTheyStandFor) {
   // Four more hits like E2 (kA by u1 from memory) within E2's second: the recorder writes the
   // five as one row of requests = 5 with their totals; every figure counts requests, not rows.
   for (int i = 1; i <= 4; ++i)
-    recorder_.record(saved(ev(kDay1 + 10 * kHour + 5 * kMinute + i * 200, "gpt-4o", "openai", "HIT", "kA", "u1", "code"),
+    recorder_.record(saved(ev(kDay1 + 10 * kHour + 5 * kMinute + i * 200, "gpt-4o", "openai", "HIT",
+                              "kA", "u1", "code"),
                            0.10, 800, "memory", 2, 100, 50));
   const Json a = analytics_.analytics({}).value();
   int64_t rows = -1;
-  ASSERT_TRUE(index_->query("SELECT COUNT(*) FROM events", {},
-                            [&](const std::vector<index::SqlValue>& r) { rows = std::get<int64_t>(r[0]); }));
+  ASSERT_TRUE(index_->query(
+      "SELECT COUNT(*) FROM events", {},
+      [&](const std::vector<index::SqlValue>& r) { rows = std::get<int64_t>(r[0]); }));
   EXPECT_EQ(rows, 11);  // the scripted eleven: the four merged into E2's row
   EXPECT_EQ(num(a, "total_requests"), 13);
   EXPECT_EQ(num(a, "hits"), 7);
@@ -201,7 +207,10 @@ TEST_F(AnalyticsTest, TrendsBucketByUtcHourAndDay) {
 }
 
 TEST_F(AnalyticsTest, AWindowCountsOnlyItsEvents) {
-  const Json a = analytics_.analytics({.from = fromUnixMillis(kDay2), .to = fromUnixMillis(kDay2 + 9 * kHour + 31 * kMinute)}).value();
+  const Json a = analytics_
+                     .analytics({.from = fromUnixMillis(kDay2),
+                                 .to = fromUnixMillis(kDay2 + 9 * kHour + 31 * kMinute)})
+                     .value();
   EXPECT_EQ(str(at(a, "window"), "from"), "2026-01-02T00:00:00.000Z");
   EXPECT_EQ(num(a, "total_requests"), 2);  // E9, E10 (E11 is after `to`)
   EXPECT_EQ(num(a, "hits"), 1);
@@ -263,10 +272,12 @@ TEST_F(AnalyticsTest, TheHeatMapCountsRequestsAndHitsPerWeekdayAndHour) {
   for (size_t i = 0; i < expected.size(); ++i) {
     ASSERT_EQ(heat.items()[i].size(), 4u);
     for (size_t j = 0; j < 4; ++j)
-      EXPECT_EQ(heat.items()[i].items()[j].asInt64().value_or(-1), expected[i][j]) << "cell " << i << " field " << j;
+      EXPECT_EQ(heat.items()[i].items()[j].asInt64().value_or(-1), expected[i][j])
+          << "cell " << i << " field " << j;
   }
   // A window without events has an empty matrix, not a missing one.
-  const Json none = analytics_.patterns({fromUnixMillis(kDay1), fromUnixMillis(kDay1 + kHour)}).value();
+  const Json none =
+      analytics_.patterns({fromUnixMillis(kDay1), fromUnixMillis(kDay1 + kHour)}).value();
   EXPECT_EQ(at(at(none, "temporal"), "heatmap").size(), 0u);
 }
 
@@ -327,7 +338,8 @@ TEST_F(AnalyticsTest, LowHitRateModelsGetATtlFromTheirRepeatIntervals) {
   const Json& m = low.items()[0];
   EXPECT_EQ(str(m, "model"), "gpt-4o");
   EXPECT_EQ(num(m, "hit_rate"), 2.0 / 7.0);
-  // repeats: kA 10:00 -> 10:05 -> 10:10 -> d2 09:45, kB 10:20 -> 10:20: gaps 0, 5 min, 5 min, 23 h 35 min
+  // repeats: kA 10:00 -> 10:05 -> 10:10 -> d2 09:45, kB 10:20 -> 10:20: gaps 0, 5 min, 5 min, 23 h
+  // 35 min
   EXPECT_EQ(num(m, "repeated_requests"), 4);
   EXPECT_EQ(num(m, "median_repeat_interval_seconds"), 300);
   EXPECT_EQ(num(m, "suggested_ttl_seconds"), 600);
@@ -335,15 +347,21 @@ TEST_F(AnalyticsTest, LowHitRateModelsGetATtlFromTheirRepeatIntervals) {
 
 TEST_F(AnalyticsTest, AModelWhoseKeysNeverRepeatGetsNoTtl) {
   Analytics strict{*index_, &recorder_, {.minRequests = 2, .lowHitRate = 0.6}};
-  const Json p = strict.patterns({.from = fromUnixMillis(kDay1 + 11 * kHour), .to = fromUnixMillis(kDay2 + 9 * kHour + 31 * kMinute)}).value();
-  // window: E6 (claude MISS kC), E9 (claude HIT kC), E10 (gpt-4o MISS kD): claude 1/2 < 0.6, gpt-4o only 1 request
+  const Json p = strict
+                     .patterns({.from = fromUnixMillis(kDay1 + 11 * kHour),
+                                .to = fromUnixMillis(kDay2 + 9 * kHour + 31 * kMinute)})
+                     .value();
+  // window: E6 (claude MISS kC), E9 (claude HIT kC), E10 (gpt-4o MISS kD): claude 1/2 < 0.6, gpt-4o
+  // only 1 request
   const Json& low = at(at(p, "optimization_opportunities"), "low_hit_rate_models");
   ASSERT_EQ(low.size(), 1u);
   EXPECT_EQ(str(low.items()[0], "model"), "claude-3");
-  EXPECT_EQ(num(low.items()[0], "median_repeat_interval_seconds"), 22 * 3600);  // 11:00 -> 09:00 next day
+  EXPECT_EQ(num(low.items()[0], "median_repeat_interval_seconds"),
+            22 * 3600);  // 11:00 -> 09:00 next day
   EXPECT_EQ(num(low.items()[0], "suggested_ttl_seconds"), 2 * 22 * 3600);
 
-  const Json q = strict.patterns({.from = fromUnixMillis(kDay2 + 9 * kHour + 20 * kMinute)}).value();
+  const Json q =
+      strict.patterns({.from = fromUnixMillis(kDay2 + 9 * kHour + 20 * kMinute)}).value();
   // E10, E11: gpt-4o MISS kD, REFRESH kA: 0 hits of 2, no key repeats
   const Json& low2 = at(at(q, "optimization_opportunities"), "low_hit_rate_models");
   ASSERT_EQ(low2.size(), 1u);

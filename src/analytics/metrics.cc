@@ -10,7 +10,8 @@ namespace {
 
 constexpr std::array<std::string_view, Metrics::kOutcomes> kOutcomeNames = {
     kHit, kMiss, kCoalesced, kRefresh, kNoStore, kBypass, kUncacheable, kInvalid, "UNKNOWN"};
-constexpr std::array<std::string_view, Metrics::kTiers> kTierNames = {"memory", "disk", "s3", "none"};
+constexpr std::array<std::string_view, Metrics::kTiers> kTierNames = {"memory", "disk", "s3",
+                                                                      "none"};
 constexpr size_t kHitIdx = 0, kMissIdx = 1, kCoalescedIdx = 2, kBypassIdx = 5, kInvalidIdx = 7;
 
 size_t outcomeIndex(std::string_view o) {
@@ -51,10 +52,14 @@ std::string escapeLabelValue(std::string_view v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -81,7 +86,8 @@ size_t Metrics::modelSlot(std::string_view model) {
       // Claim the free slot; if another thread got there first, see whether it took our name.
       auto* mine = new std::string(model);
       std::string* expected = nullptr;
-      if (modelNames_[i].compare_exchange_strong(expected, mine, std::memory_order_acq_rel)) return i;
+      if (modelNames_[i].compare_exchange_strong(expected, mine, std::memory_order_acq_rel))
+        return i;
       delete mine;
       name = expected;
     }
@@ -131,13 +137,15 @@ std::string Metrics::prometheusText() const {
   std::string out;
   // One consistent read of the request counters, reused for the totals below.
   std::vector<uint64_t> counts(kOutcomes * kTiers * models_);
-  for (size_t i = 0; i < counts.size(); ++i) counts[i] = requests_[i].load(std::memory_order_relaxed);
+  for (size_t i = 0; i < counts.size(); ++i)
+    counts[i] = requests_[i].load(std::memory_order_relaxed);
   std::array<uint64_t, kOutcomes> byOutcome{};
   for (size_t o = 0; o < kOutcomes; ++o)
     for (size_t t = 0; t < kTiers; ++t)
       for (size_t m = 0; m < models_; ++m) byOutcome[o] += counts[cell(o, t, m)];
 
-  help(out, "llmcache_requests_total", "counter", "Requests answered, by outcome, answering tier and model.");
+  help(out, "llmcache_requests_total", "counter",
+       "Requests answered, by outcome, answering tier and model.");
   for (size_t o = 0; o < kOutcomes; ++o)
     for (size_t t = 0; t < kTiers; ++t)
       for (size_t m = 0; m < models_; ++m) {
@@ -150,59 +158,79 @@ std::string Metrics::prometheusText() const {
       }
   uint64_t misses = 0;
   for (size_t o = 0; o < kOutcomes; ++o)
-    if (o != kHitIdx && o != kCoalescedIdx && o != kBypassIdx && o != kInvalidIdx) misses += byOutcome[o];
+    if (o != kHitIdx && o != kCoalescedIdx && o != kBypassIdx && o != kInvalidIdx)
+      misses += byOutcome[o];
   help(out, "llmcache_hits_total", "counter", "Requests answered from a cache tier.");
   out.append("llmcache_hits_total ").append(num(byOutcome[kHitIdx])).append("\n");
   help(out, "llmcache_misses_total", "counter",
        "Cacheable requests sent upstream (MISS, REFRESH, NO-STORE, UNCACHEABLE).");
   out.append("llmcache_misses_total ").append(num(misses)).append("\n");
-  help(out, "llmcache_coalesced_total", "counter", "Requests answered by an identical in-flight request's upstream call.");
+  help(out, "llmcache_coalesced_total", "counter",
+       "Requests answered by an identical in-flight request's upstream call.");
   out.append("llmcache_coalesced_total ").append(num(byOutcome[kCoalescedIdx])).append("\n");
 
-  help(out, "llmcache_request_duration_seconds", "histogram", "Request latency at the gateway, by outcome.");
+  help(out, "llmcache_request_duration_seconds", "histogram",
+       "Request latency at the gateway, by outcome.");
   for (size_t o = 0; o < kOutcomes; ++o) {
     std::array<uint64_t, kDurationBuckets.size() + 1> b{};
     uint64_t total = 0;
-    for (size_t i = 0; i < b.size(); ++i) total += (b[i] = buckets_[o][i].load(std::memory_order_relaxed));
+    for (size_t i = 0; i < b.size(); ++i)
+      total += (b[i] = buckets_[o][i].load(std::memory_order_relaxed));
     if (total == 0) continue;
     const std::string label = std::string("outcome=\"") + std::string(kOutcomeNames[o]) + "\"";
     uint64_t cumulative = 0;
     for (size_t i = 0; i < b.size(); ++i) {
       cumulative += b[i];
       out.append("llmcache_request_duration_seconds_bucket{").append(label).append(",le=\"");
-      out.append(i < kDurationBuckets.size() ? num(kDurationBuckets[i]) : std::string("+Inf")).append("\"} ");
+      out.append(i < kDurationBuckets.size() ? num(kDurationBuckets[i]) : std::string("+Inf"))
+          .append("\"} ");
       out.append(num(cumulative)).append("\n");
     }
     out.append("llmcache_request_duration_seconds_sum{").append(label).append("} ");
     out.append(num(durationSum_[o].load(std::memory_order_relaxed))).append("\n");
-    out.append("llmcache_request_duration_seconds_count{").append(label).append("} ").append(num(cumulative)).append("\n");
+    out.append("llmcache_request_duration_seconds_count{")
+        .append(label)
+        .append("} ")
+        .append(num(cumulative))
+        .append("\n");
   }
 
-  help(out, "llmcache_upstream_errors_total", "counter", "Upstream calls that failed or answered with an error.");
+  help(out, "llmcache_upstream_errors_total", "counter",
+       "Upstream calls that failed or answered with an error.");
   out.append("llmcache_upstream_errors_total ").append(num(upstreamErrors_.load())).append("\n");
   help(out, "llmcache_store_errors_total", "counter",
-       "Writes to the disk tier or the S3 outbox that failed (the answer was served, not kept there).");
+       "Writes to the disk tier or the S3 outbox that failed (the answer was served, not kept "
+       "there).");
   out.append("llmcache_store_errors_total ").append(num(storeErrors_.load())).append("\n");
-  const char* tierGauge[3][3] = {
-      {"llmcache_tier_entries", "gauge", "Entries held by a tier."},
-      {"llmcache_tier_bytes", "gauge", "Bytes held by a tier."},
-      {"llmcache_tier_evictions_total", "counter", "Entries a tier evicted to stay within its bounds."}};
+  const char* tierGauge[3][3] = {{"llmcache_tier_entries", "gauge", "Entries held by a tier."},
+                                 {"llmcache_tier_bytes", "gauge", "Bytes held by a tier."},
+                                 {"llmcache_tier_evictions_total", "counter",
+                                  "Entries a tier evicted to stay within its bounds."}};
   for (size_t k = 0; k < 3; ++k) {
     help(out, tierGauge[k][0], tierGauge[k][1], tierGauge[k][2]);
     for (size_t t = 0; t < 3; ++t)
-      out.append(tierGauge[k][0]).append("{tier=\"").append(kTierNames[t]).append("\"} ")
-          .append(num(tiers_[t][k].load(std::memory_order_relaxed))).append("\n");
+      out.append(tierGauge[k][0])
+          .append("{tier=\"")
+          .append(kTierNames[t])
+          .append("\"} ")
+          .append(num(tiers_[t][k].load(std::memory_order_relaxed)))
+          .append("\n");
   }
   help(out, "llmcache_s3_errors_total", "counter", "S3 requests that failed.");
   out.append("llmcache_s3_errors_total ").append(num(s3Errors_.load())).append("\n");
-  help(out, "llmcache_s3_outbox_pending", "gauge", "Entries waiting in the durable outbox to be written to S3.");
+  help(out, "llmcache_s3_outbox_pending", "gauge",
+       "Entries waiting in the durable outbox to be written to S3.");
   out.append("llmcache_s3_outbox_pending ").append(num(outboxPending_.load())).append("\n");
-  help(out, "llmcache_cost_saved_usd_total", "counter", "US dollars cache hits saved (the stored answers' cost).");
+  help(out, "llmcache_cost_saved_usd_total", "counter",
+       "US dollars cache hits saved (the stored answers' cost).");
   out.append("llmcache_cost_saved_usd_total ").append(num(costSaved_.load())).append("\n");
   help(out, "llmcache_cost_saved_coalesced_usd_total", "counter",
        "US dollars coalesced requests saved by sharing one upstream call.");
-  out.append("llmcache_cost_saved_coalesced_usd_total ").append(num(costSavedCoalesced_.load())).append("\n");
-  help(out, "llmcache_tokens_saved_total", "counter", "Tokens (input + output) cache hits did not send upstream.");
+  out.append("llmcache_cost_saved_coalesced_usd_total ")
+      .append(num(costSavedCoalesced_.load()))
+      .append("\n");
+  help(out, "llmcache_tokens_saved_total", "counter",
+       "Tokens (input + output) cache hits did not send upstream.");
   out.append("llmcache_tokens_saved_total ").append(num(tokensSaved_.load())).append("\n");
   return out;
 }
@@ -226,15 +254,20 @@ Json Metrics::snapshot() const {
   for (size_t o = 0; o < kOutcomes; ++o) {
     all += byOutcome[o];
     if (o != kBypassIdx && o != kInvalidIdx) cacheable += byOutcome[o];
-    if (o != kHitIdx && o != kCoalescedIdx && o != kBypassIdx && o != kInvalidIdx) misses += byOutcome[o];
-    if (byOutcome[o]) outcomes.set(std::string(kOutcomeNames[o]), Json::integer(static_cast<int64_t>(byOutcome[o])));
+    if (o != kHitIdx && o != kCoalescedIdx && o != kBypassIdx && o != kInvalidIdx)
+      misses += byOutcome[o];
+    if (byOutcome[o])
+      outcomes.set(std::string(kOutcomeNames[o]),
+                   Json::integer(static_cast<int64_t>(byOutcome[o])));
   }
   Json models = Json::object();
   for (const auto& [name, v] : byModel) {
     Json m = Json::object();
     m.set("requests", Json::integer(static_cast<int64_t>(v.first)))
         .set("hits", Json::integer(static_cast<int64_t>(v.second)))
-        .set("hit_rate", Json::number(v.first ? static_cast<double>(v.second) / static_cast<double>(v.first) : 0.0));
+        .set("hit_rate",
+             Json::number(v.first ? static_cast<double>(v.second) / static_cast<double>(v.first)
+                                  : 0.0));
     models.set(name, std::move(m));
   }
   uint64_t count = 0;
@@ -261,7 +294,9 @@ Json Metrics::snapshot() const {
       .set("hits", Json::integer(static_cast<int64_t>(byOutcome[kHitIdx])))
       .set("misses", Json::integer(static_cast<int64_t>(misses)))
       .set("coalesced", Json::integer(static_cast<int64_t>(byOutcome[kCoalescedIdx])))
-      .set("hit_rate", Json::number(cacheable ? static_cast<double>(byOutcome[kHitIdx]) / static_cast<double>(cacheable) : 0.0))
+      .set("hit_rate", Json::number(cacheable ? static_cast<double>(byOutcome[kHitIdx]) /
+                                                    static_cast<double>(cacheable)
+                                              : 0.0))
       .set("by_outcome", std::move(outcomes))
       .set("by_model", std::move(models))
       .set("cost_saved_usd", Json::number(costSaved_.load()))

@@ -29,8 +29,8 @@ struct TierGauges {
 };
 
 // Histogram upper bounds of llmcache_request_duration_seconds (+Inf implied).
-inline constexpr std::array<double, 15> kDurationBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                            0.25,   0.5,   1,      2.5,   5,     10,    30};
+inline constexpr std::array<double, 15> kDurationBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
 // Thread-safe.
 class Metrics {
@@ -67,7 +67,9 @@ class Metrics {
 
  private:
   size_t modelSlot(std::string_view model);
-  size_t cell(size_t outcome, size_t tier, size_t model) const { return (outcome * kTiers + tier) * models_ + model; }
+  size_t cell(size_t outcome, size_t tier, size_t model) const {
+    return (outcome * kTiers + tier) * models_ + model;
+  }
   std::string modelLabel(size_t slot) const;
 
   MetricsOptions options_;
@@ -80,7 +82,8 @@ class Metrics {
   std::atomic<double> costSaved_{0};
   std::atomic<double> costSavedCoalesced_{0};
   std::atomic<uint64_t> tokensSaved_{0};
-  std::array<std::array<std::atomic<uint64_t>, 3>, 3> tiers_{};  // [memory, disk, s3][entries, bytes, evictions]
+  std::array<std::array<std::atomic<uint64_t>, 3>, 3>
+      tiers_{};  // [memory, disk, s3][entries, bytes, evictions]
   std::atomic<uint64_t> s3Errors_{0};
   std::atomic<uint64_t> outboxPending_{0};
   std::atomic<uint64_t> upstreamErrors_{0};

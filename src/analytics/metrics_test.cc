@@ -56,11 +56,14 @@ TEST_F(MetricsTest, TheTextParsesAndAgreesWithTheEvents) {
   metrics_.setUpstreamErrors(4);
   metrics_.setStoreErrors(3);
   const auto v = parse(metrics_.prometheusText());
-  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="memory",model="gpt-4o"})"), 1);  // E2
-  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="disk",model="gpt-4o"})"), 1);    // E3
-  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="s3",model="claude-3"})"), 1);    // E9
-  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="MISS",tier="none",model="gpt-4o"})"), 3);   // E1, E4, E10
-  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="INVALID",tier="none",model="none"})"), 1);  // E8
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="memory",model="gpt-4o"})"),
+            1);                                                                                // E2
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="disk",model="gpt-4o"})"), 1);  // E3
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="s3",model="claude-3"})"), 1);  // E9
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="MISS",tier="none",model="gpt-4o"})"),
+            3);  // E1, E4, E10
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="INVALID",tier="none",model="none"})"),
+            1);  // E8
   EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="BYPASS",tier="none",model="claude-3"})"), 1);
   double sum = 0;
   for (const auto& [k, n] : v)
@@ -97,7 +100,8 @@ TEST_F(MetricsTest, TheDurationHistogramIsCumulativeWithTheRightBuckets) {
   // MISS: 800, 1500, 400, 700 ms: all at or under 1 s except 1.5 s
   EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="MISS",le="1"})"), 3);
   EXPECT_EQ(v.at(R"(llmcache_request_duration_seconds_bucket{outcome="MISS",le="2.5"})"), 4);
-  EXPECT_EQ(v.count(R"(llmcache_request_duration_seconds_count{outcome="UNCACHEABLE"})"), 0u);  // never seen
+  EXPECT_EQ(v.count(R"(llmcache_request_duration_seconds_count{outcome="UNCACHEABLE"})"),
+            0u);  // never seen
 }
 
 TEST(Metrics, ModelLabelsAreBoundedAndEscaped) {

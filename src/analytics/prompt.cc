@@ -1,8 +1,8 @@
 #include "analytics/prompt.h"
 
+#include <algorithm>
 #include <array>
 #include <bit>
-#include <algorithm>
 #include <unordered_map>
 #include <vector>
 
@@ -31,7 +31,8 @@ std::string contentText(const Json& content) {
     appendCapped(out, content.text());
   } else if (content.isArray()) {
     for (const Json& part : content.items()) {
-      if (part.isString()) appendCapped(out, part.text());
+      if (part.isString())
+        appendCapped(out, part.text());
       else if (part.isObject())
         if (auto t = part.getString("text")) appendCapped(out, *t);
     }
@@ -40,7 +41,9 @@ std::string contentText(const Json& content) {
 }
 
 // ASCII only, as std::isalnum / std::tolower in the "C" locale (bytes >= 0x80 are UTF-8 and kept).
-bool isAsciiAlnum(unsigned char c) { return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'); }
+bool isAsciiAlnum(unsigned char c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
 bool isAlnum(unsigned char c) { return isAsciiAlnum(c) || c >= 0x80; }
 char lowerAscii(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); }
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
@@ -71,32 +74,51 @@ bool hasArithmetic(std::string_view s) {
 }
 
 // The rules' keyword lists, in rule order; a phrase matches a run of whole words.
-enum Rule : unsigned { kCode, kTranslation, kSummarization, kExtraction, kMath, kCreative, kQuestion, kChat, kRules };
+enum Rule : unsigned {
+  kCode,
+  kTranslation,
+  kSummarization,
+  kExtraction,
+  kMath,
+  kCreative,
+  kQuestion,
+  kChat,
+  kRules
+};
 struct RuleWords {
   Rule rule;
   std::initializer_list<std::string_view> phrases;
 };
 const std::array<RuleWords, kRules> kRuleWords = {{
-    {kCode, {"code", "function", "bug", "debug", "compile", "compiler", "python", "javascript", "typescript", "java",
-             "rust", "golang", "sql", "regex", "exception", "refactor", "unit test", "script", "algorithm", "syntax",
-             "programming", "source code"}},
-    {kTranslation, {"translate", "translation", "translated", "translating", "into english", "into french",
-                    "into spanish", "into german", "into italian", "into portuguese", "into chinese", "into japanese",
-                    "into korean", "into russian", "into arabic", "into dutch", "to english", "to french",
-                    "to spanish", "to german", "to italian", "to portuguese", "to chinese", "to japanese",
-                    "to korean", "to russian", "to arabic", "to dutch", "in french", "in spanish", "in german"}},
-    {kSummarization, {"summarize", "summarise", "summary", "summarizing", "tl dr", "tldr", "key points", "condense",
-                      "in a nutshell", "brief overview", "main points", "recap"}},
-    {kExtraction, {"extract", "extraction", "pull out", "list all", "find all", "parse", "identify all",
-                   "named entities", "as json", "into json", "in json", "json object"}},
-    {kMath, {"calculate", "compute", "solve", "equation", "integral", "derivative", "sum of", "probability",
-             "percent", "percentage", "math", "arithmetic", "multiply", "divide", "divided by", "plus", "minus",
-             "square root"}},
-    {kCreative, {"story", "poem", "haiku", "lyrics", "song", "novel", "fiction", "limerick", "creative", "screenplay",
-                 "fairy tale", "sonnet", "short story", "write a tale"}},
+    {kCode, {"code",      "function",   "bug",         "debug",      "compile",   "compiler",
+             "python",    "javascript", "typescript",  "java",       "rust",      "golang",
+             "sql",       "regex",      "exception",   "refactor",   "unit test", "script",
+             "algorithm", "syntax",     "programming", "source code"}},
+    {kTranslation,
+     {"translate",    "translation",   "translated",  "translating",  "into english",
+      "into french",  "into spanish",  "into german", "into italian", "into portuguese",
+      "into chinese", "into japanese", "into korean", "into russian", "into arabic",
+      "into dutch",   "to english",    "to french",   "to spanish",   "to german",
+      "to italian",   "to portuguese", "to chinese",  "to japanese",  "to korean",
+      "to russian",   "to arabic",     "to dutch",    "in french",    "in spanish",
+      "in german"}},
+    {kSummarization,
+     {"summarize", "summarise", "summary", "summarizing", "tl dr", "tldr", "key points", "condense",
+      "in a nutshell", "brief overview", "main points", "recap"}},
+    {kExtraction,
+     {"extract", "extraction", "pull out", "list all", "find all", "parse", "identify all",
+      "named entities", "as json", "into json", "in json", "json object"}},
+    {kMath,
+     {"calculate", "compute", "solve", "equation", "integral", "derivative", "sum of",
+      "probability", "percent", "percentage", "math", "arithmetic", "multiply", "divide",
+      "divided by", "plus", "minus", "square root"}},
+    {kCreative,
+     {"story", "poem", "haiku", "lyrics", "song", "novel", "fiction", "limerick", "creative",
+      "screenplay", "fairy tale", "sonnet", "short story", "write a tale"}},
     {kQuestion, {"what is", "what are", "explain", "definition of", "difference between"}},
-    {kChat, {"hi", "hello", "hey", "thanks", "thank you", "good morning", "good evening", "bye", "how are you",
-             "nice to meet you"}},
+    {kChat,
+     {"hi", "hello", "hey", "thanks", "thank you", "good morning", "good evening", "bye",
+      "how are you", "nice to meet you"}},
 }};
 
 std::vector<std::string_view> splitWords(std::string_view phrase) {
@@ -126,7 +148,8 @@ struct PhraseIndex {
       for (std::string_view phrase : r.phrases) {
         auto words = splitWords(phrase);
         longestFirstWord = std::max(longestFirstWord, words[0].size());
-        byFirstWord[words[0]].push_back({r.rule, std::vector<std::string_view>(words.begin() + 1, words.end())});
+        byFirstWord[words[0]].push_back(
+            {r.rule, std::vector<std::string_view>(words.begin() + 1, words.end())});
       }
   }
   // Bit r set: some phrase of rule r is in words (consecutive, whole words).
@@ -151,13 +174,15 @@ struct PhraseIndex {
 bool startsAsAQuestion(const std::vector<std::string_view>& words) {
   static const std::vector<std::vector<std::string_view>> kStarts = [] {
     std::vector<std::vector<std::string_view>> v;
-    for (std::string_view p : {"what", "who", "when", "where", "why", "how", "which", "is", "are", "can", "does", "do",
-                               "explain", "define", "describe", "tell me about"})
+    for (std::string_view p :
+         {"what", "who", "when", "where", "why", "how", "which", "is", "are", "can", "does", "do",
+          "explain", "define", "describe", "tell me about"})
       v.push_back(splitWords(p));
     return v;
   }();
   for (const auto& start : kStarts)
-    if (start.size() <= words.size() && std::equal(start.begin(), start.end(), words.begin())) return true;
+    if (start.size() <= words.size() && std::equal(start.begin(), start.end(), words.begin()))
+      return true;
   return false;
 }
 
@@ -220,7 +245,8 @@ std::string classifyPrompt(std::string_view text) {
   const unsigned found = kIndex.match(words);
   auto has = [found](Rule r) { return (found & (1u << r)) != 0; };
 
-  if (rawHasAny(lower, {"```", "#include", "();", ") {", "){", "=>", "c++", "c#", "stack trace", "traceback"}) ||
+  if (rawHasAny(lower, {"```", "#include", "();", ") {", "){", "=>", "c++", "c#", "stack trace",
+                        "traceback"}) ||
       has(kCode))
     return "code";
   if (has(kTranslation)) return "translation";
@@ -228,7 +254,8 @@ std::string classifyPrompt(std::string_view text) {
   if (has(kExtraction)) return "extraction";
   if (hasArithmetic(lower) || has(kMath)) return "math";
   if (has(kCreative)) return "creative_writing";
-  if (lower.find('?') != std::string::npos || startsAsAQuestion(words) || has(kQuestion)) return "question_answering";
+  if (lower.find('?') != std::string::npos || startsAsAQuestion(words) || has(kQuestion))
+    return "question_answering";
   if (has(kChat) || words.size() <= 4) return "chat";
   return "other";
 }
@@ -300,7 +327,8 @@ uint64_t simhash(std::string_view text) {
     if (j == std::string::npos) j = norm.size();
     const std::string_view word = std::string_view(norm).substr(i, j - i);
     if (!previous.empty()) {
-      const std::string_view pair(previous.data(), static_cast<size_t>(word.data() + word.size() - previous.data()));
+      const std::string_view pair(previous.data(),
+                                  static_cast<size_t>(word.data() + word.size() - previous.data()));
       votes.add(mix(fnv1a(pair) ^ 0x9e3779b97f4a7c15ull));
     }
     votes.add(mix(fnv1a(word)));
@@ -315,7 +343,8 @@ int hammingDistance(uint64_t a, uint64_t b) { return std::popcount(a ^ b); }
 PromptSignature promptSignature(std::string_view text) {
   PromptSignature s;
   s.simhash = simhash(text);
-  s.preview = std::string(utf8Prefix(normalizePrompt(utf8Prefix(text, 4 * kPreviewBytes)), kPreviewBytes));
+  s.preview =
+      std::string(utf8Prefix(normalizePrompt(utf8Prefix(text, 4 * kPreviewBytes)), kPreviewBytes));
   return s;
 }
 

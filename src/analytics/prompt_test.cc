@@ -44,7 +44,8 @@ TEST(ClassifyPrompt, EarlierRulesWinOverLaterOnes) {
 
 TEST(ClassifyPrompt, MatchesWholeWordsOnly) {
   // "codependent" is not "code", "summary" inside a word is not a summary request
-  EXPECT_EQ(classifyPrompt("Is a codependent relationship always unhealthy?"), "question_answering");
+  EXPECT_EQ(classifyPrompt("Is a codependent relationship always unhealthy?"),
+            "question_answering");
 }
 
 // A deterministic corpus over the classifier's words, punctuation, digits, code, UTF-8 and case
@@ -54,25 +55,164 @@ TEST(ClassifyPrompt, MatchesWholeWordsOnly) {
 // were computed by the first, plain implementation: one std::string::find per phrase, a 64-step
 // vote per feature).
 std::vector<std::string> corpus() {
-  static const std::vector<std::string> vocabulary = {
-      "code", "function", "bug", "debug", "compile", "python", "JavaScript", "sql", "regex", "exception",
-      "refactor", "unit", "test", "script", "algorithm", "syntax", "source", "translate", "translation", "into",
-      "to", "in", "english", "French", "spanish", "german", "summarize", "summary", "tl", "dr", "TL;DR",
-      "tldr", "key", "points", "condense", "nutshell", "brief", "overview", "main", "recap", "extract",
-      "pull", "out", "list", "all", "find", "parse", "identify", "entities", "as", "json", "object",
-      "calculate", "compute", "solve", "equation", "integral", "derivative", "sum", "of", "probability",
-      "percent", "math", "multiply", "divide", "divided", "by", "plus", "minus", "square", "root", "story",
-      "poem", "haiku", "lyrics", "song", "novel", "fiction", "limerick", "creative", "screenplay", "fairy",
-      "tale", "sonnet", "short", "write", "a", "what", "who", "when", "where", "why", "how", "which", "is",
-      "are", "can", "does", "do", "explain", "define", "describe", "tell", "me", "about", "difference",
-      "between", "definition", "hi", "hello", "hey", "thanks", "thank", "you", "good", "morning", "evening",
-      "bye", "nice", "meet", "the", "quick", "brown", "fox", "lazy", "dog", "codependent", "coding",
-      "translator", "summaries", "?", "```", "#include", "();", ") {", "){", "=>", "c++", "C#", "stack",
-      "trace", "traceback", "12 * 7", "3^2", "4.5 + 1", "7 =", "2024", "caf\xC3\xA9", "\xE4\xB8\xAD\xE6\x96\x87",
-      "don't", "e-mail", "x", "Y"};
-  std::mt19937_64 rng(20261126);  // the engine's output is fixed by the standard (distributions are not)
+  static const std::vector<std::string> vocabulary = {"code",
+                                                      "function",
+                                                      "bug",
+                                                      "debug",
+                                                      "compile",
+                                                      "python",
+                                                      "JavaScript",
+                                                      "sql",
+                                                      "regex",
+                                                      "exception",
+                                                      "refactor",
+                                                      "unit",
+                                                      "test",
+                                                      "script",
+                                                      "algorithm",
+                                                      "syntax",
+                                                      "source",
+                                                      "translate",
+                                                      "translation",
+                                                      "into",
+                                                      "to",
+                                                      "in",
+                                                      "english",
+                                                      "French",
+                                                      "spanish",
+                                                      "german",
+                                                      "summarize",
+                                                      "summary",
+                                                      "tl",
+                                                      "dr",
+                                                      "TL;DR",
+                                                      "tldr",
+                                                      "key",
+                                                      "points",
+                                                      "condense",
+                                                      "nutshell",
+                                                      "brief",
+                                                      "overview",
+                                                      "main",
+                                                      "recap",
+                                                      "extract",
+                                                      "pull",
+                                                      "out",
+                                                      "list",
+                                                      "all",
+                                                      "find",
+                                                      "parse",
+                                                      "identify",
+                                                      "entities",
+                                                      "as",
+                                                      "json",
+                                                      "object",
+                                                      "calculate",
+                                                      "compute",
+                                                      "solve",
+                                                      "equation",
+                                                      "integral",
+                                                      "derivative",
+                                                      "sum",
+                                                      "of",
+                                                      "probability",
+                                                      "percent",
+                                                      "math",
+                                                      "multiply",
+                                                      "divide",
+                                                      "divided",
+                                                      "by",
+                                                      "plus",
+                                                      "minus",
+                                                      "square",
+                                                      "root",
+                                                      "story",
+                                                      "poem",
+                                                      "haiku",
+                                                      "lyrics",
+                                                      "song",
+                                                      "novel",
+                                                      "fiction",
+                                                      "limerick",
+                                                      "creative",
+                                                      "screenplay",
+                                                      "fairy",
+                                                      "tale",
+                                                      "sonnet",
+                                                      "short",
+                                                      "write",
+                                                      "a",
+                                                      "what",
+                                                      "who",
+                                                      "when",
+                                                      "where",
+                                                      "why",
+                                                      "how",
+                                                      "which",
+                                                      "is",
+                                                      "are",
+                                                      "can",
+                                                      "does",
+                                                      "do",
+                                                      "explain",
+                                                      "define",
+                                                      "describe",
+                                                      "tell",
+                                                      "me",
+                                                      "about",
+                                                      "difference",
+                                                      "between",
+                                                      "definition",
+                                                      "hi",
+                                                      "hello",
+                                                      "hey",
+                                                      "thanks",
+                                                      "thank",
+                                                      "you",
+                                                      "good",
+                                                      "morning",
+                                                      "evening",
+                                                      "bye",
+                                                      "nice",
+                                                      "meet",
+                                                      "the",
+                                                      "quick",
+                                                      "brown",
+                                                      "fox",
+                                                      "lazy",
+                                                      "dog",
+                                                      "codependent",
+                                                      "coding",
+                                                      "translator",
+                                                      "summaries",
+                                                      "?",
+                                                      "```",
+                                                      "#include",
+                                                      "();",
+                                                      ") {",
+                                                      "){",
+                                                      "=>",
+                                                      "c++",
+                                                      "C#",
+                                                      "stack",
+                                                      "trace",
+                                                      "traceback",
+                                                      "12 * 7",
+                                                      "3^2",
+                                                      "4.5 + 1",
+                                                      "7 =",
+                                                      "2024",
+                                                      "caf\xC3\xA9",
+                                                      "\xE4\xB8\xAD\xE6\x96\x87",
+                                                      "don't",
+                                                      "e-mail",
+                                                      "x",
+                                                      "Y"};
+  std::mt19937_64 rng(
+      20261126);  // the engine's output is fixed by the standard (distributions are not)
   auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
-  static const std::vector<std::string> separators = {" ", " ", " ", "  ", "\n", ", ", "-", ". ", "\t", "!"};
+  static const std::vector<std::string> separators = {" ",  " ", " ",  "  ", "\n",
+                                                      ", ", "-", ". ", "\t", "!"};
   std::vector<std::string> texts;
   for (int t = 0; t < 3000; ++t) {
     const size_t words = t % 50 == 0 ? 700 + pick(300) : 1 + pick(t % 3 == 0 ? 6 : 30);
@@ -80,8 +220,9 @@ std::vector<std::string> corpus() {
     for (size_t w = 0; w < words; ++w) {
       if (w) text += separators[pick(separators.size())];
       // Mostly plain words, so that every rule (not only the first, code) decides some texts.
-      static const std::vector<std::string> plain = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog",
-                                                     "report", "board", "meeting", "Tuesday", "we", "it", "a"};
+      static const std::vector<std::string> plain = {
+          "the",    "quick", "brown",   "fox",     "jumps", "over", "lazy", "dog",
+          "report", "board", "meeting", "Tuesday", "we",    "it",   "a"};
       std::string word = pick(8) ? plain[pick(plain.size())] : vocabulary[pick(vocabulary.size())];
       if (pick(5) == 0)
         for (char& c : word) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -104,8 +245,10 @@ TEST(ClassifyPrompt, AndSimhashGiveThePinnedAnswersOverACorpus) {
   }
   std::string counts;
   for (const auto& [c, n] : categories) counts += c + "=" + std::to_string(n) + " ";
-  EXPECT_EQ(counts, "chat=842 code=601 creative_writing=140 extraction=32 math=229 other=966 question_answering=40 "
-                    "summarization=110 translation=40 ");
+  EXPECT_EQ(counts,
+            "chat=842 code=601 creative_writing=140 extraction=32 math=229 other=966 "
+            "question_answering=40 "
+            "summarization=110 translation=40 ");
   EXPECT_EQ(sum, 0x89c4b42f64be5116ull) << std::hex << sum;
 }
 
@@ -116,7 +259,8 @@ TEST(PromptText, TakesTheLastUserMessageOfAChat) {
 }
 
 TEST(PromptText, JoinsTheTextPartsOfAContentArray) {
-  const Json body = parse(R"({"messages":[{"role":"user","content":[{"type":"text","text":"look at"},
+  const Json body =
+      parse(R"({"messages":[{"role":"user","content":[{"type":"text","text":"look at"},
       {"type":"image_url","image_url":{"url":"http://x"}},{"type":"text","text":"this"}]}]})");
   EXPECT_EQ(promptText(body), "look at\nthis");
 }
@@ -136,7 +280,8 @@ TEST(PromptText, IsCappedAtAUtf8Boundary) {
 }
 
 TEST(Simhash, NormalizationMakesCaseSpacingAndPunctuationIrrelevant) {
-  EXPECT_EQ(normalizePrompt("  What IS the capital,   of France?! "), "what is the capital of france");
+  EXPECT_EQ(normalizePrompt("  What IS the capital,   of France?! "),
+            "what is the capital of france");
   EXPECT_EQ(simhash("What is the capital of France?"), simhash("what is the   capital of france"));
   EXPECT_EQ(simhash("?!"), 0u);
 }
@@ -144,19 +289,25 @@ TEST(Simhash, NormalizationMakesCaseSpacingAndPunctuationIrrelevant) {
 TEST(Simhash, NearDuplicatePromptsAreWithinTheThreshold) {
   const std::vector<std::pair<std::string, std::string>> pairs = {
       {"Write a short poem about the ocean at night", "Write a short poem about the sea at night"},
-      {"Summarize the following article about climate change and its effects on agriculture in Europe",
-       "Please summarize the following article about climate change and its effects on agriculture in Europe"},
+      {"Summarize the following article about climate change and its effects on agriculture in "
+       "Europe",
+       "Please summarize the following article about climate change and its effects on agriculture "
+       "in Europe"},
       {"Explain how a hash table works and when to use it instead of a binary search tree",
        "Explain how a hash table works and when to use one instead of a binary search tree"},
   };
-  for (const auto& [a, b] : pairs) EXPECT_LE(hammingDistance(simhash(a), simhash(b)), kNearDuplicateBits) << a;
+  for (const auto& [a, b] : pairs)
+    EXPECT_LE(hammingDistance(simhash(a), simhash(b)), kNearDuplicateBits) << a;
 }
 
 TEST(Simhash, DistinctPromptsAreFarApart) {
   const std::vector<std::string> prompts = {
-      "What is the capital of France?", "Write a short poem about the ocean at night",
-      "Summarize the following article about climate change", "Explain how a hash table works",
-      "How do I bake sourdough bread at home", "List all the prime numbers below one hundred",
+      "What is the capital of France?",
+      "Write a short poem about the ocean at night",
+      "Summarize the following article about climate change",
+      "Explain how a hash table works",
+      "How do I bake sourdough bread at home",
+      "List all the prime numbers below one hundred",
       "Translate the following sentence into French: the weather is nice today"};
   for (size_t i = 0; i < prompts.size(); ++i)
     for (size_t j = i + 1; j < prompts.size(); ++j)
@@ -165,7 +316,8 @@ TEST(Simhash, DistinctPromptsAreFarApart) {
 }
 
 TEST(Simhash, IsStableAcrossBuilds) {
-  // A stored signature must keep its meaning: pin one value (FNV-1a 64 + SplitMix64, words and bigrams).
+  // A stored signature must keep its meaning: pin one value (FNV-1a 64 + SplitMix64, words and
+  // bigrams).
   EXPECT_EQ(simhash("hello world"), simhash("Hello, World"));
   const uint64_t pinned = simhash("hello world");
   EXPECT_EQ(pinned, 0x16bf2eabff9a0d8full);

@@ -15,9 +15,9 @@ void EventRecorder::Queued::fill(const Event& e) {
   costSaved = e.costSaved;
   latencySavedMs = e.latencySavedMs;
   promptSimhash = e.promptSimhash;
-  const std::array<std::string_view, kFields> fields = {e.cacheKey, e.model,    e.platform,   e.provider,
-                                                        e.endpoint, e.outcome,  e.tier,       e.callerHash,
-                                                        e.promptCategory, e.promptPreview};
+  const std::array<std::string_view, kFields> fields = {
+      e.cacheKey, e.model, e.platform,   e.provider,       e.endpoint,
+      e.outcome,  e.tier,  e.callerHash, e.promptCategory, e.promptPreview};
   size_t total = 0;
   for (size_t i = 0; i < kFields; ++i) total += length[i] = static_cast<uint32_t>(fields[i].size());
   overflow.clear();
@@ -161,8 +161,10 @@ class EventRecorder::IdleSection {
   explicit IdleSection(EventRecorder& r) : r_(r) {
     if (!r_.adaptive_ || r_.raised_) return;
     r_.writerIdle_ = true;
-    if (!setIdlePriority(r_.writerTid_, true)) r_.writerIdle_ = false;
-    else if (r_.raised_) leave();  // raised between the check and the switch
+    if (!setIdlePriority(r_.writerTid_, true))
+      r_.writerIdle_ = false;
+    else if (r_.raised_)
+      leave();  // raised between the check and the switch
   }
   ~IdleSection() { leave(); }
   IdleSection(const IdleSection&) = delete;
@@ -183,7 +185,8 @@ void EventRecorder::writerLoop() {
   adaptive_ = adaptive;
   started_.notify_all();
   while (!stopping_) {
-    cv_.wait_for(lock, options_.flushInterval, [&] { return stopping_ || queued_.load() >= options_.batch; });
+    cv_.wait_for(lock, options_.flushInterval,
+                 [&] { return stopping_ || queued_.load() >= options_.batch; });
     if (stopping_) break;
     lock.unlock();
     {
@@ -222,7 +225,8 @@ Result<void> EventRecorder::drain(bool onWriter) {
   order_.clear();
   for (size_t k = 0; k < kShards; ++k)
     for (size_t i = 0; i < writing_[k].size(); ++i) order_.push_back(&writing_[k][i]);
-  std::stable_sort(order_.begin(), order_.end(), [](const Queued* a, const Queued* b) { return a->timeMs < b->timeMs; });
+  std::stable_sort(order_.begin(), order_.end(),
+                   [](const Queued* a, const Queued* b) { return a->timeMs < b->timeMs; });
   Result<void> result;
   for (size_t start = 0; start < order_.size(); start += options_.batch) {
     const size_t end = std::min(order_.size(), start + options_.batch);
@@ -231,7 +235,8 @@ Result<void> EventRecorder::drain(bool onWriter) {
     // each, beside request threads that already had the cores (bench/compare_nginx.sh: ~8% of a
     // core at 46k hits/s). Merging costs a hash and a lookup per event. Other outcomes stay one
     // row per request: they are what the audit of spending reads.
-    if (rows_.size() < end - start) rows_.resize(end - start);  // never shrunk: the strings keep capacity
+    if (rows_.size() < end - start)
+      rows_.resize(end - start);  // never shrunk: the strings keep capacity
     rowSlot_.resize(end - start);
     merge_.clear();
     size_t n = 0;
@@ -243,15 +248,18 @@ Result<void> EventRecorder::drain(bool onWriter) {
           q.addTo(rows_[it->second]);
           continue;
         }
-        it->second = n;  // new, or a hash collision: this event starts the row later ones merge into
+        it->second =
+            n;  // new, or a hash collision: this event starts the row later ones merge into
       }
       rowSlot_[n] = &q;
       q.toRow(rows_[n++]);
     }
     auto r = index_.appendEvents(std::span(rows_.data(), n));
     (r ? written_ : writeErrors_) += end - start;
-    if (!r) result = r;
-    else if (options_.onBatchWritten) options_.onBatchWritten(end - start);
+    if (!r)
+      result = r;
+    else if (options_.onBatchWritten)
+      options_.onBatchWritten(end - start);
   }
   order_.clear();
   for (Slots& w : writing_) {
@@ -264,7 +272,8 @@ Result<void> EventRecorder::drain(bool onWriter) {
 
 Result<size_t> EventRecorder::purge() {
   if (options_.retentionDays <= 0) return size_t{0};
-  return index_.purgeEvents(options_.clock->now() - std::chrono::hours(24) * options_.retentionDays);
+  return index_.purgeEvents(options_.clock->now() -
+                            std::chrono::hours(24) * options_.retentionDays);
 }
 
 uint64_t EventRecorder::written() const { return written_; }

@@ -2,6 +2,8 @@
 // EventRecorder: queues Events in memory and writes them to the index's events table in batches
 // from a background thread, so recording never touches SQLite on the request path. Events older
 // than the retention are purged by the same thread (docs/analytics.md, Storage).
+#include <sys/types.h>
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -13,7 +15,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -28,11 +29,11 @@ namespace llmcache::analytics {
 
 struct RecorderOptions {
   std::chrono::milliseconds flushInterval{1000};  // queued events are written at least this often
-  size_t batch = 1000;                 // ... or as soon as this many are queued; also the rows per transaction
-  int retentionDays = 30;              // events older than this are deleted; <= 0 keeps them forever
-  size_t maxQueued = 100000;           // beyond this record() drops the event and counts it
+  size_t batch = 1000;     // ... or as soon as this many are queued; also the rows per transaction
+  int retentionDays = 30;  // events older than this are deleted; <= 0 keeps them forever
+  size_t maxQueued = 100000;  // beyond this record() drops the event and counts it
   std::chrono::milliseconds purgeInterval{std::chrono::hours(1)};  // how often the writer purges
-  const Clock* clock = &Clock::system();  // for the retention cutoff only
+  const Clock* clock = &Clock::system();                           // for the retention cutoff only
   // The writer does its SQLite work at idle priority (SCHED_IDLE) while it keeps up: it then
   // takes only CPU that no request thread wants, and never delays one. When raiseAt events are
   // waiting (the cores are busy and the writer gets no turn), record() raises it to nice 10
@@ -149,9 +150,9 @@ class EventRecorder {
   // batch), so that the wake-up cannot fall between the writer's check and its sleep.
   std::mutex wakeMutex_;
   std::condition_variable cv_;
-  std::array<Slots, kShards> writing_;    // the shards' queues being written; guarded by flushMutex_
-  std::vector<const Queued*> order_;      // the events of one drain, in time order; flushMutex_
-  std::vector<index::EventRow> rows_;     // reused for each write (their strings keep capacity)
+  std::array<Slots, kShards> writing_;  // the shards' queues being written; guarded by flushMutex_
+  std::vector<const Queued*> order_;    // the events of one drain, in time order; flushMutex_
+  std::vector<index::EventRow> rows_;   // reused for each write (their strings keep capacity)
   // drain()'s merging of hits: mergeHash() -> the row (and its first slot) it goes into.
   std::unordered_map<uint64_t, size_t> merge_;
   std::vector<const Queued*> rowSlot_;
@@ -159,9 +160,9 @@ class EventRecorder {
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> writeErrors_{0};
   TimePoint nextPurge_{};
-  bool stopping_ = false;     // guarded by wakeMutex_
-  pid_t writerTid_ = 0;       // set by the writer before the constructor returns (wakeMutex_)
-  bool adaptive_ = false;     // idleWhenCaughtUp and possible here; set before the loop starts
+  bool stopping_ = false;  // guarded by wakeMutex_
+  pid_t writerTid_ = 0;    // set by the writer before the constructor returns (wakeMutex_)
+  bool adaptive_ = false;  // idleWhenCaughtUp and possible here; set before the loop starts
   std::atomic<bool> raised_{false};      // behind: the writer stays at nice 10
   std::atomic<bool> writerIdle_{false};  // the writer is in SCHED_IDLE now (in an IdleSection)
   std::condition_variable started_;

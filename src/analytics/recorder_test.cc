@@ -15,8 +15,9 @@ using namespace std::chrono_literals;
 
 int64_t countEvents(index::Index& index, std::string_view where = "1=1") {
   int64_t n = -1;
-  auto r = index.query("SELECT COUNT(*) FROM events WHERE " + std::string(where), {},
-                       [&](const std::vector<index::SqlValue>& row) { n = std::get<int64_t>(row[0]); });
+  auto r =
+      index.query("SELECT COUNT(*) FROM events WHERE " + std::string(where), {},
+                  [&](const std::vector<index::SqlValue>& row) { n = std::get<int64_t>(row[0]); });
   EXPECT_TRUE(r);
   return n;
 }
@@ -35,7 +36,8 @@ Event at(const FakeClock& clock, std::chrono::milliseconds ago, std::string key 
 // hanging.
 template <class F>
 bool eventually(F f) {
-  for (auto deadline = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < deadline;) {
+  for (auto deadline = std::chrono::steady_clock::now() + 30s;
+       std::chrono::steady_clock::now() < deadline;) {
     if (f()) return true;
     std::this_thread::sleep_for(1ms);
   }
@@ -61,7 +63,7 @@ TEST_F(RecorderTest, AFullBatchIsWrittenByTheBackgroundThreadWithoutAFlush) {
                                    }});
   for (int i = 0; i < 9; ++i) recorder.record(at(clock_, 0ms));
   EXPECT_EQ(countEvents(*index_), 0);  // record() itself never writes
-  recorder.record(at(clock_, 0ms));     // the tenth wakes the writer
+  recorder.record(at(clock_, 0ms));    // the tenth wakes the writer
   ASSERT_TRUE(eventually([&] { return recorder.written() == 10; }));
   EXPECT_EQ(countEvents(*index_), 10);
   std::lock_guard l(m);
@@ -92,8 +94,11 @@ TEST_F(RecorderTest, FlushWritesEverythingQueuedInBatchesOfTheConfiguredSize) {
 TEST_F(RecorderTest, ALargeQueueIsSplitIntoBatchTransactions) {
   std::vector<size_t> sizes;
   std::mutex m;
-  // 25 events with batch = 10: the writer and flush() write them in transactions of at most 10 rows.
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 10, .clock = &clock_,
+  // 25 events with batch = 10: the writer and flush() write them in transactions of at most 10
+  // rows.
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
+                                   .batch = 10,
+                                   .clock = &clock_,
                                    .onBatchWritten = [&](size_t n) {
                                      std::lock_guard l(m);
                                      sizes.push_back(n);
@@ -119,7 +124,9 @@ TEST_F(RecorderTest, TheIntervalWritesAPartialBatch) {
 }
 
 TEST_F(RecorderTest, EventsOlderThanTheRetentionArePurged) {
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 1000, .retentionDays = 30,
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
+                                   .batch = 1000,
+                                   .retentionDays = 30,
                                    .clock = &clock_});
   recorder.record(at(clock_, std::chrono::hours(24 * 31), "old"));
   recorder.record(at(clock_, std::chrono::hours(24 * 29), "recent"));
@@ -140,13 +147,15 @@ TEST_F(RecorderTest, TheWriterPurgesOnItsOwn) {
     ASSERT_TRUE(seed.flush());
   }
   ASSERT_EQ(countEvents(*index_), 1);
-  EventRecorder recorder(*index_, {.flushInterval = 10ms, .batch = 1000, .retentionDays = 30, .clock = &clock_});
+  EventRecorder recorder(
+      *index_, {.flushInterval = 10ms, .batch = 1000, .retentionDays = 30, .clock = &clock_});
   ASSERT_TRUE(eventually([&] { return countEvents(*index_) == 0; }));
 }
 
 TEST_F(RecorderTest, AFullQueueDropsAndCounts) {
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 1000, .maxQueued = 3,
-                                   .clock = &clock_});
+  EventRecorder recorder(
+      *index_,
+      {.flushInterval = std::chrono::hours(1), .batch = 1000, .maxQueued = 3, .clock = &clock_});
   for (int i = 0; i < 5; ++i) recorder.record(at(clock_, 0ms));
   EXPECT_EQ(recorder.dropped(), 2u);
   ASSERT_TRUE(recorder.flush());
@@ -155,7 +164,8 @@ TEST_F(RecorderTest, AFullQueueDropsAndCounts) {
 
 TEST_F(RecorderTest, DestroyingTheRecorderWritesWhatIsQueued) {
   {
-    EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 1000, .clock = &clock_});
+    EventRecorder recorder(
+        *index_, {.flushInterval = std::chrono::hours(1), .batch = 1000, .clock = &clock_});
     for (int i = 0; i < 7; ++i) recorder.record(at(clock_, 0ms));
   }
   EXPECT_EQ(countEvents(*index_), 7);
@@ -181,10 +191,12 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
   recorder.record(e);
   ASSERT_TRUE(recorder.flush());
   std::vector<index::SqlValue> row;
-  ASSERT_TRUE(index_->query(
-      "SELECT time, cache_key, model, platform, provider, endpoint, outcome, tier, latency_ms, tokens_in, "
-      "tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, prompt_simhash FROM events",
-      {}, [&](const std::vector<index::SqlValue>& r) { row = r; }));
+  ASSERT_TRUE(
+      index_->query("SELECT time, cache_key, model, platform, provider, endpoint, outcome, tier, "
+                    "latency_ms, tokens_in, "
+                    "tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, "
+                    "prompt_simhash FROM events",
+                    {}, [&](const std::vector<index::SqlValue>& r) { row = r; }));
   ASSERT_EQ(row.size(), 17u);
   EXPECT_EQ(std::get<int64_t>(row[0]), toUnixMillis(clock_.now()));
   EXPECT_EQ(std::get<std::string>(row[1]), "gpt-4o:abc");
@@ -218,45 +230,50 @@ Event hit(const FakeClock& clock, std::chrono::milliseconds ago, std::string cal
 }
 
 std::vector<std::vector<index::SqlValue>> eventRows(index::Index& index, std::string_view columns,
-                                                   std::string_view where = "1=1") {
+                                                    std::string_view where = "1=1") {
   std::vector<std::vector<index::SqlValue>> rows;
-  EXPECT_TRUE(index.query("SELECT " + std::string(columns) + " FROM events WHERE " + std::string(where) + " ORDER BY id", {},
-                          [&](const std::vector<index::SqlValue>& r) { rows.push_back(r); }));
+  EXPECT_TRUE(index.query("SELECT " + std::string(columns) + " FROM events WHERE " +
+                              std::string(where) + " ORDER BY id",
+                          {}, [&](const std::vector<index::SqlValue>& r) { rows.push_back(r); }));
   return rows;
 }
 
 TEST_F(RecorderTest, HitsOnOneKeyByOneCallerWithinASecondAreOneRowWithTheirTotals) {
   clock_.advance(999ms);  // the clock starts on a whole second: now - 0..999 ms is one second
   EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .clock = &clock_});
-  for (int i = 0; i < 5; ++i) recorder.record(hit(clock_, std::chrono::milliseconds(900 - i * 200)));
-  recorder.record(hit(clock_, 1000ms));        // the second before: its own row
-  recorder.record(hit(clock_, 0ms, "u2"));     // another caller
+  for (int i = 0; i < 5; ++i)
+    recorder.record(hit(clock_, std::chrono::milliseconds(900 - i * 200)));
+  recorder.record(hit(clock_, 1000ms));     // the second before: its own row
+  recorder.record(hit(clock_, 0ms, "u2"));  // another caller
   Event disk = hit(clock_, 0ms);
-  disk.tier = "disk";                          // another tier
+  disk.tier = "disk";  // another tier
   recorder.record(disk);
   Event otherPrompt = hit(clock_, 0ms);
-  otherPrompt.promptSimhash.reset();           // another prompt signature
+  otherPrompt.promptSimhash.reset();  // another prompt signature
   recorder.record(otherPrompt);
   Event miss = hit(clock_, 0ms);
-  miss.outcome = "MISS";                       // not a hit: one row per request, always
+  miss.outcome = "MISS";  // not a hit: one row per request, always
   recorder.record(miss);
   recorder.record(miss);
   Event longHit = hit(clock_, 0ms);
-  longHit.model = std::string(400, 'm');       // strings beyond the inline buffer merge the same way
+  longHit.model = std::string(400, 'm');  // strings beyond the inline buffer merge the same way
   recorder.record(longHit);
   recorder.record(longHit);
   ASSERT_TRUE(recorder.flush());
   EXPECT_EQ(recorder.written(), 13u);  // events, not rows
 
-  const auto rows = eventRows(*index_, "outcome, caller_hash, tier, requests, time, latency_ms, tokens_in, "
-                                       "tokens_out, cost_saved, latency_saved_ms, prompt_simhash IS NULL, length(model)");
+  const auto rows =
+      eventRows(*index_,
+                "outcome, caller_hash, tier, requests, time, latency_ms, tokens_in, "
+                "tokens_out, cost_saved, latency_saved_ms, prompt_simhash IS NULL, length(model)");
   ASSERT_EQ(rows.size(), 8u);
   int64_t requests = 0;
   for (const auto& r : rows) requests += std::get<int64_t>(r[3]);
   EXPECT_EQ(requests, 13);
   const int64_t now = toUnixMillis(clock_.now());
   // The five: one row with the first one's time and their totals.
-  const auto five = std::find_if(rows.begin(), rows.end(), [](const auto& r) { return std::get<int64_t>(r[3]) == 5; });
+  const auto five = std::find_if(rows.begin(), rows.end(),
+                                 [](const auto& r) { return std::get<int64_t>(r[3]) == 5; });
   ASSERT_NE(five, rows.end());
   const auto& f = *five;
   EXPECT_EQ(std::get<std::string>(f[0]), "HIT");
@@ -285,7 +302,8 @@ TEST_F(RecorderTest, HitsOnOneKeyByOneCallerWithinASecondAreOneRowWithTheirTotal
 }
 
 TEST_F(RecorderTest, HitsMergeWithinABatchAndTheirTotalsSurviveBatchBoundaries) {
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 3, .clock = &clock_});
+  EventRecorder recorder(*index_,
+                         {.flushInterval = std::chrono::hours(1), .batch = 3, .clock = &clock_});
   for (int i = 0; i < 7; ++i) recorder.record(hit(clock_, 0ms));
   ASSERT_TRUE(recorder.flush());
   const auto rows = eventRows(*index_, "requests, cost_saved");
@@ -304,12 +322,14 @@ TEST_F(RecorderTest, EventsFromManyThreadsAreAllWrittenAndTheirHitsMergeAcrossTh
   // Each recording thread has its own shard of the queue; the writer takes them all, in time
   // order: four threads' hits on one key within one second are one row with the earliest time.
   clock_.advance(999ms);
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 100'000, .clock = &clock_});
+  EventRecorder recorder(
+      *index_, {.flushInterval = std::chrono::hours(1), .batch = 100'000, .clock = &clock_});
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 250; ++i) {
-        recorder.record(hit(clock_, std::chrono::milliseconds(100 + t * 200 + i % 100)));  // 100-799 ms ago: one second
+        recorder.record(hit(clock_, std::chrono::milliseconds(
+                                        100 + t * 200 + i % 100)));  // 100-799 ms ago: one second
         recorder.record(at(clock_, 0ms, "miss-" + std::to_string(t) + "-" + std::to_string(i)));
       }
     });
@@ -321,13 +341,15 @@ TEST_F(RecorderTest, EventsFromManyThreadsAreAllWrittenAndTheirHitsMergeAcrossTh
   const auto rows = eventRows(*index_, "requests, time", "outcome = 'HIT'");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(std::get<int64_t>(rows[0][0]), 1000);
-  EXPECT_EQ(std::get<int64_t>(rows[0][1]), toUnixMillis(clock_.now()) - (100 + 3 * 200 + 99));  // the earliest
+  EXPECT_EQ(std::get<int64_t>(rows[0][1]),
+            toUnixMillis(clock_.now()) - (100 + 3 * 200 + 99));  // the earliest
 }
 
 TEST_F(RecorderTest, EventsWhoseStringsDoNotFitInlineAreStoredWhole) {
   // Queued events keep their strings in a fixed inline buffer or, when longer, in one heap
   // block: both must come back whole, each event with its own text, across reused slots.
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 4, .clock = &clock_});
+  EventRecorder recorder(*index_,
+                         {.flushInterval = std::chrono::hours(1), .batch = 4, .clock = &clock_});
   const std::string longModel = "vendor/" + std::string(500, 'm');
   for (int round = 0; round < 3; ++round) {
     for (int i = 0; i < 6; ++i) {
@@ -343,10 +365,11 @@ TEST_F(RecorderTest, EventsWhoseStringsDoNotFitInlineAreStoredWhole) {
   EXPECT_EQ(countEvents(*index_), 18);
   for (int round = 0; round < 3; ++round) {
     for (int i = 0; i < 6; ++i) {
-      const std::string where = "cache_key = 'key-" + std::to_string(round) + "-" + std::to_string(i) +
-                                "' AND model = '" + (i % 2 ? longModel : std::string("short")) +
-                                "' AND caller_hash = '" + std::string(static_cast<size_t>(i) * 40, 'c') +
-                                "' AND outcome = 'MISS' AND prompt_simhash = " + std::to_string(round * 10 + i);
+      const std::string where =
+          "cache_key = 'key-" + std::to_string(round) + "-" + std::to_string(i) +
+          "' AND model = '" + (i % 2 ? longModel : std::string("short")) + "' AND caller_hash = '" +
+          std::string(static_cast<size_t>(i) * 40, 'c') +
+          "' AND outcome = 'MISS' AND prompt_simhash = " + std::to_string(round * 10 + i);
       EXPECT_EQ(countEvents(*index_, where), 1) << where;
     }
   }
@@ -354,18 +377,24 @@ TEST_F(RecorderTest, EventsWhoseStringsDoNotFitInlineAreStoredWhole) {
 
 TEST_F(RecorderTest, AQueueSpanningSeveralChunksKeepsEveryEventAcrossReuse) {
   // 600 events fill three chunks of queue slots; the second round reuses (and trims) them.
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 100'000, .clock = &clock_});
+  EventRecorder recorder(
+      *index_, {.flushInterval = std::chrono::hours(1), .batch = 100'000, .clock = &clock_});
   for (int round = 0; round < 2; ++round) {
-    for (int i = 0; i < 600; ++i) recorder.record(at(clock_, 0ms, "r" + std::to_string(round) + "-" + std::to_string(i)));
+    for (int i = 0; i < 600; ++i)
+      recorder.record(at(clock_, 0ms, "r" + std::to_string(round) + "-" + std::to_string(i)));
     EXPECT_EQ(recorder.queued(), 600u);
     ASSERT_TRUE(recorder.flush());
   }
   EXPECT_EQ(countEvents(*index_), 1200);
-  EXPECT_EQ(countEvents(*index_, "cache_key IN ('r0-0', 'r0-255', 'r0-256', 'r0-599', 'r1-0', 'r1-511', 'r1-512', 'r1-599')"), 8);
+  EXPECT_EQ(countEvents(*index_,
+                        "cache_key IN ('r0-0', 'r0-255', 'r0-256', 'r0-599', 'r1-0', 'r1-511', "
+                        "'r1-512', 'r1-599')"),
+            8);
 }
 
 TEST_F(RecorderTest, TheWriterWritesAtIdlePriorityAndIsRaisedWhenItFallsBehind) {
-  if (!canLeaveIdlePriority()) GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
+  if (!canLeaveIdlePriority())
+    GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
   std::mutex m;
   std::vector<bool> idleWhileWriting;
   EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
@@ -392,7 +421,8 @@ TEST_F(RecorderTest, TheWriterWritesAtIdlePriorityAndIsRaisedWhenItFallsBehind) 
 }
 
 TEST_F(RecorderTest, AWriterThatFallsBehindIsRaisedUntilItHasCaughtUp) {
-  if (!canLeaveIdlePriority()) GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
+  if (!canLeaveIdlePriority())
+    GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
   EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
                                    .batch = 1'000'000,  // the writer is not woken by a batch here
                                    .clock = &clock_,
@@ -408,7 +438,10 @@ TEST_F(RecorderTest, AWriterThatFallsBehindIsRaisedUntilItHasCaughtUp) {
 
 TEST_F(RecorderTest, WithoutIdleWhenCaughtUpTheWriterIsNeverRaisedNorIdle) {
   std::vector<bool> idleWhileWriting;
-  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .batch = 5, .clock = &clock_, .raiseAt = 2,
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1),
+                                   .batch = 5,
+                                   .clock = &clock_,
+                                   .raiseAt = 2,
                                    .onBatchWritten = [&](size_t) {
                                      idleWhileWriting.push_back(isIdlePriority(currentThreadId()));
                                    }});

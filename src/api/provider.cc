@@ -44,20 +44,34 @@ std::string errorBody(Provider provider, std::string_view type, std::string_view
 std::string_view errorTypeForStatus(Provider provider, int status) {
   const bool anthropic = provider == Provider::Anthropic;
   switch (status) {
-    case 400: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 402: return anthropic ? "billing_error" : "invalid_request_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 408: return anthropic ? "timeout_error" : "invalid_request_error";
-    case 413: return "request_too_large";
-    case 429: return "rate_limit_error";
-    case 500: return anthropic ? "api_error" : "server_error";
-    case 502: return anthropic ? "api_error" : "server_error";
-    case 503: return anthropic ? "overloaded_error" : "server_error";
-    case 504: return anthropic ? "timeout_error" : "server_error";
-    case 529: return anthropic ? "overloaded_error" : "server_error";
-    default: break;
+    case 400:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 402:
+      return anthropic ? "billing_error" : "invalid_request_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 408:
+      return anthropic ? "timeout_error" : "invalid_request_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 500:
+      return anthropic ? "api_error" : "server_error";
+    case 502:
+      return anthropic ? "api_error" : "server_error";
+    case 503:
+      return anthropic ? "overloaded_error" : "server_error";
+    case 504:
+      return anthropic ? "timeout_error" : "server_error";
+    case 529:
+      return anthropic ? "overloaded_error" : "server_error";
+    default:
+      break;
   }
   if (status >= 500) return anthropic ? "api_error" : "server_error";
   return "invalid_request_error";

@@ -37,8 +37,9 @@ TEST(EndpointForPath, OtherPathsAreNotCached) {
 }
 
 TEST(ErrorBody, OpenAiShapeHasMessageTypeParamAndCode) {
-  EXPECT_EQ(errorBody(Provider::OpenAi, "invalid_request_error", "'model' is required"),
-            R"({"error":{"message":"'model' is required","type":"invalid_request_error","param":null,"code":null}})");
+  EXPECT_EQ(
+      errorBody(Provider::OpenAi, "invalid_request_error", "'model' is required"),
+      R"({"error":{"message":"'model' is required","type":"invalid_request_error","param":null,"code":null}})");
 }
 
 TEST(ErrorBody, AnthropicShapeHasTopLevelTypeError) {

@@ -19,8 +19,10 @@ std::string errorOf(Endpoint endpoint, std::string_view body) {
 }
 
 TEST(ValidateRequest, AValidChatRequestYieldsModelAndStreamFlag) {
-  auto r = validateRequest(Endpoint::OpenAiChat,
-                           json(R"({"model":"gpt-4.1-mini","messages":[{"role":"user","content":"hi"}],"stream":true})"));
+  auto r = validateRequest(
+      Endpoint::OpenAiChat,
+      json(
+          R"({"model":"gpt-4.1-mini","messages":[{"role":"user","content":"hi"}],"stream":true})"));
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->endpoint, Endpoint::OpenAiChat);
   EXPECT_EQ(r->model, "gpt-4.1-mini");
@@ -28,19 +30,22 @@ TEST(ValidateRequest, AValidChatRequestYieldsModelAndStreamFlag) {
 }
 
 TEST(ValidateRequest, StreamDefaultsToFalseAndNullCountsAsAbsent) {
-  auto r = validateRequest(Endpoint::OpenAiChat,
-                           json(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":null})"));
+  auto r = validateRequest(
+      Endpoint::OpenAiChat,
+      json(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":null})"));
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->stream);
 }
 
 TEST(ValidateRequest, BodyMustBeAnObject) {
   EXPECT_EQ(errorOf(Endpoint::OpenAiChat, "[]"), "the request body must be a JSON object");
-  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages, "\"hi\""), "the request body must be a JSON object");
+  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages, "\"hi\""),
+            "the request body must be a JSON object");
 }
 
 TEST(ValidateRequest, ModelMustBeANonEmptyString) {
-  EXPECT_EQ(errorOf(Endpoint::OpenAiChat, R"({"messages":[{"role":"user"}]})"), "'model' is required");
+  EXPECT_EQ(errorOf(Endpoint::OpenAiChat, R"({"messages":[{"role":"user"}]})"),
+            "'model' is required");
   EXPECT_EQ(errorOf(Endpoint::OpenAiChat, R"({"model":"","messages":[{"role":"user"}]})"),
             "'model' must be a non-empty string");
   EXPECT_EQ(errorOf(Endpoint::OpenAiEmbeddings, R"({"model":4,"input":"x"})"),
@@ -65,8 +70,9 @@ TEST(ValidateRequest, EachMessageMustBeAnObjectWithAStringRole) {
 }
 
 TEST(ValidateRequest, StreamMustBeABoolean) {
-  EXPECT_EQ(errorOf(Endpoint::OpenAiChat, R"({"model":"m","messages":[{"role":"user"}],"stream":"yes"})"),
-            "'stream' must be a boolean");
+  EXPECT_EQ(
+      errorOf(Endpoint::OpenAiChat, R"({"model":"m","messages":[{"role":"user"}],"stream":"yes"})"),
+      "'stream' must be a boolean");
   EXPECT_EQ(errorOf(Endpoint::AnthropicMessages,
                     R"({"model":"m","max_tokens":5,"messages":[{"role":"user"}],"stream":1})"),
             "'stream' must be a boolean");
@@ -85,7 +91,8 @@ TEST(ValidateRequest, EmbeddingsInputMustBeANonEmptyStringOrArray) {
   EXPECT_EQ(errorOf(Endpoint::OpenAiEmbeddings, R"({"model":"m","input":"hello"})"), "");
   EXPECT_EQ(errorOf(Endpoint::OpenAiEmbeddings, R"({"model":"m","input":["a","b"]})"), "");
   EXPECT_EQ(errorOf(Endpoint::OpenAiEmbeddings, R"({"model":"m"})"), "'input' is required");
-  EXPECT_EQ(errorOf(Endpoint::OpenAiEmbeddings, R"({"model":"m","input":""})"), "'input' must not be empty");
+  EXPECT_EQ(errorOf(Endpoint::OpenAiEmbeddings, R"({"model":"m","input":""})"),
+            "'input' must not be empty");
   EXPECT_EQ(errorOf(Endpoint::OpenAiEmbeddings, R"({"model":"m","input":[]})"),
             "'input' must be a non-empty array");
   EXPECT_EQ(errorOf(Endpoint::OpenAiEmbeddings, R"({"model":"m","input":3})"),
@@ -100,8 +107,10 @@ TEST(ValidateRequest, EmbeddingsCannotStream) {
 }
 
 TEST(ValidateRequest, AnthropicMessagesNeedsMaxTokens) {
-  auto r = validateRequest(Endpoint::AnthropicMessages,
-                           json(R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]})"));
+  auto r = validateRequest(
+      Endpoint::AnthropicMessages,
+      json(
+          R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]})"));
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->model, "claude-sonnet-4-5");
   EXPECT_FALSE(r->stream);
@@ -110,25 +119,31 @@ TEST(ValidateRequest, AnthropicMessagesNeedsMaxTokens) {
 }
 
 TEST(ValidateRequest, AnthropicMaxTokensMustBeAPositiveInteger) {
-  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages, R"({"model":"m","max_tokens":"5","messages":[{"role":"user"}]})"),
+  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages,
+                    R"({"model":"m","max_tokens":"5","messages":[{"role":"user"}]})"),
             "'max_tokens' must be an integer");
-  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages, R"({"model":"m","max_tokens":5.5,"messages":[{"role":"user"}]})"),
+  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages,
+                    R"({"model":"m","max_tokens":5.5,"messages":[{"role":"user"}]})"),
             "'max_tokens' must be an integer");
-  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages, R"({"model":"m","max_tokens":0,"messages":[{"role":"user"}]})"),
+  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages,
+                    R"({"model":"m","max_tokens":0,"messages":[{"role":"user"}]})"),
             "'max_tokens' must be at least 1");
 }
 
 TEST(ValidateRequest, AnthropicMessagesMustBeANonEmptyArrayOfRoles) {
   EXPECT_EQ(errorOf(Endpoint::AnthropicMessages, R"({"model":"m","max_tokens":5,"messages":[]})"),
             "'messages' must be a non-empty array");
-  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages, R"({"model":"m","max_tokens":5,"messages":[{"content":"x"}]})"),
+  EXPECT_EQ(errorOf(Endpoint::AnthropicMessages,
+                    R"({"model":"m","max_tokens":5,"messages":[{"content":"x"}]})"),
             "'messages[0].role' is required");
 }
 
 TEST(ValidateRequest, UnknownParametersAreLeftToTheUpstream) {
-  EXPECT_EQ(errorOf(Endpoint::OpenAiChat,
-                    R"({"model":"m","messages":[{"role":"developer","content":[{"type":"future_part"}]}],"brand_new_option":{"x":1}})"),
-            "");
+  EXPECT_EQ(
+      errorOf(
+          Endpoint::OpenAiChat,
+          R"({"model":"m","messages":[{"role":"developer","content":[{"type":"future_part"}]}],"brand_new_option":{"x":1}})"),
+      "");
 }
 
 }  // namespace

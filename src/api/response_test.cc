@@ -10,7 +10,8 @@ namespace {
 using key::Endpoint;
 using testing::json;
 
-constexpr std::string_view kChat = R"({"id":"chatcmpl-1","object":"chat.completion","created":1741569952,"model":"gpt-4.1-mini-2025-04-14","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29},"service_tier":"default","system_fingerprint":"fp_1"})";
+constexpr std::string_view kChat =
+    R"({"id":"chatcmpl-1","object":"chat.completion","created":1741569952,"model":"gpt-4.1-mini-2025-04-14","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29},"service_tier":"default","system_fingerprint":"fp_1"})";
 
 TEST(IsStorableResponse, CompleteChatAnswerIsStorable) {
   EXPECT_TRUE(isStorableResponse(Endpoint::OpenAiChat, json(kChat)));
@@ -46,16 +47,19 @@ TEST(IsStorableResponse, BodyWithAnErrorMemberIsNeverStorable) {
       json(R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})")));
   EXPECT_FALSE(isStorableResponse(
       Endpoint::OpenAiChat,
-      json(R"({"error":{"message":"bad","type":"invalid_request_error","param":null,"code":null}})")));
+      json(
+          R"({"error":{"message":"bad","type":"invalid_request_error","param":null,"code":null}})")));
 }
 
 TEST(IsStorableResponse, CompletionsNeedTextAndFinishReason) {
   EXPECT_TRUE(isStorableResponse(
       Endpoint::OpenAiCompletions,
-      json(R"({"id":"cmpl-1","object":"text_completion","created":1,"model":"gpt-3.5-turbo-instruct","choices":[{"text":"hi","index":0,"logprobs":null,"finish_reason":"length"}]})")));
+      json(
+          R"({"id":"cmpl-1","object":"text_completion","created":1,"model":"gpt-3.5-turbo-instruct","choices":[{"text":"hi","index":0,"logprobs":null,"finish_reason":"length"}]})")));
   EXPECT_FALSE(isStorableResponse(
       Endpoint::OpenAiCompletions,
-      json(R"({"object":"text_completion","choices":[{"text":"hi","index":0,"finish_reason":null}]})")));
+      json(
+          R"({"object":"text_completion","choices":[{"text":"hi","index":0,"finish_reason":null}]})")));
   EXPECT_FALSE(isStorableResponse(Endpoint::OpenAiCompletions,
                                   json(R"({"object":"text_completion","choices":[]})")));
 }
@@ -63,17 +67,22 @@ TEST(IsStorableResponse, CompletionsNeedTextAndFinishReason) {
 TEST(IsStorableResponse, EmbeddingsNeedNonEmptyVectors) {
   EXPECT_TRUE(isStorableResponse(
       Endpoint::OpenAiEmbeddings,
-      json(R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023064255,-0.009327292]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}})")));
+      json(
+          R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023064255,-0.009327292]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}})")));
   EXPECT_TRUE(isStorableResponse(
       Endpoint::OpenAiEmbeddings,
-      json(R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":"AAAAAA=="}]})")));
-  EXPECT_FALSE(isStorableResponse(Endpoint::OpenAiEmbeddings, json(R"({"object":"list","data":[]})")));
+      json(
+          R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":"AAAAAA=="}]})")));
+  EXPECT_FALSE(
+      isStorableResponse(Endpoint::OpenAiEmbeddings, json(R"({"object":"list","data":[]})")));
   EXPECT_FALSE(isStorableResponse(
-      Endpoint::OpenAiEmbeddings, json(R"({"object":"list","data":[{"object":"embedding","embedding":[]}]})")));
+      Endpoint::OpenAiEmbeddings,
+      json(R"({"object":"list","data":[{"object":"embedding","embedding":[]}]})")));
 }
 
 TEST(IsStorableResponse, AnthropicMessageNeedsStopReason) {
-  const auto body = json(R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":3}})");
+  const auto body = json(
+      R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":3}})");
   EXPECT_TRUE(isStorableResponse(Endpoint::AnthropicMessages, body));
   Json cut = body;
   cut.set("stop_reason", Json::null());
@@ -95,7 +104,8 @@ TEST(ExtractUsage, OpenAiChatReportsPromptAndCompletionTokens) {
 TEST(ExtractUsage, OpenRouterCostIsReported) {
   const Usage u = extractUsage(
       Endpoint::OpenAiChat,
-      json(R"({"object":"chat.completion","usage":{"prompt_tokens":12,"completion_tokens":40,"total_tokens":52,"cost":0.00031,"is_byok":false}})"));
+      json(
+          R"({"object":"chat.completion","usage":{"prompt_tokens":12,"completion_tokens":40,"total_tokens":52,"cost":0.00031,"is_byok":false}})"));
   EXPECT_EQ(u.inputTokens, 12);
   EXPECT_EQ(u.outputTokens, 40);
   ASSERT_TRUE(u.reportedCostUsd);
@@ -103,8 +113,9 @@ TEST(ExtractUsage, OpenRouterCostIsReported) {
 }
 
 TEST(ExtractUsage, EmbeddingsHaveNoOutputTokens) {
-  const Usage u = extractUsage(Endpoint::OpenAiEmbeddings,
-                               json(R"({"object":"list","usage":{"prompt_tokens":8,"total_tokens":8}})"));
+  const Usage u =
+      extractUsage(Endpoint::OpenAiEmbeddings,
+                   json(R"({"object":"list","usage":{"prompt_tokens":8,"total_tokens":8}})"));
   EXPECT_EQ(u.inputTokens, 8);
   EXPECT_EQ(u.outputTokens, 0);
 }
@@ -112,7 +123,8 @@ TEST(ExtractUsage, EmbeddingsHaveNoOutputTokens) {
 TEST(ExtractUsage, AnthropicInputIncludesCacheReadsAndWrites) {
   const Usage u = extractUsage(
       Endpoint::AnthropicMessages,
-      json(R"({"type":"message","usage":{"input_tokens":21,"cache_creation_input_tokens":188086,"cache_read_input_tokens":5,"output_tokens":393}})"));
+      json(
+          R"({"type":"message","usage":{"input_tokens":21,"cache_creation_input_tokens":188086,"cache_read_input_tokens":5,"output_tokens":393}})"));
   EXPECT_EQ(u.inputTokens, 21 + 188086 + 5);
   EXPECT_EQ(u.outputTokens, 393);
 }

@@ -32,11 +32,11 @@ class SseParser {
  private:
   void processLine(std::string_view line, std::vector<SseEvent>& out);
 
-  std::string line_;        // the unfinished line
-  std::string event_;       // event type buffer
-  std::string data_;        // data buffer (each data line followed by '\n')
-  bool skipLf_ = false;     // the last byte was '\r': a following '\n' belongs to it
-  size_t bomChecked_ = 0;   // bytes of the leading BOM matched so far (3 = done)
+  std::string line_;       // the unfinished line
+  std::string event_;      // event type buffer
+  std::string data_;       // data buffer (each data line followed by '\n')
+  bool skipLf_ = false;    // the last byte was '\r': a following '\n' belongs to it
+  size_t bomChecked_ = 0;  // bytes of the leading BOM matched so far (3 = done)
   bool bomDone_ = false;
 };
 

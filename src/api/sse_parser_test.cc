@@ -47,7 +47,8 @@ TEST(SseParser, OnlyOneLeadingSpaceIsRemoved) {
 }
 
 TEST(SseParser, CommentLinesAreIgnored) {
-  auto events = parseAll(": OPENROUTER PROCESSING\n\n:keep-alive\ndata: x\n: mid-event comment\n\n");
+  auto events =
+      parseAll(": OPENROUTER PROCESSING\n\n:keep-alive\ndata: x\n: mid-event comment\n\n");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].data, "x");
 }
@@ -84,7 +85,8 @@ TEST(SseParser, ChunkSplitInsideCrLfStillParses) {
 
 TEST(SseParser, ChunksSplitAnywhereGiveTheSameEvents) {
   const std::string stream =
-      "\xEF\xBB\xBF" "event: message_start\r\ndata: {\"type\":\"message_start\"}\r\n\r\n"
+      "\xEF\xBB\xBF"
+      "event: message_start\r\ndata: {\"type\":\"message_start\"}\r\n\r\n"
       ": comment\r\n"
       "event: content_block_delta\ndata: {\"text\":\"h\xC3\xA9llo\"}\n\n"
       "data: multi\rdata: line\r\r"
@@ -113,13 +115,17 @@ TEST(SseParser, LeadingBomIsSkippedEvenWhenSplit) {
   SseParser p;
   EXPECT_TRUE(p.feed("\xEF").empty());
   EXPECT_TRUE(p.feed("\xBB").empty());
-  auto events = p.feed("\xBF" "data: x\n\n");
+  auto events = p.feed(
+      "\xBF"
+      "data: x\n\n");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].data, "x");
 }
 
 TEST(SseParser, BomLaterInTheStreamIsContent) {
-  auto events = parseAll("data: a\n\n\xEF\xBB\xBF" "data: b\n\n");
+  auto events = parseAll(
+      "data: a\n\n\xEF\xBB\xBF"
+      "data: b\n\n");
   ASSERT_EQ(events.size(), 1u);  // the second line's field name is "\xEF\xBB\xBF" "data"
   EXPECT_EQ(events[0].data, "a");
 }

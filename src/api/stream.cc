@@ -166,7 +166,8 @@ Result<Json> assembleOpenAi(Endpoint endpoint, const std::vector<SseEvent>& even
 
     const Json* list = chunk->find("choices");
     if (!list) continue;  // e.g. a usage-only chunk from a server that omits "choices"
-    if (!list->isArray()) return invalid("event " + std::to_string(i) + ": 'choices' is not an array");
+    if (!list->isArray())
+      return invalid("event " + std::to_string(i) + ": 'choices' is not an array");
     for (size_t c = 0; c < list->size(); ++c) {
       const Json& choice = list->items()[c];
       if (!choice.isObject())
@@ -359,16 +360,19 @@ Result<Json> assembleAnthropic(const std::vector<SseEvent>& events) {
     if (type == "content_block_start") {
       const Json* block = data->find("content_block");
       if (!block || !block->isObject()) return invalid(where + ": no content_block");
-      if (blocks.count(*index)) return invalid(where + ": block " + std::to_string(*index) + " started twice");
+      if (blocks.count(*index))
+        return invalid(where + ": block " + std::to_string(*index) + " started twice");
       blocks[*index].block = *block;
       continue;
     }
     auto it = blocks.find(*index);
     if (it == blocks.end())
-      return invalid(where + ": " + type + " for block " + std::to_string(*index) + " never started");
+      return invalid(where + ": " + type + " for block " + std::to_string(*index) +
+                     " never started");
     if (type == "content_block_delta") {
       const Json* delta = data->find("delta");
-      if (!delta || !delta->isObject()) return invalid(where + ": content_block_delta without a delta");
+      if (!delta || !delta->isObject())
+        return invalid(where + ": content_block_delta without a delta");
       if (auto r = applyBlockDelta(it->second, *delta); !r)
         return invalid(where + ": " + r.error().message);
     }
@@ -382,8 +386,8 @@ Result<Json> assembleAnthropic(const std::vector<SseEvent>& events) {
     if (acc.hasPartialJson && !trim(acc.partialJson).empty()) {
       auto input = parseJson(acc.partialJson);
       if (!input)
-        return invalid("block " + std::to_string(index) + ": tool input is not JSON: " +
-                       input.error().message);
+        return invalid("block " + std::to_string(index) +
+                       ": tool input is not JSON: " + input.error().message);
       acc.block.set("input", std::move(*input));
     }
     content.push(std::move(acc.block));
@@ -411,7 +415,9 @@ bool anthropicCompleted(const std::vector<SseEvent>& events) {
 // ---------------------------------------------------------------- synthesis
 
 SseEvent dataEvent(const Json& j) { return SseEvent{"", toJson(j)}; }
-SseEvent namedEvent(std::string name, const Json& j) { return SseEvent{std::move(name), toJson(j)}; }
+SseEvent namedEvent(std::string name, const Json& j) {
+  return SseEvent{std::move(name), toJson(j)};
+}
 
 Json copyOrNull(const Json* j) { return j ? *j : Json::null(); }
 
@@ -499,8 +505,9 @@ std::vector<SseEvent> synthesizeOpenAi(Endpoint endpoint, const Json& response) 
         emit(chatChoice(index, Json::object().set("tool_calls", Json::array().push(head)),
                         Json::null(), Json::null()));
         if (args && !args->empty()) {
-          Json piece = Json::object().set("index", callIndex).set(
-              "function", Json::object().set("arguments", Json::string(*args)));
+          Json piece = Json::object()
+                           .set("index", callIndex)
+                           .set("function", Json::object().set("arguments", Json::string(*args)));
           emit(chatChoice(index, Json::object().set("tool_calls", Json::array().push(piece)),
                           Json::null(), Json::null()));
         }
@@ -552,9 +559,8 @@ std::vector<SseEvent> synthesizeAnthropic(const Json& response) {
       if (const Json* cites = member(block, "citations"); cites && cites->isArray()) {
         head.set("citations", Json::array());
         for (const Json& c : cites->items())
-          deltas.push_back(Json::object()
-                               .set("type", Json::string("citations_delta"))
-                               .set("citation", c));
+          deltas.push_back(
+              Json::object().set("type", Json::string("citations_delta")).set("citation", c));
       }
     } else if (type && *type == "thinking") {
       head.set("thinking", Json::string(""));

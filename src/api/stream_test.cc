@@ -44,14 +44,16 @@ std::string assemblyError(Endpoint endpoint, const std::vector<SseEvent>& evs) {
 
 TEST(AssembleStream, OpenAiChatStreamWithUsageChunkAssemblesToTheCompletion) {
   auto evs = events(testing::kOpenAiChatStream);
-  EXPECT_EQ(assembled(Endpoint::OpenAiChat, evs), canonical(json(testing::kOpenAiChatStreamAssembled)));
+  EXPECT_EQ(assembled(Endpoint::OpenAiChat, evs),
+            canonical(json(testing::kOpenAiChatStreamAssembled)));
   EXPECT_TRUE(streamCompleted(Endpoint::OpenAiChat, evs));
   EXPECT_TRUE(isStorableResponse(Endpoint::OpenAiChat, *assembleStream(Endpoint::OpenAiChat, evs)));
 }
 
 TEST(AssembleStream, OpenAiToolCallFragmentsAreMergedByIndex) {
   auto evs = events(testing::kOpenAiToolCallStream);
-  EXPECT_EQ(assembled(Endpoint::OpenAiChat, evs), canonical(json(testing::kOpenAiToolCallAssembled)));
+  EXPECT_EQ(assembled(Endpoint::OpenAiChat, evs),
+            canonical(json(testing::kOpenAiToolCallAssembled)));
   EXPECT_TRUE(streamCompleted(Endpoint::OpenAiChat, evs));
 }
 
@@ -89,12 +91,17 @@ TEST(AssembleStream, AnthropicEventsWithoutNamesAreRecognizedByDataType) {
 
 TEST(AssembleStream, AnthropicCitationsDeltasAreCollected) {
   std::vector<SseEvent> evs = {
-      {"message_start", R"({"type":"message_start","message":{"id":"msg_c","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":1}}})"},
-      {"content_block_start", R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":"","citations":[]}})"},
-      {"content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{"type":"char_location","cited_text":"The grass is green.","document_index":0,"start_char_index":0,"end_char_index":20}}})"},
-      {"content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"the grass is green"}})"},
+      {"message_start",
+       R"({"type":"message_start","message":{"id":"msg_c","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":1}}})"},
+      {"content_block_start",
+       R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":"","citations":[]}})"},
+      {"content_block_delta",
+       R"({"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{"type":"char_location","cited_text":"The grass is green.","document_index":0,"start_char_index":0,"end_char_index":20}}})"},
+      {"content_block_delta",
+       R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"the grass is green"}})"},
       {"content_block_stop", R"({"type":"content_block_stop","index":0})"},
-      {"message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":6}})"},
+      {"message_delta",
+       R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":6}})"},
       {"message_stop", R"({"type":"message_stop"})"},
   };
   auto body = assembleStream(Endpoint::AnthropicMessages, evs);
@@ -107,8 +114,13 @@ TEST(AssembleStream, AnthropicCitationsDeltasAreCollected) {
 
 TEST(AssembleStream, AzurePromptFilterChunkDoesNotBlankIdOrModel) {
   auto evs = events(testing::kOpenAiChatStream);
-  evs.insert(evs.begin(), SseEvent{"", R"({"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]})"});
-  EXPECT_EQ(assembled(Endpoint::OpenAiChat, evs), canonical(json(testing::kOpenAiChatStreamAssembled)));
+  evs.insert(
+      evs.begin(),
+      SseEvent{
+          "",
+          R"({"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]})"});
+  EXPECT_EQ(assembled(Endpoint::OpenAiChat, evs),
+            canonical(json(testing::kOpenAiChatStreamAssembled)));
   EXPECT_TRUE(streamCompleted(Endpoint::OpenAiChat, evs));
 }
 
@@ -122,7 +134,8 @@ TEST(StreamCompleted, UnfinishedStreamIsNotComplete) {
   EXPECT_FALSE(streamCompleted(Endpoint::OpenAiChat, {}));
 
   auto anthropic = events(testing::kAnthropicToolStream);
-  EXPECT_FALSE(streamCompleted(Endpoint::AnthropicMessages, without(anthropic, anthropic.size() - 1)));
+  EXPECT_FALSE(
+      streamCompleted(Endpoint::AnthropicMessages, without(anthropic, anthropic.size() - 1)));
   EXPECT_FALSE(streamCompleted(Endpoint::AnthropicMessages, without(anthropic, 0)));
 }
 
@@ -133,28 +146,41 @@ TEST(StreamCompleted, DoneWithoutAnyFinishReasonIsNotComplete) {
 
 TEST(StreamCompleted, EveryChoiceMustFinish) {
   std::vector<SseEvent> evs = {
-      {"", R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null},{"index":1,"delta":{"content":"b"},"finish_reason":null}]})"},
-      {"", R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"},
+      {"",
+       R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null},{"index":1,"delta":{"content":"b"},"finish_reason":null}]})"},
+      {"",
+       R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"},
       {"", "[DONE]"},
   };
   EXPECT_FALSE(streamCompleted(Endpoint::OpenAiChat, evs));
-  evs.insert(evs.begin() + 2, SseEvent{"", R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{},"finish_reason":"length"}]})"});
+  evs.insert(
+      evs.begin() + 2,
+      SseEvent{
+          "",
+          R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{},"finish_reason":"length"}]})"});
   EXPECT_TRUE(streamCompleted(Endpoint::OpenAiChat, evs));
 }
 
 TEST(StreamCompleted, OpenAiErrorChunkMeansNotComplete) {
   auto chat = events(testing::kOpenAiChatStream);
-  chat.insert(chat.begin() + 2, SseEvent{"", R"({"error":{"message":"The server had an error while processing your request.","type":"server_error"}})"});
+  chat.insert(
+      chat.begin() + 2,
+      SseEvent{
+          "",
+          R"({"error":{"message":"The server had an error while processing your request.","type":"server_error"}})"});
   EXPECT_FALSE(streamCompleted(Endpoint::OpenAiChat, chat));
   EXPECT_EQ(assemblyError(Endpoint::OpenAiChat, chat),
-            "the stream carries an error: server_error: The server had an error while processing your request.");
+            "the stream carries an error: server_error: The server had an error while processing "
+            "your request.");
 }
 
 TEST(StreamCompleted, FinishReasonErrorIsNotComplete) {
   // OpenRouter ends a stream that failed midway with finish_reason "error".
   std::vector<SseEvent> evs = {
-      {"", R"({"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]})"},
-      {"", R"({"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"error"}]})"},
+      {"",
+       R"({"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]})"},
+      {"",
+       R"({"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"error"}]})"},
       {"", "[DONE]"},
   };
   EXPECT_FALSE(streamCompleted(Endpoint::OpenAiChat, evs));
@@ -162,7 +188,10 @@ TEST(StreamCompleted, FinishReasonErrorIsNotComplete) {
 
 TEST(StreamCompleted, AnthropicErrorEventMeansNotComplete) {
   auto evs = events(testing::kAnthropicToolStream);
-  evs.insert(evs.begin() + 3, SseEvent{"error", R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"});
+  evs.insert(
+      evs.begin() + 3,
+      SseEvent{"error",
+               R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"});
   EXPECT_FALSE(streamCompleted(Endpoint::AnthropicMessages, evs));
   EXPECT_EQ(assemblyError(Endpoint::AnthropicMessages, evs),
             "the stream carries an error: overloaded_error: Overloaded");
@@ -171,7 +200,8 @@ TEST(StreamCompleted, AnthropicErrorEventMeansNotComplete) {
 TEST(StreamCompleted, EmbeddingsNeverStream) {
   EXPECT_FALSE(streamCompleted(Endpoint::OpenAiEmbeddings, events(testing::kOpenAiChatStream)));
   EXPECT_FALSE(assembleStream(Endpoint::OpenAiEmbeddings, events(testing::kOpenAiChatStream)));
-  EXPECT_TRUE(synthesizeStream(Endpoint::OpenAiEmbeddings, json(R"({"object":"list","data":[]})")).empty());
+  EXPECT_TRUE(
+      synthesizeStream(Endpoint::OpenAiEmbeddings, json(R"({"object":"list","data":[]})")).empty());
 }
 
 // ------------------------------------------------------------ invalid and cut streams
@@ -199,7 +229,8 @@ TEST(AssembleStream, ChunkThatIsNotJsonIsRejected) {
 
 TEST(AssembleStream, StreamWithoutChunksIsRejected) {
   EXPECT_EQ(assemblyError(Endpoint::OpenAiChat, {}), "the stream holds no chunks");
-  EXPECT_EQ(assemblyError(Endpoint::OpenAiCompletions, {{"", "[DONE]"}}), "the stream holds no chunks");
+  EXPECT_EQ(assemblyError(Endpoint::OpenAiCompletions, {{"", "[DONE]"}}),
+            "the stream holds no chunks");
   EXPECT_EQ(assemblyError(Endpoint::AnthropicMessages, {}), "the stream has no message_start");
 }
 
@@ -217,14 +248,22 @@ TEST(AssembleStream, AnthropicDeltaForAnUnstartedBlockIsRejected) {
 
 TEST(AssembleStream, AnthropicDeltaOfTheWrongKindIsRejected) {
   auto evs = events(testing::kAnthropicToolStream);
-  evs.insert(evs.begin() + 8, SseEvent{"content_block_delta", R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"x"}})"});
+  evs.insert(
+      evs.begin() + 8,
+      SseEvent{
+          "content_block_delta",
+          R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"x"}})"});
   EXPECT_EQ(assemblyError(Endpoint::AnthropicMessages, evs),
             "event 8: text_delta for a block of type tool_use");
 }
 
 TEST(AssembleStream, AnthropicUnknownDeltaTypeIsRejected) {
   auto evs = events(testing::kAnthropicToolStream);
-  evs.insert(evs.begin() + 3, SseEvent{"content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"hologram_delta","x":1}})"});
+  evs.insert(
+      evs.begin() + 3,
+      SseEvent{
+          "content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"hologram_delta","x":1}})"});
   EXPECT_EQ(assemblyError(Endpoint::AnthropicMessages, evs),
             "event 3: unknown content_block_delta type 'hologram_delta'");
 }
@@ -270,7 +309,8 @@ void expectRoundTrip(Endpoint endpoint, const Json& body, const Json& expected) 
   EXPECT_EQ(isStorableResponse(endpoint, *back), isStorableResponse(endpoint, body));
 }
 
-constexpr std::string_view kChatText = R"({"id":"chatcmpl-1","object":"chat.completion","created":1741569952,"model":"gpt-4.1-mini-2025-04-14","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?\nLine two with \"quotes\" and ünïcödé.","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_6f2eabb9a5"})";
+constexpr std::string_view kChatText =
+    R"({"id":"chatcmpl-1","object":"chat.completion","created":1741569952,"model":"gpt-4.1-mini-2025-04-14","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?\nLine two with \"quotes\" and ünïcödé.","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_6f2eabb9a5"})";
 
 TEST(SynthesizeStream, OpenAiChatTextRoundTrips) {
   const Json body = json(kChatText);
@@ -278,12 +318,14 @@ TEST(SynthesizeStream, OpenAiChatTextRoundTrips) {
 }
 
 TEST(SynthesizeStream, OpenAiChatToolCallsRoundTrip) {
-  const Json body = json(R"({"id":"chatcmpl-2","object":"chat.completion","created":1745000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris\"}"}},{"id":"call_b","type":"function","function":{"name":"no_args","arguments":""}}],"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":80,"completion_tokens":17,"total_tokens":97},"system_fingerprint":"fp_f5bdcc3276"})");
+  const Json body = json(
+      R"({"id":"chatcmpl-2","object":"chat.completion","created":1745000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris\"}"}},{"id":"call_b","type":"function","function":{"name":"no_args","arguments":""}}],"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":80,"completion_tokens":17,"total_tokens":97},"system_fingerprint":"fp_f5bdcc3276"})");
   expectRoundTrip(Endpoint::OpenAiChat, body, asAssembled(body));
 }
 
 TEST(SynthesizeStream, OpenAiChatRefusalLogprobsAndSeveralChoicesRoundTrip) {
-  const Json body = json(R"({"id":"chatcmpl-3","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null},"logprobs":{"content":[{"token":"Hi","logprob":-0.0001,"bytes":[72,105],"top_logprobs":[]}],"refusal":null},"finish_reason":"stop"},{"index":1,"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"logprobs":null,"finish_reason":"stop"},{"index":2,"message":{"role":"assistant","content":""},"logprobs":null,"finish_reason":"length"}]})");
+  const Json body = json(
+      R"({"id":"chatcmpl-3","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null},"logprobs":{"content":[{"token":"Hi","logprob":-0.0001,"bytes":[72,105],"top_logprobs":[]}],"refusal":null},"finish_reason":"stop"},{"index":1,"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"logprobs":null,"finish_reason":"stop"},{"index":2,"message":{"role":"assistant","content":""},"logprobs":null,"finish_reason":"length"}]})");
   expectRoundTrip(Endpoint::OpenAiChat, body, asAssembled(body));
 }
 
@@ -291,8 +333,9 @@ TEST(SynthesizeStream, OpenAiChatChunksLookLikeTheApis) {
   const auto evs = synthesizeStream(Endpoint::OpenAiChat, json(kChatText));
   ASSERT_EQ(evs.size(), 5u);  // role, content, finish, usage, [DONE]
   for (const auto& e : evs) EXPECT_EQ(e.event, "");
-  EXPECT_EQ(toJson(json(evs[0].data)),
-            R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4.1-mini-2025-04-14","service_tier":"default","system_fingerprint":"fp_6f2eabb9a5","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]})");
+  EXPECT_EQ(
+      toJson(json(evs[0].data)),
+      R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4.1-mini-2025-04-14","service_tier":"default","system_fingerprint":"fp_6f2eabb9a5","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]})");
   const Json finish = json(evs[2].data).find("choices")->items()[0];
   EXPECT_EQ(toJson(finish), R"({"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"})");
   const Json usage = json(evs[3].data);
@@ -302,52 +345,69 @@ TEST(SynthesizeStream, OpenAiChatChunksLookLikeTheApis) {
 }
 
 TEST(SynthesizeStream, OpenAiToolCallChunksCarryTheCallIndex) {
-  const auto evs = synthesizeStream(Endpoint::OpenAiChat, json(R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"f","arguments":"{}"}}]},"logprobs":null,"finish_reason":"tool_calls"}]})"));
+  const auto evs = synthesizeStream(
+      Endpoint::OpenAiChat,
+      json(
+          R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"f","arguments":"{}"}}]},"logprobs":null,"finish_reason":"tool_calls"}]})"));
   ASSERT_EQ(evs.size(), 5u);  // role, tool head, tool arguments, finish, [DONE] (no usage)
-  EXPECT_EQ(toJson(*json(evs[1].data).find("choices")->items()[0].find("delta")),
-            R"({"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":""}}]})");
+  EXPECT_EQ(
+      toJson(*json(evs[1].data).find("choices")->items()[0].find("delta")),
+      R"({"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":""}}]})");
   EXPECT_EQ(toJson(*json(evs[2].data).find("choices")->items()[0].find("delta")),
             R"({"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]})");
 }
 
 TEST(SynthesizeStream, OpenAiCompletionsRoundTrip) {
-  const Json body = json(R"({"id":"cmpl-1","object":"text_completion","created":1690759702,"model":"gpt-3.5-turbo-instruct","choices":[{"text":"\n\nThis is indeed a test","index":0,"logprobs":null,"finish_reason":"length"},{"text":"Other","index":1,"logprobs":{"tokens":["Other"],"token_logprobs":[-0.5],"top_logprobs":null,"text_offset":[12]},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}})");
+  const Json body = json(
+      R"({"id":"cmpl-1","object":"text_completion","created":1690759702,"model":"gpt-3.5-turbo-instruct","choices":[{"text":"\n\nThis is indeed a test","index":0,"logprobs":null,"finish_reason":"length"},{"text":"Other","index":1,"logprobs":{"tokens":["Other"],"token_logprobs":[-0.5],"top_logprobs":null,"text_offset":[12]},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}})");
   expectRoundTrip(Endpoint::OpenAiCompletions, body, body);
   const auto evs = synthesizeStream(Endpoint::OpenAiCompletions, body);
   EXPECT_EQ(*json(evs[0].data).getString("object"), "text_completion");
 }
 
-constexpr std::string_view kAnthropicMessage = R"({"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"thinking","thinking":"Let me think.\nCarefully.","signature":"EqQBCgIYAhIM"},{"type":"redacted_thinking","data":"EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIw"},{"type":"text","text":"I'll check the weather."},{"type":"tool_use","id":"toolu_01A09q90qw90lq917835lq9","name":"get_weather","input":{"location":"San Francisco, CA","unit":"celsius","days":[1,2.50,3e2]}},{"type":"tool_use","id":"toolu_02","name":"ping","input":{}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":2095,"cache_creation_input_tokens":0,"cache_read_input_tokens":1024,"output_tokens":503,"service_tier":"standard"}})";
+constexpr std::string_view kAnthropicMessage =
+    R"({"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"thinking","thinking":"Let me think.\nCarefully.","signature":"EqQBCgIYAhIM"},{"type":"redacted_thinking","data":"EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIw"},{"type":"text","text":"I'll check the weather."},{"type":"tool_use","id":"toolu_01A09q90qw90lq917835lq9","name":"get_weather","input":{"location":"San Francisco, CA","unit":"celsius","days":[1,2.50,3e2]}},{"type":"tool_use","id":"toolu_02","name":"ping","input":{}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":2095,"cache_creation_input_tokens":0,"cache_read_input_tokens":1024,"output_tokens":503,"service_tier":"standard"}})";
 
 TEST(SynthesizeStream, AnthropicMessageRoundTripsByteForByte) {
   const Json body = json(kAnthropicMessage);
   expectRoundTrip(Endpoint::AnthropicMessages, body, body);
-  auto back = assembleStream(Endpoint::AnthropicMessages, synthesizeStream(Endpoint::AnthropicMessages, body));
+  auto back = assembleStream(Endpoint::AnthropicMessages,
+                             synthesizeStream(Endpoint::AnthropicMessages, body));
   ASSERT_TRUE(back);
   EXPECT_EQ(toJson(*back), toJson(body));  // member order and number spellings kept
 }
 
 TEST(SynthesizeStream, AnthropicCitationsRoundTrip) {
-  const Json body = json(R"({"id":"msg_c","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"the grass is green","citations":[{"type":"char_location","cited_text":"The grass is green.","document_index":0,"document_title":"Example","start_char_index":0,"end_char_index":20}]},{"type":"text","text":" and plain","citations":null}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":6}})");
+  const Json body = json(
+      R"({"id":"msg_c","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"the grass is green","citations":[{"type":"char_location","cited_text":"The grass is green.","document_index":0,"document_title":"Example","start_char_index":0,"end_char_index":20}]},{"type":"text","text":" and plain","citations":null}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":6}})");
   expectRoundTrip(Endpoint::AnthropicMessages, body, body);
 }
 
 TEST(SynthesizeStream, AnthropicEventsAreNamedInTheApisOrder) {
-  const auto evs = synthesizeStream(Endpoint::AnthropicMessages, json(R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"Hi!"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":8,"output_tokens":4}})"));
+  const auto evs = synthesizeStream(
+      Endpoint::AnthropicMessages,
+      json(
+          R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"Hi!"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":8,"output_tokens":4}})"));
   std::vector<std::string> names;
   for (const auto& e : evs) {
     names.push_back(e.event);
     EXPECT_EQ(*json(e.data).getString("type"), e.event);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"message_start", "content_block_start",
-                                             "content_block_delta", "content_block_stop",
-                                             "message_delta", "message_stop"}));
-  EXPECT_EQ(evs[0].data,
-            R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":8,"output_tokens":4}}})");
-  EXPECT_EQ(evs[1].data, R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
-  EXPECT_EQ(evs[2].data, R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi!"}})");
-  EXPECT_EQ(evs[4].data,
-            R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":4}})");
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"message_start", "content_block_start", "content_block_delta",
+                                      "content_block_stop", "message_delta", "message_stop"}));
+  EXPECT_EQ(
+      evs[0].data,
+      R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":8,"output_tokens":4}}})");
+  EXPECT_EQ(
+      evs[1].data,
+      R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
+  EXPECT_EQ(
+      evs[2].data,
+      R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi!"}})");
+  EXPECT_EQ(
+      evs[4].data,
+      R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":4}})");
 }
 
 TEST(SynthesizeStream, AnthropicToolInputIsSentAsJsonText) {
@@ -390,7 +450,8 @@ TEST(SynthesizeStream, RecordedStreamsSurviveAssembleSynthesizeAssemble) {
 TEST(FitUsageToRequest, UsageOnlyChunkIsDroppedForAClientThatDidNotAskForIt) {
   const Json body = parseJson(R"({"id":"c1","object":"chat.completion","created":1,"model":"m",
     "choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
-    "usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})").value();
+    "usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})")
+                        .value();
   auto events = synthesizeStream(key::Endpoint::OpenAiChat, body);
   auto fitted = fitUsageToRequest(key::Endpoint::OpenAiChat, events, false, body);
   EXPECT_EQ(fitted.size(), events.size() - 1);
@@ -402,7 +463,8 @@ TEST(FitUsageToRequest, UsageOnlyChunkIsDroppedForAClientThatDidNotAskForIt) {
 TEST(FitUsageToRequest, UsageChunkIsAddedBeforeDoneWhenAskedForAndMissing) {
   const Json body = parseJson(R"({"id":"c1","object":"chat.completion","created":1,"model":"m",
     "choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
-    "usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})").value();
+    "usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})")
+                        .value();
   auto without = fitUsageToRequest(key::Endpoint::OpenAiChat,
                                    synthesizeStream(key::Endpoint::OpenAiChat, body), false, body);
   auto with = fitUsageToRequest(key::Endpoint::OpenAiChat, without, true, body);

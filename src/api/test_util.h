@@ -29,7 +29,8 @@ inline Json sorted(const Json& j) {
   if (!j.isObject()) return j;
   std::vector<size_t> order(j.keys().size());
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return j.keys()[a] < j.keys()[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return j.keys()[a] < j.keys()[b]; });
   Json out = Json::object();
   for (size_t i : order) out.set(j.keys()[i], sorted(j.items()[i]));
   return out;

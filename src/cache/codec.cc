@@ -39,8 +39,7 @@ uint16_t getU16(std::string_view s, size_t at) {
 }
 
 uint32_t crc32Of(std::string_view s) {
-  return static_cast<uint32_t>(
-      crc32_z(0L, reinterpret_cast<const Bytef*>(s.data()), s.size()));
+  return static_cast<uint32_t>(crc32_z(0L, reinterpret_cast<const Bytef*>(s.data()), s.size()));
 }
 
 // The header bytes the GCM tag authenticates: all but the CRC32, which is computed over the
@@ -55,7 +54,9 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)
   std::abort();
 }
 
-const unsigned char* bytesOf(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+const unsigned char* bytesOf(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
 unsigned char* bytesOf(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
 
 // nonce || AES-256-GCM(plain) || tag, authenticating aad.
@@ -67,7 +68,8 @@ std::string seal(std::string_view plain, std::string_view aad, const EncryptionK
   int n = 0;
   if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce) != 1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &n, bytesOf(aad), static_cast<int>(aad.size())) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), nonce + kNonceBytes, &n, bytesOf(plain), static_cast<int>(plain.size())) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), nonce + kNonceBytes, &n, bytesOf(plain),
+                        static_cast<int>(plain.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx.get(), nonce + kNonceBytes + n, &n) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes),
                           nonce + kNonceBytes + plain.size()) != 1)
@@ -76,7 +78,8 @@ std::string seal(std::string_view plain, std::string_view aad, const EncryptionK
 }
 
 // The plaintext of seal(), or Corrupt when the tag does not verify (wrong key or any change).
-Result<std::string> unseal(std::string_view sealed, std::string_view aad, const EncryptionKey& key) {
+Result<std::string> unseal(std::string_view sealed, std::string_view aad,
+                           const EncryptionKey& key) {
   if (sealed.size() < kNonceBytes + kTagBytes)
     return corrupt("encrypted payload shorter than its nonce and tag");
   const std::string_view body = sealed.substr(kNonceBytes, sealed.size() - kNonceBytes - kTagBytes);
@@ -84,10 +87,13 @@ Result<std::string> unseal(std::string_view sealed, std::string_view aad, const 
   std::string plain(body.size(), '\0');
   CipherCtx ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
   int n = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), bytesOf(sealed)) != 1 ||
+  if (!ctx ||
+      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), bytesOf(sealed)) != 1 ||
       EVP_DecryptUpdate(ctx.get(), nullptr, &n, bytesOf(aad), static_cast<int>(aad.size())) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), bytesOf(plain), &n, bytesOf(body), static_cast<int>(body.size())) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes), tag.data()) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), bytesOf(plain), &n, bytesOf(body),
+                        static_cast<int>(body.size())) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes),
+                          tag.data()) != 1 ||
       EVP_DecryptFinal_ex(ctx.get(), bytesOf(plain) + n, &n) != 1)
     return corrupt("decryption failed (wrong key, or the entry was altered)");
   return plain;
@@ -102,7 +108,8 @@ std::string encodeEntry(const Entry& entry, const CodecOptions& options) {
   if (options.compress && json.size() <= kMaxDecodedPayloadBytes) {
     payload.resize(ZSTD_compressBound(json.size()));
     // ZSTD_compress records the content size in the frame header; decodeEntry relies on it.
-    size_t n = ZSTD_compress(payload.data(), payload.size(), json.data(), json.size(), options.level);
+    size_t n =
+        ZSTD_compress(payload.data(), payload.size(), json.data(), json.size(), options.level);
     if (!ZSTD_isError(n)) {
       payload.resize(n);
       flags |= kFlagZstd;
@@ -121,7 +128,8 @@ std::string encodeEntry(const Entry& entry, const CodecOptions& options) {
   out.push_back(static_cast<char>(flags));
   putU16(out, 0);
   putU32(out, static_cast<uint32_t>(storedSize));
-  if (options.key) payload = seal(payload, std::string_view(out).substr(0, kAadBytes), *options.key);
+  if (options.key)
+    payload = seal(payload, std::string_view(out).substr(0, kAadBytes), *options.key);
   putU32(out, crc32Of(payload));
   out += payload;
   return out;
@@ -137,7 +145,8 @@ Result<Entry> decodeEntry(std::string_view bytes, const CodecOptions& options) {
   if (version != kEntryFormatVersion)
     return corrupt("unsupported format version " + std::to_string(version));
   const auto flags = static_cast<uint8_t>(bytes[5]);
-  if (flags & ~(kFlagZstd | kFlagEncrypted)) return corrupt("unknown flags " + std::to_string(flags));
+  if (flags & ~(kFlagZstd | kFlagEncrypted))
+    return corrupt("unknown flags " + std::to_string(flags));
   if ((flags & kFlagEncrypted) && !options.key)
     return corrupt("entry is encrypted and no CACHE_ENCRYPTION_KEY is configured");
   if (!(flags & kFlagEncrypted) && options.key)

@@ -37,7 +37,9 @@ std::string frame(uint8_t flags, std::string_view payload) {
   s.push_back(static_cast<char>(flags));
   s.append(10, '\0');
   putU32(s, 8, static_cast<uint32_t>(payload.size()));
-  putU32(s, 12, static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
+  putU32(s, 12,
+         static_cast<uint32_t>(
+             crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
   s += payload;
   return s;
 }
@@ -136,7 +138,8 @@ EncryptionKey testKey(unsigned char seed) {
 CodecOptions sealedWith(unsigned char seed, bool compress = false) {
   return CodecOptions{.compress = compress, .key = testKey(seed)};
 }
-void expectCorruptWith(std::string_view bytes, const CodecOptions& options, std::string_view messagePart = {}) {
+void expectCorruptWith(std::string_view bytes, const CodecOptions& options,
+                       std::string_view messagePart = {}) {
   auto r = decodeEntry(bytes, options);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::Corrupt);
@@ -174,7 +177,8 @@ TEST(CodecEncryption, PayloadIsNonceCiphertextAndTagWithAValidChecksum) {
   const std::string_view payload = std::string_view(bytes).substr(kEntryHeaderBytes);
   uint32_t crc = 0;
   for (int i = 3; i >= 0; --i) crc = (crc << 8) | static_cast<unsigned char>(bytes[12 + i]);
-  EXPECT_EQ(crc, static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
+  EXPECT_EQ(crc, static_cast<uint32_t>(
+                     crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
 }
 
 TEST(CodecEncryption, WrongKeyIsCorrupt) {
@@ -194,7 +198,8 @@ TEST(CodecEncryption, PlainEntryIsCorruptWhenAKeyIsGiven) {
   // With encryption on only sealed entries are served: whoever can write the store cannot
   // plant an answer by writing it unencrypted.
   for (bool compress : {false, true})
-    expectCorruptWith(encodeEntry(sample(), CodecOptions{.compress = compress}), sealedWith(1), "not encrypted");
+    expectCorruptWith(encodeEntry(sample(), CodecOptions{.compress = compress}), sealedWith(1),
+                      "not encrypted");
 }
 
 TEST(CodecEncryption, EveryFlippedByteIsCorrupt) {
@@ -215,7 +220,9 @@ TEST(CodecEncryption, FlippedCiphertextWithARecomputedChecksumFailsTheTag) {
   std::string bytes = encodeEntry(sample(), sealedWith(1));
   bytes[kEntryHeaderBytes + kNonceBytes + 5] ^= 0x01;
   const std::string_view payload = std::string_view(bytes).substr(kEntryHeaderBytes);
-  putU32(bytes, 12, static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
+  putU32(bytes, 12,
+         static_cast<uint32_t>(
+             crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
   expectCorruptWith(bytes, sealedWith(1), "decryption failed");
 }
 
@@ -236,7 +243,8 @@ TEST(CodecEncryption, EveryTruncationIsCorrupt) {
 }
 
 TEST(CodecEncryption, SealedPayloadShorterThanNonceAndTagIsCorrupt) {
-  expectCorruptWith(frame(kFlagEncrypted, std::string(kNonceBytes + kTagBytes - 1, 'x')), sealedWith(1), "shorter");
+  expectCorruptWith(frame(kFlagEncrypted, std::string(kNonceBytes + kTagBytes - 1, 'x')),
+                    sealedWith(1), "shorter");
   expectCorruptWith(frame(kFlagEncrypted, ""), sealedWith(1), "shorter");
 }
 
@@ -250,10 +258,12 @@ TEST(CodecEncryption, TwoEncodingsOfOneEntryUseDifferentNonces) {
 
 TEST(CodecEncryption, EncodedBytesHoldNoPlaintextOfThePromptOrTheAnswer) {
   Entry e = makeTestEntry("gpt-4o-mini:0011223344556677", "the secret answer is swordfish");
-  e.request = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"what is the password"}]})";
+  e.request =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"what is the password"}]})";
   for (bool compress : {false, true}) {
     const std::string bytes = encodeEntry(e, sealedWith(1, compress));
-    for (std::string_view needle : {"swordfish", "secret answer", "password", "cache_key", "gpt-4o-mini"})
+    for (std::string_view needle :
+         {"swordfish", "secret answer", "password", "cache_key", "gpt-4o-mini"})
       EXPECT_EQ(bytes.find(needle), std::string::npos) << needle << " compress=" << compress;
   }
 }

@@ -9,7 +9,9 @@
 namespace llmcache::cache {
 namespace {
 
-Error corrupt(std::string message) { return makeError(Errc::Corrupt, "entry: " + std::move(message)); }
+Error corrupt(std::string message) {
+  return makeError(Errc::Corrupt, "entry: " + std::move(message));
+}
 
 Json timeJson(TimePoint t) { return Json::string(formatIso8601(t)); }
 

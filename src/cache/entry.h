@@ -22,7 +22,8 @@ struct Entry {
   std::string cacheId;      // unique per stored answer (32 lowercase hex)
   std::string cacheKey;     // key spec v1 cache_key: model prefix + 16 hex
   std::string requestHash;  // key spec v1 request_hash: 32 hex; a hit must match it exactly
-  std::string endpoint;     // openai.chat | openai.completions | openai.embeddings | anthropic.messages
+  std::string
+      endpoint;  // openai.chat | openai.completions | openai.embeddings | anthropic.messages
   // The request body as compact JSON text (toJson), or empty when not kept: the memory tier drops
   // it (a hit never needs it; disk and S3 keep it). Never credentials (headers are not stored).
   std::string request;
@@ -47,7 +48,7 @@ struct Entry {
   TimePoint lastAccessed{};
   std::optional<TimePoint> expiresAt;  // nullopt: never expires
   std::vector<std::string> tags;
-  std::string cacheNamespace;       // x-llmcache-namespace, empty when none
+  std::string cacheNamespace;  // x-llmcache-namespace, empty when none
   // The tenant scope used in the key (a keyed hash of the credential under CACHE_SCOPE=api_key,
   // a header value under header:NAME); empty when unscoped. Never a credential.
   std::string tenant;

@@ -14,11 +14,28 @@ using test::makeTestEntry;
 TEST(Entry, JsonUsesTheSeedFieldNames) {
   Entry e = makeTestEntry("gpt-4o-mini:0011223344556677");
   const Json j = entryToJson(e);
-  const std::vector<std::string> expected = {
-      "schema_version", "cache_id", "cache_key", "request_hash", "endpoint", "request",
-      "request_timestamp", "response", "response_timestamp", "status", "model", "platform",
-      "provider", "tokens", "cost", "latency_ms", "hit_count", "last_accessed", "expires_at",
-      "tags", "namespace", "sse_events"};
+  const std::vector<std::string> expected = {"schema_version",
+                                             "cache_id",
+                                             "cache_key",
+                                             "request_hash",
+                                             "endpoint",
+                                             "request",
+                                             "request_timestamp",
+                                             "response",
+                                             "response_timestamp",
+                                             "status",
+                                             "model",
+                                             "platform",
+                                             "provider",
+                                             "tokens",
+                                             "cost",
+                                             "latency_ms",
+                                             "hit_count",
+                                             "last_accessed",
+                                             "expires_at",
+                                             "tags",
+                                             "namespace",
+                                             "sse_events"};
   EXPECT_EQ(j.keys(), expected);
   EXPECT_EQ(j.find("tokens")->getInt("input"), 12);
   EXPECT_EQ(j.find("tokens")->getInt("output"), 3);
@@ -91,7 +108,8 @@ TEST(Entry, MissingRequiredFieldIsCorrupt) {
 
 TEST(Entry, OptionalFieldsDefaultWhenAbsent) {
   Json j = entryToJson(makeTestEntry("k:01"));
-  for (std::string_view name : {"namespace", "sse_events", "tags", "expires_at", "tokens", "cost", "endpoint"})
+  for (std::string_view name :
+       {"namespace", "sse_events", "tags", "expires_at", "tokens", "cost", "endpoint"})
     j.erase(name);
   auto r = entryFromJson(j);
   ASSERT_TRUE(r) << r.error().message;
@@ -108,12 +126,9 @@ TEST(Entry, OtherSchemaVersionIsCorrupt) {
 
 TEST(Entry, MistypedFieldsAreCorruptAndNamed) {
   const std::pair<std::string_view, Json> cases[] = {
-      {"cache_key", Json::integer(5)},
-      {"request_timestamp", Json::string("yesterday")},
-      {"expires_at", Json::integer(0)},
-      {"tags", Json::string("a,b")},
-      {"tokens", Json::string("12")},
-      {"latency_ms", Json::string("333")},
+      {"cache_key", Json::integer(5)},  {"request_timestamp", Json::string("yesterday")},
+      {"expires_at", Json::integer(0)}, {"tags", Json::string("a,b")},
+      {"tokens", Json::string("12")},   {"latency_ms", Json::string("333")},
       {"sse_events", Json::object()},
   };
   for (const auto& [name, value] : cases) {

@@ -14,7 +14,8 @@ inline Entry makeTestEntry(std::string cacheKey, std::string content = "Hello!",
   e.cacheKey = std::move(cacheKey);
   e.requestHash = std::move(requestHash);
   e.endpoint = "openai.chat";
-  e.request = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}],"temperature":0.0})";
+  e.request =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}],"temperature":0.0})";
   Json message = Json::object();
   message.set("role", Json::string("assistant")).set("content", Json::string(std::move(content)));
   Json choice = Json::object();

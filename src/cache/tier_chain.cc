@@ -4,7 +4,8 @@ namespace llmcache::cache {
 
 TierChain::TierChain(std::vector<CacheTier*> tiers, const Clock& clock)
     : tiers_(std::move(tiers)), clock_(clock) {
-  for (size_t i = 0; i < tiers_.size(); ++i) errors_.push_back(std::make_unique<std::atomic<uint64_t>>(0));
+  for (size_t i = 0; i < tiers_.size(); ++i)
+    errors_.push_back(std::make_unique<std::atomic<uint64_t>>(0));
 }
 
 std::optional<ChainHit> TierChain::lookup(std::string_view cacheKey, std::string_view requestHash) {

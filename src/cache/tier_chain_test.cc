@@ -52,7 +52,9 @@ class MapTier final : public CacheTier {
 class FailingTier final : public CacheTier {
  public:
   std::string_view name() const override { return "failing"; }
-  Result<std::optional<EntryPtr>> lookup(std::string_view) override { return makeError(Errc::Io, "down"); }
+  Result<std::optional<EntryPtr>> lookup(std::string_view) override {
+    return makeError(Errc::Io, "down");
+  }
   Result<void> insert(EntryPtr) override { return makeError(Errc::Io, "down"); }
   Result<bool> erase(std::string_view) override { return makeError(Errc::Io, "down"); }
 };
@@ -116,7 +118,8 @@ TEST_F(TierChainTest, HashMismatchIsAMissAndIsNotPromoted) {
 }
 
 TEST_F(TierChainTest, HashMismatchAboveFallsThroughToAMatchingEntryBelow) {
-  ASSERT_TRUE(memory_.insert(std::make_shared<const Entry>(makeTestEntry(kKey, "colliding", kOtherHash))));
+  ASSERT_TRUE(
+      memory_.insert(std::make_shared<const Entry>(makeTestEntry(kKey, "colliding", kOtherHash))));
   auto right = entry("right");
   ASSERT_TRUE(disk_.insert(right));
   auto hit = chain_.lookup(kKey, kHash);

@@ -100,7 +100,8 @@ TEST_P(CacheTierConformance, InsertReplacesTheEntryUnderItsKey) {
 
 TEST_P(CacheTierConformance, DistinctKeysKeepTheirOwnEntries) {
   std::vector<EntryPtr> entries;
-  for (int i = 0; i < 10; ++i) entries.push_back(entry("k:" + std::to_string(i), "answer " + std::to_string(i)));
+  for (int i = 0; i < 10; ++i)
+    entries.push_back(entry("k:" + std::to_string(i), "answer " + std::to_string(i)));
   for (auto& e : entries) put(e);
   for (auto& e : entries) {
     auto found = get(e->cacheKey);
@@ -159,7 +160,8 @@ TEST_P(CacheTierConformance, ConcurrentInsertsOfOneKeyLeaveOneWholeEntry) {
   constexpr int kPerWriter = 6;
   std::vector<EntryPtr> inserted;
   for (int i = 0; i < kWriters * kPerWriter; ++i)
-    inserted.push_back(entry("k:shared", "answer number " + std::to_string(i) + std::string(i * 100, 'x')));
+    inserted.push_back(
+        entry("k:shared", "answer number " + std::to_string(i) + std::string(i * 100, 'x')));
   auto isOneOfThem = [&](const Entry& e) {
     for (auto& x : inserted)
       if (asStored(*tier_, *x) == e) return true;
@@ -171,8 +173,10 @@ TEST_P(CacheTierConformance, ConcurrentInsertsOfOneKeyLeaveOneWholeEntry) {
   std::thread reader([&] {
     while (!done) {
       auto r = tier_->lookup("k:shared");
-      if (!r) ++errors;
-      else if (*r && !isOneOfThem(***r)) ++torn;
+      if (!r)
+        ++errors;
+      else if (*r && !isOneOfThem(***r))
+        ++torn;
     }
   });
   std::vector<std::thread> writers;

@@ -27,8 +27,10 @@ int64_t toUnixMillis(TimePoint t) {
 // outside (an index row, an S3 object) beyond that are clamped to the ends instead of overflowing
 // the conversion (undefined behaviour, found by fuzz_codec).
 TimePoint fromUnixMillis(int64_t ms) {
-  constexpr int64_t kMax = std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::duration::max()).count();
-  constexpr int64_t kMin = std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::duration::min()).count() + 1;
+  constexpr int64_t kMax =
+      std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::duration::max()).count();
+  constexpr int64_t kMin =
+      std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::duration::min()).count() + 1;
   return TimePoint{std::chrono::milliseconds{std::clamp(ms, kMin, kMax)}};
 }
 

@@ -20,7 +20,8 @@ class Clock {
 class FakeClock final : public Clock {
  public:
   explicit FakeClock(TimePoint start = TimePoint{std::chrono::seconds{1767225600}})
-      : ms_(std::chrono::duration_cast<std::chrono::milliseconds>(start.time_since_epoch()).count()) {}
+      : ms_(std::chrono::duration_cast<std::chrono::milliseconds>(start.time_since_epoch())
+                .count()) {}
   TimePoint now() const override { return TimePoint{std::chrono::milliseconds{ms_.load()}}; }
   void advance(std::chrono::milliseconds d) { ms_ += d.count(); }
 

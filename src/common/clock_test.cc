@@ -39,9 +39,10 @@ TEST(Clock, FakeClockMovesOnlyWhenTold) {
 }
 
 TEST(Clock, FromUnixMillisClampsInsteadOfOverflowing) {
-  EXPECT_EQ(fromUnixMillis(INT64_MAX), TimePoint{std::chrono::duration_cast<TimePoint::duration>(
-                                           std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               TimePoint::duration::max()))});
+  EXPECT_EQ(
+      fromUnixMillis(INT64_MAX),
+      TimePoint{std::chrono::duration_cast<TimePoint::duration>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::duration::max()))});
   EXPECT_LT(fromUnixMillis(INT64_MIN), TimePoint{});
   EXPECT_EQ(toUnixMillis(fromUnixMillis(1767225600123)), 1767225600123);
 }

@@ -131,9 +131,9 @@ struct Builder {
   static constexpr std::size_t max_key_size = std::size_t(-1);
   static constexpr std::size_t max_string_size = std::size_t(-1);
 
-  std::vector<Json> stack;        // open containers
+  std::vector<Json> stack;               // open containers
   std::vector<std::string> pendingKeys;  // key waiting for its value, per open object
-  std::string buf;                // string / key / number being assembled
+  std::string buf;                       // string / key / number being assembled
   Json root;
   bool done = false;
 
@@ -267,14 +267,22 @@ Result<Json> parseJson(std::string_view text, const JsonParseOptions& options) {
 
 const char* jsonShortEscape(char32_t c) {
   switch (c) {
-    case '"': return "\\\"";
-    case '\\': return "\\\\";
-    case '\n': return "\\n";
-    case '\r': return "\\r";
-    case '\t': return "\\t";
-    case '\b': return "\\b";
-    case '\f': return "\\f";
-    default: return nullptr;
+    case '"':
+      return "\\\"";
+    case '\\':
+      return "\\\\";
+    case '\n':
+      return "\\n";
+    case '\r':
+      return "\\r";
+    case '\t':
+      return "\\t";
+    case '\b':
+      return "\\b";
+    case '\f':
+      return "\\f";
+    default:
+      return nullptr;
   }
 }
 
@@ -301,10 +309,18 @@ void writeJsonString(std::string_view s, std::string& out) {
 
 void writeJson(const Json& v, std::string& out) {
   switch (v.kind()) {
-    case Json::Kind::Null: out += "null"; break;
-    case Json::Kind::Bool: out += v.asBool() ? "true" : "false"; break;
-    case Json::Kind::Number: out += v.text(); break;
-    case Json::Kind::String: writeJsonString(v.text(), out); break;
+    case Json::Kind::Null:
+      out += "null";
+      break;
+    case Json::Kind::Bool:
+      out += v.asBool() ? "true" : "false";
+      break;
+    case Json::Kind::Number:
+      out += v.text();
+      break;
+    case Json::Kind::String:
+      writeJsonString(v.text(), out);
+      break;
     case Json::Kind::Array:
       out.push_back('[');
       for (size_t i = 0; i < v.items().size(); ++i) {

@@ -27,7 +27,7 @@ class Json {
   static Json boolean(bool b);
   static Json string(std::string s);
   static Json integer(int64_t v);
-  static Json number(double v);            // shortest round-trip spelling
+  static Json number(double v);             // shortest round-trip spelling
   static Json numberText(std::string raw);  // raw must be a valid JSON number
   static Json array();
   static Json object();
@@ -45,8 +45,8 @@ class Json {
   const std::string& text() const { return text_; }
   // A number written without '.', 'e' or 'E' (Python's json makes those ints).
   bool isIntegerNumber() const;
-  std::optional<int64_t> asInt64() const;   // integers that fit; nullopt otherwise
-  std::optional<double> asDouble() const;   // any number, correctly rounded; nullopt if not finite
+  std::optional<int64_t> asInt64() const;  // integers that fit; nullopt otherwise
+  std::optional<double> asDouble() const;  // any number, correctly rounded; nullopt if not finite
 
   // Arrays: items. Objects: values, parallel to keys().
   const std::vector<Json>& items() const { return items_; }

@@ -6,14 +6,16 @@ namespace llmcache {
 namespace {
 
 TEST(Json, NumbersKeepTheirLiteralSpelling) {
-  auto v = parseJson(R"({"a": 123456789012345678901234567890, "b": 1E2, "c": -0, "d": 0.10000000000000001})");
+  auto v = parseJson(
+      R"({"a": 123456789012345678901234567890, "b": 1E2, "c": -0, "d": 0.10000000000000001})");
   ASSERT_TRUE(v) << v.error().message;
   EXPECT_EQ(v->find("a")->text(), "123456789012345678901234567890");
   EXPECT_TRUE(v->find("a")->isIntegerNumber());
   EXPECT_EQ(v->find("b")->text(), "1E2");
   EXPECT_FALSE(v->find("b")->isIntegerNumber());
   EXPECT_EQ(v->find("c")->text(), "-0");
-  EXPECT_EQ(toJson(*v), R"({"a":123456789012345678901234567890,"b":1E2,"c":-0,"d":0.10000000000000001})");
+  EXPECT_EQ(toJson(*v),
+            R"({"a":123456789012345678901234567890,"b":1E2,"c":-0,"d":0.10000000000000001})");
 }
 
 TEST(Json, DuplicateKeyKeepsFirstPositionAndLastValue) {

@@ -2,7 +2,6 @@
 // Result<T>: the return type of every fallible runtime path (DESIGN.md, Conventions).
 // A miss is std::nullopt, never an error; an error carries a human-readable message.
 #include <boost/system/result.hpp>
-
 #include <string>
 #include <utility>
 

@@ -1,7 +1,6 @@
 #include "common/thread.h"
 
 #include <gtest/gtest.h>
-
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -24,7 +23,8 @@ TEST(ThreadPriority, LowerThreadPriorityAppliesToTheCallingThreadOnly) {
 }
 
 TEST(ThreadPriority, AThreadMovesIntoIdlePriorityAndBackWherePermitted) {
-  if (!canLeaveIdlePriority()) GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
+  if (!canLeaveIdlePriority())
+    GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE)";
   bool wasIdle = false, isIdleAfter = true;
   int niceAfter = 0;
   std::thread t([&] {

@@ -148,7 +148,9 @@ void validateAlerts(const Config& c) {
   const auto checkAddress = [](const char* name, const std::string& a) {
     const bool bad = a.empty() || a.find('@') == std::string::npos ||
                      a.find_first_of("<>\r\n\t ,") != std::string::npos;
-    if (bad) throw ConfigError(std::string(name) + ": expected e-mail addresses (name@host), got '" + a + "'");
+    if (bad)
+      throw ConfigError(std::string(name) + ": expected e-mail addresses (name@host), got '" + a +
+                        "'");
   };
   checkAddress("CACHE_ALERT_FROM", c.alertFrom);
   for (const std::string& to : c.alertRecipients()) checkAddress("CACHE_ALERT_EMAIL", to);
@@ -195,8 +197,10 @@ std::vector<std::pair<std::string, int64_t>> Config::modelTtlRules() const {
     const size_t eq = rule.rfind('=');
     if (eq == std::string::npos || eq == 0)
       throw ConfigError("CACHE_MODEL_TTLS: expected glob=seconds, got '" + rule + "'");
-    rules.emplace_back(rule.substr(0, eq), parseNumber<int64_t>("CACHE_MODEL_TTLS", rule.substr(eq + 1)));
-    if (rules.back().second < 0) throw ConfigError("CACHE_MODEL_TTLS: seconds must be >= 0 in '" + rule + "'");
+    rules.emplace_back(rule.substr(0, eq),
+                       parseNumber<int64_t>("CACHE_MODEL_TTLS", rule.substr(eq + 1)));
+    if (rules.back().second < 0)
+      throw ConfigError("CACHE_MODEL_TTLS: seconds must be >= 0 in '" + rule + "'");
   }
   return rules;
 }
@@ -241,13 +245,16 @@ void validate(const Config& c) {
   // "api-key" and "none" are accepted as older spellings of api_key and global.
   if (c.scope != "api_key" && c.scope != "global" && c.scope != "api-key" && c.scope != "none" &&
       (c.scope.rfind("header:", 0) != 0 || c.scope.size() == 7))
-    throw ConfigError("CACHE_SCOPE: expected api_key, global or header:NAME, got '" + c.scope + "'");
+    throw ConfigError("CACHE_SCOPE: expected api_key, global or header:NAME, got '" + c.scope +
+                      "'");
   if (c.upstream.rfind("http://", 0) != 0 && c.upstream.rfind("https://", 0) != 0)
     throw ConfigError("CACHE_UPSTREAM: expected an http:// or https:// URL, got '" + c.upstream +
                       "'");
   if (c.s3Addressing != "auto" && c.s3Addressing != "path" && c.s3Addressing != "virtual")
-    throw ConfigError("CACHE_S3_ADDRESSING: expected auto, path or virtual, got '" + c.s3Addressing + "'");
-  if (c.s3DirectoryRefreshSeconds < 1) throw ConfigError("CACHE_S3_DIRECTORY_REFRESH: must be >= 1");
+    throw ConfigError("CACHE_S3_ADDRESSING: expected auto, path or virtual, got '" +
+                      c.s3Addressing + "'");
+  if (c.s3DirectoryRefreshSeconds < 1)
+    throw ConfigError("CACHE_S3_DIRECTORY_REFRESH: must be >= 1");
   if (c.s3TimeoutSeconds < 1) throw ConfigError("CACHE_S3_TIMEOUT: must be >= 1");
   if (c.invalidationPollSeconds < 1) throw ConfigError("CACHE_INVALIDATION_POLL: must be >= 1");
   if (c.ttlSeconds < 0) throw ConfigError("CACHE_TTL: must be >= 0");
@@ -263,7 +270,9 @@ std::array<unsigned char, 32> encryptionKeyBytes(const Config& c) {
   const bool fromValue = !c.encryptionKey.empty();
   const bool fromFile = !c.encryptionKeyFile.empty();
   if (!fromValue && !fromFile)
-    throw ConfigError("CACHE_ENCRYPTION is on but neither CACHE_ENCRYPTION_KEY nor CACHE_ENCRYPTION_KEY_FILE is set");
+    throw ConfigError(
+        "CACHE_ENCRYPTION is on but neither CACHE_ENCRYPTION_KEY nor CACHE_ENCRYPTION_KEY_FILE is "
+        "set");
   if (fromValue && fromFile)
     throw ConfigError("CACHE_ENCRYPTION_KEY and CACHE_ENCRYPTION_KEY_FILE are both set; set one");
   const char* name = fromValue ? "CACHE_ENCRYPTION_KEY" : "CACHE_ENCRYPTION_KEY_FILE";
@@ -283,16 +292,19 @@ std::array<unsigned char, 32> encryptionKeyBytes(const Config& c) {
   text.erase(0, start);
   // 32 bytes are 43 base64 digits and one '='. EVP_DecodeBlock decodes padding as zero bytes
   // (33 out) and accepts embedded whitespace, so the shape is checked first.
-  const std::string expected = std::string(name) +
-                               ": expected the base64 of exactly 32 bytes (44 characters ending in '=', as "
-                               "`openssl rand -base64 32` prints)";
+  const std::string expected =
+      std::string(name) +
+      ": expected the base64 of exactly 32 bytes (44 characters ending in '=', as "
+      "`openssl rand -base64 32` prints)";
   if (text.size() != 44 || text[43] != '=' || text[42] == '=')
     throw ConfigError(expected + ", got " + std::to_string(text.size()) + " characters");
   for (size_t i = 0; i < 43; ++i) {
     const char ch = text[i];
-    const bool digit = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                       ch == '+' || ch == '/';
-    if (!digit) throw ConfigError(expected + "; character " + std::to_string(i + 1) + " is not a base64 digit");
+    const bool digit = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                       (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+    if (!digit)
+      throw ConfigError(expected + "; character " + std::to_string(i + 1) +
+                        " is not a base64 digit");
   }
   unsigned char out[33];
   if (EVP_DecodeBlock(out, reinterpret_cast<const unsigned char*>(text.data()), 44) != 33)

@@ -19,60 +19,65 @@ struct ConfigError : std::runtime_error {
 
 struct Config {
   // Gateway
-  bool enabled = true;                               // CACHE_ENABLED: false = pure pass-through
-  std::string listen = "127.0.0.1:8080";             // CACHE_LISTEN / --listen
+  bool enabled = true;                                 // CACHE_ENABLED: false = pure pass-through
+  std::string listen = "127.0.0.1:8080";               // CACHE_LISTEN / --listen
   std::string upstream = "https://api.openai.com/v1";  // CACHE_UPSTREAM / --upstream
-  std::string platforms;                             // CACHE_PLATFORMS: "name=url,..."
-  std::string pricingFile;                           // CACHE_PRICING_FILE: overrides prices
-  int threads = 0;                                   // CACHE_THREADS: 0 = one per core
+  std::string platforms;                               // CACHE_PLATFORMS: "name=url,..."
+  std::string pricingFile;                             // CACHE_PRICING_FILE: overrides prices
+  int threads = 0;                                     // CACHE_THREADS: 0 = one per core
   // Limits
-  uint64_t maxBodyBytes = 8u << 20;       // CACHE_MAX_BODY_BYTES: request bodies
-  uint64_t maxHeaderBytes = 64u << 10;    // CACHE_MAX_HEADER_BYTES
-  uint64_t maxConnections = 10000;        // CACHE_MAX_CONNECTIONS
-  int readTimeoutSeconds = 30;            // CACHE_READ_TIMEOUT: one request's head and body
-  int idleTimeoutSeconds = 75;            // CACHE_IDLE_TIMEOUT: keep-alive between requests
+  uint64_t maxBodyBytes = 8u << 20;        // CACHE_MAX_BODY_BYTES: request bodies
+  uint64_t maxHeaderBytes = 64u << 10;     // CACHE_MAX_HEADER_BYTES
+  uint64_t maxConnections = 10000;         // CACHE_MAX_CONNECTIONS
+  int readTimeoutSeconds = 30;             // CACHE_READ_TIMEOUT: one request's head and body
+  int idleTimeoutSeconds = 75;             // CACHE_IDLE_TIMEOUT: keep-alive between requests
   int upstreamConnectTimeoutSeconds = 10;  // CACHE_UPSTREAM_CONNECT_TIMEOUT
-  int upstreamTimeoutSeconds = 600;       // CACHE_UPSTREAM_TIMEOUT: a whole upstream exchange
-  int shutdownGraceSeconds = 30;          // CACHE_SHUTDOWN_GRACE: in-flight requests at SIGTERM
+  int upstreamTimeoutSeconds = 600;        // CACHE_UPSTREAM_TIMEOUT: a whole upstream exchange
+  int shutdownGraceSeconds = 30;           // CACHE_SHUTDOWN_GRACE: in-flight requests at SIGTERM
   // Cache
-  std::string cacheDir = "./.llmcache";   // CACHE_DIR / --cache-dir
-  uint64_t memoryEntries = 100;           // CACHE_MEMORY_ENTRIES
-  uint64_t memoryBytes = 256u << 20;      // CACHE_MEMORY_BYTES
-  uint64_t diskEntries = 1000;            // CACHE_DISK_ENTRIES
-  uint64_t diskBytes = 1ull << 30;        // CACHE_DISK_BYTES
-  bool compression = false;               // CACHE_COMPRESSION: zstd for disk and S3 bodies
-  int64_t ttlSeconds = 0;                 // CACHE_TTL: default time to live, 0 = never expires
-  std::string modelTtls;                  // CACHE_MODEL_TTLS: "glob=seconds,...", first match wins
-  std::string keyNormalize = "seed";      // CACHE_KEY_NORMALIZE: seed | whitespace | exact
-  uint64_t keyMemoEntries = 10000;        // CACHE_KEY_MEMO_ENTRIES: recent bodies whose key is known (0: off)
-  std::string scope = "api_key";          // CACHE_SCOPE: api_key | global | header:NAME
-  std::string scopeSecret;                // CACHE_SCOPE_SECRET (secret): HMAC key of api_key scopes
+  std::string cacheDir = "./.llmcache";  // CACHE_DIR / --cache-dir
+  uint64_t memoryEntries = 100;          // CACHE_MEMORY_ENTRIES
+  uint64_t memoryBytes = 256u << 20;     // CACHE_MEMORY_BYTES
+  uint64_t diskEntries = 1000;           // CACHE_DISK_ENTRIES
+  uint64_t diskBytes = 1ull << 30;       // CACHE_DISK_BYTES
+  bool compression = false;              // CACHE_COMPRESSION: zstd for disk and S3 bodies
+  int64_t ttlSeconds = 0;                // CACHE_TTL: default time to live, 0 = never expires
+  std::string modelTtls;                 // CACHE_MODEL_TTLS: "glob=seconds,...", first match wins
+  std::string keyNormalize = "seed";     // CACHE_KEY_NORMALIZE: seed | whitespace | exact
+  uint64_t keyMemoEntries =
+      10000;  // CACHE_KEY_MEMO_ENTRIES: recent bodies whose key is known (0: off)
+  std::string scope = "api_key";  // CACHE_SCOPE: api_key | global | header:NAME
+  std::string scopeSecret;        // CACHE_SCOPE_SECRET (secret): HMAC key of api_key scopes
   // Later tiers and services (read now so that --print-config shows them)
-  std::string s3Bucket;                   // CACHE_S3_BUCKET: the S3 tier is on when set
-  std::string s3Region = "us-east-1";     // CACHE_S3_REGION
-  std::string s3Endpoint;                 // CACHE_S3_ENDPOINT: empty = AWS
-  std::string s3Prefix;                   // CACHE_S3_PREFIX
-  std::string s3Addressing = "auto";      // CACHE_S3_ADDRESSING: auto | path | virtual
-  int s3DirectoryRefreshSeconds = 30;     // CACHE_S3_DIRECTORY_REFRESH: relisting of the bucket's keys
-  int s3TimeoutSeconds = 10;              // CACHE_S3_TIMEOUT: one S3 request
-  int s3OutboxRetryMaxSeconds = 60;       // CACHE_S3_OUTBOX_RETRY_MAX: longest pause between upload retries
-  int invalidationPollSeconds = 10;       // CACHE_INVALIDATION_POLL: other gateways' invalidations (S3)
-  bool asyncWrites = true;                // CACHE_ASYNC_WRITES
-  bool encryption = false;                // CACHE_ENCRYPTION: AES-256-GCM for disk and S3 bodies
-  std::string encryptionKey;              // CACHE_ENCRYPTION_KEY (secret): base64 of 32 bytes
-  std::string encryptionKeyFile;          // CACHE_ENCRYPTION_KEY_FILE: a file holding that base64
-  std::string adminToken;                 // CACHE_ADMIN_TOKEN (secret)
-  bool metricsEnabled = true;             // CACHE_METRICS_ENABLED
-  int metricsIntervalSeconds = 60;        // CACHE_METRICS_INTERVAL
-  std::string alertEmail;                 // CACHE_ALERT_EMAIL: recipients, comma-separated; alerts on when set
-  std::string smtpUrl = "smtp://localhost:25";  // CACHE_SMTP_URL: smtp:// (STARTTLS when offered) or smtps://
+  std::string s3Bucket;                // CACHE_S3_BUCKET: the S3 tier is on when set
+  std::string s3Region = "us-east-1";  // CACHE_S3_REGION
+  std::string s3Endpoint;              // CACHE_S3_ENDPOINT: empty = AWS
+  std::string s3Prefix;                // CACHE_S3_PREFIX
+  std::string s3Addressing = "auto";   // CACHE_S3_ADDRESSING: auto | path | virtual
+  int s3DirectoryRefreshSeconds = 30;  // CACHE_S3_DIRECTORY_REFRESH: relisting of the bucket's keys
+  int s3TimeoutSeconds = 10;           // CACHE_S3_TIMEOUT: one S3 request
+  int s3OutboxRetryMaxSeconds =
+      60;  // CACHE_S3_OUTBOX_RETRY_MAX: longest pause between upload retries
+  int invalidationPollSeconds = 10;  // CACHE_INVALIDATION_POLL: other gateways' invalidations (S3)
+  bool asyncWrites = true;           // CACHE_ASYNC_WRITES
+  bool encryption = false;           // CACHE_ENCRYPTION: AES-256-GCM for disk and S3 bodies
+  std::string encryptionKey;         // CACHE_ENCRYPTION_KEY (secret): base64 of 32 bytes
+  std::string encryptionKeyFile;     // CACHE_ENCRYPTION_KEY_FILE: a file holding that base64
+  std::string adminToken;            // CACHE_ADMIN_TOKEN (secret)
+  bool metricsEnabled = true;        // CACHE_METRICS_ENABLED
+  int metricsIntervalSeconds = 60;   // CACHE_METRICS_INTERVAL
+  std::string alertEmail;  // CACHE_ALERT_EMAIL: recipients, comma-separated; alerts on when set
+  std::string smtpUrl =
+      "smtp://localhost:25";  // CACHE_SMTP_URL: smtp:// (STARTTLS when offered) or smtps://
   std::string alertFrom = "llmcache@localhost";  // CACHE_ALERT_FROM: the sender address
-  double alertHitRateMin = 0.1;           // CACHE_ALERT_HIT_RATE_MIN: mail when the window's hit rate is below
-  int64_t alertMinRequests = 100;         // CACHE_ALERT_MIN_REQUESTS: ... with at least this many requests
-  int alertWindowSeconds = 300;           // CACHE_ALERT_WINDOW: the window the rules look at
-  int alertCooldownSeconds = 3600;        // CACHE_ALERT_COOLDOWN: at most one mail per kind this often
-  uint64_t alertOutboxMax = 1000;         // CACHE_ALERT_OUTBOX_MAX: mail when S3 writes pending exceed it
-  uint64_t alertTierErrors = 10;          // CACHE_ALERT_TIER_ERRORS: mail when a tier's errors in the window exceed it
+  double alertHitRateMin =
+      0.1;  // CACHE_ALERT_HIT_RATE_MIN: mail when the window's hit rate is below
+  int64_t alertMinRequests = 100;  // CACHE_ALERT_MIN_REQUESTS: ... with at least this many requests
+  int alertWindowSeconds = 300;    // CACHE_ALERT_WINDOW: the window the rules look at
+  int alertCooldownSeconds = 3600;  // CACHE_ALERT_COOLDOWN: at most one mail per kind this often
+  uint64_t alertOutboxMax = 1000;   // CACHE_ALERT_OUTBOX_MAX: mail when S3 writes pending exceed it
+  uint64_t alertTierErrors =
+      10;  // CACHE_ALERT_TIER_ERRORS: mail when a tier's errors in the window exceed it
 
   // Host and port of `listen`. Throws ConfigError when malformed.
   std::pair<std::string, uint16_t> listenEndpoint() const;

@@ -1,13 +1,12 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
-
-#include <unistd.h>
 
 namespace llmcache::config {
 namespace {
@@ -31,7 +30,8 @@ TEST(Config, DefaultsAreTheEmbeddedMemoryPlusDiskSetup) {
 
 TEST(Config, EnvironmentOverridesFileAndFlagsOverrideEnvironment) {
   const auto path = std::filesystem::temp_directory_path() / "llmcache_config_test.json";
-  std::ofstream(path) << R"({"CACHE_TTL": 10, "CACHE_DIR": "/from/file", "CACHE_COMPRESSION": true})";
+  std::ofstream(path)
+      << R"({"CACHE_TTL": 10, "CACHE_DIR": "/from/file", "CACHE_COMPRESSION": true})";
   Config c;
   applyFile(c, path.string());
   applyEnvironment(c, envOf({{"CACHE_TTL", "20"}}));
@@ -77,7 +77,8 @@ TEST(Config, PrintConfigMasksSecrets) {
   EXPECT_NE(out.find("CACHE_LISTEN=127.0.0.1:8080"), std::string::npos);
 }
 
-// The base64 of bytes 0, 1, ..., 31 (python3 -c "import base64;print(base64.b64encode(bytes(range(32))).decode())").
+// The base64 of bytes 0, 1, ..., 31 (python3 -c "import
+// base64;print(base64.b64encode(bytes(range(32))).decode())").
 constexpr const char* kKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 std::string validateMessage(const Config& c) {
@@ -99,7 +100,8 @@ TEST(ConfigEncryption, KeyIsTheBase64OfThirtyTwoBytes) {
 }
 
 TEST(ConfigEncryption, KeyFileHoldsTheBase64WithSurroundingWhitespace) {
-  const auto path = std::filesystem::temp_directory_path() / ("llmcache-key-" + std::to_string(::getpid()));
+  const auto path =
+      std::filesystem::temp_directory_path() / ("llmcache-key-" + std::to_string(::getpid()));
   std::ofstream(path) << "  " << kKey << "\n";
   Config c;
   setValue(c, "CACHE_ENCRYPTION", "true");
@@ -109,7 +111,8 @@ TEST(ConfigEncryption, KeyFileHoldsTheBase64WithSurroundingWhitespace) {
   // The path is not a secret: print-config shows it.
   EXPECT_NE(printConfig(c).find("CACHE_ENCRYPTION_KEY_FILE=" + path.string()), std::string::npos);
   std::filesystem::remove(path);
-  EXPECT_NE(validateMessage(c).find("CACHE_ENCRYPTION_KEY_FILE: cannot read"), std::string::npos) << validateMessage(c);
+  EXPECT_NE(validateMessage(c).find("CACHE_ENCRYPTION_KEY_FILE: cannot read"), std::string::npos)
+      << validateMessage(c);
 }
 
 TEST(ConfigEncryption, EncryptionWithoutAKeyIsRefused) {
@@ -127,17 +130,19 @@ TEST(ConfigEncryption, BothAKeyAndAKeyFileAreRefused) {
 }
 
 TEST(ConfigEncryption, MalformedKeysAreRefusedWithoutEchoingThem) {
-  const std::string tooShort = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";         // 30 bytes
-  const std::string tooLong = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g";      // 33 bytes
-  const std::string badDigit = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd*h8=";     // '*'
-  const std::string space = "AAECAwQFBgcICQoLDA0O DxAREhMUFRYXGBkaGxwdHh8=";       // inner space
+  const std::string tooShort = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";      // 30 bytes
+  const std::string tooLong = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g";   // 33 bytes
+  const std::string badDigit = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd*h8=";  // '*'
+  const std::string space = "AAECAwQFBgcICQoLDA0O DxAREhMUFRYXGBkaGxwdHh8=";    // inner space
   const std::string twoPads = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh==";
-  for (const std::string& bad : {tooShort, tooLong, badDigit, space, twoPads, std::string("secret")}) {
+  for (const std::string& bad :
+       {tooShort, tooLong, badDigit, space, twoPads, std::string("secret")}) {
     Config c;
     c.encryption = true;
     c.encryptionKey = bad;
     const std::string message = validateMessage(c);
-    EXPECT_NE(message.find("CACHE_ENCRYPTION_KEY: expected the base64 of exactly 32 bytes"), std::string::npos)
+    EXPECT_NE(message.find("CACHE_ENCRYPTION_KEY: expected the base64 of exactly 32 bytes"),
+              std::string::npos)
         << bad << ": " << message;
     EXPECT_EQ(message.find(bad), std::string::npos) << message;
   }
@@ -181,7 +186,8 @@ TEST(ConfigAlerts, SettingsHaveTheirDefaultsAndParseFromText) {
   setValue(c, "CACHE_SMTP_URL", "smtp://127.0.0.1:2525");
   setValue(c, "CACHE_ALERT_EMAIL", " ops@example.com, oncall@example.com ,");
   EXPECT_EQ(c.alertHitRateMin, 0.25);
-  EXPECT_EQ(c.alertRecipients(), (std::vector<std::string>{"ops@example.com", "oncall@example.com"}));
+  EXPECT_EQ(c.alertRecipients(),
+            (std::vector<std::string>{"ops@example.com", "oncall@example.com"}));
   EXPECT_NO_THROW(validate(c));
   EXPECT_NE(printConfig(c).find("CACHE_ALERT_HIT_RATE_MIN=0.25\n"), std::string::npos);
   EXPECT_THROW(setValue(c, "CACHE_ALERT_HIT_RATE_MIN", "low"), ConfigError);

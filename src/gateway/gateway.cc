@@ -7,13 +7,13 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
-#include <ranges>
 #include <iostream>
+#include <ranges>
 
+#include "analytics/prompt.h"
 #include "api/request.h"
 #include "api/response.h"
 #include "api/sse_parser.h"
-#include "analytics/prompt.h"
 #include "api/stream.h"
 #include "common/thread.h"
 #include "gateway/key_memo.h"
@@ -27,14 +27,22 @@ namespace net = http::net;
 
 std::string_view outcomeName(Outcome o) {
   switch (o) {
-    case Outcome::Hit: return "HIT";
-    case Outcome::Miss: return "MISS";
-    case Outcome::Coalesced: return "COALESCED";
-    case Outcome::Refresh: return "REFRESH";
-    case Outcome::NoStore: return "NO-STORE";
-    case Outcome::Bypass: return "BYPASS";
-    case Outcome::Uncacheable: return "UNCACHEABLE";
-    case Outcome::Invalid: return "INVALID";
+    case Outcome::Hit:
+      return "HIT";
+    case Outcome::Miss:
+      return "MISS";
+    case Outcome::Coalesced:
+      return "COALESCED";
+    case Outcome::Refresh:
+      return "REFRESH";
+    case Outcome::NoStore:
+      return "NO-STORE";
+    case Outcome::Bypass:
+      return "BYPASS";
+    case Outcome::Uncacheable:
+      return "UNCACHEABLE";
+    case Outcome::Invalid:
+      return "INVALID";
   }
   return "UNKNOWN";
 }
@@ -126,7 +134,8 @@ std::optional<int64_t> parseNonNegative(std::string_view s) {
 }
 
 // The tenant of an api_key scope: HMAC-SHA256 of the credential under CACHE_SCOPE_SECRET
-// (plain SHA-256 when no secret is set), the first 8 bytes in hex. The credential itself is never kept.
+// (plain SHA-256 when no secret is set), the first 8 bytes in hex. The credential itself is never
+// kept.
 std::string credentialScope(std::string_view credential, std::string_view secret) {
   // A connection sends one credential over and over: remember the last one per thread (the
   // digest costs more than the rest of a memory hit; OpenSSL 3 fetches the algorithm per call).
@@ -138,7 +147,8 @@ std::string credentialScope(std::string_view credential, std::string_view secret
     EVP_Digest(credential.data(), credential.size(), digest, &len, EVP_sha256(), nullptr);
   } else {
     HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-         reinterpret_cast<const unsigned char*>(credential.data()), credential.size(), digest, &len);
+         reinterpret_cast<const unsigned char*>(credential.data()), credential.size(), digest,
+         &len);
   }
   static const char* hex = "0123456789abcdef";
   std::string out;
@@ -181,7 +191,9 @@ void publish(Flights& flights, Ctx& ctx, ResultPtr result) {
 }  // namespace
 
 Gateway::Gateway(GatewayDeps deps) : deps_(deps), keyMemo_(deps.config.keyMemoEntries) {
-  if (deps_.s3) s3Chain_ = std::make_unique<cache::TierChain>(std::vector<cache::CacheTier*>{deps_.s3}, deps_.clock);
+  if (deps_.s3)
+    s3Chain_ =
+        std::make_unique<cache::TierChain>(std::vector<cache::CacheTier*>{deps_.s3}, deps_.clock);
   mode_ = key::parseNormalizeMode(deps_.config.keyNormalize).value_or(key::NormalizeMode::Seed);
   modelTtls_ = deps_.config.modelTtlRules();
   defaultPlatform_ = "default";
@@ -235,9 +247,8 @@ net::awaitable<void> Gateway::sendError(Context& ctx, http::ResponseWriter& w, b
   http::Response res{status, ctx.request.version()};
   res.set(bhttp::field::content_type, "application/json");
   res.set("x-llmcache-status", outcomeName(outcome));
-  res.body() = api::errorBody(ctx.provider,
-                              api::errorTypeForStatus(ctx.provider, static_cast<int>(status)),
-                              message);
+  res.body() = api::errorBody(
+      ctx.provider, api::errorTypeForStatus(ctx.provider, static_cast<int>(status)), message);
   co_await w.send(std::move(res));
 }
 
@@ -269,9 +280,9 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   }
   if (deps_.admin && admin::AdminApi::ownsDashboard(ctx.path)) {
     // Static files from the binary: no I/O, answered here.
-    admin::AdminApi::Reply reply = deps_.admin->dashboard(
-        ctx.request.method_string(), ctx.request.target(),
-        ctx.request[bhttp::field::authorization], w.peerIsLoopback());
+    admin::AdminApi::Reply reply =
+        deps_.admin->dashboard(ctx.request.method_string(), ctx.request.target(),
+                               ctx.request[bhttp::field::authorization], w.peerIsLoopback());
     http::Response res = adminResponse(std::move(reply), ctx.request.version());
     co_await w.send(std::move(res));
     co_return;
@@ -290,9 +301,11 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     ctx.platform = defaultPlatform_;
   } else {
     const size_t slash = ctx.path.find('/', 1);
-    const std::string name = ctx.path.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
+    const std::string name =
+        ctx.path.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
     apiPath = slash == std::string::npos ? "" : ctx.path.substr(slash);
-    ctx.provider = apiPath.rfind("/v1/messages", 0) == 0 ? api::Provider::Anthropic : api::Provider::OpenAi;
+    ctx.provider =
+        apiPath.rfind("/v1/messages", 0) == 0 ? api::Provider::Anthropic : api::Provider::OpenAi;
     if (apiPath.rfind("/v1/", 0) != 0) {
       co_await sendError(ctx, w, bhttp::status::not_found,
                          "no route for " + ctx.path + ": use /v1/... or /{platform}/v1/...",
@@ -311,17 +324,20 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   // The platform's base ends in /v1; the API path starts with it.
   ctx.upstreamUrl = base + apiPath.substr(3) + (ctx.query.empty() ? "" : "?" + ctx.query);
   if (req.method() == bhttp::verb::post) ctx.endpoint = api::endpointForPath(apiPath);
-  ctx.provider = ctx.endpoint ? api::providerOf(*ctx.endpoint)
+  ctx.provider = ctx.endpoint                            ? api::providerOf(*ctx.endpoint)
                  : apiPath.rfind("/v1/messages", 0) == 0 ? api::Provider::Anthropic
-                                                        : api::Provider::OpenAi;
+                                                         : api::Provider::OpenAi;
 
   // Request controls.
   for (auto part : std::string_view(req[bhttp::field::cache_control]) | std::views::split(',')) {
     std::string_view d = trim(std::string_view(part.begin(), part.end()));
     // Directive names are case-insensitive (RFC 9111 section 5.2).
-    if (upstream::equalsIgnoreCase(d, "no-cache")) ctx.noCache = true;
-    else if (upstream::equalsIgnoreCase(d, "no-store")) ctx.noStore = true;
-    else if (upstream::equalsIgnoreCase(d.substr(0, 8), "max-age=")) ctx.maxAge = parseNonNegative(d.substr(8));
+    if (upstream::equalsIgnoreCase(d, "no-cache"))
+      ctx.noCache = true;
+    else if (upstream::equalsIgnoreCase(d, "no-store"))
+      ctx.noStore = true;
+    else if (upstream::equalsIgnoreCase(d.substr(0, 8), "max-age="))
+      ctx.maxAge = parseNonNegative(d.substr(8));
   }
   if (!ctx.endpoint || !deps_.config.enabled || (ctx.noCache && ctx.noStore)) {
     co_await passThrough(ctx, w);
@@ -366,7 +382,8 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
 
   // Parse, validate, key: skipped for a body seen recently (KeyMemo; the body is parsed later
   // only if this turns out to be a miss).
-  const KeyMemo::Probe memoProbe = KeyMemo::probe(opts.endpoint, opts.mode, opts.scope, opts.keyNamespace, req.body());
+  const KeyMemo::Probe memoProbe =
+      KeyMemo::probe(opts.endpoint, opts.mode, opts.scope, opts.keyNamespace, req.body());
   if (auto known = keyMemo_.find(memoProbe)) {
     ctx.info = known->info;
     ctx.key = known->key;
@@ -375,14 +392,16 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   } else {
     auto body = key::parseRequest(req.body());
     if (!body) {
-      co_await sendError(ctx, w, bhttp::status::bad_request, body.error().message, Outcome::Invalid);
+      co_await sendError(ctx, w, bhttp::status::bad_request, body.error().message,
+                         Outcome::Invalid);
       co_return;
     }
     ctx.body = std::move(*body);
     ctx.bodyParsed = true;
     auto info = api::validateRequest(*ctx.endpoint, ctx.body);
     if (!info) {
-      co_await sendError(ctx, w, bhttp::status::bad_request, info.error().message, Outcome::Invalid);
+      co_await sendError(ctx, w, bhttp::status::bad_request, info.error().message,
+                         Outcome::Invalid);
       co_return;
     }
     ctx.info = *info;
@@ -393,7 +412,8 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
     }
     ctx.key = std::move(*k);
     const Json* streamOptions = ctx.body.find("stream_options");
-    ctx.includeUsage = streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);
+    ctx.includeUsage =
+        streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);
     auto value = std::make_shared<KeyMemo::Value>();
     value->info = ctx.info;
     value->key = ctx.key;
@@ -448,7 +468,7 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
 bool Gateway::freshEnough(const Context& ctx, const cache::Entry& entry) const {
   if (!ctx.maxAge) return true;
   const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(deps_.clock.now() -
-                                                                        entry.responseTimestamp);
+                                                                         entry.responseTimestamp);
   // Older than the client accepts: a miss. (Compared in milliseconds without multiplying the
   // client's number, which may be as large as int64 allows.)
   return *ctx.maxAge >= INT64_MAX / 1000 || age.count() <= *ctx.maxAge * 1000;
@@ -489,7 +509,8 @@ void Gateway::signRow(const cache::Entry& entry, const KeyMemo::Value* keyInfo) 
   // The near-duplicate finder's prompt signature, set where the row is written (events of hits
   // no longer look the row up to set it: that was an UPDATE per hit on the events thread).
   if (deps_.index && keyInfo && keyInfo->promptSimhash)
-    (void)deps_.index->setPromptSignature(entry.cacheKey, keyInfo->promptSimhash, keyInfo->promptPreview);
+    (void)deps_.index->setPromptSignature(entry.cacheKey, keyInfo->promptSimhash,
+                                          keyInfo->promptPreview);
 }
 
 net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
@@ -525,7 +546,8 @@ net::awaitable<void> Gateway::store(cache::EntryPtr entry, uint64_t generation,
     if (deps_.chain.size() > 0)
       if (auto r = deps_.chain.tier(0).insert(entry); !r) ++stats_.storeErrors;
   };
-  const bool kept = inv ? inv->storeUnlessInvalidated(generation, *entry, toMemory) : (toMemory(), true);
+  const bool kept =
+      inv ? inv->storeUnlessInvalidated(generation, *entry, toMemory) : (toMemory(), true);
   if (!kept) co_return;  // an invalidation condemned this answer while it was in flight
   ++stats_.stored;
   const bool s3Sync = deps_.s3 && !deps_.s3Outbox;
@@ -635,13 +657,13 @@ net::awaitable<void> Gateway::serveMetrics(Context& ctx, http::ResponseWriter& w
 
 net::awaitable<void> Gateway::serveAdmin(Context& ctx, http::ResponseWriter& w) {
   // Off the I/O threads: an invalidation runs SQLite queries and tier erases.
-  auto job = offload(adminPool_, [this, method = std::string(ctx.request.method_string()),
-                                  target = std::string(ctx.request.target()),
-                                  body = ctx.request.body(),
-                                  auth = std::string(ctx.request[bhttp::field::authorization]),
-                                  loopback = w.peerIsLoopback()] {
-    return deps_.admin->handle(method, target, body, auth, loopback);
-  });
+  auto job =
+      offload(adminPool_, [this, method = std::string(ctx.request.method_string()),
+                           target = std::string(ctx.request.target()), body = ctx.request.body(),
+                           auth = std::string(ctx.request[bhttp::field::authorization]),
+                           loopback = w.peerIsLoopback()] {
+        return deps_.admin->handle(method, target, body, auth, loopback);
+      });
   admin::AdminApi::Reply reply = co_await std::move(job);
   if (deps_.broadcast && reply.status == 200) {
     // Tell the other gateways on the bucket (they apply it to their memory and disk).
@@ -653,10 +675,12 @@ net::awaitable<void> Gateway::serveAdmin(Context& ctx, http::ResponseWriter& w) 
       record = Json::object().set("cache_id", Json::string(ctx.path.substr(15)));
     }
     if (record) {
-      auto publish = offload(s3Pool_, [this, r = std::move(*record)] { return deps_.broadcast->publish(r); });
+      auto publish =
+          offload(s3Pool_, [this, r = std::move(*record)] { return deps_.broadcast->publish(r); });
       if (auto r = co_await std::move(publish); !r) {
         ++stats_.s3Errors;
-        std::cerr << "llmcache: could not publish the invalidation to S3: " << r.error().message << "\n";
+        std::cerr << "llmcache: could not publish the invalidation to S3: " << r.error().message
+                  << "\n";
       }
     }
   }
@@ -680,7 +704,9 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
 
   const auto t0 = std::chrono::steady_clock::now();
   auto call = UpstreamCall::start(deps_.client, std::move(ur), co_await net::this_coro::executor);
-  const Outcome outcome = ctx.noCache ? Outcome::Refresh : ctx.noStore ? Outcome::NoStore : Outcome::Miss;
+  const Outcome outcome = ctx.noCache   ? Outcome::Refresh
+                          : ctx.noStore ? Outcome::NoStore
+                                        : Outcome::Miss;
   upstream::ResponseHead head;
   std::string body;
   bool streaming = false;
@@ -726,8 +752,9 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
       break;
     }
   }
-  const int64_t latencyMs = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::steady_clock::now() - t0).count();
+  const int64_t latencyMs =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
 
   auto result = std::make_shared<FlightResult>();
   if (clientGone) co_return result;  // Aborted
@@ -740,8 +767,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     result->kind = FlightResult::Kind::Raw;
     result->status = static_cast<int>(status);
     result->headers = {{"content-type", "application/json"}};
-    result->body = api::errorBody(ctx.provider, api::errorTypeForStatus(ctx.provider, result->status),
-                                  message);
+    result->body = api::errorBody(ctx.provider,
+                                  api::errorTypeForStatus(ctx.provider, result->status), message);
     publish(flights_, ctx, result);
     if (w.started()) {
       w.abort();  // a broken stream must look broken to the client, not complete
@@ -757,7 +784,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     if (streaming) {
       if (api::streamCompleted(*ctx.endpoint, events)) {
         auto assembled = api::assembleStream(*ctx.endpoint, events);
-        if (assembled && api::isStorableResponse(*ctx.endpoint, *assembled)) answer = std::move(*assembled);
+        if (assembled && api::isStorableResponse(*ctx.endpoint, *assembled))
+          answer = std::move(*assembled);
       }
     } else if (!ctx.info.stream) {
       auto parsed = parseJson(body);
@@ -807,7 +835,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     // More than 100 years is forever in practice; the cap keeps the sum inside TimePoint's range
     // (a header of 9223372036854775807 seconds would overflow its nanoseconds).
     constexpr int64_t kMaxTtlSeconds = int64_t{100} * 365 * 24 * 3600;
-    if (ttl > 0) e->expiresAt = e->responseTimestamp + std::chrono::seconds(std::min(ttl, kMaxTtlSeconds));
+    if (ttl > 0)
+      e->expiresAt = e->responseTimestamp + std::chrono::seconds(std::min(ttl, kMaxTtlSeconds));
     e->tags = ctx.tags;
     e->cacheNamespace = ctx.keyNamespace;
     e->tenant = ctx.tenant;
@@ -826,7 +855,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     result->headers = upstream::forwardableHeaders(head.headers);
     result->body = body;
   }
-  publish(flights_, ctx, result);  // before our client sees the end of the answer (see Context::flight)
+  publish(flights_, ctx,
+          result);  // before our client sees the end of the answer (see Context::flight)
   const Outcome finalOutcome = entry ? outcome : Outcome::Uncacheable;
   ctx.answer = entry;
   settle(ctx, finalOutcome);
@@ -847,14 +877,15 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
   ctx.tier = std::string(layer);
   settle(ctx, outcome);
   // Queued in memory and written in batches by the index's own thread: no SQLite here.
-  if (deps_.index && outcome == Outcome::Hit) deps_.index->recordHit(entry.cacheId, deps_.clock.now());
+  if (deps_.index && outcome == Outcome::Hit)
+    deps_.index->recordHit(entry.cacheId, deps_.clock.now());
   http::Response res{static_cast<bhttp::status>(entry.status ? entry.status : 200),
                      ctx.request.version()};
   res.set("x-llmcache-status", outcomeName(outcome));
   if (!layer.empty()) res.set("x-llmcache-layer", layer);
   res.set("x-llmcache-key", keyHeaderValue(entry.cacheKey));
-  const auto age = std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now() -
-                                                                    entry.responseTimestamp);
+  const auto age =
+      std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now() - entry.responseTimestamp);
   res.set(bhttp::field::age, std::to_string(std::max<int64_t>(0, age.count())));
   if (ctx.info.stream) {
     res.set(bhttp::field::content_type, "text/event-stream; charset=utf-8");
@@ -907,7 +938,8 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
     UpstreamCall::Step step = co_await call->next();
     if (step.head) {
       http::Fields f;
-      for (const auto& h : upstream::forwardableHeaders(step.head->headers)) f.insert(h.name, h.value);
+      for (const auto& h : upstream::forwardableHeaders(step.head->headers))
+        f.insert(h.name, h.value);
       f.set("x-llmcache-status", outcomeName(Outcome::Bypass));
       if (!co_await w.beginStream(static_cast<bhttp::status>(step.head->status), f)) {
         clientGone = true;

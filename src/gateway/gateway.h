@@ -7,6 +7,9 @@
 #include <memory>
 #include <string>
 
+#include "admin/admin_api.h"
+#include "analytics/metrics.h"
+#include "analytics/recorder.h"
 #include "api/provider.h"
 #include "cache/s3/s3_key_directory.h"
 #include "cache/s3/s3_outbox.h"
@@ -15,9 +18,6 @@
 #include "config/config.h"
 #include "gateway/key_memo.h"
 #include "gateway/single_flight.h"
-#include "admin/admin_api.h"
-#include "analytics/metrics.h"
-#include "analytics/recorder.h"
 #include "http/server.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
@@ -31,14 +31,14 @@ namespace llmcache::gateway {
 
 // What happened to a request: drives x-llmcache-status (and, later, metrics and analytics).
 enum class Outcome {
-  Hit,            // answered from a tier
-  Miss,           // forwarded; the answer was stored
-  Coalesced,      // waited for an identical in-flight request and got its answer
-  Refresh,        // Cache-Control: no-cache: lookup skipped, the fresh answer stored
-  NoStore,        // Cache-Control: no-store: forwarded on a miss, the answer not stored
-  Bypass,         // not a cached endpoint, caching disabled, or no-cache + no-store
-  Uncacheable,    // forwarded, but the answer is not one we store (error, partial, invalid)
-  Invalid,        // the gateway refused the request (400, 404, 413)
+  Hit,          // answered from a tier
+  Miss,         // forwarded; the answer was stored
+  Coalesced,    // waited for an identical in-flight request and got its answer
+  Refresh,      // Cache-Control: no-cache: lookup skipped, the fresh answer stored
+  NoStore,      // Cache-Control: no-store: forwarded on a miss, the answer not stored
+  Bypass,       // not a cached endpoint, caching disabled, or no-cache + no-store
+  Uncacheable,  // forwarded, but the answer is not one we store (error, partial, invalid)
+  Invalid,      // the gateway refused the request (400, 404, 413)
 };
 std::string_view outcomeName(Outcome o);  // "HIT", "MISS", ...
 

@@ -10,8 +10,9 @@ KeyMemo::KeyMemo(size_t maxEntries, size_t shards) {
   for (size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
-KeyMemo::Probe KeyMemo::probe(key::Endpoint endpoint, key::NormalizeMode mode, std::string_view scope,
-                              std::string_view keyNamespace, std::string_view body) {
+KeyMemo::Probe KeyMemo::probe(key::Endpoint endpoint, key::NormalizeMode mode,
+                              std::string_view scope, std::string_view keyNamespace,
+                              std::string_view body) {
   Probe p;
   std::string& k = p.prefix;
   k.reserve(scope.size() + keyNamespace.size() + 12);

@@ -27,7 +27,7 @@ class KeyMemo {
   struct Value {
     api::RequestInfo info;
     key::CacheKey key;
-    bool includeUsage = false;  // stream_options.include_usage
+    bool includeUsage = false;   // stream_options.include_usage
     std::string promptCategory;  // analytics::classifyPrompt of the last user message
     uint64_t promptSimhash = 0;  // analytics::promptSignature
     std::string promptPreview;   // empty when previews are off (CACHE_ENCRYPTION)
@@ -73,12 +73,14 @@ class KeyMemo {
              std::string_view(s->text).substr(0, s->prefixLen) == p.prefix &&
              std::string_view(s->text).substr(s->prefixLen) == p.body;
     }
-    bool operator()(const Stored* a, const Stored* b) const { return a == b || (a->hash == b->hash && a->text == b->text); }
+    bool operator()(const Stored* a, const Stored* b) const {
+      return a == b || (a->hash == b->hash && a->text == b->text);
+    }
     bool operator()(const Probe& p, const Stored* s) const { return equal(p, s); }
     bool operator()(const Stored* s, const Probe& p) const { return equal(p, s); }
   };
   struct Shard {
-    AdaptiveMutex mutex;  // shared by the request threads: spins before it sleeps
+    AdaptiveMutex mutex;    // shared by the request threads: spins before it sleeps
     std::list<Stored> lru;  // front: most recent
     std::unordered_map<const Stored*, std::list<Stored>::iterator, Hash, Same> index;
   };

@@ -23,10 +23,12 @@ std::shared_ptr<const KeyMemo::Value> value(std::string hash) {
 TEST(KeyMemo, TheSameInputsFindTheRememberedKey) {
   KeyMemo memo(100);
   std::string body = "{}";
-  memo.put(KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", body), value("h1"));
+  memo.put(KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", body),
+           value("h1"));
   body = "xx";  // the memo kept its own copy of the body
   const std::string again = "{}";
-  auto found = memo.find(KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", again));
+  auto found = memo.find(
+      KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", again));
   ASSERT_TRUE(found);
   EXPECT_EQ(found->key.requestHash, "h1");
 }

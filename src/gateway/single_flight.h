@@ -45,7 +45,8 @@ class SingleFlight {
 
    private:
     friend class SingleFlight;
-    using Channel = net::experimental::concurrent_channel<void(boost::system::error_code, ResultPtr)>;
+    using Channel =
+        net::experimental::concurrent_channel<void(boost::system::error_code, ResultPtr)>;
     std::mutex mutex_;
     ResultPtr result_;
     std::vector<std::shared_ptr<Channel>> waiters_;

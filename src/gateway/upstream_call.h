@@ -22,7 +22,7 @@ class UpstreamCall : public upstream::Sink, public std::enable_shared_from_this<
   struct Step {
     std::optional<upstream::ResponseHead> head;  // set once, in the first step that has it
     std::string data;
-    std::optional<Result<void>> done;            // set in the last step
+    std::optional<Result<void>> done;  // set in the last step
   };
 
   explicit UpstreamCall(net::any_io_executor ex) : doorbell_(ex, 1) {}
@@ -54,9 +54,15 @@ class UpstreamCall : public upstream::Sink, public std::enable_shared_from_this<
   }
 
   // upstream::Sink (worker thread)
-  void onHead(upstream::ResponseHead head) override { push([&](Step& s) { s.head = std::move(head); }); }
-  void onData(std::string_view bytes) override { push([&](Step& s) { s.data.append(bytes); }); }
-  void onComplete(Result<void> outcome) override { push([&](Step& s) { s.done = std::move(outcome); }); }
+  void onHead(upstream::ResponseHead head) override {
+    push([&](Step& s) { s.head = std::move(head); });
+  }
+  void onData(std::string_view bytes) override {
+    push([&](Step& s) { s.data.append(bytes); });
+  }
+  void onComplete(Result<void> outcome) override {
+    push([&](Step& s) { s.done = std::move(outcome); });
+  }
 
  private:
   template <class F>

@@ -26,9 +26,10 @@ net::awaitable<void> ResponseWriter::send(Response response) {
 
 net::awaitable<void> ResponseWriter::sendView(Response response, std::string_view body) {
   started_ = true;
-  keepAlive_ = keepAlive_ && request_.keep_alive() && response.keep_alive() && !(drainingFlag_ && drainingFlag_->load());
-  bhttp::response<bhttp::span_body<const char>> out{std::move(response.base()),
-                                                    boost::span<const char>(body.data(), body.size())};
+  keepAlive_ = keepAlive_ && request_.keep_alive() && response.keep_alive() &&
+               !(drainingFlag_ && drainingFlag_->load());
+  bhttp::response<bhttp::span_body<const char>> out{
+      std::move(response.base()), boost::span<const char>(body.data(), body.size())};
   out.version(request_.version());
   out.keep_alive(keepAlive_);
   out.prepare_payload();
@@ -43,7 +44,8 @@ net::awaitable<bool> ResponseWriter::beginStream(bhttp::status status, const Fie
   for (const auto& f : headers) head.set(f.name_string(), f.value());
   chunked_ = request_.version() >= 11;
   // HTTP/1.0 has no chunking: the end of the body is the end of the connection.
-  keepAlive_ = keepAlive_ && chunked_ && request_.keep_alive() && !(drainingFlag_ && drainingFlag_->load());
+  keepAlive_ =
+      keepAlive_ && chunked_ && request_.keep_alive() && !(drainingFlag_ && drainingFlag_->load());
   head.keep_alive(keepAlive_);
   head.chunked(chunked_);
   bhttp::response_serializer<bhttp::empty_body> sr{head};
@@ -92,8 +94,9 @@ Server::Server(ServerOptions options, Handler handler, ErrorResponder errors)
 Server::~Server() = default;
 
 void Server::run() {
-  const int n = options_.threads > 0 ? options_.threads
-                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int n = options_.threads > 0
+                    ? options_.threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   using Guard = net::executor_work_guard<net::io_context::executor_type>;
   // Every context runs until stopContexts(), idle or not: once the acceptor closes, io_ may
   // have nothing left while requests still finish on the others.
@@ -238,10 +241,10 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
     if (hec == bhttp::error::body_limit) {
       // Content-Length alone already exceeds the limit: answer without reading the body.
-      Response res = errorResponse(bhttp::status::payload_too_large,
-                                   "request body larger than " +
-                                       std::to_string(options_.maxBodyBytes) + " bytes",
-                                   parser.get().target(), parser.get().version());
+      Response res = errorResponse(
+          bhttp::status::payload_too_large,
+          "request body larger than " + std::to_string(options_.maxBodyBytes) + " bytes",
+          parser.get().target(), parser.get().version());
       res.keep_alive(false);
       res.prepare_payload();
       stream.expires_after(options_.readTimeout);
@@ -251,9 +254,11 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     if (hec) {
       if (hec == bhttp::error::header_limit) {
         co_await bhttp::async_write(
-            stream, errorResponse(bhttp::status::request_header_fields_too_large,
-                                  "request headers larger than " +
-                                      std::to_string(options_.maxHeaderBytes) + " bytes", "", 11),
+            stream,
+            errorResponse(
+                bhttp::status::request_header_fields_too_large,
+                "request headers larger than " + std::to_string(options_.maxHeaderBytes) + " bytes",
+                "", 11),
             kNoThrow);
       } else if (hec != bhttp::error::end_of_stream && hec != net::error::operation_aborted &&
                  hec != beast::error::timeout && hec != net::error::connection_reset &&
@@ -272,10 +277,10 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
     if (bec) {
       if (bec == bhttp::error::body_limit) {
-        Response res = errorResponse(bhttp::status::payload_too_large,
-                                     "request body larger than " +
-                                         std::to_string(options_.maxBodyBytes) + " bytes",
-                                     target, parser.get().version());
+        Response res = errorResponse(
+            bhttp::status::payload_too_large,
+            "request body larger than " + std::to_string(options_.maxBodyBytes) + " bytes", target,
+            parser.get().version());
         res.keep_alive(false);
         res.prepare_payload();
         stream.expires_after(options_.readTimeout);
@@ -307,7 +312,8 @@ net::awaitable<void> Server::session(tcp::socket socket) {
                                          target, request.version()));
     } else if (!writer.started()) {
       co_await writer.send(errorResponse(bhttp::status::internal_server_error,
-                                         "the handler sent no response", target, request.version()));
+                                         "the handler sent no response", target,
+                                         request.version()));
     }
     state->busy = false;
     if (writer.failed() || !writer.keepAlive()) break;

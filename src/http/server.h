@@ -31,8 +31,8 @@ struct ServerOptions {
   uint64_t maxBodyBytes = 8u << 20;
   uint32_t maxHeaderBytes = 64u << 10;
   uint64_t maxConnections = 10000;
-  std::chrono::seconds readTimeout{30};   // a request's body, and each write to the client
-  std::chrono::seconds idleTimeout{75};   // waiting for the next request on a kept-alive connection
+  std::chrono::seconds readTimeout{30};  // a request's body, and each write to the client
+  std::chrono::seconds idleTimeout{75};  // waiting for the next request on a kept-alive connection
   std::chrono::seconds shutdownGrace{30};  // how long stop() waits for in-flight requests
 };
 
@@ -59,7 +59,10 @@ class ResponseWriter {
   net::awaitable<void> finish();
   // Gives up on a started response: the connection is closed without the final chunk, so the
   // client sees a broken response instead of one that looks complete.
-  void abort() { failed_ = true; keepAlive_ = false; }
+  void abort() {
+    failed_ = true;
+    keepAlive_ = false;
+  }
 
   bool started() const { return started_; }
   // A write failed (the client disconnected or stalled past the write timeout).
@@ -89,8 +92,8 @@ using Handler = std::function<net::awaitable<void>(Request&, ResponseWriter&)>;
 // (body too large, header too large, malformed HTTP, too many connections). `target` is the
 // request target when the head was read, else empty: the gateway answers in that provider's
 // error shape.
-using ErrorResponder = std::function<Response(bhttp::status, std::string message,
-                                              std::string_view target)>;
+using ErrorResponder =
+    std::function<Response(bhttp::status, std::string message, std::string_view target)>;
 
 class Server {
  public:

@@ -30,7 +30,9 @@ struct Client {
   net::io_context io;
   beast::tcp_stream stream{io};
   beast::flat_buffer buffer;
-  explicit Client(uint16_t port) { stream.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port}); }
+  explicit Client(uint16_t port) {
+    stream.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+  }
   Response call(Request req) {
     req.prepare_payload();
     bhttp::write(stream, req);

@@ -27,7 +27,9 @@ struct Criterion {
   std::optional<TimePoint> before;
 
   // The OlderThan cut-off when applied at `now`.
-  TimePoint cutoff(TimePoint now) const { return before ? *before : now - age.value_or(std::chrono::milliseconds{0}); }
+  TimePoint cutoff(TimePoint now) const {
+    return before ? *before : now - age.value_or(std::chrono::milliseconds{0});
+  }
   // The same criterion with an age turned into a fixed instant: what an applied invalidation
   // remembers, so that "older than 7d" keeps meaning the same entries later.
   Criterion resolved(TimePoint now) const;

@@ -19,7 +19,8 @@ constexpr int kDiskLayoutVersion = 1;
 constexpr size_t kMaxProblems = 100;
 
 void note(DiskScanReport& report, const fs::path& p, std::string why) {
-  if (report.problems.size() < kMaxProblems) report.problems.push_back(p.string() + ": " + std::move(why));
+  if (report.problems.size() < kMaxProblems)
+    report.problems.push_back(p.string() + ": " + std::move(why));
 }
 
 bool isEntryFile(const fs::path& p) {
@@ -29,14 +30,16 @@ bool isEntryFile(const fs::path& p) {
 
 }  // namespace
 
-Result<DiskScanReport> scanDiskTier(const fs::path& dir, const EntrySink& sink, const cache::CodecOptions& codec) {
+Result<DiskScanReport> scanDiskTier(const fs::path& dir, const EntrySink& sink,
+                                    const cache::CodecOptions& codec) {
   std::error_code ec;
   const fs::path versionFile = dir / "disk-layout-version";
   if (fs::exists(versionFile, ec)) {
     std::ifstream in(versionFile);
     int version = 0;
     if (!(in >> version) || version != kDiskLayoutVersion)
-      return makeError(Errc::Corrupt, "index: " + versionFile.string() + " names a layout this build cannot read");
+      return makeError(Errc::Corrupt,
+                       "index: " + versionFile.string() + " names a layout this build cannot read");
   }
   const fs::path entries = dir / "entries";
   if (!fs::is_directory(entries, ec))
@@ -48,7 +51,8 @@ Result<DiskScanReport> scanDiskTier(const fs::path& dir, const EntrySink& sink, 
   for (const auto& fan : fans) {
     if (!fan.is_directory(ec)) continue;
     fs::directory_iterator files(fan.path(), ec);
-    if (ec) return makeError(Errc::Io, "index: listing " + fan.path().string() + ": " + ec.message());
+    if (ec)
+      return makeError(Errc::Io, "index: listing " + fan.path().string() + ": " + ec.message());
     for (const auto& file : files) {
       if (!isEntryFile(file.path()) || !file.is_regular_file(ec)) continue;
       ++report.files;
@@ -78,7 +82,8 @@ Result<DiskScanReport> scanDiskTier(const fs::path& dir, const EntrySink& sink, 
   return report;
 }
 
-Result<DiskScanReport> rebuildFromDiskTier(Index& index, const fs::path& dir, const cache::CodecOptions& codec) {
+Result<DiskScanReport> rebuildFromDiskTier(Index& index, const fs::path& dir,
+                                           const cache::CodecOptions& codec) {
   Result<DiskScanReport> report = makeError(Errc::Io, "index: the scan did not run");
   auto rebuilt = index.rebuildFrom([&](const EntrySink& sink) {
     report = scanDiskTier(dir, sink, codec);

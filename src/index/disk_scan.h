@@ -15,10 +15,10 @@
 namespace llmcache::index {
 
 struct DiskScanReport {
-  size_t files = 0;      // *.entry files seen
-  size_t entries = 0;    // decoded and fed
-  size_t corrupt = 0;    // failed to decode (left in place: the disk tier deletes them on lookup)
-  size_t unreadable = 0; // could not be read (permissions, vanished during the scan)
+  size_t files = 0;       // *.entry files seen
+  size_t entries = 0;     // decoded and fed
+  size_t corrupt = 0;     // failed to decode (left in place: the disk tier deletes them on lookup)
+  size_t unreadable = 0;  // could not be read (permissions, vanished during the scan)
   std::vector<std::string> problems;  // "path: reason", the first 100
 };
 

@@ -11,9 +11,8 @@
 #include <thread>
 
 #include "common/json.h"
-#include "index/schema.h"
-
 #include "common/thread.h"
+#include "index/schema.h"
 
 namespace llmcache::index {
 
@@ -30,9 +29,13 @@ class Index::Stmt {
   }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
-  void bind(int i, std::string_view v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
+  void bind(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
   // Binds without copying: the caller keeps the text alive until this Stmt is gone.
-  void bindStatic(int i, std::string_view v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC); }
+  void bindStatic(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  }
   void bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
   void bind(int i, double v) { sqlite3_bind_double(s_, i, v); }
   void bindNull(int i) { sqlite3_bind_null(s_, i); }
@@ -86,7 +89,8 @@ Row readRow(sqlite3_stmt* s) {
   r.cacheNamespace = columnText(s, 7);
   r.tags = parseTags(columnText(s, 8));
   r.created = fromUnixMillis(sqlite3_column_int64(s, 9));
-  if (sqlite3_column_type(s, 10) != SQLITE_NULL) r.expires = fromUnixMillis(sqlite3_column_int64(s, 10));
+  if (sqlite3_column_type(s, 10) != SQLITE_NULL)
+    r.expires = fromUnixMillis(sqlite3_column_int64(s, 10));
   r.lastAccessed = fromUnixMillis(sqlite3_column_int64(s, 11));
   r.hitCount = sqlite3_column_int64(s, 12);
   r.sizeStored = sqlite3_column_int64(s, 13);
@@ -103,8 +107,10 @@ Row readRow(sqlite3_stmt* s) {
 
 Error rawSqlError(sqlite3* db, int rc, std::string_view what) {
   const int primary = rc & 0xff;
-  const Errc code = (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) ? Errc::Corrupt : Errc::Io;
-  return makeError(code, "index: " + std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+  const Errc code =
+      (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) ? Errc::Corrupt : Errc::Io;
+  return makeError(
+      code, "index: " + std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
 }
 
 // fnmatch(pattern, text) in SQL: the same globMatch that matches() uses, so SQL and memory agree.
@@ -117,7 +123,8 @@ void sqlFnmatch(sqlite3_context* ctx, int, sqlite3_value** argv) {
     sqlite3_result_int(ctx, 0);
     return;
   }
-  sqlite3_result_int(ctx, globMatch({p, static_cast<size_t>(pn)}, {t, static_cast<size_t>(tn)}) ? 1 : 0);
+  sqlite3_result_int(ctx,
+                     globMatch({p, static_cast<size_t>(pn)}, {t, static_cast<size_t>(tn)}) ? 1 : 0);
 }
 
 // Runs a statement whose rows are single text values; collects them.
@@ -156,7 +163,8 @@ Result<void> Index::removeFiles(const fs::path& path) {
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::error_code ec;
     fs::remove(fs::path(path.string() + suffix), ec);
-    if (ec) return makeError(Errc::Io, "index: removing " + path.string() + suffix + ": " + ec.message());
+    if (ec)
+      return makeError(Errc::Io, "index: removing " + path.string() + suffix + ": " + ec.message());
   }
   return {};
 }
@@ -165,15 +173,17 @@ Result<std::unique_ptr<Index>> Index::open(const fs::path& path, IndexOptions op
   if (path.has_parent_path()) {
     std::error_code ec;
     fs::create_directories(path.parent_path(), ec);
-    if (ec) return makeError(Errc::Io, "index: creating " + path.parent_path().string() + ": " + ec.message());
+    if (ec)
+      return makeError(Errc::Io,
+                       "index: creating " + path.parent_path().string() + ": " + ec.message());
   }
   // Before SQLite's first use in the process: no allocation statistics. They cost a global
   // mutex per SQLite allocation, ~1.3% of all CPU under a hit load (perf: the events writer).
   static const int configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   (void)configured;
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   auto fail = [&](Error e) -> Result<std::unique_ptr<Index>> {
     sqlite3_close_v2(db);
     return e;
@@ -181,8 +191,8 @@ Result<std::unique_ptr<Index>> Index::open(const fs::path& path, IndexOptions op
   if (rc != SQLITE_OK) return fail(rawSqlError(db, rc, "opening " + path.string()));
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, static_cast<int>(options.busyTimeout.count()));
-  rc = sqlite3_create_function_v2(db, "fnmatch", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, sqlFnmatch,
-                                  nullptr, nullptr, nullptr);
+  rc = sqlite3_create_function_v2(db, "fnmatch", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                                  sqlFnmatch, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return fail(rawSqlError(db, rc, "registering fnmatch"));
 
   // The first statement that reads the file: a file that is not a database fails here (NOTADB).
@@ -199,14 +209,16 @@ Result<std::unique_ptr<Index>> Index::open(const fs::path& path, IndexOptions op
     if (!check) return fail(check.error());
     if (check->size() != 1 || (*check)[0] != "ok") {
       std::string detail = check->empty() ? "no answer" : (*check)[0];
-      return fail(makeError(Errc::Corrupt, "index: " + path.string() + " fails integrity_check: " + detail));
+      return fail(makeError(Errc::Corrupt,
+                            "index: " + path.string() + " fails integrity_check: " + detail));
     }
   }
   auto version = migrate(db, migrations());
   if (!version) return fail(version.error());
   // A database of the right version but someone else's tables is not ours to write into.
   auto tables = textRows(db,
-                         "SELECT name FROM sqlite_master WHERE type='table' AND name IN ('entries','entry_tags','events')",
+                         "SELECT name FROM sqlite_master WHERE type='table' AND name IN "
+                         "('entries','entry_tags','events')",
                          "reading the schema");
   if (!tables) return fail(tables.error());
   if (tables->size() != 3)
@@ -225,7 +237,8 @@ Index::Index(sqlite3* db, IndexOptions options, int schemaVersion)
     // Replaces SQLite's automatic checkpoint (itself a WAL hook) with walHook.
     sqlite3_wal_hook(db_, &Index::walHook, this);
     const char* file = sqlite3_db_filename(db_, "main");
-    checkpointer_ = std::thread([this, path = std::string(file ? file : "")] { checkpointLoop(path); });
+    checkpointer_ =
+        std::thread([this, path = std::string(file ? file : "")] { checkpointLoop(path); });
   }
 }
 
@@ -236,7 +249,8 @@ int Index::walHook(void* self, sqlite3* db, const char* name, int pages) {
   } else if (pages >= kWalRaisePages) {
     auto* index = static_cast<Index*>(self);
     // The idle checkpointer gets no turn (busy cores): raise it until it has checkpointed.
-    if (index->checkpointerIdle_.exchange(false)) (void)setIdlePriority(index->checkpointerTid_.load(), false);
+    if (index->checkpointerIdle_.exchange(false))
+      (void)setIdlePriority(index->checkpointerTid_.load(), false);
     {
       std::lock_guard lock(index->checkpointMutex_);
       index->checkpointNow_ = true;
@@ -258,7 +272,8 @@ void Index::checkpointLoop(std::string path) {
   goIdle();
   sqlite3* db = nullptr;
   if (path.empty() ||
-      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+          SQLITE_OK) {
     sqlite3_close_v2(db);
     return;  // walHook's safety checkpoints remain
   }
@@ -268,7 +283,8 @@ void Index::checkpointLoop(std::string path) {
   (void)sqlite3_exec(db, "PRAGMA journal_mode", nullptr, nullptr, nullptr);
   std::unique_lock lock(checkpointMutex_);
   while (!checkpointStop_) {
-    checkpointCv_.wait_for(lock, options_.checkpointInterval, [&] { return checkpointStop_ || checkpointNow_; });
+    checkpointCv_.wait_for(lock, options_.checkpointInterval,
+                           [&] { return checkpointStop_ || checkpointNow_; });
     if (checkpointStop_) break;
     checkpointNow_ = false;
     lock.unlock();
@@ -328,22 +344,27 @@ Result<void> Index::execLocked(const char* sql) {
   return {};
 }
 
-Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t sizeStored, size_t sizeRaw) {
+Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t sizeStored,
+                                 size_t sizeRaw) {
   Error err;
-  static const std::string kReplaceKey = "DELETE FROM entries WHERE cache_key = ?1 AND cache_id <> ?2";
+  static const std::string kReplaceKey =
+      "DELETE FROM entries WHERE cache_key = ?1 AND cache_id <> ?2";
   static const std::string kUpsert =
       std::string("INSERT INTO entries(") + kColumns +
       ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,0,?21) "
       "ON CONFLICT(cache_id) DO UPDATE SET cache_key=excluded.cache_key, "
       "request_hash=excluded.request_hash, model=excluded.model, platform=excluded.platform, "
       "provider=excluded.provider, endpoint=excluded.endpoint, namespace=excluded.namespace, "
-      "tenant=excluded.tenant, tags=excluded.tags, created=excluded.created, expires=excluded.expires, "
+      "tenant=excluded.tenant, tags=excluded.tags, created=excluded.created, "
+      "expires=excluded.expires, "
       "last_accessed=max(last_accessed, excluded.last_accessed), "
       "hit_count=max(hit_count, excluded.hit_count), size_stored=excluded.size_stored, "
       "size_raw=excluded.size_raw, tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, "
-      "cost_total=excluded.cost_total, latency_ms=excluded.latency_ms, tiers=tiers | excluded.tiers";
+      "cost_total=excluded.cost_total, latency_ms=excluded.latency_ms, tiers=tiers | "
+      "excluded.tiers";
   static const std::string kClearTags = "DELETE FROM entry_tags WHERE cache_id = ?1";
-  static const std::string kAddTag = "INSERT OR IGNORE INTO entry_tags(cache_id, tag) VALUES(?1, ?2)";
+  static const std::string kAddTag =
+      "INSERT OR IGNORE INTO entry_tags(cache_id, tag) VALUES(?1, ?2)";
 
   sqlite3_stmt* s = prepared(kReplaceKey, err);
   if (!s) return err;
@@ -351,7 +372,8 @@ Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t s
     Stmt st(s);
     st.bind(1, std::string_view(e.cacheKey));
     st.bind(2, std::string_view(e.cacheId));
-    if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "replacing rows of " + e.cacheKey);
+    if (int rc = st.step(); rc != SQLITE_DONE)
+      return sqlError(rc, "replacing rows of " + e.cacheKey);
   }
   if (!(s = prepared(kUpsert, err))) return err;
   {
@@ -366,8 +388,10 @@ Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t s
     st.bind(8, std::string_view(e.cacheNamespace));
     st.bind(9, std::string_view(tagsJson(e.tags)));
     st.bind(10, toUnixMillis(e.responseTimestamp));
-    if (e.expiresAt) st.bind(11, toUnixMillis(*e.expiresAt));
-    else st.bindNull(11);
+    if (e.expiresAt)
+      st.bind(11, toUnixMillis(*e.expiresAt));
+    else
+      st.bindNull(11);
     st.bind(12, toUnixMillis(std::max(e.lastAccessed, e.responseTimestamp)));
     st.bind(13, e.hitCount);
     st.bind(14, static_cast<int64_t>(sizeStored));
@@ -378,25 +402,29 @@ Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t s
     st.bind(19, e.latencyMs);
     st.bind(20, static_cast<int64_t>(tiers));
     st.bind(21, std::string_view(e.tenant));
-    if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "writing the row of " + e.cacheId);
+    if (int rc = st.step(); rc != SQLITE_DONE)
+      return sqlError(rc, "writing the row of " + e.cacheId);
   }
   if (!(s = prepared(kClearTags, err))) return err;
   {
     Stmt st(s);
     st.bind(1, std::string_view(e.cacheId));
-    if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "writing the tags of " + e.cacheId);
+    if (int rc = st.step(); rc != SQLITE_DONE)
+      return sqlError(rc, "writing the tags of " + e.cacheId);
   }
   if (!(s = prepared(kAddTag, err))) return err;
   for (const auto& tag : e.tags) {
     Stmt st(s);
     st.bind(1, std::string_view(e.cacheId));
     st.bind(2, std::string_view(tag));
-    if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "writing the tags of " + e.cacheId);
+    if (int rc = st.step(); rc != SQLITE_DONE)
+      return sqlError(rc, "writing the tags of " + e.cacheId);
   }
   return {};
 }
 
-Result<void> Index::upsert(const cache::Entry& entry, unsigned tiers, size_t sizeStored, size_t sizeRaw) {
+Result<void> Index::upsert(const cache::Entry& entry, unsigned tiers, size_t sizeStored,
+                           size_t sizeRaw) {
   if (entry.cacheId.empty() || entry.cacheKey.empty())
     return makeError(Errc::InvalidArgument, "index: an entry needs a cache_id and a cache_key");
   std::lock_guard lock(dbMutex_);
@@ -484,7 +512,8 @@ void Index::drainHits() {
   pendingIds_.fetch_sub(ids);
   if (batch.empty()) return;
   static const std::string kHit =
-      "UPDATE entries SET hit_count = hit_count + ?1, last_accessed = max(last_accessed, ?2) WHERE cache_id = ?3";
+      "UPDATE entries SET hit_count = hit_count + ?1, last_accessed = max(last_accessed, ?2) WHERE "
+      "cache_id = ?3";
   // A hit can reach here before its entry's row: the row is written by the gateway's background
   // store, which may still be queued. Such hits wait for a later flush instead of vanishing.
   std::vector<std::pair<std::string, PendingHit>> early;
@@ -501,15 +530,18 @@ void Index::drainHits() {
         st.bind(1, static_cast<int64_t>(it->second.count));
         st.bind(2, it->second.lastMs);
         st.bind(3, std::string_view(it->first));
-        if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "writing hits");
-        else if (sqlite3_changes(db_) == 0) early.emplace_back(it->first, it->second);
+        if (int rc = st.step(); rc != SQLITE_DONE)
+          r = sqlError(rc, "writing hits");
+        else if (sqlite3_changes(db_) == 0)
+          early.emplace_back(it->first, it->second);
       }
       if (r) r = execLocked("COMMIT");
       if (!r) (void)execLocked("ROLLBACK");
     }
   }
   if (!r) {
-    hitWriteErrors_.fetch_add(1);  // the batch is lost: hit counts are statistics, not the cache's truth
+    hitWriteErrors_.fetch_add(
+        1);  // the batch is lost: hit counts are statistics, not the cache's truth
     return;
   }
   HitShard& shard = hitShards_[threadSlot() % kHitShards];
@@ -533,7 +565,8 @@ uint64_t Index::droppedHits() const { return droppedHits_; }
 
 uint64_t Index::hitWriteErrors() const { return hitWriteErrors_; }
 
-Result<std::vector<Row>> Index::rowsLocked(const std::string& sql, const std::function<void(Stmt&)>& bind) {
+Result<std::vector<Row>> Index::rowsLocked(const std::string& sql,
+                                           const std::function<void(Stmt&)>& bind) {
   Error err;
   sqlite3_stmt* s = prepared(sql, err);
   if (!s) return err;
@@ -547,7 +580,8 @@ Result<std::vector<Row>> Index::rowsLocked(const std::string& sql, const std::fu
 }
 
 Result<std::optional<Row>> Index::byCacheId(std::string_view cacheId) {
-  static const std::string kSql = std::string("SELECT ") + kColumns + " FROM entries WHERE cache_id = ?1";
+  static const std::string kSql =
+      std::string("SELECT ") + kColumns + " FROM entries WHERE cache_id = ?1";
   std::lock_guard lock(dbMutex_);
   auto rows = rowsLocked(kSql, [&](Stmt& s) { s.bind(1, cacheId); });
   if (!rows) return rows.error();
@@ -557,8 +591,8 @@ Result<std::optional<Row>> Index::byCacheId(std::string_view cacheId) {
 
 Result<std::optional<Row>> Index::byRequestHash(std::string_view requestHash) {
   static const std::string kSql = std::string("SELECT ") + kColumns +
-                                   " FROM entries WHERE request_hash = ?1 AND invalid = 0"
-                                   " ORDER BY created DESC, cache_id DESC LIMIT 1";
+                                  " FROM entries WHERE request_hash = ?1 AND invalid = 0"
+                                  " ORDER BY created DESC, cache_id DESC LIMIT 1";
   std::lock_guard lock(dbMutex_);
   auto rows = rowsLocked(kSql, [&](Stmt& s) { s.bind(1, requestHash); });
   if (!rows) return rows.error();
@@ -570,14 +604,16 @@ Result<Page> Index::list(const Filter& f) {
   int64_t cursorCreated = 0;
   std::string cursorId;
   if (!f.cursor.empty() && !parseCursor(f.cursor, cursorCreated, cursorId))
-    return makeError(Errc::InvalidArgument, "cursor is malformed: pass next_cursor from the previous page");
+    return makeError(Errc::InvalidArgument,
+                     "cursor is malformed: pass next_cursor from the previous page");
   const size_t limit = std::clamp<size_t>(f.limit, 1, kMaxPageSize);
 
   std::string sql = std::string("SELECT ") + kColumns + " FROM entries e WHERE 1=1";
   if (!f.includeInvalid) sql += " AND invalid = 0";
   if (f.model) sql += " AND model = ?1";
   if (f.cacheNamespace) sql += " AND namespace = ?2";
-  if (f.tag) sql += " AND EXISTS (SELECT 1 FROM entry_tags t WHERE t.cache_id = e.cache_id AND t.tag = ?3)";
+  if (f.tag)
+    sql += " AND EXISTS (SELECT 1 FROM entry_tags t WHERE t.cache_id = e.cache_id AND t.tag = ?3)";
   if (f.from) sql += " AND created >= ?4";
   if (f.to) sql += " AND created < ?5";
   if (!f.cursor.empty()) sql += " AND (created, cache_id) < (?6, ?7)";
@@ -613,19 +649,35 @@ Result<std::vector<Row>> Index::match(const Criterion& c, TimePoint now) {
   std::string sql = std::string("SELECT ") + kColumns + " FROM entries e WHERE invalid = 0 AND ";
   using K = Criterion::Kind;
   switch (c.kind) {
-    case K::Model: sql += "model = ?1"; break;
-    case K::OlderThan: sql += "created < ?2"; break;
-    case K::Pattern: sql += "(fnmatch(?1, cache_key) OR fnmatch(?1, model))"; break;
-    case K::Key: sql += "cache_key = ?1"; break;
-    case K::Tag: sql += "EXISTS (SELECT 1 FROM entry_tags t WHERE t.cache_id = e.cache_id AND t.tag = ?1)"; break;
-    case K::Namespace: sql += "namespace = ?1"; break;
-    case K::CacheId: sql += "cache_id = ?1"; break;
+    case K::Model:
+      sql += "model = ?1";
+      break;
+    case K::OlderThan:
+      sql += "created < ?2";
+      break;
+    case K::Pattern:
+      sql += "(fnmatch(?1, cache_key) OR fnmatch(?1, model))";
+      break;
+    case K::Key:
+      sql += "cache_key = ?1";
+      break;
+    case K::Tag:
+      sql += "EXISTS (SELECT 1 FROM entry_tags t WHERE t.cache_id = e.cache_id AND t.tag = ?1)";
+      break;
+    case K::Namespace:
+      sql += "namespace = ?1";
+      break;
+    case K::CacheId:
+      sql += "cache_id = ?1";
+      break;
   }
   sql += " ORDER BY created, cache_id";
   std::lock_guard lock(dbMutex_);
   return rowsLocked(sql, [&](Stmt& s) {
-    if (c.kind == K::OlderThan) s.bind(2, toUnixMillis(c.cutoff(now)));
-    else s.bind(1, std::string_view(c.value));
+    if (c.kind == K::OlderThan)
+      s.bind(2, toUnixMillis(c.cutoff(now)));
+    else
+      s.bind(1, std::string_view(c.value));
   });
 }
 
@@ -638,8 +690,8 @@ Result<size_t> Index::erase(const std::vector<std::string>& ids) {
   return eachIdInTransaction("DELETE FROM entries WHERE cache_id = ?1", ids, "erasing rows");
 }
 
-Result<size_t> Index::eachIdInTransaction(const std::string& sql, const std::vector<std::string>& ids,
-                                          const char* what) {
+Result<size_t> Index::eachIdInTransaction(const std::string& sql,
+                                          const std::vector<std::string>& ids, const char* what) {
   std::lock_guard lock(dbMutex_);
   if (auto r = execLocked("BEGIN IMMEDIATE"); !r) return r.error();
   size_t n = 0;
@@ -650,8 +702,10 @@ Result<size_t> Index::eachIdInTransaction(const std::string& sql, const std::vec
   for (size_t i = 0; r && i < ids.size(); ++i) {
     Stmt st(s);
     st.bind(1, std::string_view(ids[i]));
-    if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, what);
-    else n += static_cast<size_t>(sqlite3_changes(db_));
+    if (int rc = st.step(); rc != SQLITE_DONE)
+      r = sqlError(rc, what);
+    else
+      n += static_cast<size_t>(sqlite3_changes(db_));
   }
   if (r) r = execLocked("COMMIT");
   if (!r) {
@@ -663,7 +717,8 @@ Result<size_t> Index::eachIdInTransaction(const std::string& sql, const std::vec
 
 Result<std::vector<std::string>> Index::expired(TimePoint now, size_t limit) {
   static const std::string kSql =
-      "SELECT cache_id FROM entries WHERE expires <= ?1 AND invalid = 0 ORDER BY expires, cache_id LIMIT ?2";
+      "SELECT cache_id FROM entries WHERE expires <= ?1 AND invalid = 0 ORDER BY expires, cache_id "
+      "LIMIT ?2";
   std::lock_guard lock(dbMutex_);
   Error err;
   sqlite3_stmt* s = prepared(kSql, err);
@@ -680,8 +735,10 @@ Result<std::vector<std::string>> Index::expired(TimePoint now, size_t limit) {
 
 Result<Stats> Index::stats() {
   static const std::string kSql =
-      "SELECT COALESCE(SUM(invalid = 0), 0), COALESCE(SUM(CASE WHEN invalid = 0 THEN size_stored ELSE 0 END), 0), "
-      "COALESCE(SUM(invalid), 0), COALESCE(SUM(hit_count), 0), COALESCE(SUM(hit_count * cost_total), 0.0), "
+      "SELECT COALESCE(SUM(invalid = 0), 0), COALESCE(SUM(CASE WHEN invalid = 0 THEN size_stored "
+      "ELSE 0 END), 0), "
+      "COALESCE(SUM(invalid), 0), COALESCE(SUM(hit_count), 0), COALESCE(SUM(hit_count * "
+      "cost_total), 0.0), "
       "COALESCE(SUM(hit_count * (tokens_in + tokens_out)), 0) FROM entries";
   std::lock_guard lock(dbMutex_);
   Error err;
@@ -711,7 +768,8 @@ Result<size_t> Index::rebuildFrom(const std::function<void(const EntrySink&)>& s
   if (auto r = execLocked("DELETE FROM entries"); !r) return rollback(r.error());
   EntrySink sink = [&](const cache::Entry& e, unsigned tiers, size_t stored, size_t raw) {
     if (failure) return;
-    if (e.cacheId.empty() || e.cacheKey.empty()) return;  // not indexable; decodeEntry never yields one
+    if (e.cacheId.empty() || e.cacheKey.empty())
+      return;  // not indexable; decodeEntry never yields one
     if (auto r = upsertLocked(e, tiers, stored, raw); !r) failure = r.error();
   };
   try {
@@ -740,8 +798,10 @@ const std::string& eventInsert(size_t n) {
     std::array<std::string, Index::kEventRowsPerYield + 1> sql;
     for (size_t rows = 1; rows < sql.size(); ++rows) {
       std::string& s = sql[rows];
-      s = "INSERT OR IGNORE INTO events(id, time, cache_key, model, platform, provider, endpoint, outcome, tier, "
-          "latency_ms, tokens_in, tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, "
+      s = "INSERT OR IGNORE INTO events(id, time, cache_key, model, platform, provider, endpoint, "
+          "outcome, tier, "
+          "latency_ms, tokens_in, tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, "
+          "prompt_category, "
           "prompt_simhash, requests) VALUES ";
       for (size_t i = 0; i < rows; ++i) {
         s += i ? ",(" : "(";
@@ -758,7 +818,8 @@ const std::string& eventInsert(size_t n) {
 
 int64_t Index::eventIdBound(int64_t timeMs) {
   if (timeMs <= 0) return 0;
-  if (timeMs >= (int64_t{1} << (63 - kEventSequenceBits))) return std::numeric_limits<int64_t>::max();
+  if (timeMs >= (int64_t{1} << (63 - kEventSequenceBits)))
+    return std::numeric_limits<int64_t>::max();
   return timeMs << kEventSequenceBits;
 }
 
@@ -772,7 +833,8 @@ int64_t Index::eventId(int64_t timeMs) {
 Result<void> Index::appendEvents(std::span<const EventRow> rows) {
   if (rows.empty()) return {};
   static const std::string kSignature =
-      "UPDATE entries SET prompt_simhash = ?2, prompt_preview = ?3 WHERE cache_key = ?1 AND prompt_simhash IS NULL";
+      "UPDATE entries SET prompt_simhash = ?2, prompt_preview = ?3 WHERE cache_key = ?1 AND "
+      "prompt_simhash IS NULL";
   std::lock_guard lock(dbMutex_);
   if (auto r = execLocked("BEGIN IMMEDIATE"); !r) return r;
   Result<void> r;
@@ -816,8 +878,10 @@ Result<void> Index::appendEvents(std::span<const EventRow> rows) {
       st.bind(p + 15, e.latencySavedMs);
       st.bindStatic(p + 16, e.callerHash);
       st.bindStatic(p + 17, e.promptCategory);
-      if (e.promptSimhash) st.bind(p + 18, static_cast<int64_t>(*e.promptSimhash));
-      else st.bindNull(p + 18);
+      if (e.promptSimhash)
+        st.bind(p + 18, static_cast<int64_t>(*e.promptSimhash));
+      else
+        st.bindNull(p + 18);
       st.bind(p + 19, e.requests);
     }
     if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "writing events");
@@ -851,8 +915,10 @@ Result<size_t> Index::purgeEvents(TimePoint before) {
   return static_cast<size_t>(sqlite3_changes(db_));
 }
 
-Result<bool> Index::setPromptSignature(std::string_view cacheKey, uint64_t simhash, std::string_view preview) {
-  static const std::string kSql = "UPDATE entries SET prompt_simhash = ?2, prompt_preview = ?3 WHERE cache_key = ?1";
+Result<bool> Index::setPromptSignature(std::string_view cacheKey, uint64_t simhash,
+                                       std::string_view preview) {
+  static const std::string kSql =
+      "UPDATE entries SET prompt_simhash = ?2, prompt_preview = ?3 WHERE cache_key = ?1";
   std::lock_guard lock(dbMutex_);
   Error err;
   sqlite3_stmt* s = prepared(kSql, err);
@@ -871,16 +937,20 @@ Result<void> Index::query(std::string_view sql, const std::vector<SqlValue>& par
   Error err;
   sqlite3_stmt* s = prepared(std::string(sql), err);
   if (!s) return err;
-  if (!sqlite3_stmt_readonly(s)) return makeError(Errc::InvalidArgument, "index: query() runs read-only statements only");
+  if (!sqlite3_stmt_readonly(s))
+    return makeError(Errc::InvalidArgument, "index: query() runs read-only statements only");
   Stmt st(s);
   for (size_t i = 0; i < params.size(); ++i) {
     const int n = static_cast<int>(i + 1);
     std::visit(
         [&](const auto& v) {
           using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, std::monostate>) st.bindNull(n);
-          else if constexpr (std::is_same_v<T, std::string>) st.bind(n, std::string_view(v));
-          else st.bind(n, v);
+          if constexpr (std::is_same_v<T, std::monostate>)
+            st.bindNull(n);
+          else if constexpr (std::is_same_v<T, std::string>)
+            st.bind(n, std::string_view(v));
+          else
+            st.bind(n, v);
         },
         params[i]);
   }
@@ -891,10 +961,17 @@ Result<void> Index::query(std::string_view sql, const std::vector<SqlValue>& par
     row.assign(static_cast<size_t>(columns), SqlValue{});
     for (int c = 0; c < columns; ++c) {
       switch (sqlite3_column_type(s, c)) {
-        case SQLITE_NULL: break;
-        case SQLITE_INTEGER: row[static_cast<size_t>(c)] = static_cast<int64_t>(sqlite3_column_int64(s, c)); break;
-        case SQLITE_FLOAT: row[static_cast<size_t>(c)] = sqlite3_column_double(s, c); break;
-        default: row[static_cast<size_t>(c)] = columnText(s, c); break;
+        case SQLITE_NULL:
+          break;
+        case SQLITE_INTEGER:
+          row[static_cast<size_t>(c)] = static_cast<int64_t>(sqlite3_column_int64(s, c));
+          break;
+        case SQLITE_FLOAT:
+          row[static_cast<size_t>(c)] = sqlite3_column_double(s, c);
+          break;
+        default:
+          row[static_cast<size_t>(c)] = columnText(s, c);
+          break;
       }
     }
     onRow(row);

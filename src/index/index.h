@@ -74,16 +74,16 @@ struct Filter {
   std::optional<std::string> tag = {};
   std::optional<std::string> cacheNamespace = {};
   std::optional<std::string> tenant = {};  // the entry's tenant ("" selects unscoped entries)
-  std::optional<TimePoint> from = {};  // created >= from
-  std::optional<TimePoint> to = {};    // created < to
-  size_t limit = 100;                  // clamped to 1..kMaxPageSize
-  std::string cursor = {};             // empty: the first page; else a Page::nextCursor
+  std::optional<TimePoint> from = {};      // created >= from
+  std::optional<TimePoint> to = {};        // created < to
+  size_t limit = 100;                      // clamped to 1..kMaxPageSize
+  std::string cursor = {};                 // empty: the first page; else a Page::nextCursor
   bool includeInvalid = false;
 };
 inline constexpr size_t kMaxPageSize = 1000;
 
 struct Page {
-  std::vector<Row> rows;               // newest first (created, then cache_id, descending)
+  std::vector<Row> rows;                  // newest first (created, then cache_id, descending)
   std::optional<std::string> nextCursor;  // set when more rows may follow
 };
 
@@ -98,9 +98,9 @@ struct Stats {
 
 struct IndexOptions {
   std::chrono::milliseconds hitFlushInterval{1000};  // queued hits are written at least this often
-  size_t hitFlushBatch = 1000;        // ... or as soon as this many are queued
-  size_t maxPendingIds = 100000;      // distinct ids queued; hits for more are dropped, counted
-  bool integrityCheck = true;         // PRAGMA integrity_check at open (O(size of the file))
+  size_t hitFlushBatch = 1000;                       // ... or as soon as this many are queued
+  size_t maxPendingIds = 100000;  // distinct ids queued; hits for more are dropped, counted
+  bool integrityCheck = true;     // PRAGMA integrity_check at open (O(size of the file))
   std::chrono::milliseconds busyTimeout{5000};  // waiting for another process's write lock
   // Copy the WAL into the database from a thread of its own, on its own connection, at idle
   // priority, every checkpointInterval, instead of in the commit that crosses 1,000 WAL pages.
@@ -134,7 +134,8 @@ struct EventRow {
   std::string callerHash;
   std::string promptCategory;
   std::optional<uint64_t> promptSimhash;
-  std::string promptPreview;  // not stored in events: only copied to the entry's row (see appendEvents)
+  std::string
+      promptPreview;  // not stored in events: only copied to the entry's row (see appendEvents)
 };
 
 // A value bound to or read from a query: NULL, INTEGER, REAL or TEXT (BLOBs read as TEXT).
@@ -142,7 +143,8 @@ using SqlValue = std::variant<std::monostate, int64_t, double, std::string>;
 
 // One feed call per entry, for rebuildFrom: the entry, the tiers holding it (kTier* bits), its
 // stored and raw sizes.
-using EntrySink = std::function<void(const cache::Entry&, unsigned tiers, size_t sizeStored, size_t sizeRaw)>;
+using EntrySink =
+    std::function<void(const cache::Entry&, unsigned tiers, size_t sizeStored, size_t sizeRaw)>;
 
 // Thread-safe: one connection behind a mutex. Other processes (the CLI while `serve` runs) may
 // open the same file; WAL lets readers proceed while one writes, writers wait busyTimeout.
@@ -152,10 +154,12 @@ class Index {
   // migrations in order. Errors: Corrupt when the file is not a SQLite database, fails
   // integrity_check or has a schema version newer than this build: the caller may remove it
   // (removeFiles) and rebuild. Io for anything else (permissions, disk full, locked too long).
-  static Result<std::unique_ptr<Index>> open(const std::filesystem::path& path, IndexOptions options = {});
+  static Result<std::unique_ptr<Index>> open(const std::filesystem::path& path,
+                                             IndexOptions options = {});
   // {cacheDir}/index.sqlite
   static std::filesystem::path defaultPath(const std::filesystem::path& cacheDir);
-  // Deletes path and its -wal and -shm files (missing ones are fine). Only while no Index has it open.
+  // Deletes path and its -wal and -shm files (missing ones are fine). Only while no Index has it
+  // open.
   static Result<void> removeFiles(const std::filesystem::path& path);
 
   // Writes queued hits, then closes.
@@ -221,8 +225,8 @@ class Index {
   Result<void> appendEvents(std::span<const EventRow> rows);
   static constexpr size_t kEventRowsPerYield = 8;
   static constexpr int kEventSequenceBits = 20;
-  static constexpr int kWalRaisePages = 1000;    // 4 MB, SQLite's own automatic checkpoint size
-  static constexpr int kWalSafetyPages = 8192;   // 32 MB (with backgroundCheckpoints)
+  static constexpr int kWalRaisePages = 1000;   // 4 MB, SQLite's own automatic checkpoint size
+  static constexpr int kWalSafetyPages = 8192;  // 32 MB (with backgroundCheckpoints)
   // The first event id at or after timeMs (0 before 1970, INT64_MAX past the ids' range, year
   // 2248): window bounds for queries of the events table by id.
   static int64_t eventIdBound(int64_t timeMs);
@@ -230,7 +234,8 @@ class Index {
   Result<size_t> purgeEvents(TimePoint before);
   // Sets the prompt signature of the entry rows under cacheKey (the gateway's store path).
   // Returns whether a row was there to take it.
-  Result<bool> setPromptSignature(std::string_view cacheKey, uint64_t simhash, std::string_view preview);
+  Result<bool> setPromptSignature(std::string_view cacheKey, uint64_t simhash,
+                                  std::string_view preview);
   // Runs one read-only statement (anything that writes is refused, InvalidArgument) with params
   // bound to ?1, ?2, ...; calls onRow with each row's columns. For modules that query the tables
   // of this schema (analytics); the statement is prepared once and cached, so pass a fixed SQL
@@ -254,8 +259,10 @@ class Index {
   // Runs sql (one ?1 parameter) once per id in one transaction; the number of rows changed.
   Result<size_t> eachIdInTransaction(const std::string& sql, const std::vector<std::string>& ids,
                                      const char* what);
-  Result<void> upsertLocked(const cache::Entry& entry, unsigned tiers, size_t sizeStored, size_t sizeRaw);
-  Result<std::vector<Row>> rowsLocked(const std::string& sql, const std::function<void(Stmt&)>& bind);
+  Result<void> upsertLocked(const cache::Entry& entry, unsigned tiers, size_t sizeStored,
+                            size_t sizeRaw);
+  Result<std::vector<Row>> rowsLocked(const std::string& sql,
+                                      const std::function<void(Stmt&)>& bind);
   Error sqlError(int rc, std::string_view what) const;
 
   void hitWriterLoop();
@@ -269,7 +276,7 @@ class Index {
   int schemaVersion_;
 
   std::mutex dbMutex_;
-  uint64_t eventSequence_ = 0;  // low bits of the next event id; guarded by dbMutex_
+  uint64_t eventSequence_ = 0;      // low bits of the next event id; guarded by dbMutex_
   int64_t eventId(int64_t timeMs);  // callers hold dbMutex_
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_;  // prepared once, reused
 

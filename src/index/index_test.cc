@@ -1,15 +1,14 @@
 #include "index/index.h"
 
 #include <gtest/gtest.h>
-
-#include <limits>
 #include <sqlite3.h>
 
 #include <fstream>
+#include <limits>
 #include <thread>
 
-#include "cache/disk/disk_tier.h"
 #include "cache/codec.h"
+#include "cache/disk/disk_tier.h"
 #include "cache/test_entry.h"
 #include "index/disk_scan.h"
 #include "index/schema.h"
@@ -45,7 +44,8 @@ cache::Entry entryAt(std::string key, int64_t createdMs, std::string model = "gp
   return e;
 }
 
-void writeBytes(const fs::path& p, std::string_view bytes, std::ios::openmode extra = std::ios::trunc) {
+void writeBytes(const fs::path& p, std::string_view bytes,
+                std::ios::openmode extra = std::ios::trunc) {
   std::fstream out(p, std::ios::binary | std::ios::in | std::ios::out | extra);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
@@ -56,7 +56,8 @@ int64_t scalar(const fs::path& path, const std::string& sql) {
   sqlite3_open(path.c_str(), &db);
   sqlite3_stmt* s = nullptr;
   int64_t v = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW)
     v = sqlite3_column_int64(s, 0);
   sqlite3_finalize(s);
   sqlite3_close(db);
@@ -77,10 +78,11 @@ class IndexTest : public ::testing::Test {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
     ASSERT_EQ(migrate(db, migrations().first(version)).value(), version);
-    ASSERT_EQ(sqlite3_exec(db,
-                           "INSERT INTO entries(cache_id, cache_key, request_hash, created, last_accessed) "
-                           "VALUES('id1', 'k:1', 'h1', 1, 1)",
-                           nullptr, nullptr, nullptr),
+    ASSERT_EQ(sqlite3_exec(
+                  db,
+                  "INSERT INTO entries(cache_id, cache_key, request_hash, created, last_accessed) "
+                  "VALUES('id1', 'k:1', 'h1', 1, 1)",
+                  nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
     index_ = openOrDie(path_);
@@ -95,7 +97,9 @@ TEST_F(IndexTest, OpeningANewFileCreatesTheCurrentSchemaInWalMode) {
   EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);
   EXPECT_EQ(scalar(path_, "PRAGMA user_version"), kSchemaVersion);
   EXPECT_TRUE(fs::exists(path_.string() + "-wal"));
-  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('entries','entry_tags')"), 2);
+  EXPECT_EQ(
+      scalar(path_, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('entries','entry_tags')"),
+      2);
 }
 
 TEST_F(IndexTest, ReopeningKeepsRowsAndDoesNotMigrateAgain) {
@@ -132,7 +136,8 @@ TEST_F(IndexTest, AFileThatIsNotADatabaseIsCorrupt) {
 
 TEST_F(IndexTest, ADatabaseWithADamagedPageIsCorrupt) {
   for (int i = 0; i < 200; ++i)
-    ASSERT_TRUE(index_->upsert(makeTestEntry("gpt-4o-mini:" + std::to_string(1000000 + i)), kTierDisk, 1, 1));
+    ASSERT_TRUE(index_->upsert(makeTestEntry("gpt-4o-mini:" + std::to_string(1000000 + i)),
+                               kTierDisk, 1, 1));
   index_.reset();  // the last connection checkpoints the WAL into the file
   ASSERT_FALSE(fs::exists(path_.string() + "-wal"));
   ASSERT_GT(fs::file_size(path_), 4u * 4096);
@@ -155,7 +160,8 @@ TEST_F(IndexTest, ADatabaseFromANewerBuildIsRefusedAsCorrupt) {
   index_.reset();
   sqlite3* db = nullptr;
   sqlite3_open(path_.c_str(), &db);
-  sqlite3_exec(db, ("PRAGMA user_version = " + std::to_string(kSchemaVersion + 1)).c_str(), nullptr, nullptr, nullptr);
+  sqlite3_exec(db, ("PRAGMA user_version = " + std::to_string(kSchemaVersion + 1)).c_str(), nullptr,
+               nullptr, nullptr);
   sqlite3_close(db);
   auto r = Index::open(path_);
   ASSERT_FALSE(r);
@@ -166,7 +172,8 @@ TEST_F(IndexTest, ADatabaseFromANewerBuildIsRefusedAsCorrupt) {
 TEST_F(IndexTest, ADamagedIndexIsRemovedAndRebuiltFromTheDiskTier) {
   const fs::path tierDir = dir_.path() / "cache";
   cache::DiskTier disk({.dir = tierDir});
-  ASSERT_TRUE(disk.insert(std::make_shared<const cache::Entry>(makeTestEntry("gpt-4o-mini:00000000000000aa"))));
+  ASSERT_TRUE(disk.insert(
+      std::make_shared<const cache::Entry>(makeTestEntry("gpt-4o-mini:00000000000000aa"))));
   index_.reset();
   {
     std::ofstream out(path_, std::ios::binary | std::ios::trunc);
@@ -213,7 +220,8 @@ TEST_F(Migrations, StepsAreAppliedInOrderFromTheStoredVersion) {
 }
 
 TEST_F(Migrations, AFailingStepLeavesTheDatabaseAtThePreviousVersion) {
-  const Migration steps[] = {{1, "CREATE TABLE a(x);"}, {2, "CREATE TABLE b(x); INSERT INTO nope VALUES(1);"}};
+  const Migration steps[] = {{1, "CREATE TABLE a(x);"},
+                             {2, "CREATE TABLE b(x); INSERT INTO nope VALUES(1);"}};
   auto r = migrate(db_, steps);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::Io);
@@ -361,7 +369,8 @@ TEST_F(IndexTest, ListPagesNewestFirstThroughACursorWithoutRepeats) {
 }
 
 TEST_F(IndexTest, AnExactlyFullLastPageHasNoCursor) {
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(index_->upsert(entryAt("m:" + std::to_string(i), 1000 + i), 1, 1, 1));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(index_->upsert(entryAt("m:" + std::to_string(i), 1000 + i), 1, 1, 1));
   Filter f;
   f.limit = 4;
   auto page = index_->list(f).value();
@@ -388,7 +397,8 @@ TEST_F(IndexTest, ListFiltersByModelTagNamespaceAndTime) {
   EXPECT_EQ(ids({.cacheNamespace = "tenant-2"}), (std::vector<std::string>{c.cacheId}));
   EXPECT_EQ(ids({.from = fromUnixMillis(2000)}), (std::vector<std::string>{c.cacheId, b.cacheId}));
   EXPECT_EQ(ids({.to = fromUnixMillis(2000)}), (std::vector<std::string>{a.cacheId}));
-  EXPECT_EQ(ids({.model = "gpt-4o-mini", .cacheNamespace = "tenant-1"}), (std::vector<std::string>{b.cacheId}));
+  EXPECT_EQ(ids({.model = "gpt-4o-mini", .cacheNamespace = "tenant-1"}),
+            (std::vector<std::string>{b.cacheId}));
 }
 
 TEST_F(IndexTest, ListFiltersByTenant) {
@@ -410,7 +420,8 @@ TEST_F(IndexTest, ListFiltersByTenant) {
   EXPECT_EQ(ids({.tenant = ""}), (std::vector<std::string>{d.cacheId}));
   EXPECT_EQ(ids({.tenant = "nobody"}), (std::vector<std::string>{}));
   EXPECT_EQ(ids({}).size(), 4u);
-  EXPECT_EQ(ids({.model = "gpt-4o-mini", .tenant = "tenant-hash-a", .limit = 1}), (std::vector<std::string>{c.cacheId}));
+  EXPECT_EQ(ids({.model = "gpt-4o-mini", .tenant = "tenant-hash-a", .limit = 1}),
+            (std::vector<std::string>{c.cacheId}));
   EXPECT_EQ(index_->byCacheId(b.cacheId).value()->tenant, "tenant-hash-b");
   // An upsert of the same cache_id carries a changed tenant over.
   b.tenant = "tenant-hash-c";
@@ -466,9 +477,11 @@ TEST_F(IndexTest, ExpiredListsValidRowsPastTheirExpirySoonestFirst) {
   exact.expiresAt = now;
   future.expiresAt = fromUnixMillis(10'001);
   invalid.expiresAt = fromUnixMillis(1);
-  for (const auto* e : {&never, &past, &earlier, &exact, &future, &invalid}) ASSERT_TRUE(index_->upsert(*e, 1, 1, 1));
+  for (const auto* e : {&never, &past, &earlier, &exact, &future, &invalid})
+    ASSERT_TRUE(index_->upsert(*e, 1, 1, 1));
   ASSERT_TRUE(index_->markInvalid({invalid.cacheId}));
-  EXPECT_EQ(index_->expired(now, 10).value(), (std::vector<std::string>{earlier.cacheId, past.cacheId, exact.cacheId}));
+  EXPECT_EQ(index_->expired(now, 10).value(),
+            (std::vector<std::string>{earlier.cacheId, past.cacheId, exact.cacheId}));
   EXPECT_EQ(index_->expired(now, 1).value(), (std::vector<std::string>{earlier.cacheId}));
 }
 
@@ -524,7 +537,8 @@ TEST_F(IndexTest, AFullBatchOfHitsIsWrittenWithoutAFlush) {
   index_->recordHit(e.cacheId, e.responseTimestamp);
   // The background writer wakes at once; the interval (1 h) plays no part. Poll, bounded.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (index_->byCacheId(e.cacheId).value()->hitCount < 1000 && std::chrono::steady_clock::now() < deadline)
+  while (index_->byCacheId(e.cacheId).value()->hitCount < 1000 &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::yield();
   EXPECT_EQ(index_->byCacheId(e.cacheId).value()->hitCount, 1000);
 }
@@ -565,7 +579,8 @@ TEST_F(IndexTest, ConcurrentHitsAndWritesLoseNothing) {
       for (int i = 0; i < 500; ++i) {
         index_->recordHit(e.cacheId, e.responseTimestamp);
         if (i % 100 == 0) {
-          EXPECT_TRUE(index_->upsert(makeTestEntry("other:" + std::to_string(t * 1000 + i)), 1, 1, 1));
+          EXPECT_TRUE(
+              index_->upsert(makeTestEntry("other:" + std::to_string(t * 1000 + i)), 1, 1, 1));
         }
       }
     });
@@ -590,8 +605,9 @@ TEST_F(IndexTest, RebuildFromADiskTierIndexesEveryEntryFileAndDropsStaleRows) {
   const fs::path damaged = cache::DiskTier::entryPath(tierDir, "gpt-4o-mini:00000000000000ff");
   fs::create_directories(damaged.parent_path());
   writeBytes(damaged, "LLMC garbage", std::ios::trunc);
-  writeBytes(fs::path(cache::DiskTier::entryPath(tierDir, stored[0].cacheKey).string() + ".tmp.abc123"),
-             cache::encodeEntry(makeTestEntry("gpt-4o-mini:tmp"), {}), std::ios::trunc);
+  writeBytes(
+      fs::path(cache::DiskTier::entryPath(tierDir, stored[0].cacheKey).string() + ".tmp.abc123"),
+      cache::encodeEntry(makeTestEntry("gpt-4o-mini:tmp"), {}), std::ios::trunc);
   const cache::Entry stale = makeTestEntry("gpt-4o-mini:stale");
   ASSERT_TRUE(index_->upsert(stale, kTierMemory, 1, 1));
 
@@ -608,7 +624,8 @@ TEST_F(IndexTest, RebuildFromADiskTierIndexesEveryEntryFileAndDropsStaleRows) {
     ASSERT_TRUE(row) << e.cacheKey;
     EXPECT_EQ(row->cacheKey, e.cacheKey);
     EXPECT_EQ(row->tiers, kTierDisk);
-    EXPECT_EQ(row->sizeStored, static_cast<int64_t>(fs::file_size(cache::DiskTier::entryPath(tierDir, e.cacheKey))));
+    EXPECT_EQ(row->sizeStored,
+              static_cast<int64_t>(fs::file_size(cache::DiskTier::entryPath(tierDir, e.cacheKey))));
     EXPECT_EQ(row->sizeRaw, static_cast<int64_t>(toJson(cache::entryToJson(e)).size()));
     EXPECT_EQ(row->tags, e.tags);
   }
@@ -647,7 +664,10 @@ TEST_F(IndexTest, AVersionOneFileGainsTheEventsTableAndKeepsItsRows) {
   reopenFromVersion(1);
   ASSERT_FALSE(HasFatalFailure());
   EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);  // every later step runs too
-  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM entries WHERE cache_id = 'id1' AND prompt_simhash IS NULL"), 1);
+  EXPECT_EQ(
+      scalar(path_,
+             "SELECT COUNT(*) FROM entries WHERE cache_id = 'id1' AND prompt_simhash IS NULL"),
+      1);
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 0);
 }
 
@@ -676,20 +696,27 @@ TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThemAsOneR
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(migrate(db, migrations().first(3)).value(), 3);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "INSERT INTO events(id, time, cache_key, outcome) VALUES(5, 7, 'k:1', 'HIT'), "
-                         "(6, 7, 'k:2', 'MISS'), (7, 3, 'k:3', 'MISS')",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db,
+                   "INSERT INTO events(id, time, cache_key, outcome) VALUES(5, 7, 'k:1', 'HIT'), "
+                   "(6, 7, 'k:2', 'MISS'), (7, 3, 'k:3', 'MISS')",
+                   nullptr, nullptr, nullptr),
+      SQLITE_OK);
   sqlite3_close(db);
   index_ = openOrDie(path_);
   ASSERT_TRUE(index_);
   EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);
-  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"), 0);
+  EXPECT_EQ(
+      scalar(path_,
+             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"),
+      0);
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 3);
   // Version 5: old rows are one request each.
   EXPECT_EQ(scalar(path_, "SELECT SUM(requests) FROM events"), 3);
-  EXPECT_EQ(scalar(path_, "SELECT id FROM events WHERE cache_key = 'k:1' AND outcome = 'HIT' AND time = 7"), (7 << 20) | 5);
+  EXPECT_EQ(
+      scalar(path_,
+             "SELECT id FROM events WHERE cache_key = 'k:1' AND outcome = 'HIT' AND time = 7"),
+      (7 << 20) | 5);
   EXPECT_EQ(scalar(path_, "SELECT id FROM events WHERE cache_key = 'k:2'"), (7 << 20) | 6);
   // The table's order is now the time order.
   EXPECT_EQ(scalar(path_, "SELECT cache_key = 'k:3' FROM events ORDER BY id LIMIT 1"), 1);
@@ -701,14 +728,16 @@ TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThemAsOneR
   ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{later}));
   EXPECT_EQ(scalar(path_, "SELECT time FROM events ORDER BY id DESC LIMIT 1"), 9);
   EXPECT_EQ(scalar(path_, "SELECT requests FROM events ORDER BY id DESC LIMIT 1"), 4);
-  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events WHERE id >= " + std::to_string(Index::eventIdBound(7)) +
-                              " AND id < " + std::to_string(Index::eventIdBound(9))),
+  EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events WHERE id >= " +
+                              std::to_string(Index::eventIdBound(7)) + " AND id < " +
+                              std::to_string(Index::eventIdBound(9))),
             2);
 }
 
 TEST_F(IndexTest, EventIdsKeepTimesOutsideTheirRangeInOrder) {
   EXPECT_EQ(Index::eventIdBound(-5), 0);
-  EXPECT_EQ(Index::eventIdBound(std::numeric_limits<int64_t>::max()), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(Index::eventIdBound(std::numeric_limits<int64_t>::max()),
+            std::numeric_limits<int64_t>::max());
   EXPECT_EQ(Index::eventIdBound(1000), int64_t{1000} << Index::kEventSequenceBits);
   EventRow before1970, far, now;
   before1970.timeMs = -1;
@@ -717,8 +746,10 @@ TEST_F(IndexTest, EventIdsKeepTimesOutsideTheirRangeInOrder) {
   for (EventRow* r : {&before1970, &far, &now}) r->outcome = "MISS";
   ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{far, now, before1970}));
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), 3);
-  EXPECT_EQ(scalar(path_, "SELECT time FROM events ORDER BY id LIMIT 1"), -1);  // ids clamp, times stay
-  EXPECT_EQ(scalar(path_, "SELECT time = 9223372036854775807 FROM events ORDER BY id DESC LIMIT 1"), 1);
+  EXPECT_EQ(scalar(path_, "SELECT time FROM events ORDER BY id LIMIT 1"),
+            -1);  // ids clamp, times stay
+  EXPECT_EQ(scalar(path_, "SELECT time = 9223372036854775807 FROM events ORDER BY id DESC LIMIT 1"),
+            1);
 }
 
 // Appends n HIT events whose keys are keyLength characters: ~n * (keyLength + 20) bytes of WAL.
@@ -734,8 +765,10 @@ void appendHits(Index& index, size_t n, size_t keyLength) {
 
 // Whether the database file (not its WAL) grows by more than `by` bytes within `within`: pages
 // reach it only through a checkpoint.
-bool fileGrows(const fs::path& path, uintmax_t from, uintmax_t by, std::chrono::milliseconds within) {
-  for (auto deadline = std::chrono::steady_clock::now() + within; std::chrono::steady_clock::now() < deadline;) {
+bool fileGrows(const fs::path& path, uintmax_t from, uintmax_t by,
+               std::chrono::milliseconds within) {
+  for (auto deadline = std::chrono::steady_clock::now() + within;
+       std::chrono::steady_clock::now() < deadline;) {
     if (fs::file_size(path) > from + by) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -747,7 +780,8 @@ TEST(IndexCheckpoints, TheBackgroundCheckpointerCopiesTheWalIntoTheDatabaseFile)
   // only through the background checkpointer.
   test::TempDir dir;
   const fs::path path = dir.path() / "index.sqlite";
-  auto index = Index::open(path, {.backgroundCheckpoints = true, .checkpointInterval = std::chrono::milliseconds(20)});
+  auto index = Index::open(
+      path, {.backgroundCheckpoints = true, .checkpointInterval = std::chrono::milliseconds(20)});
   ASSERT_TRUE(index);
   const auto before = fs::file_size(path);
   appendHits(**index, 2000, 64);
@@ -761,7 +795,8 @@ TEST(IndexCheckpoints, ALargeWalWakesTheCheckpointerBeforeItsInterval) {
   // of leaving the WAL to grow until its next turn (an hour away here).
   test::TempDir dir;
   const fs::path path = dir.path() / "index.sqlite";
-  auto index = Index::open(path, {.backgroundCheckpoints = true, .checkpointInterval = std::chrono::hours(1)});
+  auto index = Index::open(
+      path, {.backgroundCheckpoints = true, .checkpointInterval = std::chrono::hours(1)});
   ASSERT_TRUE(index);
   const auto before = fs::file_size(path);
   appendHits(**index, 30000, 200);  // ~7 MB of WAL
@@ -785,7 +820,8 @@ TEST_F(IndexTest, ABatchSpanningSeveralYieldsStoresEveryRowsOwnText) {
   for (int i = 0; i < static_cast<int>(Index::kEventRowsPerYield) * 3 + 5; ++i) {
     EventRow r;
     r.timeMs = i;
-    r.cacheKey = "model-" + std::to_string(i) + ":" + std::string(40, 'a' + static_cast<char>(i % 26));
+    r.cacheKey =
+        "model-" + std::to_string(i) + ":" + std::string(40, 'a' + static_cast<char>(i % 26));
     r.model = "model-" + std::to_string(i);
     r.outcome = i % 2 ? "HIT" : "MISS";
     r.callerHash = "caller-" + std::to_string(i * 7);
@@ -794,9 +830,10 @@ TEST_F(IndexTest, ABatchSpanningSeveralYieldsStoresEveryRowsOwnText) {
   ASSERT_TRUE(index_->appendEvents(rows));
   EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events"), static_cast<int64_t>(rows.size()));
   for (const EventRow& r : rows) {
-    EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events WHERE time = " + std::to_string(r.timeMs) + " AND cache_key = '" +
-                                r.cacheKey + "' AND model = '" + r.model + "' AND outcome = '" + r.outcome +
-                                "' AND caller_hash = '" + r.callerHash + "'"),
+    EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events WHERE time = " + std::to_string(r.timeMs) +
+                                " AND cache_key = '" + r.cacheKey + "' AND model = '" + r.model +
+                                "' AND outcome = '" + r.outcome + "' AND caller_hash = '" +
+                                r.callerHash + "'"),
               1)
         << r.timeMs;
   }
@@ -809,12 +846,14 @@ TEST_F(IndexTest, AnEventsSimhashFillsAnEntryThatHasNoneAndSetPromptSignatureOve
   ev.timeMs = 1;
   ev.cacheKey = e.cacheKey;
   ev.outcome = "MISS";
-  ev.promptSimhash = 0xF000000000000001ull;  // the high bit: stored as a negative INTEGER, read back exact
+  ev.promptSimhash =
+      0xF000000000000001ull;  // the high bit: stored as a negative INTEGER, read back exact
   ev.promptPreview = "hello world";
   ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{ev}));
   std::vector<SqlValue> got;
-  ASSERT_TRUE(index_->query("SELECT prompt_simhash, prompt_preview FROM entries WHERE cache_key = ?1",
-                            {std::string(e.cacheKey)}, [&](const std::vector<SqlValue>& r) { got = r; }));
+  ASSERT_TRUE(
+      index_->query("SELECT prompt_simhash, prompt_preview FROM entries WHERE cache_key = ?1",
+                    {std::string(e.cacheKey)}, [&](const std::vector<SqlValue>& r) { got = r; }));
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(static_cast<uint64_t>(std::get<int64_t>(got[0])), 0xF000000000000001ull);
   EXPECT_EQ(std::get<std::string>(got[1]), "hello world");
@@ -831,14 +870,15 @@ TEST_F(IndexTest, AnEventsSimhashFillsAnEntryThatHasNoneAndSetPromptSignatureOve
 TEST_F(IndexTest, QueryBindsParametersAndRefusesStatementsThatWrite) {
   ASSERT_TRUE(index_->upsert(makeTestEntry("gpt-4o:0000000000000001"), kTierMemory, 10, 20));
   int rows = 0;
-  ASSERT_TRUE(index_->query("SELECT cache_key, size_stored, 0.5, NULL FROM entries WHERE size_raw = ?1",
-                            {int64_t{20}}, [&](const std::vector<SqlValue>& r) {
-                              ++rows;
-                              EXPECT_EQ(std::get<std::string>(r[0]), "gpt-4o:0000000000000001");
-                              EXPECT_EQ(std::get<int64_t>(r[1]), 10);
-                              EXPECT_EQ(std::get<double>(r[2]), 0.5);
-                              EXPECT_TRUE(std::holds_alternative<std::monostate>(r[3]));
-                            }));
+  ASSERT_TRUE(
+      index_->query("SELECT cache_key, size_stored, 0.5, NULL FROM entries WHERE size_raw = ?1",
+                    {int64_t{20}}, [&](const std::vector<SqlValue>& r) {
+                      ++rows;
+                      EXPECT_EQ(std::get<std::string>(r[0]), "gpt-4o:0000000000000001");
+                      EXPECT_EQ(std::get<int64_t>(r[1]), 10);
+                      EXPECT_EQ(std::get<double>(r[2]), 0.5);
+                      EXPECT_TRUE(std::holds_alternative<std::monostate>(r[3]));
+                    }));
   EXPECT_EQ(rows, 1);
   auto w = index_->query("DELETE FROM entries", {}, [](const std::vector<SqlValue>&) {});
   ASSERT_FALSE(w);

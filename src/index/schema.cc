@@ -128,13 +128,14 @@ constexpr std::string_view kV5 = R"sql(
 ALTER TABLE events ADD COLUMN requests INTEGER NOT NULL DEFAULT 1;
 )sql";
 
-constexpr std::array kMigrations = {Migration{1, kV1}, Migration{2, kV2}, Migration{3, kV3}, Migration{4, kV4},
-                                    Migration{5, kV5}};
+constexpr std::array kMigrations = {Migration{1, kV1}, Migration{2, kV2}, Migration{3, kV3},
+                                    Migration{4, kV4}, Migration{5, kV5}};
 static_assert(kMigrations.back().version == kSchemaVersion);
 
 Error sqlError(sqlite3* db, int rc, std::string what) {
   const int primary = rc & 0xff;
-  const Errc code = (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) ? Errc::Corrupt : Errc::Io;
+  const Errc code =
+      (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) ? Errc::Corrupt : Errc::Io;
   return makeError(code, "index: " + what + ": " + sqlite3_errmsg(db));
 }
 

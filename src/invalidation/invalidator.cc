@@ -4,7 +4,8 @@
 
 namespace llmcache::invalidation {
 
-Invalidator::Invalidator(index::Index& index, cache::TierChain& chain, const Clock& clock, InvalidatorOptions options)
+Invalidator::Invalidator(index::Index& index, cache::TierChain& chain, const Clock& clock,
+                         InvalidatorOptions options)
     : index_(index), chain_(chain), clock_(clock), options_(options) {
   if (options_.history == 0) options_.history = 1;
 }
@@ -50,7 +51,8 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
   auto rows = index_.match(criterion, now);
   if (!rows) return rows.error();
   out.matched = rows->size();
-  for (size_t i = 0; i < rows->size() && i < kMaxReportedIds; ++i) out.cacheIds.push_back((*rows)[i].cacheId);
+  for (size_t i = 0; i < rows->size() && i < kMaxReportedIds; ++i)
+    out.cacheIds.push_back((*rows)[i].cacheId);
   if (request.dryRun) return out;
 
   std::vector<std::string> ids;

@@ -39,11 +39,12 @@
 namespace llmcache::invalidation {
 
 struct Outcome {
-  size_t matched = 0;      // valid index rows the criterion selected (and, for a key, a tier entry the index did not know)
+  size_t matched = 0;  // valid index rows the criterion selected (and, for a key, a tier entry the
+                       // index did not know)
   size_t invalidated = 0;  // rows marked invalid (0 in a dry run)
   bool dryRun = false;
-  uint64_t generation = 0;             // the generation this invalidation created (0 in a dry run)
-  std::vector<std::string> cacheIds;   // the matched rows' ids, the first kMaxReportedIds
+  uint64_t generation = 0;            // the generation this invalidation created (0 in a dry run)
+  std::vector<std::string> cacheIds;  // the matched rows' ids, the first kMaxReportedIds
 };
 inline constexpr size_t kMaxReportedIds = 1000;
 
@@ -56,7 +57,8 @@ struct InvalidatorOptions {
 class Invalidator {
  public:
   // index, chain and clock are not owned and must outlive the invalidator.
-  Invalidator(index::Index& index, cache::TierChain& chain, const Clock& clock, InvalidatorOptions options = {});
+  Invalidator(index::Index& index, cache::TierChain& chain, const Clock& clock,
+              InvalidatorOptions options = {});
 
   // Dry run: counts and lists matching rows, changes nothing (no generation either).
   // Otherwise: bumps the generation, erases every matching entry from every tier (tier errors
@@ -83,7 +85,8 @@ class Invalidator {
   // Runs store() unless invalidatedSince(generation, candidate), with no invalidation able to
   // begin between the check and the end of store(). Returns whether store() ran. store() must
   // not call apply() (it would deadlock). Thread-safe.
-  bool storeUnlessInvalidated(uint64_t generation, const cache::Entry& candidate, const std::function<void()>& store);
+  bool storeUnlessInvalidated(uint64_t generation, const cache::Entry& candidate,
+                              const std::function<void()>& store);
 
  private:
   struct Applied {

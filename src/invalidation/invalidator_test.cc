@@ -30,12 +30,13 @@ class InvalidatorTest : public ::testing::Test {
   void SetUp() override {
     add("a", "gpt-4o", "gpt-4o:00000000000000a1", {"team-a"}, "tenant-1", 24h * 10);
     add("b", "gpt-4o-mini", "gpt-4o-mini:00000000000000b2", {"eval"}, "tenant-2", 1h);
-    add("c", "claude-3-haiku", "claude-3-haiku:00000000000000c3", {"eval", "prod"}, "tenant-1", 24h * 3);
+    add("c", "claude-3-haiku", "claude-3-haiku:00000000000000c3", {"eval", "prod"}, "tenant-1",
+        24h * 3);
     add("d", "openai/gpt-4o", "openai/gpt-4o:00000000000000d4", {}, "", 24h * 30);
   }
 
-  void add(std::string name, std::string model, std::string key, std::vector<std::string> tags, std::string ns,
-           std::chrono::hours age) {
+  void add(std::string name, std::string model, std::string key, std::vector<std::string> tags,
+           std::string ns, std::chrono::hours age) {
     cache::Entry e = makeTestEntry(std::move(key), "answer " + name, std::string(32, name[0]));
     e.model = std::move(model);
     e.tags = std::move(tags);
@@ -51,8 +52,12 @@ class InvalidatorTest : public ::testing::Test {
   }
   bool inMemory(const cache::Entry& e) { return memory_.lookup(e.cacheKey).value().has_value(); }
   bool onDisk(const cache::Entry& e) { return disk_.lookup(e.cacheKey).value().has_value(); }
-  bool servable(const cache::Entry& e) { return chain_.lookup(e.cacheKey, e.requestHash).has_value(); }
-  bool markedInvalid(const cache::Entry& e) { return index_->byCacheId(e.cacheId).value()->invalid; }
+  bool servable(const cache::Entry& e) {
+    return chain_.lookup(e.cacheKey, e.requestHash).has_value();
+  }
+  bool markedInvalid(const cache::Entry& e) {
+    return index_->byCacheId(e.cacheId).value()->invalid;
+  }
 
   // Applies body and checks that exactly `expected` entries went, from every tier, and the
   // others all stayed.
@@ -77,7 +82,8 @@ class InvalidatorTest : public ::testing::Test {
 
   FakeClock clock_;
   index::test::TempDir dir_;
-  std::unique_ptr<index::Index> index_ = index::Index::open(dir_.path() / "index.sqlite", manualHits()).value();
+  std::unique_ptr<index::Index> index_ =
+      index::Index::open(dir_.path() / "index.sqlite", manualHits()).value();
   cache::MemoryTier memory_{{.maxEntries = 100, .shards = 1}};
   cache::DiskTier disk_{{.dir = dir_.path() / "disk"}};
   cache::TierChain chain_{{&memory_, &disk_}, clock_};
@@ -85,7 +91,9 @@ class InvalidatorTest : public ::testing::Test {
   std::map<std::string, cache::Entry> entries_;
 };
 
-TEST_F(InvalidatorTest, ByModelInvalidatesExactlyThatModel) { expectInvalidates(R"({"model":"gpt-4o"})", {"a"}); }
+TEST_F(InvalidatorTest, ByModelInvalidatesExactlyThatModel) {
+  expectInvalidates(R"({"model":"gpt-4o"})", {"a"});
+}
 
 TEST_F(InvalidatorTest, ByAgeInvalidatesEntriesOlderThanTheDuration) {
   expectInvalidates(R"({"older_than":"7d"})", {"a", "d"});
@@ -106,13 +114,17 @@ TEST_F(InvalidatorTest, ByPatternMatchesModelsToo) {
   expectInvalidates(R"({"pattern":"*gpt-4o"})", {"a", "d"});
 }
 
-TEST_F(InvalidatorTest, ByPatternWithABracketSet) { expectInvalidates(R"({"pattern":"*:00000000000000[bc]?"})", {"b", "c"}); }
+TEST_F(InvalidatorTest, ByPatternWithABracketSet) {
+  expectInvalidates(R"({"pattern":"*:00000000000000[bc]?"})", {"b", "c"});
+}
 
 TEST_F(InvalidatorTest, ByKeyInvalidatesThatKeyOnly) {
   expectInvalidates(R"({"key":"claude-3-haiku:00000000000000c3"})", {"c"});
 }
 
-TEST_F(InvalidatorTest, ByTagInvalidatesEveryEntryCarryingIt) { expectInvalidates(R"({"tag":"eval"})", {"b", "c"}); }
+TEST_F(InvalidatorTest, ByTagInvalidatesEveryEntryCarryingIt) {
+  expectInvalidates(R"({"tag":"eval"})", {"b", "c"});
+}
 
 TEST_F(InvalidatorTest, ByNamespaceInvalidatesThatTenantOnly) {
   expectInvalidates(R"({"namespace":"tenant-1"})", {"a", "c"});
@@ -175,7 +187,8 @@ TEST_F(InvalidatorTest, PurgeExpiredErasesExpiredEntriesFromTiersAndIndex) {
   for (const auto& [name, other] : entries_) EXPECT_TRUE(servable(other)) << name;
 }
 
-// --- the in-flight miss race ----------------------------------------------------------------------
+// --- the in-flight miss race
+// ----------------------------------------------------------------------
 
 TEST_F(InvalidatorTest, AMatchingInvalidationDuringAMissMarksItsAnswerInvalidated) {
   const uint64_t g = inv_.generation();  // the miss starts
@@ -199,7 +212,8 @@ TEST_F(InvalidatorTest, ANonMatchingInvalidationDuringAMissLetsItsAnswerBeStored
   answer.responseTimestamp = clock_.now();
   ASSERT_TRUE(inv_.apply({Criterion::model("gpt-4o"), false}));
   ASSERT_TRUE(inv_.apply({Criterion::tag("eval"), false}));
-  ASSERT_TRUE(inv_.apply({Criterion::olderThan(std::chrono::milliseconds(24h)), false}));  // a fresh answer is not old
+  ASSERT_TRUE(inv_.apply(
+      {Criterion::olderThan(std::chrono::milliseconds(24h)), false}));  // a fresh answer is not old
   ASSERT_TRUE(inv_.apply({Criterion::cacheNamespace("tenant-1"), false}));
   EXPECT_FALSE(inv_.invalidatedSince(g, answer));
   bool stored = false;
@@ -226,9 +240,10 @@ TEST_F(InvalidatorTest, ADryRunDuringAMissDoesNotConcernIt) {
 TEST_F(InvalidatorTest, AMissOlderThanTheRememberedHistoryIsTreatedAsInvalidated) {
   Invalidator small(*index_, chain_, clock_, {.history = 2});
   const uint64_t g = small.generation();
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(small.apply({Criterion::model("nothing-" + std::to_string(i)), false}));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(small.apply({Criterion::model("nothing-" + std::to_string(i)), false}));
   const cache::Entry answer = makeTestEntry("gpt-4o:0000000000000104");
-  EXPECT_TRUE(small.invalidatedSince(g, answer));      // invalidation 1 is forgotten: be safe
+  EXPECT_TRUE(small.invalidatedSince(g, answer));       // invalidation 1 is forgotten: be safe
   EXPECT_FALSE(small.invalidatedSince(g + 1, answer));  // 2 and 3 are remembered and do not match
 }
 
@@ -241,7 +256,9 @@ TEST_F(InvalidatorTest, AnInvalidationArrivingDuringAGuardedStoreStillRemovesThe
   const bool stored = inv_.storeUnlessInvalidated(g, answer, [&] {
     // The invalidation starts while the store runs: it cannot bump the generation until the
     // store (tier insert and index upsert) is complete, so its index query then finds the row.
-    invalidation = std::thread([&] { ASSERT_TRUE(inv_.apply({Criterion::model("gpt-4o"), false})); });
+    invalidation = std::thread([&] {
+      ASSERT_TRUE(inv_.apply({Criterion::model("gpt-4o"), false}));
+    });
     store(answer);
   });
   invalidation.join();
@@ -249,7 +266,8 @@ TEST_F(InvalidatorTest, AnInvalidationArrivingDuringAGuardedStoreStillRemovesThe
   EXPECT_FALSE(inMemory(answer));
   EXPECT_FALSE(onDisk(answer));
   EXPECT_TRUE(markedInvalid(answer));
-  EXPECT_TRUE(inv_.invalidatedSince(g, answer));  // a background write of the same answer is skipped
+  EXPECT_TRUE(
+      inv_.invalidatedSince(g, answer));  // a background write of the same answer is skipped
 }
 
 }  // namespace

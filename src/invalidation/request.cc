@@ -30,20 +30,32 @@ std::string criteriaList() {
 
 Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
   auto bad = [&] {
-    return invalid("older_than \"" + std::string(text) +
-                   "\" is neither a duration (a number and one unit of s, m, h, d, w: \"90m\", \"7d\") "
-                   "nor an ISO 8601 UTC time (\"2026-01-01T00:00:00Z\")");
+    return invalid(
+        "older_than \"" + std::string(text) +
+        "\" is neither a duration (a number and one unit of s, m, h, d, w: \"90m\", \"7d\") "
+        "nor an ISO 8601 UTC time (\"2026-01-01T00:00:00Z\")");
   };
   if (text.size() < 2 || text.size() > 16) return bad();
   const char unit = text.back();
   std::chrono::milliseconds scale;
   switch (unit) {
-    case 's': scale = 1s; break;
-    case 'm': scale = 1min; break;
-    case 'h': scale = 1h; break;
-    case 'd': scale = 24h; break;
-    case 'w': scale = 24h * 7; break;
-    default: return bad();
+    case 's':
+      scale = 1s;
+      break;
+    case 'm':
+      scale = 1min;
+      break;
+    case 'h':
+      scale = 1h;
+      break;
+    case 'd':
+      scale = 24h;
+      break;
+    case 'w':
+      scale = 24h * 7;
+      break;
+    default:
+      return bad();
   }
   const std::string_view digits = text.substr(0, text.size() - 1);
   if (digits.find_first_not_of("0123456789") != std::string_view::npos) return bad();
@@ -60,7 +72,8 @@ Result<void> validateGlob(std::string_view glob) {
   if (glob.find('\0') != std::string_view::npos) return invalid("pattern must not contain NUL");
   for (size_t i = 0; i < glob.size(); ++i) {
     if (glob[i] == '\\') {
-      if (i + 1 == glob.size()) return invalid("pattern \"" + std::string(glob) + "\" ends in a lone '\\'");
+      if (i + 1 == glob.size())
+        return invalid("pattern \"" + std::string(glob) + "\" ends in a lone '\\'");
       ++i;
     } else if (glob[i] == '[') {
       // POSIX: a ']' first in the set (after an optional '!') is a member, not the end.
@@ -69,8 +82,8 @@ Result<void> validateGlob(std::string_view glob) {
       if (j < glob.size() && glob[j] == ']') ++j;
       while (j < glob.size() && glob[j] != ']') ++j;
       if (j >= glob.size())
-        return invalid("pattern \"" + std::string(glob) + "\" has a '[' at offset " + std::to_string(i) +
-                       " that is never closed");
+        return invalid("pattern \"" + std::string(glob) + "\" has a '[' at offset " +
+                       std::to_string(i) + " that is never closed");
       i = j;
     }
   }
@@ -92,10 +105,11 @@ Result<Request> parseRequest(const Json& body) {
     bool known = false;
     for (auto c : kCriteria) known = known || c == name;
     if (!known)
-      return invalid("unknown criterion \"" + name + "\": expected exactly one of " + criteriaList() +
-                     " (and optionally dry_run)");
+      return invalid("unknown criterion \"" + name + "\": expected exactly one of " +
+                     criteriaList() + " (and optionally dry_run)");
     if (!found.empty())
-      return invalid("exactly one criterion expected, got both \"" + std::string(found) + "\" and \"" + name + "\"");
+      return invalid("exactly one criterion expected, got both \"" + std::string(found) +
+                     "\" and \"" + name + "\"");
     found = name;
     if (!value.isString()) return invalid(name + " must be a string");
     const std::string& text = value.text();
@@ -131,7 +145,8 @@ Result<Request> parseRequest(const Json& body) {
 
 Result<Request> parseRequest(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
-    return invalid("empty body: expected a JSON object with one criterion, e.g. {\"model\": \"gpt-4o\"}");
+    return invalid(
+        "empty body: expected a JSON object with one criterion, e.g. {\"model\": \"gpt-4o\"}");
   auto json = parseJson(body);
   if (!json) return invalid("the body is not valid JSON: " + json.error().message);
   return parseRequest(*json);

@@ -25,7 +25,8 @@ TEST(ParseRequest, EachCriterionParsesToItsKindAndValue) {
       {R"({"key":"gpt-4o:0011223344556677"})", Kind::Key, "gpt-4o:0011223344556677"},
       {R"({"tag":"eval"})", Kind::Tag, "eval"},
       {R"({"namespace":"tenant-1"})", Kind::Namespace, "tenant-1"},
-      {R"({"cache_id":"00112233445566778899aabbccddeeff"})", Kind::CacheId, "00112233445566778899aabbccddeeff"},
+      {R"({"cache_id":"00112233445566778899aabbccddeeff"})", Kind::CacheId,
+       "00112233445566778899aabbccddeeff"},
   };
   for (const auto& c : cases) {
     const Request r = parseOk(c.body);
@@ -56,7 +57,8 @@ TEST(ParseDuration, AcceptsEveryUnit) {
 }
 
 TEST(ParseDuration, RejectsMalformedOnes) {
-  for (const char* bad : {"", "d", "7", "7x", "-7d", "7 d", "1h30m", "7D", "+7d", "7.5h", "99999999999w"}) {
+  for (const char* bad :
+       {"", "d", "7", "7x", "-7d", "7 d", "1h30m", "7D", "+7d", "7.5h", "99999999999w"}) {
     auto r = parseDuration(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code, Errc::InvalidArgument);
@@ -100,7 +102,8 @@ TEST(ParseRequest, BadInputIsInvalidArgumentNamingTheProblem) {
     auto r = parseRequest(c.body);
     ASSERT_FALSE(r) << c.body;
     EXPECT_EQ(r.error().code, Errc::InvalidArgument) << c.body;
-    EXPECT_NE(r.error().message.find(c.mentions), std::string::npos) << c.body << " -> " << r.error().message;
+    EXPECT_NE(r.error().message.find(c.mentions), std::string::npos)
+        << c.body << " -> " << r.error().message;
   }
 }
 

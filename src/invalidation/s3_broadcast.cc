@@ -47,7 +47,8 @@ Result<void> S3InvalidationBroadcast::publish(const Json& body) {
   record.erase("dry_run");
   // "older_than": "7d" -> the instant it means now, so every instance removes the same entries.
   if (auto age = body.getString("older_than")) {
-    if (auto d = parseDuration(*age)) record.set("older_than", Json::string(formatIso8601(clock_.now() - *d)));
+    if (auto d = parseDuration(*age))
+      record.set("older_than", Json::string(formatIso8601(clock_.now() - *d)));
   }
   Json out = Json::object()
                  .set("version", Json::integer(1))
@@ -78,7 +79,8 @@ Result<size_t> S3InvalidationBroadcast::pollOnce() {
     auto json = parseJson(**text);
     if (!json) continue;
     const Json* request = json->find("request");
-    auto parsed = request ? parseRequest(*request) : Result<Request>(makeError(Errc::Corrupt, "no request"));
+    auto parsed =
+        request ? parseRequest(*request) : Result<Request>(makeError(Errc::Corrupt, "no request"));
     if (!parsed) continue;
     if (invalidator_.apply(*parsed)) {
       ++applied;

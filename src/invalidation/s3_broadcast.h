@@ -27,9 +27,10 @@ namespace llmcache::invalidation {
 
 class S3InvalidationBroadcast {
  public:
-  S3InvalidationBroadcast(cache::s3::S3Client& client, std::string keyPrefix, std::string instanceId,
-                          Invalidator& invalidator, std::filesystem::path stateFile,
-                          std::chrono::milliseconds poll, const Clock& clock);
+  S3InvalidationBroadcast(cache::s3::S3Client& client, std::string keyPrefix,
+                          std::string instanceId, Invalidator& invalidator,
+                          std::filesystem::path stateFile, std::chrono::milliseconds poll,
+                          const Clock& clock);
   ~S3InvalidationBroadcast();
 
   // Publishes an invalidation request body (as POSTed to /cache/invalidate) that was applied
@@ -54,8 +55,8 @@ class S3InvalidationBroadcast {
   // Records are named by their creation time; instances' clocks differ and listings lag, so a
   // record is considered for kSkew behind the newest one seen, and remembered by name meanwhile.
   static constexpr int64_t kSkewMs = 5 * 60 * 1000;
-  std::string watermark_;           // record names below it are done
-  std::set<std::string> seen_;      // record names at or above the watermark, applied or skipped
+  std::string watermark_;       // record names below it are done
+  std::set<std::string> seen_;  // record names at or above the watermark, applied or skipped
   bool primed_ = false;
   std::atomic<uint64_t> counter_{0};
   std::atomic<uint64_t> appliedRemote_{0};

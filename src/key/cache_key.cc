@@ -18,8 +18,8 @@ constexpr std::string_view kModeNames[] = {"seed", "whitespace", "exact"};
 
 // Top-level request fields that never change what the model answers.
 bool notInKey(std::string_view k) {
-  return k == "stream" || k == "stream_options" || k == "user" || k == "metadata" ||
-         k == "store" || k == "service_tier";
+  return k == "stream" || k == "stream_options" || k == "user" || k == "metadata" || k == "store" ||
+         k == "service_tier";
 }
 bool seedField(std::string_view k) {
   return k == "model" || k == "messages" || k == "temperature" || k == "max_tokens" ||
@@ -130,7 +130,7 @@ std::string md5Hex(std::string_view text) {
   // Fetched once: OpenSSL 3's implicit fetch by EVP_md5() costs microseconds per call.
   static EVP_MD* const md5 = EVP_MD_fetch(nullptr, "MD5", nullptr);
   thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                          &EVP_MD_CTX_free);
+                                                                           &EVP_MD_CTX_free);
   EVP_DigestInit_ex(ctx.get(), md5, nullptr);
   EVP_DigestUpdate(ctx.get(), text.data(), text.size());
   EVP_DigestFinal_ex(ctx.get(), digest, &len);

@@ -114,8 +114,7 @@ Result<void> writeNumber(const std::string& text, std::string& out) {
   }
   const auto d = parseFiniteDouble(text);
   if (!d) {
-    return makeError(Errc::InvalidArgument,
-                     "the number " + text.substr(0, 20) + " is too large");
+    return makeError(Errc::InvalidArgument, "the number " + text.substr(0, 20) + " is too large");
   }
   out += pythonFloatRepr(*d);
   return {};
@@ -130,10 +129,17 @@ void newline(std::string& out, int level) {
 
 Result<void> writeCanonical(const Json& v, std::string& out, int level) {
   switch (v.kind()) {
-    case Json::Kind::Null: out += "null"; return {};
-    case Json::Kind::Bool: out += v.asBool() ? "true" : "false"; return {};
-    case Json::Kind::Number: return writeNumber(v.text(), out);
-    case Json::Kind::String: writePythonString(v.text(), out); return {};
+    case Json::Kind::Null:
+      out += "null";
+      return {};
+    case Json::Kind::Bool:
+      out += v.asBool() ? "true" : "false";
+      return {};
+    case Json::Kind::Number:
+      return writeNumber(v.text(), out);
+    case Json::Kind::String:
+      writePythonString(v.text(), out);
+      return {};
     case Json::Kind::Array: {
       if (v.items().empty()) {
         out += "[]";

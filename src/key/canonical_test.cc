@@ -12,13 +12,24 @@ TEST(PythonFloatRepr, MatchesPythonRepr) {
     double v;
     const char* repr;
   } cases[] = {
-      {0.0, "0.0"},        {-0.0, "-0.0"},          {1.0, "1.0"},
-      {0.1, "0.1"},        {2.67, "2.67"},          {1e16, "1e+16"},
-      {1e15, "1000000000000000.0"},                 {123456789012345678.0, "1.2345678901234568e+17"},
-      {1e-05, "1e-05"},    {0.0001, "0.0001"},      {1.5e300, "1.5e+300"},
-      {-3.5e-300, "-3.5e-300"},                     {5e-324, "5e-324"},
-      {100.0, "100.0"},    {2e21, "2e+21"},         {1.7976931348623157e308, "1.7976931348623157e+308"},
-      {0.30000000000000004, "0.30000000000000004"}, {-1.25, "-1.25"},
+      {0.0, "0.0"},
+      {-0.0, "-0.0"},
+      {1.0, "1.0"},
+      {0.1, "0.1"},
+      {2.67, "2.67"},
+      {1e16, "1e+16"},
+      {1e15, "1000000000000000.0"},
+      {123456789012345678.0, "1.2345678901234568e+17"},
+      {1e-05, "1e-05"},
+      {0.0001, "0.0001"},
+      {1.5e300, "1.5e+300"},
+      {-3.5e-300, "-3.5e-300"},
+      {5e-324, "5e-324"},
+      {100.0, "100.0"},
+      {2e21, "2e+21"},
+      {1.7976931348623157e308, "1.7976931348623157e+308"},
+      {0.30000000000000004, "0.30000000000000004"},
+      {-1.25, "-1.25"},
   };
   for (const auto& c : cases) EXPECT_EQ(pythonFloatRepr(c.v), c.repr);
 }
@@ -40,14 +51,13 @@ TEST(Canonical, IndentsLikeJsonDumpsIndent4) {
 }
 
 TEST(TextNormalization, CollapsesPythonWhitespaceOnly) {
-  EXPECT_EQ(normalizeText("  a\u00a0\u3000b\u200bc\t\n", NormalizeMode::Whitespace),
-            "a b\u200bc");
+  EXPECT_EQ(normalizeText("  a\u00a0\u3000b\u200bc\t\n", NormalizeMode::Whitespace), "a b\u200bc");
   EXPECT_EQ(normalizeText("  Keep  CASE ", NormalizeMode::Whitespace), "Keep CASE");
   EXPECT_EQ(normalizeText("  Keep  CASE ", NormalizeMode::Exact), "  Keep  CASE ");
 }
 
 TEST(TextNormalization, LowercasesLikePython) {
-  EXPECT_EQ(pythonLower("\xc4\xb0stanbul"), "i\xcc\x87stanbul");    // İ -> i + U+0307
+  EXPECT_EQ(pythonLower("\xc4\xb0stanbul"), "i\xcc\x87stanbul");  // İ -> i + U+0307
   EXPECT_EQ(pythonLower("\xce\xa3\xce\x9f\xce\xa6\xce\x9f\xce\xa3"),  // ΣΟΦΟΣ -> σοφος (final ς)
             "\xcf\x83\xce\xbf\xcf\x86\xce\xbf\xcf\x82");
   EXPECT_EQ(pythonLower("HeLLo"), "hello");

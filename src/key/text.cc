@@ -10,7 +10,13 @@ namespace llmcache::key {
 bool isPythonSpace(char32_t cp) {
   if (cp < 0x80) return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20);
   switch (cp) {
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
     case 0x3000:
       return true;
     default:
@@ -75,8 +81,9 @@ std::string pythonLower(std::string_view s) {
   std::string out(s.size() + 16, '\0');
   for (int attempt = 0; attempt < 2; ++attempt) {
     UErrorCode err = U_ZERO_ERROR;
-    const int32_t n = ucasemap_utf8ToLower(rootCaseMap(), out.data(), static_cast<int32_t>(out.size()),
-                                           s.data(), static_cast<int32_t>(s.size()), &err);
+    const int32_t n =
+        ucasemap_utf8ToLower(rootCaseMap(), out.data(), static_cast<int32_t>(out.size()), s.data(),
+                             static_cast<int32_t>(s.size()), &err);
     if (err == U_BUFFER_OVERFLOW_ERROR) {
       out.assign(static_cast<size_t>(n), '\0');
       continue;

@@ -61,7 +61,8 @@ Result<key::CacheKey> keyOfVectorLine(std::string_view line, const key::KeyOptio
     if (!mode) return makeError(Errc::InvalidArgument, "unknown normalization " + toJson(*m));
     opts.mode = *mode;
   }
-  for (auto [field, target] : {std::pair{"scope", &opts.scope}, {"namespace", &opts.keyNamespace}}) {
+  for (auto [field, target] :
+       {std::pair{"scope", &opts.scope}, {"namespace", &opts.keyNamespace}}) {
     if (const Json* v = row->find(field); v && !v->isNull()) {
       if (!v->isString())
         return makeError(Errc::InvalidArgument, std::string("'") + field + "' must be a string");
@@ -107,11 +108,11 @@ int runKey(const KeyArgs& a) {
 
 void addKeyCommand(CLI::App& app, int& exitCode) {
   auto args = std::make_shared<KeyArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "key", "Print the cache key of a request read on stdin (key spec v1)");
+  CLI::App* cmd =
+      app.add_subcommand("key", "Print the cache key of a request read on stdin (key spec v1)");
   cmd->add_option("--endpoint", args->endpoint, "Endpoint of the request")
-      ->check(CLI::IsMember({"openai.chat", "openai.completions", "openai.embeddings",
-                             "anthropic.messages"}))
+      ->check(CLI::IsMember(
+          {"openai.chat", "openai.completions", "openai.embeddings", "anthropic.messages"}))
       ->capture_default_str();
   cmd->add_option("--normalize", args->normalize, "Text normalization")
       ->check(CLI::IsMember({"seed", "whitespace", "exact"}))

@@ -1,8 +1,7 @@
 #include "main/maintenance_commands.h"
 
-#include <unistd.h>
-
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -79,17 +78,22 @@ int postInvalidate(const std::string& server, const std::string& token, const st
 int runInvalidate(const InvalidateArgs& a) {
   Json body = Json::object();
   int criteria = 0;
-  for (auto [name, value] : {std::pair{"model", &a.model}, {"older_than", &a.olderThan},
-                             {"pattern", &a.pattern}, {"key", &a.key}, {"tag", &a.tag},
-                             {"namespace", &a.keyNamespace}, {"cache_id", &a.cacheId}}) {
+  for (auto [name, value] : {std::pair{"model", &a.model},
+                             {"older_than", &a.olderThan},
+                             {"pattern", &a.pattern},
+                             {"key", &a.key},
+                             {"tag", &a.tag},
+                             {"namespace", &a.keyNamespace},
+                             {"cache_id", &a.cacheId}}) {
     if (!value->empty()) {
       body.set(name, Json::string(*value));
       ++criteria;
     }
   }
   if (criteria != 1) {
-    std::fprintf(stderr, "llmcache invalidate: give exactly one of --model, --older-than, --pattern, "
-                         "--key, --tag, --namespace, --cache-id\n");
+    std::fprintf(stderr,
+                 "llmcache invalidate: give exactly one of --model, --older-than, --pattern, "
+                 "--key, --tag, --namespace, --cache-id\n");
     return 2;
   }
   if (a.dryRun) body.set("dry_run", Json::boolean(true));
@@ -143,8 +147,9 @@ int runInvalidate(const InvalidateArgs& a) {
       last = percent;
       constexpr int kWidth = 30;
       const int filled = percent * kWidth / 100;
-      std::fprintf(stderr, "\rllmcache invalidate: [%s%s] %3d%% %zu/%zu entries", std::string(filled, '#').c_str(),
-                   std::string(kWidth - filled, '.').c_str(), percent, done, total);
+      std::fprintf(stderr, "\rllmcache invalidate: [%s%s] %3d%% %zu/%zu entries",
+                   std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
+                   percent, done, total);
       if (done == total) std::fputc('\n', stderr);
       std::fflush(stderr);
     };
@@ -176,13 +181,16 @@ int runVerify(const std::string& cacheDir, bool repair) {
   // Decode every disk entry: corrupt files and entries missing from the index are problems.
   size_t diskEntries = 0;
   size_t notIndexed = 0;
-  auto scan = index::scanDiskTier(cacheDir, [&](const cache::Entry& e, unsigned, size_t, size_t) {
-    ++diskEntries;
-    if (opened) {
-      auto row = (*opened)->byCacheId(e.cacheId);
-      if (!row || !*row) ++notIndexed;
-    }
-  }, codec);
+  auto scan = index::scanDiskTier(
+      cacheDir,
+      [&](const cache::Entry& e, unsigned, size_t, size_t) {
+        ++diskEntries;
+        if (opened) {
+          auto row = (*opened)->byCacheId(e.cacheId);
+          if (!row || !*row) ++notIndexed;
+        }
+      },
+      codec);
   if (!scan) {
     std::printf("disk tier: %s\n", scan.error().message.c_str());
     return 1;
@@ -193,7 +201,8 @@ int runVerify(const std::string& cacheDir, bool repair) {
   problems += scan->corrupt + scan->unreadable + notIndexed;
   if (opened) {
     auto stats = (*opened)->stats();
-    if (stats) std::printf("index: %llu entries\n", static_cast<unsigned long long>(stats->entries));
+    if (stats)
+      std::printf("index: %llu entries\n", static_cast<unsigned long long>(stats->entries));
     std::printf("index: %zu disk entries not in the index\n", notIndexed);
   }
   if (!repair) return problems == 0 ? 0 : 1;
@@ -204,8 +213,9 @@ int runVerify(const std::string& cacheDir, bool repair) {
   if (scan->entries == 0 && scan->corrupt > 0) {
     // Not one entry readable: far more likely a missing or wrong CACHE_ENCRYPTION_KEY than a
     // disk that corrupted every file. Deleting them all would be the wrong repair.
-    std::printf("repair: no entry could be read (an encrypted cache needs CACHE_ENCRYPTION=true and "
-                "its CACHE_ENCRYPTION_KEY); nothing changed\n");
+    std::printf(
+        "repair: no entry could be read (an encrypted cache needs CACHE_ENCRYPTION=true and "
+        "its CACHE_ENCRYPTION_KEY); nothing changed\n");
     return 1;
   }
   opened = {};
@@ -223,7 +233,8 @@ int runVerify(const std::string& cacheDir, bool repair) {
   // Corrupt files would be deleted on their next lookup anyway; remove them now.
   size_t removed = 0;
   std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(std::filesystem::path(cacheDir) / "entries", ec);
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           std::filesystem::path(cacheDir) / "entries", ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file() || it->path().extension() != ".entry") continue;
     std::ifstream in(it->path(), std::ios::binary);
@@ -244,18 +255,21 @@ void addInvalidateCommand(CLI::App& app, int& exitCode) {
   auto a = std::make_shared<InvalidateArgs>();
   CLI::App* cmd = app.add_subcommand("invalidate", "Invalidate cache entries by criterion");
   cmd->add_option("--model", a->model, "Every entry of this model");
-  cmd->add_option("--older-than", a->olderThan, "Entries older than a duration (7d, 90m) or an ISO time");
+  cmd->add_option("--older-than", a->olderThan,
+                  "Entries older than a duration (7d, 90m) or an ISO time");
   cmd->add_option("--pattern", a->pattern, "A glob over cache keys and models");
   cmd->add_option("--key", a->key, "One exact cache key");
   cmd->add_option("--tag", a->tag, "Entries with this tag");
   cmd->add_option("--namespace", a->keyNamespace, "Entries of this namespace");
   cmd->add_option("--cache-id", a->cacheId, "One entry by its cache_id");
   cmd->add_flag("--dry-run", a->dryRun, "Only count what would be invalidated");
-  cmd->add_flag("--progress", a->progress,
-                "Draw the progress bar on stderr even when it is not a terminal (without --server)");
+  cmd->add_flag(
+      "--progress", a->progress,
+      "Draw the progress bar on stderr even when it is not a terminal (without --server)");
   cmd->add_option("--server", a->server, "A running gateway (http://host:port): use its admin API");
   cmd->add_option("--token", a->token, "Admin token for --server (default: CACHE_ADMIN_TOKEN)");
-  cmd->add_option("--cache-dir", a->cacheDir, "The cache directory, without --server")->capture_default_str();
+  cmd->add_option("--cache-dir", a->cacheDir, "The cache directory, without --server")
+      ->capture_default_str();
   cmd->callback([a, &exitCode] { exitCode = runInvalidate(*a); });
 }
 
@@ -263,9 +277,14 @@ void addVerifyCommand(CLI::App& app, int& exitCode) {
   auto dir = std::make_shared<std::string>("./.llmcache");
   auto repair = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
-      "verify", "Check the index and the disk tier of a cache directory (stop the gateway first to repair)");
-  cmd->add_option("--cache-dir", *dir, "The cache directory (CACHE_ENCRYPTION* and CACHE_COMPRESSION are read from the environment)")->capture_default_str();
-  cmd->add_flag("--repair", *repair, "Rebuild the index from the disk tier and remove corrupt files");
+      "verify",
+      "Check the index and the disk tier of a cache directory (stop the gateway first to repair)");
+  cmd->add_option("--cache-dir", *dir,
+                  "The cache directory (CACHE_ENCRYPTION* and CACHE_COMPRESSION are read from the "
+                  "environment)")
+      ->capture_default_str();
+  cmd->add_flag("--repair", *repair,
+                "Rebuild the index from the disk tier and remove corrupt files");
   cmd->callback([dir, repair, &exitCode] { exitCode = runVerify(*dir, *repair); });
 }
 

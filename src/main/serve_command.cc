@@ -1,14 +1,19 @@
 #include "main/serve_command.h"
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
-#include <atomic>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
 
+#include "admin/admin_api.h"
+#include "alerts/alerter.h"
+#include "analytics/analytics.h"
+#include "analytics/metrics.h"
+#include "analytics/recorder.h"
 #include "cache/disk/disk_tier.h"
 #include "cache/memory/memory_tier.h"
 #include "cache/s3/s3_client.h"
@@ -17,18 +22,13 @@
 #include "cache/s3/s3_tier.h"
 #include "cache/tier_chain.h"
 #include "common/thread.h"
-#include "admin/admin_api.h"
-#include "alerts/alerter.h"
-#include "analytics/analytics.h"
-#include "analytics/metrics.h"
-#include "analytics/recorder.h"
 #include "config/config.h"
+#include "gateway/gateway.h"
+#include "http/server.h"
 #include "index/disk_scan.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
 #include "invalidation/s3_broadcast.h"
-#include "gateway/gateway.h"
-#include "http/server.h"
 #include "mock/mock_upstream.h"
 #include "upstream/http_client.h"
 #include "upstream/platform.h"
@@ -71,7 +71,8 @@ config::Config loadConfig(const ServeArgs& a) {
   config::applyEnvironment(c, [](const char* n) { return std::getenv(n); });
   for (const std::string& kv : a.sets) {
     const auto eq = kv.find('=');
-    if (eq == std::string::npos) throw config::ConfigError("--set expects NAME=VALUE, got '" + kv + "'");
+    if (eq == std::string::npos)
+      throw config::ConfigError("--set expects NAME=VALUE, got '" + kv + "'");
     config::setValue(c, kv.substr(0, eq), kv.substr(eq + 1));
   }
   if (a.listen) c.listen = *a.listen;
@@ -141,14 +142,15 @@ int runServe(const ServeArgs& a) {
   cache::CodecOptions codec{.compress = c.compression};
   if (c.encryption) {
     try {
-      codec.key = config::encryptionKeyBytes(c);  // validated above; the key file may have gone since
+      codec.key =
+          config::encryptionKeyBytes(c);  // validated above; the key file may have gone since
     } catch (const std::exception& e) {
       std::fprintf(stderr, "llmcache: configuration error: %s\n", e.what());
       return 2;
     }
   }
-  cache::MemoryTier memory(cache::MemoryTierOptions{.maxEntries = c.memoryEntries,
-                                                    .maxBytes = c.memoryBytes});
+  cache::MemoryTier memory(
+      cache::MemoryTierOptions{.maxEntries = c.memoryEntries, .maxBytes = c.memoryBytes});
   std::unique_ptr<cache::DiskTier> disk;
   try {
     disk = std::make_unique<cache::DiskTier>(cache::DiskTierOptions{
@@ -235,8 +237,8 @@ int runServe(const ServeArgs& a) {
   std::unique_ptr<invalidation::S3InvalidationBroadcast> broadcast;
   if (s3Client) {
     broadcast = std::make_unique<invalidation::S3InvalidationBroadcast>(
-        *s3Client, cache::s3::normalizePrefix(c.s3Prefix), s3Tier->options().instanceId, invalidator,
-        std::filesystem::path(c.cacheDir) / "invalidations-seen",
+        *s3Client, cache::s3::normalizePrefix(c.s3Prefix), s3Tier->options().instanceId,
+        invalidator, std::filesystem::path(c.cacheDir) / "invalidations-seen",
         std::chrono::seconds(c.invalidationPollSeconds), Clock::system());
   }
 
@@ -318,12 +320,15 @@ int runServe(const ServeArgs& a) {
     std::fprintf(stderr, "llmcache: cannot listen on %s: %s\n", c.listen.c_str(), e.what());
     return 1;
   }
-  std::fprintf(stderr, "llmcache: upstream %s, cache in %s (memory %llu entries, disk %llu entries)%s%s\n",
-               c.upstream.c_str(), c.cacheDir.c_str(),
-               static_cast<unsigned long long>(c.memoryEntries),
-               static_cast<unsigned long long>(c.diskEntries),
-               s3Tier ? (", S3 bucket " + c.s3Bucket + (c.asyncWrites ? " (async writes)" : " (sync writes)")).c_str() : "",
-               c.enabled ? "" : ", caching DISABLED (pass-through)");
+  std::fprintf(
+      stderr, "llmcache: upstream %s, cache in %s (memory %llu entries, disk %llu entries)%s%s\n",
+      c.upstream.c_str(), c.cacheDir.c_str(), static_cast<unsigned long long>(c.memoryEntries),
+      static_cast<unsigned long long>(c.diskEntries),
+      s3Tier
+          ? (", S3 bucket " + c.s3Bucket + (c.asyncWrites ? " (async writes)" : " (sync writes)"))
+                .c_str()
+          : "",
+      c.enabled ? "" : ", caching DISABLED (pass-through)");
   // E-mail alerts (CACHE_ALERT_EMAIL): evaluated every CACHE_METRICS_INTERVAL on their own
   // thread (a send may block for seconds).
   std::unique_ptr<alerts::Alerter> alerter;
@@ -334,7 +339,8 @@ int runServe(const ServeArgs& a) {
   if (!c.alertEmail.empty()) {
     alerter = std::make_unique<alerts::Alerter>(
         alerts::AlerterOptions::fromConfig(c, c.listen),
-        [url = c.smtpUrl](const alerts::Mail& m) { return alerts::sendSmtp(url, m); }, Clock::system());
+        [url = c.smtpUrl](const alerts::Mail& m) { return alerts::sendSmtp(url, m); },
+        Clock::system());
     alerting = true;
     alertThread = std::thread([&] {
       uint64_t failed = 0;
@@ -350,7 +356,8 @@ int runServe(const ServeArgs& a) {
         alerter->evaluate(snap);
         if (alerter->stats().failed > failed) {
           failed = alerter->stats().failed;
-          std::fprintf(stderr, "llmcache: alert mail failed: %s\n", alerter->stats().lastError.c_str());
+          std::fprintf(stderr, "llmcache: alert mail failed: %s\n",
+                       alerter->stats().lastError.c_str());
         }
         lock.lock();
       } while (!alertCv.wait_for(lock, std::chrono::seconds(std::max(1, c.metricsIntervalSeconds)),
@@ -382,12 +389,16 @@ void addServeCommand(CLI::App& app, int& exitCode) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand("serve", "Run the caching gateway");
   cmd->add_option("--config", a->configFile, "JSON file of CACHE_* settings (or CACHE_CONFIG)");
-  cmd->add_option("--listen", a->listen, "HOST:PORT to listen on (CACHE_LISTEN, default 127.0.0.1:8080)");
-  cmd->add_option("--upstream", a->upstream,
-                  "Provider API root including /v1 (CACHE_UPSTREAM, default https://api.openai.com/v1)");
-  cmd->add_option("--cache-dir", a->cacheDir, "Disk tier directory (CACHE_DIR, default ./.llmcache)");
+  cmd->add_option("--listen", a->listen,
+                  "HOST:PORT to listen on (CACHE_LISTEN, default 127.0.0.1:8080)");
+  cmd->add_option(
+      "--upstream", a->upstream,
+      "Provider API root including /v1 (CACHE_UPSTREAM, default https://api.openai.com/v1)");
+  cmd->add_option("--cache-dir", a->cacheDir,
+                  "Disk tier directory (CACHE_DIR, default ./.llmcache)");
   cmd->add_option("--set", a->sets, "NAME=VALUE for any CACHE_* setting (repeatable)");
-  cmd->add_flag("--print-config", a->printConfig, "Print the effective configuration (secrets masked) and exit");
+  cmd->add_flag("--print-config", a->printConfig,
+                "Print the effective configuration (secrets masked) and exit");
   cmd->callback([a, &exitCode] { exitCode = runServe(*a); });
 }
 
@@ -399,10 +410,14 @@ void addMockUpstreamCommand(CLI::App& app, int& exitCode) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
-      "mock-upstream", "Run a stand-in LLM provider (OpenAI + Anthropic shapes) for trying llmcache offline");
-  cmd->add_option("--listen", a->listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
-  cmd->add_option("--latency-ms", a->latencyMs, "Delay before each response head")->capture_default_str();
-  cmd->add_option("--chunk-delay-ms", a->chunkDelayMs, "Delay between streamed events")->capture_default_str();
+      "mock-upstream",
+      "Run a stand-in LLM provider (OpenAI + Anthropic shapes) for trying llmcache offline");
+  cmd->add_option("--listen", a->listen, "HOST:PORT (port 0: any free port)")
+      ->capture_default_str();
+  cmd->add_option("--latency-ms", a->latencyMs, "Delay before each response head")
+      ->capture_default_str();
+  cmd->add_option("--chunk-delay-ms", a->chunkDelayMs, "Delay between streamed events")
+      ->capture_default_str();
   cmd->callback([a, &exitCode] {
     config::Config c;
     c.listen = a->listen;
@@ -417,7 +432,8 @@ void addMockUpstreamCommand(CLI::App& app, int& exitCode) {
     o.shutdownGrace = std::chrono::seconds(2);
     mock::MockUpstream mock(mock::MockOptions{std::chrono::milliseconds(a->latencyMs),
                                               std::chrono::milliseconds(a->chunkDelayMs)});
-    http::Server server(o, [&mock](http::Request& r, http::ResponseWriter& w) { return mock.handle(r, w); });
+    http::Server server(
+        o, [&mock](http::Request& r, http::ResponseWriter& w) { return mock.handle(r, w); });
     runUntilSignalled(server, "mock-upstream");
     exitCode = 0;
   });

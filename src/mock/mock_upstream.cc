@@ -87,13 +87,15 @@ Json chatBody(const Json& req, uint64_t n, const std::string& model) {
     if (const Json* fn = tools->items()[0].find("function"))
       if (auto nm = fn->getString("name")) name = std::string(*nm);
     message.set("content", Json::null());
-    message.set("tool_calls",
-                Json::array().push(Json::object()
-                                       .set("id", Json::string("call_mock_" + std::to_string(n)))
-                                       .set("type", Json::string("function"))
-                                       .set("function", Json::object()
-                                                            .set("name", Json::string(name))
-                                                            .set("arguments", Json::string(R"({"city":"Paris"})")))));
+    message.set(
+        "tool_calls",
+        Json::array().push(
+            Json::object()
+                .set("id", Json::string("call_mock_" + std::to_string(n)))
+                .set("type", Json::string("function"))
+                .set("function", Json::object()
+                                     .set("name", Json::string(name))
+                                     .set("arguments", Json::string(R"({"city":"Paris"})")))));
     finish = "tool_calls";
     answer = "";
   } else {
@@ -132,8 +134,10 @@ Json completionBody(const Json& req, uint64_t n, const std::string& model) {
 Json embeddingsBody(const Json& req, const std::string& model) {
   std::vector<std::string> inputs;
   if (const Json* in = req.find("input")) {
-    if (in->isString()) inputs.push_back(in->text());
-    else for (const Json& i : in->items()) inputs.push_back(i.isString() ? i.text() : toJson(i));
+    if (in->isString())
+      inputs.push_back(in->text());
+    else
+      for (const Json& i : in->items()) inputs.push_back(i.isString() ? i.text() : toJson(i));
   }
   const bool b64 = req.getString("encoding_format") == std::optional<std::string_view>("base64");
   Json data = Json::array();
@@ -210,11 +214,12 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
     std::lock_guard lock(mutex_);
     Json paths = Json::object();
     for (const auto& [p, c] : byPath_) paths.set(p, Json::integer(static_cast<int64_t>(c)));
-    co_await w.send(jsonResponse(bhttp::status::ok, req.version(),
-                                 toJson(Json::object()
-                                            .set("calls", Json::integer(static_cast<int64_t>(calls_.load())))
-                                            .set("authorized_calls", Json::integer(static_cast<int64_t>(authorizedCalls_)))
-                                            .set("paths", std::move(paths)))));
+    co_await w.send(jsonResponse(
+        bhttp::status::ok, req.version(),
+        toJson(Json::object()
+                   .set("calls", Json::integer(static_cast<int64_t>(calls_.load())))
+                   .set("authorized_calls", Json::integer(static_cast<int64_t>(authorizedCalls_)))
+                   .set("paths", std::move(paths)))));
     co_return;
   }
   if (path == "/mock/reset") {
@@ -231,12 +236,13 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
     ++byPath_[path];
     if (!req[bhttp::field::authorization].empty() || !req["x-api-key"].empty()) ++authorizedCalls_;
   }
-  co_await sleepFor(std::chrono::milliseconds(
-      headerInt(req, "x-mock-latency-ms", options_.latency.count())));
+  co_await sleepFor(
+      std::chrono::milliseconds(headerInt(req, "x-mock-latency-ms", options_.latency.count())));
   const auto endpoint = api::endpointForPath(path);
   if (req.method() == bhttp::verb::get && path == "/v1/models") {
-    co_await w.send(jsonResponse(bhttp::status::ok, req.version(),
-                                 R"({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"mock"}]})"));
+    co_await w.send(jsonResponse(
+        bhttp::status::ok, req.version(),
+        R"({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"mock"}]})"));
     co_return;
   }
   if (!endpoint) {
@@ -247,24 +253,34 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
   }
   const api::Provider provider = api::providerOf(*endpoint);
   if (const int64_t status = headerInt(req, "x-mock-status", 200); status != 200) {
-    co_await w.send(jsonResponse(static_cast<bhttp::status>(status), req.version(),
-                                 api::errorBody(provider, api::errorTypeForStatus(provider, static_cast<int>(status)),
-                                                "mock upstream error " + std::to_string(status))));
+    co_await w.send(jsonResponse(
+        static_cast<bhttp::status>(status), req.version(),
+        api::errorBody(provider, api::errorTypeForStatus(provider, static_cast<int>(status)),
+                       "mock upstream error " + std::to_string(status))));
     co_return;
   }
   auto body = parseJson(req.body());
   if (!body || !body->isObject()) {
-    co_await w.send(jsonResponse(bhttp::status::bad_request, req.version(),
-                                 api::errorBody(provider, "invalid_request_error", "mock: bad JSON")));
+    co_await w.send(
+        jsonResponse(bhttp::status::bad_request, req.version(),
+                     api::errorBody(provider, "invalid_request_error", "mock: bad JSON")));
     co_return;
   }
   const std::string model(body->getString("model").value_or("mock-model"));
   Json answer;
   switch (*endpoint) {
-    case key::Endpoint::OpenAiChat: answer = chatBody(*body, n, model); break;
-    case key::Endpoint::OpenAiCompletions: answer = completionBody(*body, n, model); break;
-    case key::Endpoint::OpenAiEmbeddings: answer = embeddingsBody(*body, model); break;
-    case key::Endpoint::AnthropicMessages: answer = messagesBody(*body, n, model); break;
+    case key::Endpoint::OpenAiChat:
+      answer = chatBody(*body, n, model);
+      break;
+    case key::Endpoint::OpenAiCompletions:
+      answer = completionBody(*body, n, model);
+      break;
+    case key::Endpoint::OpenAiEmbeddings:
+      answer = embeddingsBody(*body, model);
+      break;
+    case key::Endpoint::AnthropicMessages:
+      answer = messagesBody(*body, n, model);
+      break;
   }
   if (body->getBool("stream") != std::optional<bool>(true)) {
     co_await w.send(jsonResponse(bhttp::status::ok, req.version(), toJson(answer)));

@@ -18,8 +18,16 @@ std::string_view trim(std::string_view s) {
 }
 
 constexpr std::array<std::string_view, 11> kHopByHopOrManaged = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te",         "trailer",    "transfer-encoding",  "upgrade",             "host",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
     "content-length",
 };
 
@@ -65,7 +73,8 @@ std::vector<Header> forwardableHeaders(const std::vector<Header>& headers) {
   return out;
 }
 
-std::optional<std::string_view> findHeader(const std::vector<Header>& headers, std::string_view name) {
+std::optional<std::string_view> findHeader(const std::vector<Header>& headers,
+                                           std::string_view name) {
   for (const Header& h : headers) {
     if (equalsIgnoreCase(h.name, name)) return std::string_view{h.value};
   }

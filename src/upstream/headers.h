@@ -28,7 +28,8 @@ bool isHopByHopOrManagedHeader(std::string_view name);
 std::vector<Header> forwardableHeaders(const std::vector<Header>& headers);
 
 // The value of the first header called `name` (case-insensitive), or nullopt.
-std::optional<std::string_view> findHeader(const std::vector<Header>& headers, std::string_view name);
+std::optional<std::string_view> findHeader(const std::vector<Header>& headers,
+                                           std::string_view name);
 
 // ASCII case-insensitive equality (header names are ASCII tokens).
 bool equalsIgnoreCase(std::string_view a, std::string_view b);

@@ -6,26 +6,33 @@ namespace llmcache::upstream {
 namespace {
 
 TEST(Forwarding, HopByHopAndManagedHeadersAreRecognizedInAnyCase) {
-  for (const char* name : {"Connection", "keep-alive", "Proxy-Authenticate", "proxy-authorization", "TE",
-                           "Trailer", "Transfer-Encoding", "UPGRADE", "Host", "Content-Length",
-                           "x-llmcache-ttl", "X-LLMCache-Namespace", "x-llmcache-"}) {
+  for (const char* name :
+       {"Connection", "keep-alive", "Proxy-Authenticate", "proxy-authorization", "TE", "Trailer",
+        "Transfer-Encoding", "UPGRADE", "Host", "Content-Length", "x-llmcache-ttl",
+        "X-LLMCache-Namespace", "x-llmcache-"}) {
     EXPECT_TRUE(isHopByHopOrManagedHeader(name)) << name;
   }
 }
 
 TEST(Forwarding, EndToEndHeadersAreForwarded) {
-  for (const char* name : {"Authorization", "x-api-key", "Content-Type", "Accept", "Accept-Encoding",
-                           "anthropic-version", "OpenAI-Organization", "x-llmcache", "tea", "hostname",
-                           "Cache-Control", "User-Agent"}) {
+  for (const char* name : {"Authorization", "x-api-key", "Content-Type", "Accept",
+                           "Accept-Encoding", "anthropic-version", "OpenAI-Organization",
+                           "x-llmcache", "tea", "hostname", "Cache-Control", "User-Agent"}) {
     EXPECT_FALSE(isHopByHopOrManagedHeader(name)) << name;
   }
 }
 
 TEST(Forwarding, HeadersNamedByConnectionAreDroppedToo) {
-  std::vector<Header> in = {{"Authorization", "Bearer k"}, {"Connection", "close, X-Foo"},   {"x-foo", "1"},
-                            {"X-Bar", "2"},                {"Host", "example.com"},            {"x-llmcache-ttl", "60"},
-                            {"Content-Length", "12"},      {"Accept", "application/json"}};
-  std::vector<Header> expected = {{"Authorization", "Bearer k"}, {"X-Bar", "2"}, {"Accept", "application/json"}};
+  std::vector<Header> in = {{"Authorization", "Bearer k"},
+                            {"Connection", "close, X-Foo"},
+                            {"x-foo", "1"},
+                            {"X-Bar", "2"},
+                            {"Host", "example.com"},
+                            {"x-llmcache-ttl", "60"},
+                            {"Content-Length", "12"},
+                            {"Accept", "application/json"}};
+  std::vector<Header> expected = {
+      {"Authorization", "Bearer k"}, {"X-Bar", "2"}, {"Accept", "application/json"}};
   EXPECT_EQ(forwardableHeaders(in), expected);
 }
 

@@ -5,8 +5,8 @@
 #include <atomic>
 #include <cstdio>
 #include <exception>
-#include <stdexcept>
 #include <mutex>
+#include <stdexcept>
 #include <unordered_map>
 #include <utility>
 
@@ -33,10 +33,10 @@ struct TransferState {
   CURL* easy = nullptr;
   curl_slist* headerList = nullptr;
   char errorBuffer[CURL_ERROR_SIZE] = {};
-  ResponseHead head;           // being assembled from header lines
+  ResponseHead head;  // being assembled from header lines
   bool headDelivered = false;
   bool finished = false;
-  std::string callbackError;   // what a sink callback threw, if anything
+  std::string callbackError;  // what a sink callback threw, if anything
 };
 
 }  // namespace detail
@@ -69,7 +69,8 @@ std::string redactUrl(std::string_view url) {
     size_t authorityStart = scheme + 3;
     size_t authorityEnd = out.find('/', authorityStart);
     size_t at = out.rfind('@', authorityEnd == std::string::npos ? out.size() : authorityEnd);
-    if (at != std::string::npos && at >= authorityStart) out.erase(authorityStart, at + 1 - authorityStart);
+    if (at != std::string::npos && at >= authorityStart)
+      out.erase(authorityStart, at + 1 - authorityStart);
   }
   return out;
 }
@@ -85,14 +86,18 @@ Error abortedError(const TransferState& t, std::string_view why = {}) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
     s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
     s.remove_suffix(1);
   return s;
 }
 
-bool hasControlBreak(std::string_view s) { return s.find_first_of(std::string_view{"\r\n\0", 3}) != std::string_view::npos; }
+bool hasControlBreak(std::string_view s) {
+  return s.find_first_of(std::string_view{"\r\n\0", 3}) != std::string_view::npos;
+}
 
 // Calls a sink callback; an exception aborts the transfer instead of unwinding through libcurl.
 template <class F>
@@ -157,7 +162,8 @@ size_t onHeaderLine(char* data, size_t size, size_t count, void* user) {
   }
   size_t colon = line.find(':');
   if (colon == std::string_view::npos) return length;  // not a field; ignore
-  t.head.headers.push_back(Header{std::string{trim(line.substr(0, colon))}, std::string{trim(line.substr(colon + 1))}});
+  t.head.headers.push_back(
+      Header{std::string{trim(line.substr(0, colon))}, std::string{trim(line.substr(colon + 1))}});
   return length;
 }
 
@@ -186,18 +192,19 @@ Result<void> buildHeaderList(TransferState& t) {
     if (h.name.empty() || h.name.find(':') != std::string::npos || hasControlBreak(h.name) ||
         hasControlBreak(h.value) || h.name.find_first_of(" \t") != std::string::npos) {
       // The name is safe to report (it is a token or we reject it); the value never is.
-      return makeError(Errc::InvalidArgument,
-                       describe(t) + ": header name or value is not allowed (" +
-                           std::string{h.name.substr(0, 64)} + ")");
+      return makeError(Errc::InvalidArgument, describe(t) +
+                                                  ": header name or value is not allowed (" +
+                                                  std::string{h.name.substr(0, 64)} + ")");
     }
-    if (equalsIgnoreCase(h.name, "content-length") || equalsIgnoreCase(h.name, "transfer-encoding") ||
-        equalsIgnoreCase(h.name, "expect")) {
+    if (equalsIgnoreCase(h.name, "content-length") ||
+        equalsIgnoreCase(h.name, "transfer-encoding") || equalsIgnoreCase(h.name, "expect")) {
       continue;
     }
     hasContentType = hasContentType || equalsIgnoreCase(h.name, "content-type");
     hasAccept = hasAccept || equalsIgnoreCase(h.name, "accept");
     // "Name;" is curl's spelling for a header with an empty value ("Name:" would remove it).
-    std::string value = trim(h.value).empty() ? h.name + ";" : h.name + ": " + std::string{trim(h.value)};
+    std::string value =
+        trim(h.value).empty() ? h.name + ";" : h.name + ": " + std::string{trim(h.value)};
     if (!append(value)) return makeError(Errc::Unavailable, describe(t) + ": out of memory");
   }
   // An empty "Name:" removes a header curl would add on its own.
@@ -214,7 +221,8 @@ Result<void> setUpEasy(TransferState& t, const ClientOptions& options) {
     return makeError(Errc::InvalidArgument, describe(t) + ": invalid method");
   }
   t.easy = curl_easy_init();
-  if (t.easy == nullptr) return makeError(Errc::Unavailable, describe(t) + ": curl_easy_init failed");
+  if (t.easy == nullptr)
+    return makeError(Errc::Unavailable, describe(t) + ": curl_easy_init failed");
   if (auto built = buildHeaderList(t); !built) return built;
 
   CURL* e = t.easy;
@@ -234,8 +242,10 @@ Result<void> setUpEasy(TransferState& t, const ClientOptions& options) {
   set(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);  // a proxy's CONNECT reply is not the response
   set(CURLOPT_TCP_KEEPALIVE, 1L);
   set(CURLOPT_HTTPHEADER, t.headerList);
-  set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connectTimeout.count() > 0 ? r.connectTimeout.count() : 0));
-  set(CURLOPT_TIMEOUT_MS, static_cast<long>(r.totalTimeout.count() > 0 ? r.totalTimeout.count() : 0));
+  set(CURLOPT_CONNECTTIMEOUT_MS,
+      static_cast<long>(r.connectTimeout.count() > 0 ? r.connectTimeout.count() : 0));
+  set(CURLOPT_TIMEOUT_MS,
+      static_cast<long>(r.totalTimeout.count() > 0 ? r.totalTimeout.count() : 0));
   if (!options.caFile.empty()) set(CURLOPT_CAINFO, options.caFile.c_str());
 
   bool bodyMethod = r.method == "POST" || r.method == "PUT" || r.method == "PATCH";
@@ -319,7 +329,8 @@ void runWorker(ClientCore& core, const ClientOptions& options) {
         continue;
       }
       if (CURLMcode mc = curl_multi_add_handle(core.multi, t->easy); mc != CURLM_OK) {
-        finish(core, *t, makeError(Errc::Unavailable, describe(*t) + " failed: " + curl_multi_strerror(mc)));
+        finish(core, *t,
+               makeError(Errc::Unavailable, describe(*t) + " failed: " + curl_multi_strerror(mc)));
         continue;
       }
       active.emplace(t.get(), t);
@@ -369,13 +380,17 @@ void Transfer::cancel() {
   curl_multi_wakeup(core.multi);
 }
 
-Client::Client(ClientOptions options) : options_(std::move(options)), core_(std::make_shared<ClientCore>()) {
+Client::Client(ClientOptions options)
+    : options_(std::move(options)), core_(std::make_shared<ClientCore>()) {
   initCurlOnce();
   core_->multi = curl_multi_init();
   if (core_->multi == nullptr) throw std::runtime_error("curl_multi_init failed");
-  curl_multi_setopt(core_->multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options_.maxConnectionsPerHost));
-  curl_multi_setopt(core_->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options_.maxTotalConnections));
-  curl_multi_setopt(core_->multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.maxTotalConnections));
+  curl_multi_setopt(core_->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                    static_cast<long>(options_.maxConnectionsPerHost));
+  curl_multi_setopt(core_->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                    static_cast<long>(options_.maxTotalConnections));
+  curl_multi_setopt(core_->multi, CURLMOPT_MAXCONNECTS,
+                    static_cast<long>(options_.maxTotalConnections));
   worker_ = std::thread([core = core_.get(), &options = options_] { runWorker(*core, options); });
 }
 

@@ -78,7 +78,7 @@ struct ClientOptions {
   // against 202 ms at 32 connections, bench/mixed_bench.sh), hence 256.
   size_t maxConnectionsPerHost = 256;
   size_t maxTotalConnections = 512;  // also the size of the idle-connection cache
-  std::string caFile;                 // PEM bundle to verify peers with; empty = system default
+  std::string caFile;                // PEM bundle to verify peers with; empty = system default
 };
 
 namespace detail {

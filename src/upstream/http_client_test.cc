@@ -33,7 +33,8 @@ using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
 int64_t wallMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -129,7 +130,8 @@ class RecordingSink : public Sink {
   }
   bool waitChunks(size_t n, std::chrono::milliseconds timeout = 20s) {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return chunks_.size() >= n || completed_; }) && chunks_.size() >= n;
+    return cv_.wait_for(lock, timeout, [&] { return chunks_.size() >= n || completed_; }) &&
+           chunks_.size() >= n;
   }
 
   // Accessors for after completion (the worker no longer touches the sink then).
@@ -182,7 +184,9 @@ class HttpClientTest : public ::testing::Test {
     delete server_;
     server_ = nullptr;
   }
-  void SetUp() override { ASSERT_GT(server_->port(), 0) << "the test server did not start: " << serverScript(); }
+  void SetUp() override {
+    ASSERT_GT(server_->port(), 0) << "the test server did not start: " << serverScript();
+  }
 
   static TestServer* server_;
   Client client_{ClientOptions{}};
@@ -217,7 +221,8 @@ TEST_F(HttpClientTest, PostSendsBodyAndHeadersAndTheResponseHeadReachesTheSink) 
   EXPECT_EQ(echo->getString("path"), "/echo?q=1");
   EXPECT_EQ(echo->getString("body"), r.body);
   std::vector<Header> seen;
-  for (const Json& pair : echo->find("headers")->items()) seen.push_back({pair.items()[0].text(), pair.items()[1].text()});
+  for (const Json& pair : echo->find("headers")->items())
+    seen.push_back({pair.items()[0].text(), pair.items()[1].text()});
   EXPECT_EQ(findHeader(seen, "authorization"), "Bearer sk-test");
   EXPECT_EQ(findHeader(seen, "x-custom"), "a b");
   EXPECT_EQ(findHeader(seen, "content-type"), "application/json");
@@ -244,9 +249,11 @@ TEST_F(HttpClientTest, ChunkedStreamArrivesInSeveralPiecesBeforeTheServerSendsTh
   const std::string& body = sink->body();
   size_t last = body.find("chunk 4 sent_at_ms=");
   ASSERT_NE(last, std::string::npos) << body;
-  int64_t lastSentMillis = std::atoll(body.c_str() + last + std::string_view{"chunk 4 sent_at_ms="}.size());
+  int64_t lastSentMillis =
+      std::atoll(body.c_str() + last + std::string_view{"chunk 4 sent_at_ms="}.size());
   EXPECT_LT(sink->chunkMillis().front(), lastSentMillis);
-  for (int i = 0; i < 5; ++i) EXPECT_NE(body.find("chunk " + std::to_string(i) + " "), std::string::npos);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_NE(body.find("chunk " + std::to_string(i) + " "), std::string::npos);
 }
 
 TEST_F(HttpClientTest, UpstreamServerErrorIsAResponseWithItsBodyNotAnError) {
@@ -292,14 +299,16 @@ TEST_F(HttpClientTest, ConnectionRefusedCompletesWithAnErrorAndNoHead) {
 
   auto sink = std::make_shared<RecordingSink>();
   Request r;
-  r.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/v1/chat/completions?key=secret";
+  r.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) +
+          "/v1/chat/completions?key=secret";
   r.headers = {{"Authorization", "Bearer sk-secret-value"}};
   client_.start(r, sink);
   ASSERT_TRUE(sink->waitComplete());
   ASSERT_FALSE(sink->ok());
   EXPECT_EQ(sink->headCalls(), 0);
   EXPECT_EQ(sink->error().code, Errc::Unavailable);
-  EXPECT_NE(sink->error().message.find("Couldn't connect"), std::string::npos) << sink->error().message;
+  EXPECT_NE(sink->error().message.find("Couldn't connect"), std::string::npos)
+      << sink->error().message;
   EXPECT_NE(sink->error().message.find("/v1/chat/completions"), std::string::npos);
   EXPECT_EQ(sink->error().message.find("secret"), std::string::npos) << sink->error().message;
 }

@@ -33,8 +33,8 @@ bool isValidBaseUrl(std::string_view url) {
 }  // namespace
 
 bool isReservedPlatformName(std::string_view name) {
-  constexpr std::array<std::string_view, 7> kReserved = {"v1",     "cache",   "metrics",  "healthz",
-                                                         "readyz", "dashboard", "admin"};
+  constexpr std::array<std::string_view, 7> kReserved = {
+      "v1", "cache", "metrics", "healthz", "readyz", "dashboard", "admin"};
   for (std::string_view r : kReserved) {
     if (name == r) return true;
   }
@@ -88,25 +88,31 @@ Result<PlatformTable> parsePlatforms(std::string_view spec) {
     size_t comma = rest.find(',');
     std::string_view entry = trim(rest.substr(0, comma));
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    if (entry.empty()) return makeError(Errc::InvalidArgument, "platforms: empty entry in \"" + std::string{spec} + "\"");
+    if (entry.empty())
+      return makeError(Errc::InvalidArgument,
+                       "platforms: empty entry in \"" + std::string{spec} + "\"");
     size_t eq = entry.find('=');
     if (eq == std::string_view::npos) {
-      return makeError(Errc::InvalidArgument, "platforms: \"" + std::string{entry} + "\" is not name=url");
+      return makeError(Errc::InvalidArgument,
+                       "platforms: \"" + std::string{entry} + "\" is not name=url");
     }
     std::string name{trim(entry.substr(0, eq))};
     std::string url = withoutTrailingSlashes(std::string{trim(entry.substr(eq + 1))});
     if (!isValidPlatformName(name)) {
       return makeError(Errc::InvalidArgument,
-                       "platforms: \"" + name + "\" is not a valid platform name ([a-z0-9_-]+, not " +
+                       "platforms: \"" + name +
+                           "\" is not a valid platform name ([a-z0-9_-]+, not " +
                            "v1/cache/metrics/healthz/readyz/dashboard/admin)");
     }
     if (!isValidBaseUrl(url)) {
-      return makeError(Errc::InvalidArgument,
-                       "platforms: the URL of \"" + name + "\" must be http:// or https:// with a host, "
-                       "no query: \"" + url + "\"");
+      return makeError(Errc::InvalidArgument, "platforms: the URL of \"" + name +
+                                                  "\" must be http:// or https:// with a host, "
+                                                  "no query: \"" +
+                                                  url + "\"");
     }
     for (const std::string& s : seen) {
-      if (s == name) return makeError(Errc::InvalidArgument, "platforms: \"" + name + "\" is given twice");
+      if (s == name)
+        return makeError(Errc::InvalidArgument, "platforms: \"" + name + "\" is given twice");
     }
     seen.push_back(name);
     table.add(Platform{std::move(name), std::move(url)});

@@ -18,7 +18,8 @@ TEST(Platforms, BuiltinsAreThere) {
 }
 
 TEST(Platforms, ConfiguredPlatformsExtendAndOverrideBuiltins) {
-  auto t = parsePlatforms(" local=http://127.0.0.1:8000/v1/ , openai=https://proxy.example.com/openai/v1");
+  auto t = parsePlatforms(
+      " local=http://127.0.0.1:8000/v1/ , openai=https://proxy.example.com/openai/v1");
   ASSERT_TRUE(t) << t.error().message;
   ASSERT_NE(t->find("local"), nullptr);
   EXPECT_EQ(t->find("local")->baseUrl, "http://127.0.0.1:8000/v1");  // trailing slash dropped
@@ -43,10 +44,10 @@ TEST(Platforms, EmptySpecMeansBuiltinsOnly) {
 }
 
 TEST(Platforms, BadSpecsAreRejectedWithTheEntryNamed) {
-  for (const char* spec : {"noequals", "Bad=https://x/v1", "sp ace=https://x/v1", "=https://x/v1",
-                           "a=ftp://x/v1", "a=https:///v1", "a=", "a=https://x/v1,,b=https://y/v1",
-                           "a=https://x/v1,a=https://y/v1", "v1=https://x/v1", "cache=https://x/v1",
-                           "a=https://x/v1?key=1"}) {
+  for (const char* spec :
+       {"noequals", "Bad=https://x/v1", "sp ace=https://x/v1", "=https://x/v1", "a=ftp://x/v1",
+        "a=https:///v1", "a=", "a=https://x/v1,,b=https://y/v1", "a=https://x/v1,a=https://y/v1",
+        "v1=https://x/v1", "cache=https://x/v1", "a=https://x/v1?key=1"}) {
     auto t = parsePlatforms(spec);
     ASSERT_FALSE(t) << spec;
     EXPECT_EQ(t.error().code, Errc::InvalidArgument);

@@ -20,9 +20,11 @@ std::string toLower(std::string_view s) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r'))
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r'))
     s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
     s.remove_suffix(1);
   return s;
 }
@@ -31,8 +33,9 @@ Result<double> priceMember(const Json& model, std::string_view modelName, std::s
   const Json* v = model.find(member);
   std::optional<double> d = v != nullptr && v->isNumber() ? v->asDouble() : std::nullopt;
   if (!d || *d < 0) {
-    return makeError(Errc::InvalidArgument, "pricing: model \"" + std::string{modelName} + "\" needs \"" +
-                                                std::string{member} + "\" as a non-negative number");
+    return makeError(Errc::InvalidArgument, "pricing: model \"" + std::string{modelName} +
+                                                "\" needs \"" + std::string{member} +
+                                                "\" as a non-negative number");
   }
   return *d;
 }
@@ -43,7 +46,8 @@ const PricingTable& PricingTable::builtin() {
   static const PricingTable table = [] {
     auto parsed = fromJson(detail::kBuiltinPricingJson);
     if (!parsed) {
-      std::fprintf(stderr, "llmcache: the built-in pricing table is broken: %s\n", parsed.error().message.c_str());
+      std::fprintf(stderr, "llmcache: the built-in pricing table is broken: %s\n",
+                   parsed.error().message.c_str());
       std::abort();
     }
     return std::move(*parsed);
@@ -54,7 +58,8 @@ const PricingTable& PricingTable::builtin() {
 Result<PricingTable> PricingTable::fromJson(std::string_view text) {
   auto doc = parseJson(text);
   if (!doc) return makeError(Errc::InvalidArgument, "pricing: " + doc.error().message);
-  if (!doc->isObject()) return makeError(Errc::InvalidArgument, "pricing: the document must be an object");
+  if (!doc->isObject())
+    return makeError(Errc::InvalidArgument, "pricing: the document must be an object");
   std::optional<int64_t> version = doc->getInt("version");
   if (version != 1) return makeError(Errc::InvalidArgument, "pricing: \"version\" must be 1");
   const Json* models = doc->find("models");
@@ -66,7 +71,8 @@ Result<PricingTable> PricingTable::fromJson(std::string_view text) {
   for (size_t i = 0; i < models->size(); ++i) {
     const std::string& name = models->keys()[i];
     const Json& model = models->items()[i];
-    if (trim(name).empty()) return makeError(Errc::InvalidArgument, "pricing: a model name is empty");
+    if (trim(name).empty())
+      return makeError(Errc::InvalidArgument, "pricing: a model name is empty");
     if (!model.isObject()) {
       return makeError(Errc::InvalidArgument, "pricing: model \"" + name + "\" must be an object");
     }
@@ -86,14 +92,17 @@ Result<PricingTable> PricingTable::loadFile(const std::filesystem::path& path) {
   text << in.rdbuf();
   if (in.bad()) return makeError(Errc::Io, "pricing: cannot read " + path.string());
   auto overrides = fromJson(text.str());
-  if (!overrides) return makeError(Errc::InvalidArgument, path.string() + ": " + overrides.error().message);
+  if (!overrides)
+    return makeError(Errc::InvalidArgument, path.string() + ": " + overrides.error().message);
   PricingTable table = builtin();
   for (const auto& [name, price] : overrides->prices_) table.prices_[name] = price;
   if (!overrides->pricesAsOf_.empty()) table.pricesAsOf_ = overrides->pricesAsOf_;
   return table;
 }
 
-void PricingTable::set(std::string_view model, Price price) { prices_[toLower(trim(model))] = price; }
+void PricingTable::set(std::string_view model, Price price) {
+  prices_[toLower(trim(model))] = price;
+}
 
 std::optional<Price> PricingTable::exact(std::string_view name) const {
   auto it = prices_.find(name);
@@ -132,7 +141,8 @@ std::optional<Price> PricingTable::find(std::string_view model) const {
 Cost costOf(const Price& price, int64_t inputTokens, int64_t outputTokens) {
   Cost c;
   c.input = static_cast<double>(inputTokens > 0 ? inputTokens : 0) * price.inputPerMillion / 1e6;
-  c.output = static_cast<double>(outputTokens > 0 ? outputTokens : 0) * price.outputPerMillion / 1e6;
+  c.output =
+      static_cast<double>(outputTokens > 0 ? outputTokens : 0) * price.outputPerMillion / 1e6;
   c.total = c.input + c.output;
   return c;
 }

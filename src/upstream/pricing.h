@@ -49,7 +49,8 @@ class PricingTable {
 
   // The price of a model id as the caller sent it, or nullopt when unknown (a miss, not an
   // error: cost is then simply not recorded). Lookup order:
-  //   1. the whole id, lowercased ("openrouter/auto", "ft:gpt-4o-mini:org::id" if a file lists them)
+  //   1. the whole id, lowercased ("openrouter/auto", "ft:gpt-4o-mini:org::id" if a file lists
+  //   them)
   //   2. after dropping a vendor prefix up to the last '/' ("openai/gpt-4o-mini" -> "gpt-4o-mini",
   //      "models/gemini-1.5-pro" -> "gemini-1.5-pro") and an OpenRouter variant suffix
   //      (":free" -> price 0 for any model, ":beta", ":thinking", ... are dropped); OpenRouter's

@@ -21,15 +21,49 @@ TEST(Pricing, TheShippedTableParsesAndNamesItsDate) {
 }
 
 TEST(Pricing, TheShippedTableCoversTheCommonModels) {
-  for (const char* model :
-       {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1", "o3", "o3-mini", "o4-mini",
-        "gpt-3.5-turbo", "gpt-3.5-turbo-instruct", "text-embedding-3-small", "text-embedding-3-large",
-        "text-embedding-ada-002", "gpt-5", "gpt-5-mini", "gpt-5-nano", "claude-3-5-sonnet", "claude-3-5-haiku",
-        "claude-3-7-sonnet", "claude-sonnet-4", "claude-opus-4", "claude-3-opus", "claude-3-haiku",
-        "gemini-2.0-flash", "gemini-2.0-flash-lite", "gemini-1.5-pro", "gemini-1.5-flash", "gemini-2.5-pro",
-        "gemini-2.5-flash", "llama-3.1-8b-instruct", "llama-3.1-70b-instruct", "llama-3.3-70b-instruct",
-        "mistral-small", "mistral-large", "mistral-medium", "codestral", "deepseek-chat", "deepseek-reasoner",
-        "qwen-2.5-72b-instruct", "qwen-max", "qwen-plus", "qwen-turbo"}) {
+  for (const char* model : {"gpt-4o",
+                            "gpt-4o-mini",
+                            "gpt-4.1",
+                            "gpt-4.1-mini",
+                            "gpt-4.1-nano",
+                            "o1",
+                            "o3",
+                            "o3-mini",
+                            "o4-mini",
+                            "gpt-3.5-turbo",
+                            "gpt-3.5-turbo-instruct",
+                            "text-embedding-3-small",
+                            "text-embedding-3-large",
+                            "text-embedding-ada-002",
+                            "gpt-5",
+                            "gpt-5-mini",
+                            "gpt-5-nano",
+                            "claude-3-5-sonnet",
+                            "claude-3-5-haiku",
+                            "claude-3-7-sonnet",
+                            "claude-sonnet-4",
+                            "claude-opus-4",
+                            "claude-3-opus",
+                            "claude-3-haiku",
+                            "gemini-2.0-flash",
+                            "gemini-2.0-flash-lite",
+                            "gemini-1.5-pro",
+                            "gemini-1.5-flash",
+                            "gemini-2.5-pro",
+                            "gemini-2.5-flash",
+                            "llama-3.1-8b-instruct",
+                            "llama-3.1-70b-instruct",
+                            "llama-3.3-70b-instruct",
+                            "mistral-small",
+                            "mistral-large",
+                            "mistral-medium",
+                            "codestral",
+                            "deepseek-chat",
+                            "deepseek-reasoner",
+                            "qwen-2.5-72b-instruct",
+                            "qwen-max",
+                            "qwen-plus",
+                            "qwen-turbo"}) {
     EXPECT_TRUE(table().find(model).has_value()) << model;
   }
 }
@@ -66,15 +100,18 @@ TEST(Pricing, PrefixMatchesOnlyAtADashBoundary) {
 
 TEST(Pricing, VendorPrefixIsIgnoredAndCaseToo) {
   EXPECT_EQ(table().find("openai/gpt-4o-mini"), table().find("gpt-4o-mini"));
-  EXPECT_EQ(table().find("meta-llama/llama-3.1-8b-instruct"), table().find("llama-3.1-8b-instruct"));
-  EXPECT_EQ(table().find("Meta-Llama/Llama-3.1-8B-Instruct"), table().find("llama-3.1-8b-instruct"));
+  EXPECT_EQ(table().find("meta-llama/llama-3.1-8b-instruct"),
+            table().find("llama-3.1-8b-instruct"));
+  EXPECT_EQ(table().find("Meta-Llama/Llama-3.1-8B-Instruct"),
+            table().find("llama-3.1-8b-instruct"));
   EXPECT_EQ(table().find("models/gemini-1.5-pro"), table().find("gemini-1.5-pro"));
   EXPECT_EQ(table().find("mistralai/mistral-large-2411"), table().find("mistral-large"));
 }
 
 TEST(Pricing, OpenRouterDottedClaudeNamesMapToAnthropicIds) {
   EXPECT_EQ(table().find("anthropic/claude-3.5-sonnet"), table().find("claude-3-5-sonnet"));
-  EXPECT_EQ(table().find("anthropic/claude-3.7-sonnet:thinking"), table().find("claude-3-7-sonnet"));
+  EXPECT_EQ(table().find("anthropic/claude-3.7-sonnet:thinking"),
+            table().find("claude-3-7-sonnet"));
   EXPECT_EQ(table().find("anthropic/claude-opus-4.5"), (Price{5, 25}));
 }
 
@@ -123,7 +160,8 @@ TEST(Pricing, FromJsonRejectsWhatItCannotUse) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, Errc::InvalidArgument);
   EXPECT_NE(bad.error().message.find("\"m\""), std::string::npos);
-  auto ok = PricingTable::fromJson(R"({"version":1,"models":{"My-Model":{"input":1,"output":2,"note":"x"}}})");
+  auto ok = PricingTable::fromJson(
+      R"({"version":1,"models":{"My-Model":{"input":1,"output":2,"note":"x"}}})");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->find("my-model"), (Price{1, 2}));
   EXPECT_EQ(ok->find("gpt-4o"), std::nullopt);  // fromJson is the text's models only
@@ -133,7 +171,8 @@ class TempFile {
  public:
   explicit TempFile(const std::string& content) {
     path_ = std::filesystem::temp_directory_path() /
-            ("llmcache_pricing_test_" + std::to_string(getpid()) + "_" + std::to_string(counter_++) + ".json");
+            ("llmcache_pricing_test_" + std::to_string(getpid()) + "_" +
+             std::to_string(counter_++) + ".json");
     std::ofstream(path_) << content;
   }
   ~TempFile() { std::filesystem::remove(path_); }

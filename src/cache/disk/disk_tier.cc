@@ -1,7 +1,5 @@
 #include "cache/disk/disk_tier.h"
 
-#include "common/thread.h"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +11,8 @@
 #include <fstream>
 #include <stdexcept>
 #include <vector>
+
+#include "common/thread.h"
 
 namespace llmcache::cache {
 namespace fs = std::filesystem;
@@ -39,7 +39,8 @@ class Fd {
 };
 
 Error ioError(const std::string& what, const fs::path& path, int err) {
-  return makeError(Errc::Io, "disk tier: " + what + " " + path.string() + ": " + std::strerror(err));
+  return makeError(Errc::Io,
+                   "disk tier: " + what + " " + path.string() + ": " + std::strerror(err));
 }
 
 // Makes a rename or unlink in dir durable. Failures are ignored: the data itself is on disk,
@@ -72,8 +73,9 @@ std::string DiskTier::sanitizeKey(std::string_view key) {
   if (name.size() > kMaxNameChars) {
     // Keep the tail: a cache_key ends in its hash, which is what tells keys apart.
     char crc[9];
-    std::snprintf(crc, sizeof crc, "%08lx",
-                  crc32_z(0L, reinterpret_cast<const Bytef*>(key.data()), key.size()) & 0xffffffffUL);
+    std::snprintf(
+        crc, sizeof crc, "%08lx",
+        crc32_z(0L, reinterpret_cast<const Bytef*>(key.data()), key.size()) & 0xffffffffUL);
     std::string shortened(name, 0, kMaxNameChars - 32 - 10);
     shortened.append("_").append(crc).append("_").append(name, name.size() - 32, 32);
     name = std::move(shortened);
@@ -99,8 +101,9 @@ DiskTier::DiskTier(DiskTierOptions options) : options_(std::move(options)) {
     std::ifstream in(versionPath);
     int version = 0;
     if (!(in >> version) || version != kDiskLayoutVersion)
-      throw std::runtime_error("disk tier: " + versionPath.string() + " names a layout this build " +
-                               "does not read (expected " + std::to_string(kDiskLayoutVersion) + ")");
+      throw std::runtime_error("disk tier: " + versionPath.string() +
+                               " names a layout this build " + "does not read (expected " +
+                               std::to_string(kDiskLayoutVersion) + ")");
   } else {
     std::ofstream out(versionPath);
     out << kDiskLayoutVersion << "\n";
@@ -274,7 +277,8 @@ Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
 
 Result<void> DiskTier::insert(EntryPtr entry) {
   if (!entry) return makeError(Errc::InvalidArgument, "disk tier: null entry");
-  if (entry->cacheKey.empty()) return makeError(Errc::InvalidArgument, "disk tier: empty cache_key");
+  if (entry->cacheKey.empty())
+    return makeError(Errc::InvalidArgument, "disk tier: empty cache_key");
   const std::string bytes = encodeEntry(*entry, options_.codec);
   if (bytes.size() > options_.maxBytes || options_.maxEntries == 0)
     return makeError(Errc::TooLarge, "disk tier: entry of " + std::to_string(bytes.size()) +

@@ -21,10 +21,10 @@ namespace llmcache::cache {
 inline constexpr int kDiskLayoutVersion = 1;
 
 struct DiskTierOptions {
-  std::filesystem::path dir;            // CACHE_DIR; created when missing
+  std::filesystem::path dir;  // CACHE_DIR; created when missing
   size_t maxEntries = 1000;
-  size_t maxBytes = size_t{1} << 30;   // counted in encoded file bytes
-  CodecOptions codec = {};              // CACHE_COMPRESSION
+  size_t maxBytes = size_t{1} << 30;  // counted in encoded file bytes
+  CodecOptions codec = {};            // CACHE_COMPRESSION
   // Count the files already on disk on a background thread instead of in the constructor, so a
   // large cache serves at once (bench/disk_bench: counting 1,000,000 files took seconds). Until
   // the count is done a lookup of a key not yet counted reads its file directly, inserts and
@@ -78,8 +78,11 @@ class DiskTier final : public CacheTier {
   uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
 
   // Where cacheKey's entry lives (whether or not it exists). For tests and `llmcache verify`.
-  std::filesystem::path pathFor(std::string_view cacheKey) const { return entryPath(options_.dir, cacheKey); }
-  static std::filesystem::path entryPath(const std::filesystem::path& dir, std::string_view cacheKey);
+  std::filesystem::path pathFor(std::string_view cacheKey) const {
+    return entryPath(options_.dir, cacheKey);
+  }
+  static std::filesystem::path entryPath(const std::filesystem::path& dir,
+                                         std::string_view cacheKey);
   // The file name stem for cacheKey: [A-Za-z0-9_-] kept, anything else '_'; never empty, never
   // longer than 200 characters (longer keys keep a prefix, a CRC32 of the key and their tail).
   static std::string sanitizeKey(std::string_view cacheKey);
@@ -89,8 +92,11 @@ class DiskTier final : public CacheTier {
     std::string name;
     uint64_t bytes;
   };
-  static std::filesystem::path pathOfName(const std::filesystem::path& entriesDir, const std::string& name);
-  std::filesystem::path pathOfName(const std::string& name) const { return pathOfName(entriesDir_, name); }
+  static std::filesystem::path pathOfName(const std::filesystem::path& entriesDir,
+                                          const std::string& name);
+  std::filesystem::path pathOfName(const std::string& name) const {
+    return pathOfName(entriesDir_, name);
+  }
   struct Found {
     struct timespec mtime;
     std::string name;
@@ -117,9 +123,9 @@ class DiskTier final : public CacheTier {
   std::atomic<uint64_t> corrupt_{0};
   std::atomic<uint64_t> evictions_{0};
 
-  time_t openedAt_ = 0;                // wall-clock seconds when the tier opened
-  std::atomic<bool> scanned_{false};   // written under mutex_
-  std::atomic<bool> stopping_{false};  // the destructor asks the scan to end early
+  time_t openedAt_ = 0;                               // wall-clock seconds when the tier opened
+  std::atomic<bool> scanned_{false};                  // written under mutex_
+  std::atomic<bool> stopping_{false};                 // the destructor asks the scan to end early
   std::unordered_set<std::string> erasedDuringScan_;  // under mutex_: merge must not count these
   std::thread scanThread_;
 };

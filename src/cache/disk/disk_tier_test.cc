@@ -1,15 +1,15 @@
 #include "cache/disk/disk_tier.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <thread>
 #include <random>
+#include <thread>
 
 #include "cache/test_entry.h"
 #include "cache/tier_conformance.h"
@@ -25,9 +25,9 @@ using test::TierFactory;
 fs::path freshTempDir() {
   static std::atomic<int> counter{0};
   std::random_device rd;
-  fs::path dir = fs::temp_directory_path() /
-                 ("llmcache-disk-test-" + std::to_string(::getpid()) + "-" +
-                  std::to_string(counter++) + "-" + std::to_string(rd()));
+  fs::path dir =
+      fs::temp_directory_path() / ("llmcache-disk-test-" + std::to_string(::getpid()) + "-" +
+                                   std::to_string(counter++) + "-" + std::to_string(rd()));
   fs::create_directories(dir);
   return dir;
 }
@@ -60,7 +60,8 @@ TierFactory diskFactory(std::string name, CodecOptions codec, bool backgroundSca
     return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->current, .codec = codec});
   };
   f.makeBounded = [dirs, codec](size_t n) {
-    return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->fresh(), .maxEntries = n, .codec = codec});
+    return std::make_unique<DiskTier>(
+        DiskTierOptions{.dir = dirs->fresh(), .maxEntries = n, .codec = codec});
   };
   f.reopen = [dirs, codec, backgroundScan] {
     return std::make_unique<DiskTier>(
@@ -81,14 +82,15 @@ TierFactory diskFactory(std::string name, CodecOptions codec, bool backgroundSca
   return f;
 }
 
-INSTANTIATE_TEST_SUITE_P(Disk, CacheTierConformance,
-                         ::testing::Values(diskFactory("Plain", CodecOptions{}),
-                                           diskFactory("Zstd", CodecOptions{.compress = true}),
-                                           diskFactory("PlainBackgroundCount", CodecOptions{}, true),
-                                           diskFactory("Encrypted", CodecOptions{.key = EncryptionKey{1, 2, 3}}),
-                                           diskFactory("ZstdEncrypted",
-                                                       CodecOptions{.compress = true, .key = EncryptionKey{4, 5, 6}})),
-                         test::tierFactoryName);
+INSTANTIATE_TEST_SUITE_P(
+    Disk, CacheTierConformance,
+    ::testing::Values(diskFactory("Plain", CodecOptions{}),
+                      diskFactory("Zstd", CodecOptions{.compress = true}),
+                      diskFactory("PlainBackgroundCount", CodecOptions{}, true),
+                      diskFactory("Encrypted", CodecOptions{.key = EncryptionKey{1, 2, 3}}),
+                      diskFactory("ZstdEncrypted",
+                                  CodecOptions{.compress = true, .key = EncryptionKey{4, 5, 6}})),
+    test::tierFactoryName);
 
 EntryPtr entry(std::string key, std::string content = "Hello!") {
   return std::make_shared<const Entry>(makeTestEntry(std::move(key), std::move(content)));
@@ -134,7 +136,8 @@ TEST_F(DiskTierTest, KeepsEntriesAcrossARestart) {
 TEST_F(DiskTierTest, StoresEachKeyAtItsDocumentedPath) {
   DiskTier tier(options());
   ASSERT_TRUE(tier.insert(entry("openai/gpt-4.1-mini:00112233445566ab")));
-  const fs::path expected = dir_ / "cache" / "entries" / "ab" / "openai_gpt-4_1-mini_00112233445566ab.entry";
+  const fs::path expected =
+      dir_ / "cache" / "entries" / "ab" / "openai_gpt-4_1-mini_00112233445566ab.entry";
   EXPECT_EQ(tier.pathFor("openai/gpt-4.1-mini:00112233445566ab"), expected);
   EXPECT_TRUE(fs::exists(expected));
   EXPECT_EQ(readFile(dir_ / "cache" / "disk-layout-version"), "1\n");
@@ -176,14 +179,16 @@ TEST_F(DiskTierTest, EmptyFileIsAMissAndIsDeleted) {
 TEST_F(DiskTierTest, PathTraversalKeysStayInsideTheDirectory) {
   const fs::path root = dir_ / "cache";
   DiskTier tier(options());
-  for (std::string key : std::vector<std::string>{"../../etc/passwd", "/etc/passwd", "..", ".", "a/../../../b", "x\\..\\..\\y",
-                          std::string("nul\0byte", 8), "~root", "k:\n"}) {
+  for (std::string key :
+       std::vector<std::string>{"../../etc/passwd", "/etc/passwd", "..", ".", "a/../../../b",
+                                "x\\..\\..\\y", std::string("nul\0byte", 8), "~root", "k:\n"}) {
     auto e = entry(key);
     ASSERT_TRUE(tier.insert(e)) << key;
     const fs::path p = tier.pathFor(key);
     const auto rel = fs::relative(fs::weakly_canonical(p), fs::weakly_canonical(root / "entries"));
     EXPECT_FALSE(rel.empty() || *rel.begin() == "..") << key << " -> " << p;
-    EXPECT_EQ(std::distance(rel.begin(), rel.end()), 2) << key << " -> " << p;  // {fan}/{name}.entry
+    EXPECT_EQ(std::distance(rel.begin(), rel.end()), 2)
+        << key << " -> " << p;  // {fan}/{name}.entry
     auto found = get(tier, key);
     ASSERT_TRUE(found) << key;
     EXPECT_EQ(**found, *e);
@@ -229,7 +234,8 @@ TEST_F(DiskTierTest, LeftoverTempFilesAreRemovedAtStart) {
 TEST_F(DiskTierTest, ByteBoundEvictsTheLeastRecentlyUsed) {
   const size_t one = encodeEntry(*entry("k:0", std::string(20000, 'x')), {}).size();
   DiskTier tier(options(1000, 3 * one + one / 2));
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i), std::string(20000, 'x'))));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i), std::string(20000, 'x'))));
   ASSERT_TRUE(get(tier, "k:0"));
   ASSERT_TRUE(tier.insert(entry("k:3", std::string(20000, 'x'))));
   EXPECT_EQ(tier.entryCount(), 3u);
@@ -287,7 +293,8 @@ struct HeldScan {
   ~HeldScan() { release(); }  // a failed assertion must not leave the scan (and the test) waiting
   bool released = false;
   static bool waitScanned(const DiskTier& tier) {
-    for (int i = 0; i < 500 && !tier.scanned(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 500 && !tier.scanned(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return tier.scanned();
   }
 };
@@ -295,7 +302,8 @@ struct HeldScan {
 TEST_F(DiskTierTest, BackgroundCountServesAtOnceAndKeepsWhatChangedMeanwhile) {
   {
     DiskTier tier(options());
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i), "old " + std::to_string(i))));
+    for (int i = 0; i < 5; ++i)
+      ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i), "old " + std::to_string(i))));
   }
   // Temp files: one a crash left long ago, and one as young as a write of ours in flight while
   // the count walks (the count must not pull it from under that write).
@@ -403,7 +411,12 @@ TEST_F(DiskTierTest, EncryptedFilesHoldNoPlaintextOfThePromptOrTheAnswer) {
       EXPECT_EQ(bytes.find(needle), std::string::npos) << needle;
     auto found = get(tier, "k:01");
     ASSERT_TRUE(found);
-    EXPECT_EQ(parseJson((*found)->response).value().find("choices")->items()[0].find("message")->getString("content"),
+    EXPECT_EQ(parseJson((*found)->response)
+                  .value()
+                  .find("choices")
+                  ->items()[0]
+                  .find("message")
+                  ->getString("content"),
               "the answer is swordfish");
   }
 }

@@ -51,7 +51,8 @@ bool putHex16(std::string& out, std::string_view s) {
   if (s.size() != 32) return false;
   for (char c : s)
     if (hexValue(c) < 0) return false;
-  for (size_t i = 0; i < 32; i += 2) out.push_back(static_cast<char>(hexValue(s[i]) * 16 + hexValue(s[i + 1])));
+  for (size_t i = 0; i < 32; i += 2)
+    out.push_back(static_cast<char>(hexValue(s[i]) * 16 + hexValue(s[i + 1])));
   return true;
 }
 
@@ -115,11 +116,16 @@ std::string packEntry(const Entry& e) {
   out.push_back(0);
   uint8_t flags = 0;
   putString(out, e.cacheKey);
-  if (putHex16(out, e.cacheId)) flags |= kIdBinary;
-  else putString(out, e.cacheId);
-  if (putHex16(out, e.requestHash)) flags |= kHashBinary;
-  else putString(out, e.requestHash);
-  for (const std::string* s : {&e.endpoint, &e.model, &e.platform, &e.provider, &e.cacheNamespace, &e.tenant})
+  if (putHex16(out, e.cacheId))
+    flags |= kIdBinary;
+  else
+    putString(out, e.cacheId);
+  if (putHex16(out, e.requestHash))
+    flags |= kHashBinary;
+  else
+    putString(out, e.requestHash);
+  for (const std::string* s :
+       {&e.endpoint, &e.model, &e.platform, &e.provider, &e.cacheNamespace, &e.tenant})
     putString(out, *s);
   putVarint(out, static_cast<uint64_t>(e.schemaVersion));
   putVarint(out, static_cast<uint64_t>(e.status));
@@ -131,7 +137,8 @@ std::string packEntry(const Entry& e) {
     flags |= kHasExpiry;
     putVarint(out, nanos(*e.expiresAt) - response);
   }
-  for (int64_t v : {e.tokensInput, e.tokensOutput, e.latencyMs, e.hitCount}) putVarint(out, static_cast<uint64_t>(v));
+  for (int64_t v : {e.tokensInput, e.tokensOutput, e.latencyMs, e.hitCount})
+    putVarint(out, static_cast<uint64_t>(v));
   putDouble(out, e.costInput);
   putDouble(out, e.costOutput);
   putDouble(out, e.costTotal);
@@ -160,7 +167,8 @@ Entry unpackEntry(std::string_view block) {
   e.cacheKey = r.string();
   e.cacheId = (flags & kIdBinary) ? r.hex16() : r.string();
   e.requestHash = (flags & kHashBinary) ? r.hex16() : r.string();
-  for (std::string* s : {&e.endpoint, &e.model, &e.platform, &e.provider, &e.cacheNamespace, &e.tenant})
+  for (std::string* s :
+       {&e.endpoint, &e.model, &e.platform, &e.provider, &e.cacheNamespace, &e.tenant})
     *s = r.string();
   e.schemaVersion = static_cast<int>(r.varint());
   e.status = static_cast<int>(r.varint());
@@ -169,7 +177,8 @@ Entry unpackEntry(std::string_view block) {
   e.requestTimestamp = fromNanos(response - r.varint());
   e.lastAccessed = fromNanos(response + r.varint());
   if (flags & kHasExpiry) e.expiresAt = fromNanos(response + r.varint());
-  for (int64_t* v : {&e.tokensInput, &e.tokensOutput, &e.latencyMs, &e.hitCount}) *v = static_cast<int64_t>(r.varint());
+  for (int64_t* v : {&e.tokensInput, &e.tokensOutput, &e.latencyMs, &e.hitCount})
+    *v = static_cast<int64_t>(r.varint());
   e.costInput = r.number();
   e.costOutput = r.number();
   e.costTotal = r.number();

@@ -32,9 +32,12 @@ Result<std::optional<EntryPtr>> MemoryTier::lookup(std::string_view cacheKey) {
 
 // A list node (two pointers and Node) and a hash node (next pointer, key view, iterator, hash)
 // with their allocator headers, and a bucket pointer.
-static constexpr size_t kNodeOverhead = (16 + sizeof(std::string) + 8 + 16) + (8 + 16 + 8 + 8 + 16) + 8;
+static constexpr size_t kNodeOverhead =
+    (16 + sizeof(std::string) + 8 + 16) + (8 + 16 + 8 + 8 + 16) + 8;
 
-size_t MemoryTier::chargedBytes(const Entry& entry) { return packEntry(entry).capacity() + kNodeOverhead; }
+size_t MemoryTier::chargedBytes(const Entry& entry) {
+  return packEntry(entry).capacity() + kNodeOverhead;
+}
 
 Result<void> MemoryTier::insert(EntryPtr entry) {
   if (!entry) return makeError(Errc::InvalidArgument, "memory tier: null entry");

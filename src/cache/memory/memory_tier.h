@@ -13,9 +13,9 @@
 namespace llmcache::cache {
 
 struct MemoryTierOptions {
-  size_t maxEntries = 100;         // CACHE_MEMORY_ENTRIES (the seed's ~100)
+  size_t maxEntries = 100;              // CACHE_MEMORY_ENTRIES (the seed's ~100)
   size_t maxBytes = size_t{256} << 20;  // counted with MemoryTier::chargedBytes()
-  size_t shards = 8;               // lock striping; capped at maxEntries so no shard is empty
+  size_t shards = 8;                    // lock striping; capped at maxEntries so no shard is empty
 };
 
 // Each shard owns an equal share of both bounds (the remainder of maxEntries goes to the first
@@ -47,8 +47,9 @@ class MemoryTier final : public CacheTier {
   };
   struct Shard {
     mutable AdaptiveMutex mutex;  // shared by the request threads: spins before it sleeps
-    std::list<Node> lru;  // front: most recently used
-    std::unordered_map<std::string_view, std::list<Node>::iterator> index;  // views into the blocks' cache_key
+    std::list<Node> lru;          // front: most recently used
+    std::unordered_map<std::string_view, std::list<Node>::iterator>
+        index;  // views into the blocks' cache_key
     size_t bytes = 0;
     size_t maxEntries = 0;
     size_t maxBytes = 0;

@@ -8,8 +8,8 @@
 namespace llmcache::cache {
 namespace {
 
-using test::makeTestEntry;
 using test::CacheTierConformance;
+using test::makeTestEntry;
 using test::TierFactory;
 
 TierFactory memoryFactory() {
@@ -69,7 +69,8 @@ TEST(MemoryTier, MoreShardsThanEntriesStillStoresEveryEntry) {
 TEST(MemoryTier, ByteBoundEvictsTheLeastRecentlyUsed) {
   const size_t one = MemoryTier::chargedBytes(*withoutRequest("k:0", std::string(10000, 'x')));
   MemoryTier tier(MemoryTierOptions{.maxEntries = 100, .maxBytes = 3 * one + one / 2, .shards = 1});
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tier.insert(withoutRequest("k:" + std::to_string(i), std::string(10000, 'x'))));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(tier.insert(withoutRequest("k:" + std::to_string(i), std::string(10000, 'x'))));
   ASSERT_TRUE(*tier.lookup("k:0"));
   ASSERT_TRUE(tier.insert(withoutRequest("k:3", std::string(10000, 'x'))));
   EXPECT_EQ(tier.entryCount(), 3u);

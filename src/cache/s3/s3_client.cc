@@ -43,7 +43,9 @@ std::string lower(std::string_view s) {
 
 std::string trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
   return std::string(s);
 }
 
@@ -85,21 +87,24 @@ S3ErrorBody parseErrorBody(const std::string& body) {
 }
 
 bool retryableStatus(long status, std::string_view code) {
-  return status >= 500 || status == 429 || (status == 400 && code == "RequestTimeout") || code == "SlowDown";
+  return status >= 500 || status == 429 || (status == 400 && code == "RequestTimeout") ||
+         code == "SlowDown";
 }
 
 }  // namespace
 
-S3Credentials S3Credentials::fromEnvironment(const std::function<const char*(const char*)>& getenv) {
+S3Credentials S3Credentials::fromEnvironment(
+    const std::function<const char*(const char*)>& getenv) {
   auto read = [&](const char* name) -> std::string {
     const char* v = getenv ? getenv(name) : std::getenv(name);
     return v ? std::string(v) : std::string();
   };
-  return S3Credentials{read("AWS_ACCESS_KEY_ID"), read("AWS_SECRET_ACCESS_KEY"), read("AWS_SESSION_TOKEN")};
+  return S3Credentials{read("AWS_ACCESS_KEY_ID"), read("AWS_SECRET_ACCESS_KEY"),
+                       read("AWS_SESSION_TOKEN")};
 }
 
-std::chrono::milliseconds backoffDelay(int retry, std::chrono::milliseconds base, std::chrono::milliseconds max,
-                                       std::mt19937_64& rng) {
+std::chrono::milliseconds backoffDelay(int retry, std::chrono::milliseconds base,
+                                       std::chrono::milliseconds max, std::mt19937_64& rng) {
   int64_t cap = base.count();
   for (int i = 0; i < retry && cap < max.count(); ++i) cap *= 2;
   cap = std::min<int64_t>(cap, max.count());
@@ -113,8 +118,8 @@ std::string awsUriEncode(std::string_view s, bool keepSlash) {
   std::string out;
   out.reserve(s.size());
   for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~' || (keepSlash && c == '/')) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~' || (keepSlash && c == '/')) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
@@ -141,7 +146,8 @@ std::string canonicalQuery(std::vector<std::pair<std::string, std::string>> para
   return out;
 }
 
-S3Client::S3Client(S3ClientOptions options) : options_(std::move(options)), rng_(std::random_device{}()) {
+S3Client::S3Client(S3ClientOptions options)
+    : options_(std::move(options)), rng_(std::random_device{}()) {
   globalInit();
   if (options_.maxAttempts < 1) options_.maxAttempts = 1;
   std::string endpoint = options_.endpoint;
@@ -217,8 +223,11 @@ Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call, boo
   if (!call.query.empty()) url += "?" + call.query;
 
   curl_slist* headers = nullptr;
-  auto addHeader = [&](const std::string& line) { headers = curl_slist_append(headers, line.c_str()); };
-  addHeader("x-amz-content-sha256: " + (options_.signPayload ? sha256Hex(call.body) : std::string("UNSIGNED-PAYLOAD")));
+  auto addHeader = [&](const std::string& line) {
+    headers = curl_slist_append(headers, line.c_str());
+  };
+  addHeader("x-amz-content-sha256: " +
+            (options_.signPayload ? sha256Hex(call.body) : std::string("UNSIGNED-PAYLOAD")));
   if (!options_.credentials.sessionToken.empty())
     addHeader("x-amz-security-token: " + options_.credentials.sessionToken);
   if (!call.contentType.empty()) addHeader("Content-Type: " + call.contentType);
@@ -229,7 +238,8 @@ Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call, boo
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connectTimeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connectTimeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.requestTimeout.count()));
   if (!options_.caFile.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.caFile.c_str());
   if (call.method == "HEAD") {
@@ -260,9 +270,11 @@ Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call, boo
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
-    retryable = rc != CURLE_URL_MALFORMAT && rc != CURLE_UNSUPPORTED_PROTOCOL && rc != CURLE_OUT_OF_MEMORY;
+    retryable =
+        rc != CURLE_URL_MALFORMAT && rc != CURLE_UNSUPPORTED_PROTOCOL && rc != CURLE_OUT_OF_MEMORY;
     return makeError(Errc::Unavailable,
-                     describe(call) + ": " + (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc))));
+                     describe(call) + ": " +
+                         (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc))));
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
   return response;
@@ -304,8 +316,10 @@ Result<S3Client::Response> S3Client::perform(const Call& call) {
       std::lock_guard lock(mutex_);
       ++stats_.retries;
     }
-    if (options_.sleep) options_.sleep(delay);
-    else std::this_thread::sleep_for(delay);
+    if (options_.sleep)
+      options_.sleep(delay);
+    else
+      std::this_thread::sleep_for(delay);
   }
 }
 
@@ -318,14 +332,17 @@ Error statusError(const std::string& what, long status, const std::string& body)
   if (!err.code.empty()) message += " " + err.code;
   if (!err.message.empty()) message += ": " + err.message;
   Errc code = Errc::InvalidArgument;
-  if (status == 413 || err.code == "EntityTooLarge") code = Errc::TooLarge;
-  else if (status == 401 || status == 403 || status >= 500 || status == 429) code = Errc::Unavailable;
+  if (status == 413 || err.code == "EntityTooLarge")
+    code = Errc::TooLarge;
+  else if (status == 401 || status == 403 || status >= 500 || status == 429)
+    code = Errc::Unavailable;
   return makeError(code, std::move(message));
 }
 
 }  // namespace
 
-Result<void> S3Client::put(std::string_view key, std::string_view body, std::string_view contentType) {
+Result<void> S3Client::put(std::string_view key, std::string_view body,
+                           std::string_view contentType) {
   Call call{"PUT", std::string(key), "", body, std::string(contentType)};
   auto r = perform(call);
   if (!r) return r.error();
@@ -357,7 +374,8 @@ Result<std::optional<S3ObjectInfo>> S3Client::head(std::string_view key) {
   Call call{"HEAD", std::string(key), "", {}, ""};
   auto r = perform(call);
   if (!r) return r.error();
-  if (r->status == 404) return std::optional<S3ObjectInfo>{};  // HEAD has no body to tell NoSuchBucket apart
+  if (r->status == 404)
+    return std::optional<S3ObjectInfo>{};  // HEAD has no body to tell NoSuchBucket apart
   if (r->status < 200 || r->status >= 300) {
     std::lock_guard lock(mutex_);
     ++stats_.failures;
@@ -383,8 +401,8 @@ Result<void> S3Client::erase(std::string_view key) {
   return {};
 }
 
-Result<S3ListPage> S3Client::listPage(std::string_view prefix, std::optional<std::string> continuationToken,
-                                      int maxKeys) {
+Result<S3ListPage> S3Client::listPage(std::string_view prefix,
+                                      std::optional<std::string> continuationToken, int maxKeys) {
   std::vector<std::pair<std::string, std::string>> params = {
       {"list-type", "2"}, {"prefix", std::string(prefix)}, {"max-keys", std::to_string(maxKeys)}};
   if (continuationToken) params.emplace_back("continuation-token", *continuationToken);
@@ -431,8 +449,9 @@ Result<std::vector<S3ObjectInfo>> S3Client::list(std::string_view prefix, size_t
     if (!page) return page.error();
     for (auto& o : page->objects) all.push_back(std::move(o));
     if (all.size() > maxObjects)
-      return makeError(Errc::TooLarge, "S3 LIST s3://" + options_.bucket + "/" + std::string(prefix) +
-                                           "*: more than " + std::to_string(maxObjects) + " objects");
+      return makeError(Errc::TooLarge, "S3 LIST s3://" + options_.bucket + "/" +
+                                           std::string(prefix) + "*: more than " +
+                                           std::to_string(maxObjects) + " objects");
     token = std::move(page->nextContinuationToken);
   } while (token);
   return all;

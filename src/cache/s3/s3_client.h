@@ -44,7 +44,8 @@ struct S3ClientOptions {
   std::string region = "us-east-1";  // CACHE_S3_REGION; also the SigV4 signing region
   std::string bucket;                // CACHE_S3_BUCKET
   // Path-style (endpoint/bucket/key) or virtual-hosted (bucket.host/key) addressing.
-  // nullopt: path-style when an endpoint is given (most S3-compatible stores), virtual-hosted on AWS.
+  // nullopt: path-style when an endpoint is given (most S3-compatible stores), virtual-hosted on
+  // AWS.
   std::optional<bool> pathStyle;
   S3Credentials credentials;
   std::chrono::milliseconds connectTimeout{3000};
@@ -84,8 +85,8 @@ struct S3ClientStats {
 };
 
 // The delay before retry number `retry` (0-based): uniform in [0, min(max, base * 2^retry)].
-std::chrono::milliseconds backoffDelay(int retry, std::chrono::milliseconds base, std::chrono::milliseconds max,
-                                       std::mt19937_64& rng);
+std::chrono::milliseconds backoffDelay(int retry, std::chrono::milliseconds base,
+                                       std::chrono::milliseconds max, std::mt19937_64& rng);
 
 // Lower-case hex SHA-256 of bytes (x-amz-content-sha256, the pointers' entry_sha256).
 std::string sha256Hex(std::string_view bytes);
@@ -122,7 +123,8 @@ class S3Client {
   // Removes key. S3 answers 204 whether or not it existed, so this cannot tell.
   Result<void> erase(std::string_view key);
   // One ListObjectsV2 page of the keys starting with prefix, in key order.
-  Result<S3ListPage> listPage(std::string_view prefix, std::optional<std::string> continuationToken = {},
+  Result<S3ListPage> listPage(std::string_view prefix,
+                              std::optional<std::string> continuationToken = {},
                               int maxKeys = 1000);
   // Every key starting with prefix (all pages, following continuation tokens). maxObjects bounds
   // the result (an error, TooLarge, past it) so a huge bucket cannot exhaust memory.
@@ -155,8 +157,9 @@ class S3Client {
   std::chrono::milliseconds nextBackoff(int retry);
 
   S3ClientOptions options_;
-  std::string baseUrl_;  // scheme://host[:port] as requests go to it (bucket host when virtual-hosted)
-  std::string sigv4_;    // "aws:amz:REGION:s3"
+  std::string
+      baseUrl_;  // scheme://host[:port] as requests go to it (bucket host when virtual-hosted)
+  std::string sigv4_;  // "aws:amz:REGION:s3"
 
   mutable std::mutex mutex_;
   std::vector<void*> idle_;  // CURL* ready for reuse, with their live connections

@@ -79,7 +79,8 @@ class ScriptedServer {
       size_t length = 0;
       std::string head = buf.substr(0, headEnd);
       std::string lowerHead = head;
-      for (char& ch : lowerHead) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      for (char& ch : lowerHead)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       if (auto at = lowerHead.find("content-length:"); at != std::string::npos)
         length = std::stoul(head.substr(at + 15));
       while (buf.size() < headEnd + 4 + length) {
@@ -97,9 +98,9 @@ class ScriptedServer {
       }
       buf.erase(0, headEnd + 4 + length);
       const bool isHead = head.starts_with("HEAD ");
-      std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " X\r\nContent-Length: " +
-                        std::to_string(reply.body.size()) + "\r\nContent-Type: application/xml\r\n\r\n" +
-                        (isHead ? "" : reply.body);
+      std::string out = "HTTP/1.1 " + std::to_string(reply.status) +
+                        " X\r\nContent-Length: " + std::to_string(reply.body.size()) +
+                        "\r\nContent-Type: application/xml\r\n\r\n" + (isHead ? "" : reply.body);
       if (::write(c, out.data(), out.size()) < 0) return;
     }
   }
@@ -114,8 +115,8 @@ class ScriptedServer {
 };
 
 std::string errorXml(const std::string& code, const std::string& message) {
-  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + code + "</Code><Message>" + message +
-         "</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>";
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + code + "</Code><Message>" +
+         message + "</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>";
 }
 
 struct Fixture {
@@ -137,7 +138,9 @@ struct Fixture {
 };
 
 TEST(S3ClientTest, CanonicalQuerySortsParametersAndEncodesWhatAwsEncodes) {
-  EXPECT_EQ(canonicalQuery({{"prefix", "llm-cache/gpt-4o mini/"}, {"list-type", "2"}, {"continuation-token", "a+b=c/"}}),
+  EXPECT_EQ(canonicalQuery({{"prefix", "llm-cache/gpt-4o mini/"},
+                            {"list-type", "2"},
+                            {"continuation-token", "a+b=c/"}}),
             "continuation-token=a%2Bb%3Dc%2F&list-type=2&prefix=llm-cache%2Fgpt-4o%20mini%2F");
   EXPECT_EQ(awsUriEncode("a/b c~d_e.f-g\xc3\xa9", true), "a/b%20c~d_e.f-g%C3%A9");
   EXPECT_EQ(awsUriEncode("a/b", false), "a%2Fb");
@@ -159,7 +162,8 @@ TEST(S3ClientTest, AddressingIsPathStyleWithAnEndpointAndVirtualHostedOnAws) {
   S3ClientOptions o;
   o.bucket = "my-bucket";
   o.region = "eu-west-3";
-  EXPECT_EQ(S3Client(o).objectUrl("llm-cache/a b.json"), "https://my-bucket.s3.eu-west-3.amazonaws.com/llm-cache/a%20b.json");
+  EXPECT_EQ(S3Client(o).objectUrl("llm-cache/a b.json"),
+            "https://my-bucket.s3.eu-west-3.amazonaws.com/llm-cache/a%20b.json");
   o.endpoint = "http://minio:9000/";
   EXPECT_EQ(S3Client(o).objectUrl("k.json"), "http://minio:9000/my-bucket/k.json");
   o.pathStyle = false;
@@ -178,7 +182,8 @@ TEST(S3ClientTest, SignsWithSigV4SendsThePayloadHashAndTheSessionTokenButNeverTh
   ASSERT_EQ(reqs.size(), 1u);
   const std::string& r = reqs[0];
   EXPECT_TRUE(r.starts_with("PUT /b/llm-cache/k.json HTTP/1.1\r\n")) << r;
-  EXPECT_NE(r.find("Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), std::string::npos) << r;
+  EXPECT_NE(r.find("Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), std::string::npos)
+      << r;
   EXPECT_NE(r.find("/eu-west-3/s3/aws4_request"), std::string::npos) << r;
   EXPECT_NE(r.find("x-amz-content-sha256: " + sha256Hex("{\"a\":1}")), std::string::npos) << r;
   EXPECT_NE(r.find("x-amz-security-token: session-token-1"), std::string::npos) << r;
@@ -210,7 +215,8 @@ TEST(S3ClientTest, GivesUpAfterMaxAttemptsNamingTheStoreError) {
   auto r = client.put("k.json", "x", "application/json");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::Unavailable);
-  EXPECT_NE(r.error().message.find("S3 PUT s3://b/k.json: 500 InternalError: We encountered an internal error."),
+  EXPECT_NE(r.error().message.find(
+                "S3 PUT s3://b/k.json: 500 InternalError: We encountered an internal error."),
             std::string::npos)
       << r.error().message;
   EXPECT_EQ(server.requests().size(), 4u);
@@ -224,7 +230,8 @@ TEST(S3ClientTest, DoesNotRetryAClientError) {
   auto r = client.get("k.json");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::Unavailable);
-  EXPECT_NE(r.error().message.find("403 AccessDenied: Access Denied"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("403 AccessDenied: Access Denied"), std::string::npos)
+      << r.error().message;
   EXPECT_EQ(server.requests().size(), 1u);
   EXPECT_TRUE(f.sleeps.empty());
 }
@@ -244,7 +251,8 @@ TEST(S3ClientTest, MissingKeyIsAbsentButAMissingBucketIsAnError) {
 }
 
 TEST(S3ClientTest, TooLargeIsItsOwnError) {
-  ScriptedServer server({{400, errorXml("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")}});
+  ScriptedServer server(
+      {{400, errorXml("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")}});
   Fixture f;
   S3Client client(f.options(server.endpoint()));
   auto r = client.put("k.json", "x", "application/json");
@@ -253,14 +261,15 @@ TEST(S3ClientTest, TooLargeIsItsOwnError) {
 }
 
 TEST(S3ClientTest, ListingSendsTheCanonicalQueryAndParsesPages) {
-  ScriptedServer server({{200,
-                          "<?xml version=\"1.0\"?><ListBucketResult><Name>b</Name><Prefix>p/</Prefix>"
-                          "<IsTruncated>true</IsTruncated><NextContinuationToken>tok/1+</NextContinuationToken>"
-                          "<Contents><Key>p/a&amp;b.json</Key><Size>12</Size><ETag>\"e1\"</ETag></Contents>"
-                          "</ListBucketResult>"},
-                         {200,
-                          "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>false</IsTruncated>"
-                          "<Contents><Key>p/c.json</Key><Size>3</Size></Contents></ListBucketResult>"}});
+  ScriptedServer server(
+      {{200,
+        "<?xml version=\"1.0\"?><ListBucketResult><Name>b</Name><Prefix>p/</Prefix>"
+        "<IsTruncated>true</IsTruncated><NextContinuationToken>tok/1+</NextContinuationToken>"
+        "<Contents><Key>p/a&amp;b.json</Key><Size>12</Size><ETag>\"e1\"</ETag></Contents>"
+        "</ListBucketResult>"},
+       {200,
+        "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>false</IsTruncated>"
+        "<Contents><Key>p/c.json</Key><Size>3</Size></Contents></ListBucketResult>"}});
   Fixture f;
   S3Client client(f.options(server.endpoint()));
   auto all = client.list("p/");
@@ -271,8 +280,10 @@ TEST(S3ClientTest, ListingSendsTheCanonicalQueryAndParsesPages) {
   EXPECT_EQ((*all)[1].key, "p/c.json");
   auto reqs = server.requests();
   ASSERT_EQ(reqs.size(), 2u);
-  EXPECT_TRUE(reqs[0].starts_with("GET /b?list-type=2&max-keys=1000&prefix=p%2F HTTP/1.1")) << reqs[0];
-  EXPECT_TRUE(reqs[1].starts_with("GET /b?continuation-token=tok%2F1%2B&list-type=2&max-keys=1000&prefix=p%2F HTTP/1.1"))
+  EXPECT_TRUE(reqs[0].starts_with("GET /b?list-type=2&max-keys=1000&prefix=p%2F HTTP/1.1"))
+      << reqs[0];
+  EXPECT_TRUE(reqs[1].starts_with(
+      "GET /b?continuation-token=tok%2F1%2B&list-type=2&max-keys=1000&prefix=p%2F HTTP/1.1"))
       << reqs[1];
 }
 
@@ -297,7 +308,8 @@ TEST(S3ClientTest, UnreachableStoreIsUnavailableAfterBoundedRetries) {
   auto r = client.head("k.json");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::Unavailable);
-  EXPECT_NE(r.error().message.find("S3 HEAD s3://b/k.json"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("S3 HEAD s3://b/k.json"), std::string::npos)
+      << r.error().message;
   EXPECT_EQ(f.sleeps.size(), 3u);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
 }

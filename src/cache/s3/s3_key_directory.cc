@@ -2,8 +2,7 @@
 
 namespace llmcache::cache::s3 {
 
-S3KeyDirectory::S3KeyDirectory(S3Client& client, S3Layout layout,
-                               std::chrono::milliseconds refresh)
+S3KeyDirectory::S3KeyDirectory(S3Client& client, S3Layout layout, std::chrono::milliseconds refresh)
     : client_(client), layout_(std::move(layout)), interval_(refresh) {
   thread_ = std::thread([this] { loop(); });
 }

@@ -9,7 +9,8 @@ namespace llmcache::cache::s3 {
 namespace {
 
 bool keptChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
 }
 
 std::string replaceOthers(std::string_view s) {
@@ -30,13 +31,16 @@ std::tm utc(TimePoint t) {
 std::string entryStem(const std::string& prefix, const Entry& entry) {
   const std::tm tm = utc(entry.responseTimestamp);
   char date[64];
-  std::snprintf(date, sizeof date, "%04d/%02d/%02d/%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour);
+  std::snprintf(date, sizeof date, "%04d/%02d/%02d/%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour);
   std::string id = replaceOthers(entry.cacheId);
   if (id.empty()) id.assign(1, '_');
   return prefix + "llm-cache/" + modelSegment(entry.model) + "/" + date + "/" + id;
 }
 
-Error corrupt(std::string message) { return makeError(Errc::Corrupt, "s3 pointer: " + std::move(message)); }
+Error corrupt(std::string message) {
+  return makeError(Errc::Corrupt, "s3 pointer: " + std::move(message));
+}
 
 }  // namespace
 
@@ -57,7 +61,8 @@ std::string sanitizeKey(std::string_view cacheKey) {
   if (name.size() <= 200) return name;
   char crc[9];
   std::snprintf(crc, sizeof crc, "%08lx",
-                crc32(0L, reinterpret_cast<const Bytef*>(cacheKey.data()), static_cast<uInt>(cacheKey.size())));
+                crc32(0L, reinterpret_cast<const Bytef*>(cacheKey.data()),
+                      static_cast<uInt>(cacheKey.size())));
   return name.substr(0, 158) + "_" + crc + "_" + name.substr(name.size() - 32);
 }
 
@@ -71,7 +76,9 @@ std::string dayOf(TimePoint t) {
 std::string S3Layout::entryKey(const Entry& entry, EntryFormat format) const {
   return entryStem(prefix, entry) + (format == EntryFormat::Json ? ".json" : ".json.zst");
 }
-std::string S3Layout::metadataKey(const Entry& entry) const { return entryStem(prefix, entry) + ".metadata.json"; }
+std::string S3Layout::metadataKey(const Entry& entry) const {
+  return entryStem(prefix, entry) + ".metadata.json";
+}
 std::string S3Layout::byHashKey(std::string_view requestHash) const {
   std::string h = replaceOthers(requestHash);
   if (h.empty()) h.assign(1, '_');
@@ -98,8 +105,12 @@ std::string S3Layout::instanceIndexKey(std::string_view instanceId) const {
 std::string S3Layout::instanceStatisticsKey(std::string_view instanceId) const {
   return instancesPrefix() + replaceOthers(instanceId) + "/statistics.json";
 }
-std::string S3Layout::globalIndexKey() const { return prefix + "cache-index/global/cache_index.json"; }
-std::string S3Layout::globalStatisticsKey() const { return prefix + "cache-index/global/statistics.json"; }
+std::string S3Layout::globalIndexKey() const {
+  return prefix + "cache-index/global/cache_index.json";
+}
+std::string S3Layout::globalStatisticsKey() const {
+  return prefix + "cache-index/global/statistics.json";
+}
 
 Json metadataJson(const Entry& entry, std::string_view entryKey) {
   Json j = entryToJson(entry);
@@ -140,9 +151,10 @@ Result<Pointer> pointerFromJson(const Json& j) {
     std::string* out;
     bool required;
   };
-  for (Field f : {Field{"cache_key", &p.cacheKey, true}, Field{"request_hash", &p.requestHash, true},
-                  Field{"cache_id", &p.cacheId, true}, Field{"entry_key", &p.entryKey, true},
-                  Field{"entry_sha256", &p.entrySha256, false}}) {
+  for (Field f :
+       {Field{"cache_key", &p.cacheKey, true}, Field{"request_hash", &p.requestHash, true},
+        Field{"cache_id", &p.cacheId, true}, Field{"entry_key", &p.entryKey, true},
+        Field{"entry_sha256", &p.entrySha256, false}}) {
     auto v = j.getString(f.name);
     if (!v) {
       if (f.required || j.find(f.name)) return corrupt(std::string(f.name) + " must be a string");
@@ -151,14 +163,18 @@ Result<Pointer> pointerFromJson(const Json& j) {
     *f.out = std::string(*v);
   }
   const auto format = j.getString("entry_format").value_or("json");
-  if (format == "json") p.format = EntryFormat::Json;
-  else if (format == "llmc") p.format = EntryFormat::Llmc;
-  else return corrupt("entry_format " + std::string(format) + " is unknown");
+  if (format == "json")
+    p.format = EntryFormat::Json;
+  else if (format == "llmc")
+    p.format = EntryFormat::Llmc;
+  else
+    return corrupt("entry_format " + std::string(format) + " is unknown");
   if (auto created = j.getString("created"); !created || !parseIso8601(*created, p.created))
     return corrupt("created must be an ISO 8601 time");
   if (const Json* e = j.find("expires_at"); e && !e->isNull()) {
     TimePoint t;
-    if (!e->isString() || !parseIso8601(e->text(), t)) return corrupt("expires_at must be an ISO 8601 time or null");
+    if (!e->isString() || !parseIso8601(e->text(), t))
+      return corrupt("expires_at must be an ISO 8601 time or null");
     p.expiresAt = t;
   }
   p.invalid = j.getBool("invalid").value_or(false);

@@ -13,7 +13,6 @@
 
 #include "cache/s3/s3_client.h"
 #include "cache/s3/s3_layout.h"
-
 #include "common/thread.h"
 
 namespace llmcache::cache::s3 {
@@ -76,7 +75,9 @@ Result<Entry> readJournal(const fs::path& file, const CodecOptions& codec) {
 
 // "00000000000000000042-{cache_id}.entry" -> 42; 0 when the name is not one of ours.
 uint64_t seqOf(const std::string& name) {
-  return name.size() > 21 && name[20] == '-' ? std::strtoull(name.substr(0, 20).c_str(), nullptr, 10) : 0;
+  return name.size() > 21 && name[20] == '-'
+             ? std::strtoull(name.substr(0, 20).c_str(), nullptr, 10)
+             : 0;
 }
 
 }  // namespace
@@ -86,7 +87,8 @@ S3Outbox::S3Outbox(CacheTier& target, S3OutboxOptions options)
   std::error_code ec;
   fs::create_directories(options_.dir, ec);
   if (ec || !fs::is_directory(options_.dir))
-    throw std::runtime_error("s3 outbox: cannot use " + options_.dir.string() + ": " + ec.message());
+    throw std::runtime_error("s3 outbox: cannot use " + options_.dir.string() + ": " +
+                             ec.message());
   recover();
   if (options_.workers == 0) options_.workers = 1;
   for (size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { work(); });
@@ -128,7 +130,8 @@ Result<void> S3Outbox::enqueue(EntryPtr entry) {
   {
     std::lock_guard lock(mutex_);
     if (queue_.size() >= options_.maxPending)
-      return makeError(Errc::TooLarge, "s3 outbox: " + std::to_string(queue_.size()) + " entries are waiting already");
+      return makeError(Errc::TooLarge, "s3 outbox: " + std::to_string(queue_.size()) +
+                                           " entries are waiting already");
     seq = ++seq_;
   }
   char prefix[32];
@@ -181,12 +184,14 @@ void S3Outbox::work() {
     bool corrupt = false;
     if (!entry) {
       auto read = readJournal(file, options_.codec);
-      if (read) entry = std::make_shared<const Entry>(std::move(*read));
-      else corrupt = true;
+      if (read)
+        entry = std::make_shared<const Entry>(std::move(*read));
+      else
+        corrupt = true;
     }
     if (!corrupt) result = target_.insert(entry);
-    const bool done = corrupt || result ||
-                      result.error().code == Errc::InvalidArgument || result.error().code == Errc::TooLarge;
+    const bool done = corrupt || result || result.error().code == Errc::InvalidArgument ||
+                      result.error().code == Errc::TooLarge;
     if (done) {
       std::error_code ec;
       fs::remove(file, ec);
@@ -195,8 +200,10 @@ void S3Outbox::work() {
     lock.lock();
     inFlight_.erase(job->cacheKey);
     if (done) {
-      if (corrupt) ++stats_.corruptJournal;
-      else if (result) ++stats_.uploaded;
+      if (corrupt)
+        ++stats_.corruptJournal;
+      else if (result)
+        ++stats_.uploaded;
       else {
         ++stats_.failures;
         ++stats_.rejected;
@@ -207,7 +214,8 @@ void S3Outbox::work() {
     } else {
       job->inFlight = false;
       ++stats_.failures;
-      const auto delay = backoffDelay(consecutiveFailures_++, options_.retryBase, options_.retryMax, rng_);
+      const auto delay =
+          backoffDelay(consecutiveFailures_++, options_.retryBase, options_.retryMax, rng_);
       pausedUntil_ = std::max(pausedUntil_, std::chrono::steady_clock::now() + delay);
     }
     wake_.notify_all();

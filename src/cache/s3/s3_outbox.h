@@ -35,8 +35,8 @@ struct S3OutboxOptions {
   size_t workers = 2;         // concurrent uploads
   std::chrono::milliseconds retryBase{500};
   std::chrono::milliseconds retryMax{60000};
-  CodecOptions codec = {};    // journal files' encoding (CACHE_COMPRESSION, CACHE_ENCRYPTION)
-  size_t maxPending = 100000; // enqueue() refuses (TooLarge) beyond this many waiting entries
+  CodecOptions codec = {};     // journal files' encoding (CACHE_COMPRESSION, CACHE_ENCRYPTION)
+  size_t maxPending = 100000;  // enqueue() refuses (TooLarge) beyond this many waiting entries
 };
 
 struct S3OutboxStats {

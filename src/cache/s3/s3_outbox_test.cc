@@ -72,7 +72,8 @@ class S3OutboxTest : public ::testing::Test {
   void SetUp() override { dir_ = test::freshTempDir("s3-outbox"); }
   void TearDown() override { fs::remove_all(dir_); }
   S3OutboxOptions options() {
-    return S3OutboxOptions{.dir = dir_ / "s3-outbox", .workers = 2, .retryBase = 5ms, .retryMax = 50ms};
+    return S3OutboxOptions{
+        .dir = dir_ / "s3-outbox", .workers = 2, .retryBase = 5ms, .retryMax = 50ms};
   }
   size_t journalFiles() {
     size_t n = 0;

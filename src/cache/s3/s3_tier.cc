@@ -27,8 +27,10 @@ void addCounts(Json& into, const Json& from) {
       if (have && have->isNumber()) {
         auto a = have->asInt64();
         auto b = v.asInt64();
-        if (have->isIntegerNumber() && v.isIntegerNumber() && a && b) *have = Json::integer(*a + *b);
-        else *have = Json::number(have->asDouble().value_or(0) + v.asDouble().value_or(0));
+        if (have->isIntegerNumber() && v.isIntegerNumber() && a && b)
+          *have = Json::integer(*a + *b);
+        else
+          *have = Json::number(have->asDouble().value_or(0) + v.asDouble().value_or(0));
       } else {
         into.set(key, v);
       }
@@ -49,7 +51,8 @@ const Json* member(const Json& j, std::string_view name, Json::Kind kind) {
 
 std::string metadataKeyOf(std::string_view entryKey) {
   for (std::string_view suffix : {".json.zst", ".json"})
-    if (entryKey.ends_with(suffix)) return std::string(entryKey.substr(0, entryKey.size() - suffix.size())) + ".metadata.json";
+    if (entryKey.ends_with(suffix))
+      return std::string(entryKey.substr(0, entryKey.size() - suffix.size())) + ".metadata.json";
   return std::string(entryKey) + ".metadata.json";
 }
 
@@ -58,18 +61,22 @@ std::string metadataKeyOf(std::string_view entryKey) {
 // sealed Llmc objects are read: a plain JSON object is not authenticated, so it is not served.
 Result<Entry> decodeObject(const Pointer& ptr, std::string_view bytes, const CodecOptions& codec) {
   if (!ptr.entrySha256.empty() && sha256Hex(bytes) != ptr.entrySha256)
-    return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": SHA-256 differs from the pointer's");
+    return makeError(Errc::Corrupt,
+                     "s3 entry " + ptr.entryKey + ": SHA-256 differs from the pointer's");
   Result<Entry> entry = [&]() -> Result<Entry> {
     if (ptr.format == EntryFormat::Llmc) return decodeEntry(bytes, codec);
     if (codec.key)
-      return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": plain JSON while CACHE_ENCRYPTION is on");
+      return makeError(Errc::Corrupt,
+                       "s3 entry " + ptr.entryKey + ": plain JSON while CACHE_ENCRYPTION is on");
     auto json = parseJson(bytes);
-    if (!json) return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": " + json.error().message);
+    if (!json)
+      return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": " + json.error().message);
     return entryFromJson(*json);
   }();
   if (!entry) return entry.error();
   if (entry->cacheId != ptr.cacheId || entry->cacheKey != ptr.cacheKey)
-    return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey + ": cache_id or cache_key differs from the pointer's");
+    return makeError(Errc::Corrupt, "s3 entry " + ptr.entryKey +
+                                        ": cache_id or cache_key differs from the pointer's");
   return entry;
 }
 
@@ -117,24 +124,30 @@ std::string loadOrCreateInstanceId(const fs::path& dir) {
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << id << "\n";
-    if (!out.flush()) throw std::runtime_error("s3: cannot write the instance id to " + tmp.string());
+    if (!out.flush())
+      throw std::runtime_error("s3: cannot write the instance id to " + tmp.string());
   }
   fs::rename(tmp, file, ec);
-  if (ec) throw std::runtime_error("s3: cannot write the instance id to " + file.string() + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("s3: cannot write the instance id to " + file.string() + ": " +
+                             ec.message());
   return id;
 }
 
 S3Tier::S3Tier(S3Client& client, S3TierOptions options)
-    : client_(client), options_(std::move(options)), clock_(options_.clock ? options_.clock : &Clock::system()) {
+    : client_(client),
+      options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : &Clock::system()) {
   layout_.prefix = normalizePrefix(options_.prefix);
   if (options_.instanceId.empty()) options_.instanceId = "default";
 }
 
 S3TierStats S3Tier::stats() const {
   auto r = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  return S3TierStats{r(lookups_),        r(hits_),          r(misses_),           r(errors_),
-                     r(inserts_),        r(erases_),        r(bytesWritten_),     r(corruptEntries_),
-                     r(danglingPointers_), r(corruptPointers_), r(indexErrors_)};
+  return S3TierStats{r(lookups_),         r(hits_),           r(misses_),
+                     r(errors_),          r(inserts_),        r(erases_),
+                     r(bytesWritten_),    r(corruptEntries_), r(danglingPointers_),
+                     r(corruptPointers_), r(indexErrors_)};
 }
 
 Result<std::optional<Pointer>> S3Tier::readPointer(const std::string& pointerKey) {
@@ -167,7 +180,8 @@ Result<std::optional<EntryPtr>> S3Tier::lookupByHash(std::string_view requestHas
   return lookupVia(layout_.byHashKey(requestHash), {}, requestHash);
 }
 
-Result<std::optional<EntryPtr>> S3Tier::lookupVia(const std::string& pointerKey, std::string_view cacheKey,
+Result<std::optional<EntryPtr>> S3Tier::lookupVia(const std::string& pointerKey,
+                                                  std::string_view cacheKey,
                                                   std::string_view requestHash) {
   ++lookups_;
   auto fail = [&](Error e) -> Result<std::optional<EntryPtr>> {
@@ -186,7 +200,8 @@ Result<std::optional<EntryPtr>> S3Tier::lookupVia(const std::string& pointerKey,
   if (!cacheKey.empty() && ptr.cacheKey != cacheKey) return miss();  // another key sanitized alike
   if (!requestHash.empty() && ptr.requestHash != requestHash) return miss();
   if (ptr.invalid) return miss();
-  const std::string otherPointer = cacheKey.empty() ? layout_.byKeyKey(ptr.cacheKey) : layout_.byHashKey(ptr.requestHash);
+  const std::string otherPointer =
+      cacheKey.empty() ? layout_.byKeyKey(ptr.cacheKey) : layout_.byHashKey(ptr.requestHash);
 
   Result<Entry> entry = makeError(Errc::Corrupt, "not read");
   // A second read before declaring the object corrupt: a store whose PUT is not atomic may serve
@@ -220,8 +235,10 @@ Result<void> S3Tier::insert(EntryPtr entry) {
     return makeError(Errc::InvalidArgument, "s3 insert: an entry with a cache_key is required");
   }
   // Encryption forces the framing: a plain JSON object would put the prompt and answer in S3.
-  const EntryFormat format = options_.codec.compress || options_.codec.key ? EntryFormat::Llmc : EntryFormat::Json;
-  const std::string body = format == EntryFormat::Json ? toJson(entryToJson(*entry)) : encodeEntry(*entry, options_.codec);
+  const EntryFormat format =
+      options_.codec.compress || options_.codec.key ? EntryFormat::Llmc : EntryFormat::Json;
+  const std::string body = format == EntryFormat::Json ? toJson(entryToJson(*entry))
+                                                       : encodeEntry(*entry, options_.codec);
   const std::string entryKey = layout_.entryKey(*entry, format);
 
   Pointer ptr;
@@ -237,11 +254,16 @@ Result<void> S3Tier::insert(EntryPtr entry) {
 
   // Order matters: a pointer is written only once what it names exists.
   auto run = [&]() -> Result<void> {
-    if (auto r = client_.put(entryKey, body, format == EntryFormat::Json ? kJsonType : kBinaryType); !r) return r;
-    if (auto r = client_.put(layout_.metadataKey(*entry), toJson(metadataJson(*entry, entryKey)), kJsonType); !r)
+    if (auto r = client_.put(entryKey, body, format == EntryFormat::Json ? kJsonType : kBinaryType);
+        !r)
+      return r;
+    if (auto r = client_.put(layout_.metadataKey(*entry), toJson(metadataJson(*entry, entryKey)),
+                             kJsonType);
+        !r)
       return r;
     if (!entry->requestHash.empty())
-      if (auto r = client_.put(layout_.byHashKey(entry->requestHash), pointerBody, kJsonType); !r) return r;
+      if (auto r = client_.put(layout_.byHashKey(entry->requestHash), pointerBody, kJsonType); !r)
+        return r;
     return client_.put(layout_.byKeyKey(entry->cacheKey), pointerBody, kJsonType);
   };
   if (auto r = run(); !r) {
@@ -281,7 +303,8 @@ Result<bool> S3Tier::erase(std::string_view cacheKey) {
       return r.error();
     }
   }
-  if (!ptr->requestHash.empty()) deletePointerIfNames(layout_.byHashKey(ptr->requestHash), ptr->cacheId);
+  if (!ptr->requestHash.empty())
+    deletePointerIfNames(layout_.byHashKey(ptr->requestHash), ptr->cacheId);
   if (auto r = client_.erase(byKey); !r) {
     ++errors_;
     return r.error();
@@ -319,7 +342,8 @@ bool S3Tier::flushIndexIfDue() {
   if (!options_.writeIndex) return false;
   std::unique_lock flush(flushMutex_, std::try_to_lock);
   if (!flush.owns_lock()) return false;  // a flush is running; what it missed stays dirty
-  if (options_.indexFlushInterval.count() > 0 && now() - lastFlush_ < options_.indexFlushInterval) return false;
+  if (options_.indexFlushInterval.count() > 0 && now() - lastFlush_ < options_.indexFlushInterval)
+    return false;
   bool changed = stats() != flushedStats_;
   if (!changed) {
     std::lock_guard lock(mutex_);
@@ -385,7 +409,8 @@ Result<void> S3Tier::flushLocked() {
         if (auto json = parseJson(**body))
           if (const Json* entries = member(*json, "entries", Json::Kind::Array))
             for (const Json& item : entries->items())
-              if (auto cid = item.getString("cache_id")) d.items.emplace(std::string(*cid), item);  // ours win
+              if (auto cid = item.getString("cache_id"))
+                d.items.emplace(std::string(*cid), item);  // ours win
       d.loaded = true;
     }
     Json segment = Json::object();
@@ -439,7 +464,8 @@ Result<void> S3Tier::flushLocked() {
   statsFile.set("instance_id", Json::string(id));
   statsFile.set("updated", Json::string(formatIso8601(now())));
   statsFile.set("counts", statistics.find("counts") ? *statistics.find("counts") : Json::object());
-  if (auto r = client_.put(layout_.instanceStatisticsKey(id), toJson(statsFile), kJsonType); !r) note(r.error());
+  if (auto r = client_.put(layout_.instanceStatisticsKey(id), toJson(statsFile), kJsonType); !r)
+    note(r.error());
   if (auto r = mergeGlobalViews(); !r) note(r.error());
 
   if (firstError) return *firstError;
@@ -465,7 +491,8 @@ Result<Json> S3Tier::dayEntries(std::string_view day) {
   std::vector<Json> items;
   for (auto& [cid, item] : byId) items.push_back(std::move(item));
   std::stable_sort(items.begin(), items.end(), [](const Json& a, const Json& b) {
-    return a.getString("response_timestamp").value_or("") < b.getString("response_timestamp").value_or("");
+    return a.getString("response_timestamp").value_or("") <
+           b.getString("response_timestamp").value_or("");
   });
   Json out = Json::array();
   for (auto& item : items) out.push(std::move(item));
@@ -496,7 +523,9 @@ Result<Json> S3Tier::globalStatistics() {
     const auto slash = rest.find('/');
     if (slash == std::string::npos) continue;
     const std::string file = rest.substr(slash + 1);
-    Json* into = file == "cache_index.json" ? &index : file == "statistics.json" ? &statistics : nullptr;
+    Json* into = file == "cache_index.json"  ? &index
+                 : file == "statistics.json" ? &statistics
+                                             : nullptr;
     if (!into) continue;
     auto body = client_.get(object.key);
     if (!body) return body.error();

@@ -21,9 +21,9 @@ namespace llmcache::cache::s3 {
 struct S3TierOptions {
   std::string prefix;  // CACHE_S3_PREFIX: every key of this tier starts with it
   // CACHE_COMPRESSION. Off: entries are plain JSON ({cache_id}.json, application/json), readable by
-  // any S3 client. On: the codec's framing with zstd ({cache_id}.json.zst, application/octet-stream).
-  // Reads follow each pointer's entry_format, so either setting reads both.
-  // CACHE_ENCRYPTION (codec.key set): always the framing, sealed with AES-256-GCM, whatever
+  // any S3 client. On: the codec's framing with zstd ({cache_id}.json.zst,
+  // application/octet-stream). Reads follow each pointer's entry_format, so either setting reads
+  // both. CACHE_ENCRYPTION (codec.key set): always the framing, sealed with AES-256-GCM, whatever
   // compress says ({cache_id}.json.zst, even when not compressed); and reads accept only sealed
   // entries (a plain JSON or unsealed object is a corrupt entry: a miss, counted, removed).
   CodecOptions codec = {};
@@ -116,7 +116,8 @@ class S3Tier final : public CacheTier {
   const S3TierOptions& options() const { return options_; }
 
  private:
-  Result<std::optional<EntryPtr>> lookupVia(const std::string& pointerKey, std::string_view cacheKey,
+  Result<std::optional<EntryPtr>> lookupVia(const std::string& pointerKey,
+                                            std::string_view cacheKey,
                                             std::string_view requestHash);
   // Reads pointerKey. nullopt: absent or unreadable (counted).
   Result<std::optional<Pointer>> readPointer(const std::string& pointerKey);
@@ -133,8 +134,9 @@ class S3Tier final : public CacheTier {
   S3Layout layout_;
   const Clock* clock_;
 
-  std::atomic<uint64_t> lookups_{0}, hits_{0}, misses_{0}, errors_{0}, inserts_{0}, erases_{0}, bytesWritten_{0},
-      corruptEntries_{0}, danglingPointers_{0}, corruptPointers_{0}, indexErrors_{0};
+  std::atomic<uint64_t> lookups_{0}, hits_{0}, misses_{0}, errors_{0}, inserts_{0}, erases_{0},
+      bytesWritten_{0}, corruptEntries_{0}, danglingPointers_{0}, corruptPointers_{0},
+      indexErrors_{0};
 
   // Index state (mutex_); flushes are serialized by flushMutex_ and do their I/O outside mutex_.
   struct Day {
@@ -146,8 +148,8 @@ class S3Tier final : public CacheTier {
   std::map<std::string, Day> days_;
   Json indexDelta_ = Json::object();  // cache_index.json counts not yet flushed
   bool baseLoaded_ = false;
-  Json indexBase_ = Json::object();   // cache_index.json as last written (or found at start)
-  Json statsBase_ = Json::object();   // statistics.json as found at start
+  Json indexBase_ = Json::object();  // cache_index.json as last written (or found at start)
+  Json statsBase_ = Json::object();  // statistics.json as found at start
   TimePoint lastFlush_{};
   S3TierStats flushedStats_{};  // stats() when the last flush began (flushMutex_)
   std::mutex flushMutex_;

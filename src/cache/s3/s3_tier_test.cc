@@ -58,7 +58,8 @@ TierFactory s3Factory(std::string name, CodecOptions codec) {
   TierFactory f;
   f.name = std::move(name);
   auto options = [state, codec] {
-    return S3TierOptions{.prefix = state->prefix, .codec = codec, .instanceId = "conformance", .writeIndex = false};
+    return S3TierOptions{
+        .prefix = state->prefix, .codec = codec, .instanceId = "conformance", .writeIndex = false};
   };
   f.make = [state, options] {
     if (!state->client) state->client = std::make_unique<S3Client>(sharedServer().clientOptions());
@@ -85,7 +86,8 @@ TierFactory s3Factory(std::string name, CodecOptions codec) {
 INSTANTIATE_TEST_SUITE_P(S3, CacheTierConformance,
                          ::testing::Values(s3Factory("Plain", CodecOptions{}),
                                            s3Factory("Zstd", CodecOptions{.compress = true}),
-                                           s3Factory("Encrypted", CodecOptions{.key = EncryptionKey{9, 8, 7}})),
+                                           s3Factory("Encrypted",
+                                                     CodecOptions{.key = EncryptionKey{9, 8, 7}})),
                          cache::test::tierFactoryName);
 
 class S3TierTest : public ::testing::Test {
@@ -162,7 +164,8 @@ TEST_F(S3TierTest, WritesTheDocumentedLayoutThatTheAwsSdkReads) {
   EXPECT_EQ(meta.getString("entry_key"), stem + ".json");
   EXPECT_EQ(meta.getBool("streamed"), true);
   // The pointer a lookup reads first.
-  Json pointer = object(*seen, prefix_ + "/cache-index/by-hash/ab/ab0123456789abcdef0123456789abcd.json");
+  Json pointer =
+      object(*seen, prefix_ + "/cache-index/by-hash/ab/ab0123456789abcdef0123456789abcd.json");
   EXPECT_EQ(pointer.getInt("version"), 1);
   EXPECT_EQ(pointer.getString("cache_key"), e.cacheKey);
   EXPECT_EQ(pointer.getString("request_hash"), e.requestHash);
@@ -245,7 +248,8 @@ TEST_F(S3TierTest, WithEncryptionNoObjectHoldsThePromptOrTheAnswer) {
   o.codec.key = keyOf(1);  // compression off: encryption alone forces the framing
   S3Tier tier(*client_, o);
   Entry raw = makeTestEntry("gpt-4o-mini:0000000000000005", "the answer is swordfish");
-  raw.request = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"what is the password"}]})";
+  raw.request =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"what is the password"}]})";
   auto e = std::make_shared<const Entry>(raw);
   ASSERT_TRUE(tier.insert(e));
   ASSERT_TRUE(tier.flushIndex());
@@ -317,7 +321,8 @@ TEST_F(S3TierTest, TwoInstancesWritingOneBucketLoseNoIndexUpdate) {
   auto day = a.dayEntries(dayOf(written[0]->responseTimestamp));
   ASSERT_TRUE(day) << day.error().message;
   std::set<std::string> ids;
-  for (const Json& item : day->items()) ids.insert(std::string(item.getString("cache_id").value_or("")));
+  for (const Json& item : day->items())
+    ids.insert(std::string(item.getString("cache_id").value_or("")));
   EXPECT_EQ(ids.size(), written.size());
   for (const auto& e : written) EXPECT_TRUE(ids.contains(e->cacheId)) << e->cacheKey;
 
@@ -351,7 +356,8 @@ TEST_F(S3TierTest, IndexIsWrittenOnlyWhenTheFlushIntervalHasPassed) {
   S3Tier tier(*client_, o);
   ASSERT_TRUE(tier.insert(entry("k:1")));  // the first insert flushes (no flush yet)
   ASSERT_TRUE(tier.insert(entry("k:2")));
-  const std::string segment = tier.layout().byDateSegmentKey(dayOf(entry("k:0")->responseTimestamp), "gw-a");
+  const std::string segment =
+      tier.layout().byDateSegmentKey(dayOf(entry("k:0")->responseTimestamp), "gw-a");
   auto count = [&] {
     auto body = client_->get(segment);
     return body && *body ? parseJson(**body).value().find("entries")->size() : size_t{0};
@@ -369,11 +375,12 @@ TEST_F(S3TierTest, ATimedFlushPublishesStatisticsThatOnlyLookupsChanged) {
   ASSERT_TRUE(tier.insert(entry("k:1")));  // the first insert flushes
   auto published = [&](const char* field) {
     auto body = client_->get(tier.layout().instanceStatisticsKey("gw-a"));
-    return body && *body ? parseJson(**body).value().find("counts")->getInt(field).value_or(-1) : -1;
+    return body && *body ? parseJson(**body).value().find("counts")->getInt(field).value_or(-1)
+                         : -1;
   };
   EXPECT_EQ(published("inserts"), 1);
   EXPECT_EQ(published("lookups"), 0);
-  EXPECT_FALSE(get(tier, "k:absent"));  // a reading instance: lookups, no insert
+  EXPECT_FALSE(get(tier, "k:absent"));   // a reading instance: lookups, no insert
   EXPECT_FALSE(tier.flushIndexIfDue());  // not due yet
   EXPECT_EQ(published("lookups"), 0);
   clock_.advance(std::chrono::seconds(61));
@@ -393,8 +400,9 @@ TEST_F(S3TierTest, EraseRemovesTheEntryItsMetadataAndBothPointers) {
   auto erased = tier.erase(e->cacheKey);
   ASSERT_TRUE(erased);
   EXPECT_TRUE(*erased);
-  for (const std::string& key : {tier.layout().entryKey(*e, EntryFormat::Json), tier.layout().metadataKey(*e),
-                                 tier.layout().byHashKey(e->requestHash), tier.layout().byKeyKey(e->cacheKey)}) {
+  for (const std::string& key :
+       {tier.layout().entryKey(*e, EntryFormat::Json), tier.layout().metadataKey(*e),
+        tier.layout().byHashKey(e->requestHash), tier.layout().byKeyKey(e->cacheKey)}) {
     auto head = client_->head(key);
     ASSERT_TRUE(head);
     EXPECT_FALSE(*head) << key;
@@ -404,7 +412,8 @@ TEST_F(S3TierTest, EraseRemovesTheEntryItsMetadataAndBothPointers) {
 TEST_F(S3TierTest, ListingFollowsContinuationTokensAndEncodesThePrefix) {
   // Not &, < or >: s3rver escapes those twice in listings (its bug; layout keys never hold them).
   const std::string dir = prefix_ + "/odd chars+=,;/é/";
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client_->put(dir + "k" + std::to_string(i) + " x.json", "{}", "application/json"));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(client_->put(dir + "k" + std::to_string(i) + " x.json", "{}", "application/json"));
   ASSERT_TRUE(client_->put(prefix_ + "/other/k.json", "{}", "application/json"));
   std::vector<std::string> keys;
   std::optional<std::string> token;
@@ -429,14 +438,16 @@ TEST_F(S3TierTest, ListingFollowsContinuationTokensAndEncodesThePrefix) {
 
 TEST_F(S3TierTest, VirtualHostedAddressingReachesTheSameBucket) {
   S3ClientOptions o = server_->clientOptions();
-  o.endpoint = "http://s3.localhost:" + std::to_string(server_->port());  // curl resolves *.localhost itself
+  o.endpoint =
+      "http://s3.localhost:" + std::to_string(server_->port());  // curl resolves *.localhost itself
   o.pathStyle = false;
   // Unsigned: s3rver checks virtual-hosted signatures against "/bucket/key" (the v2 resource),
   // not the request's path as AWS does, so it rejects every correct SigV4 of this style. Signing
   // is covered path-style; this checks that the bucket travels in the Host name.
   o.credentials = {};
   S3Client vhost(o);
-  EXPECT_EQ(vhost.objectUrl("a/b.json"), "http://llmcache-test.s3.localhost:" + std::to_string(server_->port()) + "/a/b.json");
+  EXPECT_EQ(vhost.objectUrl("a/b.json"),
+            "http://llmcache-test.s3.localhost:" + std::to_string(server_->port()) + "/a/b.json");
   const std::string key = prefix_ + "/vhost.json";
   auto put = vhost.put(key, "{\"v\":1}", "application/json");
   ASSERT_TRUE(put) << put.error().message;
@@ -452,7 +463,8 @@ TEST_F(S3TierTest, WrongSecretIsRefusedOnceWithTheStoreErrorCode) {
   auto r = wrong.get(prefix_ + "/x.json");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::Unavailable);
-  EXPECT_NE(r.error().message.find("403 SignatureDoesNotMatch"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("403 SignatureDoesNotMatch"), std::string::npos)
+      << r.error().message;
   EXPECT_EQ(r.error().message.find("not-the-secret"), std::string::npos);
   EXPECT_EQ(wrong.stats().requests, 1u);  // a 4xx is not retried
 }
