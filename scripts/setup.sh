@@ -14,6 +14,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev python3 wrk hyperfine ca-certificates
   # the README's curl example and the benchmark scripts
   curl
+  # checks (scripts/check.sh): formatting against .clang-format (clang-format 14)
+  clang-format
   # fuzz targets (fuzz/run.sh): clang with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
   # end-to-end tests: npm installs the pinned SDKs and a Node 22 binary (tests/e2e/run.sh)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The README's test command: set up, build, run every test (unit, integration, end-to-end), then
+# The README's test command: set up, check (scripts/check.sh: formatting and the module include
+# table, seconds, no build), build, run every test (unit, integration, end-to-end), then
 # the unit and integration tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 #   LLMCACHE_ASAN=0   skip the sanitizer stage (it adds a debug build: see README, Development)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
+bash scripts/setup.sh
+bash scripts/check.sh
+bash scripts/build.sh  # its setup.sh is a no-op now
 ctest --preset release --parallel 2 "$@"
 
 # Stage 2: the debug-asan preset (build-asan/). Every integration test gets LLMCACHE_BIN from
