@@ -1,7 +1,9 @@
-// Key generation speed: the shared vectors' requests, and a 1.5 KB and a 20 KB chat request.
-//   build/bench/key_bench --keyspec ../shared/keyspec   (default: ../shared/keyspec)
+// Key generation speed: the key spec vectors' requests, and a 1.5 KB and a 20 KB chat request.
+//   build/bench/key_bench [--keyspec DIR]   (reads DIR/vectors.jsonl; default: the project's copy,
+//   tests/keyspec, run from the repository root; LLMCACHE_KEYSPEC_DIR, when set, is the default)
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -13,7 +15,7 @@ namespace {
 
 using namespace llmcache;
 
-std::string g_keyspec = "../shared/keyspec";
+std::string g_keyspec = "tests/keyspec";
 
 struct VectorCase {
   std::string body;
@@ -96,6 +98,7 @@ BENCHMARK(BM_KeyOfChatRequest)->Arg(1536)->Arg(20480);
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (const char* d = std::getenv("LLMCACHE_KEYSPEC_DIR"); d && *d) g_keyspec = d;
   for (int i = 1; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], "--keyspec") == 0) g_keyspec = argv[i + 1];
   benchmark::Initialize(&argc, argv);

@@ -3,13 +3,30 @@
 #   a) cache_key.py run once per request, as the reference CLI is used (one request per process)
 #   b) the reference's functions in one Python process looping over the lines (the fairest)
 #   c) llmcache key --jsonl
+# The lines are the project's key spec vectors (tests/keyspec/vectors.jsonl). a) and b) need the
+# Python reference (cache_key.py in ../shared/keyspec beside the repository); without it only c)
+# runs. LLMCACHE_KEYSPEC_DIR names another key spec directory, for both the vectors and the
+# reference.
 # Usage: bash bench/key_cli_bench.sh   (needs hyperfine; build/llmcache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KS="${LLMCACHE_KEYSPEC_DIR:-../shared/keyspec}"
-V="$KS/vectors.jsonl"
+if [[ -n "${LLMCACHE_KEYSPEC_DIR:-}" ]]; then
+  KS="$LLMCACHE_KEYSPEC_DIR"
+  V="$KS/vectors.jsonl"
+else
+  KS=../shared/keyspec
+  V=tests/keyspec/vectors.jsonl
+fi
+KS=$(cd "$KS" 2>/dev/null && pwd || true)  # absolute, or empty when absent
+N=$(wc -l < "$V")
+echo "lines: $N ($V)"
+if [[ -z "$KS" || ! -f "$KS/cache_key.py" ]]; then
+  echo "no Python reference (cache_key.py) beside the repository: measuring llmcache only"
+  hyperfine --warmup 3 "build/llmcache key --jsonl < $V" | grep -E "Time|Range"
+  exit 0
+fi
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
-python3 - "$V" "$WORK" <<'PY'
+python3 - "$V" "$WORK" "$KS" <<'PY'
 import json, sys, os
 rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 os.makedirs(sys.argv[2] + "/req")
@@ -20,7 +37,7 @@ with open(sys.argv[2] + "/per_line.sh", "w") as sh:
         args = f"--endpoint {r['endpoint']} --normalize {r['normalize']}"
         if r["scope"]: args += f" --scope {r['scope']}"
         if r["namespace"]: args += f" --namespace {r['namespace']}"
-        sh.write(f"python3 {os.path.abspath(os.path.dirname(sys.argv[1]))}/cache_key.py {args} < {p} > /dev/null || true\n")
+        sh.write(f"python3 {sys.argv[3]}/cache_key.py {args} < {p} > /dev/null || true\n")
 PY
 cat > "$WORK/loop.py" <<'PY'
 import sys, json
@@ -35,8 +52,6 @@ for line in sys.stdin:
         out = {"error": str(e)}
     print(json.dumps(out))
 PY
-N=$(wc -l < "$V")
-echo "lines: $N"
 hyperfine -N --warmup 1 --runs 3 "bash $WORK/per_line.sh" --export-json "$WORK/a.json" | grep -E "Time|Range"
 hyperfine --warmup 2 "python3 $WORK/loop.py $KS < $V" --export-json "$WORK/b.json" | grep -E "Time|Range"
 hyperfine --warmup 3 "build/llmcache key --jsonl < $V" --export-json "$WORK/c.json" | grep -E "Time|Range"

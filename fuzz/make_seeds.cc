@@ -1,6 +1,6 @@
 // fuzz_make_seeds SRC_DIR OUT_DIR: writes the seed corpora (OUT_DIR/<target>/...) from the
 // project's own fixtures, so that they can be regenerated when a format changes:
-//   fuzz_key    request bodies of shared/keyspec/vectors.jsonl (one per endpoint and mode)
+//   fuzz_key    request bodies of tests/keyspec/vectors.jsonl (one per endpoint and mode)
 //   fuzz_codec  encoded entries: plain, zstd, sealed, sealed + zstd (fuzz_codec's key)
 //   fuzz_sse    the recorded streams of src/api/stream_fixtures.h
 //   fuzz_json   assorted JSON texts and the assembled bodies of those streams
@@ -42,8 +42,12 @@ int main(int argc, char** argv) {
 
   // fuzz_key: the first vector of each (endpoint, normalize) pair, plus one scoped and namespaced.
   {
-    std::ifstream in(src.parent_path() / "shared" / "keyspec" / "vectors.jsonl");
-    if (!in) in.open(src / ".." / "shared" / "keyspec" / "vectors.jsonl");
+    const fs::path vectors = src / "tests" / "keyspec" / "vectors.jsonl";
+    std::ifstream in(vectors);
+    if (!in) {
+      std::fprintf(stderr, "cannot read %s\n", vectors.c_str());
+      return 1;
+    }
     std::map<std::string, int> seen;
     std::string line;
     int scoped = 0;
