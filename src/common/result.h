@@ -16,6 +16,8 @@ enum class Errc {
   Io,                   // the OS refused a read, write, rename, fsync ...
   Unavailable,          // a remote peer (upstream, S3) cannot be reached or is failing
   TooLarge,             // a configured size limit was exceeded
+  Timeout,              // a deadline passed (connect or total), e.g. an upstream call's
+  Cancelled,            // the caller cancelled (Transfer::cancel) or the client shut down
 };
 
 struct Error {

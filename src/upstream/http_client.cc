@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <exception>
 #include <mutex>
@@ -12,6 +13,8 @@
 
 namespace llmcache::upstream {
 namespace detail {
+
+struct TransferState;
 
 // State shared by the Client, its worker thread and every Transfer handle. A Transfer may
 // outlive its Client: `multi` is then null and cancel() only sets the flag.
@@ -79,10 +82,27 @@ std::string describe(const TransferState& t) {
   return "upstream " + t.request.method + " " + redactUrl(t.request.url);
 }
 
-Error abortedError(const TransferState& t, std::string_view why = {}) {
+// A transfer ended by the caller (Transfer::cancel), by client shutdown (Cancelled) or by a
+// sink callback that threw (Unavailable).
+Error abortedError(const TransferState& t, std::string_view why = {}, Errc code = Errc::Cancelled) {
   std::string message = describe(t) + " aborted";
   if (!why.empty()) message += ": " + std::string{why};
-  return makeError(Errc::Unavailable, std::move(message));
+  return makeError(code, std::move(message));
+}
+
+// CURLE_OPERATION_TIMEDOUT is curl's own connect and total deadline. A connect, send or receive
+// the OS gave up on with ETIMEDOUT (SYN retries exhausted with no connect timeout set, or a
+// keepalive probe unanswered) is a deadline too.
+bool isTimeout(CURL* easy, CURLcode rc) {
+  if (rc == CURLE_OPERATION_TIMEDOUT) return true;
+  if (rc != CURLE_COULDNT_CONNECT && rc != CURLE_RECV_ERROR && rc != CURLE_SEND_ERROR) {
+    return false;
+  }
+  long osErrno = 0;
+  if (easy == nullptr || curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &osErrno) != CURLE_OK) {
+    return false;
+  }
+  return osErrno == ETIMEDOUT;
 }
 
 std::string_view trim(std::string_view s) {
@@ -292,7 +312,9 @@ void finish(ClientCore& core, TransferState& t, Result<void> outcome) {
 
 Result<void> outcomeOf(TransferState& t, CURLcode rc) {
   if (t.cancelled.load()) return abortedError(t);
-  if (!t.callbackError.empty()) return abortedError(t, "sink callback threw: " + t.callbackError);
+  if (!t.callbackError.empty()) {
+    return abortedError(t, "sink callback threw: " + t.callbackError, Errc::Unavailable);
+  }
   if (rc == CURLE_OK) return {};
   std::string message = describe(t) + " failed: " + curl_easy_strerror(rc);
   if (t.errorBuffer[0] != '\0') {
@@ -300,7 +322,7 @@ Result<void> outcomeOf(TransferState& t, CURLcode rc) {
     message += t.errorBuffer;
     message += ")";
   }
-  return makeError(Errc::Unavailable, std::move(message));
+  return makeError(isTimeout(t.easy, rc) ? Errc::Timeout : Errc::Unavailable, std::move(message));
 }
 
 void runWorker(ClientCore& core, const ClientOptions& options) {
@@ -366,19 +388,25 @@ void runWorker(ClientCore& core, const ClientOptions& options) {
   for (auto& [raw, t] : active) finish(core, *t, abortedError(*t, "client shutting down"));
 }
 
+// The handle start() returns. It keeps the state (not the Client) alive.
+class CurlTransfer final : public Transfer {
+ public:
+  explicit CurlTransfer(std::shared_ptr<TransferState> state) : state_(std::move(state)) {}
+
+  void cancel() override {
+    if (state_->cancelled.exchange(true)) return;
+    ClientCore& core = *state_->core;
+    std::lock_guard lock(core.mu);
+    if (core.multi == nullptr || core.stopping) return;
+    core.cancels.push_back(state_);
+    curl_multi_wakeup(core.multi);
+  }
+
+ private:
+  std::shared_ptr<TransferState> state_;
+};
+
 }  // namespace
-
-Transfer::Transfer(std::shared_ptr<detail::TransferState> state) : state_(std::move(state)) {}
-Transfer::~Transfer() = default;
-
-void Transfer::cancel() {
-  if (state_->cancelled.exchange(true)) return;
-  ClientCore& core = *state_->core;
-  std::lock_guard lock(core.mu);
-  if (core.multi == nullptr || core.stopping) return;
-  core.cancels.push_back(state_);
-  curl_multi_wakeup(core.multi);
-}
 
 Client::Client(ClientOptions options)
     : options_(std::move(options)), core_(std::make_shared<ClientCore>()) {
@@ -413,7 +441,7 @@ std::shared_ptr<Transfer> Client::start(Request request, std::shared_ptr<Sink> s
   state->core = core_;
   state->request = std::move(request);
   state->sink = sink ? std::move(sink) : std::make_shared<NullSink>();
-  auto handle = std::make_shared<Transfer>(state);
+  auto handle = std::make_shared<CurlTransfer>(state);
   {
     std::lock_guard lock(core_->mu);
     if (!core_->stopping) {

@@ -1,5 +1,6 @@
 #include "upstream/http_client.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,17 +11,20 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/json.h"
+#include "upstream/client.h"
 
 #ifndef LLMCACHE_UPSTREAM_TESTDATA
 #define LLMCACHE_UPSTREAM_TESTDATA ""
@@ -313,7 +317,7 @@ TEST_F(HttpClientTest, ConnectionRefusedCompletesWithAnErrorAndNoHead) {
   EXPECT_EQ(sink->error().message.find("secret"), std::string::npos) << sink->error().message;
 }
 
-TEST_F(HttpClientTest, TotalTimeoutCompletesWithAnError) {
+TEST_F(HttpClientTest, TotalTimeoutBeforeTheHeadCompletesWithTimeout) {
   auto sink = std::make_shared<RecordingSink>();
   Request r = get(server_->url("/slow?delay_ms=5000"));
   r.totalTimeout = 300ms;
@@ -321,8 +325,80 @@ TEST_F(HttpClientTest, TotalTimeoutCompletesWithAnError) {
   client_.start(r, sink);
   ASSERT_TRUE(sink->waitComplete());
   ASSERT_FALSE(sink->ok());
-  EXPECT_EQ(sink->error().code, Errc::Unavailable);
+  EXPECT_EQ(sink->error().code, Errc::Timeout) << sink->error().message;
   EXPECT_NE(sink->error().message.find("Timeout"), std::string::npos) << sink->error().message;
+  EXPECT_EQ(sink->headCalls(), 0);
+  EXPECT_LT(sink->completedAt() - started, 3s);
+}
+
+TEST_F(HttpClientTest, TotalTimeoutMidStreamCompletesWithTimeoutAfterTheHead) {
+  auto sink = std::make_shared<RecordingSink>();
+  Request r = get(server_->url("/stream?chunks=100&delay_ms=100"));
+  r.totalTimeout = 500ms;
+  client_.start(r, sink);
+  ASSERT_TRUE(sink->waitComplete());
+  ASSERT_FALSE(sink->ok());
+  EXPECT_EQ(sink->error().code, Errc::Timeout) << sink->error().message;
+  EXPECT_EQ(sink->headCalls(), 1);
+  EXPECT_EQ(sink->head().status, 200);
+  EXPECT_FALSE(sink->orderViolated());
+}
+
+// A listener whose accept queue is full and never drained: Linux then drops further SYNs, so
+// a connect to it hangs (the SYN is retried after 1 s, 3 s, ...) until a deadline passes.
+class BlackHoleListener {
+ public:
+  BlackHoleListener() {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        listen(listener_, 0) != 0) {
+      return;
+    }
+    socklen_t len = sizeof addr;
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    // Connect until one connect no longer completes: from then on, SYNs are dropped.
+    for (int i = 0; i < 16 && !full_; ++i) {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      if (fd < 0) return;
+      fillers_.push_back(fd);
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+      if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) continue;
+      if (errno != EINPROGRESS) return;
+      pollfd p{fd, POLLOUT, 0};
+      full_ = poll(&p, 1, 300) == 0;
+    }
+  }
+  ~BlackHoleListener() {
+    for (int fd : fillers_) close(fd);
+    if (listener_ >= 0) close(listener_);
+  }
+  // False when the kernel kept accepting connects (then the test has nothing to show).
+  bool full() const { return full_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/slow"; }
+
+ private:
+  int listener_ = -1;
+  int port_ = 0;
+  bool full_ = false;
+  std::vector<int> fillers_;
+};
+
+TEST_F(HttpClientTest, ConnectTimeoutCompletesWithTimeout) {
+  BlackHoleListener hole;
+  if (!hole.full()) GTEST_SKIP() << "the kernel did not drop SYNs to a full accept queue";
+  auto sink = std::make_shared<RecordingSink>();
+  Request r = get(hole.url());
+  r.connectTimeout = 300ms;
+  r.totalTimeout = 20s;
+  auto started = SteadyClock::now();
+  client_.start(r, sink);
+  ASSERT_TRUE(sink->waitComplete());
+  ASSERT_FALSE(sink->ok());
+  EXPECT_EQ(sink->error().code, Errc::Timeout) << sink->error().message;
   EXPECT_EQ(sink->headCalls(), 0);
   EXPECT_LT(sink->completedAt() - started, 3s);
 }
@@ -336,7 +412,7 @@ TEST_F(HttpClientTest, CancelMidStreamCompletesPromptlyWithAnAbortedError) {
   ASSERT_TRUE(sink->waitComplete(5s));
   EXPECT_LT(sink->completedAt() - cancelled, 1s);
   ASSERT_FALSE(sink->ok());
-  EXPECT_EQ(sink->error().code, Errc::Unavailable);
+  EXPECT_EQ(sink->error().code, Errc::Cancelled);
   EXPECT_NE(sink->error().message.find("aborted"), std::string::npos) << sink->error().message;
   EXPECT_EQ(sink->headCalls(), 1);
   EXPECT_FALSE(sink->orderViolated());
@@ -357,8 +433,20 @@ TEST_F(HttpClientTest, ASinkMayCancelFromInsideOnData) {
   }
   ASSERT_TRUE(sink->waitComplete(5s));
   ASSERT_FALSE(sink->ok());
+  EXPECT_EQ(sink->error().code, Errc::Cancelled);
   EXPECT_NE(sink->error().message.find("aborted"), std::string::npos) << sink->error().message;
   EXPECT_LE(sink->chunks().size(), 2u);
+}
+
+// Not a cancel: the sink failed, so the transfer is an upstream failure like any other.
+TEST_F(HttpClientTest, ASinkThatThrowsCompletesWithUnavailable) {
+  auto sink = std::make_shared<RecordingSink>();
+  sink->onDataHook = [](size_t) { throw std::runtime_error("sink is full"); };
+  client_.start(get(server_->url("/stream?chunks=100&delay_ms=50")), sink);
+  ASSERT_TRUE(sink->waitComplete(5s));
+  ASSERT_FALSE(sink->ok());
+  EXPECT_EQ(sink->error().code, Errc::Unavailable);
+  EXPECT_NE(sink->error().message.find("sink is full"), std::string::npos) << sink->error().message;
 }
 
 TEST_F(HttpClientTest, CancelBeforeTheWorkerStartsItCompletesWithoutAHead) {
@@ -367,6 +455,7 @@ TEST_F(HttpClientTest, CancelBeforeTheWorkerStartsItCompletesWithoutAHead) {
   transfer->cancel();
   ASSERT_TRUE(sink->waitComplete(5s));
   ASSERT_FALSE(sink->ok());
+  EXPECT_EQ(sink->error().code, Errc::Cancelled);
   EXPECT_NE(sink->error().message.find("aborted"), std::string::npos);
   EXPECT_EQ(sink->headCalls(), 0);
 }
@@ -425,7 +514,10 @@ TEST_F(HttpClientTest, DestroyingTheClientAbortsRunningTransfers) {
   }
   ASSERT_TRUE(sink->waitComplete(0ms));  // delivered before the destructor returned
   ASSERT_FALSE(sink->ok());
+  EXPECT_EQ(sink->error().code, Errc::Cancelled);
   EXPECT_NE(sink->error().message.find("aborted"), std::string::npos) << sink->error().message;
+  EXPECT_NE(sink->error().message.find("shutting down"), std::string::npos)
+      << sink->error().message;
 }
 
 TEST_F(HttpClientTest, CancelAfterTheClientIsGoneIsHarmless) {
@@ -438,6 +530,67 @@ TEST_F(HttpClientTest, CancelAfterTheClientIsGoneIsHarmless) {
   }
   transfer->cancel();
   EXPECT_TRUE(sink->ok());
+}
+
+TEST_F(HttpClientTest, TheClientWorksThroughTheUpstreamClientInterface) {
+  UpstreamClient& client = client_;
+  auto sink = std::make_shared<RecordingSink>();
+  std::shared_ptr<Transfer> transfer = client.start(get(server_->url("/status/204")), sink);
+  ASSERT_NE(transfer, nullptr);
+  ASSERT_TRUE(sink->waitComplete());
+  EXPECT_TRUE(sink->ok());
+  EXPECT_EQ(sink->head().status, 204);
+}
+
+// What a gateway test puts in the Client's place: canned answers, no network, no thread.
+class FakeClient final : public UpstreamClient {
+ public:
+  class FakeTransfer final : public Transfer {
+   public:
+    void cancel() override { ++cancels; }
+    int cancels = 0;
+  };
+
+  std::shared_ptr<Transfer> start(Request request, std::shared_ptr<Sink> sink) override {
+    requests.push_back(std::move(request));
+    auto transfer = std::make_shared<FakeTransfer>();
+    if (sink == nullptr) return transfer;
+    if (fail) {
+      sink->onComplete(*fail);
+    } else {
+      sink->onHead(ResponseHead{200, {{"content-type", "text/plain"}}});
+      sink->onData("canned");
+      sink->onComplete({});
+    }
+    return transfer;
+  }
+
+  std::vector<Request> requests;
+  std::optional<Error> fail;
+};
+
+TEST(UpstreamClientTest, AFakeStandsInForTheClient) {
+  FakeClient fake;
+  UpstreamClient& client = fake;
+
+  auto sink = std::make_shared<RecordingSink>();
+  auto transfer = client.start(get("http://upstream.invalid/v1/models"), sink);
+  ASSERT_TRUE(sink->waitComplete(0ms));  // a fake may answer before start() returns
+  EXPECT_TRUE(sink->ok());
+  EXPECT_FALSE(sink->orderViolated());
+  EXPECT_EQ(sink->head().status, 200);
+  EXPECT_EQ(sink->body(), "canned");
+  transfer->cancel();  // harmless after completion, as for the real client
+  ASSERT_EQ(fake.requests.size(), 1u);
+  EXPECT_EQ(fake.requests[0].url, "http://upstream.invalid/v1/models");
+
+  fake.fail = makeError(Errc::Timeout, "upstream GET http://upstream.invalid/v1/models failed");
+  auto failed = std::make_shared<RecordingSink>();
+  client.start(get("http://upstream.invalid/v1/models"), failed);
+  ASSERT_TRUE(failed->waitComplete(0ms));
+  ASSERT_FALSE(failed->ok());
+  EXPECT_EQ(failed->error().code, Errc::Timeout);
+  EXPECT_EQ(failed->headCalls(), 0);
 }
 
 }  // namespace
