@@ -21,7 +21,7 @@ analytics::Event hitEvent(int i) {
   e.platform = "openai";
   e.provider = "openai";
   e.endpoint = "openai.chat";
-  e.outcome = "HIT";
+  e.outcome = analytics::Outcome::Hit;
   e.tier = "memory";
   e.latencyMs = 0.03;
   e.tokensIn = 400;
@@ -57,7 +57,7 @@ void BM_AppendEvents(benchmark::State& state) {
       r.platform = e.platform;
       r.provider = e.provider;
       r.endpoint = e.endpoint;
-      r.outcome = e.outcome;
+      r.outcome = analytics::outcomeName(e.outcome);
       r.tier = e.tier;
       r.latencyMs = e.latencyMs;
       r.tokensIn = e.tokensIn;

@@ -320,16 +320,17 @@ class AdminAnalyticsTest : public AdminApiTest {
   void SetUp() override {
     AdminApiTest::SetUp();
     // Two requests on 2026-01-01, one on 2026-01-02: a MISS then two HITs of 0.01 each.
-    for (auto [ms, outcome] : {std::pair{int64_t{1767225600000}, "MISS"},
-                               {int64_t{1767225660000}, "HIT"},
-                               {int64_t{1767312000000}, "HIT"}}) {
+    using analytics::Outcome;
+    for (auto [ms, outcome] : {std::pair{int64_t{1767225600000}, Outcome::Miss},
+                               {int64_t{1767225660000}, Outcome::Hit},
+                               {int64_t{1767312000000}, Outcome::Hit}}) {
       analytics::Event e;
       e.time = fromUnixMillis(ms);
       e.model = "gpt-4o";
       e.cacheKey = entries_[0].cacheKey;
       e.outcome = outcome;
-      e.cost = std::string_view(outcome) == "MISS" ? 0.01 : 0;
-      e.costSaved = std::string_view(outcome) == "HIT" ? 0.01 : 0;
+      e.cost = outcome == Outcome::Miss ? 0.01 : 0;
+      e.costSaved = outcome == Outcome::Hit ? 0.01 : 0;
       e.latencyMs = 2;
       recorder_.record(e);
       metrics_.observe(e);

@@ -110,7 +110,7 @@ void Alerter::evaluate(const Snapshot& snapshot) {
               "cache\n"
               "saves less. Check the gateway's log, the disk (space, permissions) and the S3 "
               "endpoint and\n"
-              "credentials; GET /metrics has llmcache_s3_errors_total.\n");
+              "credentials; GET /metrics has llmcache_tier_errors_total{tier,op}.\n");
   }
 
   if (snapshot.outboxPending > options_.outboxMax) {

@@ -1,9 +1,11 @@
 #pragma once
 // Alerter: e-mails the operator (CACHE_ALERT_EMAIL) when the cache stops doing its job:
-//   LowHitRate     the hit rate over the last CACHE_ALERT_WINDOW seconds is below
-//                  CACHE_ALERT_HIT_RATE_MIN, with at least CACHE_ALERT_MIN_REQUESTS requests
-//   TierErrors     a tier (disk, s3, ...) had more than CACHE_ALERT_TIER_ERRORS errors in the
-//   window OutboxBacklog  more than CACHE_ALERT_OUTBOX_MAX S3 writes are waiting in the outbox
+//   LowHitRate     the hit rate (hits / cacheable requests, the dashboard's) over the last
+//                  CACHE_ALERT_WINDOW seconds is below CACHE_ALERT_HIT_RATE_MIN, with at least
+//                  CACHE_ALERT_MIN_REQUESTS cacheable requests
+//   TierErrors     a tier (disk, s3, ...) had more than CACHE_ALERT_TIER_ERRORS failed
+//                  operations in the window
+//   OutboxBacklog  more than CACHE_ALERT_OUTBOX_MAX S3 writes are waiting in the outbox
 // At most one mail per kind per CACHE_ALERT_COOLDOWN (docs/alerts.md).
 //
 // The gateway calls evaluate() once at start-up (the baseline) and then every
@@ -50,12 +52,21 @@ struct AlerterOptions {
 // The gateway's counters at one moment. requests, hits and tierErrors are TOTALS since the
 // gateway started (they only grow; a total that goes down is taken as a restart of that counter);
 // outboxPending is the current backlog (a gauge).
+//
+// Where they come from: `llmcache serve` fills them from analytics::Metrics::totals(), the
+// counters behind /metrics, so the mail's hit rate (hits / requests over the window) is defined
+// as the dashboard's hit_rate (docs/analytics.md, Common definitions; analytics/outcome.h).
+// This module does not include analytics: the Snapshot is the interface.
 struct Snapshot {
   std::optional<TimePoint> time = {};  // when read; unset = the Alerter's clock now
-  uint64_t requests = 0;               // cacheable requests: hits + misses + coalesced
-  uint64_t hits = 0;
-  std::map<std::string, uint64_t> tierErrors = {};  // tier name ("disk", "s3") -> errors so far
-  uint64_t outboxPending = 0;
+  // Cacheable requests (MetricsTotals::cacheable): every outcome but BYPASS and INVALID, i.e.
+  // hits + misses + coalesced with misses = MISS, REFRESH, NO-STORE and UNCACHEABLE.
+  uint64_t requests = 0;
+  uint64_t hits = 0;  // HIT requests (MetricsTotals::hits); COALESCED is not a hit
+  // Tier name ("memory", "disk", "s3", ...) -> its failed operations so far, lookups, writes and
+  // erases alike (MetricsTotals::tierErrorsByName(): the TieredCache's Failed tier events).
+  std::map<std::string, uint64_t> tierErrors = {};
+  uint64_t outboxPending = 0;  // S3 writes waiting in the durable outbox (S3Outbox::pending())
 };
 
 class Alerter {

@@ -6,6 +6,8 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 
 namespace llmcache::analytics {
 
@@ -14,15 +16,50 @@ namespace {
 using index::SqlValue;
 using Rows = std::vector<std::vector<SqlValue>>;
 
-// Every events query takes the window as ?1 (from, inclusive) and ?2 (to, exclusive), as event
-// ids: an event's id is (time << 20) | sequence (docs/index-schema.md), so a time window is a
-// range of the table's own b-tree.
-#define WIN "id >= ?1 AND id < ?2"
-#define CACHEABLE "outcome NOT IN ('BYPASS','INVALID')"
-// A row stands for `requests` requests (merged hits, schema version 5), its cost and token
-// columns are their totals: requests are counted with SUM(requests), never COUNT(*).
-#define REQUESTS "SUM(requests)"
-#define HITS "SUM(CASE WHEN outcome = 'HIT' THEN requests ELSE 0 END)"
+// The queries' SQL is written with {NAME} placeholders and expanded once per query (SQL(), a
+// function-local static each), so that the outcome names and the predicates that group them
+// come from the Outcome enum (outcome.h) and nowhere else:
+//   {WIN}        the window. Every events query takes it as ?1 (from, inclusive) and ?2 (to,
+//                exclusive), as event ids: an event's id is (time << 20) | sequence
+//                (docs/index-schema.md), so a time window is a range of the table's own b-tree.
+//   {REQUESTS}   the requests of the rows: a row stands for `requests` requests (merged hits,
+//                schema version 5), its cost and token columns are their totals, so requests
+//                are counted with SUM(requests), never COUNT(*).
+//   {CACHEABLE}  the row is a cacheable request (isCacheable): outcome NOT IN ('BYPASS',...).
+//   {HITS}       the hits among the rows' requests.
+//   {HIT}, {MISS}, ... (every outcomeName): that outcome as an SQL string, 'HIT'.
+std::string expandSql(std::string_view text) {
+  static const std::map<std::string, std::string, std::less<>> fragments = [] {
+    std::map<std::string, std::string, std::less<>> f;
+    f["WIN"] = "id >= ?1 AND id < ?2";
+    f["REQUESTS"] = "SUM(requests)";
+    f["CACHEABLE"] = "outcome NOT IN " + sqlOutcomeList([](Outcome o) { return !isCacheable(o); });
+    f["HITS"] =
+        "SUM(CASE WHEN outcome = " + sqlOutcome(Outcome::Hit) + " THEN requests ELSE 0 END)";
+    for (const Outcome o : kOutcomes) f[std::string(outcomeName(o))] = sqlOutcome(o);
+    return f;
+  }();
+  std::string out;
+  size_t at = 0;
+  for (size_t open; (open = text.find('{', at)) != std::string_view::npos;) {
+    const size_t close = text.find('}', open);
+    const auto it = close == std::string_view::npos
+                        ? fragments.end()
+                        : fragments.find(text.substr(open + 1, close - open - 1));
+    if (it == fragments.end())  // a typo in a query below: every query runs in analytics_test
+      throw std::logic_error("analytics: unknown SQL placeholder in: " + std::string(text));
+    out.append(text.substr(at, open - at)).append(it->second);
+    at = close + 1;
+  }
+  return out.append(text.substr(at));
+}
+
+// The query `text` (a literal), expanded on first use.
+#define SQL(text)                                        \
+  ([]() -> const std::string& {                          \
+    static const std::string expanded = expandSql(text); \
+    return expanded;                                     \
+  }())
 
 constexpr int64_t kHourMs = 3'600'000;
 constexpr int64_t kDayMs = 86'400'000;
@@ -163,32 +200,27 @@ Result<Json> Analytics::analytics(const Query& query) {
   flushSources();
   Sql sql(index_, query);
 
-  auto totals =
-      sql.rows("SELECT COALESCE(" REQUESTS ", 0), COALESCE(SUM(CASE WHEN " CACHEABLE
-               " THEN requests END), 0), "
-               "COALESCE(" HITS
-               ", 0), "
-               "COALESCE(SUM(CASE WHEN outcome = 'COALESCED' THEN requests END), 0), "
-               "COALESCE(SUM(CASE WHEN outcome = 'BYPASS' THEN requests END), 0), "
-               "COALESCE(SUM(CASE WHEN outcome = 'INVALID' THEN requests END), 0), "
-               "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN cost_saved END), 0.0), "
-               "COALESCE(SUM(CASE WHEN outcome = 'COALESCED' THEN cost_saved END), 0.0), "
-               "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN latency_saved_ms END) * 1.0 / " HITS
-               ", 0.0), "
-               "COUNT(DISTINCT CASE WHEN " CACHEABLE
-               " THEN time / 86400000 END), "
-               "COALESCE(SUM(CASE WHEN " CACHEABLE
-               " THEN cost END), 0.0), "
-               "COALESCE(SUM(CASE WHEN outcome = 'HIT' THEN tokens_in + tokens_out END), 0) "
-               "FROM events WHERE " WIN);
+  auto totals = sql.rows(SQL(
+      "SELECT COALESCE({REQUESTS}, 0), COALESCE(SUM(CASE WHEN {CACHEABLE} THEN requests END), 0), "
+      "COALESCE({HITS}, 0), "
+      "COALESCE(SUM(CASE WHEN outcome = {COALESCED} THEN requests END), 0), "
+      "COALESCE(SUM(CASE WHEN outcome = {BYPASS} THEN requests END), 0), "
+      "COALESCE(SUM(CASE WHEN outcome = {INVALID} THEN requests END), 0), "
+      "COALESCE(SUM(CASE WHEN outcome = {HIT} THEN cost_saved END), 0.0), "
+      "COALESCE(SUM(CASE WHEN outcome = {COALESCED} THEN cost_saved END), 0.0), "
+      "COALESCE(SUM(CASE WHEN outcome = {HIT} THEN latency_saved_ms END) * 1.0 / {HITS}, 0.0), "
+      "COUNT(DISTINCT CASE WHEN {CACHEABLE} THEN time / 86400000 END), "
+      "COALESCE(SUM(CASE WHEN {CACHEABLE} THEN cost END), 0.0), "
+      "COALESCE(SUM(CASE WHEN outcome = {HIT} THEN tokens_in + tokens_out END), 0) "
+      "FROM events WHERE {WIN}"));
   if (!totals) return totals.error();
   const auto& t = totals->at(0);
   const int64_t all = asInt(t[0]), total = asInt(t[1]), hits = asInt(t[2]), coalesced = asInt(t[3]);
   const double saved = asDouble(t[6]), savedCoalesced = asDouble(t[7]);
   const int64_t days = asInt(t[9]);
 
-  auto outcomes = sql.rows("SELECT outcome, " REQUESTS " FROM events WHERE " WIN
-                           " GROUP BY outcome ORDER BY outcome");
+  auto outcomes = sql.rows(
+      SQL("SELECT outcome, {REQUESTS} FROM events WHERE {WIN} GROUP BY outcome ORDER BY outcome"));
   if (!outcomes) return outcomes.error();
   Json outcomeJson = Json::object();
   for (const auto& r : *outcomes) outcomeJson.set(asText(r[0]), jint(asInt(r[1])));
@@ -200,10 +232,10 @@ Result<Json> Analytics::analytics(const Query& query) {
       .set("per_request", jnum(ratio(saved, static_cast<double>(total))));
 
   // Storage: what the index says is stored now (not windowed).
-  auto storage = sql.rows(
-      "SELECT COUNT(*), COALESCE(SUM(size_stored), 0), COALESCE(SUM(size_raw), 0), "
-      "COALESCE(SUM(hit_count), 0) "
-      "FROM entries WHERE invalid = 0");
+  auto storage =
+      sql.rows(SQL("SELECT COUNT(*), COALESCE(SUM(size_stored), 0), COALESCE(SUM(size_raw), 0), "
+                   "COALESCE(SUM(hit_count), 0) "
+                   "FROM entries WHERE invalid = 0"));
   if (!storage) return storage.error();
   const auto& s = storage->at(0);
   const double stored = asDouble(s[1]), raw = asDouble(s[2]);
@@ -216,9 +248,9 @@ Result<Json> Analytics::analytics(const Query& query) {
 
   const auto limit = static_cast<int64_t>(options_.topKeys);
   auto hot = sql.rows(
-      "SELECT cache_key, model, hit_count, hit_count * cost_total, last_accessed, size_stored FROM "
-      "entries "
-      "WHERE invalid = 0 AND hit_count > 0 ORDER BY hit_count DESC, cache_key LIMIT ?3",
+      SQL("SELECT cache_key, model, hit_count, hit_count * cost_total, last_accessed, size_stored "
+          "FROM entries WHERE invalid = 0 AND hit_count > 0 ORDER BY hit_count DESC, cache_key "
+          "LIMIT ?3"),
       {limit});
   if (!hot) return hot.error();
   Json hotJson = Json::array();
@@ -233,8 +265,8 @@ Result<Json> Analytics::analytics(const Query& query) {
     hotJson.push(std::move(k));
   }
   auto cold = sql.rows(
-      "SELECT cache_key, model, hit_count, created, last_accessed, size_stored FROM entries "
-      "WHERE invalid = 0 ORDER BY hit_count ASC, created ASC, cache_key LIMIT ?3",
+      SQL("SELECT cache_key, model, hit_count, created, last_accessed, size_stored FROM entries "
+          "WHERE invalid = 0 ORDER BY hit_count ASC, created ASC, cache_key LIMIT ?3"),
       {limit});
   if (!cold) return cold.error();
   Json coldJson = Json::array();
@@ -249,24 +281,26 @@ Result<Json> Analytics::analytics(const Query& query) {
     coldJson.push(std::move(k));
   }
 
-  auto byModel =
-      sql.rows("SELECT model, " REQUESTS ", " HITS
-               ", SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
-               "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY model ORDER BY 2 DESC, model");
+  auto byModel = sql.rows(
+      SQL("SELECT model, {REQUESTS}, {HITS}, SUM(cost), SUM(CASE WHEN outcome = {HIT} THEN "
+          "cost_saved ELSE 0 END) "
+          "FROM events WHERE {WIN} AND {CACHEABLE} GROUP BY model ORDER BY 2 DESC, model"));
   if (!byModel) return byModel.error();
   auto byPlatform = sql.rows(
-      "SELECT platform, " REQUESTS ", " HITS
-      ", SUM(cost), SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
-      "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY platform ORDER BY 2 DESC, platform");
+      SQL("SELECT platform, {REQUESTS}, {HITS}, SUM(cost), SUM(CASE WHEN outcome = {HIT} THEN "
+          "cost_saved ELSE 0 END) "
+          "FROM events WHERE {WIN} AND {CACHEABLE} GROUP BY platform ORDER BY 2 DESC, platform"));
   if (!byPlatform) return byPlatform.error();
 
-  auto hourly = sql.rows("SELECT time / 3600000, " REQUESTS ", " HITS
-                         ", SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
-                         "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
+  auto hourly =
+      sql.rows(SQL("SELECT time / 3600000, {REQUESTS}, {HITS}, SUM(CASE WHEN outcome = {HIT} THEN "
+                   "cost_saved ELSE 0 END) "
+                   "FROM events WHERE {WIN} AND {CACHEABLE} GROUP BY 1 ORDER BY 1"));
   if (!hourly) return hourly.error();
-  auto daily = sql.rows("SELECT time / 86400000, " REQUESTS ", " HITS
-                        ", SUM(CASE WHEN outcome = 'HIT' THEN cost_saved ELSE 0 END) "
-                        "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1 ORDER BY 1");
+  auto daily =
+      sql.rows(SQL("SELECT time / 86400000, {REQUESTS}, {HITS}, SUM(CASE WHEN outcome = {HIT} THEN "
+                   "cost_saved ELSE 0 END) "
+                   "FROM events WHERE {WIN} AND {CACHEABLE} GROUP BY 1 ORDER BY 1"));
   if (!daily) return daily.error();
   Json trends = Json::object();
   trends.set("hourly", trend(*hourly, kHourMs, "hour")).set("daily", trend(*daily, kDayMs, "day"));
@@ -302,8 +336,9 @@ Result<Json> Analytics::patterns(const Query& query) {
   Sql sql(index_, query);
 
   // --- temporal ---
-  auto hours = sql.rows("SELECT (time / 3600000) % 24, " REQUESTS ", " HITS
-                        " FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1");
+  auto hours =
+      sql.rows(SQL("SELECT (time / 3600000) % 24, {REQUESTS}, {HITS} FROM events WHERE {WIN} AND "
+                   "{CACHEABLE} GROUP BY 1"));
   if (!hours) return hours.error();
   std::vector<Bucket> byHour(24);
   int64_t total = 0;
@@ -336,8 +371,9 @@ Result<Json> Analytics::patterns(const Query& query) {
     });
     best = firstN(eligible, 3);
   }
-  auto weekdays = sql.rows("SELECT (time / 86400000 + 3) % 7, " REQUESTS ", " HITS
-                           " FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1");
+  auto weekdays =
+      sql.rows(SQL("SELECT (time / 86400000 + 3) % 7, {REQUESTS}, {HITS} FROM events WHERE {WIN} "
+                   "AND {CACHEABLE} GROUP BY 1"));
   if (!weekdays) return weekdays.error();
   std::array<Bucket, 7> byDay{};
   for (const auto& r : *weekdays) {
@@ -358,9 +394,8 @@ Result<Json> Analytics::patterns(const Query& query) {
   // The hour-by-weekday matrix (the dashboard's heat map): only cells with requests, by weekday
   // then hour, as [weekday, hour, requests, hits] to keep 168 cells small.
   auto cells =
-      sql.rows("SELECT (time / 86400000 + 3) % 7, (time / 3600000) % 24, " REQUESTS ", " HITS
-               " "
-               "FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY 1, 2 ORDER BY 1, 2");
+      sql.rows(SQL("SELECT (time / 86400000 + 3) % 7, (time / 3600000) % 24, {REQUESTS}, {HITS} "
+                   "FROM events WHERE {WIN} AND {CACHEABLE} GROUP BY 1, 2 ORDER BY 1, 2"));
   if (!cells) return cells.error();
   Json heatmap = Json::array();
   for (const auto& r : *cells) {
@@ -376,8 +411,9 @@ Result<Json> Analytics::patterns(const Query& query) {
       .set("heatmap", std::move(heatmap));
 
   // --- models and categories ---
-  auto models = sql.rows("SELECT model, " REQUESTS ", " HITS " FROM events WHERE " WIN
-                         " AND " CACHEABLE " GROUP BY model ORDER BY 2 DESC, model");
+  auto models =
+      sql.rows(SQL("SELECT model, {REQUESTS}, {HITS} FROM events WHERE {WIN} AND {CACHEABLE} GROUP "
+                   "BY model ORDER BY 2 DESC, model"));
   if (!models) return models.error();
   Json modelJson = Json::array();
   for (const auto& r : *models) {
@@ -389,9 +425,9 @@ Result<Json> Analytics::patterns(const Query& query) {
         .set("hit_rate", jnum(ratio(asDouble(r[2]), asDouble(r[1]))));
     modelJson.push(std::move(m));
   }
-  auto categories = sql.rows(
-      "SELECT CASE WHEN prompt_category = '' THEN 'other' ELSE prompt_category END AS c, " REQUESTS
-      ", " HITS " FROM events WHERE " WIN " AND " CACHEABLE " GROUP BY c ORDER BY 2 DESC, c");
+  auto categories = sql.rows(SQL(
+      "SELECT CASE WHEN prompt_category = '' THEN 'other' ELSE prompt_category END AS c, "
+      "{REQUESTS}, {HITS} FROM events WHERE {WIN} AND {CACHEABLE} GROUP BY c ORDER BY 2 DESC, c"));
   if (!categories) return categories.error();
   Json categoryJson = Json::array();
   for (const auto& r : *categories) {
@@ -405,14 +441,14 @@ Result<Json> Analytics::patterns(const Query& query) {
   }
 
   // --- callers ---
-  auto users =
-      sql.rows("SELECT caller_hash, " REQUESTS ", " HITS " FROM events WHERE " WIN " AND " CACHEABLE
-               " AND caller_hash <> '' GROUP BY caller_hash ORDER BY 2 DESC, caller_hash LIMIT ?3",
-               {static_cast<int64_t>(options_.topUsers)});
+  auto users = sql.rows(
+      SQL("SELECT caller_hash, {REQUESTS}, {HITS} FROM events WHERE {WIN} AND {CACHEABLE} AND "
+          "caller_hash <> '' GROUP BY caller_hash ORDER BY 2 DESC, caller_hash LIMIT ?3"),
+      {static_cast<int64_t>(options_.topUsers)});
   if (!users) return users.error();
   auto userModels = sql.rows(
-      "SELECT caller_hash, model, " REQUESTS " FROM events WHERE " WIN " AND " CACHEABLE
-      " AND caller_hash <> '' GROUP BY caller_hash, model ORDER BY caller_hash, 3 DESC, model");
+      SQL("SELECT caller_hash, model, {REQUESTS} FROM events WHERE {WIN} AND {CACHEABLE} AND "
+          "caller_hash <> '' GROUP BY caller_hash, model ORDER BY caller_hash, 3 DESC, model"));
   if (!userModels) return userModels.error();
   std::map<std::string, std::string> topModel;
   for (const auto& r : *userModels)
@@ -430,11 +466,11 @@ Result<Json> Analytics::patterns(const Query& query) {
   }
 
   // --- near-duplicate prompts over the entries' signatures ---
-  auto signed_ = sql.rows(
-      "SELECT cache_key, model, endpoint, prompt_simhash, prompt_preview FROM entries "
-      "WHERE invalid = 0 AND prompt_simhash IS NOT NULL "
-      "ORDER BY created DESC, cache_id DESC LIMIT ?3",
-      {static_cast<int64_t>(options_.maxSimilarityEntries)});
+  auto signed_ =
+      sql.rows(SQL("SELECT cache_key, model, endpoint, prompt_simhash, prompt_preview FROM entries "
+                   "WHERE invalid = 0 AND prompt_simhash IS NOT NULL "
+                   "ORDER BY created DESC, cache_id DESC LIMIT ?3"),
+               {static_cast<int64_t>(options_.maxSimilarityEntries)});
   if (!signed_) return signed_.error();
   const Rows& sigs = *signed_;
   Groups groups(sigs.size());
@@ -472,15 +508,14 @@ Result<Json> Analytics::patterns(const Query& query) {
         maxDistance =
             std::max(maxDistance, hammingDistance(static_cast<uint64_t>(asInt(sigs[a][3])),
                                                   static_cast<uint64_t>(asInt(sigs[b][3]))));
-      auto m = sql.rows("SELECT COALESCE(" REQUESTS
-                        ", 0), COALESCE(SUM(cost), 0.0) FROM events WHERE " WIN
-                        " AND cache_key = ?3 AND outcome = 'MISS'",
+      auto m = sql.rows(SQL("SELECT COALESCE({REQUESTS}, 0), COALESCE(SUM(cost), 0.0) FROM events "
+                            "WHERE {WIN} AND cache_key = ?3 AND outcome = {MISS}"),
                         {key});
       if (!m) return m.error();
       misses += asInt(m->at(0)[0]);
       missCost += asDouble(m->at(0)[1]);
-      auto first = sql.rows("SELECT time, cost FROM events WHERE " WIN
-                            " AND cache_key = ?3 AND outcome = 'MISS' ORDER BY time, id LIMIT 1",
+      auto first = sql.rows(SQL("SELECT time, cost FROM events WHERE {WIN} AND cache_key = ?3 AND "
+                                "outcome = {MISS} ORDER BY time, id LIMIT 1"),
                             {key});
       if (!first) return first.error();
       if (!first->empty()) {
@@ -516,18 +551,17 @@ Result<Json> Analytics::patterns(const Query& query) {
     const double rate = ratio(static_cast<double>(hits), static_cast<double>(requests));
     if (requests < options_.minRequests || rate >= options_.lowHitRate) continue;
     const std::string model = asText(r[0]);
-    auto gaps = sql.rows(
-        "SELECT gap FROM (SELECT time - LAG(time) OVER (PARTITION BY cache_key ORDER BY time, id) "
-        "AS gap "
-        "FROM events WHERE " WIN " AND " CACHEABLE
-        " AND model = ?3 AND cache_key <> '') "
-        "WHERE gap IS NOT NULL ORDER BY gap",
-        {model});
+    auto gaps =
+        sql.rows(SQL("SELECT gap FROM (SELECT time - LAG(time) OVER (PARTITION BY cache_key "
+                     "ORDER BY time, id) AS gap "
+                     "FROM events WHERE {WIN} AND {CACHEABLE} AND model = ?3 AND cache_key <> '') "
+                     "WHERE gap IS NOT NULL ORDER BY gap"),
+                 {model});
     if (!gaps) return gaps.error();
     // Merged hits (a row of `requests` > 1) repeated their key within the row's second: each
     // counts as a repeat after 0 s (the smallest gaps, so they come first in the sorted list).
-    auto merged = sql.rows("SELECT COALESCE(SUM(requests - 1), 0) FROM events WHERE " WIN
-                           " AND " CACHEABLE " AND model = ?3 AND cache_key <> ''",
+    auto merged = sql.rows(SQL("SELECT COALESCE(SUM(requests - 1), 0) FROM events WHERE {WIN} AND "
+                               "{CACHEABLE} AND model = ?3 AND cache_key <> ''"),
                            {model});
     if (!merged) return merged.error();
     const size_t zeros = static_cast<size_t>(std::max<int64_t>(0, asInt(merged->at(0)[0])));

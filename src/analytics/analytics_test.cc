@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "analytics/metrics.h"
 #include "analytics/test_events.h"
 #include "cache/test_entry.h"
 #include "index/test_util.h"
@@ -97,8 +98,8 @@ TEST_F(AnalyticsTest, MergedHitsCountAsTheRequestsTheyStandFor) {
   // Four more hits like E2 (kA by u1 from memory) within E2's second: the recorder writes the
   // five as one row of requests = 5 with their totals; every figure counts requests, not rows.
   for (int i = 1; i <= 4; ++i)
-    recorder_.record(saved(ev(kDay1 + 10 * kHour + 5 * kMinute + i * 200, "gpt-4o", "openai", "HIT",
-                              "kA", "u1", "code"),
+    recorder_.record(saved(ev(kDay1 + 10 * kHour + 5 * kMinute + i * 200, "gpt-4o", "openai",
+                              Outcome::Hit, "kA", "u1", "code"),
                            0.10, 800, "memory", 2, 100, 50));
   const Json a = analytics_.analytics({}).value();
   int64_t rows = -1;
@@ -132,6 +133,40 @@ TEST_F(AnalyticsTest, MergedHitsCountAsTheRequestsTheyStandFor) {
   EXPECT_EQ(num(m, "repeated_requests"), 8);
   EXPECT_EQ(num(m, "median_repeat_interval_seconds"), 0);
   EXPECT_EQ(num(m, "suggested_ttl_seconds"), 1);
+}
+
+// The live counters (Metrics: /metrics, statistics.json and the alert mails) and the dashboard's
+// SQL count the same requests the same way: both come from outcome.h's predicates.
+TEST_F(AnalyticsTest, MetricsTotalsAreTheAnalyticsFiguresOfTheSameEvents) {
+  std::vector<Event> events = scriptedEvents();
+  for (int i = 1; i <= 4; ++i) {  // merged into one row by the recorder: still four requests
+    Event e = saved(ev(kDay1 + 10 * kHour + 5 * kMinute + i * 200, "gpt-4o", "openai", Outcome::Hit,
+                       "kA", "u1", "code"),
+                    0.10, 800, "memory", 2, 100, 50);
+    recorder_.record(e);
+    events.push_back(e);
+  }
+  Metrics metrics;
+  for (const Event& e : events) metrics.observe(e);
+  const MetricsTotals t = metrics.totals();
+  const Json a = analytics_.analytics({}).value();
+  EXPECT_EQ(num(a, "total_requests"), static_cast<double>(t.cacheable));
+  EXPECT_EQ(num(a, "hits"), static_cast<double>(t.hits));
+  EXPECT_EQ(num(a, "misses"), static_cast<double>(t.misses));
+  EXPECT_EQ(num(a, "coalesced"), static_cast<double>(t.coalesced));
+  EXPECT_EQ(num(a, "requests_all"), static_cast<double>(t.requests));
+  EXPECT_EQ(num(a, "hit_rate"), t.hitRate());  // the same division of the same integers
+  EXPECT_EQ(t.hitRate(), 7.0 / 13.0);
+  for (const Outcome o : kOutcomes) {
+    const Json* n = at(a, "outcomes").find(outcomeName(o));
+    EXPECT_EQ(n ? n->asDouble().value_or(-1) : 0.0,
+              static_cast<double>(t.byOutcome[static_cast<size_t>(o)]))
+        << outcomeName(o);
+  }
+  EXPECT_EQ(num(a, "bypassed"),
+            static_cast<double>(t.byOutcome[static_cast<size_t>(Outcome::Bypass)]));
+  EXPECT_EQ(num(a, "invalid"),
+            static_cast<double>(t.byOutcome[static_cast<size_t>(Outcome::Invalid)]));
 }
 
 TEST_F(AnalyticsTest, StorageEfficiencyAndHotAndColdKeysComeFromTheValidEntries) {

@@ -7,23 +7,10 @@
 #include <string>
 #include <string_view>
 
+#include "analytics/outcome.h"
 #include "common/clock.h"
 
 namespace llmcache::analytics {
-
-// Outcome strings: exactly gateway::outcomeName's spellings (x-llmcache-status).
-inline constexpr std::string_view kHit = "HIT";
-inline constexpr std::string_view kMiss = "MISS";
-inline constexpr std::string_view kCoalesced = "COALESCED";
-inline constexpr std::string_view kRefresh = "REFRESH";
-inline constexpr std::string_view kNoStore = "NO-STORE";
-inline constexpr std::string_view kBypass = "BYPASS";
-inline constexpr std::string_view kUncacheable = "UNCACHEABLE";
-inline constexpr std::string_view kInvalid = "INVALID";
-
-// Whether a request with this outcome counts in total_requests (hit rates and every analytics
-// figure): all outcomes but BYPASS (not a cached endpoint, caching off) and INVALID (refused).
-bool isCacheable(std::string_view outcome);
 
 struct Event {
   TimePoint time{};      // when the answer was complete (or the request refused)
@@ -32,7 +19,7 @@ struct Event {
   std::string platform;  // openai, openrouter, anthropic, groq, ...
   std::string provider;  // the model id's vendor prefix, or empty
   std::string endpoint;  // openai.chat, openai.completions, openai.embeddings, anthropic.messages
-  std::string outcome;   // one of the k* strings above
+  Outcome outcome = Outcome::Miss;  // stored as outcomeName() (the x-llmcache-status value)
   std::string tier;      // the tier that answered a HIT: memory, disk, s3; empty otherwise
   double latencyMs = 0;  // this request's latency at the gateway, request in to answer out
   int64_t tokensIn = 0;  // usage of the answer served (for a HIT: the stored entry's)

@@ -8,22 +8,35 @@ namespace llmcache::analytics {
 
 namespace {
 
-constexpr std::array<std::string_view, Metrics::kOutcomes> kOutcomeNames = {
-    kHit, kMiss, kCoalesced, kRefresh, kNoStore, kBypass, kUncacheable, kInvalid, "UNKNOWN"};
 constexpr std::array<std::string_view, Metrics::kTiers> kTierNames = {"memory", "disk", "s3",
                                                                       "none"};
-constexpr size_t kHitIdx = 0, kMissIdx = 1, kCoalescedIdx = 2, kBypassIdx = 5, kInvalidIdx = 7;
+constexpr size_t kHitIdx = static_cast<size_t>(Outcome::Hit);
+constexpr size_t kCoalescedIdx = static_cast<size_t>(Outcome::Coalesced);
 
-size_t outcomeIndex(std::string_view o) {
-  for (size_t i = 0; i + 1 < kOutcomeNames.size(); ++i)
-    if (kOutcomeNames[i] == o) return i;
-  return kOutcomeNames.size() - 1;
-}
+static_assert(static_cast<size_t>(cache::TierEvent::Op::Lookup) == 0 &&
+                  static_cast<size_t>(cache::TierEvent::Op::Insert) == 1 &&
+                  static_cast<size_t>(cache::TierEvent::Op::Erase) == kTierOps - 1,
+              "kTierOps and tierOpName follow TierEvent::Op");
+constexpr size_t kInsertIdx = static_cast<size_t>(cache::TierEvent::Op::Insert);
+
+std::string_view outcomeLabel(size_t o) { return outcomeName(static_cast<Outcome>(o)); }
 
 size_t tierIndex(std::string_view t) {
   for (size_t i = 0; i + 1 < kTierNames.size(); ++i)
     if (kTierNames[i] == t) return i;
   return kTierNames.size() - 1;
+}
+
+// The request totals from per-outcome counts, with outcome.h's predicates.
+void summarize(MetricsTotals& t) {
+  for (const Outcome o : kOutcomes) {
+    const uint64_t n = t.byOutcome[static_cast<size_t>(o)];
+    t.requests += n;
+    if (isCacheable(o)) t.cacheable += n;
+    if (isMiss(o)) t.misses += n;
+  }
+  t.hits = t.byOutcome[kHitIdx];
+  t.coalesced = t.byOutcome[kCoalescedIdx];
 }
 
 void addDouble(std::atomic<double>& a, double v) {
@@ -48,6 +61,47 @@ void help(std::string& out, std::string_view name, std::string_view type, std::s
 
 }  // namespace
 
+std::string_view tierOpName(cache::TierEvent::Op op) {
+  switch (op) {
+    case cache::TierEvent::Op::Lookup:
+      return "lookup";
+    case cache::TierEvent::Op::Insert:
+      return "insert";
+    case cache::TierEvent::Op::Erase:
+      return "erase";
+  }
+  return "unknown";
+}
+
+double MetricsTotals::hitRate() const {
+  return cacheable ? static_cast<double>(hits) / static_cast<double>(cacheable) : 0.0;
+}
+
+uint64_t MetricsTotals::tierErrors(cache::TierId tier) const {
+  const size_t t = static_cast<size_t>(tier);
+  if (t >= tierFailures.size()) return 0;
+  uint64_t n = 0;
+  for (const uint64_t v : tierFailures[t]) n += v;
+  return n;
+}
+
+std::map<std::string, uint64_t> MetricsTotals::tierErrorsByName() const {
+  std::map<std::string, uint64_t> out;
+  for (size_t t = 0; t < cache::kTierCount; ++t) {
+    const auto id = static_cast<cache::TierId>(t);
+    out[std::string(cache::tierName(id))] = tierErrors(id);
+  }
+  return out;
+}
+
+uint64_t MetricsTotals::s3Errors() const { return tierErrors(cache::TierId::S3); }
+
+uint64_t MetricsTotals::storeErrors() const {
+  uint64_t n = 0;
+  for (const auto& ops : tierFailures) n += ops[kInsertIdx];
+  return n;
+}
+
 std::string escapeLabelValue(std::string_view v) {
   std::string out;
   out.reserve(v.size());
@@ -68,9 +122,9 @@ Metrics::Metrics(MetricsOptions options)
     : options_(options),
       models_(options.maxModels + 1),
       modelNames_(new std::atomic<std::string*>[options.maxModels + 1]),
-      requests_(new std::atomic<uint64_t>[kOutcomes * kTiers * (options.maxModels + 1)]) {
+      requests_(new std::atomic<uint64_t>[kOutcomeCount * kTiers * (options.maxModels + 1)]) {
   for (size_t i = 0; i < models_; ++i) modelNames_[i].store(nullptr);
-  for (size_t i = 0; i < kOutcomes * kTiers * models_; ++i) requests_[i].store(0);
+  for (size_t i = 0; i < kOutcomeCount * kTiers * models_; ++i) requests_[i].store(0);
 }
 
 Metrics::~Metrics() {
@@ -103,7 +157,8 @@ std::string Metrics::modelLabel(size_t slot) const {
 }
 
 void Metrics::observe(const Event& e) {
-  const size_t o = outcomeIndex(e.outcome);
+  const auto o = static_cast<size_t>(e.outcome);
+  if (o >= kOutcomeCount) return;  // not an Outcome (a cast gone wrong): no label to count it by
   const size_t t = tierIndex(e.tier);
   const size_t m = modelSlot(e.model);
   requests_[cell(o, t, m)].fetch_add(1, std::memory_order_relaxed);
@@ -128,56 +183,74 @@ void Metrics::setTier(std::string_view tier, TierGauges g) {
   tiers_[t][1].store(g.bytes, std::memory_order_relaxed);
   tiers_[t][2].store(g.evictions, std::memory_order_relaxed);
 }
-void Metrics::setS3Errors(uint64_t v) { s3Errors_.store(v, std::memory_order_relaxed); }
 void Metrics::setOutboxPending(uint64_t v) { outboxPending_.store(v, std::memory_order_relaxed); }
 void Metrics::setUpstreamErrors(uint64_t v) { upstreamErrors_.store(v, std::memory_order_relaxed); }
-void Metrics::setStoreErrors(uint64_t v) { storeErrors_.store(v, std::memory_order_relaxed); }
+
+void Metrics::onTierEvent(const cache::TierEvent& event) {
+  if (event.kind != cache::TierEvent::Kind::Failed) return;
+  const auto t = static_cast<size_t>(event.tier);
+  const auto op = static_cast<size_t>(event.op);
+  if (t >= cache::kTierCount || op >= kTierOps) return;
+  tierFailures_[t][op].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::vector<uint64_t> Metrics::readRequests() const {
+  std::vector<uint64_t> counts(kOutcomeCount * kTiers * models_);
+  for (size_t i = 0; i < counts.size(); ++i)
+    counts[i] = requests_[i].load(std::memory_order_relaxed);
+  return counts;
+}
+
+MetricsTotals Metrics::totalsOf(const std::vector<uint64_t>& counts) const {
+  MetricsTotals t;
+  for (size_t o = 0; o < kOutcomeCount; ++o)
+    for (size_t tier = 0; tier < kTiers; ++tier)
+      for (size_t m = 0; m < models_; ++m) t.byOutcome[o] += counts[cell(o, tier, m)];
+  summarize(t);
+  for (size_t tier = 0; tier < cache::kTierCount; ++tier)
+    for (size_t op = 0; op < kTierOps; ++op)
+      t.tierFailures[tier][op] = tierFailures_[tier][op].load(std::memory_order_relaxed);
+  return t;
+}
+
+MetricsTotals Metrics::totals() const { return totalsOf(readRequests()); }
 
 std::string Metrics::prometheusText() const {
   std::string out;
-  // One consistent read of the request counters, reused for the totals below.
-  std::vector<uint64_t> counts(kOutcomes * kTiers * models_);
-  for (size_t i = 0; i < counts.size(); ++i)
-    counts[i] = requests_[i].load(std::memory_order_relaxed);
-  std::array<uint64_t, kOutcomes> byOutcome{};
-  for (size_t o = 0; o < kOutcomes; ++o)
-    for (size_t t = 0; t < kTiers; ++t)
-      for (size_t m = 0; m < models_; ++m) byOutcome[o] += counts[cell(o, t, m)];
+  // One read of the request counters, for the series and the totals below alike.
+  const std::vector<uint64_t> counts = readRequests();
+  const MetricsTotals totals = totalsOf(counts);
 
   help(out, "llmcache_requests_total", "counter",
        "Requests answered, by outcome, answering tier and model.");
-  for (size_t o = 0; o < kOutcomes; ++o)
+  for (size_t o = 0; o < kOutcomeCount; ++o)
     for (size_t t = 0; t < kTiers; ++t)
       for (size_t m = 0; m < models_; ++m) {
         const uint64_t n = counts[cell(o, t, m)];
         if (n == 0) continue;
-        out.append("llmcache_requests_total{outcome=\"").append(kOutcomeNames[o]);
+        out.append("llmcache_requests_total{outcome=\"").append(outcomeLabel(o));
         out.append("\",tier=\"").append(kTierNames[t]);
         out.append("\",model=\"").append(escapeLabelValue(modelLabel(m))).append("\"} ");
         out.append(num(n)).append("\n");
       }
-  uint64_t misses = 0;
-  for (size_t o = 0; o < kOutcomes; ++o)
-    if (o != kHitIdx && o != kCoalescedIdx && o != kBypassIdx && o != kInvalidIdx)
-      misses += byOutcome[o];
   help(out, "llmcache_hits_total", "counter", "Requests answered from a cache tier.");
-  out.append("llmcache_hits_total ").append(num(byOutcome[kHitIdx])).append("\n");
+  out.append("llmcache_hits_total ").append(num(totals.hits)).append("\n");
   help(out, "llmcache_misses_total", "counter",
        "Cacheable requests sent upstream (MISS, REFRESH, NO-STORE, UNCACHEABLE).");
-  out.append("llmcache_misses_total ").append(num(misses)).append("\n");
+  out.append("llmcache_misses_total ").append(num(totals.misses)).append("\n");
   help(out, "llmcache_coalesced_total", "counter",
        "Requests answered by an identical in-flight request's upstream call.");
-  out.append("llmcache_coalesced_total ").append(num(byOutcome[kCoalescedIdx])).append("\n");
+  out.append("llmcache_coalesced_total ").append(num(totals.coalesced)).append("\n");
 
   help(out, "llmcache_request_duration_seconds", "histogram",
        "Request latency at the gateway, by outcome.");
-  for (size_t o = 0; o < kOutcomes; ++o) {
+  for (size_t o = 0; o < kOutcomeCount; ++o) {
     std::array<uint64_t, kDurationBuckets.size() + 1> b{};
     uint64_t total = 0;
     for (size_t i = 0; i < b.size(); ++i)
       total += (b[i] = buckets_[o][i].load(std::memory_order_relaxed));
     if (total == 0) continue;
-    const std::string label = std::string("outcome=\"") + std::string(kOutcomeNames[o]) + "\"";
+    const std::string label = std::string("outcome=\"") + std::string(outcomeLabel(o)) + "\"";
     uint64_t cumulative = 0;
     for (size_t i = 0; i < b.size(); ++i) {
       cumulative += b[i];
@@ -199,9 +272,19 @@ std::string Metrics::prometheusText() const {
        "Upstream calls that failed or answered with an error.");
   out.append("llmcache_upstream_errors_total ").append(num(upstreamErrors_.load())).append("\n");
   help(out, "llmcache_store_errors_total", "counter",
-       "Writes to the disk tier or the S3 outbox that failed (the answer was served, not kept "
-       "there).");
-  out.append("llmcache_store_errors_total ").append(num(storeErrors_.load())).append("\n");
+       "Writes to a tier that failed, any tier (the answer was served, not kept there).");
+  out.append("llmcache_store_errors_total ").append(num(totals.storeErrors())).append("\n");
+  help(out, "llmcache_tier_errors_total", "counter",
+       "Tier operations that failed, by tier and operation (a failed lookup is a miss).");
+  for (size_t t = 0; t < cache::kTierCount; ++t)
+    for (size_t op = 0; op < kTierOps; ++op)
+      out.append("llmcache_tier_errors_total{tier=\"")
+          .append(cache::tierName(static_cast<cache::TierId>(t)))
+          .append("\",op=\"")
+          .append(tierOpName(static_cast<cache::TierEvent::Op>(op)))
+          .append("\"} ")
+          .append(num(totals.tierFailures[t][op]))
+          .append("\n");
   const char* tierGauge[3][3] = {{"llmcache_tier_entries", "gauge", "Entries held by a tier."},
                                  {"llmcache_tier_bytes", "gauge", "Bytes held by a tier."},
                                  {"llmcache_tier_evictions_total", "counter",
@@ -216,8 +299,9 @@ std::string Metrics::prometheusText() const {
           .append(num(tiers_[t][k].load(std::memory_order_relaxed)))
           .append("\n");
   }
-  help(out, "llmcache_s3_errors_total", "counter", "S3 requests that failed.");
-  out.append("llmcache_s3_errors_total ").append(num(s3Errors_.load())).append("\n");
+  help(out, "llmcache_s3_errors_total", "counter",
+       "S3 tier operations that failed (lookups, writes, erases).");
+  out.append("llmcache_s3_errors_total ").append(num(totals.s3Errors())).append("\n");
   help(out, "llmcache_s3_outbox_pending", "gauge",
        "Entries waiting in the durable outbox to be written to S3.");
   out.append("llmcache_s3_outbox_pending ").append(num(outboxPending_.load())).append("\n");
@@ -236,30 +320,26 @@ std::string Metrics::prometheusText() const {
 }
 
 Json Metrics::snapshot() const {
-  std::array<uint64_t, kOutcomes> byOutcome{};
+  const std::vector<uint64_t> counts = readRequests();
+  const MetricsTotals totals = totalsOf(counts);
   std::map<std::string, std::pair<uint64_t, uint64_t>> byModel;  // requests (cacheable), hits
-  for (size_t o = 0; o < kOutcomes; ++o)
+  for (const Outcome outcome : kOutcomes) {
+    if (!isCacheable(outcome)) continue;
+    const auto o = static_cast<size_t>(outcome);
     for (size_t t = 0; t < kTiers; ++t)
       for (size_t m = 0; m < models_; ++m) {
-        const uint64_t n = requests_[cell(o, t, m)].load(std::memory_order_relaxed);
+        const uint64_t n = counts[cell(o, t, m)];
         if (n == 0) continue;
-        byOutcome[o] += n;
-        if (o == kBypassIdx || o == kInvalidIdx) continue;
         auto& [req, hits] = byModel[modelLabel(m)];
         req += n;
-        if (o == kHitIdx) hits += n;
+        if (outcome == Outcome::Hit) hits += n;
       }
-  uint64_t all = 0, cacheable = 0, misses = 0;
-  Json outcomes = Json::object();
-  for (size_t o = 0; o < kOutcomes; ++o) {
-    all += byOutcome[o];
-    if (o != kBypassIdx && o != kInvalidIdx) cacheable += byOutcome[o];
-    if (o != kHitIdx && o != kCoalescedIdx && o != kBypassIdx && o != kInvalidIdx)
-      misses += byOutcome[o];
-    if (byOutcome[o])
-      outcomes.set(std::string(kOutcomeNames[o]),
-                   Json::integer(static_cast<int64_t>(byOutcome[o])));
   }
+  Json outcomes = Json::object();
+  for (size_t o = 0; o < kOutcomeCount; ++o)
+    if (totals.byOutcome[o])
+      outcomes.set(std::string(outcomeLabel(o)),
+                   Json::integer(static_cast<int64_t>(totals.byOutcome[o])));
   Json models = Json::object();
   for (const auto& [name, v] : byModel) {
     Json m = Json::object();
@@ -272,7 +352,7 @@ Json Metrics::snapshot() const {
   }
   uint64_t count = 0;
   double sum = 0;
-  for (size_t o = 0; o < kOutcomes; ++o) {
+  for (size_t o = 0; o < kOutcomeCount; ++o) {
     for (const auto& b : buckets_[o]) count += b.load(std::memory_order_relaxed);
     sum += durationSum_[o].load(std::memory_order_relaxed);
   }
@@ -288,15 +368,21 @@ Json Metrics::snapshot() const {
         .set("evictions", Json::integer(static_cast<int64_t>(tiers_[t][2].load())));
     tiers.set(std::string(kTierNames[t]), std::move(g));
   }
+  Json tierErrors = Json::object();
+  for (size_t t = 0; t < cache::kTierCount; ++t) {
+    Json ops = Json::object();
+    for (size_t op = 0; op < kTierOps; ++op)
+      ops.set(std::string(tierOpName(static_cast<cache::TierEvent::Op>(op))),
+              Json::integer(static_cast<int64_t>(totals.tierFailures[t][op])));
+    tierErrors.set(std::string(cache::tierName(static_cast<cache::TierId>(t))), std::move(ops));
+  }
   Json o = Json::object();
-  o.set("requests", Json::integer(static_cast<int64_t>(all)))
-      .set("cacheable", Json::integer(static_cast<int64_t>(cacheable)))
-      .set("hits", Json::integer(static_cast<int64_t>(byOutcome[kHitIdx])))
-      .set("misses", Json::integer(static_cast<int64_t>(misses)))
-      .set("coalesced", Json::integer(static_cast<int64_t>(byOutcome[kCoalescedIdx])))
-      .set("hit_rate", Json::number(cacheable ? static_cast<double>(byOutcome[kHitIdx]) /
-                                                    static_cast<double>(cacheable)
-                                              : 0.0))
+  o.set("requests", Json::integer(static_cast<int64_t>(totals.requests)))
+      .set("cacheable", Json::integer(static_cast<int64_t>(totals.cacheable)))
+      .set("hits", Json::integer(static_cast<int64_t>(totals.hits)))
+      .set("misses", Json::integer(static_cast<int64_t>(totals.misses)))
+      .set("coalesced", Json::integer(static_cast<int64_t>(totals.coalesced)))
+      .set("hit_rate", Json::number(totals.hitRate()))
       .set("by_outcome", std::move(outcomes))
       .set("by_model", std::move(models))
       .set("cost_saved_usd", Json::number(costSaved_.load()))
@@ -304,10 +390,11 @@ Json Metrics::snapshot() const {
       .set("tokens_saved", Json::integer(static_cast<int64_t>(tokensSaved_.load())))
       .set("latency", std::move(latency))
       .set("tiers", std::move(tiers))
-      .set("s3_errors", Json::integer(static_cast<int64_t>(s3Errors_.load())))
+      .set("s3_errors", Json::integer(static_cast<int64_t>(totals.s3Errors())))
       .set("s3_outbox_pending", Json::integer(static_cast<int64_t>(outboxPending_.load())))
       .set("upstream_errors", Json::integer(static_cast<int64_t>(upstreamErrors_.load())))
-      .set("store_errors", Json::integer(static_cast<int64_t>(storeErrors_.load())));
+      .set("store_errors", Json::integer(static_cast<int64_t>(totals.storeErrors())))
+      .set("tier_errors", std::move(tierErrors));
   return o;
 }
 

@@ -1,15 +1,20 @@
 #pragma once
 // Metrics: the gateway's live counters for GET /metrics (Prometheus text exposition format
-// 0.0.4) and statistics.json (docs/analytics.md, Metrics). observe() is on the hit path: it only
-// touches atomics (relaxed fetch_add), never a lock.
+// 0.0.4), statistics.json and the alert mails (docs/analytics.md, Metrics). observe() is on the
+// hit path and onTierEvent() on any thread: they only touch atomics (relaxed fetch_add), never a
+// lock.
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "analytics/event.h"
+#include "analytics/outcome.h"
+#include "cache/tiered_cache.h"
 #include "common/json.h"
 
 namespace llmcache::analytics {
@@ -28,42 +33,78 @@ struct TierGauges {
   uint64_t evictions = 0;  // cumulative
 };
 
+// The operations a TierEvent::Failed names (TierEvent::Op), in label order: lookup, insert,
+// erase.
+inline constexpr size_t kTierOps = 3;
+std::string_view tierOpName(cache::TierEvent::Op op);
+
+// What Metrics has counted so far, read in one pass (each counter relaxed: two reads taken while
+// requests arrive may differ by those requests). Every figure uses the Outcome predicates of
+// outcome.h, so these are the dashboard's definitions (docs/analytics.md, Common definitions).
+struct MetricsTotals {
+  uint64_t requests = 0;   // every request observed, all outcomes
+  uint64_t cacheable = 0;  // isCacheable(): analytics' total_requests, the hit rate's denominator
+  uint64_t hits = 0;       // HIT
+  uint64_t misses = 0;     // isMiss(): MISS, REFRESH, NO-STORE, UNCACHEABLE
+  uint64_t coalesced = 0;  // COALESCED
+  std::array<uint64_t, kOutcomeCount> byOutcome{};  // indexed by Outcome
+  // Failed tier events (TierObserver), [TierId][TierEvent::Op].
+  std::array<std::array<uint64_t, kTierOps>, cache::kTierCount> tierFailures{};
+
+  // hits / cacheable, 0 without cacheable requests: analytics' hit_rate over the same requests.
+  double hitRate() const;
+  // Failed events of one tier, any operation.
+  uint64_t tierErrors(cache::TierId tier) const;
+  // Every tier by name ("memory", "disk", "s3", "redis") -> tierErrors(): the alert mails'
+  // per-tier error totals (alerts::Snapshot::tierErrors).
+  std::map<std::string, uint64_t> tierErrorsByName() const;
+  // llmcache_s3_errors_total: Failed events on the S3 tier, any operation.
+  uint64_t s3Errors() const;
+  // llmcache_store_errors_total: Failed Insert events on any tier (the answer was served, not
+  // kept there).
+  uint64_t storeErrors() const;
+};
+
 // Histogram upper bounds of llmcache_request_duration_seconds (+Inf implied).
 inline constexpr std::array<double, 15> kDurationBuckets = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
-// Thread-safe.
-class Metrics {
+// Thread-safe. Attach it to the TieredCache (addObserver) to count tier failures.
+class Metrics final : public cache::TierObserver {
  public:
   explicit Metrics(MetricsOptions options = {});
-  ~Metrics();
+  ~Metrics() override;
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
   // Counts one request: requests_total{outcome,tier,model}, the duration histogram (by outcome),
-  // and for a HIT the cost and tokens saved. An outcome outside the eight known ones counts as
-  // "UNKNOWN"; a tier outside memory/disk/s3 as "none"; an empty model as "none".
+  // and for a HIT the cost and tokens saved. A tier outside memory/disk/s3 counts as "none", an
+  // empty model as "none"; a value outside the Outcome enum is not counted.
   void observe(const Event& event);
+
+  // TierObserver: counts Failed events by tier and operation (tier_errors_total{tier,op}, and
+  // from them s3_errors_total and store_errors_total); every other kind is ignored. Any thread.
+  void onTierEvent(const cache::TierEvent& event) override;
+
+  // The totals the alert mails and statistics.json read (see MetricsTotals).
+  MetricsTotals totals() const;
 
   // Gauges and totals the gateway owns, set to its current values (any thread, any time).
   // tier: "memory", "disk" or "s3"; another name is ignored.
   void setTier(std::string_view tier, TierGauges gauges);
-  void setS3Errors(uint64_t total);
   void setOutboxPending(uint64_t pending);
   void setUpstreamErrors(uint64_t total);
-  // Writes to a tier below memory (disk, S3 outbox) that failed: the answer was served anyway.
-  void setStoreErrors(uint64_t total);
 
   // The Prometheus text (Content-Type: text/plain; version=0.0.4; charset=utf-8). Series with a
   // zero count are left out of requests_total and the histogram; the rest are always present.
   std::string prometheusText() const;
   // The same totals as JSON (statistics.json): requests, cacheable, hits, misses, coalesced,
-  // hit_rate, by_outcome, by_model, cost_saved_usd, tokens_saved, latency, tiers, s3_errors,
-  // s3_outbox_pending, upstream_errors.
+  // hit_rate, by_outcome, by_model, cost_saved_usd, cost_saved_coalesced_usd, tokens_saved,
+  // latency, tiers, s3_errors, s3_outbox_pending, upstream_errors, store_errors,
+  // tier_errors{tier: {lookup, insert, erase}}.
   Json snapshot() const;
 
-  static constexpr size_t kOutcomes = 9;  // the eight outcomes and UNKNOWN
-  static constexpr size_t kTiers = 4;     // memory, disk, s3, none
+  static constexpr size_t kTiers = 4;  // the answering-tier label: memory, disk, s3, none
 
  private:
   size_t modelSlot(std::string_view model);
@@ -71,23 +112,26 @@ class Metrics {
     return (outcome * kTiers + tier) * models_ + model;
   }
   std::string modelLabel(size_t slot) const;
+  std::vector<uint64_t> readRequests() const;  // every requests_ cell, [outcome][tier][model]
+  MetricsTotals totalsOf(const std::vector<uint64_t>& counts) const;
 
   MetricsOptions options_;
   size_t models_;  // maxModels + 1 ("other")
   // Model names by slot, claimed once with a CAS and never changed; freed by the destructor.
   std::unique_ptr<std::atomic<std::string*>[]> modelNames_;
   std::unique_ptr<std::atomic<uint64_t>[]> requests_;  // [outcome][tier][model]
-  std::array<std::array<std::atomic<uint64_t>, kDurationBuckets.size() + 1>, kOutcomes> buckets_{};
-  std::array<std::atomic<double>, kOutcomes> durationSum_{};
+  std::array<std::array<std::atomic<uint64_t>, kDurationBuckets.size() + 1>, kOutcomeCount>
+      buckets_{};
+  std::array<std::atomic<double>, kOutcomeCount> durationSum_{};
   std::atomic<double> costSaved_{0};
   std::atomic<double> costSavedCoalesced_{0};
   std::atomic<uint64_t> tokensSaved_{0};
   std::array<std::array<std::atomic<uint64_t>, 3>, 3>
       tiers_{};  // [memory, disk, s3][entries, bytes, evictions]
-  std::atomic<uint64_t> s3Errors_{0};
   std::atomic<uint64_t> outboxPending_{0};
   std::atomic<uint64_t> upstreamErrors_{0};
-  std::atomic<uint64_t> storeErrors_{0};
+  // Failed tier events, [TierId][TierEvent::Op].
+  std::array<std::array<std::atomic<uint64_t>, kTierOps>, cache::kTierCount> tierFailures_{};
 };
 
 // Escapes a label value for the text format: backslash, double quote and newline.

@@ -40,6 +40,23 @@ std::map<std::string, double> parse(const std::string& text) {
   return out;
 }
 
+cache::TierEvent tierEvent(cache::TierEvent::Kind kind, cache::TierId tier) {
+  cache::TierEvent e{};
+  e.kind = kind;
+  e.tier = tier;
+  e.cacheKey = "k";
+  return e;
+}
+
+// `times` Failed events, as the TieredCache emits them.
+void failTier(Metrics& metrics, cache::TierId tier, cache::TierEvent::Op op, int times = 1) {
+  const Error error = makeError(Errc::Io, "disk full");
+  cache::TierEvent e = tierEvent(cache::TierEvent::Kind::Failed, tier);
+  e.op = op;
+  e.error = &error;
+  for (int i = 0; i < times; ++i) metrics.onTierEvent(e);
+}
+
 class MetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -51,10 +68,10 @@ class MetricsTest : public ::testing::Test {
 TEST_F(MetricsTest, TheTextParsesAndAgreesWithTheEvents) {
   metrics_.setTier("memory", {.entries = 3, .bytes = 4096, .evictions = 1});
   metrics_.setTier("s3", {.entries = 10, .bytes = 1 << 20, .evictions = 0});
-  metrics_.setS3Errors(2);
+  failTier(metrics_, cache::TierId::S3, cache::TierEvent::Op::Lookup, 2);
+  failTier(metrics_, cache::TierId::Disk, cache::TierEvent::Op::Insert, 3);
   metrics_.setOutboxPending(5);
   metrics_.setUpstreamErrors(4);
-  metrics_.setStoreErrors(3);
   const auto v = parse(metrics_.prometheusText());
   EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="memory",model="gpt-4o"})"),
             1);                                                                                // E2
@@ -107,7 +124,7 @@ TEST_F(MetricsTest, TheDurationHistogramIsCumulativeWithTheRightBuckets) {
 TEST(Metrics, ModelLabelsAreBoundedAndEscaped) {
   Metrics metrics({.maxModels = 2});
   Event e;
-  e.outcome = "MISS";
+  e.outcome = Outcome::Miss;
   for (std::string model : {"a\"b\\c\nd", "gpt-4o", "third", "fourth", "gpt-4o"}) {
     e.model = model;
     metrics.observe(e);
@@ -120,15 +137,117 @@ TEST(Metrics, ModelLabelsAreBoundedAndEscaped) {
   EXPECT_EQ(text.find("third"), std::string::npos);
 }
 
-TEST(Metrics, UnknownOutcomesAndTiersGetFixedLabels) {
+TEST(Metrics, UnknownTiersGetAFixedLabelAndAValueOutsideTheEnumIsNotCounted) {
   Metrics metrics;
   Event e;
-  e.outcome = "WEIRD";
+  e.outcome = Outcome::NoStore;
   e.tier = "tape";
   e.model = "m";
   metrics.observe(e);
+  e.outcome = static_cast<Outcome>(kOutcomeCount);  // no such outcome: no label to count it by
+  metrics.observe(e);
   const auto v = parse(metrics.prometheusText());
-  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="UNKNOWN",tier="none",model="m"})"), 1);
+  EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="NO-STORE",tier="none",model="m"})"), 1);
+  EXPECT_EQ(metrics.totals().requests, 1u);
+  EXPECT_EQ(metrics.prometheusText().find("UNKNOWN"), std::string::npos);
+}
+
+TEST(Metrics, EveryOutcomeIsCountedUnderItsOwnLabelAndSplitByTheOutcomePredicates) {
+  Metrics metrics;
+  Event e;
+  e.model = "m";
+  for (const Outcome o : kOutcomes)
+    for (size_t n = 0; n <= static_cast<size_t>(o); ++n) {  // Hit once, Miss twice, ...
+      e.outcome = o;
+      metrics.observe(e);
+    }
+  const auto v = parse(metrics.prometheusText());
+  const MetricsTotals t = metrics.totals();
+  uint64_t cacheable = 0, misses = 0;
+  for (const Outcome o : kOutcomes) {
+    const auto n = static_cast<size_t>(o) + 1;
+    EXPECT_EQ(v.at("llmcache_requests_total{outcome=\"" + std::string(outcomeName(o)) +
+                   "\",tier=\"none\",model=\"m\"}"),
+              static_cast<double>(n))
+        << outcomeName(o);
+    EXPECT_EQ(t.byOutcome[static_cast<size_t>(o)], n);
+    if (isCacheable(o)) cacheable += n;
+    if (isMiss(o)) misses += n;
+  }
+  EXPECT_EQ(t.requests, 36u);           // 1 + 2 + ... + 8
+  EXPECT_EQ(t.cacheable, 36u - 6 - 8);  // all but BYPASS (6) and INVALID (8)
+  EXPECT_EQ(t.cacheable, cacheable);
+  EXPECT_EQ(t.misses, 2u + 4 + 5 + 7);  // MISS, REFRESH, NO-STORE, UNCACHEABLE
+  EXPECT_EQ(t.misses, misses);
+  EXPECT_EQ(t.hits, 1u);
+  EXPECT_EQ(t.coalesced, 3u);
+  EXPECT_EQ(t.hits + t.misses + t.coalesced, t.cacheable);
+  EXPECT_EQ(t.hitRate(), 1.0 / 22.0);
+  EXPECT_EQ(v.at("llmcache_misses_total"), 18);
+}
+
+TEST(Metrics, FailedTierEventsAreCountedByTierAndOperation) {
+  using Op = cache::TierEvent::Op;
+  using cache::TierId;
+  Metrics metrics;
+  failTier(metrics, TierId::S3, Op::Lookup, 4);
+  failTier(metrics, TierId::S3, Op::Insert, 2);
+  failTier(metrics, TierId::S3, Op::Erase, 1);
+  failTier(metrics, TierId::Disk, Op::Insert, 3);
+  failTier(metrics, TierId::Disk, Op::Lookup, 5);
+  failTier(metrics, TierId::Memory, Op::Insert, 1);
+  // Other kinds are not failures.
+  cache::Entry entry;
+  for (auto kind : {cache::TierEvent::Kind::Stored, cache::TierEvent::Kind::Promoted,
+                    cache::TierEvent::Kind::Erased}) {
+    cache::TierEvent e = tierEvent(kind, TierId::S3);
+    e.entry = &entry;
+    metrics.onTierEvent(e);
+  }
+
+  const MetricsTotals t = metrics.totals();
+  EXPECT_EQ(t.s3Errors(), 7u);     // every S3 failure, any operation
+  EXPECT_EQ(t.storeErrors(), 6u);  // every Insert failure, any tier: s3 2, disk 3, memory 1
+  EXPECT_EQ(t.tierErrors(TierId::Disk), 8u);
+  EXPECT_EQ(t.tierErrorsByName(),
+            (std::map<std::string, uint64_t>{{"memory", 1}, {"disk", 8}, {"s3", 7}, {"redis", 0}}));
+
+  const auto v = parse(metrics.prometheusText());
+  EXPECT_EQ(v.at("llmcache_s3_errors_total"), 7);
+  EXPECT_EQ(v.at("llmcache_store_errors_total"), 6);
+  EXPECT_EQ(v.at(R"(llmcache_tier_errors_total{tier="s3",op="lookup"})"), 4);
+  EXPECT_EQ(v.at(R"(llmcache_tier_errors_total{tier="s3",op="insert"})"), 2);
+  EXPECT_EQ(v.at(R"(llmcache_tier_errors_total{tier="s3",op="erase"})"), 1);
+  EXPECT_EQ(v.at(R"(llmcache_tier_errors_total{tier="disk",op="insert"})"), 3);
+  EXPECT_EQ(v.at(R"(llmcache_tier_errors_total{tier="disk",op="lookup"})"), 5);
+  EXPECT_EQ(v.at(R"(llmcache_tier_errors_total{tier="memory",op="insert"})"), 1);
+  EXPECT_EQ(v.at(R"(llmcache_tier_errors_total{tier="redis",op="erase"})"), 0);  // always present
+  int series = 0;
+  double sum = 0;
+  for (const auto& [k, n] : v)
+    if (k.starts_with("llmcache_tier_errors_total{")) {
+      ++series;
+      sum += n;
+    }
+  EXPECT_EQ(series, 12);  // 4 tiers x 3 operations
+  EXPECT_EQ(sum, 16);
+
+  const Json s = metrics.snapshot();
+  EXPECT_EQ(s.getInt("s3_errors"), 7);
+  EXPECT_EQ(s.getInt("store_errors"), 6);
+  EXPECT_EQ(s.find("tier_errors")->find("disk")->getInt("lookup"), 5);
+  EXPECT_EQ(s.find("tier_errors")->find("s3")->getInt("erase"), 1);
+}
+
+TEST(Metrics, TierEventsAreSafeFromManyThreads) {
+  Metrics metrics;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back(
+        [&] { failTier(metrics, cache::TierId::S3, cache::TierEvent::Op::Insert, 1000); });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(metrics.totals().s3Errors(), 4000u);
+  EXPECT_EQ(metrics.totals().storeErrors(), 4000u);
 }
 
 TEST(Metrics, ObserveIsSafeFromManyThreads) {
@@ -137,7 +256,7 @@ TEST(Metrics, ObserveIsSafeFromManyThreads) {
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&, t] {
       Event e;
-      e.outcome = "HIT";
+      e.outcome = Outcome::Hit;
       e.tier = "memory";
       e.costSaved = 0.5;
       e.latencyMs = 1;
@@ -175,6 +294,23 @@ TEST_F(MetricsTest, TheSnapshotCarriesTheSameTotals) {
   EXPECT_EQ(s.find("by_model")->find("gpt-4o")->getInt("requests"), 7);
   EXPECT_EQ(s.find("tiers")->find("disk")->getInt("entries"), 7);
   EXPECT_EQ(s.find("latency")->getInt("count"), 11);
+}
+
+TEST_F(MetricsTest, TotalsAreTheSnapshotsAndTheTextsFigures) {
+  const MetricsTotals t = metrics_.totals();
+  EXPECT_EQ(t.requests, 11u);
+  EXPECT_EQ(t.cacheable, 9u);  // E7 BYPASS and E8 INVALID are not
+  EXPECT_EQ(t.hits, 3u);
+  EXPECT_EQ(t.misses, 5u);
+  EXPECT_EQ(t.coalesced, 1u);
+  EXPECT_EQ(t.hitRate(), 3.0 / 9.0);
+  const Json s = metrics_.snapshot();
+  EXPECT_EQ(s.getInt("cacheable"), static_cast<int64_t>(t.cacheable));
+  EXPECT_EQ(s.getDouble("hit_rate"), t.hitRate());
+  const auto v = parse(metrics_.prometheusText());
+  EXPECT_EQ(v.at("llmcache_hits_total"), static_cast<double>(t.hits));
+  EXPECT_EQ(v.at("llmcache_misses_total"), static_cast<double>(t.misses));
+  EXPECT_EQ(v.at("llmcache_coalesced_total"), static_cast<double>(t.coalesced));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@ namespace llmcache::analytics {
 
 void EventRecorder::Queued::fill(const Event& e) {
   timeMs = toUnixMillis(e.time);
+  outcome = e.outcome;
   latencyMs = e.latencyMs;
   tokensIn = e.tokensIn;
   tokensOut = e.tokensOut;
@@ -16,8 +17,8 @@ void EventRecorder::Queued::fill(const Event& e) {
   latencySavedMs = e.latencySavedMs;
   promptSimhash = e.promptSimhash;
   const std::array<std::string_view, kFields> fields = {
-      e.cacheKey, e.model, e.platform,   e.provider,       e.endpoint,
-      e.outcome,  e.tier,  e.callerHash, e.promptCategory, e.promptPreview};
+      e.cacheKey, e.model,      e.platform,       e.provider,     e.endpoint,
+      e.tier,     e.callerHash, e.promptCategory, e.promptPreview};
   size_t total = 0;
   for (size_t i = 0; i < kFields; ++i) total += length[i] = static_cast<uint32_t>(fields[i].size());
   overflow.clear();
@@ -52,26 +53,25 @@ void EventRecorder::Queued::toRow(index::EventRow& r) const {
   r.platform = q.field(2);
   r.provider = q.field(3);
   r.endpoint = q.field(4);
-  r.outcome = q.field(5);
-  r.tier = q.field(6);
+  r.outcome = outcomeName(q.outcome);  // the events table's persistent spelling
+  r.tier = q.field(5);
   r.latencyMs = q.latencyMs;
   r.tokensIn = q.tokensIn;
   r.tokensOut = q.tokensOut;
   r.cost = q.cost;
   r.costSaved = q.costSaved;
   r.latencySavedMs = q.latencySavedMs;
-  r.callerHash = q.field(7);
-  r.promptCategory = q.field(8);
+  r.callerHash = q.field(6);
+  r.promptCategory = q.field(7);
   r.promptSimhash = q.promptSimhash;
-  r.promptPreview = q.field(9);
+  r.promptPreview = q.field(8);
 }
 
 namespace {
-constexpr size_t kMergeFields = 9;  // the strings before the preview (fill()'s order)
-constexpr size_t kOutcomeField = 5;
+constexpr size_t kMergeFields = 8;  // the strings before the preview (fill()'s order)
 }  // namespace
 
-bool EventRecorder::Queued::mergeable() const { return field(kOutcomeField) == "HIT"; }
+bool EventRecorder::Queued::mergeable() const { return outcome == Outcome::Hit; }
 
 uint64_t EventRecorder::Queued::mergeHash() const {
   size_t bytes = 0;
@@ -80,13 +80,15 @@ uint64_t EventRecorder::Queued::mergeHash() const {
   uint64_t h = std::hash<std::string_view>{}({base, bytes});
   auto mix = [&h](uint64_t v) { h = (h ^ v) * 0x100000001b3ULL + (h >> 29); };
   for (size_t i = 0; i < kMergeFields; ++i) mix(length[i]);
+  mix(static_cast<uint64_t>(outcome));
   mix(static_cast<uint64_t>(timeMs / 1000));
   mix(promptSimhash ? *promptSimhash : 0x5bd1e995ULL);
   return h;
 }
 
 bool EventRecorder::Queued::mergesWith(const Queued& o) const {
-  if (timeMs / 1000 != o.timeMs / 1000 || promptSimhash != o.promptSimhash) return false;
+  if (outcome != o.outcome || timeMs / 1000 != o.timeMs / 1000 || promptSimhash != o.promptSimhash)
+    return false;
   for (size_t i = 0; i < kMergeFields; ++i)
     if (field(i) != o.field(i)) return false;
   return true;

@@ -79,9 +79,10 @@ class EventRecorder {
   // events' strings, each free took the glibc arena lock of the request thread that allocated
   // them, and a request thread waited for the (lower priority) writer now and then.
   struct Queued {
-    static constexpr size_t kFields = 10;  // Event's strings, in the order of fill()
+    static constexpr size_t kFields = 9;  // Event's strings, in the order of fill()
     static constexpr size_t kInline = 384;
     int64_t timeMs = 0;
+    Outcome outcome = Outcome::Miss;
     double latencyMs = 0;
     int64_t tokensIn = 0;
     int64_t tokensOut = 0;
@@ -97,8 +98,8 @@ class EventRecorder {
     std::string_view field(size_t i) const;
     void toRow(index::EventRow& row) const;  // assigns into row's strings (reusing their capacity)
     // Hits merge into one row when these agree: the second, and every string but the preview
-    // (key, model, platform, provider, endpoint, outcome, tier, caller, category), and the
-    // prompt signature. mergeHash() hashes the same; mergesWith() compares.
+    // (key, model, platform, provider, endpoint, tier, caller, category), and the prompt
+    // signature. mergeHash() hashes the same (and the outcome); mergesWith() compares.
     bool mergeable() const;
     uint64_t mergeHash() const;
     bool mergesWith(const Queued& other) const;

@@ -27,7 +27,7 @@ Event at(const FakeClock& clock, std::chrono::milliseconds ago, std::string key 
   e.time = clock.now() - ago;
   e.cacheKey = std::move(key);
   e.model = "gpt-4o";
-  e.outcome = "MISS";
+  e.outcome = Outcome::Miss;
   return e;
 }
 
@@ -177,7 +177,7 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
   e.platform = "openrouter";
   e.provider = "openai";
   e.endpoint = "openai.chat";
-  e.outcome = "HIT";
+  e.outcome = Outcome::Hit;
   e.tier = "disk";
   e.latencyMs = 1.25;
   e.tokensIn = 11;
@@ -217,7 +217,7 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
 
 Event hit(const FakeClock& clock, std::chrono::milliseconds ago, std::string caller = "u1") {
   Event e = at(clock, ago);
-  e.outcome = "HIT";
+  e.outcome = Outcome::Hit;
   e.tier = "memory";
   e.callerHash = std::move(caller);
   e.latencyMs = 0.5;
@@ -252,7 +252,7 @@ TEST_F(RecorderTest, HitsOnOneKeyByOneCallerWithinASecondAreOneRowWithTheirTotal
   otherPrompt.promptSimhash.reset();  // another prompt signature
   recorder.record(otherPrompt);
   Event miss = hit(clock_, 0ms);
-  miss.outcome = "MISS";  // not a hit: one row per request, always
+  miss.outcome = Outcome::Miss;  // not a hit: one row per request, always
   recorder.record(miss);
   recorder.record(miss);
   Event longHit = hit(clock_, 0ms);

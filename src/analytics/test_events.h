@@ -19,14 +19,14 @@ inline const char* const kPromptA =
 inline const char* const kPromptD =
     "Explain how a hash table works and when to use one instead of a binary search tree";
 
-inline Event ev(int64_t ms, std::string model, std::string platform, std::string outcome,
+inline Event ev(int64_t ms, std::string model, std::string platform, Outcome outcome,
                 std::string key, std::string caller, std::string category) {
   Event e;
   e.time = fromUnixMillis(ms);
   e.model = std::move(model);
   e.platform = std::move(platform);
   e.endpoint = e.platform == "anthropic" ? "anthropic.messages" : "openai.chat";
-  e.outcome = std::move(outcome);
+  e.outcome = outcome;
   e.cacheKey = std::move(key);
   e.callerHash = std::move(caller);
   e.promptCategory = std::move(category);
@@ -66,39 +66,42 @@ inline Event saved(Event e, double c, int64_t latencySavedMs, std::string tier, 
 //  signature) E11 d2 09:45 gpt-4o   REFRESH   kA  cost .10  u1 code         900 ms
 inline std::vector<Event> scriptedEvents() {
   std::vector<Event> v;
-  v.push_back(cost(ev(kDay1 + 10 * kHour, "gpt-4o", "openai", "MISS", "kA", "u1", "code"), 0.10,
-                   800, 100, 50));
-  v.push_back(
-      saved(ev(kDay1 + 10 * kHour + 5 * kMinute, "gpt-4o", "openai", "HIT", "kA", "u1", "code"),
-            0.10, 800, "memory", 2, 100, 50));
-  v.push_back(
-      saved(ev(kDay1 + 10 * kHour + 10 * kMinute, "gpt-4o", "openai", "HIT", "kA", "u2", "code"),
-            0.10, 800, "disk", 3, 100, 50));
-  v.push_back(
-      cost(ev(kDay1 + 10 * kHour + 20 * kMinute, "gpt-4o", "openai", "MISS", "kB", "u2", "math"),
-           0.20, 1500, 10, 10));
+  v.push_back(cost(ev(kDay1 + 10 * kHour, "gpt-4o", "openai", Outcome::Miss, "kA", "u1", "code"),
+                   0.10, 800, 100, 50));
   v.push_back(saved(
-      ev(kDay1 + 10 * kHour + 20 * kMinute, "gpt-4o", "openai", "COALESCED", "kB", "u1", "math"),
-      0.20, 0, "", 1500, 10, 10));
-  v.push_back(cost(ev(kDay1 + 11 * kHour, "claude-3", "anthropic", "MISS", "kC", "u1", "chat"),
-                   0.05, 400, 20, 30));
+      ev(kDay1 + 10 * kHour + 5 * kMinute, "gpt-4o", "openai", Outcome::Hit, "kA", "u1", "code"),
+      0.10, 800, "memory", 2, 100, 50));
+  v.push_back(saved(
+      ev(kDay1 + 10 * kHour + 10 * kMinute, "gpt-4o", "openai", Outcome::Hit, "kA", "u2", "code"),
+      0.10, 800, "disk", 3, 100, 50));
+  v.push_back(cost(
+      ev(kDay1 + 10 * kHour + 20 * kMinute, "gpt-4o", "openai", Outcome::Miss, "kB", "u2", "math"),
+      0.20, 1500, 10, 10));
+  v.push_back(saved(ev(kDay1 + 10 * kHour + 20 * kMinute, "gpt-4o", "openai", Outcome::Coalesced,
+                       "kB", "u1", "math"),
+                    0.20, 0, "", 1500, 10, 10));
   v.push_back(
-      cost(ev(kDay1 + 11 * kHour + 30 * kMinute, "claude-3", "anthropic", "BYPASS", "", "u1", ""),
-           0.30, 2000, 5, 5));
-  v.push_back(cost(ev(kDay1 + 11 * kHour + 40 * kMinute, "", "openai", "INVALID", "", "u1", ""), 0,
-                   1, 0, 0));
-  v.push_back(saved(ev(kDay2 + 9 * kHour, "claude-3", "anthropic", "HIT", "kC", "u3", "chat"), 0.05,
-                    400, "s3", 40, 20, 30));
-  Event e10 = cost(
-      ev(kDay2 + 9 * kHour + 30 * kMinute, "gpt-4o", "openai", "MISS", "kD", "u1", "translation"),
-      0.15, 700, 30, 40);
+      cost(ev(kDay1 + 11 * kHour, "claude-3", "anthropic", Outcome::Miss, "kC", "u1", "chat"), 0.05,
+           400, 20, 30));
+  v.push_back(cost(
+      ev(kDay1 + 11 * kHour + 30 * kMinute, "claude-3", "anthropic", Outcome::Bypass, "", "u1", ""),
+      0.30, 2000, 5, 5));
+  v.push_back(
+      cost(ev(kDay1 + 11 * kHour + 40 * kMinute, "", "openai", Outcome::Invalid, "", "u1", ""), 0,
+           1, 0, 0));
+  v.push_back(
+      saved(ev(kDay2 + 9 * kHour, "claude-3", "anthropic", Outcome::Hit, "kC", "u3", "chat"), 0.05,
+            400, "s3", 40, 20, 30));
+  Event e10 = cost(ev(kDay2 + 9 * kHour + 30 * kMinute, "gpt-4o", "openai", Outcome::Miss, "kD",
+                      "u1", "translation"),
+                   0.15, 700, 30, 40);
   const auto sig = promptSignature(kPromptD);
   e10.promptSimhash = sig.simhash;
   e10.promptPreview = sig.preview;
   v.push_back(e10);
-  v.push_back(
-      cost(ev(kDay2 + 9 * kHour + 45 * kMinute, "gpt-4o", "openai", "REFRESH", "kA", "u1", "code"),
-           0.10, 900, 100, 50));
+  v.push_back(cost(ev(kDay2 + 9 * kHour + 45 * kMinute, "gpt-4o", "openai", Outcome::Refresh, "kA",
+                      "u1", "code"),
+                   0.10, 900, 100, 50));
   return v;
 }
 
