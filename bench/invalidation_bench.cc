@@ -13,7 +13,7 @@
 #include "cache/disk/disk_tier.h"
 #include "cache/memory/memory_tier.h"
 #include "cache/test_entry.h"
-#include "cache/tier_chain.h"
+#include "cache/tiered_cache.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
 
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
         cache::DiskTierOptions{.dir = dir, .maxEntries = n + 2000, .maxBytes = size_t(64) << 30});
   std::vector<cache::CacheTier*> tiers{&memory};
   if (disk) tiers.push_back(disk.get());
-  cache::TierChain chain(tiers, Clock::system());
+  cache::TieredCache chain({.fast = tiers, .slowThreads = 1});
   auto index = index::Index::open(dir / "index.sqlite").value();
 
   auto t0 = Clk::now();
@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
         cache::test::makeTestEntry("gpt-4o_" + std::to_string(i), "answer " + std::to_string(i)));
     e->model = "gpt-4o";
     e->cacheId = cache::newCacheId();
-    chain.insert(e);
+    for (cache::CacheTier* t : tiers) (void)t->insert(e);
     (void)index->upsert(*e, disk ? 3 : 1, 2000, 2000);
   }
   std::vector<cache::EntryPtr> kept;

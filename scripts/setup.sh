@@ -7,7 +7,7 @@ PACKAGES=(
   # toolchain
   g++ cmake ninja-build ccache pkg-config make
   # libraries (DESIGN.md, Dependencies)
-  libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
+  libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev libboost-url1.81-dev
   libicu-dev libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev libsqlite3-dev
   libcli11-dev libspdlog-dev
   # tests and benchmarks

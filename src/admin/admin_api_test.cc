@@ -39,7 +39,8 @@ class AdminApiTest : public ::testing::Test {
       e.responseTimestamp = fromUnixMillis(1767225600000 + i * 1000);
       e.lastAccessed = e.responseTimestamp;
       e.costTotal = 0.01;
-      chain_.insert(std::make_shared<const cache::Entry>(e));
+      for (cache::CacheTier* t : chain_.tiers())
+        (void)t->insert(std::make_shared<const cache::Entry>(e));
       ASSERT_TRUE(index_->upsert(e, index::kTierMemory, 100, 200));
       entries_.push_back(e);
     }
@@ -73,7 +74,7 @@ class AdminApiTest : public ::testing::Test {
   }();
   std::unique_ptr<index::Index> index_ = index::Index::open(dir_.path() / "index.sqlite").value();
   cache::MemoryTier memory_{{.maxEntries = 100, .shards = 1}};
-  cache::TierChain chain_{{&memory_}, clock_};
+  cache::TieredCache chain_{{.fast = {&memory_}, .clock = &clock_}};
   invalidation::Invalidator invalidator_{*index_, chain_, clock_};
   AdminApi api_{*index_, invalidator_, config_};
   std::vector<cache::Entry> entries_;

@@ -29,7 +29,7 @@ class DashboardTest : public ::testing::Test {
   config::Config config_;
   std::unique_ptr<index::Index> index_ = index::Index::open(dir_.path() / "index.sqlite").value();
   cache::MemoryTier memory_{{.maxEntries = 10, .shards = 1}};
-  cache::TierChain chain_{{&memory_}, clock_};
+  cache::TieredCache chain_{{.fast = {&memory_}, .clock = &clock_}};
   invalidation::Invalidator invalidator_{*index_, chain_, clock_};
 };
 

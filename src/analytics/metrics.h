@@ -14,7 +14,7 @@
 
 #include "analytics/event.h"
 #include "analytics/outcome.h"
-#include "cache/tiered_cache.h"
+#include "cache/tier_events.h"
 #include "common/json.h"
 
 namespace llmcache::analytics {

@@ -1,6 +1,8 @@
 #pragma once
 // CacheTier: the contract every storage tier (memory, disk, S3) fulfils and that
 // tier_conformance.h tests. Tiers store whole entries under their cache_key.
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -12,17 +14,27 @@ namespace llmcache::cache {
 
 using EntryPtr = std::shared_ptr<const Entry>;
 
+// The tiers, fastest first. The numbering is persistent: an index row's `tiers` column holds
+// tierBit() of each tier holding the entry (docs/index-schema.md).
+enum class TierId : uint8_t { Memory = 0, Disk = 1, S3 = 2, Redis = 3 };
+inline constexpr size_t kTierCount = 4;
+
+// "memory", "disk", "s3", "redis": the x-llmcache-layer value and the metrics label.
+std::string_view tierName(TierId id);
+std::optional<TierId> parseTierId(std::string_view name);
+constexpr unsigned tierBit(TierId id) { return 1u << static_cast<unsigned>(id); }
+
 class CacheTier {
  public:
   virtual ~CacheTier() = default;
 
-  // "memory", "disk", "s3": the x-llmcache-layer value of a hit found here.
-  virtual std::string_view name() const = 0;
+  virtual TierId id() const = 0;
+  std::string_view name() const { return tierName(id()); }
 
   // The entry stored under cacheKey.
   //   value EntryPtr     : found, decoded, checksum verified (without `request` where
   //                        keepsRequest() is false). The caller still checks
-  //                        request_hash and expiry (TierChain does).
+  //                        request_hash and expiry (TieredCache does).
   //   value std::nullopt : a miss. Also what a corrupt or truncated stored entry becomes; the
   //                        tier deletes such an entry before answering.
   //   error              : the tier itself is sick (I/O error, unreachable). The caller counts it

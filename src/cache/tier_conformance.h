@@ -1,5 +1,5 @@
 #pragma once
-// The conformance suite every CacheTier passes (memory, disk, and later S3). Include this header
+// The conformance suite every CacheTier passes (memory, disk, S3). Include this header
 // in exactly one test file per tier and instantiate it:
 //
 //   INSTANTIATE_TEST_SUITE_P(Memory, CacheTierConformance,

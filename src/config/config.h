@@ -48,7 +48,7 @@ struct Config {
       10000;  // CACHE_KEY_MEMO_ENTRIES: recent bodies whose key is known (0: off)
   std::string scope = "api_key";  // CACHE_SCOPE: api_key | global | header:NAME
   std::string scopeSecret;        // CACHE_SCOPE_SECRET (secret): HMAC key of api_key scopes
-  // Later tiers and services (read now so that --print-config shows them)
+  // The S3 tier and the services beside it
   std::string s3Bucket;                // CACHE_S3_BUCKET: the S3 tier is on when set
   std::string s3Region = "us-east-1";  // CACHE_S3_REGION
   std::string s3Endpoint;              // CACHE_S3_ENDPOINT: empty = AWS

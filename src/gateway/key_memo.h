@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "api/request.h"
+#include "cache/tiered_cache.h"
 #include "common/adaptive_mutex.h"
 #include "key/cache_key.h"
 
@@ -24,13 +25,14 @@ namespace llmcache::gateway {
 
 class KeyMemo {
  public:
-  struct Value {
+  // What the key depends on besides the body, and what is computed from the body once: the
+  // prompt signature (promptSimhash, promptPreview: the StoreNote handed to the cache's
+  // observers, so the index row gets it).
+  struct Value : cache::StoreNote {
     api::RequestInfo info;
     key::CacheKey key;
     bool includeUsage = false;   // stream_options.include_usage
     std::string promptCategory;  // analytics::classifyPrompt of the last user message
-    uint64_t promptSimhash = 0;  // analytics::promptSignature
-    std::string promptPreview;   // empty when previews are off (CACHE_ENCRYPTION)
   };
   static constexpr size_t kMaxBodyBytes = 64 * 1024;
 

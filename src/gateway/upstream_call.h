@@ -5,13 +5,15 @@
 // since the last call (chunks are merged, which is fine for relaying bytes).
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
+#include <charconv>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 
 #include "common/result.h"
-#include "upstream/http_client.h"
+#include "upstream/client.h"
+#include "upstream/headers.h"
 
 namespace llmcache::gateway {
 
@@ -27,8 +29,8 @@ class UpstreamCall : public upstream::Sink, public std::enable_shared_from_this<
 
   explicit UpstreamCall(net::any_io_executor ex) : doorbell_(ex, 1) {}
 
-  static std::shared_ptr<UpstreamCall> start(upstream::Client& client, upstream::Request request,
-                                             net::any_io_executor ex) {
+  static std::shared_ptr<UpstreamCall> start(upstream::UpstreamClient& client,
+                                             upstream::Request request, net::any_io_executor ex) {
     auto call = std::make_shared<UpstreamCall>(ex);
     call->transfer_ = client.start(std::move(request), call);
     return call;
@@ -55,10 +57,24 @@ class UpstreamCall : public upstream::Sink, public std::enable_shared_from_this<
 
   // upstream::Sink (worker thread)
   void onHead(upstream::ResponseHead head) override {
-    push([&](Step& s) { s.head = std::move(head); });
+    // A declared length sizes the buffer once: appending an 8 MiB answer in 16 KB pieces would
+    // leave up to twice its size allocated (doubling), and the gateway keeps that buffer as the
+    // stored answer.
+    size_t declared = 0;
+    if (auto cl = upstream::findHeader(head.headers, "content-length")) {
+      std::from_chars(cl->data(), cl->data() + cl->size(), declared);
+    }
+    push([&](Step& s) {
+      s.head = std::move(head);
+      remaining_ = std::min<size_t>(declared, kMaxReserve);
+    });
   }
   void onData(std::string_view bytes) override {
-    push([&](Step& s) { s.data.append(bytes); });
+    push([&](Step& s) {
+      if (s.data.empty() && remaining_ > bytes.size()) s.data.reserve(remaining_);
+      s.data.append(bytes);
+      remaining_ -= std::min(remaining_, bytes.size());
+    });
   }
   void onComplete(Result<void> outcome) override {
     push([&](Step& s) { s.done = std::move(outcome); });
@@ -74,8 +90,11 @@ class UpstreamCall : public upstream::Sink, public std::enable_shared_from_this<
     doorbell_.try_send(boost::system::error_code{});  // full: a wake-up is already pending
   }
 
+  static constexpr size_t kMaxReserve = size_t{64} << 20;
+
   std::mutex mutex_;
   Step pending_;
+  size_t remaining_ = 0;  // bytes of a declared Content-Length not yet received (under mutex_)
   net::experimental::concurrent_channel<void(boost::system::error_code)> doorbell_;
   std::shared_ptr<upstream::Transfer> transfer_;
 };

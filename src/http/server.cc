@@ -24,7 +24,7 @@ net::awaitable<void> ResponseWriter::send(Response response) {
   co_await sendView(std::move(response), body);
 }
 
-net::awaitable<void> ResponseWriter::sendView(Response response, std::string_view body) {
+net::awaitable<void> StreamResponseWriter::sendView(Response response, std::string_view body) {
   started_ = true;
   keepAlive_ = keepAlive_ && request_.keep_alive() && response.keep_alive() &&
                !(drainingFlag_ && drainingFlag_->load());
@@ -38,7 +38,8 @@ net::awaitable<void> ResponseWriter::sendView(Response response, std::string_vie
   if (ec) failed_ = true;
 }
 
-net::awaitable<bool> ResponseWriter::beginStream(bhttp::status status, const Fields& headers) {
+net::awaitable<bool> StreamResponseWriter::beginStream(bhttp::status status,
+                                                       const Fields& headers) {
   started_ = true;
   bhttp::response<bhttp::empty_body> head{status, request_.version()};
   for (const auto& f : headers) head.set(f.name_string(), f.value());
@@ -55,7 +56,7 @@ net::awaitable<bool> ResponseWriter::beginStream(bhttp::status status, const Fie
   co_return !failed_;
 }
 
-net::awaitable<bool> ResponseWriter::write(std::string_view bytes) {
+net::awaitable<bool> StreamResponseWriter::write(std::string_view bytes) {
   if (failed_) co_return false;
   if (bytes.empty()) co_return true;
   stream_.expires_after(writeTimeout_);
@@ -71,7 +72,7 @@ net::awaitable<bool> ResponseWriter::write(std::string_view bytes) {
   co_return !failed_;
 }
 
-net::awaitable<void> ResponseWriter::finish() {
+net::awaitable<void> StreamResponseWriter::finish() {
   if (failed_ || !chunked_) co_return;
   stream_.expires_after(writeTimeout_);
   auto [ec, n] = co_await net::async_write(stream_, bhttp::make_chunk_last(), kNoThrow);
@@ -297,7 +298,7 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     }
     Request request = parser.release();
     stream.expires_never();
-    ResponseWriter writer(stream, request, options_.readTimeout, &draining_);
+    StreamResponseWriter writer(stream, request, options_.readTimeout, &draining_);
     writer.setPeerIsLoopback(peerIsLoopback);
     bool threw = false;
     try {

@@ -37,26 +37,24 @@ struct ServerOptions {
 };
 
 // How the handler answers. Exactly one of: send(), or beginStream() + write()* + finish().
-// Runs on the connection's strand; not thread-safe (the session's coroutine is its only user).
+// Used by the request's coroutine alone (not thread-safe). Abstract so that a handler can be
+// driven without a socket (the gateway's tests record what it answers).
 class ResponseWriter {
  public:
-  // draining: the server is shutting down, so the response closes the connection.
-  ResponseWriter(beast::tcp_stream& stream, const Request& request,
-                 std::chrono::seconds writeTimeout, const std::atomic<bool>* draining = nullptr)
-      : stream_(stream), request_(request), writeTimeout_(writeTimeout), drainingFlag_(draining) {}
+  virtual ~ResponseWriter() = default;
 
   // Sends a whole response (Content-Length set here; keep-alive follows the request).
   net::awaitable<void> send(Response response);
   // The same with a body the caller keeps alive until this completes (response.body() unused):
   // the bytes are written from where they are, not copied into the response first.
-  net::awaitable<void> sendView(Response response, std::string_view body);
+  virtual net::awaitable<void> sendView(Response response, std::string_view body) = 0;
 
   // Writes the head of a streamed response (chunked over HTTP/1.1). false: the client is gone.
-  net::awaitable<bool> beginStream(bhttp::status status, const Fields& headers);
+  virtual net::awaitable<bool> beginStream(bhttp::status status, const Fields& headers) = 0;
   // Writes bytes of a streamed response as they come. false: the client is gone; stop writing.
-  net::awaitable<bool> write(std::string_view bytes);
+  virtual net::awaitable<bool> write(std::string_view bytes) = 0;
   // Ends a streamed response.
-  net::awaitable<void> finish();
+  virtual net::awaitable<void> finish() = 0;
   // Gives up on a started response: the connection is closed without the final chunk, so the
   // client sees a broken response instead of one that looks complete.
   void abort() {
@@ -72,15 +70,32 @@ class ResponseWriter {
   bool peerIsLoopback() const { return peerIsLoopback_; }
   void setPeerIsLoopback(bool v) { peerIsLoopback_ = v; }
 
+ protected:
+  bool started_ = false;
+  bool failed_ = false;
+  bool keepAlive_ = true;
+  bool peerIsLoopback_ = false;
+};
+
+// The server's writer: Beast over the connection's TCP stream.
+class StreamResponseWriter final : public ResponseWriter {
+ public:
+  // draining: the server is shutting down, so the response closes the connection.
+  StreamResponseWriter(beast::tcp_stream& stream, const Request& request,
+                       std::chrono::seconds writeTimeout,
+                       const std::atomic<bool>* draining = nullptr)
+      : stream_(stream), request_(request), writeTimeout_(writeTimeout), drainingFlag_(draining) {}
+
+  net::awaitable<void> sendView(Response response, std::string_view body) override;
+  net::awaitable<bool> beginStream(bhttp::status status, const Fields& headers) override;
+  net::awaitable<bool> write(std::string_view bytes) override;
+  net::awaitable<void> finish() override;
+
  private:
   beast::tcp_stream& stream_;
   const Request& request_;
   std::chrono::seconds writeTimeout_;
-  bool started_ = false;
-  bool failed_ = false;
   bool chunked_ = false;
-  bool keepAlive_ = true;
-  bool peerIsLoopback_ = false;
   const std::atomic<bool>* drainingFlag_;
 };
 

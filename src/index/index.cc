@@ -150,13 +150,6 @@ bool parseCursor(std::string_view cursor, int64_t& created, std::string& id) {
 
 }  // namespace
 
-unsigned tierBit(std::string_view name) {
-  if (name == "memory") return kTierMemory;
-  if (name == "disk") return kTierDisk;
-  if (name == "s3") return kTierS3;
-  return 0;
-}
-
 fs::path Index::defaultPath(const fs::path& cacheDir) { return cacheDir / "index.sqlite"; }
 
 Result<void> Index::removeFiles(const fs::path& path) {

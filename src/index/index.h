@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cache/entry.h"
+#include "cache/tier.h"
 #include "common/adaptive_mutex.h"
 #include "common/clock.h"
 #include "common/result.h"
@@ -36,12 +37,10 @@ struct sqlite3_stmt;
 
 namespace llmcache::index {
 
-// Bits of Row::tiers: which tiers an entry was written to.
-inline constexpr unsigned kTierMemory = 1;
-inline constexpr unsigned kTierDisk = 2;
-inline constexpr unsigned kTierS3 = 4;
-// The bit of a tier by its CacheTier::name() ("memory", "disk", "s3"); 0 for another name.
-unsigned tierBit(std::string_view tierName);
+// Bits of Row::tiers: which tiers an entry was written to (cache::tierBit of its TierId).
+inline constexpr unsigned kTierMemory = cache::tierBit(cache::TierId::Memory);
+inline constexpr unsigned kTierDisk = cache::tierBit(cache::TierId::Disk);
+inline constexpr unsigned kTierS3 = cache::tierBit(cache::TierId::S3);
 
 struct Row {
   std::string cacheId;

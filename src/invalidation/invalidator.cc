@@ -4,9 +4,9 @@
 
 namespace llmcache::invalidation {
 
-Invalidator::Invalidator(index::Index& index, cache::TierChain& chain, const Clock& clock,
+Invalidator::Invalidator(index::Index& index, cache::TieredCache& cache, const Clock& clock,
                          InvalidatorOptions options)
-    : index_(index), chain_(chain), clock_(clock), options_(options) {
+    : index_(index), cache_(cache), clock_(clock), options_(options) {
   if (options_.history == 0) options_.history = 1;
 }
 
@@ -60,11 +60,11 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
   const size_t total = rows->size(), step = std::max<size_t>(1, total / 100);
   if (progress) progress(0, total);
   for (const index::Row& row : *rows) {
-    chain_.erase(row.cacheKey);
+    cache_.erase(row.cacheKey);
     ids.push_back(row.cacheId);
     if (progress && (ids.size() % step == 0 || ids.size() == total)) progress(ids.size(), total);
   }
-  if (criterion.kind == Criterion::Kind::Key && rows->empty() && chain_.erase(criterion.value))
+  if (criterion.kind == Criterion::Kind::Key && rows->empty() && cache_.erase(criterion.value))
     out.matched = 1;  // in a tier but unknown to the index (an index rebuilt or lost)
   auto marked = index_.markInvalid(ids);
   if (!marked) return marked.error();
@@ -78,7 +78,7 @@ Result<size_t> Invalidator::purgeExpired(size_t limit) {
   for (const std::string& id : *ids) {
     auto row = index_.byCacheId(id);
     if (!row) return row.error();
-    if (*row) chain_.erase((*row)->cacheKey);
+    if (*row) cache_.erase((*row)->cacheKey);
   }
   return index_.erase(*ids);
 }

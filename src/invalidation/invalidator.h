@@ -13,15 +13,8 @@
 // for the bump alone (never for its index query or tier erases). An invalidation finds entries
 // through the index, so a store is only complete once its index upsert is done.
 //
-// The gateway's protocol (keeps SQLite off the request path):
-//   miss starts:         g = generation()
-//   answer ready:        storeUnlessInvalidated(g, e, [&] { chain.tier(0).insert(e); })
-//                        (false: answer the client, store nothing, skip the rest)
-//   background writer:   if (!storeUnlessInvalidated(g, e, [&] { index.upsert(e, kTierMemory, ...);
-//                                                              lower tiers' inserts + upserts }))
-//                          chain.erase(e.cacheKey);  // condemned after tier 0 took it
-// An invalidation bumping before the background step makes it erase tier 0's copy; one bumping
-// after it finds the row in the index and erases every tier.
+// The store side of the protocol lives in cache::TieredCache, which holds this class as its
+// StoreGuard (see tiered_cache.h).
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -30,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "cache/tier_chain.h"
+#include "cache/tiered_cache.h"
 #include "common/clock.h"
 #include "common/result.h"
 #include "index/index.h"
@@ -54,15 +47,16 @@ struct InvalidatorOptions {
   size_t history = 4096;
 };
 
-class Invalidator {
+class Invalidator final : public cache::StoreGuard {
  public:
-  // index, chain and clock are not owned and must outlive the invalidator.
-  Invalidator(index::Index& index, cache::TierChain& chain, const Clock& clock,
+  // index, cache and clock are not owned and must outlive the invalidator. The caller makes it
+  // the cache's guard (cache.setGuard(&invalidator)).
+  Invalidator(index::Index& index, cache::TieredCache& cache, const Clock& clock,
               InvalidatorOptions options = {});
 
   // Dry run: counts and lists matching rows, changes nothing (no generation either).
   // Otherwise: bumps the generation, erases every matching entry from every tier (tier errors
-  // are counted by the chain, never fail the call), marks the rows invalid. A Key criterion also
+  // are counted by the cache, never fail the call), marks the rows invalid. A Key criterion also
   // erases its key from the tiers when the index has no row for it.
   // Errors: the index's (Io, Corrupt); the generation was bumped regardless, so in-flight
   // misses matching it are still not stored.
@@ -78,7 +72,7 @@ class Invalidator {
   Result<size_t> purgeExpired(size_t limit);
 
   // The current generation: 0 before the first invalidation, +1 per applied invalidation.
-  uint64_t generation() const;
+  uint64_t generation() const override;
   // True when an invalidation applied after `generation` selects candidate (or when that
   // history is no longer remembered). Thread-safe.
   bool invalidatedSince(uint64_t generation, const cache::Entry& candidate) const;
@@ -86,7 +80,7 @@ class Invalidator {
   // begin between the check and the end of store(). Returns whether store() ran. store() must
   // not call apply() (it would deadlock). Thread-safe.
   bool storeUnlessInvalidated(uint64_t generation, const cache::Entry& candidate,
-                              const std::function<void()>& store);
+                              const std::function<void()>& store) override;
 
  private:
   struct Applied {
@@ -97,7 +91,7 @@ class Invalidator {
   bool invalidatedSinceLocked(uint64_t generation, const cache::Entry& candidate) const;
 
   index::Index& index_;
-  cache::TierChain& chain_;
+  cache::TieredCache& cache_;
   const Clock& clock_;
   InvalidatorOptions options_;
 

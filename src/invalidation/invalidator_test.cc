@@ -47,13 +47,14 @@ class InvalidatorTest : public ::testing::Test {
     entries_[name] = e;
   }
   void store(const cache::Entry& e) {
-    chain_.insert(std::make_shared<const cache::Entry>(e));
+    for (cache::CacheTier* t : chain_.tiers())
+      (void)t->insert(std::make_shared<const cache::Entry>(e));
     ASSERT_TRUE(index_->upsert(e, index::kTierMemory | index::kTierDisk, 100, 200));
   }
   bool inMemory(const cache::Entry& e) { return memory_.lookup(e.cacheKey).value().has_value(); }
   bool onDisk(const cache::Entry& e) { return disk_.lookup(e.cacheKey).value().has_value(); }
   bool servable(const cache::Entry& e) {
-    return chain_.lookup(e.cacheKey, e.requestHash).has_value();
+    return chain_.lookupFast(e.cacheKey, e.requestHash).has_value();
   }
   bool markedInvalid(const cache::Entry& e) {
     return index_->byCacheId(e.cacheId).value()->invalid;
@@ -86,7 +87,7 @@ class InvalidatorTest : public ::testing::Test {
       index::Index::open(dir_.path() / "index.sqlite", manualHits()).value();
   cache::MemoryTier memory_{{.maxEntries = 100, .shards = 1}};
   cache::DiskTier disk_{{.dir = dir_.path() / "disk"}};
-  cache::TierChain chain_{{&memory_, &disk_}, clock_};
+  cache::TieredCache chain_{{.fast = {&memory_, &disk_}, .clock = &clock_}};
   Invalidator inv_{*index_, chain_, clock_};
   std::map<std::string, cache::Entry> entries_;
 };
@@ -164,7 +165,8 @@ TEST_F(InvalidatorTest, ADryRunCountsButChangesNothing) {
 
 TEST_F(InvalidatorTest, AKeyUnknownToTheIndexIsStillErasedFromTheTiers) {
   cache::Entry orphan = makeTestEntry("gpt-4o:00000000000000ee");
-  chain_.insert(std::make_shared<const cache::Entry>(orphan));
+  for (cache::CacheTier* t : chain_.tiers())
+    (void)t->insert(std::make_shared<const cache::Entry>(orphan));
   auto out = inv_.apply({Criterion::key(orphan.cacheKey), false});
   ASSERT_TRUE(out);
   EXPECT_EQ(out->matched, 1u);

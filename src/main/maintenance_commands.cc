@@ -10,7 +10,7 @@
 
 #include "cache/codec.h"
 #include "cache/disk/disk_tier.h"
-#include "cache/tier_chain.h"
+#include "cache/tiered_cache.h"
 #include "common/json.h"
 #include "config/config.h"
 #include "index/disk_scan.h"
@@ -134,8 +134,9 @@ int runInvalidate(const InvalidateArgs& a) {
     std::fprintf(stderr, "llmcache invalidate: %s\n", e.what());
     return 1;
   }
-  cache::TierChain chain({disk.get()}, Clock::system());
-  invalidation::Invalidator invalidator(**opened, chain, Clock::system());
+  cache::TieredCache tiers({.fast = {disk.get()}, .slowThreads = 1});
+  invalidation::Invalidator invalidator(**opened, tiers, Clock::system());
+  tiers.setGuard(&invalidator);
   std::fprintf(stderr, "llmcache invalidate: working through %s ...\n", a.cacheDir.c_str());
   // A progress bar on stderr while the matched entries are erased from the tiers: when stderr
   // is a terminal, or with --progress. Redrawn in place (\r) when the percentage changes.

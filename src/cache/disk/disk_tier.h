@@ -62,7 +62,7 @@ class DiskTier final : public CacheTier {
   // Whether the files found at open have all been counted (always true after a synchronous open).
   bool scanned() const { return scanned_.load(); }
 
-  std::string_view name() const override { return "disk"; }
+  TierId id() const override { return TierId::Disk; }
   // Errors: Io when the file exists but cannot be read. A corrupt or truncated file is
   // deleted and counted (corruptEntries) and is a miss. A file whose stored cache_key differs
   // (two keys that sanitize alike) is a miss and stays.

@@ -27,7 +27,7 @@ class MemoryTier final : public CacheTier {
  public:
   explicit MemoryTier(MemoryTierOptions options = {});
 
-  std::string_view name() const override { return "memory"; }
+  TierId id() const override { return TierId::Memory; }
   Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
   Result<void> insert(EntryPtr entry) override;
   Result<bool> erase(std::string_view cacheKey) override;

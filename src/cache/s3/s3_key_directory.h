@@ -16,10 +16,11 @@
 
 #include "cache/s3/s3_client.h"
 #include "cache/s3/s3_layout.h"
+#include "cache/tiered_cache.h"
 
 namespace llmcache::cache::s3 {
 
-class S3KeyDirectory {
+class S3KeyDirectory final : public KeyFilter {
  public:
   // Starts the background listing thread (first listing at once).
   S3KeyDirectory(S3Client& client, S3Layout layout, std::chrono::milliseconds refresh);
@@ -29,8 +30,8 @@ class S3KeyDirectory {
 
   // True when the bucket may hold an entry for cacheKey (its pointer was listed or written
   // here). Before the first listing succeeded: false (S3 unknown or down: go upstream).
-  bool mayContain(std::string_view cacheKey) const;
-  void add(std::string_view cacheKey);
+  bool mayContain(std::string_view cacheKey) const override;
+  void add(std::string_view cacheKey) override;
   void remove(std::string_view cacheKey);
 
   // Lists the bucket's by-key pointers now and replaces the set. Error: the set is kept.

@@ -27,6 +27,7 @@
 
 #include "cache/codec.h"
 #include "cache/tier.h"
+#include "cache/tiered_cache.h"
 
 namespace llmcache::cache::s3 {
 
@@ -48,7 +49,7 @@ struct S3OutboxStats {
   uint64_t corruptJournal = 0;  // journal files that failed to decode, deleted
 };
 
-class S3Outbox {
+class S3Outbox final : public WriteQueue {
  public:
   // target: the tier uploads go to (S3Tier; any CacheTier in tests); not owned, must outlive the
   // outbox. Creates dir, deletes temp files a crash left, re-queues journal files, starts the
@@ -63,7 +64,7 @@ class S3Outbox {
   // (now, or after a restart). Errors: InvalidArgument (null entry, empty cache_key), TooLarge
   // (maxPending entries are waiting), Io (the journal file could not be written: not queued).
   // Thread-safe; blocks only on the local fsync. Accepted (journaled) after stop() too.
-  Result<void> enqueue(EntryPtr entry);
+  Result<void> enqueue(EntryPtr entry) override;
 
   // Waits until nothing is pending or budget has passed (SIGTERM: give uploads a chance).
   // true: everything was uploaded. What remains stays journaled.

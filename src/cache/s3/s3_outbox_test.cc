@@ -23,7 +23,7 @@ EntryPtr entry(std::string key, std::string content = "Hello!") {
 // A tier that stores in memory, records the order of inserts, and fails while told to.
 class FakeTier final : public CacheTier {
  public:
-  std::string_view name() const override { return "fake"; }
+  TierId id() const override { return TierId::S3; }
   Result<std::optional<EntryPtr>> lookup(std::string_view key) override {
     std::lock_guard lock(mutex_);
     auto it = stored_.find(std::string(key));

@@ -78,7 +78,7 @@ class S3Tier final : public CacheTier {
   // client: not owned, must outlive the tier. No I/O here.
   S3Tier(S3Client& client, S3TierOptions options);
 
-  std::string_view name() const override { return "s3"; }
+  TierId id() const override { return TierId::S3; }
   // The entry the by-key pointer of cacheKey names.
   //   nullopt: no pointer; a pointer for another key that sanitizes alike; an invalid or unreadable
   //     pointer; a pointer to a missing entry (dangling: the pointer is deleted if it still names

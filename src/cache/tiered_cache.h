@@ -1,0 +1,177 @@
+#pragma once
+// TieredCache: the one cache service (DESIGN.md, Life of a request, steps 4 and 8). The gateway
+// decides what is cacheable, fresh and storable and asks this class to `lookup` and `store`;
+// the invalidator and the CLI erase through it. Who hears about a store (the index, the
+// metrics) attaches as a TierObserver. As Envoy's cache filter asks its CacheSessions over a
+// plain HttpCache: policy above, storage below.
+//
+// Tiers come in two speeds:
+//   fast (memory, disk): looked up on the caller's thread (memory is a hash probe, a disk hit
+//     reads one page-cached file: ~0.03-0.13 ms, bench/disk_bench);
+//   slow (S3, Redis): looked up on the cache's own pool, and only for keys their KeyFilter
+//     says they may hold, so a slow or absent S3 never slows a miss.
+// A store puts the entry in the first fast tier before it returns (the next identical request
+// is a hit) and in every other tier in the background, on one writer thread at nice 10. S3
+// is written through a WriteQueue (the durable outbox) when one is given, else directly before
+// store() returns (CACHE_ASYNC_WRITES=false).
+//
+// Invalidation (the race with in-flight misses). A miss takes guard.generation() when it starts
+// and hands it to store(). Both steps of a store run inside guard.storeUnlessInvalidated(): an
+// invalidation applied after the miss started that matches the answer condemns it. Condemned
+// before the first step: nothing is stored. Condemned between the steps: the first tier's copy
+// is erased again. The index hears of a store (an observer, inside the guard) before the store
+// counts as done, so an invalidation applied after it finds the row and erases every tier.
+#include <atomic>
+#include <boost/asio.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/tier.h"
+#include "cache/tier_events.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/result.h"
+
+namespace llmcache::cache {
+
+namespace net = boost::asio;
+
+// The invalidation guard (implemented by invalidation::Invalidator).
+class StoreGuard {
+ public:
+  virtual ~StoreGuard() = default;
+  // Increases with every applied invalidation.
+  virtual uint64_t generation() const = 0;
+  // Runs store() unless an invalidation applied after `generation` selects candidate, with no
+  // invalidation able to begin before store() returns. Returns whether store() ran.
+  virtual bool storeUnlessInvalidated(uint64_t generation, const Entry& candidate,
+                                      const std::function<void()>& store) = 0;
+};
+
+// Which keys a slow tier may hold (implemented by s3::S3KeyDirectory). False negatives are
+// misses (the request goes upstream), never wrong answers.
+class KeyFilter {
+ public:
+  virtual ~KeyFilter() = default;
+  virtual bool mayContain(std::string_view cacheKey) const = 0;
+  virtual void add(std::string_view cacheKey) = 0;
+};
+
+// A durable queue of writes to a slow tier (implemented by s3::S3Outbox). enqueue returns once
+// the write is journaled; the upload happens later. Error: not journaled, nothing will upload.
+class WriteQueue {
+ public:
+  virtual ~WriteQueue() = default;
+  virtual Result<void> enqueue(EntryPtr entry) = 0;
+};
+
+struct SlowTier {
+  CacheTier* tier = nullptr;
+  KeyFilter* filter = nullptr;  // null: every key is looked up
+  WriteQueue* queue = nullptr;  // null: written directly before store() returns
+};
+
+struct TieredCacheOptions {
+  std::vector<CacheTier*> fast;  // fastest first; fast[0] is written before store() returns
+  std::vector<SlowTier> slow = {};
+  const Clock* clock = &Clock::system();
+  size_t slowThreads = 4;  // blocking slow-tier calls (lookups, synchronous writes)
+};
+
+struct CacheHit {
+  EntryPtr entry;
+  TierId tier;
+};
+
+struct LookupOptions {
+  // Entries stored before this instant are misses (Cache-Control: max-age).
+  std::optional<TimePoint> storedNoEarlierThan;
+  // Handed to observers of a promotion.
+  std::shared_ptr<const StoreNote> note;
+};
+
+enum class StoreResult : uint8_t {
+  Stored,     // in the first tier; the rest follow in the background
+  Condemned,  // an invalidation applied since `generation` matches it: stored nowhere
+};
+
+class TieredCache {
+ public:
+  // The tiers, the observers and the guard are not owned and must outlive the cache.
+  explicit TieredCache(TieredCacheOptions options);
+  ~TieredCache();  // drain()s
+  TieredCache(const TieredCache&) = delete;
+  TieredCache& operator=(const TieredCache&) = delete;
+
+  void addObserver(TierObserver* observer);  // before the first request
+  void setGuard(StoreGuard* guard);          // before the first request; null: no guard
+  // The guard's generation now (0 without one): what a miss takes when it starts, for store().
+  uint64_t generation() const { return guard_ ? guard_->generation() : 0; }
+
+  // The first tier holding a servable entry under cacheKey wins and is copied into every fast
+  // tier above it (promotion). Not servable, so a miss in that tier (the lookup goes on): the
+  // stored request_hash differs from requestHash (a cache_key collision), the entry expired,
+  // it is older than options.storedNoEarlierThan, or the tier failed (a Failed event).
+  // Fast tiers are looked up on the calling thread, slow ones on the cache's pool; the
+  // coroutine resumes on its own executor. nullopt: no tier had a servable entry.
+  // A slow tier's hit is put in fast[0] before this returns and in the other fast tiers in the
+  // background, under the guard (an invalidation racing the lookup wins).
+  net::awaitable<std::optional<CacheHit>> lookup(std::string_view cacheKey,
+                                                 std::string_view requestHash,
+                                                 LookupOptions options = {});
+  // The fast tiers only, on the calling thread (the CLI; tests).
+  std::optional<CacheHit> lookupFast(std::string_view cacheKey, std::string_view requestHash,
+                                     const LookupOptions& options = {});
+
+  // Stores entry (see the header comment). `generation` is guard.generation() taken when the
+  // miss started. A tier's failure is a Failed event and never fails the call.
+  net::awaitable<StoreResult> store(EntryPtr entry, uint64_t generation,
+                                    std::shared_ptr<const StoreNote> note = {});
+
+  // Removes cacheKey from every tier, slow ones included, on the calling thread. True when a
+  // tier held it. Blocking (S3): never call it on a request thread.
+  bool erase(std::string_view cacheKey);
+
+  // Waits for every background write queued so far. Safe to call more than once.
+  void drain();
+
+  // Operations that failed per tier since construction (also Failed events).
+  uint64_t errors(TierId tier) const;
+  // The tiers, fast ones first (gauges, the CLI).
+  std::vector<CacheTier*> tiers() const;
+
+ private:
+  struct Found {
+    EntryPtr entry;
+    size_t index;  // in the tier list it came from
+  };
+  std::optional<Found> firstServable(const std::vector<CacheTier*>& tiers,
+                                     std::string_view cacheKey, std::string_view requestHash,
+                                     const LookupOptions& options);
+  std::optional<CacheHit> lookupSlow(std::string_view cacheKey, std::string_view requestHash,
+                                     const LookupOptions& options);
+  void promote(EntryPtr entry, TierId source, uint64_t generation,
+               std::shared_ptr<const StoreNote> note);
+  void storeRest(const EntryPtr& entry, const StoreNote* note);
+  bool guarded(uint64_t generation, const Entry& entry, const std::function<void()>& step);
+  void emit(const TierEvent& event);
+  void announceHit(const CacheHit& hit);
+  void failed(TierId tier, TierEvent::Op op, std::string_view cacheKey, const Error& error);
+
+  TieredCacheOptions options_;
+  std::vector<CacheTier*> slowTiers_;
+  StoreGuard* guard_ = nullptr;
+  std::vector<TierObserver*> observers_;
+  std::atomic<uint64_t> errors_[kTierCount] = {};
+  LogLimiter logLimiters_[kTierCount];
+  net::thread_pool writer_{1};
+  net::thread_pool slowPool_;
+};
+
+}  // namespace llmcache::cache

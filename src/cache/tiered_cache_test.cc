@@ -1,0 +1,418 @@
+#include "cache/tiered_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "cache/test_entry.h"
+
+namespace llmcache::cache {
+namespace {
+
+using namespace std::chrono_literals;
+using test::makeTestEntry;
+
+// An unbounded in-memory tier with call counters.
+class MapTier final : public CacheTier {
+ public:
+  explicit MapTier(TierId id) : id_(id) {}
+  TierId id() const override { return id_; }
+  Result<std::optional<EntryPtr>> lookup(std::string_view key) override {
+    std::lock_guard lock(mutex_);
+    ++lookups;
+    auto it = map_.find(std::string(key));
+    if (it == map_.end()) return std::optional<EntryPtr>{};
+    return std::optional<EntryPtr>{it->second};
+  }
+  Result<void> insert(EntryPtr e) override {
+    std::lock_guard lock(mutex_);
+    ++inserts;
+    map_[e->cacheKey] = std::move(e);
+    return {};
+  }
+  Result<bool> erase(std::string_view key) override {
+    std::lock_guard lock(mutex_);
+    return map_.erase(std::string(key)) > 0;
+  }
+  bool holds(std::string_view key) {
+    std::lock_guard lock(mutex_);
+    return map_.contains(std::string(key));
+  }
+  std::atomic<int> lookups = 0;
+  std::atomic<int> inserts = 0;
+
+ private:
+  TierId id_;
+  std::mutex mutex_;
+  std::map<std::string, EntryPtr> map_;
+};
+
+// A tier whose every call fails, as an unreachable S3 or a read-only disk would.
+class FailingTier final : public CacheTier {
+ public:
+  explicit FailingTier(TierId id) : id_(id) {}
+  TierId id() const override { return id_; }
+  Result<std::optional<EntryPtr>> lookup(std::string_view) override {
+    return makeError(Errc::Io, "down");
+  }
+  Result<void> insert(EntryPtr) override { return makeError(Errc::Io, "down"); }
+  Result<bool> erase(std::string_view) override { return makeError(Errc::Io, "down"); }
+
+ private:
+  TierId id_;
+};
+
+// Records every event (from any thread).
+class Recorder final : public TierObserver {
+ public:
+  struct Seen {
+    TierEvent::Kind kind;
+    TierId tier;
+    std::optional<TierId> source;
+    uint64_t simhash = 0;
+  };
+  void onTierEvent(const TierEvent& e) override {
+    std::lock_guard lock(mutex_);
+    seen_.push_back({e.kind, e.tier, e.source, e.note ? e.note->promptSimhash : 0});
+  }
+  std::vector<Seen> of(TierEvent::Kind kind) {
+    std::lock_guard lock(mutex_);
+    std::vector<Seen> out;
+    for (const Seen& s : seen_)
+      if (s.kind == kind) out.push_back(s);
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Seen> seen_;
+};
+
+class KeySet final : public KeyFilter {
+ public:
+  bool mayContain(std::string_view key) const override {
+    std::lock_guard lock(mutex_);
+    return keys_.contains(std::string(key));
+  }
+  void add(std::string_view key) override {
+    std::lock_guard lock(mutex_);
+    keys_.insert(std::string(key));
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::set<std::string> keys_;
+};
+
+class Queue final : public WriteQueue {
+ public:
+  Result<void> enqueue(EntryPtr entry) override {
+    std::lock_guard lock(mutex_);
+    if (fail) return makeError(Errc::Io, "journal full");
+    queued.push_back(std::move(entry));
+    return {};
+  }
+  bool fail = false;
+  std::mutex mutex_;
+  std::vector<EntryPtr> queued;
+};
+
+// A guard whose verdict the test sets: invalidated before the first step, or between the steps.
+class Guard final : public StoreGuard {
+ public:
+  uint64_t generation() const override { return 7; }
+  bool storeUnlessInvalidated(uint64_t generation, const Entry&,
+                              const std::function<void()>& store) override {
+    EXPECT_EQ(generation, 7u);
+    if (calls++ >= allow) return false;
+    store();
+    return true;
+  }
+  int allow = 1000;
+  std::atomic<int> calls = 0;
+};
+
+constexpr const char* kKey = "gpt-4o-mini:0011223344556677";
+constexpr const char* kHash = "0123456789abcdef0123456789abcdef";
+constexpr const char* kOtherHash = "ffffffffffffffffffffffffffffffff";
+
+EntryPtr entry(std::string content = "Hello!") {
+  return std::make_shared<const Entry>(makeTestEntry(kKey, std::move(content), kHash));
+}
+
+// Runs a coroutine of the cache to its end on a private context.
+template <class T>
+T run(net::awaitable<T> op) {
+  net::io_context io;
+  std::optional<T> out;
+  auto body = [&]() -> net::awaitable<void> { out = co_await std::move(op); };
+  net::co_spawn(io, body, net::detached);
+  io.run();
+  return std::move(*out);
+}
+
+class TieredCacheTest : public ::testing::Test {
+ protected:
+  TieredCacheTest() {
+    cache_.addObserver(&events_);
+    cache_.setGuard(&guard_);
+  }
+  std::optional<CacheHit> lookup(std::string_view hash = kHash, LookupOptions options = {}) {
+    return run(cache_.lookup(kKey, hash, std::move(options)));
+  }
+  StoreResult store(EntryPtr e, std::shared_ptr<const StoreNote> note = {}) {
+    return run(cache_.store(std::move(e), guard_.generation(), std::move(note)));
+  }
+
+  FakeClock clock_;
+  MapTier memory_{TierId::Memory}, disk_{TierId::Disk}, s3_{TierId::S3};
+  KeySet directory_;
+  Queue outbox_;
+  Recorder events_;
+  Guard guard_;
+  TieredCache cache_{{.fast = {&memory_, &disk_},
+                      .slow = {{.tier = &s3_, .filter = &directory_, .queue = &outbox_}},
+                      .clock = &clock_}};
+};
+
+TEST_F(TieredCacheTest, MissInEveryTierIsNullopt) {
+  directory_.add(kKey);
+  EXPECT_FALSE(lookup());
+  EXPECT_EQ(memory_.lookups + disk_.lookups + s3_.lookups, 3);
+}
+
+TEST_F(TieredCacheTest, SlowTierIsNotAskedForAKeyItsFilterRulesOut) {
+  ASSERT_TRUE(s3_.insert(entry()));
+  EXPECT_FALSE(lookup());
+  EXPECT_EQ(s3_.lookups, 0);
+}
+
+TEST_F(TieredCacheTest, HitInFirstTierIsServedWithoutAskingTheOthers) {
+  auto e = entry();
+  ASSERT_TRUE(memory_.insert(e));
+  auto hit = lookup();
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->entry, e);
+  EXPECT_EQ(hit->tier, TierId::Memory);
+  EXPECT_EQ(disk_.lookups, 0);
+  ASSERT_EQ(events_.of(TierEvent::Kind::Hit).size(), 1u);
+  EXPECT_EQ(events_.of(TierEvent::Kind::Hit)[0].tier, TierId::Memory);
+}
+
+TEST_F(TieredCacheTest, HitInDiskIsPromotedToMemoryAndObserversHearOfIt) {
+  ASSERT_TRUE(disk_.insert(entry()));
+  auto hit = lookup();
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->tier, TierId::Disk);
+  EXPECT_TRUE(memory_.holds(kKey));
+  EXPECT_EQ(s3_.lookups, 0);
+  auto again = lookup();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->tier, TierId::Memory);
+  cache_.drain();
+  auto promoted = events_.of(TierEvent::Kind::Promoted);
+  ASSERT_EQ(promoted.size(), 1u);
+  EXPECT_EQ(promoted[0].tier, TierId::Memory);
+  EXPECT_EQ(promoted[0].source, TierId::Disk);
+}
+
+TEST_F(TieredCacheTest, HitInASlowTierIsPromotedToEveryFastTierUnderTheGuard) {
+  ASSERT_TRUE(s3_.insert(entry()));
+  directory_.add(kKey);
+  auto note = std::make_shared<const StoreNote>(StoreNote{42, "preview"});
+  auto hit = lookup(kHash, {.note = note});
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->tier, TierId::S3);
+  EXPECT_TRUE(memory_.holds(kKey));  // before lookup() returned
+  cache_.drain();
+  EXPECT_TRUE(disk_.holds(kKey));
+  auto promoted = events_.of(TierEvent::Kind::Promoted);
+  ASSERT_EQ(promoted.size(), 2u);
+  for (const auto& p : promoted) {
+    EXPECT_EQ(p.source, TierId::S3);
+    EXPECT_EQ(p.simhash, 42u);
+  }
+  EXPECT_EQ(guard_.calls, 2);  // the memory copy, then the background step
+}
+
+TEST_F(TieredCacheTest, ASlowHitAnInvalidationCondemnedIsServedButNotPromoted) {
+  ASSERT_TRUE(s3_.insert(entry()));
+  directory_.add(kKey);
+  guard_.allow = 0;
+  ASSERT_TRUE(lookup());
+  cache_.drain();
+  EXPECT_FALSE(memory_.holds(kKey));
+  EXPECT_FALSE(disk_.holds(kKey));
+}
+
+TEST_F(TieredCacheTest, HashMismatchIsAMissAndIsNotPromoted) {
+  ASSERT_TRUE(disk_.insert(entry()));
+  EXPECT_FALSE(lookup(kOtherHash));
+  EXPECT_FALSE(memory_.holds(kKey));
+}
+
+TEST_F(TieredCacheTest, HashMismatchAboveFallsThroughToAMatchingEntryBelow) {
+  ASSERT_TRUE(
+      memory_.insert(std::make_shared<const Entry>(makeTestEntry(kKey, "colliding", kOtherHash))));
+  auto right = entry("right");
+  ASSERT_TRUE(disk_.insert(right));
+  auto hit = lookup();
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->entry, right);
+  EXPECT_EQ(hit->tier, TierId::Disk);
+}
+
+TEST_F(TieredCacheTest, ExpiredEntryIsAMiss) {
+  Entry e = makeTestEntry(kKey, "short-lived", kHash);
+  e.expiresAt = clock_.now() + 60s;
+  ASSERT_TRUE(memory_.insert(std::make_shared<const Entry>(e)));
+  EXPECT_TRUE(lookup());
+  clock_.advance(59s);
+  EXPECT_TRUE(lookup());
+  clock_.advance(1s);  // expires_at == now: expired
+  EXPECT_FALSE(lookup());
+}
+
+TEST_F(TieredCacheTest, EntryOlderThanTheClientAcceptsIsAMiss) {
+  Entry e = makeTestEntry(kKey, "old", kHash);
+  e.responseTimestamp = clock_.now() - 120s;
+  ASSERT_TRUE(memory_.insert(std::make_shared<const Entry>(e)));
+  EXPECT_FALSE(lookup(kHash, {.storedNoEarlierThan = clock_.now() - 60s}));
+  EXPECT_TRUE(lookup(kHash, {.storedNoEarlierThan = clock_.now() - 180s}));
+}
+
+TEST_F(TieredCacheTest, FreshEntryBelowReplacesAnExpiredOneAbove) {
+  Entry old = makeTestEntry(kKey, "old", kHash);
+  old.expiresAt = clock_.now() - 1s;
+  ASSERT_TRUE(memory_.insert(std::make_shared<const Entry>(old)));
+  auto fresh = entry("fresh");
+  ASSERT_TRUE(disk_.insert(fresh));
+  auto hit = lookup();
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->entry, fresh);
+  EXPECT_EQ(memory_.lookup(kKey).value().value(), fresh);
+}
+
+TEST(TieredCache, TierErrorDegradesToNextTierAndIsCountedAndAnnounced) {
+  FailingTier failing(TierId::Memory);
+  MapTier disk(TierId::Disk);
+  Recorder events;
+  TieredCache cache({.fast = {&failing, &disk}});
+  cache.addObserver(&events);
+  auto e = entry();
+  ASSERT_TRUE(disk.insert(e));
+  auto hit = run(cache.lookup(kKey, kHash));
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->entry, e);
+  EXPECT_EQ(hit->tier, TierId::Disk);
+  // One failed lookup, one failed promotion.
+  EXPECT_EQ(cache.errors(TierId::Memory), 2u);
+  EXPECT_EQ(cache.errors(TierId::Disk), 0u);
+  EXPECT_EQ(events.of(TierEvent::Kind::Failed).size(), 2u);
+}
+
+TEST(TieredCache, EveryTierFailingIsAMissNotAnError) {
+  FailingTier a(TierId::Memory), b(TierId::Disk), c(TierId::S3);
+  TieredCache cache({.fast = {&a, &b}, .slow = {{.tier = &c}}});
+  EXPECT_FALSE(run(cache.lookup(kKey, kHash)));
+  EXPECT_EQ(cache.errors(TierId::Memory), 1u);
+  EXPECT_EQ(cache.errors(TierId::Disk), 1u);
+  EXPECT_EQ(cache.errors(TierId::S3), 1u);
+}
+
+TEST_F(TieredCacheTest, StorePutsTheFirstTierBeforeItReturnsAndTheRestInTheBackground) {
+  auto note = std::make_shared<const StoreNote>(StoreNote{9, ""});
+  EXPECT_EQ(store(entry(), note), StoreResult::Stored);
+  EXPECT_TRUE(memory_.holds(kKey));
+  cache_.drain();
+  EXPECT_TRUE(disk_.holds(kKey));
+  ASSERT_EQ(outbox_.queued.size(), 1u);  // S3 through its queue
+  EXPECT_FALSE(s3_.holds(kKey));
+  EXPECT_TRUE(directory_.mayContain(kKey));
+  auto stored = events_.of(TierEvent::Kind::Stored);
+  ASSERT_EQ(stored.size(), 3u);
+  EXPECT_EQ(stored[0].tier, TierId::Memory);
+  EXPECT_EQ(stored[1].tier, TierId::Disk);
+  EXPECT_EQ(stored[2].tier, TierId::S3);
+  EXPECT_EQ(stored[0].simhash, 9u);
+}
+
+TEST_F(TieredCacheTest, AStoreAnInvalidationCondemnedBeforehandStoresNothing) {
+  guard_.allow = 0;
+  EXPECT_EQ(store(entry()), StoreResult::Condemned);
+  cache_.drain();
+  EXPECT_FALSE(memory_.holds(kKey));
+  EXPECT_FALSE(disk_.holds(kKey));
+  EXPECT_TRUE(outbox_.queued.empty());
+  EXPECT_TRUE(events_.of(TierEvent::Kind::Stored).empty());
+}
+
+TEST_F(TieredCacheTest, AStoreCondemnedBetweenItsStepsIsErasedFromTheFirstTier) {
+  guard_.allow = 1;  // the memory step passes, the background step does not
+  EXPECT_EQ(store(entry()), StoreResult::Stored);
+  cache_.drain();
+  EXPECT_FALSE(memory_.holds(kKey));
+  EXPECT_FALSE(disk_.holds(kKey));
+  EXPECT_TRUE(outbox_.queued.empty());
+  EXPECT_TRUE(events_.of(TierEvent::Kind::Stored).empty());
+}
+
+TEST_F(TieredCacheTest, AFailedWriteIsCountedAnnouncedAndTheOtherTiersStillGetTheEntry) {
+  outbox_.fail = true;
+  EXPECT_EQ(store(entry()), StoreResult::Stored);
+  cache_.drain();
+  EXPECT_TRUE(disk_.holds(kKey));
+  EXPECT_EQ(cache_.errors(TierId::S3), 1u);
+  EXPECT_FALSE(directory_.mayContain(kKey));  // never journaled: the bucket will not hold it
+  ASSERT_EQ(events_.of(TierEvent::Kind::Failed).size(), 1u);
+  EXPECT_EQ(events_.of(TierEvent::Kind::Failed)[0].tier, TierId::S3);
+}
+
+TEST(TieredCache, ASlowTierWithoutAQueueIsWrittenBeforeStoreReturns) {
+  MapTier memory(TierId::Memory), s3(TierId::S3);
+  KeySet directory;
+  Recorder events;
+  TieredCache cache({.fast = {&memory}, .slow = {{.tier = &s3, .filter = &directory}}});
+  cache.addObserver(&events);
+  EXPECT_EQ(run(cache.store(entry(), 0)), StoreResult::Stored);
+  EXPECT_TRUE(s3.holds(kKey));
+  EXPECT_TRUE(directory.mayContain(kKey));
+  cache.drain();
+  EXPECT_EQ(events.of(TierEvent::Kind::Stored).size(), 2u);
+}
+
+TEST_F(TieredCacheTest, EraseRemovesFromEveryTierAndAnnouncesEachCopy) {
+  for (CacheTier* t : cache_.tiers()) ASSERT_TRUE(t->insert(entry()));
+  EXPECT_TRUE(cache_.erase(kKey));
+  EXPECT_FALSE(memory_.holds(kKey));
+  EXPECT_FALSE(disk_.holds(kKey));
+  EXPECT_FALSE(s3_.holds(kKey));
+  EXPECT_EQ(events_.of(TierEvent::Kind::Erased).size(), 3u);
+  EXPECT_FALSE(lookup());
+  EXPECT_FALSE(cache_.erase(kKey));
+}
+
+TEST(TieredCache, EraseCountsFailuresAndStillErasesElsewhere) {
+  MapTier memory(TierId::Memory);
+  FailingTier disk(TierId::Disk);
+  TieredCache cache({.fast = {&memory, &disk}});
+  ASSERT_TRUE(memory.insert(entry()));
+  EXPECT_TRUE(cache.erase(kKey));
+  EXPECT_FALSE(memory.holds(kKey));
+  EXPECT_EQ(cache.errors(TierId::Disk), 1u);
+}
+
+TEST(TierId, NamesRoundTripAndBitsArePersistent) {
+  for (TierId id : {TierId::Memory, TierId::Disk, TierId::S3, TierId::Redis})
+    EXPECT_EQ(parseTierId(tierName(id)), id);
+  EXPECT_FALSE(parseTierId("tape"));
+  // The index's `tiers` column holds these (docs/index-schema.md): they must never change.
+  EXPECT_EQ(tierBit(TierId::Memory), 1u);
+  EXPECT_EQ(tierBit(TierId::Disk), 2u);
+  EXPECT_EQ(tierBit(TierId::S3), 4u);
+}
+
+}  // namespace
+}  // namespace llmcache::cache

@@ -1,0 +1,60 @@
+#pragma once
+// The gateway's per-request state, shared by its translation units (gateway.cc, replies.cc,
+// request_event.cc, admin_routes.cc). Not part of the module's interface.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gateway/gateway.h"
+
+namespace llmcache::gateway {
+
+// What a leader hands to the requests that waited for it.
+struct Gateway::FlightResult {
+  enum class Kind { Answer, Raw, Aborted } kind = Kind::Aborted;
+  cache::EntryPtr entry;  // Answer: the complete answer (stored or not)
+  int status = 0;         // Raw: what the upstream (or the gateway) answered, as sent
+  std::vector<upstream::Header> headers;
+  std::string body;
+};
+
+// Everything known about one request while it is handled.
+struct Gateway::Context {
+  Context(http::Request& r, TimePoint t) : request(r), received(t) {}
+  http::Request& request;
+  TimePoint received;
+  Route route;
+  api::RequestInfo info{};
+  key::CacheKey key;  // without `canonical` (not needed past the key; it is as large as the body)
+  CacheControl cacheControl;
+  RequestControls controls;
+  uint64_t generation = 0;  // the invalidation generation when the miss started
+  // What the analytics event reports (filled as the request goes).
+  std::optional<Outcome> outcome;
+  bool recorded = false;  // the event went out (settle() does it before the answer is sent)
+  std::string tier;
+  cache::EntryPtr answer;  // the entry served or stored
+  std::shared_ptr<const KeyMemo::Value> keyInfo;
+  // The flight this request leads, if any. It is completed before the leader's client sees the
+  // end of its answer: a request that client sends next must start a new flight, not join the
+  // finished one (a Cache-Control: no-cache right after a MISS would otherwise be COALESCED
+  // with the old answer and never reach the upstream).
+  std::shared_ptr<SingleFlight<FlightResult>::Flight> flight;
+  bool published = false;
+
+  api::Provider provider() const { return route.provider; }
+};
+
+// The cache key as an x-llmcache-key value (control characters percent-encoded).
+std::string keyHeaderValue(std::string_view key);
+
+// Completes the flight a request leads (Context::flight), once. A template so that it can name
+// Gateway's private Context and FlightResult through deduction.
+template <class Flights, class Ctx, class ResultPtr>
+inline void publish(Flights& flights, Ctx& ctx, ResultPtr result) {
+  if (!ctx.flight || ctx.published) return;
+  ctx.published = true;
+  flights.complete(ctx.key.requestHash, ctx.flight, std::move(result));
+}
+
+}  // namespace llmcache::gateway

@@ -1,0 +1,41 @@
+#pragma once
+// relay(): one upstream call relayed to the client, shared by misses and pass-through. Once
+// the upstream's head is in, `decide` says whether the answer goes to the client as it arrives
+// (a stream: the head is written with the returned fields, then every chunk) or is buffered
+// for the caller to answer with. A client that stops reading cancels the upstream call.
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/sse.h"
+#include "http/server.h"
+#include "upstream/client.h"
+
+namespace llmcache::gateway {
+
+// nullopt: buffer the answer; fields: stream it with these headers.
+using StreamDecision = std::function<std::optional<http::Fields>(const upstream::ResponseHead&)>;
+
+struct RelayOptions {
+  bool keepStreamedBody = true;  // a streamed answer's bytes are also kept in RelayResult::body
+  bool parseSse = false;         // a streamed answer's events are parsed into RelayResult::events
+};
+
+struct RelayResult {
+  upstream::ResponseHead head;
+  std::string body;
+  std::vector<SseEvent> events;
+  bool streamed = false;    // the head went to the client (w.started())
+  bool clientGone = false;  // the client stopped reading; the upstream call was cancelled
+  Result<void> done = makeError(Errc::Unavailable, "no answer");  // the transfer's outcome
+  int64_t latencyMs = 0;  // from the start of the call to its end
+};
+
+http::net::awaitable<RelayResult> relay(upstream::UpstreamClient& client, upstream::Request request,
+                                        http::ResponseWriter& w, const StreamDecision& decide,
+                                        RelayOptions options = {});
+
+}  // namespace llmcache::gateway

@@ -1,0 +1,105 @@
+// How the gateway answers: errors in the provider's shape, stored entries (JSON or a replayed
+// stream), and the result of a flight a request waited for.
+#include "api/sse_parser.h"
+#include "api/stream.h"
+#include "gateway/context.h"
+
+namespace llmcache::gateway {
+
+namespace bhttp = http::bhttp;
+namespace net = http::net;
+
+// The cache key as an x-llmcache-key value. A key carries the model id as the client sent it,
+// and a control character (a JSON "\n" or "\r\n" in "model") written raw into a header would
+// split the response. Bytes below 0x20, DEL and '%' are percent-encoded (%0A); a key without
+// them, as every real model id, is sent unchanged.
+std::string keyHeaderValue(std::string_view key) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(key.size());
+  for (const char ch : key) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f || c == '%') {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+http::Response Gateway::errorResponse(bhttp::status status, std::string message,
+                                      std::string_view target) const {
+  const api::Provider provider =
+      target.substr(0, target.find('?')).find("/v1/messages") != std::string_view::npos
+          ? api::Provider::Anthropic
+          : api::Provider::OpenAi;
+  http::Response res{status, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set("x-llmcache-status", outcomeName(Outcome::Invalid));
+  res.body() = api::errorBody(provider, api::errorTypeForStatus(provider, static_cast<int>(status)),
+                              message);
+  return res;
+}
+
+net::awaitable<void> Gateway::sendError(Context& ctx, http::ResponseWriter& w, bhttp::status status,
+                                        std::string_view message, Outcome outcome) {
+  settle(ctx, outcome);
+  http::Response res{status, ctx.request.version()};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set("x-llmcache-status", outcomeName(outcome));
+  res.body() = api::errorBody(
+      ctx.provider(), api::errorTypeForStatus(ctx.provider(), static_cast<int>(status)), message);
+  co_await w.send(std::move(res));
+}
+
+net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
+                                         const cache::Entry& entry, Outcome outcome,
+                                         std::string_view layer) {
+  ctx.tier = std::string(layer);
+  settle(ctx, outcome);
+  http::Response res{static_cast<bhttp::status>(entry.status ? entry.status : 200),
+                     ctx.request.version()};
+  res.set("x-llmcache-status", outcomeName(outcome));
+  if (!layer.empty()) res.set("x-llmcache-layer", layer);
+  res.set("x-llmcache-key", keyHeaderValue(entry.cacheKey));
+  const auto age =
+      std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now() - entry.responseTimestamp);
+  res.set(bhttp::field::age, std::to_string(std::max<int64_t>(0, age.count())));
+  if (!ctx.info.stream) {
+    // The stored bytes as they are: no JSON writer and no copy (ctx.answer keeps them alive).
+    res.set(bhttp::field::content_type, "application/json");
+    co_await w.sendView(std::move(res), entry.response);
+    co_return;
+  }
+  res.set(bhttp::field::content_type, "text/event-stream; charset=utf-8");
+  res.set(bhttp::field::cache_control, "no-cache");
+  const auto key = key::parseEndpoint(entry.endpoint).value_or(*ctx.route.endpoint);
+  auto parsed = parseJson(entry.response);
+  const Json assembled = parsed ? std::move(*parsed) : Json::object();
+  const bool includeUsage = ctx.keyInfo && ctx.keyInfo->includeUsage;
+  res.body() = api::formatSse(api::fitUsageToRequest(
+      key, entry.sseEvents.empty() ? api::synthesizeStream(key, assembled) : entry.sseEvents,
+      includeUsage, assembled));
+  co_await w.send(std::move(res));
+}
+
+net::awaitable<void> Gateway::serveFlightResult(Context& ctx, http::ResponseWriter& w,
+                                                const FlightResult& result) {
+  if (result.kind == FlightResult::Kind::Answer) {
+    ctx.answer = result.entry;
+    co_await serveEntry(ctx, w, *result.entry, Outcome::Coalesced, "");
+    co_return;
+  }
+  settle(ctx, Outcome::Coalesced);
+  http::Response res{static_cast<bhttp::status>(result.status), ctx.request.version()};
+  for (const auto& h : result.headers) res.insert(h.name, h.value);
+  res.set("x-llmcache-status", outcomeName(Outcome::Coalesced));
+  res.set("x-llmcache-key", keyHeaderValue(ctx.key.cacheKey));
+  res.body() = result.body;
+  co_await w.send(std::move(res));
+}
+
+}  // namespace llmcache::gateway

@@ -1,0 +1,99 @@
+#include "gateway/request_controls.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <boost/algorithm/hex.hpp>
+#include <boost/algorithm/string/predicate.hpp>
+#include <charconv>
+#include <ranges>
+
+namespace llmcache::gateway {
+
+namespace bhttp = http::bhttp;
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  auto is_blank = [](char c) { return c == ' ' || c == '\t'; };
+  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<int64_t> parseNonNegative(std::string_view s) {
+  int64_t v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc{} || r.ptr != s.data() + s.size() || v < 0) return std::nullopt;
+  return v;
+}
+
+template <class F>
+void forEachListItem(std::string_view header, F f) {
+  for (auto part : header | std::views::split(',')) {
+    std::string_view item = trim(std::string_view(part.begin(), part.end()));
+    if (!item.empty()) f(item);
+  }
+}
+
+}  // namespace
+
+CacheControl parseCacheControl(std::string_view header) {
+  CacheControl c;
+  forEachListItem(header, [&](std::string_view d) {
+    if (boost::algorithm::iequals(d, "no-cache"))
+      c.noCache = true;
+    else if (boost::algorithm::iequals(d, "no-store"))
+      c.noStore = true;
+    else if (boost::algorithm::istarts_with(d, "max-age="))
+      c.maxAge = parseNonNegative(d.substr(8));
+  });
+  return c;
+}
+
+std::string credentialScope(std::string_view credential, std::string_view secret) {
+  // A connection sends one credential over and over: remember the last one per thread (the
+  // digest costs more than the rest of a memory hit; OpenSSL 3 fetches the algorithm per call).
+  thread_local std::string lastCredential, lastSecret, lastScope;
+  if (!lastScope.empty() && credential == lastCredential && secret == lastSecret) return lastScope;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (secret.empty()) {
+    EVP_Digest(credential.data(), credential.size(), digest, &len, EVP_sha256(), nullptr);
+  } else {
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(credential.data()), credential.size(), digest,
+         &len);
+  }
+  std::string out;
+  boost::algorithm::hex_lower(digest, digest + 8, std::back_inserter(out));
+  lastCredential.assign(credential);
+  lastSecret.assign(secret);
+  lastScope = out;
+  return out;
+}
+
+Result<RequestControls> readControls(const http::Request& req, const ScopeOptions& scope) {
+  RequestControls c;
+  if (auto ttl = req["x-llmcache-ttl"]; !ttl.empty()) {
+    c.ttl = parseNonNegative(trim(ttl));
+    if (!c.ttl)
+      return makeError(Errc::InvalidArgument,
+                       "x-llmcache-ttl must be a whole number of seconds >= 0");
+  }
+  c.keyNamespace = std::string(trim(req["x-llmcache-namespace"]));
+  forEachListItem(req["x-llmcache-tags"], [&](std::string_view t) { c.tags.emplace_back(t); });
+
+  std::string_view credential = req[bhttp::field::authorization];
+  if (credential.empty()) credential = req["x-api-key"];
+  if (!credential.empty()) c.callerHash = credentialScope(credential, scope.secret);
+  if (scope.mode == "api_key" || scope.mode == "api-key") {
+    // The tenant is the credential: answers paid with one key are not served to another.
+    c.tenant = c.callerHash;
+  } else if (scope.mode.rfind("header:", 0) == 0) {
+    c.tenant = std::string(trim(req[scope.mode.substr(7)]));
+  }
+  return c;
+}
+
+}  // namespace llmcache::gateway

@@ -1,0 +1,49 @@
+// The analytics event of a request: one per request, recorded once its outcome is final.
+#include "gateway/context.h"
+
+namespace llmcache::gateway {
+
+void Gateway::settle(Context& ctx, Outcome outcome) {
+  ctx.outcome = outcome;
+  recordEvent(ctx);
+}
+
+void Gateway::recordEvent(Context& ctx) {
+  if (!ctx.outcome || ctx.recorded || (!deps_.recorder && !deps_.metrics)) return;
+  ctx.recorded = true;
+  analytics::Event e;
+  e.time = deps_.clock.now();
+  e.cacheKey = ctx.key.cacheKey;
+  e.model = ctx.info.model;
+  e.platform = ctx.route.platform;
+  e.provider = upstream::providerOf(ctx.info.model);
+  if (ctx.route.endpoint) e.endpoint = std::string(key::endpointName(*ctx.route.endpoint));
+  e.outcome = *ctx.outcome;
+  e.tier = ctx.tier;
+  e.latencyMs = std::chrono::duration<double, std::milli>(e.time - ctx.received).count();
+  if (ctx.answer) {
+    e.tokensIn = ctx.answer->tokensInput;
+    e.tokensOut = ctx.answer->tokensOutput;
+    switch (*ctx.outcome) {
+      case Outcome::Hit:
+        e.costSaved = ctx.answer->costTotal;
+        e.latencySavedMs = ctx.answer->latencyMs;
+        break;
+      case Outcome::Coalesced:
+        e.costSaved = ctx.answer->costTotal;
+        break;
+      default:
+        e.cost = ctx.answer->costTotal;  // what this request paid upstream
+    }
+  }
+  e.callerHash = ctx.controls.callerHash;
+  if (ctx.keyInfo) {
+    e.promptCategory = ctx.keyInfo->promptCategory;
+    e.promptSimhash = ctx.keyInfo->promptSimhash;
+    e.promptPreview = ctx.keyInfo->promptPreview;
+  }
+  if (deps_.metrics) deps_.metrics->observe(e);
+  if (deps_.recorder) deps_.recorder->record(e);
+}
+
+}  // namespace llmcache::gateway

@@ -1,0 +1,339 @@
+#include "main/app.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "admin/admin_api.h"
+#include "alerts/alerter.h"
+#include "analytics/analytics.h"
+#include "analytics/metrics.h"
+#include "analytics/recorder.h"
+#include "cache/disk/disk_tier.h"
+#include "cache/memory/memory_tier.h"
+#include "cache/s3/s3_client.h"
+#include "cache/s3/s3_key_directory.h"
+#include "cache/s3/s3_outbox.h"
+#include "cache/s3/s3_tier.h"
+#include "cache/tiered_cache.h"
+#include "common/log.h"
+#include "common/periodic.h"
+#include "gateway/gateway.h"
+#include "index/disk_scan.h"
+#include "index/index.h"
+#include "index/tier_observer.h"
+#include "invalidation/invalidator.h"
+#include "invalidation/s3_broadcast.h"
+#include "upstream/http_client.h"
+#include "upstream/platform.h"
+#include "upstream/pricing.h"
+
+namespace llmcache::app {
+
+namespace {
+using std::chrono::seconds;
+
+upstream::PlatformTable loadPlatforms(const config::Config& c) {
+  if (c.platforms.empty()) return {};
+  auto parsed = upstream::parsePlatforms(c.platforms);
+  if (!parsed) throw StartupError("CACHE_PLATFORMS: " + parsed.error().message, 2);
+  return std::move(*parsed);
+}
+
+upstream::PricingTable loadPricing(const config::Config& c) {
+  if (c.pricingFile.empty()) return upstream::PricingTable::builtin();
+  auto loaded = upstream::PricingTable::loadFile(c.pricingFile);
+  if (!loaded) throw StartupError("CACHE_PRICING_FILE: " + loaded.error().message, 2);
+  return std::move(*loaded);
+}
+
+// One codec for every stored body: disk files, S3 objects, the S3 outbox journal.
+cache::CodecOptions loadCodec(const config::Config& c) {
+  cache::CodecOptions codec{.compress = c.compression};
+  if (c.encryption) {
+    try {
+      codec.key = config::encryptionKeyBytes(c);  // validated; the key file may have gone since
+    } catch (const std::exception& e) {
+      throw StartupError(std::string("configuration error: ") + e.what(), 2);
+    }
+  }
+  return codec;
+}
+
+// The index beside the disk tier. A damaged index is rebuilt from the disk tier's files.
+std::unique_ptr<index::Index> openIndex(const config::Config& c, const cache::CodecOptions& codec) {
+  const auto path = index::Index::defaultPath(c.cacheDir);
+  const index::IndexOptions options{.backgroundCheckpoints = true};
+  auto opened = index::Index::open(path, options);
+  if (!opened && opened.error().code == Errc::Corrupt) {
+    std::fprintf(stderr, "llmcache: the index is damaged (%s); rebuilding it from the disk tier\n",
+                 opened.error().message.c_str());
+    (void)index::Index::removeFiles(path);
+    opened = index::Index::open(path, options);
+    if (opened) {
+      auto report = index::rebuildFromDiskTier(**opened, c.cacheDir, codec);
+      if (report) std::fprintf(stderr, "llmcache: index rebuilt: %zu entries\n", report->entries);
+    }
+  }
+  if (!opened)
+    throw StartupError("cannot open the index " + path.string() + ": " + opened.error().message, 2);
+  return std::move(*opened);
+}
+}  // namespace
+
+http::ServerOptions serverOptions(const config::Config& c) {
+  http::ServerOptions o;
+  auto [host, port] = c.listenEndpoint();
+  o.host = host;
+  o.port = port;
+  o.threads = c.threads;
+  o.maxBodyBytes = c.maxBodyBytes;
+  o.maxHeaderBytes = static_cast<uint32_t>(c.maxHeaderBytes);
+  o.maxConnections = c.maxConnections;
+  o.readTimeout = seconds(c.readTimeoutSeconds);
+  o.idleTimeout = seconds(c.idleTimeoutSeconds);
+  o.shutdownGrace = seconds(c.shutdownGraceSeconds);
+  return o;
+}
+
+void runUntilSignalled(http::Server& server, const std::string& what) {
+  http::net::signal_set signals(server.context(), SIGINT, SIGTERM);
+  signals.async_wait([&server](boost::system::error_code ec, int) {
+    if (!ec) server.stop();
+  });
+  std::printf("%s listening on http://127.0.0.1:%u\n", what.c_str(), server.port());
+  std::fflush(stdout);
+  server.run();
+}
+
+// Declared in construction order; shutdown() takes them down in its own, explicit order.
+struct App::Parts {
+  config::Config config;
+  upstream::PlatformTable platforms;
+  upstream::PricingTable pricing;
+  cache::CodecOptions codec;
+  // Tiers.
+  std::unique_ptr<cache::MemoryTier> memory;
+  std::unique_ptr<cache::DiskTier> disk;
+  std::unique_ptr<cache::s3::S3Client> s3Client;
+  std::unique_ptr<cache::s3::S3Tier> s3Tier;
+  std::unique_ptr<cache::s3::S3Outbox> s3Outbox;
+  std::unique_ptr<cache::s3::S3KeyDirectory> s3Directory;
+  // The cache service and who hears of it.
+  std::unique_ptr<index::Index> index;
+  std::unique_ptr<cache::TieredCache> cache;
+  std::unique_ptr<index::IndexObserver> indexObserver;
+  std::unique_ptr<analytics::Metrics> metrics;
+  std::unique_ptr<invalidation::Invalidator> invalidator;
+  // Analytics and administration.
+  std::unique_ptr<analytics::EventRecorder> recorder;
+  std::unique_ptr<analytics::Analytics> analytics;
+  std::unique_ptr<admin::AdminApi> admin;
+  std::unique_ptr<invalidation::S3InvalidationBroadcast> broadcast;
+  std::unique_ptr<alerts::Alerter> alerter;
+  // Requests.
+  std::unique_ptr<upstream::Client> client;
+  std::unique_ptr<gateway::Gateway> gateway;
+  std::unique_ptr<http::Server> server;
+  // Background loops (docs/architecture.md, Threads).
+  std::vector<std::unique_ptr<PeriodicTask>> tasks;
+
+  void refreshGauges() {
+    metrics->setTier("memory", {memory->entryCount(), memory->byteCount(), memory->evictions()});
+    metrics->setTier("disk", {disk->entryCount(), disk->byteCount(), disk->evictions()});
+    if (s3Outbox) metrics->setOutboxPending(s3Outbox->pending());
+  }
+};
+
+App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
+  setUpLogging();
+  Parts& p = *parts_;
+  p.config = std::move(config);
+  const config::Config& c = p.config;
+  p.platforms = loadPlatforms(c);
+  p.pricing = loadPricing(c);
+  p.codec = loadCodec(c);
+
+  p.memory = std::make_unique<cache::MemoryTier>(
+      cache::MemoryTierOptions{.maxEntries = c.memoryEntries, .maxBytes = c.memoryBytes});
+  try {
+    p.disk = std::make_unique<cache::DiskTier>(cache::DiskTierOptions{
+        .dir = c.cacheDir,
+        .maxEntries = c.diskEntries,
+        .maxBytes = c.diskBytes,
+        .codec = p.codec,
+        // Serve at once however many files there are; they are counted in the background.
+        .scanInBackground = true});
+  } catch (const std::exception& e) {
+    throw StartupError("cannot use CACHE_DIR " + c.cacheDir + ": " + e.what(), 2);
+  }
+
+  // The S3 tier: on when a bucket is set. S3 being down at start-up is not fatal: the gateway
+  // serves from memory, disk and the upstream, and the outbox keeps the writes.
+  if (!c.s3Bucket.empty()) {
+    try {
+      cache::s3::S3ClientOptions so;
+      so.endpoint = c.s3Endpoint;
+      so.region = c.s3Region;
+      so.bucket = c.s3Bucket;
+      if (c.s3Addressing != "auto") so.pathStyle = c.s3Addressing == "path";
+      so.credentials = cache::s3::S3Credentials::fromEnvironment();
+      so.requestTimeout = seconds(c.s3TimeoutSeconds);
+      p.s3Client = std::make_unique<cache::s3::S3Client>(so);
+      cache::s3::S3TierOptions to;
+      to.prefix = c.s3Prefix;
+      to.codec = p.codec;
+      to.instanceId = cache::s3::loadOrCreateInstanceId(c.cacheDir);
+      p.s3Tier = std::make_unique<cache::s3::S3Tier>(*p.s3Client, to);
+      if (c.asyncWrites) {
+        cache::s3::S3OutboxOptions oo;
+        oo.dir = std::filesystem::path(c.cacheDir) / "s3-outbox";
+        oo.codec = to.codec;
+        oo.retryMax = seconds(std::max(1, c.s3OutboxRetryMaxSeconds));
+        p.s3Outbox = std::make_unique<cache::s3::S3Outbox>(*p.s3Tier, oo);
+      }
+      p.s3Directory = std::make_unique<cache::s3::S3KeyDirectory>(
+          *p.s3Client, p.s3Tier->layout(), seconds(c.s3DirectoryRefreshSeconds));
+    } catch (const std::exception& e) {
+      throw StartupError(std::string("cannot set up the S3 tier: ") + e.what(), 2);
+    }
+  }
+
+  p.index = openIndex(c, p.codec);
+  cache::TieredCacheOptions co{.fast = {p.memory.get(), p.disk.get()}};
+  if (p.s3Tier)
+    co.slow.push_back(
+        {.tier = p.s3Tier.get(), .filter = p.s3Directory.get(), .queue = p.s3Outbox.get()});
+  p.cache = std::make_unique<cache::TieredCache>(std::move(co));
+  p.indexObserver = std::make_unique<index::IndexObserver>(*p.index);
+  p.metrics = std::make_unique<analytics::Metrics>();
+  p.cache->addObserver(p.indexObserver.get());
+  p.cache->addObserver(p.metrics.get());
+  p.invalidator = std::make_unique<invalidation::Invalidator>(*p.index, *p.cache, Clock::system());
+  p.cache->setGuard(p.invalidator.get());
+
+  // Analytics: events queued and written in batches by an idle-priority writer (see
+  // RecorderOptions), the figures of /cache/analytics and /cache/patterns.
+  p.recorder = std::make_unique<analytics::EventRecorder>(
+      *p.index, analytics::RecorderOptions{.idleWhenCaughtUp = true});
+  p.analytics = std::make_unique<analytics::Analytics>(*p.index, p.recorder.get());
+  p.admin = std::make_unique<admin::AdminApi>(*p.index, *p.invalidator, c, p.analytics.get());
+  if (p.s3Client)
+    p.broadcast = std::make_unique<invalidation::S3InvalidationBroadcast>(
+        *p.s3Client, cache::s3::normalizePrefix(c.s3Prefix), p.s3Tier->options().instanceId,
+        *p.invalidator, std::filesystem::path(c.cacheDir) / "invalidations-seen",
+        seconds(c.invalidationPollSeconds), Clock::system());
+
+  p.client = std::make_unique<upstream::Client>();
+  gateway::GatewayDeps deps{c, *p.cache, *p.client, p.platforms, p.pricing};
+  deps.admin = p.admin.get();
+  deps.recorder = p.recorder.get();
+  deps.metrics = p.metrics.get();
+  deps.refreshGauges = [&p] { p.refreshGauges(); };
+  deps.broadcast = p.broadcast.get();
+  p.gateway = std::make_unique<gateway::Gateway>(deps);
+  gateway::Gateway& gw = *p.gateway;
+  try {
+    p.server = std::make_unique<http::Server>(
+        serverOptions(c),
+        [&gw](http::Request& r, http::ResponseWriter& w) { return gw.handle(r, w); },
+        [&gw](http::bhttp::status s, std::string m, std::string_view t) {
+          return gw.errorResponse(s, std::move(m), t);
+        });
+  } catch (const std::exception& e) {
+    throw StartupError("cannot listen on " + c.listen + ": " + e.what(), 1);
+  }
+
+  // Background loops. Expired entries are misses at once (TieredCache checks expires_at); the
+  // purger removes them from the tiers and the index.
+  p.tasks.push_back(std::make_unique<PeriodicTask>(
+      PeriodicOptions{.name = "purger", .interval = seconds(30), .lowPriority = false},
+      [&p] { (void)p.invalidator->purgeExpired(10000); }));
+  // The S3 index (by-date segments, cache_index.json, statistics.json) is also written when only
+  // lookups changed the statistics (an instance that reads more than it writes).
+  if (p.s3Tier)
+    p.tasks.push_back(
+        std::make_unique<PeriodicTask>(PeriodicOptions{.name = "s3-index", .interval = seconds(10)},
+                                       [&p] { (void)p.s3Tier->flushIndexIfDue(); }));
+  const auto metricsInterval = seconds(std::max(1, c.metricsIntervalSeconds));
+  p.refreshGauges();
+  p.tasks.push_back(std::make_unique<PeriodicTask>(
+      PeriodicOptions{.name = "gauges", .interval = metricsInterval, .lowPriority = false},
+      [&p] { p.refreshGauges(); }));
+  // E-mail alerts (CACHE_ALERT_EMAIL), on their own thread: a send may block for seconds.
+  if (!c.alertEmail.empty()) {
+    p.alerter = std::make_unique<alerts::Alerter>(
+        alerts::AlerterOptions::fromConfig(c, c.listen),
+        [url = c.smtpUrl](const alerts::Mail& m) { return alerts::sendSmtp(url, m); },
+        Clock::system());
+    p.tasks.push_back(std::make_unique<PeriodicTask>(
+        PeriodicOptions{.name = "alerts", .interval = metricsInterval, .runAtStart = true},
+        [&p, failed = uint64_t{0}]() mutable {
+          const analytics::MetricsTotals t = p.metrics->totals();
+          alerts::Snapshot snap;
+          snap.requests = t.cacheable;
+          snap.hits = t.hits;
+          snap.tierErrors = t.tierErrorsByName();
+          snap.outboxPending = p.s3Outbox ? p.s3Outbox->pending() : 0;
+          p.alerter->evaluate(snap);
+          if (p.alerter->stats().failed > failed) {
+            failed = p.alerter->stats().failed;
+            spdlog::warn("alert mail failed: {}", p.alerter->stats().lastError);
+          }
+        }));
+  }
+
+  std::fprintf(
+      stderr, "llmcache: upstream %s, cache in %s (memory %llu entries, disk %llu entries)%s%s\n",
+      c.upstream.c_str(), c.cacheDir.c_str(), static_cast<unsigned long long>(c.memoryEntries),
+      static_cast<unsigned long long>(c.diskEntries),
+      p.s3Tier
+          ? (", S3 bucket " + c.s3Bucket + (c.asyncWrites ? " (async writes)" : " (sync writes)"))
+                .c_str()
+          : "",
+      c.enabled ? "" : ", caching DISABLED (pass-through)");
+}
+
+App::~App() { shutdown(); }
+
+int App::run() {
+  runUntilSignalled(*parts_->server, "llmcache");
+  shutdown();
+  std::fprintf(stderr, "llmcache: stopped\n");
+  return 0;
+}
+
+void App::shutdown() {
+  if (!parts_) return;
+  Parts& p = *parts_;
+  // 1. No new work: the background loops stop (each finishes its current run).
+  p.tasks.clear();
+  // 2. Admin requests still running finish (they erase tiers and write the index).
+  if (p.gateway) p.gateway->flush();
+  // 3. The upstream client goes before the server's I/O contexts: it completes every transfer
+  //    still in flight (a call that outlived CACHE_SHUTDOWN_GRACE) with "cancelled", which rings
+  //    its request's doorbell on a context that still exists but no longer runs.
+  p.client.reset();
+  // 4. The server: its contexts are destroyed with the requests suspended in them (their
+  //    analytics events go to the recorder, still alive).
+  p.server.reset();
+  p.gateway.reset();
+  // 5. Tier writes queued by the requests (disk, the index, the outbox's journal) finish.
+  if (p.cache) p.cache->drain();
+  // 6. S3: upload what we can within the grace period; the rest stays journaled for the next
+  //    start. Then the S3 index files.
+  if (p.s3Outbox) {
+    if (!p.s3Outbox->drain(seconds(p.config.shutdownGraceSeconds)))
+      std::fprintf(stderr, "llmcache: %llu S3 writes left in the outbox for the next start\n",
+                   static_cast<unsigned long long>(p.s3Outbox->pending()));
+    p.s3Outbox->stop();
+  }
+  if (p.s3Tier) (void)p.s3Tier->flushIndex();
+  if (p.recorder && p.recorder->dropped() > 0)
+    std::fprintf(stderr, "llmcache: %llu analytics events dropped (the events queue was full)\n",
+                 static_cast<unsigned long long>(p.recorder->dropped()));
+  // 7. The rest, in reverse order of construction (the recorder flushes its queue, the index
+  //    checkpoints).
+  parts_.reset();
+}
+
+}  // namespace llmcache::app
