@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that building, running and testing llmcache needs.
-# A no-op (no apt-get at all) when they are all present. Run as root.
+# Installs the Debian 12 packages llmcache needs. A no-op (no apt-get at all) when they are all
+# present. Run as root.
+#   setup.sh       everything: build, run, test, benchmark (the README's test command)
+#   setup.sh run   only what building and running the gateway needs (the README's run command:
+#                  a first run on a fresh machine installs a third of the packages)
 set -euo pipefail
 
-PACKAGES=(
+RUN_PACKAGES=(
   # toolchain
   g++ cmake ninja-build ccache pkg-config make
   # libraries (DESIGN.md, Dependencies)
   libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev libboost-url1.81-dev
   libicu-dev libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev libsqlite3-dev
   libcli11-dev libspdlog-dev
+  # TLS to the providers, and the README's curl example
+  ca-certificates curl
+)
+TEST_PACKAGES=(
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev python3 wrk hyperfine ca-certificates
-  # the README's curl example and the benchmark scripts
-  curl
+  libgtest-dev libgmock-dev libbenchmark-dev python3 wrk hyperfine
   # checks (scripts/check.sh): formatting against .clang-format (clang-format 14)
   clang-format
   # fuzz targets (fuzz/run.sh): clang with libFuzzer and the sanitizer runtimes
@@ -23,6 +28,11 @@ PACKAGES=(
   # the dashboard in a headless browser (tests/dashboard) and the alert mails' SMTP sink (tests/alerts)
   chromium python3-aiosmtpd
 )
+if [ "${1:-all}" = run ]; then
+  PACKAGES=("${RUN_PACKAGES[@]}")
+else
+  PACKAGES=("${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

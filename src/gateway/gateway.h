@@ -94,11 +94,14 @@ class Gateway {
   void settle(Context& ctx, Outcome outcome);
   void recordEvent(Context& ctx);  // once per request
   upstream::Request upstreamRequest(const Context& ctx, bool cached) const;
+  key::KeyOptions keyOptions(const Context& ctx) const;
 
   GatewayDeps deps_;
   Router router_;
   EntryFactory entries_;
   key::NormalizeMode mode_;
+  std::vector<std::pair<std::string, key::NormalizeMode>> namespaceModes_;
+  std::vector<std::string> keyHeaders_;  // lowercase: their values go into the key's context
   ScopeOptions scope_;
   SingleFlight<FlightResult> flights_;
   KeyMemo keyMemo_;

@@ -10,21 +10,24 @@ KeyMemo::KeyMemo(size_t maxEntries, size_t shards) {
   for (size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
-KeyMemo::Probe KeyMemo::probe(key::Endpoint endpoint, key::NormalizeMode mode,
-                              std::string_view scope, std::string_view keyNamespace,
-                              std::string_view body) {
+KeyMemo::Probe KeyMemo::probe(const key::KeyOptions& options, std::string_view body) {
   Probe p;
   std::string& k = p.prefix;
-  k.reserve(scope.size() + keyNamespace.size() + 12);
-  k.push_back(static_cast<char>('0' + static_cast<int>(endpoint)));
-  k.push_back(static_cast<char>('0' + static_cast<int>(mode)));
-  // Lengths first: no choice of scope and namespace can be mistaken for another.
-  k += std::to_string(scope.size());
-  k.push_back(':');
-  k += scope;
-  k += std::to_string(keyNamespace.size());
-  k.push_back(':');
-  k += keyNamespace;
+  k.reserve(options.scope.size() + options.keyNamespace.size() + 12);
+  k.push_back(static_cast<char>('0' + static_cast<int>(options.endpoint)));
+  k.push_back(static_cast<char>('0' + static_cast<int>(options.mode)));
+  // Lengths first: no choice of scope, namespace or context can be mistaken for another.
+  auto field = [&k](std::string_view v) {
+    k += std::to_string(v.size());
+    k.push_back(':');
+    k += v;
+  };
+  field(options.scope);
+  field(options.keyNamespace);
+  for (const auto& [name, value] : options.context) {
+    field(name);
+    field(value);
+  }
   p.body = body;
   const size_t h = std::hash<std::string_view>{}(body);
   p.hash = h ^ (std::hash<std::string_view>{}(k) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));

@@ -38,7 +38,7 @@ class KeyMemo {
 
   explicit KeyMemo(size_t maxEntries, size_t shards = 16);
 
-  // What the cache key depends on: endpoint, normalization, scope and namespace (a short
+  // What the cache key depends on: endpoint, normalization, scope, namespace, context (a short
   // length-prefixed prefix) and the body, hashed once. The body is viewed, not copied: a lookup
   // of a remembered body allocates nothing (a 1.5 KB copy per request was one of the hit path's
   // largest allocations).
@@ -48,8 +48,7 @@ class KeyMemo {
     size_t hash = 0;
     std::string text() const { return prefix + std::string(body); }  // what put() keeps
   };
-  static Probe probe(key::Endpoint endpoint, key::NormalizeMode mode, std::string_view scope,
-                     std::string_view keyNamespace, std::string_view body);
+  static Probe probe(const key::KeyOptions& options, std::string_view body);
 
   std::shared_ptr<const Value> find(const Probe& probe);
   // Copies the probe's body (unless above kMaxBodyBytes: not remembered).

@@ -5,13 +5,24 @@
 namespace llmcache::gateway {
 namespace {
 
+key::KeyOptions options(key::Endpoint e, key::NormalizeMode m, std::string_view scope,
+                        std::string_view ns,
+                        std::vector<std::pair<std::string, std::string>> context = {}) {
+  return {.endpoint = e,
+          .mode = m,
+          .scope = std::string(scope),
+          .keyNamespace = std::string(ns),
+          .context = std::move(context)};
+}
+
 std::string text(key::Endpoint e, key::NormalizeMode m, std::string_view scope, std::string_view ns,
-                 std::string_view body) {
-  return KeyMemo::probe(e, m, scope, ns, body).text();
+                 std::string_view body,
+                 std::vector<std::pair<std::string, std::string>> context = {}) {
+  return KeyMemo::probe(options(e, m, scope, ns, std::move(context)), body).text();
 }
 
 KeyMemo::Probe plain(std::string_view body) {
-  return KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "", "", body);
+  return KeyMemo::probe(options(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "", ""), body);
 }
 
 std::shared_ptr<const KeyMemo::Value> value(std::string hash) {
@@ -23,12 +34,13 @@ std::shared_ptr<const KeyMemo::Value> value(std::string hash) {
 TEST(KeyMemo, TheSameInputsFindTheRememberedKey) {
   KeyMemo memo(100);
   std::string body = "{}";
-  memo.put(KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", body),
-           value("h1"));
+  memo.put(
+      KeyMemo::probe(options(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", ""), body),
+      value("h1"));
   body = "xx";  // the memo kept its own copy of the body
   const std::string again = "{}";
-  auto found = memo.find(
-      KeyMemo::probe(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", "", again));
+  auto found = memo.find(KeyMemo::probe(
+      options(key::Endpoint::OpenAiChat, key::NormalizeMode::Seed, "t1", ""), again));
   ASSERT_TRUE(found);
   EXPECT_EQ(found->key.requestHash, "h1");
 }
@@ -42,9 +54,14 @@ TEST(KeyMemo, EveryInputOfTheKeyTellsMemoKeysApart) {
   EXPECT_NE(base, text(E::OpenAiChat, M::Seed, "t2", "ns", "{}"));
   EXPECT_NE(base, text(E::OpenAiChat, M::Seed, "t1", "", "{}"));
   EXPECT_NE(base, text(E::OpenAiChat, M::Seed, "t1", "ns", "{ }"));
-  // Scope and namespace cannot be shifted into each other.
+  EXPECT_NE(base, text(E::OpenAiChat, M::Seed, "t1", "ns", "{}", {{"platform", "groq"}}));
+  EXPECT_NE(text(E::OpenAiChat, M::Seed, "t1", "ns", "{}", {{"query", "a=1"}}),
+            text(E::OpenAiChat, M::Seed, "t1", "ns", "{}", {{"query", "a=2"}}));
+  // Scope, namespace and context cannot be shifted into each other.
   EXPECT_NE(text(E::OpenAiChat, M::Seed, "ab", "c", "{}"),
             text(E::OpenAiChat, M::Seed, "a", "bc", "{}"));
+  EXPECT_NE(text(E::OpenAiChat, M::Seed, "t1", "", "{}", {{"ab", "c"}}),
+            text(E::OpenAiChat, M::Seed, "t1", "", "{}", {{"a", "bc"}}));
 }
 
 TEST(KeyMemo, ABodyThatOnlySharesTheHashOrAPrefixIsNotFound) {

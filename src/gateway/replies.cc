@@ -88,18 +88,8 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
 
 net::awaitable<void> Gateway::serveFlightResult(Context& ctx, http::ResponseWriter& w,
                                                 const FlightResult& result) {
-  if (result.kind == FlightResult::Kind::Answer) {
-    ctx.answer = result.entry;
-    co_await serveEntry(ctx, w, *result.entry, Outcome::Coalesced, "");
-    co_return;
-  }
-  settle(ctx, Outcome::Coalesced);
-  http::Response res{static_cast<bhttp::status>(result.status), ctx.request.version()};
-  for (const auto& h : result.headers) res.insert(h.name, h.value);
-  res.set("x-llmcache-status", outcomeName(Outcome::Coalesced));
-  res.set("x-llmcache-key", keyHeaderValue(ctx.key.cacheKey));
-  res.body() = result.body;
-  co_await w.send(std::move(res));
+  ctx.answer = result.entry;
+  co_await serveEntry(ctx, w, *result.entry, Outcome::Coalesced, "");
 }
 
 }  // namespace llmcache::gateway

@@ -5,6 +5,7 @@
 
 #include <boost/algorithm/hex.hpp>
 #include <boost/algorithm/string/predicate.hpp>
+#include <boost/url/parse_query.hpp>
 #include <charconv>
 #include <ranges>
 
@@ -73,7 +74,16 @@ std::string credentialScope(std::string_view credential, std::string_view secret
   return out;
 }
 
-Result<RequestControls> readControls(const http::Request& req, const ScopeOptions& scope) {
+std::optional<std::string> queryParameter(std::string_view query, std::string_view name) {
+  auto params = boost::urls::parse_query(query);
+  if (!params) return std::nullopt;
+  for (auto param : *params)
+    if (param.key == name) return std::string(param.value);
+  return std::nullopt;
+}
+
+Result<RequestControls> readControls(const http::Request& req, std::string_view query,
+                                     const ScopeOptions& scope) {
   RequestControls c;
   if (auto ttl = req["x-llmcache-ttl"]; !ttl.empty()) {
     c.ttl = parseNonNegative(trim(ttl));
@@ -84,12 +94,22 @@ Result<RequestControls> readControls(const http::Request& req, const ScopeOption
   c.keyNamespace = std::string(trim(req["x-llmcache-namespace"]));
   forEachListItem(req["x-llmcache-tags"], [&](std::string_view t) { c.tags.emplace_back(t); });
 
-  std::string_view credential = req[bhttp::field::authorization];
-  if (credential.empty()) credential = req["x-api-key"];
+  // The caller's credential, from the first carrier present (Authorization, x-api-key, Azure's
+  // api-key, Google's x-goog-api-key, a ?key= parameter: CACHE_SCOPE_CREDENTIALS).
+  std::string credential;
+  for (const std::string& source : scope.credentials) {
+    if (source.rfind("query:", 0) == 0) {
+      if (auto v = queryParameter(query, std::string_view(source).substr(6)); v && !v->empty())
+        credential = "query:" + *v;
+    } else if (auto v = req[source]; !v.empty()) {
+      credential = std::string(v);
+    }
+    if (!credential.empty()) break;
+  }
   if (!credential.empty()) c.callerHash = credentialScope(credential, scope.secret);
   if (scope.mode == "api_key" || scope.mode == "api-key") {
     // The tenant is the credential: answers paid with one key are not served to another.
-    c.tenant = c.callerHash;
+    c.tenant = credential.empty() ? std::string(kAnonymousTenant) : c.callerHash;
   } else if (scope.mode.rfind("header:", 0) == 0) {
     c.tenant = std::string(trim(req[scope.mode.substr(7)]));
   }

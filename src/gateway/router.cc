@@ -63,6 +63,7 @@ Route Router::route(http::bhttp::verb method, std::string_view target) const {
     apiPath = r.path;
     base = options_.upstream;
     r.platform = defaultPlatform_;
+    r.defaultRoute = true;
   } else {
     const size_t slash = r.path.find('/', 1);
     const std::string name =

@@ -22,8 +22,9 @@ struct Route {
   std::string path;   // the target's path as sent
   std::string query;  // the target's query as sent, without '?'
   // Api:
-  std::string platform;     // the platform's name ("default" when none matches the upstream)
-  std::string upstreamUrl;  // the platform's base + the API path after /v1 + ?query
+  std::string platform;       // the platform's name ("default" when none matches the upstream)
+  bool defaultRoute = false;  // /v1/... (not /{platform}/v1/...)
+  std::string upstreamUrl;    // the platform's base + the API path after /v1 + ?query
   std::optional<key::Endpoint> endpoint;  // a POST to a cached endpoint
   // The error shape for this request (Api, and refusals of API-looking paths).
   api::Provider provider = api::Provider::OpenAi;

@@ -175,11 +175,22 @@ Result<CacheKey> computeKey(const Json& request, const KeyOptions& options) {
     return invalid("'model' must be a non-empty string");
   const Json* messages = request.find("messages");
   if (messages && !messages->isArray()) return invalid("'messages' must be an array");
+  // max_tokens when it is not null, else max_completion_tokens; when both are set, the second
+  // also goes into extra (it still shapes the answer).
   const Json* maxTokens = request.find("max_tokens");
-  if (!maxTokens) maxTokens = request.find("max_completion_tokens");
+  const Json* maxCompletion = request.find("max_completion_tokens");
+  if (maxCompletion && maxCompletion->isNull()) maxCompletion = nullptr;
   const Json* functions = request.find("functions");
 
   Json extra = Json::object();
+  if (!maxTokens || maxTokens->isNull()) {
+    maxTokens = maxCompletion;
+  } else if (maxCompletion) {
+    extra.appendMember("max_completion_tokens", canonicalValue(*maxCompletion));
+  }
+  if (request.find(kContextField))
+    return invalid(std::string("'") + kContextField +
+                   "' is reserved for the gateway's request context");
   for (size_t i = 0; i < request.keys().size(); ++i) {
     const std::string& k = request.keys()[i];
     if (seedField(k) || notInKey(k)) continue;
@@ -192,6 +203,11 @@ Result<CacheKey> computeKey(const Json& request, const KeyOptions& options) {
     extra.set("endpoint", Json::string(std::string(endpointName(options.endpoint))));
   if (!options.scope.empty()) extra.set("scope", Json::string(options.scope));
   if (!options.keyNamespace.empty()) extra.set("namespace", Json::string(options.keyNamespace));
+  if (!options.context.empty()) {
+    Json context = Json::object();
+    for (const auto& [name, value] : options.context) context.set(name, Json::string(value));
+    extra.set(kContextField, std::move(context));
+  }
 
   Json normalized = Json::object();
   normalized.appendMember("model",

@@ -1,8 +1,10 @@
 #pragma once
-// The cache key, version 1 (shared/keyspec/KEYSPEC.md; cache_key.py is normative).
+// The cache key, version 1 (docs/keyspec.md; the key spec's cache_key.py is normative).
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/json.h"
 #include "common/result.h"
@@ -11,6 +13,8 @@
 namespace llmcache::key {
 
 inline constexpr int kKeySpecVersion = 1;
+// The extra member that holds KeyOptions::context; a request body may not use the name.
+inline constexpr const char* kContextField = "@context";
 
 enum class Endpoint { OpenAiChat, OpenAiCompletions, OpenAiEmbeddings, AnthropicMessages };
 
@@ -21,9 +25,14 @@ std::optional<NormalizeMode> parseNormalizeMode(std::string_view name);
 
 struct KeyOptions {
   Endpoint endpoint = Endpoint::OpenAiChat;
-  NormalizeMode mode = NormalizeMode::Seed;
+  NormalizeMode mode = NormalizeMode::Exact;
   std::string scope;         // the tenant when keys are scoped per tenant; empty: none
   std::string keyNamespace;  // x-llmcache-namespace; empty: none
+  // The request's context besides its body that shapes the answer (docs/keyspec.md, Request
+  // context): ("platform", name) off the default route, ("query", sorted query string),
+  // ("header:<lowercase name>", value) for answer-shaping headers. Empty for a plain request,
+  // whose key is then exactly the key spec's; otherwise it goes into extra["@context"].
+  std::vector<std::pair<std::string, std::string>> context;
 };
 
 struct CacheKey {

@@ -167,6 +167,18 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
     throw StartupError("cannot use CACHE_DIR " + c.cacheDir + ": " + e.what(), 2);
   }
 
+  // Tenant ids are keyed hashes of the credential: without CACHE_SCOPE_SECRET, a secret made
+  // at the first start and kept beside the cache (gateways sharing an S3 bucket must share one
+  // secret to share entries: set CACHE_SCOPE_SECRET for them).
+  if (p.config.scopeSecret.empty()) {
+    try {
+      p.config.scopeSecret =
+          config::loadOrCreateSecretFile((std::filesystem::path(c.cacheDir) / "scope-secret"));
+    } catch (const std::exception& e) {
+      throw StartupError(std::string("configuration error: ") + e.what(), 2);
+    }
+  }
+
   // The S3 tier: on when a bucket is set. S3 being down at start-up is not fatal: the gateway
   // serves from memory, disk and the upstream, and the outbox keeps the writes.
   if (!c.s3Bucket.empty()) {

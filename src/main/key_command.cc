@@ -15,7 +15,7 @@ namespace {
 
 struct KeyArgs {
   std::string endpoint = "openai.chat";
-  std::string normalize = "seed";
+  std::string normalize = "exact";
   std::string scope;
   std::string keyNamespace;
   bool jsonl = false;

@@ -252,7 +252,10 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
     co_return;
   }
   const api::Provider provider = api::providerOf(*endpoint);
-  if (const int64_t status = headerInt(req, "x-mock-status", 200); status != 200) {
+  // x-mock-status: an error of that status in the provider's shape; a 2xx other than 200 is the
+  // normal answer with that status (a 203 from a transforming proxy, a 206).
+  const int64_t status = headerInt(req, "x-mock-status", 200);
+  if (status < 200 || status >= 300) {
     co_await w.send(jsonResponse(
         static_cast<bhttp::status>(status), req.version(),
         api::errorBody(provider, api::errorTypeForStatus(provider, static_cast<int>(status)),
@@ -283,7 +286,8 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
       break;
   }
   if (body->getBool("stream") != std::optional<bool>(true)) {
-    co_await w.send(jsonResponse(bhttp::status::ok, req.version(), toJson(answer)));
+    co_await w.send(
+        jsonResponse(static_cast<bhttp::status>(status), req.version(), toJson(answer)));
     co_return;
   }
   std::vector<SseEvent> events = api::synthesizeStream(*endpoint, answer);

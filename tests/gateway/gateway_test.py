@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from harness import Stack, request, run_cli, scope_of
+from harness import Stack, request, run_cli
 
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
@@ -76,7 +76,7 @@ class CachingTest(GatewayTestCase):
         self.assertGreaterEqual(int(second.header("age")), 0)
         self.assertEqual(self.s.upstream_calls(), 1)
         # The key in the header is the one `llmcache key` computes (the tenant is the key's hash).
-        rc, out, err = run_cli(["key", "--scope", scope_of(auth)], json.dumps(body).encode())
+        rc, out, err = run_cli(["key", "--scope", self.s.scope_of(auth)], json.dumps(body).encode())
         self.assertEqual(rc, 0, err)
         expected = json.loads(out)["cache_key"]
         self.assertEqual(first.header("x-llmcache-key"), expected)
@@ -86,7 +86,8 @@ class CachingTest(GatewayTestCase):
         body = chat("no credentials here")
         res = self.s.post(CHAT, body)
         self.assertStatus(res, 200, "MISS")
-        rc, out, err = run_cli(["key"], json.dumps(body).encode())
+        # Without a credential the request is the "anonymous" tenant's (docs/http-api.md).
+        rc, out, err = run_cli(["key", "--scope", "anonymous"], json.dumps(body).encode())
         self.assertEqual(rc, 0, err)
         self.assertEqual(res.header("x-llmcache-key"), json.loads(out)["cache_key"])
 
@@ -540,7 +541,9 @@ class RequestControlTest(GatewayTestCase):
         self.assertStatus(a2, 200, "HIT")
         self.assertEqual(a2.body, a1.body)
         self.assertEqual(self.s.upstream_calls(), 3)
-        rc, out, err = run_cli(["key", "--namespace", "team-a"], json.dumps(chat()).encode())
+        # No credential: the "anonymous" tenant's key.
+        rc, out, err = run_cli(["key", "--namespace", "team-a", "--scope", "anonymous"],
+                               json.dumps(chat()).encode())
         self.assertEqual(rc, 0, err)
         self.assertEqual(a1.header("x-llmcache-key"), json.loads(out)["cache_key"])
 
@@ -871,10 +874,10 @@ class TenantListingTest(GatewayTestCase):
         everything = listing()
         self.assertEqual({r["cache_key"] for r in everything},
                          {a.header("x-llmcache-key"), b.header("x-llmcache-key")})
-        mine = listing(f"?tenant={scope_of(auth_a)}")
+        mine = listing(f"?tenant={self.s.scope_of(auth_a)}")
         self.assertEqual([r["cache_key"] for r in mine], [a.header("x-llmcache-key")])
-        self.assertEqual(mine[0]["tenant"], scope_of(auth_a))
-        theirs = listing(f"?tenant={scope_of(auth_b)}")
+        self.assertEqual(mine[0]["tenant"], self.s.scope_of(auth_a))
+        theirs = listing(f"?tenant={self.s.scope_of(auth_b)}")
         self.assertEqual([r["cache_key"] for r in theirs], [b.header("x-llmcache-key")])
         # Only the hash is stored: the credential is nowhere in the listing.
         text = json.dumps(everything)

@@ -6,6 +6,7 @@ secret test can grep them). `Stack.stop()` is registered as a cleanup, so proces
 even when a test fails.
 """
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -68,9 +69,11 @@ def request(port, method, path, body=None, headers=None, timeout=30):
         conn.close()
 
 
-def scope_of(credential: str) -> str:
-    """The tenant scope CACHE_SCOPE=api-key puts into the key: the first 16 hex of SHA-256."""
-    return hashlib.sha256(credential.encode()).hexdigest()[:16]
+def scope_of(credential: str, secret: str) -> str:
+    """The tenant scope CACHE_SCOPE=api_key puts into the key: the first 16 hex of
+    HMAC-SHA256(secret, credential) (the secret: CACHE_SCOPE_SECRET, else the one the gateway
+    keeps in CACHE_DIR/scope-secret)."""
+    return hmac.new(secret.encode(), credential.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class Process:
@@ -148,6 +151,11 @@ class Stack:
                 raise
 
     # -- processes -------------------------------------------------------------------------
+    def scope_of(self, credential: str) -> str:
+        """The tenant id this gateway gives a credential (its generated scope secret)."""
+        secret = (self.cache_dir / "scope-secret").read_text().strip()
+        return scope_of(credential, secret)
+
     def start_gateway(self, sets=None, upstream=None):
         """Starts the gateway on the mock (or on `upstream`, a base URL ending in /v1)."""
         if sets is not None:
