@@ -1,8 +1,10 @@
 #include "common/json.h"
 
+#include <boost/algorithm/hex.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <charconv>
 #include <cmath>
+#include <iterator>
 #include <unordered_map>
 
 namespace llmcache {
@@ -63,34 +65,56 @@ std::optional<double> Json::asDouble() const {
   return v;
 }
 
-const Json* Json::find(std::string_view key) const {
+std::optional<size_t> Json::position(std::string_view key) const {
+  if (index_) {
+    auto [it, end] = index_->equal_range(std::hash<std::string_view>{}(key));
+    for (; it != end; ++it)
+      if (keys_[it->second] == key) return it->second;
+    return std::nullopt;
+  }
   for (size_t i = 0; i < keys_.size(); ++i)
-    if (keys_[i] == key) return &items_[i];
-  return nullptr;
+    if (keys_[i] == key) return i;
+  return std::nullopt;
+}
+
+void Json::indexKey(size_t position) {
+  if (!index_) {
+    if (keys_.size() < kIndexedSize) return;
+    index_ = std::make_unique<Index>();
+    index_->reserve(keys_.size() * 2);
+    for (size_t i = 0; i < keys_.size(); ++i)
+      index_->emplace(std::hash<std::string_view>{}(keys_[i]), static_cast<uint32_t>(i));
+    return;
+  }
+  index_->emplace(std::hash<std::string_view>{}(keys_[position]), static_cast<uint32_t>(position));
+}
+
+const Json* Json::find(std::string_view key) const {
+  auto i = position(key);
+  return i ? &items_[*i] : nullptr;
 }
 Json* Json::find(std::string_view key) {
   return const_cast<Json*>(static_cast<const Json*>(this)->find(key));
 }
 
 Json& Json::set(std::string key, Json value) {
-  if (Json* existing = find(key)) {
-    *existing = std::move(value);
+  if (auto i = position(key)) {
+    items_[*i] = std::move(value);
     return *this;
   }
   keys_.push_back(std::move(key));
   items_.push_back(std::move(value));
+  indexKey(keys_.size() - 1);
   return *this;
 }
 
 bool Json::erase(std::string_view key) {
-  for (size_t i = 0; i < keys_.size(); ++i) {
-    if (keys_[i] == key) {
-      keys_.erase(keys_.begin() + static_cast<ptrdiff_t>(i));
-      items_.erase(items_.begin() + static_cast<ptrdiff_t>(i));
-      return true;
-    }
-  }
-  return false;
+  auto i = position(key);
+  if (!i) return false;
+  keys_.erase(keys_.begin() + static_cast<ptrdiff_t>(*i));
+  items_.erase(items_.begin() + static_cast<ptrdiff_t>(*i));
+  index_.reset();  // positions moved; rebuilt by the next mutation past the threshold
+  return true;
 }
 
 Json& Json::push(Json value) {
@@ -126,7 +150,8 @@ namespace {
 
 // Builds Json from Boost.JSON's SAX events. Containers under construction live on a stack.
 struct Builder {
-  static constexpr std::size_t max_object_size = std::size_t(-1);
+  explicit Builder(size_t maxValues) : maxValues(maxValues) {}
+  static constexpr std::size_t max_object_size = kMaxJsonObjectMembers;
   static constexpr std::size_t max_array_size = std::size_t(-1);
   static constexpr std::size_t max_key_size = std::size_t(-1);
   static constexpr std::size_t max_string_size = std::size_t(-1);
@@ -136,6 +161,17 @@ struct Builder {
   std::string buf;                       // string / key / number being assembled
   Json root;
   bool done = false;
+  size_t values = 0;
+  const size_t maxValues;
+  bool tooManyValues = false;
+
+  // Counts every value: a document of millions of tiny values costs ~100 bytes of tree each.
+  bool count(boost::system::error_code& ec) {
+    if (++values <= maxValues) return true;
+    tooManyValues = true;
+    ec = boost::json::error::exception;
+    return false;
+  }
 
   void put(Json v) {
     if (stack.empty()) {
@@ -153,7 +189,8 @@ struct Builder {
 
   bool on_document_begin(boost::system::error_code&) { return true; }
   bool on_document_end(boost::system::error_code&) { return true; }
-  bool on_array_begin(boost::system::error_code&) {
+  bool on_array_begin(boost::system::error_code& ec) {
+    if (!count(ec)) return false;
     stack.push_back(Json::array());
     return true;
   }
@@ -163,7 +200,8 @@ struct Builder {
     put(std::move(v));
     return true;
   }
-  bool on_object_begin(boost::system::error_code&) {
+  bool on_object_begin(boost::system::error_code& ec) {
+    if (!count(ec)) return false;
     stack.push_back(Json::object());
     pendingKeys.emplace_back();
     return true;
@@ -179,7 +217,8 @@ struct Builder {
     buf.append(s.data(), s.size());
     return true;
   }
-  bool on_string(boost::json::string_view s, std::size_t, boost::system::error_code&) {
+  bool on_string(boost::json::string_view s, std::size_t, boost::system::error_code& ec) {
+    if (!count(ec)) return false;
     buf.append(s.data(), s.size());
     put(Json::string(std::move(buf)));
     buf.clear();
@@ -199,26 +238,29 @@ struct Builder {
     buf.append(s.data(), s.size());
     return true;
   }
-  bool number(boost::json::string_view s) {
+  bool number(boost::json::string_view s, boost::system::error_code& ec) {
+    if (!count(ec)) return false;
     buf.append(s.data(), s.size());
     put(Json::numberText(std::move(buf)));
     buf.clear();
     return true;
   }
-  bool on_int64(int64_t, boost::json::string_view s, boost::system::error_code&) {
-    return number(s);
+  bool on_int64(int64_t, boost::json::string_view s, boost::system::error_code& ec) {
+    return number(s, ec);
   }
-  bool on_uint64(uint64_t, boost::json::string_view s, boost::system::error_code&) {
-    return number(s);
+  bool on_uint64(uint64_t, boost::json::string_view s, boost::system::error_code& ec) {
+    return number(s, ec);
   }
-  bool on_double(double, boost::json::string_view s, boost::system::error_code&) {
-    return number(s);
+  bool on_double(double, boost::json::string_view s, boost::system::error_code& ec) {
+    return number(s, ec);
   }
-  bool on_bool(bool b, boost::system::error_code&) {
+  bool on_bool(bool b, boost::system::error_code& ec) {
+    if (!count(ec)) return false;
     put(Json::boolean(b));
     return true;
   }
-  bool on_null(boost::system::error_code&) {
+  bool on_null(boost::system::error_code& ec) {
+    if (!count(ec)) return false;
     put(Json::null());
     return true;
   }
@@ -230,25 +272,13 @@ struct Builder {
 
 void Json::appendMember(std::string key, Json value) {
   // Duplicate keys: the first position, the last value (as Python's dict does).
-  if (keys_.size() < 16) {
-    for (size_t i = 0; i < keys_.size(); ++i) {
-      if (keys_[i] == key) {
-        items_[i] = std::move(value);
-        return;
-      }
-    }
-  } else if (Json* existing = find(key)) {
-    items_[static_cast<size_t>(existing - items_.data())] = std::move(value);
-    return;
-  }
-  keys_.push_back(std::move(key));
-  items_.push_back(std::move(value));
+  set(std::move(key), std::move(value));
 }
 
 Result<Json> parseJson(std::string_view text, const JsonParseOptions& options) {
   boost::json::parse_options po;
   po.max_depth = options.maxDepth;
-  boost::json::basic_parser<Builder> p(po);
+  boost::json::basic_parser<Builder> p(po, options.maxValues);
   boost::system::error_code ec;
   const size_t n = p.write_some(false, text.data(), text.size(), ec);
   if (!ec && n < text.size()) ec = boost::json::error::extra_data;
@@ -256,6 +286,10 @@ Result<Json> parseJson(std::string_view text, const JsonParseOptions& options) {
     std::string why = ec.message();
     if (ec == boost::json::error::too_deep)
       why = "nesting deeper than " + std::to_string(options.maxDepth) + " levels";
+    else if (p.handler().tooManyValues)
+      why = "more than " + std::to_string(options.maxValues) + " values";
+    else if (ec == boost::json::error::object_too_large)
+      why = "an object with more than " + std::to_string(kMaxJsonObjectMembers) + " members";
     else if (ec == boost::json::error::syntax || ec == boost::json::error::incomplete)
       why = ec == boost::json::error::incomplete ? "unexpected end of input" : "syntax error";
     return makeError(Errc::InvalidArgument,
@@ -287,7 +321,6 @@ const char* jsonShortEscape(char32_t c) {
 }
 
 void writeJsonString(std::string_view s, std::string& out) {
-  static const char* hex = "0123456789abcdef";
   out.push_back('"');
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -299,8 +332,7 @@ void writeJsonString(std::string_view s, std::string& out) {
       out += e;
     } else {
       out += "\\u00";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
+      boost::algorithm::hex_lower(&c, &c + 1, std::back_inserter(out));
     }
   }
   out.append(s.data() + run, s.size() - run);

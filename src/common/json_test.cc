@@ -72,3 +72,72 @@ TEST(Json, TypedGettersReturnNothingForTheWrongKind) {
 
 }  // namespace
 }  // namespace llmcache
+
+namespace llmcache {
+namespace {
+
+std::string objectOfKeys(size_t n, const std::string& prefix = "k") {
+  std::string text = "{";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) text += ',';
+    text += "\"" + prefix + std::to_string(i) + "\":" + std::to_string(i);
+  }
+  return text + "}";
+}
+
+TEST(JsonLargeObjects, AnObjectAtTheMemberCapParsesWithEveryMemberFound) {
+  auto parsed = parseJson(objectOfKeys(kMaxJsonObjectMembers));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->size(), kMaxJsonObjectMembers);
+  EXPECT_EQ(parsed->getInt("k0"), 0);
+  EXPECT_EQ(parsed->getInt("k9999"), 9999);
+  EXPECT_EQ(parsed->find("k10000"), nullptr);
+}
+
+TEST(JsonLargeObjects, ADuplicateKeyPastTheIndexThresholdKeepsTheFirstPositionAndTheLastValue) {
+  std::string text = objectOfKeys(40);
+  text.back() = ',';
+  text += "\"k3\":\"last\",\"k39\":\"again\"}";
+  auto parsed = parseJson(text);
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->size(), 40u);
+  EXPECT_EQ(parsed->keys()[3], "k3");
+  EXPECT_EQ(parsed->getString("k3"), "last");
+  EXPECT_EQ(parsed->getString("k39"), "again");
+}
+
+TEST(JsonLargeObjects, ACopyAndAnEraseKeepLookupsRight) {
+  auto parsed = parseJson(objectOfKeys(100));
+  ASSERT_TRUE(parsed);
+  Json copy = *parsed;  // no index: lookups fall back to the scan
+  EXPECT_EQ(copy.getInt("k57"), 57);
+  copy.set("k57", Json::integer(-1));
+  EXPECT_EQ(copy.getInt("k57"), -1);
+  EXPECT_EQ(parsed->getInt("k57"), 57);
+  EXPECT_TRUE(parsed->erase("k10"));
+  EXPECT_EQ(parsed->find("k10"), nullptr);
+  EXPECT_EQ(parsed->getInt("k99"), 99);  // positions moved after the erase
+  parsed->set("new", Json::integer(7));
+  EXPECT_EQ(parsed->getInt("new"), 7);
+  EXPECT_EQ(parsed->getInt("k11"), 11);
+}
+
+TEST(JsonLimits, AnObjectAboveTheMemberCapIsAClearError) {
+  auto parsed = parseJson(objectOfKeys(kMaxJsonObjectMembers + 1));
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("members"), std::string::npos) << parsed.error().message;
+}
+
+TEST(JsonLimits, ADocumentAboveTheValueCapIsAClearError) {
+  std::string text = "[";
+  for (int i = 0; i < 1001; ++i) text += i ? ",1" : "1";
+  text += "]";
+  auto refused = parseJson(text, {.maxValues = 1000});
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("more than 1000 values"), std::string::npos)
+      << refused.error().message;
+  EXPECT_TRUE(parseJson(text, {.maxValues = 1002}));
+}
+
+}  // namespace
+}  // namespace llmcache

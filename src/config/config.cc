@@ -113,6 +113,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_KEY_HEADERS", &Config::keyHeaders),
       field("CACHE_SCOPE_CREDENTIALS", &Config::scopeCredentials),
       field("CACHE_KEY_MEMO_ENTRIES", &Config::keyMemoEntries),
+      field("CACHE_KEY_MEMO_BYTES", &Config::keyMemoBytes),
       field("CACHE_SCOPE", &Config::scope),
       field("CACHE_SCOPE_SECRET", &Config::scopeSecret, true),
       field("CACHE_S3_BUCKET", &Config::s3Bucket),

@@ -46,6 +46,7 @@ struct Config {
   std::string keyNormalize = "exact";    // CACHE_KEY_NORMALIZE: exact | whitespace | seed
   uint64_t keyMemoEntries =
       10000;  // CACHE_KEY_MEMO_ENTRIES: recent bodies whose key is known (0: off)
+  uint64_t keyMemoBytes = 32u << 20;  // CACHE_KEY_MEMO_BYTES: bytes of the bodies kept there
   // CACHE_KEY_NORMALIZE_NAMESPACES: "namespace=mode,...": another normalization for the
   // requests that name one of these namespaces (x-llmcache-namespace)
   std::string keyNormalizeNamespaces;

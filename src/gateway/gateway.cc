@@ -6,6 +6,7 @@
 #include "api/request.h"
 #include "api/response.h"
 #include "api/stream.h"
+#include "common/offload.h"
 #include "common/thread.h"
 #include "gateway/context.h"
 #include "gateway/relay.h"
@@ -37,7 +38,7 @@ Gateway::Gateway(GatewayDeps deps)
       scope_{.mode = deps.config.scope,
              .secret = deps.config.scopeSecret,
              .credentials = deps.config.credentialSources()},
-      keyMemo_(deps.config.keyMemoEntries) {
+      keyMemo_(deps.config.keyMemoEntries, deps.config.keyMemoBytes) {
   for (const auto& [ns, mode] : deps.config.namespaceNormalizations())
     namespaceModes_.emplace_back(ns, *key::parseNormalizeMode(mode));
   // Admin queries yield the CPU to the request threads.
@@ -46,7 +47,10 @@ Gateway::Gateway(GatewayDeps deps)
 
 Gateway::~Gateway() { flush(); }
 
-void Gateway::flush() { adminPool_.join(); }
+void Gateway::flush() {
+  adminPool_.join();
+  keyPool_.join();
+}
 
 net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w) {
   Context ctx{req, deps_.clock.now()};
@@ -174,38 +178,27 @@ net::awaitable<bool> Gateway::prepareKey(Context& ctx, http::ResponseWriter& w) 
     ctx.keyInfo = std::move(known);
     co_return true;
   }
-  auto body = key::parseRequest(req.body());
-  if (!body) {
-    co_await sendError(ctx, w, bhttp::status::bad_request, body.error().message, Outcome::Invalid);
+  // A body too large to memoize is keyed off the I/O thread: parsing and keying are linear in
+  // the body, but 8 MiB still takes tens of milliseconds that the connections sharing this
+  // thread must not wait for.
+  Result<std::shared_ptr<KeyMemo::Value>> computed = makeError(Errc::InvalidArgument, "");
+  const bool keepPreview = !deps_.config.encryption;  // no prompt text in the index if sealed
+  if (req.body().size() > KeyMemo::kMaxBodyBytes) {
+    auto job = offload(keyPool_, [&req, &opts, keepPreview] {
+      return computeKeyInfo(req.body(), opts, keepPreview);
+    });
+    computed = co_await std::move(job);
+  } else {
+    computed = computeKeyInfo(req.body(), opts, keepPreview);
+  }
+  if (!computed) {
+    co_await sendError(ctx, w, bhttp::status::bad_request, computed.error().message,
+                       Outcome::Invalid);
     co_return false;
   }
-  // The parsed body lives only for this function: the entry stores the request bytes as sent.
-  const Json& parsed = *body;
-  auto info = api::validateRequest(opts.endpoint, parsed);
-  if (!info) {
-    co_await sendError(ctx, w, bhttp::status::bad_request, info.error().message, Outcome::Invalid);
-    co_return false;
-  }
-  ctx.info = *info;
-  auto k = key::computeKey(parsed, opts);
-  if (!k) {
-    co_await sendError(ctx, w, bhttp::status::bad_request, k.error().message, Outcome::Invalid);
-    co_return false;
-  }
-  ctx.key = std::move(*k);
-  std::string().swap(ctx.key.canonical);
-  auto value = std::make_shared<KeyMemo::Value>();
-  value->info = ctx.info;
-  value->key = ctx.key;
-  const Json* streamOptions = parsed.find("stream_options");
-  value->includeUsage =
-      streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);
-  const std::string text = analytics::promptText(parsed);
-  value->promptCategory = analytics::classifyPrompt(text);
-  const analytics::PromptSignature sig = analytics::promptSignature(text);
-  value->promptSimhash = sig.simhash;
-  // No prompt text in the index when bodies are encrypted at rest.
-  if (!deps_.config.encryption) value->promptPreview = sig.preview;
+  std::shared_ptr<KeyMemo::Value> value = std::move(*computed);
+  ctx.info = value->info;
+  ctx.key = value->key;
   ctx.keyInfo = value;
   keyMemo_.put(memoProbe, std::move(value));
   co_return true;

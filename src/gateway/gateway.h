@@ -107,6 +107,7 @@ class Gateway {
   KeyMemo keyMemo_;
   std::atomic<uint64_t> upstreamErrors_{0};
   http::net::thread_pool adminPool_{1};  // admin requests: SQLite queries and tier erases
+  http::net::thread_pool keyPool_{2};    // parsing and keying bodies above KeyMemo::kMaxBodyBytes
 };
 
 }  // namespace llmcache::gateway

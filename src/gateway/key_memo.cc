@@ -2,11 +2,14 @@
 
 #include <functional>
 
+#include "analytics/prompt.h"
+
 namespace llmcache::gateway {
 
-KeyMemo::KeyMemo(size_t maxEntries, size_t shards) {
+KeyMemo::KeyMemo(size_t maxEntries, size_t maxBytes, size_t shards) {
   if (shards == 0) shards = 1;
   perShard_ = maxEntries / shards;
+  bytesPerShard_ = maxBytes / shards;
   for (size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
@@ -45,16 +48,43 @@ std::shared_ptr<const KeyMemo::Value> KeyMemo::find(const Probe& probe) {
 }
 
 void KeyMemo::put(const Probe& probe, std::shared_ptr<const Value> value) {
-  if (perShard_ == 0 || probe.body.size() > kMaxBodyBytes) return;
+  const size_t size = probe.prefix.size() + probe.body.size();
+  if (perShard_ == 0 || probe.body.size() > kMaxBodyBytes || size > bytesPerShard_) return;
   Shard& s = shardFor(probe.hash);
   std::lock_guard lock(s.mutex);
   if (s.index.find(probe) != s.index.end()) return;
   s.lru.push_front(Stored{probe.text(), probe.prefix.size(), probe.hash, std::move(value)});
   s.index.emplace(&s.lru.front(), s.lru.begin());
-  while (s.lru.size() > perShard_) {
+  s.bytes += size;
+  while (s.lru.size() > perShard_ || s.bytes > bytesPerShard_) {
+    s.bytes -= s.lru.back().text.size();
     s.index.erase(&s.lru.back());
     s.lru.pop_back();
   }
+}
+
+Result<std::shared_ptr<KeyMemo::Value>> computeKeyInfo(std::string_view body,
+                                                       const key::KeyOptions& options,
+                                                       bool keepPreview) {
+  auto parsed = key::parseRequest(body);
+  if (!parsed) return parsed.error();
+  auto info = api::validateRequest(options.endpoint, *parsed);
+  if (!info) return info.error();
+  auto k = key::computeKey(*parsed, options);
+  if (!k) return k.error();
+  auto value = std::make_shared<KeyMemo::Value>();
+  value->info = *info;
+  value->key = std::move(*k);
+  std::string().swap(value->key.canonical);  // as large as the body, and not needed past here
+  const Json* streamOptions = parsed->find("stream_options");
+  value->includeUsage =
+      streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);
+  const std::string text = analytics::promptText(*parsed);
+  value->promptCategory = analytics::classifyPrompt(text);
+  const analytics::PromptSignature sig = analytics::promptSignature(text);
+  value->promptSimhash = sig.simhash;
+  if (keepPreview) value->promptPreview = sig.preview;
+  return value;
 }
 
 }  // namespace llmcache::gateway

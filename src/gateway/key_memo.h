@@ -6,7 +6,8 @@
 // pure function of (endpoint, normalization, scope, namespace, body bytes), so a repeated body
 // can reuse it; only a body never seen pays for the full computation. Entries are compared by
 // their full bytes, never by a hash alone, so a memo hit is exactly the key the spec computes.
-// Sharded LRU bounded by entries; bodies above kMaxBodyBytes are not memoized.
+// Sharded LRU bounded by entries and by bytes (6,000 distinct 60 KB bodies once held 800 MB:
+// CACHE_KEY_MEMO_BYTES); bodies above kMaxBodyBytes are not memoized.
 #include <cstddef>
 #include <list>
 #include <memory>
@@ -36,7 +37,8 @@ class KeyMemo {
   };
   static constexpr size_t kMaxBodyBytes = 64 * 1024;
 
-  explicit KeyMemo(size_t maxEntries, size_t shards = 16);
+  // Bounded by entries and by the bytes of the bodies kept (each shard keeps 1/shards of both).
+  explicit KeyMemo(size_t maxEntries, size_t maxBytes = size_t{32} << 20, size_t shards = 16);
 
   // What the cache key depends on: endpoint, normalization, scope, namespace, context (a short
   // length-prefixed prefix) and the body, hashed once. The body is viewed, not copied: a lookup
@@ -84,11 +86,21 @@ class KeyMemo {
     AdaptiveMutex mutex;    // shared by the request threads: spins before it sleeps
     std::list<Stored> lru;  // front: most recent
     std::unordered_map<const Stored*, std::list<Stored>::iterator, Hash, Same> index;
+    size_t bytes = 0;  // of the texts in lru
   };
   Shard& shardFor(size_t hash) { return *shards_[hash % shards_.size()]; }
 
   size_t perShard_;
+  size_t bytesPerShard_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };
+
+// Parses, validates and keys a request body, and signs its prompt (analytics): the KeyMemo
+// value of a body not seen recently. InvalidArgument (a 400) names what is wrong. The parsed
+// body lives only inside: callers keep the bytes. keepPreview: false when bodies are sealed
+// (CACHE_ENCRYPTION), so no prompt text reaches the index.
+Result<std::shared_ptr<KeyMemo::Value>> computeKeyInfo(std::string_view body,
+                                                       const key::KeyOptions& options,
+                                                       bool keepPreview);
 
 }  // namespace llmcache::gateway

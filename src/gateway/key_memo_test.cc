@@ -65,7 +65,7 @@ TEST(KeyMemo, EveryInputOfTheKeyTellsMemoKeysApart) {
 }
 
 TEST(KeyMemo, ABodyThatOnlySharesTheHashOrAPrefixIsNotFound) {
-  KeyMemo memo(100, 1);
+  KeyMemo memo(100, size_t{1} << 20, 1);
   memo.put(plain("{\"a\":1}"), value("h1"));
   EXPECT_FALSE(memo.find(plain("{\"a\":1} ")));
   EXPECT_FALSE(memo.find(plain("{\"a\":1")));
@@ -75,7 +75,7 @@ TEST(KeyMemo, ABodyThatOnlySharesTheHashOrAPrefixIsNotFound) {
 }
 
 TEST(KeyMemo, TheLeastRecentlyUsedGoesAtTheBound) {
-  KeyMemo memo(2, 1);
+  KeyMemo memo(2, size_t{1} << 20, 1);
   memo.put(plain("a"), value("a"));
   memo.put(plain("b"), value("b"));
   EXPECT_TRUE(memo.find(plain("a")));  // a is now the most recent
@@ -89,10 +89,25 @@ TEST(KeyMemo, ZeroEntriesTurnsItOffAndHugeBodiesAreNotKept) {
   KeyMemo off(0);
   off.put(plain("a"), value("a"));
   EXPECT_FALSE(off.find(plain("a")));
-  KeyMemo memo(10, 1);
+  KeyMemo memo(10, size_t{1} << 20, 1);
   const std::string huge(KeyMemo::kMaxBodyBytes + 1, 'x');
   memo.put(plain(huge), value("h"));
   EXPECT_FALSE(memo.find(plain(huge)));
+}
+
+TEST(KeyMemo, TheByteBoundHoldsWhateverTheEntryBound) {
+  // Regression (issue 15): 6,000 distinct 60 KB bodies under the entry bound held ~800 MB.
+  const size_t maxBytes = 1 << 20;
+  KeyMemo memo(10000, maxBytes, 1);
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 100; ++i)
+    bodies.push_back(std::string(60 << 10, char('a' + i % 26)) + std::to_string(i));
+  for (const auto& b : bodies) memo.put(plain(b), value("h"));
+  size_t kept = 0;
+  for (const auto& b : bodies) kept += memo.find(plain(b)) ? 1 : 0;
+  EXPECT_LE(kept * (60 << 10), maxBytes);
+  EXPECT_GT(kept, 0u);
+  EXPECT_TRUE(memo.find(plain(bodies.back())));  // the most recent stay
 }
 
 }  // namespace

@@ -1,0 +1,108 @@
+"""Hardening, round two (issue 15): the attacks that got through, each now a test.
+
+- Quadratic JSON: a 1.4 MB body of 80,000 keys took 7.3 s of the connection's I/O thread (and a
+  /healthz on the same thread 6.6 s). Now an object above 10,000 members is a clear 400, and
+  parsing is linear below that.
+- The key memo had no byte bound: distinct 60 KB bodies piled up to the entry bound (~800 MB).
+- SIGTERM with an upstream call outliving CACHE_SHUTDOWN_GRACE ended in a segfault (exit 139):
+  the call completed into an I/O context already destroyed.
+"""
+import json
+import signal
+import threading
+import time
+
+from common import CHAT, HardeningTestCase, chat, rss_kib
+from harness import Stack, request
+
+
+class QuadraticJsonTest(HardeningTestCase):
+    SETS = {"CACHE_THREADS": "1"}  # the body and /healthz share the one I/O thread
+
+    def test_a_body_of_eighty_thousand_keys_is_refused_and_does_not_hold_up_the_thread(self):
+        body = chat("many keys")
+        body.update({f"k{i:06d}": i for i in range(80000)})
+        raw = json.dumps(body).encode()
+        health = {}
+
+        def probe():
+            time.sleep(0.01)
+            health["res"] = request(self.s.gateway.port, "GET", "/healthz", timeout=30)
+
+        t = threading.Thread(target=probe)
+        t.start()
+        res = self.s.post(CHAT, raw, timeout=60)
+        t.join()
+        self.assertOpenAiError(res, 400)
+        self.assertIn("more than 10000 members", res.json()["error"]["message"])
+        self.assertEqual(health["res"].status, 200)
+        self.assertEqual(self.s.upstream_calls(), 0)
+        self.assertServing(self.s)
+
+    def test_a_large_object_below_the_cap_is_keyed_and_duplicates_resolve_as_python_does(self):
+        body = chat("nine thousand keys", metadata=None)
+        extra = {f"k{i:05d}": i for i in range(9000)}
+        raw = json.dumps({**body, "logit_bias": extra}).encode()
+        first = self.s.post(CHAT, raw)
+        self.assertEqual((first.status, first.cache_status), (200, "MISS"))
+        self.assertEqual(self.s.post(CHAT, raw).cache_status, "HIT")
+        # A duplicate key deep in the object: the last value wins (Python's dict), so repeating
+        # a member with its own value keys alike, with another value keys apart.
+        end = b'"k08999": 8999}'
+        self.assertIn(end, raw)
+        same = raw.replace(end, b'"k08999": 8999, "k00001": 1}')
+        self.assertEqual(self.s.post(CHAT, same).cache_status, "HIT")
+        changed = raw.replace(end, b'"k08999": 8999, "k00001": 7}')
+        self.assertEqual(self.s.post(CHAT, changed).cache_status, "MISS")
+
+
+class KeyMemoBoundTest(HardeningTestCase):
+    START_GATEWAY = False
+
+    def test_distinct_60_kb_bodies_do_not_pile_up_in_the_key_memo(self):
+        # Every answer a 502 (nothing listens upstream): nothing is stored in any tier, so only
+        # the key memo could keep the bodies.
+        self.s.start_gateway({"CACHE_MEMORY_BYTES": "1048576", "CACHE_KEY_MEMO_BYTES": "8388608"},
+                             upstream="http://127.0.0.1:9/v1")
+        pid = self.s.gateway.proc.pid
+        pad = "x" * (60 << 10)
+        self.s.post(CHAT, chat("warm up " + pad))
+        before, _ = rss_kib(pid)
+        for i in range(1500):  # 90 MB of distinct bodies
+            res = self.s.post(CHAT, chat(f"{i} {pad}"))
+            self.assertEqual(res.status, 502, res)
+        after, _ = rss_kib(pid)
+        self.assertLess(after - before, 48 << 10,
+                        f"RSS grew {after - before} KiB over 1,500 distinct 60 KB bodies")
+
+
+class ShutdownTest(HardeningTestCase):
+    START_GATEWAY = False
+
+    def test_sigterm_with_an_upstream_call_outliving_the_grace_exits_cleanly(self):
+        self.s.start_gateway({"CACHE_SHUTDOWN_GRACE": "1"})
+        results = []
+
+        def slow(i):
+            try:  # cut at shutdown: what the client sees is not the point here
+                results.append(self.s.post(CHAT, chat(f"slow {i}"), {"x-mock-latency-ms": "6000"},
+                                           timeout=30))
+            except OSError as e:
+                results.append(e)
+
+        threads = [threading.Thread(target=slow, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.s.upstream_calls() < 4:
+            time.sleep(0.05)
+        self.assertEqual(self.s.upstream_calls(), 4)
+        proc = self.s.gateway.proc
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=20)
+        for t in threads:
+            t.join(30)
+        self.assertEqual(rc, 0, f"exit status {rc} (139: a segfault at shutdown)")
+        # Nothing half-written: the cache directory opens and verifies clean.
+        self.s.start_gateway()
+        self.assertServing(self.s)
