@@ -107,6 +107,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_DISK_BYTES", &Config::diskBytes),
       field("CACHE_COMPRESSION", &Config::compression),
       field("CACHE_TTL", &Config::ttlSeconds),
+      field("CACHE_TTL_MAX", &Config::ttlMaxSeconds),
       field("CACHE_MODEL_TTLS", &Config::modelTtls),
       field("CACHE_KEY_NORMALIZE", &Config::keyNormalize),
       field("CACHE_KEY_NORMALIZE_NAMESPACES", &Config::keyNormalizeNamespaces),
@@ -333,6 +334,7 @@ void validate(const Config& c) {
   if (c.ttlSeconds < 0) throw ConfigError("CACHE_TTL: must be >= 0");
   c.modelTtlRules();
   c.namespaceNormalizations();
+  if (c.ttlMaxSeconds < 0) throw ConfigError("CACHE_TTL_MAX: must be >= 0");
   c.credentialSources();
   if (c.memoryEntries == 0) throw ConfigError("CACHE_MEMORY_ENTRIES: must be >= 1");
   if (c.diskEntries == 0) throw ConfigError("CACHE_DISK_ENTRIES: must be >= 1");

@@ -42,8 +42,9 @@ struct Config {
   uint64_t diskBytes = 1ull << 30;       // CACHE_DISK_BYTES
   bool compression = false;              // CACHE_COMPRESSION: zstd for disk and S3 bodies
   int64_t ttlSeconds = 0;                // CACHE_TTL: default time to live, 0 = never expires
-  std::string modelTtls;                 // CACHE_MODEL_TTLS: "glob=seconds,...", first match wins
-  std::string keyNormalize = "exact";    // CACHE_KEY_NORMALIZE: exact | whitespace | seed
+  int64_t ttlMaxSeconds = 0;           // CACHE_TTL_MAX: the most x-llmcache-ttl may ask, 0 = no cap
+  std::string modelTtls;               // CACHE_MODEL_TTLS: "glob=seconds,...", first match wins
+  std::string keyNormalize = "exact";  // CACHE_KEY_NORMALIZE: exact | whitespace | seed
   uint64_t keyMemoEntries =
       10000;  // CACHE_KEY_MEMO_ENTRIES: recent bodies whose key is known (0: off)
   uint64_t keyMemoBytes = 32u << 20;  // CACHE_KEY_MEMO_BYTES: bytes of the bodies kept there

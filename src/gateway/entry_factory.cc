@@ -10,14 +10,19 @@ namespace llmcache::gateway {
 
 EntryFactory::EntryFactory(const upstream::PricingTable& pricing, int64_t defaultTtlSeconds,
                            std::vector<std::pair<std::string, int64_t>> modelTtls,
-                           const Clock& clock)
+                           const Clock& clock, int64_t maxClientTtlSeconds)
     : pricing_(pricing),
       defaultTtl_(defaultTtlSeconds),
       modelTtls_(std::move(modelTtls)),
-      clock_(clock) {}
+      clock_(clock),
+      maxClientTtl_(maxClientTtlSeconds) {}
 
 int64_t EntryFactory::ttlFor(const std::string& model, std::optional<int64_t> requested) const {
-  if (requested) return *requested;
+  // The client's TTL, within the operator's cap: a client must not keep entries (its own or,
+  // in a global scope, everyone's) longer than the operator allows.
+  if (requested)
+    return maxClientTtl_ > 0 && (*requested == 0 || *requested > maxClientTtl_) ? maxClientTtl_
+                                                                                : *requested;
   for (const auto& [glob, seconds] : modelTtls_)
     if (fnmatch(glob.c_str(), model.c_str(), 0) == 0) return seconds;
   return defaultTtl_;

@@ -45,8 +45,11 @@ struct StorableAnswer {
 
 class EntryFactory {
  public:
+  // maxClientTtlSeconds: CACHE_TTL_MAX, the most a client's x-llmcache-ttl may ask for (0: no
+  // cap); a client's 0 ("never expires") is then capped too.
   EntryFactory(const upstream::PricingTable& pricing, int64_t defaultTtlSeconds,
-               std::vector<std::pair<std::string, int64_t>> modelTtls, const Clock& clock);
+               std::vector<std::pair<std::string, int64_t>> modelTtls, const Clock& clock,
+               int64_t maxClientTtlSeconds = 0);
   cache::EntryPtr make(const EntryRequest& request, StorableAnswer answer) const;
   // The time to live of an answer of `model`, in seconds; 0: never expires.
   int64_t ttlFor(const std::string& model, std::optional<int64_t> requested) const;
@@ -56,6 +59,7 @@ class EntryFactory {
   int64_t defaultTtl_;
   std::vector<std::pair<std::string, int64_t>> modelTtls_;  // CACHE_MODEL_TTLS: glob, seconds
   const Clock& clock_;
+  int64_t maxClientTtl_;
 };
 
 }  // namespace llmcache::gateway

@@ -202,9 +202,15 @@ class GatewayTest : public ::testing::Test {
            "\"}]" + (stream ? R"(,"stream":true)" : "") + "}";
   }
 
+  static config::Config makeConfig() {
+    config::Config c;
+    c.ttlMaxSeconds = 3600;  // CACHE_TTL_MAX
+    return c;
+  }
+
   net::io_context io_;
   FakeClock clock_;
-  config::Config config_;
+  config::Config config_ = makeConfig();
   cache::MemoryTier memory_{{.maxEntries = 100, .maxBytes = 1 << 20}};
   BumpGuard guard_;
   cache::TieredCache cache_{{.fast = {&memory_}, .clock = &clock_}};
@@ -250,6 +256,18 @@ TEST_F(GatewayTest, AnEntryPastItsTtlIsAMissAgain) {
   clock_.advance(61s);
   EXPECT_EQ(send(chat("Hello"))->writer.cacheStatus(), "MISS");
   EXPECT_EQ(upstream_.calls.size(), 2u);
+}
+
+TEST_F(GatewayTest, AClientsTtlIsCappedByTtlMaxAndItsNeverToo) {
+  send(chat("forever"), {{"x-llmcache-ttl", "0"}});
+  send(chat("a day"), {{"x-llmcache-ttl", "86400"}});
+  send(chat("a minute"), {{"x-llmcache-ttl", "60"}});
+  clock_.advance(3599s);
+  EXPECT_EQ(send(chat("forever"))->writer.cacheStatus(), "HIT");
+  EXPECT_EQ(send(chat("a minute"))->writer.cacheStatus(), "MISS");  // its own 60 s held
+  clock_.advance(1s);
+  EXPECT_EQ(send(chat("forever"))->writer.cacheStatus(), "MISS");
+  EXPECT_EQ(send(chat("a day"))->writer.cacheStatus(), "MISS");
 }
 
 TEST_F(GatewayTest, ConcurrentIdenticalMissesMakeOneUpstreamCall) {

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Soak test (issue 15; not run by CI): mixed traffic against one gateway for a while, with
+memory and descriptors sampled over time, every answer checked.
+
+    python3 bench/soak.py [--seconds 600] [--workers 8] [--prompts 2000]
+    (LLMCACHE_BIN, default build/llmcache; the S3 server from tests/s3 via npm, as the tests do)
+
+The stack: `llmcache mock-upstream`, the S3-compatible test server (s3rver), `llmcache serve`
+on memory + disk + S3 (async writes). Traffic, from --workers threads: chat requests over a
+hot pool of prompts (90%: hits once warm) and new ones (10%: misses), a quarter of them
+streamed, some streams abandoned halfway (cancels), and every 15 s an invalidation of one tag
+group. Once, a
+third of the way in, the S3 server is stopped for 10 s and started again.
+
+A wrong answer is an answer that is not the provider's answer for that request: the mock
+answers "Mock answer #N to: <question>", so every answer must name its own question, and
+every HIT must be an answer the provider gave for that prompt (checked at the end against all
+answers seen). Reported: RSS and open descriptors over time, requests by outcome, errors by kind,
+wrong answers. Flat memory is the target.
+"""
+import argparse
+import http.client
+import json
+import os
+import pathlib
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "gateway"))
+os.environ.setdefault("LLMCACHE_BIN", str(ROOT / "build" / "llmcache"))
+os.environ["AWS_ACCESS_KEY_ID"] = "S3RVER"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "S3RVER"
+from harness import Stack, request  # noqa: E402
+
+BUCKET = "llmcache-test"
+CHAT = "/v1/chat/completions"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class S3:
+    def __init__(self, data_dir, port):
+        self.data_dir, self.port, self.proc = data_dir, port, None
+
+    def start(self):
+        self.proc = subprocess.Popen(["bash", str(ROOT / "tests/s3/run-server.sh"), "--dir",
+                                      str(self.data_dir), "--port", str(self.port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode()
+        if "listening" not in line:
+            raise RuntimeError("s3rver did not start: " + line)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def question_of(prompt):
+    return f"soak prompt {prompt}"
+
+
+def body_of(prompt, stream):
+    b = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question_of(prompt)}]}
+    if stream:
+        b["stream"] = True
+    return b
+
+
+def assemble_sse(raw):
+    text = ""
+    complete = False
+    for line in raw.split(b"\n"):
+        if not line.startswith(b"data: "):
+            continue
+        data = line[6:].strip()
+        if data == b"[DONE]":
+            complete = True
+            continue
+        for choice in json.loads(data).get("choices", []):
+            text += choice.get("delta", {}).get("content") or ""
+    return text, complete
+
+
+class Soak:
+    def __init__(self, args):
+        self.args = args
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.outcomes = Counter()
+        self.errors = Counter()
+        self.wrong = []
+        self.seen = defaultdict(set)      # prompt -> answers the provider gave (MISS, REFRESH)
+        self.hits = []                    # (prompt, answer) of every HIT / COALESCED
+        self.samples = []
+        self.fresh = 0
+
+    def pick(self):
+        # 90%: a hot pool (hits once warm); 10%: a prompt never asked before (a miss, stored,
+        # evicting older entries from the bounded memory and disk tiers).
+        if random.random() < 0.9:
+            return random.randrange(self.args.prompts)
+        with self.lock:
+            self.fresh += 1
+            return self.args.prompts + self.fresh
+
+    def one(self, port):
+        prompt = self.pick()
+        stream = random.random() < 0.25
+        tag = f"g{prompt % 10}"
+        headers = {"Authorization": "Bearer soak", "x-llmcache-tags": tag,
+                   "Content-Type": "application/json"}
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            if stream and random.random() < 0.1:
+                # A client that walks away mid-stream (the mock paces its events).
+                headers["x-mock-chunk-delay-ms"] = "20"
+                conn.request("POST", CHAT, json.dumps(body_of(prompt, True)), headers)
+                res = conn.getresponse()
+                res.read(64)
+                with self.lock:
+                    self.outcomes["CANCELLED"] += 1
+                return
+            conn.request("POST", CHAT, json.dumps(body_of(prompt, stream)), headers)
+            res = conn.getresponse()
+            raw = res.read()
+            status = res.getheader("x-llmcache-status", "?")
+            if res.status != 200:
+                with self.lock:
+                    self.errors[f"{res.status} {status}"] += 1
+                return
+            if stream:
+                answer, complete = assemble_sse(raw)
+                if not complete:
+                    with self.lock:
+                        self.errors["incomplete stream"] += 1
+                    return
+            else:
+                answer = json.loads(raw)["choices"][0]["message"]["content"]
+            with self.lock:
+                self.outcomes[status] += 1
+                if not answer.endswith("to: " + question_of(prompt)):
+                    self.wrong.append((prompt, status, answer[:120]))
+                elif status in ("HIT", "COALESCED"):
+                    self.hits.append((prompt, answer))
+                else:
+                    self.seen[prompt].add(answer)
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            with self.lock:
+                self.errors[type(e).__name__] += 1
+        finally:
+            conn.close()
+
+    def worker(self, port):
+        while not self.stop.is_set():
+            self.one(port)
+
+    def invalidator(self, port):
+        while not self.stop.wait(15):
+            group = random.randrange(10)
+            res = request(port, "POST", "/cache/invalidate", {"tag": f"g{group}"},
+                          {"Content-Type": "application/json"})
+            with self.lock:
+                self.outcomes["INVALIDATIONS"] += 1
+                if res.status != 200:
+                    self.errors[f"invalidate {res.status}"] += 1
+
+    def sampler(self, pid, t0):
+        while True:
+            rss = 0
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss = int(line.split()[1])
+            fds = len(os.listdir(f"/proc/{pid}/fd"))
+            with self.lock:
+                total = sum(v for k, v in self.outcomes.items() if k != "INVALIDATIONS")
+                self.samples.append((time.monotonic() - t0, rss, fds, total, sum(self.errors.values())))
+            if self.stop.wait(10):
+                return
+
+    def run(self):
+        data = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"llmcache-soak-{os.getpid()}"
+        s3 = S3(data, free_port())
+        s3.start()
+        stack = Stack({"CACHE_S3_ENDPOINT": f"http://127.0.0.1:{s3.port}", "CACHE_S3_BUCKET": BUCKET,
+                       "CACHE_S3_TIMEOUT": "2", "CACHE_S3_OUTBOX_RETRY_MAX": "2",
+                       "CACHE_MEMORY_ENTRIES": "500", "CACHE_DISK_ENTRIES": "1500"})
+        try:
+            port, pid = stack.gateway.port, stack.gateway.proc.pid
+            t0 = time.monotonic()
+            threads = [threading.Thread(target=self.worker, args=(port,)) for _ in range(self.args.workers)]
+            threads.append(threading.Thread(target=self.invalidator, args=(port,)))
+            sampler = threading.Thread(target=self.sampler, args=(pid, t0))
+            for t in threads + [sampler]:
+                t.start()
+            restart_at = self.args.seconds / 3
+            restarted = False
+            while time.monotonic() - t0 < self.args.seconds:
+                time.sleep(1)
+                if not restarted and time.monotonic() - t0 >= restart_at:
+                    s3.stop()
+                    time.sleep(10)
+                    s3.start()
+                    restarted = True
+            self.stop.set()
+            for t in threads + [sampler]:
+                t.join(60)
+            alive = stack.gateway.proc.poll() is None
+        finally:
+            stack.close()
+            s3.stop()
+        # A HIT must be one of the provider's answers for its prompt.
+        for prompt, answer in self.hits:
+            if answer not in self.seen[prompt]:
+                self.wrong.append((prompt, "HIT (never given by the provider)", answer[:120]))
+        self.report(alive)
+        return 0 if not self.wrong and alive else 1
+
+    def report(self, alive):
+        print("   t(s)   RSS(MiB)   fds   requests   errors")
+        for t, rss, fds, total, errs in self.samples:
+            print(f"{t:7.0f} {rss / 1024:10.1f} {fds:5d} {total:10d} {errs:8d}")
+        first, last = self.samples[0], self.samples[-1]
+        print(json.dumps({
+            "seconds": self.args.seconds,
+            "rss_mib_start": round(first[1] / 1024, 1), "rss_mib_end": round(last[1] / 1024, 1),
+            "rss_mib_max": round(max(s[1] for s in self.samples) / 1024, 1),
+            "fds_start": first[2], "fds_end": last[2], "fds_max": max(s[2] for s in self.samples),
+            "outcomes": dict(self.outcomes), "errors": dict(self.errors),
+            "wrong_answers": len(self.wrong), "gateway_alive_at_end": alive,
+        }, indent=2))
+        for w in self.wrong[:20]:
+            print("WRONG:", w)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=600)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--prompts", type=int, default=500, help="the hot pool")
+    sys.exit(Soak(ap.parse_args()).run())
+
+
+if __name__ == "__main__":
+    main()
