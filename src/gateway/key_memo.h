@@ -48,7 +48,14 @@ class KeyMemo {
     std::string prefix;
     std::string_view body;
     size_t hash = 0;
-    std::string text() const { return prefix + std::string(body); }  // what put() keeps
+    // What put() keeps, allocated at its exact size (prefix + std::string(body) reallocated to
+    // twice the body's size: the byte bound then held twice what it counted).
+    std::string text() const {
+      std::string t;
+      t.reserve(prefix.size() + body.size());
+      t.append(prefix).append(body);
+      return t;
+    }
   };
   static Probe probe(const key::KeyOptions& options, std::string_view body);
 
