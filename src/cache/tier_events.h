@@ -33,11 +33,11 @@ struct TierEvent {
   Kind kind;
   TierId tier;
   std::string_view cacheKey = {};
-  const Entry* entry = nullptr;     // Stored, Promoted
-  std::optional<TierId> source;     // Promoted
-  const StoreNote* note = nullptr;  // Stored, Promoted: may be null
-  Op op = Op::Insert;               // Failed
-  const Error* error = nullptr;     // Failed
+  const Entry* entry = nullptr;       // Stored, Promoted
+  std::optional<TierId> source = {};  // Promoted
+  const StoreNote* note = nullptr;    // Stored, Promoted: may be null
+  Op op = Op::Insert;                 // Failed
+  const Error* error = nullptr;       // Failed
 };
 
 // Delivery: Stored and Promoted on the cache's writer thread (an observer may block: the index
