@@ -33,7 +33,8 @@ namespace {
 
 std::string keyOf(size_t i) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "gpt-4o-mini_%016zx", i * 0x9E3779B97F4A7C15ull);
+  std::snprintf(buf, sizeof buf, "gpt-4o-mini_%016zx",
+                static_cast<size_t>(i * 0x9E3779B97F4A7C15ull));
   return buf;
 }
 

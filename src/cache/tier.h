@@ -40,19 +40,19 @@ class CacheTier {
   //   error              : the tier itself is sick (I/O error, unreachable). The caller counts it
   //                        and treats it as a miss; it never fails a client request.
   // Thread-safe; may be called from any thread.
-  virtual Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) = 0;
+  [[nodiscard]] virtual Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) = 0;
 
   // Stores entry under entry->cacheKey, replacing any entry there. May evict others to stay
   // within the tier's bounds. A concurrent lookup sees either the old or the new entry whole,
   // never a mix. Error: nothing was stored (the old entry, if any, may remain).
-  virtual Result<void> insert(EntryPtr entry) = 0;
+  [[nodiscard]] virtual Result<void> insert(EntryPtr entry) = 0;
 
   // Whether a found entry carries its `request` text. The memory tier drops it (a hit never reads
   // it; keeping it cost as much memory as the answer); disk and S3 keep the whole entry.
   virtual bool keepsRequest() const { return true; }
 
   // Removes the entry under cacheKey. true: one was removed; false: there was none.
-  virtual Result<bool> erase(std::string_view cacheKey) = 0;
+  [[nodiscard]] virtual Result<bool> erase(std::string_view cacheKey) = 0;
 };
 
 }  // namespace llmcache::cache

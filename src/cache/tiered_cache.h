@@ -68,7 +68,7 @@ class KeyFilter {
 class WriteQueue {
  public:
   virtual ~WriteQueue() = default;
-  virtual Result<void> enqueue(EntryPtr entry) = 0;
+  [[nodiscard]] virtual Result<void> enqueue(EntryPtr entry) = 0;
 };
 
 struct SlowTier {
@@ -91,9 +91,9 @@ struct CacheHit {
 
 struct LookupOptions {
   // Entries stored before this instant are misses (Cache-Control: max-age).
-  std::optional<TimePoint> storedNoEarlierThan;
+  std::optional<TimePoint> storedNoEarlierThan = {};
   // Handed to observers of a promotion.
-  std::shared_ptr<const StoreNote> note;
+  std::shared_ptr<const StoreNote> note = {};
 };
 
 enum class StoreResult : uint8_t {
@@ -122,21 +122,24 @@ class TieredCache {
   // coroutine resumes on its own executor. nullopt: no tier had a servable entry.
   // A slow tier's hit is put in fast[0] before this returns and in the other fast tiers in the
   // background, under the guard (an invalidation racing the lookup wins).
-  net::awaitable<std::optional<CacheHit>> lookup(std::string_view cacheKey,
-                                                 std::string_view requestHash,
-                                                 LookupOptions options = {});
+  [[nodiscard]] net::awaitable<std::optional<CacheHit>> lookup(std::string_view cacheKey,
+                                                               std::string_view requestHash,
+                                                               LookupOptions options = {});
   // The fast tiers only, on the calling thread (the CLI; tests).
-  std::optional<CacheHit> lookupFast(std::string_view cacheKey, std::string_view requestHash,
-                                     const LookupOptions& options = {});
+  [[nodiscard]] std::optional<CacheHit> lookupFast(std::string_view cacheKey,
+                                                   std::string_view requestHash,
+                                                   const LookupOptions& options = {});
 
   // Stores entry (see the header comment). `generation` is guard.generation() taken when the
-  // miss started. A tier's failure is a Failed event and never fails the call.
-  net::awaitable<StoreResult> store(EntryPtr entry, uint64_t generation,
-                                    std::shared_ptr<const StoreNote> note = {});
+  // miss started. A tier's failure is a Failed event and never fails the call. (Nodiscard, as
+  // lookup: an awaitable that is not co_awaited never runs.)
+  [[nodiscard]] net::awaitable<StoreResult> store(EntryPtr entry, uint64_t generation,
+                                                  std::shared_ptr<const StoreNote> note = {});
 
   // Removes cacheKey from every tier, slow ones included, on the calling thread. True when a
-  // tier held it. Blocking (S3): never call it on a request thread.
-  bool erase(std::string_view cacheKey);
+  // tier held it. Blocking (S3): never call it on a request thread. A caller that only needs
+  // the key gone (a row already chose it) discards the answer with (void), saying why.
+  [[nodiscard]] bool erase(std::string_view cacheKey);
 
   // Waits for every background write queued so far. Safe to call more than once.
   void drain();

@@ -153,13 +153,13 @@ class Index {
   // migrations in order. Errors: Corrupt when the file is not a SQLite database, fails
   // integrity_check or has a schema version newer than this build: the caller may remove it
   // (removeFiles) and rebuild. Io for anything else (permissions, disk full, locked too long).
-  static Result<std::unique_ptr<Index>> open(const std::filesystem::path& path,
-                                             IndexOptions options = {});
+  [[nodiscard]] static Result<std::unique_ptr<Index>> open(const std::filesystem::path& path,
+                                                           IndexOptions options = {});
   // {cacheDir}/index.sqlite
   static std::filesystem::path defaultPath(const std::filesystem::path& cacheDir);
   // Deletes path and its -wal and -shm files (missing ones are fine). Only while no Index has it
   // open.
-  static Result<void> removeFiles(const std::filesystem::path& path);
+  [[nodiscard]] static Result<void> removeFiles(const std::filesystem::path& path);
 
   // Writes queued hits, then closes.
   ~Index();
@@ -173,7 +173,8 @@ class Index {
   // other cache_ids under that key (the tiers replaced the entry too). An existing row keeps its
   // invalid flag and the larger of the two hit counts and last-accessed times. A synchronous
   // SQLite transaction (WAL, synchronous=NORMAL: no fsync per commit).
-  Result<void> upsert(const cache::Entry& entry, unsigned tiers, size_t sizeStored, size_t sizeRaw);
+  [[nodiscard]] Result<void> upsert(const cache::Entry& entry, unsigned tiers, size_t sizeStored,
+                                    size_t sizeRaw);
 
   // Queues a hit: hit_count += 1, last_accessed = max(last_accessed, at). Never touches SQLite on
   // the caller's thread; a background thread writes queued hits every hitFlushInterval or
@@ -200,9 +201,9 @@ class Index {
   Result<std::vector<Row>> match(const Criterion& criterion, TimePoint now);
 
   // Marks rows invalid. Returns how many were valid before.
-  Result<size_t> markInvalid(const std::vector<std::string>& cacheIds);
+  [[nodiscard]] Result<size_t> markInvalid(const std::vector<std::string>& cacheIds);
   // Deletes rows (and their tags). Returns how many existed.
-  Result<size_t> erase(const std::vector<std::string>& cacheIds);
+  [[nodiscard]] Result<size_t> erase(const std::vector<std::string>& cacheIds);
   // Up to limit cache_ids of valid rows whose expiry is <= now, soonest expired first.
   Result<std::vector<std::string>> expired(TimePoint now, size_t limit);
   Result<Stats> stats();
@@ -211,7 +212,7 @@ class Index {
   // commits; a failed rebuild leaves the old one). scan is called once, on this thread, and
   // calls its argument per entry. Invalid flags and hit counts not stored in entries are lost.
   // Returns the number of rows written. Errors: Io from SQLite, or what scan threw.
-  Result<size_t> rebuildFrom(const std::function<void(const EntrySink&)>& scan);
+  [[nodiscard]] Result<size_t> rebuildFrom(const std::function<void(const EntrySink&)>& scan);
 
   // --- events and prompt signatures (schema version 2; written for the analytics module) ---
 
@@ -221,7 +222,7 @@ class Index {
   // the entry's upsert lands first (a later event of the key fills it). Yields the CPU every
   // kEventRowsPerYield rows (it runs on a background thread beside the request threads). Each
   // row's id is (time << kEventSequenceBits) | a sequence number: the table is in time order.
-  Result<void> appendEvents(std::span<const EventRow> rows);
+  [[nodiscard]] Result<void> appendEvents(std::span<const EventRow> rows);
   static constexpr size_t kEventRowsPerYield = 8;
   static constexpr int kEventSequenceBits = 20;
   static constexpr int kWalRaisePages = 1000;   // 4 MB, SQLite's own automatic checkpoint size
@@ -230,11 +231,11 @@ class Index {
   // 2248): window bounds for queries of the events table by id.
   static int64_t eventIdBound(int64_t timeMs);
   // Deletes events with time < before. Returns how many.
-  Result<size_t> purgeEvents(TimePoint before);
+  [[nodiscard]] Result<size_t> purgeEvents(TimePoint before);
   // Sets the prompt signature of the entry rows under cacheKey (the gateway's store path).
   // Returns whether a row was there to take it.
-  Result<bool> setPromptSignature(std::string_view cacheKey, uint64_t simhash,
-                                  std::string_view preview);
+  [[nodiscard]] Result<bool> setPromptSignature(std::string_view cacheKey, uint64_t simhash,
+                                                std::string_view preview);
   // Runs one read-only statement (anything that writes is refused, InvalidArgument) with params
   // bound to ?1, ?2, ...; calls onRow with each row's columns. For modules that query the tables
   // of this schema (analytics); the statement is prepared once and cached, so pass a fixed SQL
@@ -254,12 +255,13 @@ class Index {
   Index(sqlite3* db, IndexOptions options, int schemaVersion);
   // Callers hold dbMutex_.
   sqlite3_stmt* prepared(const std::string& sql, Error& error);
-  Result<void> execLocked(const char* sql);
+  [[nodiscard]] Result<void> execLocked(const char* sql);
   // Runs sql (one ?1 parameter) once per id in one transaction; the number of rows changed.
-  Result<size_t> eachIdInTransaction(const std::string& sql, const std::vector<std::string>& ids,
-                                     const char* what);
-  Result<void> upsertLocked(const cache::Entry& entry, unsigned tiers, size_t sizeStored,
-                            size_t sizeRaw);
+  [[nodiscard]] Result<size_t> eachIdInTransaction(const std::string& sql,
+                                                   const std::vector<std::string>& ids,
+                                                   const char* what);
+  [[nodiscard]] Result<void> upsertLocked(const cache::Entry& entry, unsigned tiers,
+                                          size_t sizeStored, size_t sizeRaw);
   Result<std::vector<Row>> rowsLocked(const std::string& sql,
                                       const std::function<void(Stmt&)>& bind);
   Error sqlError(int rc, std::string_view what) const;

@@ -60,7 +60,9 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
   const size_t total = rows->size(), step = std::max<size_t>(1, total / 100);
   if (progress) progress(0, total);
   for (const index::Row& row : *rows) {
-    cache_.erase(row.cacheKey);
+    // The row is what matched: whether a tier still held the entry (it may have been evicted)
+    // changes nothing, the row is marked either way.
+    (void)cache_.erase(row.cacheKey);
     ids.push_back(row.cacheId);
     if (progress && (ids.size() % step == 0 || ids.size() == total)) progress(ids.size(), total);
   }
@@ -78,7 +80,8 @@ Result<size_t> Invalidator::purgeExpired(size_t limit) {
   for (const std::string& id : *ids) {
     auto row = index_.byCacheId(id);
     if (!row) return row.error();
-    if (*row) cache_.erase((*row)->cacheKey);
+    // Expired by its row; an entry the tiers already evicted is as gone as an erased one.
+    if (*row) (void)cache_.erase((*row)->cacheKey);
   }
   return index_.erase(*ids);
 }

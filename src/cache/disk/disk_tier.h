@@ -32,7 +32,7 @@ struct DiskTierOptions {
   // turns it on; tools and most tests keep the simpler synchronous open.
   bool scanInBackground = false;
   // Tests: runs on the scan thread after the directory walk, before what it found is counted.
-  std::function<void()> beforeScanMerge;
+  std::function<void()> beforeScanMerge = {};
 };
 
 // Files live at {dir}/entries/{last two chars of name}/{name}.entry, name = sanitizeKey(key).
@@ -66,11 +66,11 @@ class DiskTier final : public CacheTier {
   // Errors: Io when the file exists but cannot be read. A corrupt or truncated file is
   // deleted and counted (corruptEntries) and is a miss. A file whose stored cache_key differs
   // (two keys that sanitize alike) is a miss and stays.
-  Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
+  [[nodiscard]] Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
   // Errors: InvalidArgument (null entry, empty key), TooLarge (the encoded entry alone exceeds
   // maxBytes), Io (write, fsync or rename failed; the old entry remains).
-  Result<void> insert(EntryPtr entry) override;
-  Result<bool> erase(std::string_view cacheKey) override;
+  [[nodiscard]] Result<void> insert(EntryPtr entry) override;
+  [[nodiscard]] Result<bool> erase(std::string_view cacheKey) override;
 
   size_t entryCount() const;
   size_t byteCount() const;

@@ -28,9 +28,9 @@ class MemoryTier final : public CacheTier {
   explicit MemoryTier(MemoryTierOptions options = {});
 
   TierId id() const override { return TierId::Memory; }
-  Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
-  Result<void> insert(EntryPtr entry) override;
-  Result<bool> erase(std::string_view cacheKey) override;
+  [[nodiscard]] Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
+  [[nodiscard]] Result<void> insert(EntryPtr entry) override;
+  [[nodiscard]] Result<bool> erase(std::string_view cacheKey) override;
   bool keepsRequest() const override { return false; }
 
   // What an entry counts against maxBytes: its compact block and the bookkeeping around it.

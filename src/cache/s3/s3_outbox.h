@@ -64,7 +64,7 @@ class S3Outbox final : public WriteQueue {
   // (now, or after a restart). Errors: InvalidArgument (null entry, empty cache_key), TooLarge
   // (maxPending entries are waiting), Io (the journal file could not be written: not queued).
   // Thread-safe; blocks only on the local fsync. Accepted (journaled) after stop() too.
-  Result<void> enqueue(EntryPtr entry) override;
+  [[nodiscard]] Result<void> enqueue(EntryPtr entry) override;
 
   // Waits until nothing is pending or budget has passed (SIGTERM: give uploads a chance).
   // true: everything was uploaded. What remains stays journaled.

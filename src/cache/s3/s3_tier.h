@@ -85,16 +85,16 @@ class S3Tier final : public CacheTier {
   //     that entry); an entry that fails its checksum or decoding (the entry and the pointers that
   //     still name it are deleted). Each counted.
   //   error: S3 could not be asked (unreachable, 5xx after retries, 403, ...).
-  Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
+  [[nodiscard]] Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
   // The same through the by-hash pointer (the seed's lookup path, and `/cache/entry-by-hash`).
   Result<std::optional<EntryPtr>> lookupByHash(std::string_view requestHash);
   // Errors: InvalidArgument (null entry, empty cache_key), or the client's; on error the pointers
   // may still name the previous entry or (when only the by-key write failed) the by-hash pointer
   // names the new one.
-  Result<void> insert(EntryPtr entry) override;
+  [[nodiscard]] Result<void> insert(EntryPtr entry) override;
   // Deletes the entry object, its metadata and both pointers (the by-hash one only while it names
   // the same entry). true when a by-key pointer for cacheKey existed.
-  Result<bool> erase(std::string_view cacheKey) override;
+  [[nodiscard]] Result<bool> erase(std::string_view cacheKey) override;
 
   // Writes this instance's dirty by-date segments, its cache_index.json and statistics.json, and
   // rewrites the merged views (by-date/{day}.json, global/cache_index.json, global/statistics.json)
