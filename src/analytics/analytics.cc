@@ -466,17 +466,20 @@ Result<Json> Analytics::patterns(const Query& query) {
   }
 
   // --- near-duplicate prompts over the entries' signatures ---
-  auto signed_ =
-      sql.rows(SQL("SELECT cache_key, model, endpoint, prompt_simhash, prompt_preview FROM entries "
-                   "WHERE invalid = 0 AND prompt_simhash IS NOT NULL "
-                   "ORDER BY created DESC, cache_id DESC LIMIT ?3"),
-               {static_cast<int64_t>(options_.maxSimilarityEntries)});
+  // Candidates share model, endpoint and tenant: entries of two tenants never share one key
+  // (the tenant is the key's scope), so their prompts are never near duplicates of each other.
+  auto signed_ = sql.rows(
+      SQL("SELECT cache_key, model, endpoint, prompt_simhash, prompt_preview, tenant FROM entries "
+          "WHERE invalid = 0 AND prompt_simhash IS NOT NULL "
+          "ORDER BY created DESC, cache_id DESC LIMIT ?3"),
+      {static_cast<int64_t>(options_.maxSimilarityEntries)});
   if (!signed_) return signed_.error();
   const Rows& sigs = *signed_;
   Groups groups(sigs.size());
   for (size_t i = 0; i < sigs.size(); ++i)
     for (size_t j = i + 1; j < sigs.size(); ++j) {
-      if (asText(sigs[i][1]) != asText(sigs[j][1]) || asText(sigs[i][2]) != asText(sigs[j][2]))
+      if (asText(sigs[i][1]) != asText(sigs[j][1]) || asText(sigs[i][2]) != asText(sigs[j][2]) ||
+          asText(sigs[i][5]) != asText(sigs[j][5]))
         continue;
       if (hammingDistance(static_cast<uint64_t>(asInt(sigs[i][3])),
                           static_cast<uint64_t>(asInt(sigs[j][3]))) <= options_.nearDuplicateBits)
@@ -525,7 +528,8 @@ Result<Json> Analytics::patterns(const Query& query) {
     }
     const double savings = std::max(0.0, missCost - (earliest ? earliest->second : 0.0));
     Json g = Json::object();
-    g.set("model", jstr(asText(sigs[idx[0]][1])))
+    g.set("tenant", jstr(asText(sigs[idx[0]][5])))
+        .set("model", jstr(asText(sigs[idx[0]][1])))
         .set("endpoint", jstr(asText(sigs[idx[0]][2])))
         .set("cache_keys", std::move(keys))
         .set("previews", std::move(previews))

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "analytics/metrics.h"
 #include "analytics/test_events.h"
 #include "cache/test_entry.h"
@@ -51,8 +53,9 @@ class AnalyticsTest : public ::testing::Test {
   }
 
   void addEntry(std::string key, std::string model, int64_t createdMs, int64_t hits, size_t stored,
-                size_t raw, double costTotal) {
+                size_t raw, double costTotal, std::string tenant = "") {
     cache::Entry e = cache::test::makeTestEntry(key);
+    e.tenant = std::move(tenant);
     e.cacheId = "id-" + key;
     e.model = std::move(model);
     e.responseTimestamp = fromUnixMillis(createdMs);
@@ -363,6 +366,45 @@ TEST_F(AnalyticsTest, NearDuplicatePromptsAreGroupedWithTheirSavings) {
   EXPECT_EQ(num(g, "misses"), 2);  // E1 (kA), E10 (kD); E11 is a REFRESH
   EXPECT_NEAR(num(g, "miss_cost"), 0.25, kEps);
   EXPECT_NEAR(num(g, "potential_savings"), 0.15, kEps);  // every miss beyond the first (E1)
+}
+
+TEST_F(AnalyticsTest, NearDuplicatesAreNeverPairedAcrossTenants) {
+  // Two tenants send the very same prompt: their entries can never share a key (the tenant is the
+  // key's scope), so no group pairs them. Within one tenant a near duplicate still groups.
+  const char* const question =
+      "Please answer question 5 of the onboarding quiz about our refund policy for new customers";
+  const char* const nearQuestion =
+      "Please answer question 6 of the onboarding quiz about our refund policy for new customers";
+  ASSERT_LE(hammingDistance(simhash(question), simhash(nearQuestion)), kNearDuplicateBits);
+  addEntry("kQ1", "gpt-4o", kDay1 + 6, 0, 100, 100, 0.01, "acme");
+  addEntry("kQ2", "gpt-4o", kDay1 + 7, 0, 100, 100, 0.01, "globex");
+  for (const char* key : {"kQ1", "kQ2"}) {
+    const auto sig = promptSignature(question);
+    ASSERT_TRUE(index_->setPromptSignature(key, sig.simhash, sig.preview).value());
+  }
+  Json p = analytics_.patterns({}).value();
+  const Json* groups = &at(at(p, "optimization_opportunities"), "near_duplicates");
+  ASSERT_EQ(groups->size(), 1u) << toJson(*groups);  // only kA ~ kD, as before
+  EXPECT_EQ(str(groups->items()[0], "tenant"), "");
+  EXPECT_EQ(at(groups->items()[0], "cache_keys").items()[0].text(), "kA");
+
+  addEntry("kQ3", "gpt-4o", kDay1 + 8, 0, 100, 100, 0.01, "acme");
+  const auto near = promptSignature(nearQuestion);
+  ASSERT_TRUE(index_->setPromptSignature("kQ3", near.simhash, near.preview).value());
+  p = analytics_.patterns({}).value();
+  groups = &at(at(p, "optimization_opportunities"), "near_duplicates");
+  ASSERT_EQ(groups->size(), 2u) << toJson(*groups);
+  bool acme = false;
+  for (const Json& g : groups->items()) {
+    std::vector<std::string> keys;
+    for (const Json& k : at(g, "cache_keys").items()) keys.push_back(k.text());
+    EXPECT_EQ(std::count(keys.begin(), keys.end(), "kQ2"), 0) << toJson(g);  // globex: alone
+    if (str(g, "tenant") == "acme") {
+      acme = true;
+      EXPECT_EQ(keys, (std::vector<std::string>{"kQ1", "kQ3"}));
+    }
+  }
+  EXPECT_TRUE(acme);
 }
 
 TEST_F(AnalyticsTest, LowHitRateModelsGetATtlFromTheirRepeatIntervals) {

@@ -246,9 +246,11 @@
       }
       out.push(s);
     }
+    // Near duplicates are within one tenant (entries of two tenants never share a key).
     for (const g of opp.near_duplicates || []) {
       const previews = (g.previews || []).slice(0, 2).map((x) => `“${x}”`).join(' and ');
-      out.push(`${g.cache_keys.length} near-duplicate prompts for ${g.model} (${previews}): ` +
+      out.push(`${g.cache_keys.length} near-duplicate prompts for ${g.model}` +
+        `${g.tenant ? ` of tenant ${g.tenant}` : ''} (${previews}): ` +
         `normalizing them (CACHE_KEY_NORMALIZE, or moving the varying part out of the prompt) could have saved ` +
         `${fmt.usd(g.potential_savings)} of ${fmt.usd(g.miss_cost)} spent on their misses.`);
     }
