@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -67,6 +68,37 @@ class S3Server:
         if out.returncode != 0:
             raise RuntimeError(out.stderr.decode())
         return json.loads(out.stdout)
+
+
+class HungS3:
+    """A hung S3: a listener on 127.0.0.1 that accepts every connection and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.conns, self.stopping = [], False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:  # the 0.1 s timeout, or closed
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.thread.join()
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
 
 def chat(text):
@@ -187,6 +219,23 @@ class GatewayWithS3(unittest.TestCase):
         a.post(CHAT, chat("sync write"))
         keys = self.s3.keys("cache-index/by-hash/")["keys"]
         self.assertEqual(len(keys), 1, keys)
+
+    def test_a_sync_write_to_a_hung_s3_costs_one_s3_timeout_not_one_per_retry(self):
+        # Issue 15, item 8: CACHE_S3_TIMEOUT bounds the whole S3 write (its retries inside), so
+        # a hung S3 adds ~1 s to this request, not ~4 s (one timeout per attempt).
+        hung = HungS3()
+        self.addCleanup(hung.close)
+        a = self.stack(CACHE_ASYNC_WRITES="false", CACHE_S3_ENDPOINT=hung.endpoint, CACHE_S3_TIMEOUT="1")
+        start = time.monotonic()
+        r = a.post(CHAT, chat("while s3 hangs"))
+        took = time.monotonic() - start
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.headers["x-llmcache-status"], "MISS")
+        self.assertGreaterEqual(took, 0.9, "the answer did not wait for the synchronous S3 write")
+        self.assertLess(took, 2.5, f"a hung S3 cost {took:.1f} s with CACHE_S3_TIMEOUT=1")
+        again = a.post(CHAT, chat("while s3 hangs"))  # kept in memory and on disk all the same
+        self.assertEqual(again.headers["x-llmcache-status"], "HIT")
+        self.assertEqual(a.upstream_calls(), 1)
 
     def test_s3_down_at_start_up_the_gateway_serves_and_delivers_when_s3_returns(self):
         a = self.stack()  # nothing listens on the S3 port yet

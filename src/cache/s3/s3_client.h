@@ -14,6 +14,8 @@
 //     when S3ClientOptions::signPayload is false), which curl then signs as a header.
 // Credentials go to curl as user name and password (never into a URL, a header of ours or a
 // log line); the session token travels as x-amz-security-token.
+//
+// Time: one deadline per operation, its retries inside (S3ClientOptions::operationTimeout).
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -37,6 +39,10 @@ struct S3Credentials {
   static S3Credentials fromEnvironment(const std::function<const char*(const char*)>& getenv = {});
 };
 
+// When an operation's time is up (steady clock). S3Client::deadline() starts one; calls that pass
+// the same one (an S3Tier lookup, insert or erase) share it.
+using S3Deadline = std::chrono::steady_clock::time_point;
+
 struct S3ClientOptions {
   // CACHE_S3_ENDPOINT: scheme://host[:port] of an S3-compatible store. Empty = AWS,
   // https://s3.{region}.amazonaws.com.
@@ -48,10 +54,20 @@ struct S3ClientOptions {
   // AWS.
   std::optional<bool> pathStyle;
   S3Credentials credentials;
-  std::chrono::milliseconds connectTimeout{3000};
-  std::chrono::milliseconds requestTimeout{30000};  // one attempt, from connect to last byte
-  // Attempts per call, the first included. Retried: network errors and timeouts, 5xx, 429,
-  // and 400 RequestTimeout. Never retried: any other 4xx.
+  std::chrono::milliseconds connectTimeout{3000};   // one attempt's connection, at most
+  std::chrono::milliseconds requestTimeout{30000};  // one attempt at most, connect to last byte
+  // The deadline of one operation, every attempt and backoff included: a call, or the calls that
+  // share one S3Deadline. 0 = requestTimeout, so that CACHE_S3_TIMEOUT (requestTimeout in
+  // `serve`) bounds a whole operation, not each of its attempts. Each attempt's libcurl timeouts
+  // are connectTimeout and requestTimeout cut to the time left: a hung store costs one deadline
+  // (the first attempt takes it all), and retries happen only after failures that leave time.
+  std::chrono::milliseconds operationTimeout{0};
+  // A retry starts only if at least this much is left once its backoff has passed; otherwise the
+  // call fails at once with the last attempt's error. (A call's first attempt starts whenever any
+  // time is left: a later call of an operation may have little.)
+  std::chrono::milliseconds minAttemptTime{100};
+  // Attempts per call at most, the first included (within the deadline). Retried: network errors
+  // and timeouts, 5xx, 429, and 400 RequestTimeout. Never retried: any other 4xx.
   int maxAttempts = 4;
   // Backoff before attempt n+1: a random delay in [0, min(backoffMax, backoffBase * 2^n)]
   // ("full jitter"), so that instances throttled together do not retry together.
@@ -106,6 +122,10 @@ std::string canonicalQuery(std::vector<std::pair<std::string, std::string>> para
 //   TooLarge        — 413 / EntityTooLarge.
 //   InvalidArgument — any other 4xx (the request itself is wrong; trying later won't help).
 //   Corrupt         — a 2xx answer whose body cannot be parsed (ListObjectsV2 XML).
+//   Unavailable also when the operation's deadline passes (a timeout, or no time for a retry); a
+//   call whose deadline has already passed sends nothing.
+// deadline: nullopt = this call alone is the operation (deadline() when it starts); pass one to
+// bound several calls together.
 // Thread-safe: any number of threads may call concurrently.
 class S3Client {
  public:
@@ -115,20 +135,28 @@ class S3Client {
   S3Client& operator=(const S3Client&) = delete;
 
   // Stores body under key (replacing any object there).
-  Result<void> put(std::string_view key, std::string_view body, std::string_view contentType);
+  Result<void> put(std::string_view key, std::string_view body, std::string_view contentType,
+                   std::optional<S3Deadline> deadline = std::nullopt);
   // The object's bytes; nullopt when there is none (404 NoSuchKey).
-  Result<std::optional<std::string>> get(std::string_view key);
+  Result<std::optional<std::string>> get(std::string_view key,
+                                         std::optional<S3Deadline> deadline = std::nullopt);
   // The object's size and ETag; nullopt when there is none.
-  Result<std::optional<S3ObjectInfo>> head(std::string_view key);
+  Result<std::optional<S3ObjectInfo>> head(std::string_view key,
+                                           std::optional<S3Deadline> deadline = std::nullopt);
   // Removes key. S3 answers 204 whether or not it existed, so this cannot tell.
-  Result<void> erase(std::string_view key);
+  Result<void> erase(std::string_view key, std::optional<S3Deadline> deadline = std::nullopt);
   // One ListObjectsV2 page of the keys starting with prefix, in key order.
   Result<S3ListPage> listPage(std::string_view prefix,
-                              std::optional<std::string> continuationToken = {},
-                              int maxKeys = 1000);
+                              std::optional<std::string> continuationToken = {}, int maxKeys = 1000,
+                              std::optional<S3Deadline> deadline = std::nullopt);
   // Every key starting with prefix (all pages, following continuation tokens). maxObjects bounds
-  // the result (an error, TooLarge, past it) so a huge bucket cannot exhaust memory.
-  Result<std::vector<S3ObjectInfo>> list(std::string_view prefix, size_t maxObjects = 1000000);
+  // the result (an error, TooLarge, past it) so a huge bucket cannot exhaust memory. Without a
+  // deadline each page is an operation of its own (a big bucket's listing takes many).
+  Result<std::vector<S3ObjectInfo>> list(std::string_view prefix, size_t maxObjects = 1000000,
+                                         std::optional<S3Deadline> deadline = std::nullopt);
+
+  // The deadline of an operation that starts now: now + operationTimeout.
+  S3Deadline deadline() const;
 
   // The URL of key (no query), for this client's addressing. For tests and messages.
   std::string objectUrl(std::string_view key) const;
@@ -149,8 +177,10 @@ class S3Client {
     std::string_view body;
     std::string contentType;
   };
-  Result<Response> perform(const Call& call);
-  Result<Response> attempt(void* handle, const Call& call, bool& retryable);
+  Result<Response> perform(const Call& call, std::optional<S3Deadline> deadline);
+  // One request; its timeouts are the options' cut to timeLeft (> 0).
+  Result<Response> attempt(void* handle, const Call& call, std::chrono::milliseconds timeLeft,
+                           bool& retryable);
   void* acquireHandle();
   void releaseHandle(void* handle);
   std::string describe(const Call& call) const;

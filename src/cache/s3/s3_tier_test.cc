@@ -535,5 +535,87 @@ TEST(S3OutageTest, LookupsFailFastWhileTheStoreIsDownAndTheOutboxDeliversEveryth
   fs::remove_all(work);
 }
 
+// Issue 15, item 8: one deadline per tier operation (CACHE_S3_TIMEOUT, 1 s here), the retries and
+// every request of the operation inside it. In-process stalling stores, no s3rver needed.
+S3ClientOptions deadlineOptions(const std::string& endpoint) {
+  S3ClientOptions o;
+  o.endpoint = endpoint;
+  o.bucket = test::kTestBucket;
+  o.credentials = {"S3RVER", "S3RVER", ""};
+  o.connectTimeout = std::chrono::milliseconds(1000);
+  o.requestTimeout = std::chrono::milliseconds(1000);  // CACHE_S3_TIMEOUT=1
+  o.maxAttempts = 4;
+  o.backoffBase = std::chrono::milliseconds(10);
+  o.backoffMax = std::chrono::milliseconds(200);
+  return o;
+}
+
+using Reply = test::StallingServer::Reply;
+
+template <class Op>
+std::chrono::milliseconds timed(Op&& op) {
+  const auto start = std::chrono::steady_clock::now();
+  op();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start);
+}
+
+TEST(S3DeadlineTest, EveryOperationAgainstAHungStoreEndsWithinOneDeadline) {
+  test::StallingServer hung;  // accepts, never answers
+  S3Client client(deadlineOptions(hung.endpoint()));
+  S3Tier tier(client,
+              S3TierOptions{.prefix = "deadline", .instanceId = "gw-a", .writeIndex = false});
+  const auto e = entry("k:hung");
+  auto check = [](const char* what, auto op) {
+    bool failed = false;
+    const auto took = timed([&] { failed = !op(); });
+    EXPECT_TRUE(failed) << what;
+    EXPECT_GE(took, std::chrono::milliseconds(900)) << what;
+    EXPECT_LT(took, std::chrono::milliseconds(2500)) << what;  // ~1 s; it was ~4 s
+  };
+  check("lookup", [&] { return static_cast<bool>(tier.lookup("k:hung")); });
+  check("lookupByHash", [&] { return static_cast<bool>(tier.lookupByHash(e->requestHash)); });
+  check("insert", [&] { return static_cast<bool>(tier.insert(e)); });
+  check("erase", [&] { return static_cast<bool>(tier.erase("k:hung")); });
+  EXPECT_EQ(tier.stats().errors, 4u);
+  EXPECT_EQ(hung.requests(), 4);  // one attempt each: the deadline leaves no time for a retry
+}
+
+TEST(S3DeadlineTest, TheWritesOfOneInsertShareOneDeadline) {
+  // Each answer takes 400 ms: one PUT fits in the 1 s deadline, an insert's four do not.
+  test::StallingServer slow({Reply(std::chrono::milliseconds(400))});
+  S3Client client(deadlineOptions(slow.endpoint()));
+  S3Tier tier(client,
+              S3TierOptions{.prefix = "deadline", .instanceId = "gw-a", .writeIndex = false});
+  Result<void> r;
+  const auto took = timed([&] { r = tier.insert(entry("k:slow")); });
+  ASSERT_FALSE(r) << "4 PUTs of 400 ms each fit a 1 s deadline?";
+  EXPECT_EQ(r.error().code, Errc::Unavailable);
+  EXPECT_LT(took, std::chrono::milliseconds(1500)) << r.error().message;  // ~1 s; it was 1.6 s
+  EXPECT_EQ(slow.requests(), 3);  // the third is cut off at the deadline, the fourth never sent
+}
+
+TEST(S3DeadlineTest, TheReadsOfOneLookupShareOneDeadline) {
+  // The pointer comes after 600 ms, the entry would come 600 ms later: past the 1 s deadline.
+  const Entry e = makeTestEntry("k:slow-read");
+  Pointer ptr;
+  ptr.cacheKey = e.cacheKey;
+  ptr.requestHash = e.requestHash;
+  ptr.cacheId = e.cacheId;
+  ptr.entryKey = "deadline/llm-cache/x.json";
+  ptr.created = e.responseTimestamp;
+  test::StallingServer slow({Reply(std::chrono::milliseconds(600), toJson(pointerToJson(ptr))),
+                             Reply(std::chrono::milliseconds(600), toJson(entryToJson(e)))});
+  S3Client client(deadlineOptions(slow.endpoint()));
+  S3Tier tier(client,
+              S3TierOptions{.prefix = "deadline", .instanceId = "gw-a", .writeIndex = false});
+  Result<std::optional<EntryPtr>> r = std::optional<EntryPtr>{};
+  const auto took = timed([&] { r = tier.lookup(e.cacheKey); });
+  ASSERT_FALSE(r) << "a pointer and an entry of 600 ms each fit a 1 s deadline?";
+  EXPECT_EQ(r.error().code, Errc::Unavailable);
+  EXPECT_LT(took, std::chrono::milliseconds(1500)) << r.error().message;  // ~1 s; it was 1.2 s
+  EXPECT_EQ(slow.requests(), 2);
+}
+
 }  // namespace
 }  // namespace llmcache::cache::s3
