@@ -3,8 +3,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include <cctype>
+#include <boost/algorithm/string/classification.hpp>
+#include <boost/algorithm/string/predicate.hpp>
+#include <boost/algorithm/string/trim.hpp>
 #include <charconv>
+#include <locale>
 #include <map>
 
 #include "common/json.h"
@@ -156,19 +159,13 @@ Json rowJson(const index::Row& r) {
 
 // Case-insensitive "Bearer" and the credential after it; empty when the header is not that.
 std::string_view bearerToken(std::string_view header) {
-  auto trim = [](std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-  };
-  header = trim(header);
+  const auto blank = boost::algorithm::is_any_of(" \t");
+  header = boost::algorithm::trim_copy_if(header, blank);
   constexpr std::string_view kScheme = "bearer";
-  if (header.size() <= kScheme.size() ||
-      (header[kScheme.size()] != ' ' && header[kScheme.size()] != '\t'))
+  if (header.size() <= kScheme.size() || !blank(header[kScheme.size()]) ||
+      !boost::algorithm::iequals(header.substr(0, kScheme.size()), kScheme, std::locale::classic()))
     return {};
-  for (size_t i = 0; i < kScheme.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return {};
-  return trim(header.substr(kScheme.size()));
+  return boost::algorithm::trim_copy_if(header.substr(kScheme.size()), blank);
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <boost/algorithm/hex.hpp>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <memory>
 #include <mutex>
 
@@ -50,12 +52,8 @@ std::string rfc5322Date(TimePoint t) {
 std::string messageId(std::string_view from) {
   unsigned char raw[12];
   if (RAND_bytes(raw, sizeof raw) != 1) std::memset(raw, 0, sizeof raw);
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string id;
-  for (unsigned char c : raw) {
-    id.push_back(kHex[c >> 4]);
-    id.push_back(kHex[c & 15]);
-  }
+  boost::algorithm::hex_lower(raw, raw + sizeof raw, std::back_inserter(id));
   const size_t at = from.rfind('@');
   const std::string_view domain =
       at == std::string_view::npos ? std::string_view("llmcache") : from.substr(at + 1);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/algorithm/string/case_conv.hpp>
 #include <map>
 #include <random>
 
@@ -224,8 +225,7 @@ std::vector<std::string> corpus() {
           "the",    "quick", "brown",   "fox",     "jumps", "over", "lazy", "dog",
           "report", "board", "meeting", "Tuesday", "we",    "it",   "a"};
       std::string word = pick(8) ? plain[pick(plain.size())] : vocabulary[pick(vocabulary.size())];
-      if (pick(5) == 0)
-        for (char& c : word) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (pick(5) == 0) boost::algorithm::to_upper(word);
       text += word;
     }
     texts.push_back(std::move(text));

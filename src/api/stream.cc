@@ -1,5 +1,7 @@
 #include "api/stream.h"
 
+#include <boost/algorithm/string/classification.hpp>
+#include <boost/algorithm/string/trim.hpp>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,10 +23,8 @@ const std::string* stringMember(const Json& obj, std::string_view name) {
   return j && j->isString() ? &j->text() : nullptr;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
+std::string_view trim(std::string_view s) {  // spaces and tabs only
+  return boost::algorithm::trim_copy_if(s, boost::algorithm::is_any_of(" \t"));
 }
 bool isDone(const SseEvent& e) { return trim(e.data) == "[DONE]"; }
 

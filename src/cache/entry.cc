@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <boost/algorithm/hex.hpp>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -214,12 +215,8 @@ std::string newCacheId() {
     if (!urandom.read(reinterpret_cast<char*>(bytes), sizeof bytes))
       throwError(makeError(Errc::Io, "no random source for cache_id"));
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
-  for (size_t i = 0; i < sizeof bytes; ++i) {
-    id[2 * i] = kHex[bytes[i] >> 4];
-    id[2 * i + 1] = kHex[bytes[i] & 0xf];
-  }
+  std::string id(2 * sizeof bytes, '0');
+  boost::algorithm::hex_lower(bytes, bytes + sizeof bytes, id.begin());
   return id;
 }
 

@@ -1,5 +1,8 @@
 // How the gateway answers: errors in the provider's shape, stored entries (JSON or a replayed
 // stream), and the result of a flight a request waited for.
+#include <boost/algorithm/hex.hpp>
+#include <iterator>
+
 #include "api/sse_parser.h"
 #include "api/stream.h"
 #include "gateway/context.h"
@@ -14,15 +17,13 @@ namespace net = http::net;
 // split the response. Bytes below 0x20, DEL and '%' are percent-encoded (%0A); a key without
 // them, as every real model id, is sent unchanged.
 std::string keyHeaderValue(std::string_view key) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(key.size());
   for (const char ch : key) {
     const auto c = static_cast<unsigned char>(ch);
     if (c < 0x20 || c == 0x7f || c == '%') {
       out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
+      boost::algorithm::hex(&c, &c + 1, std::back_inserter(out));
     } else {
       out += ch;
     }

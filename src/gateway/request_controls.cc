@@ -4,7 +4,9 @@
 #include <openssl/hmac.h>
 
 #include <boost/algorithm/hex.hpp>
+#include <boost/algorithm/string/classification.hpp>
 #include <boost/algorithm/string/predicate.hpp>
+#include <boost/algorithm/string/trim.hpp>
 #include <boost/url/parse_query.hpp>
 #include <charconv>
 #include <ranges>
@@ -15,11 +17,8 @@ namespace bhttp = http::bhttp;
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  auto is_blank = [](char c) { return c == ' ' || c == '\t'; };
-  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-  return s;
+std::string_view trim(std::string_view s) {  // spaces and tabs only (HTTP's OWS)
+  return boost::algorithm::trim_copy_if(s, boost::algorithm::is_any_of(" \t"));
 }
 
 std::optional<int64_t> parseNonNegative(std::string_view s) {

@@ -1,21 +1,13 @@
 #include "upstream/headers.h"
 
 #include <array>
+#include <boost/algorithm/string/classification.hpp>
+#include <boost/algorithm/string/predicate.hpp>
+#include <boost/algorithm/string/trim.hpp>
+#include <locale>
 
 namespace llmcache::upstream {
 namespace {
-
-char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && equalsIgnoreCase(s.substr(0, prefix.size()), prefix);
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 constexpr std::array<std::string_view, 11> kHopByHopOrManaged = {
     "connection",
@@ -33,19 +25,17 @@ constexpr std::array<std::string_view, 11> kHopByHopOrManaged = {
 
 }  // namespace
 
+// The classic locale: ASCII only, whatever the global one. The size check first: Boost compares
+// through the locale's ctype per character, and most names compared differ in length.
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lowerAscii(a[i]) != lowerAscii(b[i])) return false;
-  }
-  return true;
+  return a.size() == b.size() && boost::algorithm::iequals(a, b, std::locale::classic());
 }
 
 bool isHopByHopOrManagedHeader(std::string_view name) {
   for (std::string_view h : kHopByHopOrManaged) {
     if (equalsIgnoreCase(name, h)) return true;
   }
-  return startsWithIgnoreCase(name, "x-llmcache-");
+  return boost::algorithm::istarts_with(name, "x-llmcache-", std::locale::classic());
 }
 
 std::vector<Header> forwardableHeaders(const std::vector<Header>& headers) {
@@ -56,7 +46,8 @@ std::vector<Header> forwardableHeaders(const std::vector<Header>& headers) {
     std::string_view rest = h.value;
     while (!rest.empty()) {
       size_t comma = rest.find(',');
-      std::string_view token = trim(rest.substr(0, comma));
+      std::string_view token =
+          boost::algorithm::trim_copy_if(rest.substr(0, comma), boost::algorithm::is_any_of(" \t"));
       if (!token.empty()) named.push_back(token);
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);

@@ -3,6 +3,8 @@
 #include <curl/curl.h>
 
 #include <atomic>
+#include <boost/algorithm/string/classification.hpp>
+#include <boost/algorithm/string/trim.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <exception>
@@ -105,14 +107,8 @@ bool isTimeout(CURL* easy, CURLcode rc) {
   return osErrno == ETIMEDOUT;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
+std::string_view trim(std::string_view s) {  // spaces, tabs and line ends (not \v, \f)
+  return boost::algorithm::trim_copy_if(s, boost::algorithm::is_any_of(" \t\r\n"));
 }
 
 bool hasControlBreak(std::string_view s) {

@@ -1,14 +1,14 @@
 #include "upstream/platform.h"
 
 #include <array>
+#include <boost/algorithm/string/classification.hpp>
+#include <boost/algorithm/string/trim.hpp>
 
 namespace llmcache::upstream {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
+std::string_view trim(std::string_view s) {  // spaces and tabs only
+  return boost::algorithm::trim_copy_if(s, boost::algorithm::is_any_of(" \t"));
 }
 
 std::string withoutTrailingSlashes(std::string url) {

@@ -1,9 +1,13 @@
 #include "upstream/pricing.h"
 
+#include <boost/algorithm/string/case_conv.hpp>
+#include <boost/algorithm/string/classification.hpp>
+#include <boost/algorithm/string/trim.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <locale>
 #include <sstream>
 
 #include "common/json.h"
@@ -11,22 +15,12 @@
 namespace llmcache::upstream {
 namespace {
 
-std::string toLower(std::string_view s) {
-  std::string out{s};
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
+std::string toLower(std::string_view s) {  // ASCII only (the classic locale)
+  return boost::algorithm::to_lower_copy(std::string{s}, std::locale::classic());
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
+std::string_view trim(std::string_view s) {  // spaces, tabs and line ends (not \v, \f)
+  return boost::algorithm::trim_copy_if(s, boost::algorithm::is_any_of(" \t\n\r"));
 }
 
 Result<double> priceMember(const Json& model, std::string_view modelName, std::string_view member) {

@@ -1,5 +1,6 @@
 #include "cache/memory/compact_entry.h"
 
+#include <boost/algorithm/hex.hpp>
 #include <cstdint>
 #include <cstring>
 
@@ -90,13 +91,8 @@ struct Reader {
     return d;
   }
   std::string hex16() {
-    static constexpr char kDigits[] = "0123456789abcdef";
     std::string s(32, '0');
-    for (size_t i = 0; i < 16; ++i) {
-      const auto b = static_cast<uint8_t>(p[i]);
-      s[2 * i] = kDigits[b >> 4];
-      s[2 * i + 1] = kDigits[b & 15];
-    }
+    boost::algorithm::hex_lower(p, p + 16, s.begin());
     p += 16;
     return s;
   }

@@ -4,9 +4,15 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <boost/algorithm/hex.hpp>
+#include <boost/algorithm/string/case_conv.hpp>
+#include <boost/algorithm/string/classification.hpp>
+#include <boost/algorithm/string/trim.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <boost/property_tree/xml_parser.hpp>
 #include <cstdlib>
+#include <iterator>
+#include <locale>
 #include <sstream>
 #include <thread>
 
@@ -23,30 +29,23 @@ void globalInit() {
 std::string sha256Hex(std::string_view bytes) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  static const char* kHex = "0123456789abcdef";
   std::string out;
   out.reserve(2 * SHA256_DIGEST_LENGTH);
-  for (unsigned char c : digest) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
+  boost::algorithm::hex_lower(digest, digest + SHA256_DIGEST_LENGTH, std::back_inserter(out));
   return out;
 }
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+std::string lower(std::string_view s) {  // ASCII only (the classic locale)
+  return boost::algorithm::to_lower_copy(std::string(s), std::locale::classic());
 }
 
+// A header line's part: blanks off the front; blanks and the line's CRLF off the back.
 std::string trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return std::string(s);
+  using boost::algorithm::is_any_of;
+  return std::string(boost::algorithm::trim_right_copy_if(
+      boost::algorithm::trim_left_copy_if(s, is_any_of(" \t")), is_any_of(" \t\r\n")));
 }
 
 size_t onBody(char* data, size_t size, size_t n, void* user) {
@@ -114,7 +113,6 @@ std::chrono::milliseconds backoffDelay(int retry, std::chrono::milliseconds base
 }
 
 std::string awsUriEncode(std::string_view s, bool keepSlash) {
-  static const char* kHex = "0123456789ABCDEF";
   std::string out;
   out.reserve(s.size());
   for (unsigned char c : s) {
@@ -123,8 +121,7 @@ std::string awsUriEncode(std::string_view s, bool keepSlash) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
+      boost::algorithm::hex(&c, &c + 1, std::back_inserter(out));  // upper case, as SigV4 wants
     }
   }
   return out;
@@ -150,7 +147,6 @@ S3Client::S3Client(S3ClientOptions options)
     : options_(std::move(options)), rng_(std::random_device{}()) {
   globalInit();
   if (options_.maxAttempts < 1) options_.maxAttempts = 1;
-  if (options_.operationTimeout.count() <= 0) options_.operationTimeout = options_.requestTimeout;
   std::string endpoint = options_.endpoint;
   const bool aws = endpoint.empty();
   if (aws) endpoint = "https://s3." + options_.region + ".amazonaws.com";
@@ -175,10 +171,6 @@ std::string S3Client::objectUrl(std::string_view key) const {
   // AWS SDKs send, and what s3rver's signature check expects.
   if (key.empty()) return *options_.pathStyle ? baseUrl_ : baseUrl_ + "/";
   return baseUrl_ + "/" + awsUriEncode(key, true);
-}
-
-S3Deadline S3Client::deadline() const {
-  return std::chrono::steady_clock::now() + options_.operationTimeout;
 }
 
 S3ClientStats S3Client::stats() const {
@@ -218,8 +210,7 @@ std::string S3Client::describe(const Call& call) const {
   return "S3 " + call.method + " s3://" + options_.bucket + "/" + call.key;
 }
 
-Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call,
-                                             std::chrono::milliseconds timeLeft, bool& retryable) {
+Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call, bool& retryable) {
   CURL* h = static_cast<CURL*>(handle);
   curl_easy_reset(h);  // keeps the handle's live connections
   retryable = false;
@@ -244,12 +235,9 @@ Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call,
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  // Never past the operation's deadline (and never 0: libcurl's "no timeout").
-  auto cut = [&](std::chrono::milliseconds limit) {
-    return static_cast<long>(std::max<int64_t>(1, std::min(limit, timeLeft).count()));
-  };
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cut(options_.connectTimeout));
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cut(options_.requestTimeout));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connectTimeout.count()));
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.requestTimeout.count()));
   if (!options_.caFile.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.caFile.c_str());
   if (call.method == "HEAD") {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -289,23 +277,12 @@ Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call,
   return response;
 }
 
-Result<S3Client::Response> S3Client::perform(const Call& call, std::optional<S3Deadline> deadline) {
-  const S3Deadline until = deadline ? *deadline : this->deadline();
-  auto timeLeft = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(until -
-                                                                 std::chrono::steady_clock::now());
-  };
-  if (timeLeft().count() <= 0) {
-    std::lock_guard lock(mutex_);
-    ++stats_.failures;
-    return makeError(Errc::Unavailable,
-                     describe(call) + ": not sent, the operation's deadline has passed");
-  }
+Result<S3Client::Response> S3Client::perform(const Call& call) {
   for (int attemptNo = 0;; ++attemptNo) {
     void* handle = acquireHandle();
     if (!handle) return makeError(Errc::Unavailable, describe(call) + ": curl_easy_init failed");
     bool retryable = false;
-    auto r = attempt(handle, call, timeLeft(), retryable);
+    auto r = attempt(handle, call, retryable);
     releaseHandle(handle);
     {
       std::lock_guard lock(mutex_);
@@ -324,23 +301,14 @@ Result<S3Client::Response> S3Client::perform(const Call& call, std::optional<S3D
     } else {
       return r;
     }
-    // A retry only if the attempts allow one and the deadline leaves time for its backoff and
-    // then at least minAttemptTime: never a retry that the deadline would cut short.
-    const auto delay = retryable ? nextBackoff(attemptNo) : std::chrono::milliseconds{0};
-    const bool attemptsLeft = attemptNo + 1 < options_.maxAttempts;
-    const bool timeForOne = timeLeft() - delay >= options_.minAttemptTime;
-    if (!retryable || !attemptsLeft || !timeForOne) {
+    if (!retryable || attemptNo + 1 >= options_.maxAttempts) {
       std::lock_guard lock(mutex_);
       ++stats_.failures;
-      const int attempts = attemptNo + 1;
-      if (retryable && !attemptsLeft && attempts > 1)
-        failure->message += " (after " + std::to_string(attempts) + " attempts)";
-      else if (retryable && attemptsLeft)
-        failure->message += " (after " + std::to_string(attempts) +
-                            (attempts == 1 ? " attempt" : " attempts") +
-                            ": no time left for another within the operation's deadline)";
+      if (retryable && options_.maxAttempts > 1)
+        failure->message += " (after " + std::to_string(options_.maxAttempts) + " attempts)";
       return *failure;
     }
+    const auto delay = nextBackoff(attemptNo);
     {
       std::lock_guard lock(mutex_);
       ++stats_.retries;
@@ -371,9 +339,9 @@ Error statusError(const std::string& what, long status, const std::string& body)
 }  // namespace
 
 Result<void> S3Client::put(std::string_view key, std::string_view body,
-                           std::string_view contentType, std::optional<S3Deadline> deadline) {
+                           std::string_view contentType) {
   Call call{"PUT", std::string(key), "", body, std::string(contentType)};
-  auto r = perform(call, deadline);
+  auto r = perform(call);
   if (!r) return r.error();
   if (r->status < 200 || r->status >= 300) {
     std::lock_guard lock(mutex_);
@@ -383,10 +351,9 @@ Result<void> S3Client::put(std::string_view key, std::string_view body,
   return {};
 }
 
-Result<std::optional<std::string>> S3Client::get(std::string_view key,
-                                                 std::optional<S3Deadline> deadline) {
+Result<std::optional<std::string>> S3Client::get(std::string_view key) {
   Call call{"GET", std::string(key), "", {}, ""};
-  auto r = perform(call, deadline);
+  auto r = perform(call);
   if (!r) return r.error();
   if (r->status == 404) {
     const S3ErrorBody err = parseErrorBody(r->body);
@@ -400,10 +367,9 @@ Result<std::optional<std::string>> S3Client::get(std::string_view key,
   return std::optional<std::string>(std::move(r->body));
 }
 
-Result<std::optional<S3ObjectInfo>> S3Client::head(std::string_view key,
-                                                   std::optional<S3Deadline> deadline) {
+Result<std::optional<S3ObjectInfo>> S3Client::head(std::string_view key) {
   Call call{"HEAD", std::string(key), "", {}, ""};
-  auto r = perform(call, deadline);
+  auto r = perform(call);
   if (!r) return r.error();
   if (r->status == 404)
     return std::optional<S3ObjectInfo>{};  // HEAD has no body to tell NoSuchBucket apart
@@ -420,9 +386,9 @@ Result<std::optional<S3ObjectInfo>> S3Client::head(std::string_view key,
   return std::optional<S3ObjectInfo>(std::move(info));
 }
 
-Result<void> S3Client::erase(std::string_view key, std::optional<S3Deadline> deadline) {
+Result<void> S3Client::erase(std::string_view key) {
   Call call{"DELETE", std::string(key), "", {}, ""};
-  auto r = perform(call, deadline);
+  auto r = perform(call);
   if (!r) return r.error();
   if ((r->status < 200 || r->status >= 300) && r->status != 404) {
     std::lock_guard lock(mutex_);
@@ -433,14 +399,13 @@ Result<void> S3Client::erase(std::string_view key, std::optional<S3Deadline> dea
 }
 
 Result<S3ListPage> S3Client::listPage(std::string_view prefix,
-                                      std::optional<std::string> continuationToken, int maxKeys,
-                                      std::optional<S3Deadline> deadline) {
+                                      std::optional<std::string> continuationToken, int maxKeys) {
   std::vector<std::pair<std::string, std::string>> params = {
       {"list-type", "2"}, {"prefix", std::string(prefix)}, {"max-keys", std::to_string(maxKeys)}};
   if (continuationToken) params.emplace_back("continuation-token", *continuationToken);
   Call call{"GET", "", canonicalQuery(std::move(params)), {}, ""};
   const std::string what = "S3 LIST s3://" + options_.bucket + "/" + std::string(prefix) + "*";
-  auto r = perform(call, deadline);
+  auto r = perform(call);
   if (!r) return r.error();
   if (r->status < 200 || r->status >= 300) {
     std::lock_guard lock(mutex_);
@@ -473,12 +438,11 @@ Result<S3ListPage> S3Client::listPage(std::string_view prefix,
   return page;
 }
 
-Result<std::vector<S3ObjectInfo>> S3Client::list(std::string_view prefix, size_t maxObjects,
-                                                 std::optional<S3Deadline> deadline) {
+Result<std::vector<S3ObjectInfo>> S3Client::list(std::string_view prefix, size_t maxObjects) {
   std::vector<S3ObjectInfo> all;
   std::optional<std::string> token;
   do {
-    auto page = listPage(prefix, token, 1000, deadline);
+    auto page = listPage(prefix, token);
     if (!page) return page.error();
     for (auto& o : page->objects) all.push_back(std::move(o));
     if (all.size() > maxObjects)
