@@ -147,6 +147,7 @@ S3Client::S3Client(S3ClientOptions options)
     : options_(std::move(options)), rng_(std::random_device{}()) {
   globalInit();
   if (options_.maxAttempts < 1) options_.maxAttempts = 1;
+  if (options_.operationTimeout.count() <= 0) options_.operationTimeout = options_.requestTimeout;
   std::string endpoint = options_.endpoint;
   const bool aws = endpoint.empty();
   if (aws) endpoint = "https://s3." + options_.region + ".amazonaws.com";
@@ -171,6 +172,10 @@ std::string S3Client::objectUrl(std::string_view key) const {
   // AWS SDKs send, and what s3rver's signature check expects.
   if (key.empty()) return *options_.pathStyle ? baseUrl_ : baseUrl_ + "/";
   return baseUrl_ + "/" + awsUriEncode(key, true);
+}
+
+S3Deadline S3Client::deadline() const {
+  return std::chrono::steady_clock::now() + options_.operationTimeout;
 }
 
 S3ClientStats S3Client::stats() const {
@@ -210,7 +215,8 @@ std::string S3Client::describe(const Call& call) const {
   return "S3 " + call.method + " s3://" + options_.bucket + "/" + call.key;
 }
 
-Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call, bool& retryable) {
+Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call,
+                                             std::chrono::milliseconds timeLeft, bool& retryable) {
   CURL* h = static_cast<CURL*>(handle);
   curl_easy_reset(h);  // keeps the handle's live connections
   retryable = false;
@@ -235,9 +241,12 @@ Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call, boo
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connectTimeout.count()));
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.requestTimeout.count()));
+  // Never past the operation's deadline (and never 0: libcurl's "no timeout").
+  auto cut = [&](std::chrono::milliseconds limit) {
+    return static_cast<long>(std::max<int64_t>(1, std::min(limit, timeLeft).count()));
+  };
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cut(options_.connectTimeout));
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cut(options_.requestTimeout));
   if (!options_.caFile.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.caFile.c_str());
   if (call.method == "HEAD") {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -277,12 +286,23 @@ Result<S3Client::Response> S3Client::attempt(void* handle, const Call& call, boo
   return response;
 }
 
-Result<S3Client::Response> S3Client::perform(const Call& call) {
+Result<S3Client::Response> S3Client::perform(const Call& call, std::optional<S3Deadline> deadline) {
+  const S3Deadline until = deadline ? *deadline : this->deadline();
+  auto timeLeft = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(until -
+                                                                 std::chrono::steady_clock::now());
+  };
+  if (timeLeft().count() <= 0) {
+    std::lock_guard lock(mutex_);
+    ++stats_.failures;
+    return makeError(Errc::Unavailable,
+                     describe(call) + ": not sent, the operation's deadline has passed");
+  }
   for (int attemptNo = 0;; ++attemptNo) {
     void* handle = acquireHandle();
     if (!handle) return makeError(Errc::Unavailable, describe(call) + ": curl_easy_init failed");
     bool retryable = false;
-    auto r = attempt(handle, call, retryable);
+    auto r = attempt(handle, call, timeLeft(), retryable);
     releaseHandle(handle);
     {
       std::lock_guard lock(mutex_);
@@ -301,14 +321,23 @@ Result<S3Client::Response> S3Client::perform(const Call& call) {
     } else {
       return r;
     }
-    if (!retryable || attemptNo + 1 >= options_.maxAttempts) {
+    // A retry only if the attempts allow one and the deadline leaves time for its backoff and
+    // then at least minAttemptTime: never a retry that the deadline would cut short.
+    const auto delay = retryable ? nextBackoff(attemptNo) : std::chrono::milliseconds{0};
+    const bool attemptsLeft = attemptNo + 1 < options_.maxAttempts;
+    const bool timeForOne = timeLeft() - delay >= options_.minAttemptTime;
+    if (!retryable || !attemptsLeft || !timeForOne) {
       std::lock_guard lock(mutex_);
       ++stats_.failures;
-      if (retryable && options_.maxAttempts > 1)
-        failure->message += " (after " + std::to_string(options_.maxAttempts) + " attempts)";
+      const int attempts = attemptNo + 1;
+      if (retryable && !attemptsLeft && attempts > 1)
+        failure->message += " (after " + std::to_string(attempts) + " attempts)";
+      else if (retryable && attemptsLeft)
+        failure->message += " (after " + std::to_string(attempts) +
+                            (attempts == 1 ? " attempt" : " attempts") +
+                            ": no time left for another within the operation's deadline)";
       return *failure;
     }
-    const auto delay = nextBackoff(attemptNo);
     {
       std::lock_guard lock(mutex_);
       ++stats_.retries;
@@ -339,9 +368,9 @@ Error statusError(const std::string& what, long status, const std::string& body)
 }  // namespace
 
 Result<void> S3Client::put(std::string_view key, std::string_view body,
-                           std::string_view contentType) {
+                           std::string_view contentType, std::optional<S3Deadline> deadline) {
   Call call{"PUT", std::string(key), "", body, std::string(contentType)};
-  auto r = perform(call);
+  auto r = perform(call, deadline);
   if (!r) return r.error();
   if (r->status < 200 || r->status >= 300) {
     std::lock_guard lock(mutex_);
@@ -351,9 +380,10 @@ Result<void> S3Client::put(std::string_view key, std::string_view body,
   return {};
 }
 
-Result<std::optional<std::string>> S3Client::get(std::string_view key) {
+Result<std::optional<std::string>> S3Client::get(std::string_view key,
+                                                 std::optional<S3Deadline> deadline) {
   Call call{"GET", std::string(key), "", {}, ""};
-  auto r = perform(call);
+  auto r = perform(call, deadline);
   if (!r) return r.error();
   if (r->status == 404) {
     const S3ErrorBody err = parseErrorBody(r->body);
@@ -367,9 +397,10 @@ Result<std::optional<std::string>> S3Client::get(std::string_view key) {
   return std::optional<std::string>(std::move(r->body));
 }
 
-Result<std::optional<S3ObjectInfo>> S3Client::head(std::string_view key) {
+Result<std::optional<S3ObjectInfo>> S3Client::head(std::string_view key,
+                                                   std::optional<S3Deadline> deadline) {
   Call call{"HEAD", std::string(key), "", {}, ""};
-  auto r = perform(call);
+  auto r = perform(call, deadline);
   if (!r) return r.error();
   if (r->status == 404)
     return std::optional<S3ObjectInfo>{};  // HEAD has no body to tell NoSuchBucket apart
@@ -386,9 +417,9 @@ Result<std::optional<S3ObjectInfo>> S3Client::head(std::string_view key) {
   return std::optional<S3ObjectInfo>(std::move(info));
 }
 
-Result<void> S3Client::erase(std::string_view key) {
+Result<void> S3Client::erase(std::string_view key, std::optional<S3Deadline> deadline) {
   Call call{"DELETE", std::string(key), "", {}, ""};
-  auto r = perform(call);
+  auto r = perform(call, deadline);
   if (!r) return r.error();
   if ((r->status < 200 || r->status >= 300) && r->status != 404) {
     std::lock_guard lock(mutex_);
@@ -399,13 +430,14 @@ Result<void> S3Client::erase(std::string_view key) {
 }
 
 Result<S3ListPage> S3Client::listPage(std::string_view prefix,
-                                      std::optional<std::string> continuationToken, int maxKeys) {
+                                      std::optional<std::string> continuationToken, int maxKeys,
+                                      std::optional<S3Deadline> deadline) {
   std::vector<std::pair<std::string, std::string>> params = {
       {"list-type", "2"}, {"prefix", std::string(prefix)}, {"max-keys", std::to_string(maxKeys)}};
   if (continuationToken) params.emplace_back("continuation-token", *continuationToken);
   Call call{"GET", "", canonicalQuery(std::move(params)), {}, ""};
   const std::string what = "S3 LIST s3://" + options_.bucket + "/" + std::string(prefix) + "*";
-  auto r = perform(call);
+  auto r = perform(call, deadline);
   if (!r) return r.error();
   if (r->status < 200 || r->status >= 300) {
     std::lock_guard lock(mutex_);
@@ -438,11 +470,12 @@ Result<S3ListPage> S3Client::listPage(std::string_view prefix,
   return page;
 }
 
-Result<std::vector<S3ObjectInfo>> S3Client::list(std::string_view prefix, size_t maxObjects) {
+Result<std::vector<S3ObjectInfo>> S3Client::list(std::string_view prefix, size_t maxObjects,
+                                                 std::optional<S3Deadline> deadline) {
   std::vector<S3ObjectInfo> all;
   std::optional<std::string> token;
   do {
-    auto page = listPage(prefix, token);
+    auto page = listPage(prefix, token, 1000, deadline);
     if (!page) return page.error();
     for (auto& o : page->objects) all.push_back(std::move(o));
     if (all.size() > maxObjects)

@@ -15,6 +15,8 @@
 #include <mutex>
 #include <thread>
 
+#include "cache/s3/s3_test_server.h"
+
 namespace llmcache::cache::s3 {
 namespace {
 
@@ -311,6 +313,84 @@ TEST(S3ClientTest, UnreachableStoreIsUnavailableAfterBoundedRetries) {
       << r.error().message;
   EXPECT_EQ(f.sleeps.size(), 3u);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+// Issue 15, item 8: a hung store (accepts, never answers) cost one requestTimeout per attempt
+// (4 x 1 s here). One operation has one deadline (requestTimeout by default), retries inside.
+TEST(S3ClientDeadlineTest, AHungStoreCostsOneDeadlineNotOnePerAttempt) {
+  test::StallingServer hung;
+  Fixture f;
+  S3ClientOptions o = f.options(hung.endpoint());
+  o.requestTimeout = 1000ms;  // CACHE_S3_TIMEOUT=1
+  S3Client client(o);         // maxAttempts 4
+  const auto start = std::chrono::steady_clock::now();
+  auto r = client.get("k.json");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::Unavailable);
+  EXPECT_NE(r.error().message.find("S3 GET s3://b/k.json"), std::string::npos) << r.error().message;
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 2500ms);        // ~1 s; it was ~4 s
+  EXPECT_EQ(hung.requests(), 1);  // nothing left for a retry
+  EXPECT_NE(r.error().message.find("no time left for another"), std::string::npos)
+      << r.error().message;
+}
+
+TEST(S3ClientDeadlineTest, RetriesAndTheirBackoffStayWithinTheDeadline) {
+  ScriptedServer server({{503, errorXml("SlowDown", "Please reduce your request rate.")}});
+  Fixture f;
+  S3ClientOptions o = f.options(server.endpoint());
+  o.requestTimeout = 500ms;  // the deadline
+  o.maxAttempts = 10;
+  o.backoffBase = 100ms;
+  o.backoffMax = 1000ms;
+  o.sleep = {};  // really wait
+  S3Client client(o);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = client.put("k.json", "x", "application/json");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::Unavailable);
+  EXPECT_NE(r.error().message.find("503 SlowDown"), std::string::npos) << r.error().message;
+  EXPECT_LT(took, 1000ms);  // ~0.5 s at most; the 9 backoffs alone were up to 6.5 s
+  EXPECT_GE(server.requests().size(), 2u);
+  EXPECT_LT(server.requests().size(), 10u);  // stopped by the deadline, not by maxAttempts
+}
+
+TEST(S3ClientDeadlineTest, CallsThatShareADeadlineShareItsTime) {
+  // Answers after 300 ms: the first call fits the 500 ms deadline, the second is cut short.
+  test::StallingServer slow({test::StalledReply(300ms, "x")});
+  Fixture f;
+  S3ClientOptions o = f.options(slow.endpoint());
+  o.requestTimeout = 2000ms;  // per attempt; the operation has less
+  o.operationTimeout = 500ms;
+  S3Client client(o);
+  const auto start = std::chrono::steady_clock::now();
+  const S3Deadline deadline = client.deadline();
+  auto first = client.get("a.json", deadline);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = client.get("b.json", deadline);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, Errc::Unavailable);
+  EXPECT_GE(took, 450ms);
+  EXPECT_LT(took, 800ms);  // each call alone would have fitted: 600 ms
+  // Without a shared deadline each call is an operation of its own.
+  EXPECT_TRUE(client.get("c.json"));
+  EXPECT_TRUE(client.get("d.json"));
+}
+
+TEST(S3ClientDeadlineTest, ACallPastItsDeadlineSendsNothing) {
+  ScriptedServer server({{200, "body"}});
+  Fixture f;
+  S3Client client(f.options(server.endpoint()));
+  EXPECT_EQ(client.options().operationTimeout, 2000ms);  // requestTimeout by default
+  auto r = client.get("k.json", std::chrono::steady_clock::now() - 1ms);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::Unavailable);
+  EXPECT_NE(r.error().message.find("deadline"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(server.requests().empty());
+  EXPECT_EQ(client.stats().failures, 1u);
 }
 
 TEST(S3ClientTest, CredentialsComeFromTheAwsVariables) {
