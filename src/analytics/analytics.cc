@@ -185,6 +185,87 @@ struct Groups {
   void join(size_t a, size_t b) { parent[find(a)] = find(b); }
 };
 
+// optimization_opportunities.normalize_prompts (docs/analytics.md): per tenant, the MISSes that
+// `seed` key normalization would have merged with an earlier request, and their cost. A MISS
+// counts when an earlier request of its tenant in the window had the same seed_hash (the
+// request_hash under `seed`: same tenant, namespace, model, parameters and texts up to
+// whitespace and letter case) but another cache_key, and left an answer in the cache (HIT,
+// MISS, COALESCED, REFRESH). One pass: per (tenant, seed_hash), in id (time) order, the smallest
+// and largest cache_key of the earlier such requests; the MISS counts when either differs from
+// its own key. Events without a seed_hash (NULL: the gateway did not give one) never count.
+Result<Json> normalizePrompts(Sql& sql, size_t maxTenants) {
+  auto merged = sql.rows(SQL(
+      "SELECT tenant, namespace, SUM(requests), SUM(cost) FROM ("
+      "SELECT tenant, namespace, outcome, requests, cost, cache_key, "
+      "MIN(CASE WHEN outcome IN ({HIT}, {MISS}, {COALESCED}, {REFRESH}) THEN cache_key END) "
+      "OVER earlier AS lo, "
+      "MAX(CASE WHEN outcome IN ({HIT}, {MISS}, {COALESCED}, {REFRESH}) THEN cache_key END) "
+      "OVER earlier AS hi "
+      "FROM events WHERE {WIN} AND seed_hash IS NOT NULL AND seed_hash <> 0 AND cache_key <> '' "
+      "WINDOW earlier AS (PARTITION BY tenant, seed_hash ORDER BY id "
+      "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) "
+      "WHERE outcome = {MISS} AND (lo <> cache_key OR hi <> cache_key) "
+      "GROUP BY tenant, namespace"));
+  if (!merged) return merged.error();
+  struct Namespace {
+    std::string name;
+    int64_t requests = 0;
+    double cost = 0;
+  };
+  struct Tenant {
+    std::string name;
+    int64_t requests = 0;
+    double cost = 0;
+    std::vector<Namespace> namespaces;
+  };
+  auto before = [](const auto& a, const auto& b) {  // most saved first, then most merged, name
+    if (a.cost != b.cost) return a.cost > b.cost;
+    if (a.requests != b.requests) return a.requests > b.requests;
+    return a.name < b.name;
+  };
+  std::map<std::string, Tenant> byTenant;
+  for (const auto& r : *merged) {
+    Tenant& t = byTenant[asText(r[0])];
+    t.name = asText(r[0]);
+    t.namespaces.push_back({asText(r[1]), asInt(r[2]), asDouble(r[3])});
+    t.requests += asInt(r[2]);
+    t.cost += asDouble(r[3]);
+  }
+  std::vector<Tenant> tenants;
+  for (auto& [name, t] : byTenant) {
+    std::sort(t.namespaces.begin(), t.namespaces.end(), before);
+    tenants.push_back(std::move(t));
+  }
+  std::sort(tenants.begin(), tenants.end(), before);
+  Json out = Json::array();
+  for (size_t i = 0; i < tenants.size() && i < maxTenants; ++i) {
+    const Tenant& t = tenants[i];
+    Json namespaces = Json::array();
+    std::string named;  // the namespaces that can be given a mode: CACHE_KEY_NORMALIZE_NAMESPACES
+    for (const Namespace& n : t.namespaces) {
+      Json j = Json::object();
+      j.set("namespace", jstr(n.name))
+          .set("requests_merged", jint(n.requests))
+          .set("cost_saved_usd", jnum(n.cost));
+      namespaces.push(std::move(j));
+      if (!n.name.empty()) named += (named.empty() ? "" : ",") + n.name + "=seed";
+    }
+    const std::string how =
+        named.empty() ? "CACHE_KEY_NORMALIZE=seed (or send these requests with an "
+                        "x-llmcache-namespace and set CACHE_KEY_NORMALIZE_NAMESPACES=<ns>=seed)"
+                      : "CACHE_KEY_NORMALIZE_NAMESPACES=" + named + " or CACHE_KEY_NORMALIZE=seed";
+    Json j = Json::object();
+    j.set("tenant", jstr(t.name))
+        .set("requests_merged", jint(t.requests))
+        .set("cost_saved_usd", jnum(t.cost))
+        .set("mode", jstr("seed"))
+        .set("namespaces", std::move(namespaces))
+        .set("how", jstr(how));
+    out.push(std::move(j));
+  }
+  return out;
+}
+
 }  // namespace
 
 Analytics::Analytics(index::Index& index, EventRecorder* recorder, AnalyticsOptions options)
@@ -548,6 +629,10 @@ Result<Json> Analytics::patterns(const Query& query) {
   for (size_t i = 0; i < found.size() && i < options_.maxNearDuplicateGroups; ++i)
     nearDuplicates.push(std::move(found[i].json));
 
+  // --- what `seed` key normalization would have merged, per tenant ---
+  auto normalize = normalizePrompts(sql, options_.maxNormalizeTenants);
+  if (!normalize) return normalize.error();
+
   // --- models whose hit rate is low, with a TTL from how soon their keys repeat ---
   Json lowModels = Json::array();
   for (const auto& r : *models) {
@@ -581,7 +666,8 @@ Result<Json> Analytics::patterns(const Query& query) {
           .set("suggested_ttl_seconds", Json::null())
           .set("reason",
                jstr("no request repeated a cache key in the window: a longer TTL cannot help; "
-                    "see near_duplicates for prompts that differ only slightly"));
+                    "see near_duplicates and normalize_prompts for prompts that differ only "
+                    "slightly"));
     } else {
       const size_t n = zeros + gaps->size();
       const double medianMs = n % 2 ? gapAt(n / 2) : (gapAt(n / 2 - 1) + gapAt(n / 2)) / 2.0;
@@ -597,6 +683,7 @@ Result<Json> Analytics::patterns(const Query& query) {
   }
   Json opportunities = Json::object();
   opportunities.set("near_duplicates", std::move(nearDuplicates))
+      .set("normalize_prompts", std::move(*normalize))
       .set("low_hit_rate_models", std::move(lowModels));
 
   Json o = Json::object();

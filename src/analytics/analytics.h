@@ -27,6 +27,7 @@ struct AnalyticsOptions {
   int nearDuplicateBits = kNearDuplicateBits;  // SimHash distance of near-duplicate prompts
   size_t maxSimilarityEntries = 5000;  // the newest entries with a signature compared pairwise
   size_t maxNearDuplicateGroups = 20;
+  size_t maxNormalizeTenants = 5;  // normalize_prompts: the tenants `seed` would have saved most
 };
 
 // Thread-safe (the index serializes the queries). Queries read the whole window: an admin call,
@@ -44,7 +45,8 @@ class Analytics {
   Result<Json> analytics(const Query& query);
   // {window, temporal{peak_hours, low_activity, best_hit_rate_hours, weekly_patterns, heatmap},
   //  model_distribution, prompt_categories, user_patterns,
-  //  optimization_opportunities{near_duplicates, low_hit_rate_models}}. Errors: Io.
+  //  optimization_opportunities{near_duplicates, normalize_prompts, low_hit_rate_models}}.
+  //  Errors: Io.
   Result<Json> patterns(const Query& query);
 
  private:

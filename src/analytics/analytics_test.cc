@@ -407,6 +407,121 @@ TEST_F(AnalyticsTest, NearDuplicatesAreNeverPairedAcrossTenants) {
   EXPECT_TRUE(acme);
 }
 
+// What `seed` normalization would have merged, per tenant. Every figure below is counted by hand
+// from this list (times on day 2 from 12:00, one minute apart; H1.. are seed hashes):
+//   S1  t1 faq MISS     f1 H1 .10   first of H1 in t1: paid either way
+//   S2  t1 faq MISS     f2 H1 .20   counted: S1 (f1) came first with another key
+//   S3  t1 faq HIT      f1 H1       a hit, not a miss
+//   S4  t1 ""  MISS     g1 H2 .05   first of H2
+//   S5  t1 ""  NO-STORE g2 H2 .07   not a MISS
+//   S6  t1 ""  MISS     g3 H2 .30   counted: S4 (g1)
+//   S7  t2 ""  MISS     h1 H1 .40   t1's H1 requests are another tenant's: not counted
+//   S8  t2 ""  MISS     h2 H1 .60   counted: S7 (h1)
+//   S9  t2 ""  MISS     h3 ?  1.00  no seed hash (a gateway that does not give it): never counted
+//   S10 t2 ""  NO-STORE h4 H3 .80   left no answer in the cache ...
+//   S11 t2 ""  MISS     h5 H3 .90   ... so nothing earlier to merge with: not counted
+//   S12 t2 ""  MISS     h6 H4 .25   first of H4
+//   S13 t2 ""  MISS     h6 H4 .25   the same key again (expired): `seed` changes nothing
+// t1: S2 + S6 = 2 requests, $0.50 (faq: 1, $0.20; no namespace: 1, $0.30).
+// t2: S8 = 1 request, $0.60. t2 first (more saved).
+std::vector<Event> seedEvents() {
+  struct S {
+    const char* tenant;
+    const char* ns;
+    Outcome outcome;
+    const char* key;
+    uint64_t seed;
+    double cost;
+  };
+  const std::vector<S> script = {
+      {"t1", "faq", Outcome::Miss, "f1", 1, 0.10}, {"t1", "faq", Outcome::Miss, "f2", 1, 0.20},
+      {"t1", "faq", Outcome::Hit, "f1", 1, 0},     {"t1", "", Outcome::Miss, "g1", 2, 0.05},
+      {"t1", "", Outcome::NoStore, "g2", 2, 0.07}, {"t1", "", Outcome::Miss, "g3", 2, 0.30},
+      {"t2", "", Outcome::Miss, "h1", 1, 0.40},    {"t2", "", Outcome::Miss, "h2", 1, 0.60},
+      {"t2", "", Outcome::Miss, "h3", 0, 1.00},    {"t2", "", Outcome::NoStore, "h4", 3, 0.80},
+      {"t2", "", Outcome::Miss, "h5", 3, 0.90},    {"t2", "", Outcome::Miss, "h6", 4, 0.25},
+      {"t2", "", Outcome::Miss, "h6", 4, 0.25},
+  };
+  std::vector<Event> out;
+  int64_t t = kDay2 + 12 * kHour;
+  for (const S& s : script) {
+    Event e = ev(t, "gpt-4o", "openai", s.outcome, s.key, "caller-" + std::string(s.tenant), "");
+    t += kMinute;
+    e.tenant = s.tenant;
+    e.keyNamespace = s.ns;
+    // Distinct tenants never share a seed hash in practice (the scope is in the hash); t2 reuses
+    // t1's H1 here to show that the count stays within a tenant all the same.
+    e.seedHash = s.seed == 0 ? 0 : seedHashOf("00000000000000" + std::to_string(10 + s.seed));
+    if (s.outcome == Outcome::Hit)
+      e.costSaved = 0.10;
+    else
+      e.cost = s.cost;
+    out.push_back(e);
+  }
+  return out;
+}
+
+TEST_F(AnalyticsTest, NormalizePromptsCountsWhatSeedModeWouldHaveMergedPerTenant) {
+  // The scripted events carry no seed hash (as from a gateway that does not give one yet):
+  // nothing is counted.
+  Json p = analytics_.patterns({}).value();
+  EXPECT_EQ(at(at(p, "optimization_opportunities"), "normalize_prompts").size(), 0u);
+
+  for (const Event& e : seedEvents()) recorder_.record(e);
+  p = analytics_.patterns({}).value();
+  const Json& n = at(at(p, "optimization_opportunities"), "normalize_prompts");
+  ASSERT_EQ(n.size(), 2u) << toJson(n);
+  const Json& t2 = n.items()[0];
+  EXPECT_EQ(str(t2, "tenant"), "t2");
+  EXPECT_EQ(num(t2, "requests_merged"), 1);
+  EXPECT_NEAR(num(t2, "cost_saved_usd"), 0.60, kEps);
+  EXPECT_EQ(str(t2, "mode"), "seed");
+  ASSERT_EQ(at(t2, "namespaces").size(), 1u);
+  EXPECT_EQ(str(at(t2, "namespaces").items()[0], "namespace"), "");
+  EXPECT_EQ(str(t2, "how"),
+            "CACHE_KEY_NORMALIZE=seed (or send these requests with an x-llmcache-namespace and set "
+            "CACHE_KEY_NORMALIZE_NAMESPACES=<ns>=seed)");
+  const Json& t1 = n.items()[1];
+  EXPECT_EQ(str(t1, "tenant"), "t1");
+  EXPECT_EQ(num(t1, "requests_merged"), 2);
+  EXPECT_NEAR(num(t1, "cost_saved_usd"), 0.50, kEps);
+  const Json& ns = at(t1, "namespaces");
+  ASSERT_EQ(ns.size(), 2u);
+  EXPECT_EQ(str(ns.items()[0], "namespace"), "");  // $0.30 before faq's $0.20
+  EXPECT_EQ(num(ns.items()[0], "requests_merged"), 1);
+  EXPECT_NEAR(num(ns.items()[0], "cost_saved_usd"), 0.30, kEps);
+  EXPECT_EQ(str(ns.items()[1], "namespace"), "faq");
+  EXPECT_EQ(num(ns.items()[1], "requests_merged"), 1);
+  EXPECT_NEAR(num(ns.items()[1], "cost_saved_usd"), 0.20, kEps);
+  EXPECT_EQ(str(t1, "how"), "CACHE_KEY_NORMALIZE_NAMESPACES=faq=seed or CACHE_KEY_NORMALIZE=seed");
+
+  // A window that starts after S1: S2 has nothing earlier in it; S6 and S8 still count.
+  const Json w =
+      analytics_.patterns({.from = fromUnixMillis(kDay2 + 12 * kHour + kMinute)}).value();
+  const Json& wn = at(at(w, "optimization_opportunities"), "normalize_prompts");
+  ASSERT_EQ(wn.size(), 2u) << toJson(wn);
+  EXPECT_EQ(str(wn.items()[0], "tenant"), "t2");
+  EXPECT_EQ(str(wn.items()[1], "tenant"), "t1");
+  EXPECT_EQ(num(wn.items()[1], "requests_merged"), 1);
+  EXPECT_NEAR(num(wn.items()[1], "cost_saved_usd"), 0.30, kEps);
+
+  // The top few only.
+  Analytics top1{*index_, &recorder_, {.maxNormalizeTenants = 1}};
+  const Json q = top1.patterns({}).value();
+  const Json& qn = at(at(q, "optimization_opportunities"), "normalize_prompts");
+  ASSERT_EQ(qn.size(), 1u);
+  EXPECT_EQ(str(qn.items()[0], "tenant"), "t2");
+}
+
+TEST(SeedHash, IsTheRequestHashsFirst64BitsAndZeroOnlyForUnknown) {
+  EXPECT_EQ(seedHashOf("0123456789abcdef0123456789abcdef"), 0x0123456789abcdefull);
+  EXPECT_EQ(seedHashOf("ffffffffffffffff"), 0xffffffffffffffffull);
+  EXPECT_EQ(seedHashOf("0000000000000000ffff"), 1u);  // 0 stays "unknown"
+  EXPECT_EQ(seedHashOf(""), 0u);
+  EXPECT_EQ(seedHashOf("0123456789ABCDEF"), 0u);  // not a request_hash (lowercase hex)
+  EXPECT_EQ(seedHashOf("0123456789abcde"), 0u);
+}
+
 TEST_F(AnalyticsTest, LowHitRateModelsGetATtlFromTheirRepeatIntervals) {
   const Json p = analytics_.patterns({}).value();
   const Json& low = at(at(p, "optimization_opportunities"), "low_hit_rate_models");

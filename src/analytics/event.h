@@ -36,6 +36,34 @@ struct Event {
   // row under cacheKey when that row has none yet, for the near-duplicate finder.
   std::optional<uint64_t> promptSimhash;
   std::string promptPreview;  // not stored in events; only the entry row keeps it
+  // The key's scope (the tenant: a keyed hash of the credential, a header value, or empty when
+  // unscoped) and x-llmcache-namespace, as the entry row has them.
+  std::string tenant;
+  std::string keyNamespace;
+  // seedHashOf() the request_hash this request would have had under `seed` normalization: two
+  // requests that `seed` would merge have the same one (the scope and namespace are in the hash).
+  // 0: not known. Feeds /cache/patterns' normalize_prompts.
+  uint64_t seedHash = 0;
 };
+
+// The first 16 hex digits of a request_hash (key spec v1: lowercase hex MD5) as a 64-bit number:
+// the Event's seedHash. 0 for anything else (not a hash: unknown); a hash whose 64 bits are 0
+// gives 1, so that 0 keeps meaning unknown.
+constexpr uint64_t seedHashOf(std::string_view requestHash) {
+  if (requestHash.size() < 16) return 0;
+  uint64_t h = 0;
+  for (size_t i = 0; i < 16; ++i) {
+    const char c = requestHash[i];
+    uint64_t digit = 0;
+    if (c >= '0' && c <= '9')
+      digit = static_cast<uint64_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      digit = static_cast<uint64_t>(c - 'a' + 10);
+    else
+      return 0;
+    h = (h << 4) | digit;
+  }
+  return h == 0 ? 1 : h;
+}
 
 }  // namespace llmcache::analytics

@@ -16,9 +16,11 @@ void EventRecorder::Queued::fill(const Event& e) {
   costSaved = e.costSaved;
   latencySavedMs = e.latencySavedMs;
   promptSimhash = e.promptSimhash;
+  seedHash = e.seedHash;
+  // The preview last: the merge compares the fields before it (kMergeFields).
   const std::array<std::string_view, kFields> fields = {
-      e.cacheKey, e.model,      e.platform,       e.provider,     e.endpoint,
-      e.tier,     e.callerHash, e.promptCategory, e.promptPreview};
+      e.cacheKey,   e.model,          e.platform, e.provider,     e.endpoint,     e.tier,
+      e.callerHash, e.promptCategory, e.tenant,   e.keyNamespace, e.promptPreview};
   size_t total = 0;
   for (size_t i = 0; i < kFields; ++i) total += length[i] = static_cast<uint32_t>(fields[i].size());
   overflow.clear();
@@ -64,11 +66,14 @@ void EventRecorder::Queued::toRow(index::EventRow& r) const {
   r.callerHash = q.field(6);
   r.promptCategory = q.field(7);
   r.promptSimhash = q.promptSimhash;
-  r.promptPreview = q.field(8);
+  r.tenant = q.field(8);
+  r.keyNamespace = q.field(9);
+  r.promptPreview = q.field(10);
+  r.seedHash = q.seedHash;
 }
 
 namespace {
-constexpr size_t kMergeFields = 8;  // the strings before the preview (fill()'s order)
+constexpr size_t kMergeFields = 10;  // the strings before the preview (fill()'s order)
 }  // namespace
 
 bool EventRecorder::Queued::mergeable() const { return outcome == Outcome::Hit; }
@@ -83,11 +88,13 @@ uint64_t EventRecorder::Queued::mergeHash() const {
   mix(static_cast<uint64_t>(outcome));
   mix(static_cast<uint64_t>(timeMs / 1000));
   mix(promptSimhash ? *promptSimhash : 0x5bd1e995ULL);
+  mix(seedHash);
   return h;
 }
 
 bool EventRecorder::Queued::mergesWith(const Queued& o) const {
-  if (outcome != o.outcome || timeMs / 1000 != o.timeMs / 1000 || promptSimhash != o.promptSimhash)
+  if (outcome != o.outcome || timeMs / 1000 != o.timeMs / 1000 ||
+      promptSimhash != o.promptSimhash || seedHash != o.seedHash)
     return false;
   for (size_t i = 0; i < kMergeFields; ++i)
     if (field(i) != o.field(i)) return false;

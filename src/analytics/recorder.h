@@ -79,7 +79,7 @@ class EventRecorder {
   // events' strings, each free took the glibc arena lock of the request thread that allocated
   // them, and a request thread waited for the (lower priority) writer now and then.
   struct Queued {
-    static constexpr size_t kFields = 9;  // Event's strings, in the order of fill()
+    static constexpr size_t kFields = 11;  // Event's strings, in the order of fill()
     static constexpr size_t kInline = 384;
     int64_t timeMs = 0;
     Outcome outcome = Outcome::Miss;
@@ -90,6 +90,7 @@ class EventRecorder {
     double costSaved = 0;
     int64_t latencySavedMs = 0;
     std::optional<uint64_t> promptSimhash;
+    uint64_t seedHash = 0;
     std::array<uint32_t, kFields> length{};
     std::array<char, kInline> text;
     std::string overflow;  // every field, when their sum exceeds kInline (then text is unused)
@@ -98,8 +99,9 @@ class EventRecorder {
     std::string_view field(size_t i) const;
     void toRow(index::EventRow& row) const;  // assigns into row's strings (reusing their capacity)
     // Hits merge into one row when these agree: the second, and every string but the preview
-    // (key, model, platform, provider, endpoint, tier, caller, category), and the prompt
-    // signature. mergeHash() hashes the same (and the outcome); mergesWith() compares.
+    // (key, model, platform, provider, endpoint, tier, caller, category, tenant, namespace), and
+    // the prompt signature and seed hash. mergeHash() hashes the same (and the outcome);
+    // mergesWith() compares.
     bool mergeable() const;
     uint64_t mergeHash() const;
     bool mergesWith(const Queued& other) const;

@@ -188,6 +188,9 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
   e.callerHash = "c0ffee";
   e.promptCategory = "code";
   e.promptSimhash = 99;
+  e.tenant = "acme";
+  e.keyNamespace = "faq";
+  e.seedHash = 0xF00000000000000Full;  // the high bit: a negative INTEGER, read back exact
   recorder.record(e);
   ASSERT_TRUE(recorder.flush());
   std::vector<index::SqlValue> row;
@@ -195,9 +198,9 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
       index_->query("SELECT time, cache_key, model, platform, provider, endpoint, outcome, tier, "
                     "latency_ms, tokens_in, "
                     "tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, "
-                    "prompt_simhash FROM events",
+                    "prompt_simhash, tenant, namespace, seed_hash FROM events",
                     {}, [&](const std::vector<index::SqlValue>& r) { row = r; }));
-  ASSERT_EQ(row.size(), 17u);
+  ASSERT_EQ(row.size(), 20u);
   EXPECT_EQ(std::get<int64_t>(row[0]), toUnixMillis(clock_.now()));
   EXPECT_EQ(std::get<std::string>(row[1]), "gpt-4o:abc");
   EXPECT_EQ(std::get<std::string>(row[3]), "openrouter");
@@ -213,6 +216,19 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
   EXPECT_EQ(std::get<std::string>(row[14]), "c0ffee");
   EXPECT_EQ(std::get<std::string>(row[15]), "code");
   EXPECT_EQ(std::get<int64_t>(row[16]), 99);
+  EXPECT_EQ(std::get<std::string>(row[17]), "acme");
+  EXPECT_EQ(std::get<std::string>(row[18]), "faq");
+  EXPECT_EQ(static_cast<uint64_t>(std::get<int64_t>(row[19])), 0xF00000000000000Full);
+
+  // An event without a seed hash (0: unknown) stores NULL.
+  Event unknown = at(clock_, 0ms, "gpt-4o:def");
+  recorder.record(unknown);
+  ASSERT_TRUE(recorder.flush());
+  bool isNull = false;
+  ASSERT_TRUE(index_->query(
+      "SELECT seed_hash IS NULL, tenant FROM events WHERE cache_key = 'gpt-4o:def'", {},
+      [&](const std::vector<index::SqlValue>& r) { isNull = std::get<int64_t>(r[0]) == 1; }));
+  EXPECT_TRUE(isNull);
 }
 
 Event hit(const FakeClock& clock, std::chrono::milliseconds ago, std::string caller = "u1") {
@@ -251,6 +267,9 @@ TEST_F(RecorderTest, HitsOnOneKeyByOneCallerWithinASecondAreOneRowWithTheirTotal
   Event otherPrompt = hit(clock_, 0ms);
   otherPrompt.promptSimhash.reset();  // another prompt signature
   recorder.record(otherPrompt);
+  Event otherSeed = hit(clock_, 0ms);
+  otherSeed.seedHash = 12;  // another seed hash
+  recorder.record(otherSeed);
   Event miss = hit(clock_, 0ms);
   miss.outcome = Outcome::Miss;  // not a hit: one row per request, always
   recorder.record(miss);
@@ -260,16 +279,16 @@ TEST_F(RecorderTest, HitsOnOneKeyByOneCallerWithinASecondAreOneRowWithTheirTotal
   recorder.record(longHit);
   recorder.record(longHit);
   ASSERT_TRUE(recorder.flush());
-  EXPECT_EQ(recorder.written(), 13u);  // events, not rows
+  EXPECT_EQ(recorder.written(), 14u);  // events, not rows
 
   const auto rows =
       eventRows(*index_,
                 "outcome, caller_hash, tier, requests, time, latency_ms, tokens_in, "
                 "tokens_out, cost_saved, latency_saved_ms, prompt_simhash IS NULL, length(model)");
-  ASSERT_EQ(rows.size(), 8u);
+  ASSERT_EQ(rows.size(), 9u);
   int64_t requests = 0;
   for (const auto& r : rows) requests += std::get<int64_t>(r[3]);
-  EXPECT_EQ(requests, 13);
+  EXPECT_EQ(requests, 14);
   const int64_t now = toUnixMillis(clock_.now());
   // The five: one row with the first one's time and their totals.
   const auto five = std::find_if(rows.begin(), rows.end(),

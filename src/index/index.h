@@ -135,6 +135,11 @@ struct EventRow {
   std::optional<uint64_t> promptSimhash;
   std::string
       promptPreview;  // not stored in events: only copied to the entry's row (see appendEvents)
+  // (schema v6) the request's tenant and namespace, as on entries; and the first 64 bits of the
+  // request_hash it would have had under `seed` normalization, 0 when not known (stored as NULL).
+  std::string tenant;
+  std::string keyNamespace;
+  uint64_t seedHash = 0;
 };
 
 // A value bound to or read from a query: NULL, INTEGER, REAL or TEXT (BLOBs read as TEXT).

@@ -734,6 +734,49 @@ TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThemAsOneR
             2);
 }
 
+TEST_F(IndexTest, AVersionFiveFileGainsTheEventsTenantNamespaceAndSeedHash) {
+  index_.reset();
+  ASSERT_TRUE(Index::removeFiles(path_));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(migrate(db, migrations().first(5)).value(), 5);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO events(id, time, cache_key, outcome, caller_hash) "
+                         "VALUES((7 << 20) | 1, 7, 'k:1', 'MISS', 'c1')",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  index_ = openOrDie(path_);
+  ASSERT_TRUE(index_);
+  EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);
+  // The old row: unscoped, no namespace, seed hash unknown (NULL).
+  EXPECT_EQ(scalar(path_,
+                   "SELECT COUNT(*) FROM events WHERE cache_key = 'k:1' AND tenant = '' AND "
+                   "namespace = '' AND seed_hash IS NULL AND caller_hash = 'c1'"),
+            1);
+  // New rows carry them; a seed hash of 0 means unknown and is stored as NULL.
+  EventRow a;
+  a.timeMs = 9;
+  a.cacheKey = "k:2";
+  a.outcome = "MISS";
+  a.tenant = "acme";
+  a.keyNamespace = "faq";
+  a.seedHash = 0x8000000000000001ull;  // the high bit: a negative INTEGER, read back exact
+  EventRow b = a;
+  b.cacheKey = "k:3";
+  b.seedHash = 0;
+  ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{a, b}));
+  std::vector<SqlValue> got;
+  ASSERT_TRUE(index_->query("SELECT tenant, namespace, seed_hash FROM events WHERE cache_key = ?1",
+                            {std::string("k:2")},
+                            [&](const std::vector<SqlValue>& r) { got = r; }));
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(std::get<std::string>(got[0]), "acme");
+  EXPECT_EQ(std::get<std::string>(got[1]), "faq");
+  EXPECT_EQ(static_cast<uint64_t>(std::get<int64_t>(got[2])), 0x8000000000000001ull);
+  EXPECT_EQ(scalar(path_, "SELECT seed_hash IS NULL FROM events WHERE cache_key = 'k:3'"), 1);
+}
+
 TEST_F(IndexTest, EventIdsKeepTimesOutsideTheirRangeInOrder) {
   EXPECT_EQ(Index::eventIdBound(-5), 0);
   EXPECT_EQ(Index::eventIdBound(std::numeric_limits<int64_t>::max()),

@@ -128,8 +128,19 @@ constexpr std::string_view kV5 = R"sql(
 ALTER TABLE events ADD COLUMN requests INTEGER NOT NULL DEFAULT 1;
 )sql";
 
+// Version 6: what /cache/patterns needs to count, per tenant, the requests that `seed` key
+// normalization would have merged (docs/analytics.md, normalize_prompts): each event's tenant
+// and namespace (the key's scope and x-llmcache-namespace, as on entries) and seed_hash, the
+// first 64 bits of the request_hash the request would have had under `seed` normalization
+// (NULL: not known, e.g. rows from before this version). Old rows read as unscoped ('').
+constexpr std::string_view kV6 = R"sql(
+ALTER TABLE events ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN namespace TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN seed_hash INTEGER;
+)sql";
+
 constexpr std::array kMigrations = {Migration{1, kV1}, Migration{2, kV2}, Migration{3, kV3},
-                                    Migration{4, kV4}, Migration{5, kV5}};
+                                    Migration{4, kV4}, Migration{5, kV5}, Migration{6, kV6}};
 static_assert(kMigrations.back().version == kSchemaVersion);
 
 Error sqlError(sqlite3* db, int rc, std::string what) {

@@ -246,12 +246,19 @@
       }
       out.push(s);
     }
+    // What opting in to `seed` key normalization would have merged, per tenant (exact counts).
+    for (const t of opp.normalize_prompts || []) {
+      out.push(`${t.tenant ? `Tenant ${t.tenant}` : 'Unscoped requests'}: ` +
+        `${fmt.int(t.requests_merged)} ${t.requests_merged === 1 ? 'miss' : 'misses'} differed from an earlier request only in whitespace or letter case. ` +
+        `The ${t.mode} key normalization (${t.how}) would have answered them from the cache and saved ` +
+        `${fmt.usd(t.cost_saved_usd)}; it also merges requests whose answers can differ (case, code indentation).`);
+    }
     // Near duplicates are within one tenant (entries of two tenants never share a key).
     for (const g of opp.near_duplicates || []) {
       const previews = (g.previews || []).slice(0, 2).map((x) => `“${x}”`).join(' and ');
       out.push(`${g.cache_keys.length} near-duplicate prompts for ${g.model}` +
         `${g.tenant ? ` of tenant ${g.tenant}` : ''} (${previews}): ` +
-        `normalizing them (CACHE_KEY_NORMALIZE, or moving the varying part out of the prompt) could have saved ` +
+        `moving the varying part out of the prompt could have saved ` +
         `${fmt.usd(g.potential_savings)} of ${fmt.usd(g.miss_cost)} spent on their misses.`);
     }
     const best = p && p.temporal && p.temporal.best_hit_rate_hours;
