@@ -1,11 +1,31 @@
 #include "gateway/relay.h"
 
+#include <algorithm>
+#include <charconv>
+
 #include "api/sse_parser.h"
 #include "gateway/upstream_call.h"
+#include "upstream/headers.h"
 
 namespace llmcache::gateway {
 
 namespace net = http::net;
+
+namespace {
+
+// A buffered answer is read into one string sized once by its declared length (appending an
+// 8 MiB answer in pieces would leave up to twice its size allocated, and the gateway keeps
+// that string as the stored answer); more than this is not reserved up front.
+constexpr size_t kMaxReserve = size_t{64} << 20;
+
+size_t declaredLength(const upstream::ResponseHead& head) {
+  size_t declared = 0;
+  if (auto cl = upstream::findHeader(head.headers, "content-length"))
+    std::from_chars(cl->data(), cl->data() + cl->size(), declared);
+  return std::min(declared, kMaxReserve);
+}
+
+}  // namespace
 
 net::awaitable<RelayResult> relay(upstream::UpstreamClient& client, upstream::Request request,
                                   http::ResponseWriter& w, const StreamDecision& decide,
@@ -24,6 +44,8 @@ net::awaitable<RelayResult> relay(upstream::UpstreamClient& client, upstream::Re
           out.clientGone = true;
           call->cancel();
         }
+      } else {
+        out.body.reserve(declaredLength(out.head));
       }
     }
     if (!step.data.empty()) {
@@ -36,8 +58,8 @@ net::awaitable<RelayResult> relay(upstream::UpstreamClient& client, upstream::Re
           call->cancel();
         }
         if (options.keepStreamedBody) out.body += step.data;
-      } else if (out.body.empty()) {
-        out.body = std::move(step.data);  // usually the whole answer: no second copy
+      } else if (out.body.empty() && out.body.capacity() < step.data.size()) {
+        out.body = std::move(step.data);  // no length declared: no copy of the first piece
       } else {
         out.body += step.data;
       }

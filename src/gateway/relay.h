@@ -3,6 +3,15 @@
 // the upstream's head is in, `decide` says whether the answer goes to the client as it arrives
 // (a stream: the head is written with the returned fields, then every chunk) or is buffered
 // for the caller to answer with. A client that stops reading cancels the upstream call.
+//
+// Back-pressure: a streamed answer is read from the upstream only as fast as the client takes
+// it. Between the two sit UpstreamCall's buffer (UpstreamCall::kMaxQueued, 1 MiB: beyond it
+// the transfer pauses until the relay takes the bytes) and the piece being written, so a slow
+// reader costs about 2 MiB per connection, whatever the size of the body. What the caller asks
+// to keep is kept whole all the same: a buffered answer (a miss that is judged before it is
+// answered) and, with RelayOptions::keepStreamedBody, a streamed one (a miss stored once
+// complete). Pass-through keeps nothing. The upstream's total timeout keeps running while the
+// call waits for the client.
 #include <chrono>
 #include <functional>
 #include <optional>

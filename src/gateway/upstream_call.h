@@ -3,17 +3,23 @@
 // run on its worker thread; they only append to a locked buffer and ring a doorbell, so the
 // worker never waits for a slow client. next() hands the coroutine everything that arrived
 // since the last call (chunks are merged, which is fine for relaying bytes).
+//
+// Back-pressure: the buffer is bounded. Once it holds kMaxQueued bytes, onData asks the
+// transfer to pause (upstream::DataFlow::Pause: those bytes are kept, no more come); next(),
+// having taken the buffer (it is then empty: the low-water mark is zero), resumes the
+// transfer. So a consumer slower than the upstream (a client reading slowly) holds at most
+// kMaxQueued here, plus the piece it is working on, plus libcurl's own read buffer, and the
+// upstream is read only as fast as the consumer takes the bytes.
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
-#include <charconv>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "common/result.h"
 #include "upstream/client.h"
-#include "upstream/headers.h"
 
 namespace llmcache::gateway {
 
@@ -27,6 +33,10 @@ class UpstreamCall : public upstream::Sink, public std::enable_shared_from_this<
     std::optional<Result<void>> done;  // set in the last step
   };
 
+  // The bound of the buffer between the upstream and the consumer, per call. A piece next()
+  // returns is about this size or less (one onData may overshoot it by its own size).
+  static constexpr size_t kMaxQueued = size_t{1} << 20;
+
   explicit UpstreamCall(net::any_io_executor ex) : doorbell_(ex, 1) {}
 
   static std::shared_ptr<UpstreamCall> start(upstream::UpstreamClient& client,
@@ -36,16 +46,23 @@ class UpstreamCall : public upstream::Sink, public std::enable_shared_from_this<
     return call;
   }
 
-  // Waits until something arrived, then returns it all.
+  // Waits until something arrived, then returns it all, and resumes the transfer if the full
+  // buffer had paused it.
   net::awaitable<Step> next() {
     for (;;) {
+      std::optional<Step> out;
+      bool resume = false;
       {
         std::lock_guard lock(mutex_);
         if (pending_.head || !pending_.data.empty() || pending_.done) {
-          Step out = std::move(pending_);
+          out = std::move(pending_);
           pending_ = Step{};
-          co_return out;
+          resume = std::exchange(paused_, false);
         }
+      }
+      if (out) {
+        if (resume && transfer_) transfer_->resume();
+        co_return std::move(*out);
       }
       co_await doorbell_.async_receive(net::as_tuple(net::use_awaitable));
     }
@@ -57,24 +74,18 @@ class UpstreamCall : public upstream::Sink, public std::enable_shared_from_this<
 
   // upstream::Sink (worker thread)
   void onHead(upstream::ResponseHead head) override {
-    // A declared length sizes the buffer once: appending an 8 MiB answer in 16 KB pieces would
-    // leave up to twice its size allocated (doubling), and the gateway keeps that buffer as the
-    // stored answer.
-    size_t declared = 0;
-    if (auto cl = upstream::findHeader(head.headers, "content-length")) {
-      std::from_chars(cl->data(), cl->data() + cl->size(), declared);
-    }
-    push([&](Step& s) {
-      s.head = std::move(head);
-      remaining_ = std::min<size_t>(declared, kMaxReserve);
-    });
+    push([&](Step& s) { s.head = std::move(head); });
   }
-  void onData(std::string_view bytes) override {
+  upstream::DataFlow onData(std::string_view bytes) override {
+    upstream::DataFlow flow = upstream::DataFlow::Continue;
     push([&](Step& s) {
-      if (s.data.empty() && remaining_ > bytes.size()) s.data.reserve(remaining_);
       s.data.append(bytes);
-      remaining_ -= std::min(remaining_, bytes.size());
+      if (s.data.size() >= kMaxQueued) {
+        paused_ = true;
+        flow = upstream::DataFlow::Pause;
+      }
     });
+    return flow;
   }
   void onComplete(Result<void> outcome) override {
     push([&](Step& s) { s.done = std::move(outcome); });
@@ -90,11 +101,9 @@ class UpstreamCall : public upstream::Sink, public std::enable_shared_from_this<
     doorbell_.try_send(boost::system::error_code{});  // full: a wake-up is already pending
   }
 
-  static constexpr size_t kMaxReserve = size_t{64} << 20;
-
   std::mutex mutex_;
   Step pending_;
-  size_t remaining_ = 0;  // bytes of a declared Content-Length not yet received (under mutex_)
+  bool paused_ = false;  // onData asked the transfer to pause; next() resumes it (under mutex_)
   net::experimental::concurrent_channel<void(boost::system::error_code)> doorbell_;
   std::shared_ptr<upstream::Transfer> transfer_;
 };

@@ -6,8 +6,11 @@
 // An implementation's contract, which every caller may rely on: start() returns at once and
 // never throws for a bad request (every outcome, a malformed request included, reaches the
 // sink); each transfer's sink sees onHead at most once, then onData, then onComplete exactly
-// once, never two calls at the same time; a Transfer handle stays safe to use (cancel) after
-// the transfer completed and after the client is gone.
+// once, never two calls at the same time; a Transfer handle stays safe to use (cancel, resume)
+// after the transfer completed and after the client is gone. Back-pressure: a sink may answer
+// onData with DataFlow::Pause; an implementation that honours it (upstream::Client does) then
+// delivers no more bytes until Transfer::resume(). One that ignores it stays correct, only
+// unbounded (a fake that hands over a canned body at once).
 #include <chrono>
 #include <memory>
 #include <string>
@@ -70,16 +73,31 @@ struct ResponseHead {
 // client here). They may call Transfer::cancel() and UpstreamClient::start(); they must not
 // destroy the client. An exception escaping a callback aborts that transfer (onComplete then
 // reports it).
+//
+// Back-pressure, so that a consumer slower than the upstream holds a bounded amount, not the
+// whole body: onData returns DataFlow::Pause when the sink has queued as much as it will hold.
+// The bytes of that call are taken all the same (a sink never gets a chunk twice); the
+// transfer then delivers no further onData until the consumer calls Transfer::resume(), and
+// the upstream is read no faster than that (upstream::Client stops reading the socket, so TCP
+// flow control holds the sender back; libcurl keeps at most what it had already read: a
+// socket read's worth over HTTP/1.1, the stream's flow-control window over HTTP/2). A paused
+// transfer still ends: onComplete comes for a cancel, a deadline (Request::totalTimeout keeps
+// running while paused) or, when nothing more was to come, the end of the body.
+enum class DataFlow {
+  Continue,  // more bytes welcome
+  Pause,     // these bytes are taken; hold the rest until Transfer::resume()
+};
+
 class Sink {
  public:
   virtual ~Sink() = default;
   virtual void onHead(ResponseHead head) = 0;
-  virtual void onData(std::string_view bytes) = 0;
+  virtual DataFlow onData(std::string_view bytes) = 0;
   virtual void onComplete(Result<void> outcome) = 0;
 };
 
 // A handle on one transfer. Dropping it does not cancel the transfer. It may outlive the
-// transfer and the client that started it; cancel() is then harmless.
+// transfer and the client that started it; cancel() and resume() are then harmless.
 class Transfer {
  public:
   virtual ~Transfer() = default;
@@ -90,6 +108,13 @@ class Transfer {
   // already, its sink soon gets onComplete(Errc::Cancelled, "... aborted"). A cancel racing
   // with the natural end of the transfer may lose: then the sink sees the real outcome.
   virtual void cancel() = 0;
+
+  // Thread-safe, never blocks on the transfer: ends a pause the sink asked for (onData
+  // returned DataFlow::Pause); onData calls follow again, from the bytes held back, in order.
+  // Harmless when the transfer is not paused or has completed. A sink that pauses must see to
+  // it that someone resumes (or cancels): a paused transfer waits until its deadline. The
+  // default does nothing, for implementations that never pause.
+  virtual void resume() {}
 
  protected:
   Transfer() = default;

@@ -26,6 +26,7 @@ struct ClientCore {
   bool stopping = false;
   std::vector<std::shared_ptr<TransferState>> starts;   // queued by start(), taken by the worker
   std::vector<std::shared_ptr<TransferState>> cancels;  // queued by cancel()
+  std::vector<std::shared_ptr<TransferState>> resumes;  // queued by resume()
 };
 
 struct TransferState {
@@ -41,6 +42,11 @@ struct TransferState {
   ResponseHead head;  // being assembled from header lines
   bool headDelivered = false;
   bool finished = false;
+  // Back-pressure (client.h, DataFlow): the sink's last onData asked to pause; the next chunk
+  // is then refused with CURL_WRITEFUNC_PAUSE (libcurl keeps it and offers it again once
+  // unpaused), which makes curlPaused true. resume() clears both, unpausing curl if needed.
+  bool holdRequested = false;
+  bool curlPaused = false;
   std::string callbackError;  // what a sink callback threw, if anything
 };
 
@@ -54,7 +60,7 @@ using detail::TransferState;
 class NullSink final : public Sink {
  public:
   void onHead(ResponseHead) override {}
-  void onData(std::string_view) override {}
+  DataFlow onData(std::string_view) override { return DataFlow::Continue; }
   void onComplete(Result<void>) override {}
 };
 
@@ -189,9 +195,17 @@ size_t onBody(char* data, size_t size, size_t count, void* user) {
   if (t.cancelled.load(std::memory_order_relaxed)) return 0;
   if (!t.headDelivered && !deliverHead(t)) return 0;
   if (length == 0) return 0;
-  if (!callSink(t, [&] { t.sink->onData(std::string_view{data, length}); })) return 0;
+  if (t.holdRequested) {
+    // The sink asked for no more: this chunk is not consumed, libcurl keeps it (and stops
+    // reading the socket) until curl_easy_pause(CURLPAUSE_CONT) in resumeTransfer.
+    t.curlPaused = true;
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  DataFlow flow = DataFlow::Continue;
+  if (!callSink(t, [&] { flow = t.sink->onData(std::string_view{data, length}); })) return 0;
   // The sink may have cancelled from inside onData: stop reading at once.
   if (t.cancelled.load(std::memory_order_relaxed)) return 0;
+  if (flow == DataFlow::Pause) t.holdRequested = true;
   return length;
 }
 
@@ -321,16 +335,31 @@ Result<void> outcomeOf(TransferState& t, CURLcode rc) {
   return makeError(isTimeout(t.easy, rc) ? Errc::Timeout : Errc::Unavailable, std::move(message));
 }
 
+// Ends a pause the sink asked for (worker thread). Unpausing may deliver the bytes libcurl held
+// back at once, from inside curl_easy_pause (and the sink may pause again); a failure there (a
+// sink that threw or cancelled) ends the transfer now. False when the transfer is finished.
+bool resumeTransfer(ClientCore& core, TransferState& t) {
+  t.holdRequested = false;
+  if (!t.curlPaused) return true;
+  t.curlPaused = false;
+  CURLcode rc = curl_easy_pause(t.easy, CURLPAUSE_CONT);
+  if (rc == CURLE_OK) return true;
+  finish(core, t, outcomeOf(t, rc));
+  return false;
+}
+
 void runWorker(ClientCore& core, const ClientOptions& options) {
   std::unordered_map<TransferState*, std::shared_ptr<TransferState>> active;
   for (;;) {
     std::vector<std::shared_ptr<TransferState>> starts;
     std::vector<std::shared_ptr<TransferState>> cancels;
+    std::vector<std::shared_ptr<TransferState>> resumes;
     bool stopping = false;
     {
       std::lock_guard lock(core.mu);
       starts.swap(core.starts);
       cancels.swap(core.cancels);
+      resumes.swap(core.resumes);
       stopping = core.stopping;
     }
     if (stopping) {
@@ -358,6 +387,11 @@ void runWorker(ClientCore& core, const ClientOptions& options) {
       if (it == active.end()) continue;  // completed already, or never started (handled above)
       active.erase(it);
       finish(core, *t, abortedError(*t));
+    }
+    for (auto& t : resumes) {
+      auto it = active.find(t.get());
+      if (it == active.end()) continue;  // completed or cancelled already
+      if (!resumeTransfer(core, *t)) active.erase(it);
     }
 
     int running = 0;
@@ -398,6 +432,15 @@ class CurlTransfer final : public Transfer {
     curl_multi_wakeup(core.multi);
   }
 
+  void resume() override {
+    if (state_->cancelled.load()) return;
+    ClientCore& core = *state_->core;
+    std::lock_guard lock(core.mu);
+    if (core.multi == nullptr || core.stopping) return;
+    core.resumes.push_back(state_);
+    curl_multi_wakeup(core.multi);
+  }
+
  private:
   std::shared_ptr<TransferState> state_;
 };
@@ -430,6 +473,7 @@ Client::~Client() {
   core_->multi = nullptr;
   core_->starts.clear();
   core_->cancels.clear();
+  core_->resumes.clear();
 }
 
 std::shared_ptr<Transfer> Client::start(Request request, std::shared_ptr<Sink> sink) {

@@ -6,6 +6,9 @@
 // with curl_multi_wakeup), so hundreds of long streaming answers need no thread each. The
 // multi handle's connection cache keeps connections alive and reuses them; TLS uses libcurl's
 // defaults (peer and host verified); HTTP/1.1 and HTTP/2 are both used as negotiated.
+// Back-pressure (client.h, DataFlow): a sink's Pause makes the worker refuse the next piece
+// with CURL_WRITEFUNC_PAUSE (libcurl keeps it and stops reading that transfer's socket);
+// Transfer::resume() queues curl_easy_pause(CURLPAUSE_CONT) for the worker, like cancel().
 //
 // What the client does NOT do, on purpose: follow redirects, ask for or decode compression
 // (the caller's own Accept-Encoding goes out as given and the body comes back as sent), retry,

@@ -108,15 +108,22 @@ class RecordingSink : public Sink {
     ++headCalls_;
     head_ = std::move(head);
   }
-  void onData(std::string_view bytes) override {
+  DataFlow onData(std::string_view bytes) override {
     std::lock_guard lock(mu_);
     noteThread();
     if (completed_ || headCalls_ == 0) orderViolated_ = true;
+    if (paused_) dataWhilePaused_ = true;
     chunks_.emplace_back(bytes);
     chunkMillis_.push_back(wallMillis());
     body_.append(bytes);
+    sinceResume_ += bytes.size();
     if (onDataHook) onDataHook(chunks_.size());
+    if (pauseAfter > 0 && sinceResume_ >= pauseAfter) {
+      paused_ = true;
+      ++pauses_;
+    }
     cv_.notify_all();
+    return paused_ ? DataFlow::Pause : DataFlow::Continue;
   }
   void onComplete(Result<void> outcome) override {
     std::lock_guard lock(mu_);
@@ -131,6 +138,25 @@ class RecordingSink : public Sink {
   bool waitComplete(std::chrono::milliseconds timeout = 20s) {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, timeout, [&] { return completed_; });
+  }
+  // Waits until onData asked to pause (true) or the transfer completed (false).
+  bool waitPaused(std::chrono::milliseconds timeout = 20s) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return paused_ || completed_; });
+    return paused_;
+  }
+  // Ends the pause: the flag first, so that an onData right after resume() is no violation.
+  void resume(Transfer& transfer) {
+    {
+      std::lock_guard lock(mu_);
+      paused_ = false;
+      sinceResume_ = 0;
+    }
+    transfer.resume();
+  }
+  size_t received() {
+    std::lock_guard lock(mu_);
+    return body_.size();
   }
   bool waitChunks(size_t n, std::chrono::milliseconds timeout = 20s) {
     std::unique_lock lock(mu_);
@@ -150,8 +176,13 @@ class RecordingSink : public Sink {
   std::thread::id callbackThread() const { return thread_; }
   bool severalCallbackThreads() const { return severalThreads_; }
   SteadyClock::time_point completedAt() const { return completedAt_; }
+  bool dataWhilePaused() const { return dataWhilePaused_; }
+  int pauses() const { return pauses_; }
 
   std::function<void(size_t)> onDataHook;  // runs on the worker thread, under the sink's lock
+  // When non-zero, onData answers DataFlow::Pause once this many bytes arrived since the last
+  // resume(). Set before start().
+  size_t pauseAfter = 0;
 
  private:
   void noteThread() {
@@ -172,7 +203,18 @@ class RecordingSink : public Sink {
   std::thread::id thread_;
   bool severalThreads_ = false;
   SteadyClock::time_point completedAt_;
+  bool paused_ = false;
+  bool dataWhilePaused_ = false;
+  size_t sinceResume_ = 0;
+  int pauses_ = 0;
 };
+
+// What /big serves: byte i is i * 7 mod 251.
+std::string bigBody(size_t size) {
+  std::string out(size, '\0');
+  for (size_t i = 0; i < size; ++i) out[i] = static_cast<char>(i * 7 % 251);
+  return out;
+}
 
 Request get(std::string url) {
   Request r;
@@ -540,6 +582,106 @@ TEST_F(HttpClientTest, TheClientWorksThroughTheUpstreamClientInterface) {
   ASSERT_TRUE(sink->waitComplete());
   EXPECT_TRUE(sink->ok());
   EXPECT_EQ(sink->head().status, 204);
+}
+
+// Back-pressure (client.h, DataFlow): a sink that answers Pause gets no onData until it
+// resumes, and the whole body still arrives, in order, byte for byte. Both framings: curl
+// holds back the refused bytes differently for a Content-Length body and a chunked one.
+TEST_F(HttpClientTest, APausedTransferDeliversNothingUntilResumedAndTheWholeBodyInOrder) {
+  constexpr size_t kSize = size_t{6} << 20;
+  for (int chunked = 0; chunked <= 1; ++chunked) {
+    SCOPED_TRACE(chunked ? "chunked" : "content-length");
+    auto sink = std::make_shared<RecordingSink>();
+    sink->pauseAfter = 512 * 1024;
+    auto transfer = client_.start(get(server_->url("/big?bytes=" + std::to_string(kSize) +
+                                                   "&chunked=" + std::to_string(chunked))),
+                                  sink);
+    int checked = 0;
+    while (sink->waitPaused()) {
+      if (checked < 3) {  // a paused transfer stays paused, however long the consumer takes
+        size_t before = sink->received();
+        std::this_thread::sleep_for(150ms);
+        EXPECT_EQ(sink->received(), before);
+        ++checked;
+      }
+      sink->resume(*transfer);
+    }
+    ASSERT_TRUE(sink->waitComplete());
+    ASSERT_TRUE(sink->ok()) << sink->error().message;
+    EXPECT_FALSE(sink->orderViolated());
+    EXPECT_FALSE(sink->dataWhilePaused());
+    EXPECT_EQ(checked, 3);
+    EXPECT_GE(sink->pauses(), 10);
+    ASSERT_EQ(sink->body().size(), kSize);
+    EXPECT_TRUE(sink->body() == bigBody(kSize)) << "the body arrived changed or out of order";
+  }
+}
+
+// The hardest case for the refused bytes: pause after every single piece, so the end of the
+// body (and a chunked body's last chunk) is met while paused.
+TEST_F(HttpClientTest, PausingAfterEveryPieceLosesNothing) {
+  constexpr size_t kSize = 300 * 1000 + 17;
+  for (int chunked = 0; chunked <= 1; ++chunked) {
+    SCOPED_TRACE(chunked ? "chunked" : "content-length");
+    auto sink = std::make_shared<RecordingSink>();
+    sink->pauseAfter = 1;
+    auto transfer = client_.start(get(server_->url("/big?bytes=" + std::to_string(kSize) +
+                                                   "&chunked=" + std::to_string(chunked))),
+                                  sink);
+    while (sink->waitPaused()) sink->resume(*transfer);
+    ASSERT_TRUE(sink->waitComplete());
+    ASSERT_TRUE(sink->ok()) << sink->error().message;
+    EXPECT_FALSE(sink->dataWhilePaused());
+    EXPECT_EQ(static_cast<size_t>(sink->pauses()), sink->chunks().size());
+    EXPECT_TRUE(sink->body() == bigBody(kSize)) << "the body arrived changed or out of order";
+  }
+}
+
+// While paused, the upstream is not read: the body does not arrive in the background.
+TEST_F(HttpClientTest, APausedTransferIsNotReadAndCancelEndsIt) {
+  auto sink = std::make_shared<RecordingSink>();
+  sink->pauseAfter = 1;
+  auto transfer = client_.start(get(server_->url("/big?bytes=67108864")), sink);
+  ASSERT_TRUE(sink->waitPaused());
+  std::this_thread::sleep_for(300ms);  // 64 MiB over loopback would take far less
+  EXPECT_LT(sink->received(), size_t{1} << 20);
+  auto cancelled = SteadyClock::now();
+  transfer->cancel();
+  ASSERT_TRUE(sink->waitComplete(5s));
+  EXPECT_LT(sink->completedAt() - cancelled, 1s);
+  ASSERT_FALSE(sink->ok());
+  EXPECT_EQ(sink->error().code, Errc::Cancelled);
+  EXPECT_FALSE(sink->dataWhilePaused());
+  transfer->resume();  // harmless after completion
+}
+
+// A sink that throws while curl hands over the held-back bytes (inside the unpause) fails the
+// transfer like any other throwing sink.
+TEST_F(HttpClientTest, ASinkThatThrowsAfterAResumeCompletesWithUnavailable) {
+  auto sink = std::make_shared<RecordingSink>();
+  sink->pauseAfter = 1;
+  sink->onDataHook = [](size_t chunks) {
+    if (chunks == 2) throw std::runtime_error("sink is full");
+  };
+  auto transfer = client_.start(get(server_->url("/big?bytes=4194304")), sink);
+  ASSERT_TRUE(sink->waitPaused());
+  sink->resume(*transfer);
+  ASSERT_TRUE(sink->waitComplete(5s));
+  ASSERT_FALSE(sink->ok());
+  EXPECT_EQ(sink->error().code, Errc::Unavailable);
+  EXPECT_NE(sink->error().message.find("sink is full"), std::string::npos) << sink->error().message;
+  transfer->resume();
+}
+
+TEST_F(HttpClientTest, ResumeWithoutAPauseIsHarmless) {
+  auto sink = std::make_shared<RecordingSink>();
+  auto transfer = client_.start(get(server_->url("/big?bytes=1048576&chunked=1")), sink);
+  transfer->resume();
+  transfer->resume();
+  ASSERT_TRUE(sink->waitComplete());
+  ASSERT_TRUE(sink->ok()) << sink->error().message;
+  EXPECT_TRUE(sink->body() == bigBody(1048576));
+  transfer->resume();
 }
 
 // What a gateway test puts in the Client's place: canned answers, no network, no thread.

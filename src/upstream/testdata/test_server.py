@@ -10,6 +10,8 @@ Endpoints (any method):
                          M milliseconds apart (T: the server's wall clock when it sent chunk i)
   /slow?delay_ms=M       waits M milliseconds, then 200 "late"
   /early-hints           a 103 Early Hints interim response (with a Link header), then 200 "ok"
+  /big?bytes=N&chunked=C 200, N bytes of application/octet-stream, byte i = i*7 mod 251 (with
+                         Content-Length, or chunked when C=1), written in 64 KiB pieces
 """
 import json
 import sys
@@ -97,6 +99,26 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/slow":
             time.sleep(arg("delay_ms", 1000) / 1000.0)
             self.reply(200, b"late", "text/plain")
+        elif url.path == "/big":
+            size, chunked = arg("bytes", 1 << 20), arg("chunked", 0) == 1
+            pattern = bytes(i * 7 % 251 for i in range(251 * 270))  # repeats every 251 bytes
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(size))
+            self.end_headers()
+            sent = 0
+            while sent < size:
+                n = min(64 * 1024, size - sent)
+                start = sent % 251
+                piece = pattern[start:start + n]
+                self.wfile.write(b"%x\r\n%s\r\n" % (n, piece) if chunked else piece)
+                sent += n
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
         elif url.path == "/early-hints":
             self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
             self.wfile.flush()
