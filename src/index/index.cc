@@ -1,9 +1,13 @@
 #include "index/index.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <limits>
 #include <random>
@@ -148,6 +152,30 @@ bool parseCursor(std::string_view cursor, int64_t& created, std::string& id) {
   return true;
 }
 
+// The index holds prompt previews, models, tags and tenants: the gateway user's alone. Makes the
+// database file and any -wal and -shm files mode 0600 (files an older build left readable), and
+// creates a missing database file so (an empty file is a new database); SQLite gives the -wal and
+// -shm files it creates the database file's mode. A file that cannot be created here is left to
+// sqlite3_open_v2 and its error.
+Result<void> makePrivate(const fs::path& path) {
+  constexpr mode_t kPrivate = S_IRUSR | S_IWUSR;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::string file = path.string() + suffix;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 07777) == kPrivate) continue;
+    // A read-only file system: nobody can change the files there, nor could we.
+    if (::chmod(file.c_str(), kPrivate) != 0 && errno != EROFS)
+      return makeError(Errc::Io, "index: making " + file + " private (mode 0600): " +
+                                     std::generic_category().message(errno));
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kPrivate);
+  if (fd >= 0) {
+    (void)::fchmod(fd, kPrivate);  // whatever the umask took away
+    ::close(fd);
+  }
+  return {};
+}
+
 }  // namespace
 
 fs::path Index::defaultPath(const fs::path& cacheDir) { return cacheDir / "index.sqlite"; }
@@ -174,6 +202,7 @@ Result<std::unique_ptr<Index>> Index::open(const fs::path& path, IndexOptions op
   // mutex per SQLite allocation, ~1.3% of all CPU under a hit load (perf: the events writer).
   static const int configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   (void)configured;
+  if (auto r = makePrivate(path); !r) return r.error();
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(
       path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
+#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <thread>
@@ -120,6 +122,51 @@ TEST_F(IndexTest, AnEmptyFileIsANewIndex) {
   index_ = openOrDie(path_);
   ASSERT_TRUE(index_);
   EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);
+}
+
+// The index holds prompt previews, models, tags and tenants: the gateway user's only (issue 15).
+TEST_F(IndexTest, TheDatabaseAndItsWalFilesAreTheOwnersOnlyWhateverTheUmask) {
+  auto modes = [&] {  // "index.sqlite 600" ...; "missing" for a file not there
+    std::vector<std::string> out;
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      const fs::path p = path_.string() + suffix;
+      std::error_code ec;
+      const auto perms = static_cast<unsigned>(fs::status(p, ec).permissions() & fs::perms::mask);
+      char octal[8];
+      std::snprintf(octal, sizeof octal, "%o", perms);
+      out.push_back(p.filename().string() + " " + (fs::exists(p) ? octal : "missing"));
+    }
+    return out;
+  };
+  const std::vector<std::string> kPrivate = {"index.sqlite 600", "index.sqlite-wal 600",
+                                             "index.sqlite-shm 600"};
+  index_.reset();
+  ASSERT_TRUE(Index::removeFiles(path_));
+  // Files 0644 unless the index sees to it (SQLite's default mode under this umask).
+  struct Umask {
+    mode_t old = ::umask(0);
+    ~Umask() { ::umask(old); }
+  } umask;
+  index_ = openOrDie(path_);
+  ASSERT_TRUE(index_);
+  ASSERT_TRUE(index_->upsert(makeTestEntry("gpt-4o-mini:0000000000000001"), kTierMemory, 10, 20));
+  EXPECT_EQ(modes(), kPrivate);
+
+  // Files an older build left readable (the WAL files too, kept by another connection) are
+  // fixed at open.
+  index_.reset();
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "PRAGMA journal_mode=WAL; UPDATE entries SET hit_count = 1",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  for (const char* suffix : {"", "-wal", "-shm"})
+    fs::permissions(path_.string() + suffix, fs::perms::owner_read | fs::perms::owner_write |
+                                                 fs::perms::group_read | fs::perms::others_read);
+  index_ = openOrDie(path_);
+  ASSERT_TRUE(index_);
+  EXPECT_EQ(modes(), kPrivate);
+  sqlite3_close(other);
 }
 
 TEST_F(IndexTest, AFileThatIsNotADatabaseIsCorrupt) {
