@@ -40,6 +40,7 @@ Reply badRequest(std::string message) {
 }
 Reply notFound(std::string message) { return error(404, "not_found_error", std::move(message)); }
 Reply internal(const Error& e) { return error(500, "api_error", e.message); }
+Reply forbidden(std::string message) { return error(403, "permission_error", std::move(message)); }
 Reply methodNotAllowed(std::string_view method, std::string_view path, std::string allow) {
   Reply r = error(405, "invalid_request_error",
                   std::string(method) + " is not allowed on " + std::string(path) +
@@ -168,7 +169,89 @@ std::string_view bearerToken(std::string_view header) {
   return boost::algorithm::trim_copy_if(header.substr(kScheme.size()), blank);
 }
 
+// ASCII case-insensitive equality (header values, host names, media types).
+bool equalsIgnoringCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool isDigits(std::string_view s, size_t maxLength) {
+  if (s.empty() || s.size() > maxLength) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+// 127.x.y.z in dotted decimal (each part 0..255): all of 127/8 is the loopback interface.
+bool isLoopbackIpv4(std::string_view s) {
+  int parts = 0;
+  while (true) {
+    const size_t dot = s.find('.');
+    const std::string_view part = s.substr(0, dot);
+    if (!isDigits(part, 3)) return false;
+    int value = 0;
+    std::from_chars(part.data(), part.data() + part.size(), value);
+    if (value > 255 || (parts == 0 && value != 127)) return false;
+    ++parts;
+    if (dot == std::string_view::npos) break;
+    s.remove_prefix(dot + 1);
+  }
+  return parts == 4;
+}
+
+bool isLoopbackName(std::string_view name) {
+  return equalsIgnoringCase(name, "localhost") || name == "[::1]" || isLoopbackIpv4(name);
+}
+
+// application/json, in any case, with or without parameters (charset=utf-8).
+bool isJsonType(std::string_view contentType) {
+  std::string_view type = contentType.substr(0, contentType.find(';'));
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  return equalsIgnoringCase(type, "application/json");
+}
+
+// The state-changing routes take JSON only: a cross-site page cannot send that type without a
+// CORS preflight (which is never granted), so a forged form or fetch() post gets this 415.
+std::optional<Reply> requireJson(std::string_view contentType, std::string_view method,
+                                 std::string_view path) {
+  if (isJsonType(contentType)) return std::nullopt;
+  return error(415, "invalid_request_error",
+               std::string(method) + " " + std::string(path) +
+                   " needs Content-Type: application/json" +
+                   (contentType.empty() ? std::string(" (none was sent)")
+                                        : " (not " + std::string(contentType) + ")"));
+}
+
 }  // namespace
+
+bool AdminApi::isLoopbackHost(std::string_view host) {
+  // [v6]:port, or name:port with a name that has no colon (a bare IPv6 address is not a Host).
+  size_t end = host.size();
+  if (host.starts_with('[')) {
+    end = host.find(']');
+    if (end == std::string_view::npos) return false;
+    ++end;
+  } else if (const size_t colon = host.find(':'); colon != std::string_view::npos) {
+    end = colon;
+  }
+  if (end < host.size() && (host[end] != ':' || !isDigits(host.substr(end + 1), 5))) return false;
+  return isLoopbackName(host.substr(0, end));
+}
+
+bool AdminApi::isLoopbackOrigin(std::string_view origin) {
+  for (std::string_view scheme : {"http://", "https://"})
+    if (origin.size() > scheme.size() &&
+        equalsIgnoringCase(origin.substr(0, scheme.size()), scheme))
+      return isLoopbackHost(origin.substr(scheme.size()));
+  return false;
+}
 
 AdminApi::AdminApi(index::Index& index, invalidation::Invalidator& invalidator,
                    const config::Config& config, analytics::Analytics* analytics)
@@ -184,9 +267,9 @@ bool AdminApi::owns(std::string_view target) {
   return path == "/cache" || path.starts_with("/cache/");
 }
 
-std::optional<Reply> AdminApi::authorize(std::string_view authorization, bool fromLoopback) const {
+std::optional<Reply> AdminApi::authorize(const Caller& caller) const {
   if (tokenSet_) {
-    const std::string_view token = bearerToken(authorization);
+    const std::string_view token = bearerToken(caller.authorization);
     if (token.empty()) {
       Reply r = error(401, "authentication_error",
                       "missing admin token: send Authorization: Bearer <CACHE_ADMIN_TOKEN>");
@@ -199,23 +282,35 @@ std::optional<Reply> AdminApi::authorize(std::string_view authorization, bool fr
       r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
       return r;
     }
-  } else if (!fromLoopback) {
-    return error(403, "permission_error",
-                 "the admin API answers only loopback clients while CACHE_ADMIN_TOKEN is not set");
+    return std::nullopt;  // a remote operator with the token: any Host, any Origin
   }
+  // No token: this machine's own clients only, and not a web page that one of them (the
+  // operator's browser) has open: its requests come under a foreign Origin (cross-site) or, with
+  // DNS rebinding, a foreign Host.
+  if (!caller.fromLoopback)
+    return forbidden(
+        "the admin API answers only loopback clients while CACHE_ADMIN_TOKEN is not set");
+  if (!isLoopbackHost(caller.host))
+    return forbidden(
+        "the admin API answers only requests to localhost, 127.0.0.1 or [::1] (the Host header) "
+        "while CACHE_ADMIN_TOKEN is not set");
+  if (!caller.origin.empty() && !isLoopbackOrigin(caller.origin))
+    return forbidden(
+        "the admin API answers no cross-origin request while CACHE_ADMIN_TOKEN is not set (the "
+        "Origin header is not a loopback origin)");
   return std::nullopt;
 }
 
 Reply AdminApi::metrics(std::string_view method, const analytics::Metrics& metrics,
-                        std::string_view authorization, bool fromLoopback) const {
-  if (auto denied = authorize(authorization, fromLoopback)) return std::move(*denied);
+                        const Caller& caller) const {
+  if (auto denied = authorize(caller)) return std::move(*denied);
   if (method != "GET") return methodNotAllowed(method, "/metrics", "GET");
   return Reply{200, metrics.prometheusText(), std::string(kMetricsContentType)};
 }
 
 Reply AdminApi::handle(std::string_view method, std::string_view target, std::string_view body,
-                       std::string_view authorization, bool fromLoopback) {
-  if (auto denied = authorize(authorization, fromLoopback)) return std::move(*denied);
+                       const Caller& caller) {
+  if (auto denied = authorize(caller)) return std::move(*denied);
 
   const size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
@@ -224,6 +319,7 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
 
   if (path == "/cache/invalidate") {
     if (method != "POST") return methodNotAllowed(method, path, "POST");
+    if (auto refused = requireJson(caller.contentType, method, path)) return std::move(*refused);
     return invalidate(body);
   }
   if (path == "/cache/entries") {
@@ -249,7 +345,13 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
     if (raw.find('/') != std::string_view::npos || !percentDecode(raw, false, id) || id.empty())
       return notFound("no route for " + std::string(path));
     if (method == "GET") return getEntry(id);
-    if (method == "DELETE") return deleteEntry(id);
+    if (method == "DELETE") {
+      // No body, no type: curl -X DELETE. A browser never sends a cross-site DELETE unasked.
+      if (!body.empty() || !caller.contentType.empty())
+        if (auto refused = requireJson(caller.contentType, method, path))
+          return std::move(*refused);
+      return deleteEntry(id);
+    }
     return methodNotAllowed(method, path, "GET, DELETE");
   }
   return notFound("no admin route for " + std::string(path));

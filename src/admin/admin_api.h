@@ -1,9 +1,10 @@
 #pragma once
 // AdminApi: the /cache/* admin routes (DESIGN.md, HTTP surface), transport-free: the gateway's
-// router hands it the method, target, body, Authorization header and whether the peer is on a
-// loopback address, and writes back the Reply. It serves JSON only; it never blocks on the
-// network, but it does run SQLite queries and tier erases, so call it off the I/O threads when
-// those may be slow (an invalidation erasing many entries).
+// router hands it the method, target, body and the Caller (the Authorization, Host, Origin and
+// Content-Type headers, whether the peer is on a loopback address), and writes back the Reply.
+// It serves JSON only; it never blocks on the network, but it does run SQLite queries and tier
+// erases, so call it off the I/O threads when those may be slow (an invalidation erasing many
+// entries).
 //
 // Routes:
 //   POST   /cache/invalidate                 body: invalidation/request.h   -> outcome
@@ -13,19 +14,27 @@
 //   DELETE /cache/entries/{cache_id}          -> invalidates that entry everywhere
 //   GET    /cache/entry-by-hash?request_hash= -> the newest valid entry with that hash
 //   GET    /cache/stats                       -> index totals (hits flushed first)
-//   GET    /cache/analytics?from=&to=          -> analytics::Analytics::analytics
-//   (docs/analytics.md) GET    /cache/patterns?from=&to=           ->
-//   analytics::Analytics::patterns
-//          (404 when the AdminApi was built without an Analytics)
+//   GET    /cache/analytics?from=&to=         -> analytics::Analytics::analytics
+//   GET    /cache/patterns?from=&to=          -> analytics::Analytics::patterns
+//          (docs/analytics.md; 404 when the AdminApi was built without an Analytics)
 // from/to: ISO 8601 UTC or Unix milliseconds; limit: 1..1000 (default 100).
 // GET /metrics is not under /cache: the gateway routes it to metrics() (same auth).
 // GET /dashboard[/...] is not either: the gateway routes it to dashboard() (ownsDashboard).
 //
 // Auth: with CACHE_ADMIN_TOKEN set, every request needs `Authorization: Bearer <token>`
-// (compared in constant time; 401 otherwise, loopback or not). Without it, only loopback
-// clients are answered (403 for the rest). Auth is checked before routing, so unauthorized
-// clients learn nothing about which paths exist.
-// Errors: {"error": {"message", "type"}} with 400, 401, 403, 404, 405 (with Allow) and 500
+// (compared in constant time; 401 otherwise, loopback or not); Host and Origin are not checked.
+// Without it, a request is answered only when (403 otherwise) the peer is on a loopback address,
+// its Host is a loopback name (localhost, 127.0.0.1, any 127.x.y.z, [::1]; with or without a
+// port) and it has no Origin or a loopback one (http(s)://<loopback name>[:port]): a web page in
+// the operator's browser can reach a loopback port, but then under a foreign Origin (a
+// cross-site request) or a foreign Host (DNS rebinding). Auth is checked before routing, so
+// unauthorized clients learn nothing about which paths exist.
+// CSRF: the state-changing routes (POST /cache/invalidate, DELETE /cache/entries/{id}) need
+// `Content-Type: application/json` (parameters such as charset allowed; 415 otherwise), token
+// or not: a cross-site page can send a POST without a CORS preflight only as text/plain, a form
+// or with no type. A DELETE without a body may omit it (no browser sends a cross-site DELETE
+// without a preflight, which the gateway does not grant).
+// Errors: {"error": {"message", "type"}} with 400, 401, 403, 404, 405 (with Allow), 415 and 500
 // (the index failed).
 #include <array>
 #include <optional>
@@ -51,6 +60,23 @@ class AdminApi {
     std::vector<std::pair<std::string, std::string>> headers = {};  // Allow, WWW-Authenticate
   };
 
+  // Who asks, as the transport saw it: the request's headers as received (empty when absent)
+  // and whether the peer's address is loopback. Views: valid for the call only.
+  struct Caller {
+    std::string_view authorization = {};  // Authorization
+    std::string_view host = {};           // Host
+    std::string_view origin = {};         // Origin
+    std::string_view contentType = {};    // Content-Type
+    bool fromLoopback = false;
+  };
+
+  // Whether host (a Host header: name[:port]) names this machine's loopback interface:
+  // localhost, 127.x.y.z or [::1], each with or without a port. Case-insensitive.
+  static bool isLoopbackHost(std::string_view host);
+  // Whether origin (an Origin header) is http:// or https:// and a loopback host (above) with
+  // no path. "null" and every other scheme are not.
+  static bool isLoopbackOrigin(std::string_view origin);
+
   // Not owned; all must outlive the AdminApi. The token is read from config once, here.
   // analytics may be null: /cache/analytics and /cache/patterns then answer 404.
   AdminApi(index::Index& index, invalidation::Invalidator& invalidator,
@@ -62,13 +88,13 @@ class AdminApi {
   // target: the request-target as received, path and optional ?query (percent-encoded).
   // Thread-safe.
   Reply handle(std::string_view method, std::string_view target, std::string_view body,
-               std::string_view authorization, bool fromLoopback);
+               const Caller& caller);
 
   // GET /metrics: the Prometheus text of `metrics` (Content-Type text/plain; version=0.0.4),
   // behind the same auth as /cache/* (Prometheus sends the token with `authorization:` /
   // `bearer_token` in its scrape config). 405 for another method. Thread-safe, lock-free reads.
   Reply metrics(std::string_view method, const analytics::Metrics& metrics,
-                std::string_view authorization, bool fromLoopback) const;
+                const Caller& caller) const;
   static constexpr std::string_view kMetricsContentType =
       "text/plain; version=0.0.4; charset=utf-8";
 
@@ -82,17 +108,17 @@ class AdminApi {
   //   GET /dashboard/app.js, /dashboard/app.css
   // 404 for other paths under /dashboard, 405 (Allow: GET) for other methods. The files hold no
   // data and no token: the page reads /cache/analytics and /cache/patterns with the token the user
-  // gives it. Auth: without CACHE_ADMIN_TOKEN, loopback clients only (403), as /cache/*; with a
-  // token the files are served without it (a browser cannot send a bearer header when it opens a
-  // page) and every figure stays behind the token. A wrong token in `authorization` is still 401.
+  // gives it. Auth: without CACHE_ADMIN_TOKEN, loopback clients, Host and Origin only (403), as
+  // /cache/*; with a token the files are served without it (a browser cannot send a bearer header
+  // when it opens a page) and every figure stays behind the token. A wrong token in
+  // `caller.authorization` is still 401.
   // Replies carry a Content-Security-Policy (scripts from /dashboard/ only, fetches to this
   // origin). Thread-safe, no I/O.
-  Reply dashboard(std::string_view method, std::string_view target, std::string_view authorization,
-                  bool fromLoopback) const;
+  Reply dashboard(std::string_view method, std::string_view target, const Caller& caller) const;
 
  private:
   // nullopt when the caller may proceed; else the 401/403 reply.
-  std::optional<Reply> authorize(std::string_view authorization, bool fromLoopback) const;
+  std::optional<Reply> authorize(const Caller& caller) const;
   Reply invalidate(std::string_view body);
   Reply listEntries(std::string_view query);
   Reply getEntry(std::string_view cacheId);

@@ -15,6 +15,19 @@ using Reply = AdminApi::Reply;
 
 constexpr const char* kToken = "s3cret-admin-token";
 constexpr const char* kAuth = "Bearer s3cret-admin-token";
+constexpr const char* kJson = "application/json";
+
+// A remote client with this Authorization (and a JSON body, for the routes that change things).
+AdminApi::Caller remote(std::string_view authorization) {
+  return {.authorization = authorization, .host = "gateway.example.com:8080", .contentType = kJson};
+}
+// What curl or a script on the gateway's machine sends: loopback peer and Host, no Origin.
+AdminApi::Caller local(std::string_view authorization = "") {
+  return {.authorization = authorization,
+          .host = "127.0.0.1:8080",
+          .contentType = kJson,
+          .fromLoopback = true};
+}
 
 Json body(const Reply& r) {
   auto j = parseJson(r.body);
@@ -47,12 +60,12 @@ class AdminApiTest : public ::testing::Test {
   }
 
   Reply get(std::string_view target, std::string_view auth = kAuth) {
-    return api_.handle("GET", target, "", auth, false);
+    return api_.handle("GET", target, "", remote(auth));
   }
   Reply post(std::string_view target, std::string_view b, std::string_view auth = kAuth) {
-    return api_.handle("POST", target, b, auth, false);
+    return api_.handle("POST", target, b, remote(auth));
   }
-  Reply del(std::string_view target) { return api_.handle("DELETE", target, "", kAuth, false); }
+  Reply del(std::string_view target) { return api_.handle("DELETE", target, "", remote(kAuth)); }
 
   void expectError(const Reply& r, int status, std::string_view type,
                    std::string_view mentions = "") {
@@ -86,10 +99,10 @@ class AdminApiTest : public ::testing::Test {
 TEST_F(AdminApiTest, WithoutAConfiguredTokenOnlyLoopbackClientsAreAnswered) {
   config::Config open;
   AdminApi api(*index_, invalidator_, open);
-  EXPECT_EQ(api.handle("GET", "/cache/stats", "", "", true).status, 200);
-  expectError(api.handle("GET", "/cache/stats", "", "", false), 403, "permission_error",
+  EXPECT_EQ(api.handle("GET", "/cache/stats", "", local()).status, 200);
+  expectError(api.handle("GET", "/cache/stats", "", remote("")), 403, "permission_error",
               "loopback");
-  expectError(api.handle("GET", "/cache/stats", "", "Bearer anything", false), 403,
+  expectError(api.handle("GET", "/cache/stats", "", remote("Bearer anything")), 403,
               "permission_error");
 }
 
@@ -97,7 +110,7 @@ TEST_F(AdminApiTest, WithATokenAMissingOrWrongOneIsUnauthorizedEvenFromLoopback)
   Reply r = get("/cache/stats", "");
   expectError(r, 401, "authentication_error", "missing admin token");
   EXPECT_EQ(header(r, "WWW-Authenticate"), "Bearer");
-  expectError(api_.handle("GET", "/cache/stats", "", "", true), 401, "authentication_error");
+  expectError(api_.handle("GET", "/cache/stats", "", local()), 401, "authentication_error");
   expectError(get("/cache/stats", "Bearer wrong"), 401, "authentication_error",
               "invalid admin token");
   expectError(get("/cache/stats", "Bearer s3cret-admin-toke"), 401, "authentication_error");
@@ -115,7 +128,182 @@ TEST_F(AdminApiTest, TheRightTokenIsAcceptedWithAnyCaseOfBearer) {
 
 TEST_F(AdminApiTest, UnauthorizedClientsLearnNothingAboutRoutes) {
   expectError(get("/cache/no-such-route", "Bearer wrong"), 401, "authentication_error");
-  expectError(api_.handle("PUT", "/cache/invalidate", "", "", false), 401, "authentication_error");
+  expectError(api_.handle("PUT", "/cache/invalidate", "", remote("")), 401, "authentication_error");
+}
+
+// --- without a token: loopback peer, loopback Host, no foreign Origin (issue 15) -----------------
+
+class LoopbackOnlyTest : public AdminApiTest {
+ protected:
+  config::Config open_;
+  analytics::Metrics metrics_;
+  AdminApi api_{*index_, invalidator_, open_};
+
+  // handle(GET /cache/stats), metrics() and dashboard() for this caller: their three statuses.
+  std::array<int, 3> statuses(const AdminApi::Caller& c) {
+    return {api_.handle("GET", "/cache/stats", "", c).status,
+            api_.metrics("GET", metrics_, c).status, api_.dashboard("GET", "/dashboard", c).status};
+  }
+  static constexpr std::array<int, 3> kAnswered{200, 200, 200}, kForbidden{403, 403, 403};
+};
+
+TEST_F(LoopbackOnlyTest, LoopbackHostNamesWithOrWithoutAPortAreAnswered) {
+  for (std::string_view host :
+       {"127.0.0.1", "127.0.0.1:8080", "localhost", "localhost:1", "LOCALHOST:65535", "[::1]",
+        "[::1]:8080", "127.1.2.3:80", "127.255.255.255"}) {
+    AdminApi::Caller c = local();
+    c.host = host;
+    EXPECT_EQ(statuses(c), kAnswered) << host;
+  }
+}
+
+TEST_F(LoopbackOnlyTest, AForeignHostIsForbiddenEvenFromALoopbackPeer) {
+  // DNS rebinding: evil.example resolves to 127.0.0.1, so the browser connects to the gateway
+  // from loopback, but sends the attacker's name.
+  for (std::string_view host : {"evil.example",
+                                "evil.example:8080",
+                                "127.0.0.1.evil.example",
+                                "localhost.evil.example",
+                                "evil.localhost",
+                                "10.0.0.1",
+                                "0.0.0.0:8080",
+                                "128.0.0.1",
+                                "127.0.0.256",
+                                "127.0.0",
+                                "127.0.0.1.",
+                                "0127.0.0.1",
+                                "[::2]",
+                                "[::1",
+                                "::1",
+                                "[::1]x",
+                                "localhost:",
+                                "localhost:80x",
+                                "localhost:123456",
+                                "localhost:8080:1",
+                                "user@localhost",
+                                ""}) {
+    AdminApi::Caller c = local();
+    c.host = host;
+    EXPECT_EQ(statuses(c), kForbidden) << host;
+    expectError(api_.handle("GET", "/cache/patterns", "", c), 403, "permission_error", "Host");
+  }
+}
+
+TEST_F(LoopbackOnlyTest, AForeignOriginIsForbiddenAndALoopbackOneAnswered) {
+  for (std::string_view origin :
+       {"http://evil.example", "https://evil.example:8080", "null", "http://127.0.0.1.evil.example",
+        "http://localhost.evil.example", "file://", "ftp://localhost", "chrome-extension://abc",
+        "http://localhost/", "http://user@localhost", "http://", "localhost", "//localhost"}) {
+    AdminApi::Caller c = local();
+    c.origin = origin;
+    EXPECT_EQ(statuses(c), kForbidden) << origin;
+    expectError(api_.handle("POST", "/cache/invalidate", R"({"pattern":"*"})", c), 403,
+                "permission_error", "Origin");
+  }
+  EXPECT_EQ(memory_.entryCount(), 5u);
+  // The dashboard page in the operator's browser: its requests carry its own origin.
+  for (std::string_view origin : {"http://127.0.0.1:8080", "http://localhost:8080",
+                                  "HTTP://LocalHost", "https://[::1]:8443", "http://127.0.0.2"}) {
+    AdminApi::Caller c = local();
+    c.origin = origin;
+    EXPECT_EQ(statuses(c), kAnswered) << origin;
+  }
+}
+
+TEST_F(LoopbackOnlyTest, ARemotePeerIsForbiddenWhateverItsHostAndOrigin) {
+  AdminApi::Caller c = local();
+  c.fromLoopback = false;
+  EXPECT_EQ(statuses(c), kForbidden);
+  expectError(api_.handle("GET", "/cache/stats", "", c), 403, "permission_error", "loopback");
+}
+
+TEST(LoopbackNames, HostsAndOrigins) {
+  EXPECT_TRUE(AdminApi::isLoopbackHost("localhost"));
+  EXPECT_TRUE(AdminApi::isLoopbackHost("127.0.0.1:0"));
+  EXPECT_TRUE(AdminApi::isLoopbackHost("[::1]:65535"));
+  EXPECT_FALSE(AdminApi::isLoopbackHost("[0:0:0:0:0:0:0:1]"));
+  EXPECT_FALSE(AdminApi::isLoopbackHost("localhost.localdomain"));
+  EXPECT_FALSE(AdminApi::isLoopbackHost("127.0.0.1 "));
+  EXPECT_TRUE(AdminApi::isLoopbackOrigin("http://localhost:3000"));
+  EXPECT_TRUE(AdminApi::isLoopbackOrigin("https://127.0.0.1"));
+  EXPECT_FALSE(AdminApi::isLoopbackOrigin("http://localhost:3000/path"));
+  EXPECT_FALSE(AdminApi::isLoopbackOrigin("ws://localhost"));
+  EXPECT_FALSE(AdminApi::isLoopbackOrigin(""));
+}
+
+// --- CSRF: the state-changing routes take JSON only, token or not (issue 15) --------------------
+
+TEST_F(LoopbackOnlyTest, AnInvalidationThatIsNotJsonIsUnsupportedAndChangesNothing) {
+  // What a cross-site page can POST without a CORS preflight: a form, text/plain, no type (a
+  // fetch() of a Blob without one).
+  for (std::string_view type :
+       {"text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x", "", "application/jsonx", "application/json-seq",
+        "text/json"}) {
+    AdminApi::Caller c = local();
+    c.contentType = type;
+    expectError(api_.handle("POST", "/cache/invalidate", R"({"pattern":"*"})", c), 415,
+                "invalid_request_error", "Content-Type: application/json");
+  }
+  EXPECT_EQ(memory_.entryCount(), 5u);
+  EXPECT_EQ(invalidator_.generation(), 0u);
+  for (std::string_view type :
+       {"application/json", "application/json; charset=utf-8", "Application/JSON ;charset=UTF-8"}) {
+    AdminApi::Caller c = local();
+    c.contentType = type;
+    Reply r = api_.handle("POST", "/cache/invalidate", R"({"pattern":"*","dry_run":true})", c);
+    EXPECT_EQ(r.status, 200) << type << " " << r.body;
+  }
+}
+
+TEST_F(LoopbackOnlyTest, ADeleteWithABodyOrATypeMustBeJsonAndOneWithNeitherIsAnswered) {
+  AdminApi::Caller c = local();
+  c.contentType = "text/plain";
+  const std::string target = "/cache/entries/" + entries_[0].cacheId;
+  expectError(api_.handle("DELETE", target, "", c), 415, "invalid_request_error");
+  c.contentType = "";
+  expectError(api_.handle("DELETE", target, "{}", c), 415, "invalid_request_error", "none");
+  EXPECT_EQ(memory_.entryCount(), 5u);
+  EXPECT_EQ(api_.handle("DELETE", target, "", c).status, 200);  // curl -X DELETE
+  c.contentType = kJson;
+  EXPECT_EQ(api_.handle("DELETE", "/cache/entries/" + entries_[1].cacheId, "", c).status, 200);
+  EXPECT_EQ(memory_.entryCount(), 3u);
+}
+
+TEST_F(LoopbackOnlyTest, ReadsNeedNoContentTypeAndAuthAndMethodComeFirst) {
+  AdminApi::Caller c = local();
+  c.contentType = "";
+  EXPECT_EQ(api_.handle("GET", "/cache/entries", "", c).status, 200);
+  c.contentType = "text/plain";
+  EXPECT_EQ(api_.handle("GET", "/cache/invalidate", "", c).status, 405);
+  c.host = "evil.example";
+  EXPECT_EQ(api_.handle("POST", "/cache/invalidate", "{}", c).status, 403);
+}
+
+TEST_F(AdminApiTest, WithATokenAnInvalidationThatIsNotJsonIsStillUnsupported) {
+  AdminApi::Caller c = remote(kAuth);
+  c.contentType = "text/plain";
+  expectError(api_.handle("POST", "/cache/invalidate", R"({"pattern":"*"})", c), 415,
+              "invalid_request_error");
+  expectError(api_.handle("DELETE", "/cache/entries/" + entries_[0].cacheId, "x", c), 415,
+              "invalid_request_error");
+  EXPECT_EQ(memory_.entryCount(), 5u);
+  c.authorization = "";
+  expectError(api_.handle("POST", "/cache/invalidate", R"({"pattern":"*"})", c), 401,
+              "authentication_error");
+}
+
+TEST_F(AdminApiTest, WithATokenHostAndOriginAreNotChecked) {
+  // A remote operator: the gateway's public name, a browser page of another origin.
+  AdminApi::Caller c = remote(kAuth);
+  c.host = "evil.example";
+  c.origin = "http://evil.example";
+  EXPECT_EQ(api_.handle("GET", "/cache/stats", "", c).status, 200);
+  EXPECT_EQ(api_.handle("POST", "/cache/invalidate", R"({"pattern":"*","dry_run":true})", c).status,
+            200);
+  c.authorization = "";
+  c.fromLoopback = true;
+  expectError(api_.handle("GET", "/cache/stats", "", c), 401, "authentication_error");
 }
 
 // --- routing
@@ -138,7 +326,7 @@ TEST_F(AdminApiTest, UnknownPathsAreNotFoundAndWrongMethodsNotAllowed) {
   r = post("/cache/entries/" + entries_[0].cacheId, "");
   expectError(r, 405, "invalid_request_error");
   EXPECT_EQ(header(r, "Allow"), "GET, DELETE");
-  EXPECT_EQ(header(api_.handle("DELETE", "/cache/stats", "", kAuth, false), "Allow"), "GET");
+  EXPECT_EQ(header(api_.handle("DELETE", "/cache/stats", "", remote(kAuth)), "Allow"), "GET");
 }
 
 // --- invalidation
@@ -338,7 +526,7 @@ class AdminAnalyticsTest : public AdminApiTest {
     }
   }
   Reply getA(std::string_view target) {
-    return withAnalytics_.handle("GET", target, "", kAuth, false);
+    return withAnalytics_.handle("GET", target, "", remote(kAuth));
   }
 
   analytics::EventRecorder recorder_{*index_, {.flushInterval = std::chrono::hours(1)}};
@@ -374,16 +562,16 @@ TEST_F(AdminAnalyticsTest, PatternsAnswersTheirSections) {
 }
 
 TEST_F(AdminAnalyticsTest, AnalyticsRejectsBadParametersAndMethods) {
-  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=soon", "", kAuth, false), 400,
+  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=soon", "", remote(kAuth)), 400,
               "invalid_request_error", "from");
-  expectError(withAnalytics_.handle("GET", "/cache/patterns?window=1d", "", kAuth, false), 400,
+  expectError(withAnalytics_.handle("GET", "/cache/patterns?window=1d", "", remote(kAuth)), 400,
               "invalid_request_error", "unknown query parameter");
-  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=2000&to=1000", "", kAuth, false),
+  expectError(withAnalytics_.handle("GET", "/cache/analytics?from=2000&to=1000", "", remote(kAuth)),
               400, "invalid_request_error", "before");
-  Reply r = withAnalytics_.handle("POST", "/cache/analytics", "", kAuth, false);
+  Reply r = withAnalytics_.handle("POST", "/cache/analytics", "", remote(kAuth));
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(header(r, "Allow"), "GET");
-  expectError(withAnalytics_.handle("GET", "/cache/analytics", "", "", false), 401,
+  expectError(withAnalytics_.handle("GET", "/cache/analytics", "", remote("")), 401,
               "authentication_error");
 }
 
@@ -393,16 +581,16 @@ TEST_F(AdminAnalyticsTest, WithoutAnalyticsTheRoutesAreNotFound) {
 }
 
 TEST_F(AdminAnalyticsTest, MetricsServesThePrometheusTextBehindTheSameAuth) {
-  Reply r = api_.metrics("GET", metrics_, kAuth, false);
+  Reply r = api_.metrics("GET", metrics_, remote(kAuth));
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.contentType, AdminApi::kMetricsContentType);
   EXPECT_NE(r.body.find("llmcache_hits_total 2\n"), std::string::npos) << r.body;
-  EXPECT_EQ(api_.metrics("GET", metrics_, "Bearer wrong", true).status, 401);
-  EXPECT_EQ(api_.metrics("POST", metrics_, kAuth, false).status, 405);
+  EXPECT_EQ(api_.metrics("GET", metrics_, local("Bearer wrong")).status, 401);
+  EXPECT_EQ(api_.metrics("POST", metrics_, remote(kAuth)).status, 405);
   config::Config open;
   AdminApi noToken{*index_, invalidator_, open};
-  EXPECT_EQ(noToken.metrics("GET", metrics_, "", true).status, 200);
-  EXPECT_EQ(noToken.metrics("GET", metrics_, "", false).status, 403);
+  EXPECT_EQ(noToken.metrics("GET", metrics_, local()).status, 200);
+  EXPECT_EQ(noToken.metrics("GET", metrics_, remote("")).status, 403);
 }
 
 }  // namespace

@@ -53,11 +53,11 @@ bool AdminApi::ownsDashboard(std::string_view target) {
 }
 
 Reply AdminApi::dashboard(std::string_view method, std::string_view target,
-                          std::string_view authorization, bool fromLoopback) const {
-  // Without a token: the loopback rule of /cache/*. With one: a browser opening the page sends no
+                          const Caller& caller) const {
+  // Without a token: the loopback rules of /cache/*. With one: a browser opening the page sends no
   // Authorization, so the (data-free) files are served without it; one that is sent must be right.
-  if (!tokenSet_ || !authorization.empty())
-    if (auto denied = authorize(authorization, fromLoopback)) return std::move(*denied);
+  if (!tokenSet_ || !caller.authorization.empty())
+    if (auto denied = authorize(caller)) return std::move(*denied);
 
   const std::string_view path = target.substr(0, target.find('?'));
   for (const Asset& a : kAssets) {

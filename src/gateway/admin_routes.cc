@@ -10,6 +10,28 @@ namespace bhttp = http::bhttp;
 namespace net = http::net;
 
 namespace {
+// What the admin API checks about who asks (AdminApi::Caller), copied off the request: the
+// admin calls below run on the admin pool, after the request's buffers may be gone.
+struct CallerFacts {
+  std::string authorization, host, origin, contentType;
+  bool fromLoopback = false;
+
+  CallerFacts(const http::Request& r, const http::ResponseWriter& w)
+      : authorization(r[bhttp::field::authorization]),
+        host(r[bhttp::field::host]),
+        origin(r[bhttp::field::origin]),
+        contentType(r[bhttp::field::content_type]),
+        fromLoopback(w.peerIsLoopback()) {}
+
+  admin::AdminApi::Caller view() const {
+    return {.authorization = authorization,
+            .host = host,
+            .origin = origin,
+            .contentType = contentType,
+            .fromLoopback = fromLoopback};
+  }
+};
+
 // An admin API reply (/cache/*, /metrics, /dashboard) as an HTTP response.
 http::Response adminResponse(admin::AdminApi::Reply reply, unsigned version) {
   http::Response res{static_cast<bhttp::status>(reply.status), version};
@@ -23,10 +45,9 @@ http::Response adminResponse(admin::AdminApi::Reply reply, unsigned version) {
 net::awaitable<void> Gateway::serveMetrics(Context& ctx, http::ResponseWriter& w) {
   deps_.metrics->setUpstreamErrors(upstreamErrors());
   auto job = offload(adminPool_, [this, method = std::string(ctx.request.method_string()),
-                                  auth = std::string(ctx.request[bhttp::field::authorization]),
-                                  loopback = w.peerIsLoopback()] {
+                                  caller = CallerFacts(ctx.request, w)] {
     if (deps_.refreshGauges) deps_.refreshGauges();
-    return deps_.admin->metrics(method, *deps_.metrics, auth, loopback);
+    return deps_.admin->metrics(method, *deps_.metrics, caller.view());
   });
   admin::AdminApi::Reply reply = co_await std::move(job);
   http::Response res = adminResponse(std::move(reply), ctx.request.version());
@@ -35,9 +56,8 @@ net::awaitable<void> Gateway::serveMetrics(Context& ctx, http::ResponseWriter& w
 
 net::awaitable<void> Gateway::serveDashboard(Context& ctx, http::ResponseWriter& w) {
   // Static files from the binary: no I/O, answered here.
-  admin::AdminApi::Reply reply =
-      deps_.admin->dashboard(ctx.request.method_string(), ctx.request.target(),
-                             ctx.request[bhttp::field::authorization], w.peerIsLoopback());
+  admin::AdminApi::Reply reply = deps_.admin->dashboard(
+      ctx.request.method_string(), ctx.request.target(), CallerFacts(ctx.request, w).view());
   http::Response res = adminResponse(std::move(reply), ctx.request.version());
   co_await w.send(std::move(res));
 }
@@ -48,10 +68,8 @@ net::awaitable<void> Gateway::serveAdmin(Context& ctx, http::ResponseWriter& w) 
   auto job = offload(adminPool_, [this, method = ctx.request.method(),
                                   methodName = std::string(ctx.request.method_string()),
                                   target = std::string(ctx.request.target()), path = ctx.route.path,
-                                  body = ctx.request.body(),
-                                  auth = std::string(ctx.request[bhttp::field::authorization]),
-                                  loopback = w.peerIsLoopback()] {
-    admin::AdminApi::Reply reply = deps_.admin->handle(methodName, target, body, auth, loopback);
+                                  body = ctx.request.body(), caller = CallerFacts(ctx.request, w)] {
+    admin::AdminApi::Reply reply = deps_.admin->handle(methodName, target, body, caller.view());
     if (!deps_.broadcast || reply.status != 200) return reply;
     std::optional<Json> record;
     if (method == bhttp::verb::post && path == "/cache/invalidate") {
