@@ -26,9 +26,12 @@ struct Config {
   std::string pricingFile;                             // CACHE_PRICING_FILE: overrides prices
   int threads = 0;                                     // CACHE_THREADS: 0 = one per core
   // Limits
-  uint64_t maxBodyBytes = 8u << 20;        // CACHE_MAX_BODY_BYTES: request bodies
-  uint64_t maxHeaderBytes = 64u << 10;     // CACHE_MAX_HEADER_BYTES
-  uint64_t maxConnections = 10000;         // CACHE_MAX_CONNECTIONS
+  uint64_t maxBodyBytes = 8u << 20;     // CACHE_MAX_BODY_BYTES: request bodies
+  uint64_t maxHeaderBytes = 64u << 10;  // CACHE_MAX_HEADER_BYTES
+  // CACHE_MAX_CONNECTIONS: concurrent client connections. 0 (default): min(10000, what the
+  // descriptor limit leaves room for); a value above that room is clamped with a warning
+  // (http/descriptor_limit.h)
+  uint64_t maxConnections = 0;
   int readTimeoutSeconds = 30;             // CACHE_READ_TIMEOUT: one request's head and body
   int idleTimeoutSeconds = 75;             // CACHE_IDLE_TIMEOUT: keep-alive between requests
   int upstreamConnectTimeoutSeconds = 10;  // CACHE_UPSTREAM_CONNECT_TIMEOUT

@@ -1,13 +1,59 @@
 #include "http/server.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/asio/as_tuple.hpp>
+#include <cerrno>
 #include <iostream>
+#include <optional>
 
 namespace llmcache::http {
 
 namespace {
 constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
 using tcp = net::ip::tcp;
+
+// How long the accept loop pauses when accept() fails for want of descriptors or memory: the
+// waiting connection stays in the backlog and the listening socket stays readable, so accepting
+// again at once would spin.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
+// Waiting connections answered 503 on the spare descriptor per pause.
+constexpr int kShedPerPause = 64;
+// How long such a connection is given to send its request line (its target picks the error's
+// shape) before it is answered anyway; the spare descriptor is in use meanwhile.
+constexpr auto kShedReadTimeout = std::chrono::milliseconds(200);
+// The Retry-After of a 503 for too many connections or too few descriptors, in seconds.
+constexpr const char* kRetryAfter = "1";
+
+// accept() errors that concern one connection only (it was reset while it waited, ...): the next
+// one may be fine. Any other error would repeat at once (descriptors, memory).
+bool connectionOnlyAcceptError(const boost::system::error_code& ec) {
+  return ec == net::error::connection_aborted || ec == net::error::connection_reset ||
+         ec == net::error::try_again || ec == net::error::would_block ||
+         ec == net::error::interrupted || ec == boost::system::errc::protocol_error ||
+         ec == boost::system::errc::operation_not_permitted;
+}
+
+bool outOfDescriptors(const boost::system::error_code& ec) {
+  return ec == boost::system::errc::too_many_files_open ||
+         ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+// The target of a request line ("POST /v1/messages HTTP/1.1"), or empty.
+std::string_view requestTarget(std::string_view head) {
+  const size_t eol = head.find("\r\n");
+  if (eol == std::string_view::npos) return {};
+  head = head.substr(0, eol);
+  const size_t sp1 = head.find(' ');
+  if (sp1 == std::string_view::npos) return {};
+  const size_t sp2 = head.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return {};
+  return head.substr(sp1 + 1, sp2 - sp1 - 1);
+}
+
+int openSpare() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
 }  // namespace
 
 // What stop() needs to reach a connection: its strand and whether a request is in flight.
@@ -90,9 +136,12 @@ Server::Server(ServerOptions options, Handler handler, ErrorResponder errors)
   acceptor_.bind(ep);
   acceptor_.listen(net::socket_base::max_listen_connections);
   port_ = acceptor_.local_endpoint().port();
+  spareFd_ = openSpare();
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  if (spareFd_ >= 0) ::close(spareFd_);
+}
 
 void Server::run() {
   const int n = options_.threads > 0
@@ -156,13 +205,26 @@ void Server::maybeFinishDrain() {
 }
 
 net::awaitable<void> Server::acceptLoop() {
+  net::steady_timer backoff(io_);
   for (;;) {
     // The next context in turn; each is single-threaded, so the connection needs no strand.
     net::io_context& ctx = nextContext();
     auto [ec, socket] = co_await acceptor_.async_accept(ctx, kNoThrow);
     if (ec) {
       if (!acceptor_.is_open() || draining_) co_return;
-      continue;  // EMFILE and friends: keep accepting what we can
+      if (connectionOnlyAcceptError(ec)) continue;
+      // Out of descriptors (EMFILE, ENFILE) or kernel memory: answer who waits 503 where the
+      // spare descriptor allows, then pause instead of spinning on the readable listener. The
+      // connections that still wait are accepted once descriptors free up.
+      if (outOfDescriptors(ec) && spareFd_ >= 0 && !shedding_) {
+        shedding_ = true;
+        net::co_spawn(io_, shedWaitingConnections(), net::detached);
+      }
+      backoff.expires_after(kAcceptBackoff);
+      co_await backoff.async_wait(kNoThrow);
+      if (!acceptor_.is_open() || draining_) co_return;
+      if (spareFd_ < 0 && !shedding_) spareFd_ = openSpare();
+      continue;
     }
     if (connections_.load() >= options_.maxConnections) {
       auto ex = socket.get_executor();
@@ -182,12 +244,63 @@ net::awaitable<void> Server::rejectConnection(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   Response res = errorResponse(bhttp::status::service_unavailable,
                                "too many connections, try again later", "", 11);
+  res.set(bhttp::field::retry_after, kRetryAfter);
   res.keep_alive(false);
   res.prepare_payload();
   stream.expires_after(std::chrono::seconds(5));
   co_await bhttp::async_write(stream, res, kNoThrow);
   beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+}
+
+net::awaitable<void> Server::shedWaitingConnections() {
+  for (int i = 0; i < kShedPerPause && spareFd_ >= 0 && acceptor_.is_open() && !draining_; ++i) {
+    const int listener = acceptor_.native_handle();
+    // Asio made the listener non-blocking for its async accepts; make sure: a blocking accept()
+    // with nobody waiting would stall the I/O thread.
+    if (const int flags = ::fcntl(listener, F_GETFL); flags >= 0 && !(flags & O_NONBLOCK))
+      ::fcntl(listener, F_SETFL, flags | O_NONBLOCK);
+    ::close(spareFd_);
+    spareFd_ = -1;
+    const int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) co_await answerUnavailable(fd);
+    // Another thread may have taken the freed descriptor: then there is no spare until a later
+    // pause of the accept loop reopens it.
+    spareFd_ = openSpare();
+    if (fd < 0) break;  // nobody waits (EAGAIN), or the descriptor went elsewhere (EMFILE)
+  }
+  shedding_ = false;
+}
+
+net::awaitable<void> Server::answerUnavailable(int fd) {
+  boost::system::error_code ec;
+  tcp::socket socket(io_);
+  socket.assign(acceptor_.local_endpoint(ec).protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    co_return;
+  }
+  beast::tcp_stream stream(std::move(socket));
+  // What the client sends first: its request line names the target, so that the 503 comes in
+  // the provider's error shape. Reading it also spares the client a reset on close before it
+  // has read the answer (unread input makes close() send RST).
+  char head[4096];
+  stream.expires_after(kShedReadTimeout);
+  auto [rec, n] = co_await stream.async_read_some(net::buffer(head), kNoThrow);
+  const std::string_view target = requestTarget(std::string_view(head, rec ? 0 : n));
+  Response res =
+      errorResponse(bhttp::status::service_unavailable,
+                    "the server is out of file descriptors, try again later", target, 11);
+  res.set(bhttp::field::retry_after, kRetryAfter);
+  res.keep_alive(false);
+  res.prepare_payload();
+  stream.expires_after(std::chrono::seconds(1));
+  co_await bhttp::async_write(stream, res, kNoThrow);
+  const int sock = stream.socket().native_handle();
+  ::shutdown(sock, SHUT_WR);
+  while (::recv(sock, head, sizeof head, MSG_DONTWAIT) > 0) {
+  }
+  stream.socket().close(ec);
 }
 
 Response Server::errorResponse(bhttp::status status, std::string message, std::string_view target,
@@ -274,6 +387,22 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     }
     state->busy = true;
     const std::string target(parser.get().target());
+    // Expect: 100-continue: the client waits for a 100 before it sends the body (curl does for
+    // bodies over 1 MB, and sends it anyway after a second). Only for a body the server is about
+    // to read: one over the limit was refused above, and one already arriving needs no 100.
+    if (!parser.is_done() && buffer.size() == 0 && parser.get().version() >= 11 &&
+        beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream.expires_after(options_.readTimeout);
+      auto [cec, cn] = co_await net::async_write(
+          stream, net::buffer(kContinue.data(), kContinue.size()), kNoThrow);
+      if (cec) break;
+    }
+    // A chunked body may end in trailer fields, and Beast's parser adds those to the request's
+    // header fields: a client could set Authorization or x-llmcache-namespace behind the back of
+    // whatever checked the head (a proxy). The handler sees the head as it was; trailers go.
+    std::optional<bhttp::request_header<>> head;
+    if (parser.chunked()) head = parser.get().base();
     stream.expires_after(options_.readTimeout);
     auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
     if (bec) {
@@ -297,6 +426,7 @@ net::awaitable<void> Server::session(tcp::socket socket) {
       break;
     }
     Request request = parser.release();
+    if (head) request.base() = std::move(*head);
     stream.expires_never();
     StreamResponseWriter writer(stream, request, options_.readTimeout, &draining_);
     writer.setPeerIsLoopback(peerIsLoopback);

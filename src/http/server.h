@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "http/descriptor_limit.h"
+
 namespace llmcache::http {
 
 namespace net = boost::asio;
@@ -30,6 +32,8 @@ struct ServerOptions {
   int threads = 0;       // 0: one per core
   uint64_t maxBodyBytes = 8u << 20;
   uint32_t maxHeaderBytes = 64u << 10;
+  // Concurrent connections; the one after them is answered 503. Keep it below the descriptor
+  // limit (http/descriptor_limit.h: connectionLimit), or accept() runs out of descriptors first.
   uint64_t maxConnections = 10000;
   std::chrono::seconds readTimeout{30};  // a request's body, and each write to the client
   std::chrono::seconds idleTimeout{75};  // waiting for the next request on a kept-alive connection
@@ -135,6 +139,10 @@ class Server {
   net::awaitable<void> acceptLoop();
   net::awaitable<void> session(net::ip::tcp::socket socket);
   net::awaitable<void> rejectConnection(net::ip::tcp::socket socket);
+  // Out of descriptors: answers connections waiting in the backlog 503, one at a time on the
+  // spare descriptor. Runs on io_, one at a time (shedding_).
+  net::awaitable<void> shedWaitingConnections();
+  net::awaitable<void> answerUnavailable(int fd);
   Response errorResponse(bhttp::status status, std::string message, std::string_view target,
                          unsigned version);
   void maybeFinishDrain();
@@ -159,6 +167,11 @@ class Server {
   std::mutex sessionsMutex_;
   std::list<std::shared_ptr<SessionState>> sessions_;
   std::unique_ptr<net::steady_timer> graceTimer_;
+  // /dev/null, held open so that one descriptor is free when the process has run out: the accept
+  // loop closes it to take one waiting connection, answer it 503 and close it, then reopens it.
+  // -1 while in use or when it could not be (re)opened. Touched on io_'s thread alone.
+  int spareFd_ = -1;
+  bool shedding_ = false;  // shedWaitingConnections() runs; io_'s thread alone
 };
 
 }  // namespace llmcache::http

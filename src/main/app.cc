@@ -80,6 +80,24 @@ std::unique_ptr<index::Index> openIndex(const config::Config& c, const cache::Co
 }
 }  // namespace
 
+namespace {
+// The connection limit under the process's descriptor limit: the soft RLIMIT_NOFILE is raised
+// to the hard one first, then CACHE_MAX_CONNECTIONS (0: automatic) is fitted below it with a
+// reserve for files, SQLite, upstream and S3 connections (http::connectionLimit).
+uint64_t fitConnectionsToDescriptors(uint64_t configured) {
+  const uint64_t descriptors = http::raiseDescriptorLimit();
+  const http::ConnectionLimit limit = http::connectionLimit(configured, descriptors);
+  if (limit.clamped)
+    std::fprintf(stderr,
+                 "llmcache: warning: CACHE_MAX_CONNECTIONS=%llu is more than %llu file "
+                 "descriptors allow; using %llu (raise the limit: ulimit -n, LimitNOFILE=)\n",
+                 static_cast<unsigned long long>(configured),
+                 static_cast<unsigned long long>(descriptors),
+                 static_cast<unsigned long long>(limit.connections));
+  return limit.connections;
+}
+}  // namespace
+
 http::ServerOptions serverOptions(const config::Config& c) {
   http::ServerOptions o;
   auto [host, port] = c.listenEndpoint();
@@ -88,7 +106,7 @@ http::ServerOptions serverOptions(const config::Config& c) {
   o.threads = c.threads;
   o.maxBodyBytes = c.maxBodyBytes;
   o.maxHeaderBytes = static_cast<uint32_t>(c.maxHeaderBytes);
-  o.maxConnections = c.maxConnections;
+  o.maxConnections = fitConnectionsToDescriptors(c.maxConnections);
   o.readTimeout = seconds(c.readTimeoutSeconds);
   o.idleTimeout = seconds(c.idleTimeoutSeconds);
   o.shutdownGrace = seconds(c.shutdownGraceSeconds);

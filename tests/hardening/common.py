@@ -131,3 +131,74 @@ class HardeningTestCase(unittest.TestCase):
         stack.gateway  # entry files appear in the background: give a write a moment to land
         time.sleep(0.3)
         self.assertEqual(stack.entry_files(), [], "an answer that must not be stored was")
+
+
+# -- descriptor limits and raw HTTP (http_server_test.py) ----------------------------------
+class LimitedProcess(Process):
+    """A Process started with RLIMIT_NOFILE set to `nofile`, soft and hard, in the child before
+    exec (as `ulimit -n nofile` would): the gateway cannot raise it."""
+
+    def __init__(self, args, log_dir: pathlib.Path, name: str, nofile: int):
+        import resource
+        import subprocess
+
+        self.args = args
+        self.stdout_path = log_dir / f"{name}.stdout"
+        self.stderr_path = log_dir / f"{name}.stderr"
+        self._out = open(self.stdout_path, "ab")
+        self._err = open(self.stderr_path, "ab")
+        self._offset = self.stdout_path.stat().st_size
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        self.proc = subprocess.Popen([BIN, *args], stdout=self._out, stderr=self._err,
+                                     stdin=subprocess.DEVNULL, preexec_fn=limit)
+        self.port = self._wait_for_port()
+
+
+def start_gateway_with_nofile(stack, nofile: int, sets=None):
+    """Starts the stack's gateway (as Stack.start_gateway does) under a descriptor limit."""
+    args = ["serve", "--listen", "127.0.0.1:0", "--upstream", stack.upstream,
+            "--cache-dir", str(stack.cache_dir)]
+    for name, value in (sets or {}).items():
+        args += ["--set", f"{name}={value}"]
+    stack.gateway = LimitedProcess(args, stack.logs, "gateway", nofile)
+    return stack.gateway
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()  # fields from the 3rd (state) on
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def open_fds(pid: int):
+    """The descriptor numbers a process has open."""
+    return sorted(int(n) for n in os.listdir(f"/proc/{pid}/fd"))
+
+
+def read_response(sock) -> bytes:
+    """One HTTP response (head and Content-Length body) from a raw socket; what arrived when the
+    peer closes or the socket's timeout passes first (b"": no answer)."""
+    data = b""
+    while True:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", data[:end])
+            if m is None or len(data) >= end + 4 + int(m.group(1)):
+                return data
+        try:
+            chunk = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def header_of(raw: bytes, name: str):
+    """A header's value in a raw response, or None."""
+    m = re.search(rb"(?im)^" + re.escape(name.encode()) + rb":\s*([^\r\n]*)", raw.partition(b"\r\n\r\n")[0])
+    return m.group(1).decode() if m else None
