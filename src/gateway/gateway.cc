@@ -238,7 +238,14 @@ upstream::Request Gateway::upstreamRequest(const Context& ctx, bool cached) cons
   ur.url = ctx.route.upstreamUrl;
   ur.body = ctx.request.body();
   ur.connectTimeout = std::chrono::seconds(deps_.config.upstreamConnectTimeoutSeconds);
-  ur.totalTimeout = std::chrono::seconds(deps_.config.upstreamTimeoutSeconds);
+  if (cached) {
+    ur.totalTimeout = std::chrono::seconds(deps_.config.upstreamTimeoutSeconds);
+  } else {
+    // Pass-through is read as fast as the client takes it (back-pressure): a slow client may
+    // take longer than any total timeout, so the bound is silence from the upstream instead.
+    ur.totalTimeout = std::chrono::milliseconds(0);
+    ur.idleTimeout = std::chrono::seconds(deps_.config.upstreamTimeoutSeconds);
+  }
   for (auto& h : upstream::forwardableHeaders(headersOf(ctx.request)))
     if (!cached || !upstream::equalsIgnoreCase(h.name, "accept-encoding"))
       ur.headers.push_back(std::move(h));
@@ -368,8 +375,10 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
   if (!up.done && !up.clientGone) {
     upstreamErrors_.fetch_add(1, std::memory_order_relaxed);
     if (!w.started()) {
-      co_await sendError(ctx, w, bhttp::status::bad_gateway,
-                         "upstream request failed: " + up.done.error().message, Outcome::Bypass);
+      const auto status = up.done.error().code == Errc::Timeout ? bhttp::status::gateway_timeout
+                                                                : bhttp::status::bad_gateway;
+      co_await sendError(ctx, w, status, "upstream request failed: " + up.done.error().message,
+                         Outcome::Bypass);
     } else {
       w.abort();  // the upstream broke off: the client must see a broken response
     }

@@ -60,8 +60,8 @@ class RecordingWriter final : public http::ResponseWriter {
 struct Reply {
   int status = 200;
   std::string contentType = "application/json";
-  std::vector<std::string> chunks;  // the body, in pieces
-  std::optional<Errc> failure;      // the transfer fails instead (after the head if any)
+  std::vector<std::string> chunks = {};  // the body, in pieces
+  std::optional<Errc> failure = {};      // the transfer fails instead (after the head if any)
   bool failBeforeHead = true;
 };
 

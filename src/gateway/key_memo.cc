@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "analytics/event.h"
 #include "analytics/prompt.h"
 
 namespace llmcache::gateway {
@@ -76,6 +77,14 @@ Result<std::shared_ptr<KeyMemo::Value>> computeKeyInfo(std::string_view body,
   value->info = *info;
   value->key = std::move(*k);
   std::string().swap(value->key.canonical);  // as large as the body, and not needed past here
+  if (options.mode == key::NormalizeMode::Seed) {
+    value->seedHash = analytics::seedHashOf(value->key.requestHash);
+  } else {
+    key::KeyOptions seed = options;
+    seed.mode = key::NormalizeMode::Seed;
+    if (auto s = key::computeKey(*parsed, seed))
+      value->seedHash = analytics::seedHashOf(s->requestHash);
+  }
   const Json* streamOptions = parsed->find("stream_options");
   value->includeUsage =
       streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);

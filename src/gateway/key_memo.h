@@ -34,6 +34,9 @@ class KeyMemo {
     key::CacheKey key;
     bool includeUsage = false;   // stream_options.include_usage
     std::string promptCategory;  // analytics::classifyPrompt of the last user message
+    // analytics::seedHashOf the request_hash under `seed` normalization (what seed mode would
+    // have merged: /cache/patterns' normalize_prompts); 0: unknown
+    uint64_t seedHash = 0;
   };
   static constexpr size_t kMaxBodyBytes = 64 * 1024;
 

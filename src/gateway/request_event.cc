@@ -37,7 +37,10 @@ void Gateway::recordEvent(Context& ctx) {
     }
   }
   e.callerHash = ctx.controls.callerHash;
+  e.tenant = ctx.controls.tenant;
+  e.keyNamespace = ctx.controls.keyNamespace;
   if (ctx.keyInfo) {
+    e.seedHash = ctx.keyInfo->seedHash;
     e.promptCategory = ctx.keyInfo->promptCategory;
     e.promptSimhash = ctx.keyInfo->promptSimhash;
     e.promptPreview = ctx.keyInfo->promptPreview;

@@ -6,12 +6,6 @@
 
 namespace llmcache::gateway {
 
-namespace {
-bool startsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-}  // namespace
-
 Router::Router(const upstream::PlatformTable& platforms, RouterOptions options)
     : platforms_(platforms), options_(std::move(options)), defaultPlatform_("default") {
   for (const auto& p : platforms_.all())
@@ -59,7 +53,7 @@ Route Router::route(http::bhttp::verb method, std::string_view target) const {
 
   // /v1/... goes to the configured upstream, /{platform}/v1/... to a named platform.
   std::string apiPath, base;
-  if (startsWith(r.path, "/v1/") || r.path == "/v1") {
+  if (std::string_view(r.path).starts_with("/v1/") || r.path == "/v1") {
     apiPath = r.path;
     base = options_.upstream;
     r.platform = defaultPlatform_;
@@ -69,7 +63,7 @@ Route Router::route(http::bhttp::verb method, std::string_view target) const {
     const std::string name =
         r.path.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
     apiPath = slash == std::string::npos ? "" : r.path.substr(slash);
-    if (!startsWith(apiPath, "/v1/")) {
+    if (!std::string_view(apiPath).starts_with("/v1/")) {
       r.error = "no route for " + r.path + ": use /v1/... or /{platform}/v1/...";
       return r;
     }
@@ -85,9 +79,9 @@ Route Router::route(http::bhttp::verb method, std::string_view target) const {
   // The platform's base ends in /v1; the API path starts with it.
   r.upstreamUrl = base + apiPath.substr(3) + (r.query.empty() ? "" : "?" + r.query);
   if (method == http::bhttp::verb::post) r.endpoint = api::endpointForPath(apiPath);
-  r.provider = r.endpoint                            ? api::providerOf(*r.endpoint)
-               : startsWith(apiPath, "/v1/messages") ? api::Provider::Anthropic
-                                                     : api::Provider::OpenAi;
+  r.provider = r.endpoint ? api::providerOf(*r.endpoint)
+               : std::string_view(apiPath).starts_with("/v1/messages") ? api::Provider::Anthropic
+                                                                       : api::Provider::OpenAi;
   return r;
 }
 

@@ -39,6 +39,11 @@ struct Request {
   // with Errc::Timeout.
   std::chrono::milliseconds connectTimeout{10000};
   std::chrono::milliseconds totalTimeout{600000};
+  // Zero or negative: none. Otherwise the transfer fails with Timeout when the upstream sends
+  // nothing for this long (libcurl's low-speed limit of 1 byte/s; time paused by the sink's
+  // back-pressure does not count): the bound of a pass-through download that a slow client
+  // reads for longer than any total timeout would allow.
+  std::chrono::seconds idleTimeout{0};
 };
 
 // The final response's status line and headers. Interim 1xx responses (100 Continue,

@@ -276,6 +276,10 @@ Result<void> setUpEasy(TransferState& t, const ClientOptions& options) {
       static_cast<long>(r.connectTimeout.count() > 0 ? r.connectTimeout.count() : 0));
   set(CURLOPT_TIMEOUT_MS,
       static_cast<long>(r.totalTimeout.count() > 0 ? r.totalTimeout.count() : 0));
+  if (r.idleTimeout.count() > 0) {
+    set(CURLOPT_LOW_SPEED_LIMIT, 1L);
+    set(CURLOPT_LOW_SPEED_TIME, static_cast<long>(r.idleTimeout.count()));
+  }
   if (!options.caFile.empty()) set(CURLOPT_CAINFO, options.caFile.c_str());
 
   bool bodyMethod = r.method == "POST" || r.method == "PUT" || r.method == "PATCH";
