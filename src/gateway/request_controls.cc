@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <unicode/ustring.h>
 
 #include <boost/algorithm/hex.hpp>
 #include <boost/algorithm/string/classification.hpp>
@@ -19,6 +20,15 @@ namespace {
 
 std::string_view trim(std::string_view s) {  // spaces and tabs only (HTTP's OWS)
   return boost::algorithm::trim_copy_if(s, boost::algorithm::is_any_of(" \t"));
+}
+
+// ICU's converter refuses ill-formed UTF-8 (overlongs, surrogates, truncated sequences).
+bool isValidUtf8(std::string_view s) {
+  UErrorCode error = U_ZERO_ERROR;
+  int32_t length = 0;
+  u_strFromUTF8(nullptr, 0, &length, s.data(), static_cast<int32_t>(s.size()), &error);
+  return error == U_ZERO_ERROR || error == U_BUFFER_OVERFLOW_ERROR ||
+         error == U_STRING_NOT_TERMINATED_WARNING;
 }
 
 std::optional<int64_t> parseNonNegative(std::string_view s) {
@@ -92,6 +102,12 @@ Result<RequestControls> readControls(const http::Request& req, std::string_view 
   }
   c.keyNamespace = std::string(trim(req["x-llmcache-namespace"]));
   forEachListItem(req["x-llmcache-tags"], [&](std::string_view t) { c.tags.emplace_back(t); });
+  // Both are stored with the entry and listed in /cache/entries (JSON): text, never raw bytes.
+  if (!isValidUtf8(c.keyNamespace))
+    return makeError(Errc::InvalidArgument, "x-llmcache-namespace must be valid UTF-8");
+  for (const std::string& tag : c.tags)
+    if (!isValidUtf8(tag))
+      return makeError(Errc::InvalidArgument, "x-llmcache-tags must be valid UTF-8");
 
   // The caller's credential, from the first carrier present (Authorization, x-api-key, Azure's
   // api-key, Google's x-goog-api-key, a ?key= parameter: CACHE_SCOPE_CREDENTIALS).

@@ -198,5 +198,16 @@ TEST(CredentialScope, NeverContainsTheCredential) {
   }
 }
 
+TEST(ReadControls, NamespaceAndTagsMustBeValidUtf8) {
+  for (std::string_view bad : {"team-\xff", "\xc0\xaf", "\xed\xa0\x80", "ok\xe2\x82"}) {
+    auto ns = readControls(request({{"x-llmcache-namespace", bad}}), "", {});
+    ASSERT_FALSE(ns) << bad;
+    EXPECT_NE(ns.error().message.find("UTF-8"), std::string::npos);
+    EXPECT_FALSE(readControls(request({{"x-llmcache-tags", bad}}), "", {}));
+  }
+  const RequestControls ok = controls(request({{"x-llmcache-tags", "caf\xc3\xa9, \xe2\x82\xac"}}));
+  EXPECT_EQ(ok.tags, (std::vector<std::string>{"caf\xc3\xa9", "\xe2\x82\xac"}));
+}
+
 }  // namespace
 }  // namespace llmcache::gateway

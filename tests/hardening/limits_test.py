@@ -106,3 +106,30 @@ class ShutdownTest(HardeningTestCase):
         # Nothing half-written: the cache directory opens and verifies clean.
         self.s.start_gateway()
         self.assertServing(self.s)
+
+
+class HeaderTextTest(HardeningTestCase):
+    def send_raw(self, extra_header: bytes):
+        from common import raw_connect, read_until_closed, status_of, body_of
+        body = json.dumps(chat("tagged")).encode()
+        sock = raw_connect(self.s.gateway.port)
+        self.addCleanup(sock.close)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nConnection: close\r\n" + extra_header +
+                     b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        raw = read_until_closed(sock)
+        return status_of(raw), body_of(raw)
+
+    def test_invalid_utf8_in_the_namespace_or_tags_is_a_400_and_never_reaches_the_listing(self):
+        for header in (b"x-llmcache-namespace: team-\xff\xfe", b"x-llmcache-tags: ok,\xc0\xaf"):
+            with self.subTest(header=header):
+                status, body = self.send_raw(header)
+                self.assertEqual(status, 400, body)
+                self.assertIn("UTF-8", json.loads(body)["error"]["message"])
+        ok, _ = self.send_raw("x-llmcache-tags: caf\u00e9".encode())
+        self.assertEqual(ok, 200)
+        self.s.wait_stored(1)
+        listing = request(self.s.gateway.port, "GET", "/cache/entries")
+        self.assertEqual(listing.status, 200)
+        rows = json.loads(listing.body)["data"]  # strict JSON: no raw bytes
+        self.assertEqual([r["tags"] for r in rows], [["caf\u00e9"]])
