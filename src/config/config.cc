@@ -94,6 +94,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_THREADS", &Config::threads),
       field("CACHE_MAX_BODY_BYTES", &Config::maxBodyBytes),
       field("CACHE_MAX_HEADER_BYTES", &Config::maxHeaderBytes),
+      field("CACHE_MAX_INFLIGHT_BODY_BYTES", &Config::maxBodyBytesInFlight),
       field("CACHE_MAX_CONNECTIONS", &Config::maxConnections),
       field("CACHE_READ_TIMEOUT", &Config::readTimeoutSeconds),
       field("CACHE_IDLE_TIMEOUT", &Config::idleTimeoutSeconds),

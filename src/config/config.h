@@ -28,6 +28,9 @@ struct Config {
   // Limits
   uint64_t maxBodyBytes = 8u << 20;     // CACHE_MAX_BODY_BYTES: request bodies
   uint64_t maxHeaderBytes = 64u << 10;  // CACHE_MAX_HEADER_BYTES
+  // CACHE_MAX_INFLIGHT_BODY_BYTES: request bodies held at once, all connections together (0: no
+  // budget); above it a request is a 503 with Retry-After
+  uint64_t maxBodyBytesInFlight = uint64_t{256} << 20;
   // CACHE_MAX_CONNECTIONS: concurrent client connections. 0 (default): min(10000, what the
   // descriptor limit leaves room for); a value above that room is clamped with a warning
   // (http/descriptor_limit.h)

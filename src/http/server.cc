@@ -387,6 +387,50 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     }
     state->busy = true;
     const std::string target(parser.get().target());
+    // The gateway-wide budget of request bodies in flight, taken before the body is read and
+    // given back once the answer is out (the body lives as long as its request).
+    const uint64_t bodyBytes = parser.content_length() ? *parser.content_length()
+                               : parser.chunked()      ? options_.maxBodyBytes
+                                                       : 0;
+    struct BodyLease {
+      std::atomic<uint64_t>& inFlight;
+      uint64_t bytes = 0;
+      ~BodyLease() { inFlight.fetch_sub(bytes, std::memory_order_relaxed); }
+    } lease{bodyBytesInFlight_};
+    if (bodyBytes > 0 && options_.maxBodyBytesInFlight > 0) {
+      const uint64_t before = bodyBytesInFlight_.fetch_add(bodyBytes, std::memory_order_relaxed);
+      lease.bytes = bodyBytes;
+      if (before + bodyBytes > options_.maxBodyBytesInFlight && before > 0) {
+        // (A lone body is always admitted: the budget bounds concurrency, not one request.)
+        Response res = errorResponse(bhttp::status::service_unavailable,
+                                     "the gateway is reading as many request bodies as it "
+                                     "holds at once; retry",
+                                     target, parser.get().version());
+        res.set(bhttp::field::retry_after, "1");
+        res.keep_alive(false);
+        res.prepare_payload();
+        stream.expires_after(options_.readTimeout);
+        auto [wec, wn] = co_await bhttp::async_write(stream, res, kNoThrow);
+        // A client still sending its body reads no answer until it is done: take the body and
+        // drop it (a 64 KB scratch, never the body in memory), so that the client sees the 503
+        // rather than a reset. A chunked body is not drained: the connection just closes; nor
+        // is one the client holds back until a 100 Continue (it gets the 503 instead).
+        const bool waitsFor100 = beast::iequals(parser.get()[bhttp::field::expect], "100-continue");
+        if (!wec && parser.content_length() && !waitsFor100) {
+          uint64_t left = *parser.content_length();
+          left -= std::min<uint64_t>(left, buffer.size());
+          buffer.consume(buffer.size());
+          std::vector<char> scratch(64 << 10);
+          while (left > 0) {
+            auto [dec, dn] = co_await stream.async_read_some(
+                net::buffer(scratch.data(), std::min<uint64_t>(left, scratch.size())), kNoThrow);
+            if (dec) break;
+            left -= dn;
+          }
+        }
+        break;
+      }
+    }
     // Expect: 100-continue: the client waits for a 100 before it sends the body (curl does for
     // bodies over 1 MB, and sends it anyway after a second). Only for a body the server is about
     // to read: one over the limit was refused above, and one already arriving needs no 100.

@@ -35,6 +35,11 @@ struct ServerOptions {
   // Concurrent connections; the one after them is answered 503. Keep it below the descriptor
   // limit (http/descriptor_limit.h: connectionLimit), or accept() runs out of descriptors first.
   uint64_t maxConnections = 10000;
+  // The request bodies all connections may hold at once (declared Content-Length, or
+  // maxBodyBytes for a chunked body, from its head until its answer is sent). Above it a
+  // request is answered 503 with Retry-After before its body is read: ten concurrent bodies at
+  // the limit must not take gigabytes. 0: no budget.
+  uint64_t maxBodyBytesInFlight = uint64_t{256} << 20;
   std::chrono::seconds readTimeout{30};  // a request's body, and each write to the client
   std::chrono::seconds idleTimeout{75};  // waiting for the next request on a kept-alive connection
   std::chrono::seconds shutdownGrace{30};  // how long stop() waits for in-flight requests
@@ -164,6 +169,7 @@ class Server {
   uint16_t port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<size_t> connections_{0};
+  std::atomic<uint64_t> bodyBytesInFlight_{0};
   std::mutex sessionsMutex_;
   std::list<std::shared_ptr<SessionState>> sessions_;
   std::unique_ptr<net::steady_timer> graceTimer_;

@@ -105,6 +105,7 @@ http::ServerOptions serverOptions(const config::Config& c) {
   o.port = port;
   o.threads = c.threads;
   o.maxBodyBytes = c.maxBodyBytes;
+  o.maxBodyBytesInFlight = c.maxBodyBytesInFlight;
   o.maxHeaderBytes = static_cast<uint32_t>(c.maxHeaderBytes);
   o.maxConnections = fitConnectionsToDescriptors(c.maxConnections);
   o.readTimeout = seconds(c.readTimeoutSeconds);

@@ -133,3 +133,29 @@ class HeaderTextTest(HardeningTestCase):
         self.assertEqual(listing.status, 200)
         rows = json.loads(listing.body)["data"]  # strict JSON: no raw bytes
         self.assertEqual([r["tags"] for r in rows], [["caf\u00e9"]])
+
+
+class BodyBudgetTest(HardeningTestCase):
+    SETS = {"CACHE_MAX_INFLIGHT_BODY_BYTES": str(20 << 20)}
+
+    def test_bodies_beyond_the_gateway_wide_budget_are_a_503_with_retry_after(self):
+        text = "b" * ((8 << 20) - 300)
+        results = []
+
+        def one(i):
+            results.append(self.s.post(CHAT, chat(f"{i}{text}"), {"x-mock-latency-ms": "1500"},
+                                       timeout=60))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+            time.sleep(0.2)
+        for t in threads:
+            t.join(90)
+        statuses = sorted(r.status for r in results)
+        self.assertIn(503, statuses)  # 4 x 8 MiB against a 20 MiB budget
+        self.assertIn(200, statuses)
+        refused = [r for r in results if r.status == 503]
+        self.assertEqual(refused[0].header("retry-after"), "1")
+        self.assertOpenAiError(refused[0], 503)
+        self.assertServing(self.s)  # the budget is given back
