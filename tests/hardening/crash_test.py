@@ -116,8 +116,9 @@ class CrashTest(HardeningTestCase):
 
     # -- checks -----------------------------------------------------------------------------
     def keys_of(self, prompts):
-        """The cache keys of prompts (no credentials: the empty scope), from `llmcache key`."""
-        lines = "".join(json.dumps({"endpoint": "openai.chat", "normalize": "seed", "scope": "",
+        """The cache keys of prompts (no credentials: the "anonymous" tenant), from `llmcache key`."""
+        lines = "".join(json.dumps({"endpoint": "openai.chat", "normalize": "exact",
+                                    "scope": "anonymous",
                                     "namespace": "",
                                     "request": json.dumps(prompt_body(p))}) + "\n"
                         for p in prompts)
