@@ -8,11 +8,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/algorithm/hex.hpp>
+#include <boost/algorithm/string.hpp>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "common/json.h"
@@ -171,20 +174,25 @@ void validateAlerts(const Config& c) {
 
 }  // namespace
 
-std::vector<std::string> Config::alertRecipients() const {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= alertEmail.size()) {
-    size_t end = alertEmail.find(',', start);
-    if (end == std::string::npos) end = alertEmail.size();
-    std::string a = alertEmail.substr(start, end - start);
-    while (!a.empty() && (a.front() == ' ' || a.front() == '\t')) a.erase(a.begin());
-    while (!a.empty() && (a.back() == ' ' || a.back() == '\t')) a.pop_back();
-    if (!a.empty()) out.push_back(std::move(a));
-    start = end + 1;
+namespace {
+// "a, b,c" -> {"a", "b", "c"}: comma-separated, spaces and tabs around items dropped, empty
+// items skipped.
+std::vector<std::string> listItems(const std::string& list) {
+  std::vector<std::string> pieces, out;
+  boost::algorithm::split(pieces, list, boost::algorithm::is_any_of(","));
+  for (const std::string& piece : pieces) {
+    std::string item = boost::algorithm::trim_copy_if(piece, boost::algorithm::is_any_of(" \t"));
+    if (!item.empty()) out.push_back(std::move(item));
   }
   return out;
 }
+
+bool isNormalizeMode(const std::string& m) {
+  return m == "seed" || m == "whitespace" || m == "exact";
+}
+}  // namespace
+
+std::vector<std::string> Config::alertRecipients() const { return listItems(alertEmail); }
 
 std::pair<std::string, uint16_t> Config::listenEndpoint() const {
   const auto colon = listen.rfind(':');
@@ -195,33 +203,6 @@ std::pair<std::string, uint16_t> Config::listenEndpoint() const {
     host = host.substr(1, host.size() - 2);
   return {host, parseNumber<uint16_t>("CACHE_LISTEN port", listen.substr(colon + 1))};
 }
-
-namespace {
-// "a, b,c" -> {"a", "b", "c"}: comma-separated, spaces around items dropped, empty items skipped.
-std::vector<std::string> listItems(const std::string& list) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    std::string item = list.substr(start, end - start);
-    start = end + 1;
-    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-    while (!item.empty() && item.back() == ' ') item.pop_back();
-    if (!item.empty()) out.push_back(std::move(item));
-  }
-  return out;
-}
-
-std::string lowercase(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-bool isNormalizeMode(const std::string& m) {
-  return m == "seed" || m == "whitespace" || m == "exact";
-}
-}  // namespace
 
 std::vector<std::pair<std::string, std::string>> Config::namespaceNormalizations() const {
   std::vector<std::pair<std::string, std::string>> out;
@@ -239,7 +220,7 @@ std::vector<std::pair<std::string, std::string>> Config::namespaceNormalizations
 std::vector<std::string> Config::keyHeaderNames() const {
   std::vector<std::string> out = {"anthropic-version", "anthropic-beta", "openai-beta"};
   for (const std::string& h : listItems(keyHeaders)) {
-    std::string name = lowercase(h);
+    std::string name = boost::algorithm::to_lower_copy(h);
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
   }
   return out;
@@ -252,7 +233,7 @@ std::vector<std::string> Config::credentialSources() const {
       if (item.size() == 6) throw ConfigError("CACHE_SCOPE_CREDENTIALS: 'query:' needs a name");
       out.push_back(item);
     } else {
-      out.push_back(lowercase(item));
+      out.push_back(boost::algorithm::to_lower_copy(item));
     }
   }
   return out;
@@ -260,15 +241,7 @@ std::vector<std::string> Config::credentialSources() const {
 
 std::vector<std::pair<std::string, int64_t>> Config::modelTtlRules() const {
   std::vector<std::pair<std::string, int64_t>> rules;
-  size_t start = 0;
-  while (start < modelTtls.size()) {
-    size_t end = modelTtls.find(',', start);
-    if (end == std::string::npos) end = modelTtls.size();
-    std::string rule = modelTtls.substr(start, end - start);
-    start = end + 1;
-    while (!rule.empty() && rule.front() == ' ') rule.erase(rule.begin());
-    while (!rule.empty() && rule.back() == ' ') rule.pop_back();
-    if (rule.empty()) continue;
+  for (const std::string& rule : listItems(modelTtls)) {
     const size_t eq = rule.rfind('=');
     if (eq == std::string::npos || eq == 0)
       throw ConfigError("CACHE_MODEL_TTLS: expected glob=seconds, got '" + rule + "'");
@@ -424,12 +397,8 @@ std::string loadOrCreateSecretFile(const std::string& path) {
     ::unlink(path.c_str());
     throw ConfigError("no random bytes for " + path);
   }
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string secret;
-  for (unsigned char b : bytes) {
-    secret.push_back(kHex[b >> 4]);
-    secret.push_back(kHex[b & 15]);
-  }
+  boost::algorithm::hex_lower(std::begin(bytes), std::end(bytes), std::back_inserter(secret));
   const std::string line = secret + "\n";
   const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
                   ::fsync(fd) == 0;

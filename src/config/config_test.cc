@@ -216,5 +216,43 @@ TEST(ConfigAlerts, SmtpCredentialsAreMaskedInPrintConfig) {
   EXPECT_NE(printed.find("CACHE_SMTP_URL=smtps://****@mail.example.com:465\n"), std::string::npos);
 }
 
+TEST(Config, KeySettingsAreSafeByDefaultAndParsedOnce) {
+  Config c;
+  EXPECT_EQ(c.keyNormalize, "exact");
+  EXPECT_EQ(c.keyHeaderNames(),
+            (std::vector<std::string>{"anthropic-version", "anthropic-beta", "openai-beta"}));
+  c.keyHeaders = " X-Shape ,anthropic-beta,";
+  EXPECT_EQ(c.keyHeaderNames().back(), "x-shape");
+  EXPECT_EQ(c.keyHeaderNames().size(), 4u);
+  c.keyNormalizeNamespaces = "faq=seed, docs=whitespace";
+  EXPECT_EQ(c.namespaceNormalizations(), (std::vector<std::pair<std::string, std::string>>{
+                                             {"faq", "seed"}, {"docs", "whitespace"}}));
+  c.keyNormalizeNamespaces = "faq=loud";
+  EXPECT_THROW(validate(c), ConfigError);
+  c.keyNormalizeNamespaces.clear();
+  EXPECT_EQ(c.credentialSources(),
+            (std::vector<std::string>{"authorization", "x-api-key", "api-key", "x-goog-api-key",
+                                      "query:key"}));
+  c.scopeCredentials = "query:";
+  EXPECT_THROW(validate(c), ConfigError);
+  c.scopeCredentials = "Authorization";
+  c.ttlMaxSeconds = -1;
+  EXPECT_THROW(validate(c), ConfigError);
+}
+
+TEST(Config, AGeneratedSecretIsKeptOwnerOnlyAndReadBack) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("llmcache-secret-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "scope-secret").string();
+  const std::string first = loadOrCreateSecretFile(path);
+  EXPECT_EQ(first.size(), 64u);
+  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(loadOrCreateSecretFile(path), first);
+  std::filesystem::remove_all(dir);
+  EXPECT_THROW(loadOrCreateSecretFile(path + "-missing-dir/x"), ConfigError);
+}
+
 }  // namespace
 }  // namespace llmcache::config
