@@ -272,6 +272,7 @@ Analytics::Analytics(index::Index& index, EventRecorder* recorder, AnalyticsOpti
     : index_(index), recorder_(recorder), options_(options) {}
 
 void Analytics::flushSources() {
+  if (options_.syncStores) options_.syncStores();
   if (recorder_)
     (void)recorder_->flush();  // a failed write is counted by the recorder; report what is there
   index_.flush();

@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 // Analytics: the figures of GET /cache/analytics and GET /cache/patterns, computed in SQL over the
 // index's events table (what happened to each request) and entries table (what is stored).
 // Every definition is in docs/analytics.md; the JSON shapes are listed there too.
@@ -28,6 +29,10 @@ struct AnalyticsOptions {
   size_t maxSimilarityEntries = 5000;  // the newest entries with a signature compared pairwise
   size_t maxNearDuplicateGroups = 20;
   size_t maxNormalizeTenants = 5;  // normalize_prompts: the tenants `seed` would have saved most
+  // Waits until the stores queued so far reached the index (the cache's background writer:
+  // TieredCache::sync), so hot and cold keys include the entries of requests already answered.
+  // Empty: not waited for.
+  std::function<void()> syncStores = {};
 };
 
 // Thread-safe (the index serializes the queries). Queries read the whole window: an admin call,

@@ -1,5 +1,7 @@
 #include "cache/tiered_cache.h"
 
+#include <future>
+
 #include "common/log.h"
 #include "common/offload.h"
 #include "common/thread.h"
@@ -23,6 +25,13 @@ void TieredCache::drain() {
   // what shutdown wants (requests have stopped by then).
   slowPool_.join();
   writer_.join();
+}
+
+bool TieredCache::sync(std::chrono::milliseconds limit) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto future = done->get_future();
+  net::post(writer_, [done] { done->set_value(); });
+  return future.wait_for(limit) == std::future_status::ready;
 }
 
 uint64_t TieredCache::errors(TierId tier) const {

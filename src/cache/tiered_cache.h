@@ -141,8 +141,13 @@ class TieredCache {
   // the key gone (a row already chose it) discards the answer with (void), saying why.
   [[nodiscard]] bool erase(std::string_view cacheKey);
 
-  // Waits for every background write queued so far. Safe to call more than once.
+  // Waits for every background write queued so far. Safe to call more than once; afterwards the
+  // cache takes no more background work (shutdown).
   void drain();
+  // Waits (at most `limit`) until the background writes queued before the call are done, the
+  // cache staying open: for readers of what observers record (the analytics' hot keys). False:
+  // the limit passed first. Never on a request thread, nor on the writer itself.
+  bool sync(std::chrono::milliseconds limit = std::chrono::seconds(5));
 
   // Operations that failed per tier since construction (also Failed events).
   uint64_t errors(TierId tier) const;

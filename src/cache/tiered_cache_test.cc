@@ -339,6 +339,16 @@ TEST_F(TieredCacheTest, StorePutsTheFirstTierBeforeItReturnsAndTheRestInTheBackg
   EXPECT_EQ(stored[0].simhash, 9u);
 }
 
+TEST_F(TieredCacheTest, SyncWaitsForTheQueuedWritesAndKeepsTheCacheOpen) {
+  EXPECT_EQ(store(entry()), StoreResult::Stored);
+  ASSERT_TRUE(cache_.sync());
+  EXPECT_TRUE(disk_.holds(kKey));
+  EXPECT_EQ(events_.of(TierEvent::Kind::Stored).size(), 3u);
+  EXPECT_EQ(store(entry("again")), StoreResult::Stored);  // still takes work
+  ASSERT_TRUE(cache_.sync());
+  EXPECT_EQ(events_.of(TierEvent::Kind::Stored).size(), 6u);
+}
+
 TEST_F(TieredCacheTest, AStoreAnInvalidationCondemnedBeforehandStoresNothing) {
   guard_.allow = 0;
   EXPECT_EQ(store(entry()), StoreResult::Condemned);

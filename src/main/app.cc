@@ -246,7 +246,9 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   // RecorderOptions), the figures of /cache/analytics and /cache/patterns.
   p.recorder = std::make_unique<analytics::EventRecorder>(
       *p.index, analytics::RecorderOptions{.idleWhenCaughtUp = true});
-  p.analytics = std::make_unique<analytics::Analytics>(*p.index, p.recorder.get());
+  p.analytics = std::make_unique<analytics::Analytics>(
+      *p.index, p.recorder.get(),
+      analytics::AnalyticsOptions{.syncStores = [&p] { (void)p.cache->sync(); }});
   p.admin = std::make_unique<admin::AdminApi>(*p.index, *p.invalidator, c, p.analytics.get());
   if (p.s3Client)
     p.broadcast = std::make_unique<invalidation::S3InvalidationBroadcast>(
