@@ -3,13 +3,19 @@
 #   a) cache_key.py run once per request, as the reference CLI is used (one request per process)
 #   b) the reference's functions in one Python process looping over the lines (the fairest)
 #   c) llmcache key --jsonl
-# The lines are the project's key spec vectors (tests/keyspec/vectors.jsonl). a) and b) need the
-# Python reference (cache_key.py in ../shared/keyspec beside the repository); without it only c)
-# runs. LLMCACHE_KEYSPEC_DIR names another key spec directory, for both the vectors and the
-# reference.
+# Two inputs: the project's key spec vectors (tests/keyspec/vectors.jsonl, 1,034 lines), and a
+# larger synthetic set, those vectors repeated 20 times (20,680 lines), where process start no
+# longer hides the per-line cost. "Per line" is the marginal time, (big - small) / (lines
+# between), so neither side's start-up (Python's interpreter and imports; llmcache's dynamic
+# linking) is counted. a) and b) need the Python reference (cache_key.py in ../shared/keyspec
+# beside the repository); without it only c) runs. LLMCACHE_KEYSPEC_DIR names another key spec
+# directory, for both the vectors and the reference; LLMCACHE_BIN another binary (e.g. a copy of
+# an older build, for a before/after).
 # Usage: bash bench/key_cli_bench.sh   (needs hyperfine; build/llmcache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BIN=${LLMCACHE_BIN:-build/llmcache}
+REPEAT=20
 if [[ -n "${LLMCACHE_KEYSPEC_DIR:-}" ]]; then
   KS="$LLMCACHE_KEYSPEC_DIR"
   V="$KS/vectors.jsonl"
@@ -18,14 +24,27 @@ else
   V=tests/keyspec/vectors.jsonl
 fi
 KS=$(cd "$KS" 2>/dev/null && pwd || true)  # absolute, or empty when absent
+WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 N=$(wc -l < "$V")
-echo "lines: $N ($V)"
+BIG="$WORK/big.jsonl"
+for _ in $(seq "$REPEAT"); do cat "$V"; done > "$BIG"
+NB=$((N * REPEAT))
+echo "lines: $N ($V); synthetic: $NB (the same, $REPEAT times)"
 if [[ -z "$KS" || ! -f "$KS/cache_key.py" ]]; then
   echo "no Python reference (cache_key.py) beside the repository: measuring llmcache only"
-  hyperfine --warmup 3 "build/llmcache key --jsonl < $V" | grep -E "Time|Range"
+  hyperfine --warmup 3 "$BIN key --jsonl < $V" --export-json "$WORK/c.json" | grep -E "Time|Range"
+  hyperfine --warmup 1 --runs 10 "$BIN key --jsonl < $BIG" --export-json "$WORK/cb.json" |
+    grep -E "Time|Range"
+  python3 - "$WORK" "$N" "$NB" <<'PY'
+import json, sys
+w, n, nb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+med = lambda f: json.load(open(f"{w}/{f}.json"))["results"][0]["median"]
+c, cb = med("c"), med("cb")
+print(f"llmcache key --jsonl: {c*1e3:.1f} ms for {n} lines, {cb*1e3:.1f} ms for {nb}: "
+      f"{(cb-c)/(nb-n)*1e6:.2f} us per line (marginal)")
+PY
   exit 0
 fi
-WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 python3 - "$V" "$WORK" "$KS" <<'PY'
 import json, sys, os
 rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
@@ -54,14 +73,22 @@ for line in sys.stdin:
 PY
 hyperfine -N --warmup 1 --runs 3 "bash $WORK/per_line.sh" --export-json "$WORK/a.json" | grep -E "Time|Range"
 hyperfine --warmup 2 "python3 $WORK/loop.py $KS < $V" --export-json "$WORK/b.json" | grep -E "Time|Range"
-hyperfine --warmup 3 "build/llmcache key --jsonl < $V" --export-json "$WORK/c.json" | grep -E "Time|Range"
-python3 - "$WORK" "$N" <<'PY'
+hyperfine --warmup 1 --runs 5 "python3 $WORK/loop.py $KS < $BIG" --export-json "$WORK/bb.json" |
+  grep -E "Time|Range"
+hyperfine --warmup 3 "$BIN key --jsonl < $V" --export-json "$WORK/c.json" | grep -E "Time|Range"
+hyperfine --warmup 1 --runs 10 "$BIN key --jsonl < $BIG" --export-json "$WORK/cb.json" |
+  grep -E "Time|Range"
+python3 - "$WORK" "$N" "$NB" <<'PY'
 import json, sys
-w, n = sys.argv[1], int(sys.argv[2])
+w, n, nb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+med = lambda f: json.load(open(f"{w}/{f}.json"))["results"][0]["median"]
 a = json.load(open(w + "/a.json"))["results"][0]["mean"] / 200 * n
-b = json.load(open(w + "/b.json"))["results"][0]["mean"]
-c = json.load(open(w + "/c.json"))["results"][0]["mean"]
+b, bb, c, cb = med("b"), med("bb"), med("c"), med("cb")
+pb, pc = (bb - b) / (nb - n), (cb - c) / (nb - n)
 print(f"cache_key.py per request ({n} processes, extrapolated from 200): {a:.2f} s -> llmcache is {a/c:.0f}x faster")
-print(f"Python loop in one process: {b*1000:.1f} ms -> llmcache is {b/c:.1f}x faster")
-print(f"llmcache key --jsonl: {c*1000:.1f} ms for {n} lines = {c/n*1e6:.1f} us per line (process start included)")
+print(f"Python loop in one process, {n} lines: {b*1e3:.1f} ms -> llmcache is {b/c:.1f}x faster (process start included)")
+print(f"Python loop in one process, {nb} lines: {bb*1e3:.0f} ms -> llmcache is {bb/cb:.1f}x faster (process start included)")
+print(f"per line (marginal, start-up excluded): Python {pb*1e6:.1f} us, llmcache {pc*1e6:.2f} us -> {pb/pc:.1f}x")
+print(f"llmcache key --jsonl: {c*1e3:.1f} ms for {n} lines = {c/n*1e6:.1f} us per line (process start included), "
+      f"{cb*1e3:.1f} ms for {nb} lines = {cb/nb*1e6:.2f} us per line")
 PY

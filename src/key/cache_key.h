@@ -1,5 +1,6 @@
 #pragma once
 // The cache key, version 1 (docs/keyspec.md; the key spec's cache_key.py is normative).
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,5 +52,42 @@ Result<Json> parseRequest(std::string_view body);
 // Computes the key of a parsed request. Errc::InvalidArgument when the request cannot be
 // keyed (the reference's KeyError_): such a request is answered 400.
 Result<CacheKey> computeKey(const Json& request, const KeyOptions& options);
+
+// Whether a CacheKey keeps its canonical text (as large as the body; the gateway needs only
+// the hash and the key).
+enum class Canonical { Keep, Drop };
+Result<CacheKey> computeKey(const Json& request, const KeyOptions& options, Canonical canonical);
+
+// A key whose texts live in a KeyBuilder: valid until that builder's next call. canonical is
+// followed by kPadding readable bytes (key/json_text.h), for the padded escaper.
+struct KeyView {
+  std::string_view cacheKey;
+  std::string_view requestHash;
+  std::string_view canonical;
+};
+
+// Keys request after request without allocating once warm: the body is parsed into a flat
+// node array, and the canonical text is written from it straight into one reused buffer (no
+// normalized tree, no sorted copies). Same results and errors as parseRequest + computeKey.
+// One per thread (it is not thread-safe).
+class KeyBuilder {
+ public:
+  KeyBuilder();
+  ~KeyBuilder();
+  KeyBuilder(const KeyBuilder&) = delete;
+  KeyBuilder& operator=(const KeyBuilder&) = delete;
+
+  // parseRequest(body) then computeKey, in one pass over a flat parse.
+  Result<KeyView> key(std::string_view body, const KeyOptions& options);
+  // computeKey(request, options).
+  Result<KeyView> key(const Json& request, const KeyOptions& options);
+  // Frees the buffers that grew beyond keepBytes (for a long-lived builder after a huge
+  // request). The last key's views are then invalid.
+  void trim(size_t keepBytes = size_t{1} << 20);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace llmcache::key

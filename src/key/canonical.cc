@@ -5,52 +5,74 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "key/json_text.h"
 #include "key/text.h"
 
 namespace llmcache::key {
 
-std::string pythonFloatRepr(double d) {
+char* writePythonFloatRepr(double d, char* text) {
   // std::to_chars in scientific form gives the shortest round-trip digits: "d.ddde[+-]XX".
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
-  std::string_view sci(buf, static_cast<size_t>(r.ptr - buf));
-  std::string out;
-  if (sci.front() == '-') {
-    out.push_back('-');
-    sci.remove_prefix(1);
+  const char* p = buf;
+  const char* const last = r.ptr;
+  size_t n = 0;
+  if (*p == '-') {
+    text[n++] = '-';
+    ++p;
   }
-  const size_t e = sci.find('e');
-  std::string digits;
-  for (char c : sci.substr(0, e))
-    if (c != '.') digits.push_back(c);
+  char digits[24];
+  int nd = 0;
+  for (; *p != 'e'; ++p)
+    if (*p != '.') digits[nd++] = *p;
+  ++p;  // 'e'
+  const bool negExp = *p == '-';
+  ++p;  // the sign
   int exp10 = 0;
-  std::from_chars(sci.data() + e + 1 + (sci[e + 1] == '+'), sci.data() + sci.size(), exp10);
+  for (; p < last; ++p) exp10 = exp10 * 10 + (*p - '0');
+  if (negExp) exp10 = -exp10;
   const int decpt = exp10 + 1;  // value = 0.DIGITS x 10^decpt
-  const int nd = static_cast<int>(digits.size());
+  auto put = [&](const char* s, int len) {
+    for (int k = 0; k < len; ++k) text[n++] = s[k];
+  };
   if (decpt <= -4 || decpt > 16) {
-    out.push_back(digits[0]);
+    text[n++] = digits[0];
     if (nd > 1) {
-      out.push_back('.');
-      out.append(digits, 1);
+      text[n++] = '.';
+      put(digits + 1, nd - 1);
     }
-    out.push_back('e');
-    out.push_back(exp10 < 0 ? '-' : '+');
+    text[n++] = 'e';
+    text[n++] = exp10 < 0 ? '-' : '+';
     const int a = std::abs(exp10);
-    if (a < 10) out.push_back('0');
-    out += std::to_string(a);
+    if (a >= 100) text[n++] = static_cast<char>('0' + a / 100);
+    text[n++] = static_cast<char>('0' + a / 10 % 10);
+    text[n++] = static_cast<char>('0' + a % 10);
   } else if (decpt <= 0) {
-    out += "0.";
-    out.append(static_cast<size_t>(-decpt), '0');
-    out += digits;
+    text[n++] = '0';
+    text[n++] = '.';
+    for (int k = 0; k < -decpt; ++k) text[n++] = '0';
+    put(digits, nd);
   } else if (decpt >= nd) {
-    out += digits;
-    out.append(static_cast<size_t>(decpt - nd), '0');
-    out += ".0";
+    put(digits, nd);
+    for (int k = 0; k < decpt - nd; ++k) text[n++] = '0';
+    text[n++] = '.';
+    text[n++] = '0';
   } else {
-    out.append(digits, 0, static_cast<size_t>(decpt));
-    out.push_back('.');
-    out.append(digits, static_cast<size_t>(decpt));
+    put(digits, decpt);
+    text[n++] = '.';
+    put(digits + decpt, nd - decpt);
   }
+  return text + n;
+}
+
+void appendPythonFloatRepr(double d, std::string& out) {
+  char text[kFloatReprMax];
+  out.append(text, writePythonFloatRepr(d, text));
+}
+
+std::string pythonFloatRepr(double d) {
+  std::string out;
+  appendPythonFloatRepr(d, out);
   return out;
 }
 
@@ -65,43 +87,10 @@ std::optional<double> parseFiniteDouble(const std::string& text) {
 }
 
 void writePythonString(std::string_view s, std::string& out) {
-  static const char* hex = "0123456789abcdef";
-  auto u = [&](unsigned v) {
-    out += "\\u";
-    out.push_back(hex[(v >> 12) & 15]);
-    out.push_back(hex[(v >> 8) & 15]);
-    out.push_back(hex[(v >> 4) & 15]);
-    out.push_back(hex[v & 15]);
-  };
-  out.push_back('"');
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
-      // Copy the run of plain printable ASCII at once.
-      size_t j = i + 1;
-      while (j < s.size()) {
-        const unsigned char d = static_cast<unsigned char>(s[j]);
-        if (d < 0x20 || d >= 0x7F || d == '"' || d == '\\') break;
-        ++j;
-      }
-      out.append(s.data() + i, j - i);
-      i = j;
-      continue;
-    }
-    const char32_t cp = decodeUtf8(s, i);
-    if (const char* e = jsonShortEscape(cp)) {
-      out += e;
-      continue;
-    }
-    if (cp >= 0x10000) {
-      const char32_t v = cp - 0x10000;
-      u(0xD800 + static_cast<unsigned>(v >> 10));
-      u(0xDC00 + static_cast<unsigned>(v & 0x3FF));
-    } else {
-      u(static_cast<unsigned>(cp));
-    }
-  }
-  out.push_back('"');
+  const size_t at = out.size();
+  out.resize(at + escapeRoom(s.size()));
+  char* const end = escapePythonString(s, out.data() + at);
+  out.resize(static_cast<size_t>(end - out.data()));
 }
 
 namespace {
@@ -116,7 +105,7 @@ Result<void> writeNumber(const std::string& text, std::string& out) {
   if (!d) {
     return makeError(Errc::InvalidArgument, "the number " + text.substr(0, 20) + " is too large");
   }
-  out += pythonFloatRepr(*d);
+  appendPythonFloatRepr(*d, out);
   return {};
 }
 

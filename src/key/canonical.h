@@ -13,6 +13,10 @@ namespace llmcache::key {
 // Python repr(float): shortest round-trip digits, ".0" on whole numbers, "-0.0" kept, exponent
 // form ("1e-05", "1.5e+300") when the decimal exponent is < -4 or >= 16. d must be finite.
 std::string pythonFloatRepr(double d);
+void appendPythonFloatRepr(double d, std::string& out);
+// The same at out (kFloatReprMax bytes of room); returns the end.
+inline constexpr size_t kFloatReprMax = 32;
+char* writePythonFloatRepr(double d, char* out);
 
 // Python float(text) of a JSON number: correctly rounded. nullopt when it overflows to
 // infinity (Python's reference rejects such a request).

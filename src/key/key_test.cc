@@ -31,19 +31,28 @@ void checkRow(const std::string& line, size_t lineNo, RowResult& res) {
   if (auto s = row->getString("scope")) opts.scope = std::string(*s);
   if (auto n = row->getString("namespace")) opts.keyNamespace = std::string(*n);
   const std::string body(*row->getString("request"));
+  // Both ways to a key: the gateway's (parseRequest, then computeKey on the Json) and the
+  // flat one (KeyBuilder on the body text, as `llmcache key` does).
   auto request = parseRequest(body);
   Result<CacheKey> key = request ? computeKey(*request, opts) : Result<CacheKey>(request.error());
+  static KeyBuilder builder;
+  auto flat = builder.key(body, opts);
   ++res.checked;
   if (row->find("error")) {
     ++res.errors;
     EXPECT_FALSE(key) << "line " << lineNo << " must be rejected (" << *row->getString("error")
                       << "): " << body;
+    EXPECT_FALSE(flat) << "line " << lineNo << " must be rejected: " << body;
     return;
   }
   ASSERT_TRUE(key) << "line " << lineNo << ": " << key.error().message << "\n" << body;
   EXPECT_EQ(key->canonical, *row->getString("canonical")) << "line " << lineNo << ": " << body;
   EXPECT_EQ(key->requestHash, *row->getString("request_hash")) << "line " << lineNo;
   EXPECT_EQ(key->cacheKey, *row->getString("cache_key")) << "line " << lineNo;
+  ASSERT_TRUE(flat) << "line " << lineNo << ": " << flat.error().message << "\n" << body;
+  EXPECT_EQ(flat->canonical, *row->getString("canonical")) << "line " << lineNo << ": " << body;
+  EXPECT_EQ(flat->requestHash, *row->getString("request_hash")) << "line " << lineNo;
+  EXPECT_EQ(flat->cacheKey, *row->getString("cache_key")) << "line " << lineNo;
 }
 
 TEST(KeySpecVectors, EveryRowOfTheProjectVectorsMatches) {
@@ -141,6 +150,132 @@ TEST(CacheKey, DeepNestingIsRejected) {
   auto r = parseRequest(body);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("nesting"), std::string::npos);
+}
+
+// The canonical text of a request body, by the gateway's way (Json) and the flat one, which must
+// agree.
+std::string canonicalOf(std::string_view body, const KeyOptions& opts = chat()) {
+  const CacheKey k = keyOf(body, opts);
+  KeyBuilder builder;
+  auto flat = builder.key(body, opts);
+  EXPECT_TRUE(flat) << body;
+  if (flat) {
+    EXPECT_EQ(flat->canonical, k.canonical) << body;
+  }
+  return k.canonical;
+}
+
+TEST(RequestContext, GoesUnderExtraSortedByName) {
+  const char* body = R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]})";
+  KeyOptions opts;
+  opts.context = {{"query", "api-version=2024-06-01"},
+                  {"header:openai-beta", "assistants=v2"},
+                  {"platform", "groq"}};
+  EXPECT_EQ(canonicalOf(body, opts),
+            "{\n    \"model\": \"gpt-4o\",\n    \"messages\": [\n        {\n"
+            "            \"role\": \"user\",\n            \"content\": \"hi\"\n        }\n"
+            "    ],\n    \"temperature\": null,\n    \"max_tokens\": null,\n"
+            "    \"functions\": null,\n    \"extra\": {\n        \"@context\": {\n"
+            "            \"header:openai-beta\": \"assistants=v2\",\n"
+            "            \"platform\": \"groq\",\n"
+            "            \"query\": \"api-version=2024-06-01\"\n        }\n    }\n}");
+  // Sorted among the other members of extra ('@' sorts before letters), the order given does not
+  // matter, and a context changes the key.
+  KeyOptions reordered = opts;
+  std::swap(reordered.context[0], reordered.context[2]);
+  reordered.scope = "t1";
+  const std::string withScope = canonicalOf(body, reordered);
+  EXPECT_NE(withScope.find("\"extra\": {\n        \"@context\": {"), std::string::npos)
+      << withScope;
+  EXPECT_NE(withScope.find("        },\n        \"scope\": \"t1\"\n    }"), std::string::npos)
+      << withScope;
+  EXPECT_NE(keyOf(body, opts).requestHash, keyOf(body).requestHash);
+}
+
+TEST(RequestContext, NoContextIsTheSpecKey) {
+  // The key spec's own example (docs/keyspec.md, 4): an empty context adds nothing.
+  const char* body =
+      R"({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hello   World\n"}], "temperature": 0.7})";
+  KeyOptions opts;
+  opts.mode = NormalizeMode::Seed;
+  ASSERT_TRUE(opts.context.empty());
+  const CacheKey k = keyOf(body, opts);
+  EXPECT_EQ(k.requestHash, "6a9c0f77bdf06f953f019e2f5c22ebaa");
+  EXPECT_EQ(k.cacheKey, "openai_gpt-4o-mini_6a9c0f77bdf06f95");
+  EXPECT_EQ(k.canonical.find("extra"), std::string::npos);
+  EXPECT_EQ(canonicalOf(body, opts), k.canonical);
+}
+
+TEST(RequestContext, BodyMayNotUseTheReservedMember) {
+  const char* body = R"({"model":"m","messages":[],"@context":{"platform":"groq"}})";
+  auto req = parseRequest(body);
+  ASSERT_TRUE(req);
+  KeyOptions withContext;
+  withContext.context = {{"platform", "groq"}};
+  for (const KeyOptions& opts : {chat(), withContext}) {
+    auto k = computeKey(*req, opts);
+    ASSERT_FALSE(k);
+    EXPECT_NE(k.error().message.find("'@context' is reserved"), std::string::npos);
+    KeyBuilder builder;
+    auto flat = builder.key(body, opts);
+    ASSERT_FALSE(flat);
+    EXPECT_EQ(flat.error().message, k.error().message);
+  }
+}
+
+TEST(CacheKey, IntegerTemperatureIsAFloatWithoutNegativeZero) {
+  // Python: round(float(-0), 2) is 0.0 (the int -0 is 0); round(-0.001, 2) is -0.0.
+  EXPECT_NE(canonicalOf(R"({"model":"m","temperature":-0})").find("\"temperature\": 0.0,"),
+            std::string::npos);
+  EXPECT_NE(canonicalOf(R"({"model":"m","temperature":-0.001})").find("\"temperature\": -0.0,"),
+            std::string::npos);
+  EXPECT_NE(canonicalOf(R"({"model":"m","temperature":2})").find("\"temperature\": 2.0,"),
+            std::string::npos);
+}
+
+TEST(CacheKey, RepeatedKeysKeepTheLastValue) {
+  EXPECT_EQ(canonicalOf(
+                R"({"model":"a","model":"b","messages":[{"role":"x","role":"user"}],"n":1,"n":2})"),
+            canonicalOf(R"({"model":"b","messages":[{"role":"user"}],"n":2})"));
+}
+
+TEST(CacheKey, CanonicalCanBeDropped) {
+  auto req = parseRequest(R"({"model":"m","messages":[]})");
+  ASSERT_TRUE(req);
+  auto kept = computeKey(*req, chat());
+  auto dropped = computeKey(*req, chat(), Canonical::Drop);
+  ASSERT_TRUE(kept && dropped);
+  EXPECT_TRUE(dropped->canonical.empty());
+  EXPECT_EQ(dropped->requestHash, kept->requestHash);
+  EXPECT_EQ(dropped->cacheKey, kept->cacheKey);
+}
+
+TEST(KeyBuilder, SameErrorsAsParseRequestAndComputeKey) {
+  const char* bodies[] = {"",
+                          "{not json",
+                          "[1]",
+                          R"({"messages":[]})",
+                          R"({"model":"m","messages":{}})",
+                          R"({"model":"m","messages":[{"content":"x"}]})",
+                          R"({"model":"m","temperature":true})",
+                          R"({"model":"m","stream":1e400})",
+                          R"({"model":"m","x":NaN})",
+                          "{\"model\":\"caf\xe9\"}",
+                          R"({"model":"m","x":"\ud800"})",
+                          R"({"model":"m","temperature":1e400})"};
+  KeyBuilder builder;
+  for (const char* body : bodies) {
+    auto req = parseRequest(body);
+    Result<CacheKey> k = req ? computeKey(*req, chat()) : Result<CacheKey>(req.error());
+    auto flat = builder.key(body, chat());
+    ASSERT_FALSE(k) << body;
+    ASSERT_FALSE(flat) << body;
+    EXPECT_EQ(flat.error().message, k.error().message) << body;
+  }
+  std::string deep = R"({"model":"m","x":)" + std::string(200, '[') + std::string(200, ']') + "}";
+  auto flat = builder.key(deep, chat());
+  ASSERT_FALSE(flat);
+  EXPECT_NE(flat.error().message.find("nesting"), std::string::npos);
 }
 
 }  // namespace

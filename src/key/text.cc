@@ -69,30 +69,39 @@ bool isAscii(std::string_view s) {
 
 }  // namespace
 
-std::string pythonLower(std::string_view s) {
+void appendPythonLower(std::string_view s, std::string& out) {
   if (isAscii(s)) {
-    std::string out(s);
-    for (char& c : out)
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-    return out;
+    const size_t at = out.size();
+    out.append(s.data(), s.size());
+    for (size_t i = at; i < out.size(); ++i)
+      if (out[i] >= 'A' && out[i] <= 'Z') out[i] = static_cast<char>(out[i] + 32);
+    return;
   }
   // Lowercasing can grow a string (U+0130 is 2 bytes, "i\u0307" is 3); retry with the size ICU
   // asks for.
-  std::string out(s.size() + 16, '\0');
+  const size_t at = out.size();
+  size_t room = s.size() + s.size() / 2 + 16;
   for (int attempt = 0; attempt < 2; ++attempt) {
+    out.resize(at + room);
     UErrorCode err = U_ZERO_ERROR;
     const int32_t n =
-        ucasemap_utf8ToLower(rootCaseMap(), out.data(), static_cast<int32_t>(out.size()), s.data(),
+        ucasemap_utf8ToLower(rootCaseMap(), out.data() + at, static_cast<int32_t>(room), s.data(),
                              static_cast<int32_t>(s.size()), &err);
     if (err == U_BUFFER_OVERFLOW_ERROR) {
-      out.assign(static_cast<size_t>(n), '\0');
+      room = static_cast<size_t>(n);
       continue;
     }
     if (U_FAILURE(err)) throw std::runtime_error("ICU lowercasing failed");
-    out.resize(static_cast<size_t>(n));
-    return out;
+    out.resize(at + static_cast<size_t>(n));
+    return;
   }
   throw std::runtime_error("ICU lowercasing failed");
+}
+
+std::string pythonLower(std::string_view s) {
+  std::string out;
+  appendPythonLower(s, out);
+  return out;
 }
 
 std::string_view pythonStrip(std::string_view s) {
@@ -111,41 +120,24 @@ std::string_view pythonStrip(std::string_view s) {
   return s.substr(begin, end - begin);
 }
 
-namespace {
-
-// Lowercases `text` (whitespace already collapsed to single ASCII spaces) into out. Words that
-// are pure ASCII are lowered by table; a word with other characters goes to ICU. Splitting at
-// spaces keeps Python's result: a space is neither cased nor case-ignorable, so the
-// final-sigma context never reaches across one.
-void lowerCollapsed(std::string_view text, std::string& out) {
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t end = text.find(' ', i);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view word = text.substr(i, end - i);
-    if (isAscii(word)) {
-      for (char c : word) out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
-    } else {
-      out += pythonLower(word);
-    }
-    if (end < text.size()) out.push_back(' ');
-    i = end + 1;
+void appendNormalizedText(std::string_view s, NormalizeMode mode, std::string& out,
+                          std::string& scratch) {
+  if (mode == NormalizeMode::Exact) {
+    out.append(s.data(), s.size());
+    return;
   }
-}
-
-}  // namespace
-
-std::string normalizeText(std::string_view s, NormalizeMode mode) {
-  if (mode == NormalizeMode::Exact) return std::string(s);
-  std::string collapsed;
-  collapsed.reserve(s.size());
+  // seed collapses into scratch, then lowercases into out.
+  std::string& collapsed = mode == NormalizeMode::Seed ? scratch : out;
+  if (mode == NormalizeMode::Seed) collapsed.clear();
+  const size_t begin = collapsed.size();
+  bool ascii = true;
   bool pendingSpace = false;
   size_t i = 0;
   while (i < s.size()) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       if ((c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20)) {
-        pendingSpace = !collapsed.empty();
+        pendingSpace = collapsed.size() > begin;
         ++i;
         continue;
       }
@@ -165,17 +157,31 @@ std::string normalizeText(std::string_view s, NormalizeMode mode) {
     const size_t start = i;
     const char32_t cp = decodeUtf8(s, i);
     if (isPythonSpace(cp)) {
-      pendingSpace = !collapsed.empty();
+      pendingSpace = collapsed.size() > begin;
       continue;
     }
     if (pendingSpace) collapsed.push_back(' ');
     pendingSpace = false;
+    ascii = false;
     collapsed.append(s.data() + start, i - start);
   }
-  if (mode != NormalizeMode::Seed) return collapsed;
-  std::string out;
-  out.reserve(collapsed.size() + 8);
-  lowerCollapsed(collapsed, out);
+  if (mode != NormalizeMode::Seed) return;
+  // Lowercasing the collapsed text as a whole is Python's " ".join(text.split()).lower(). The
+  // final-sigma rule looks at the neighbouring letters, and a space (neither cased nor
+  // case-ignorable) ends that context, so the single spaces collapsing left keep it right.
+  if (ascii) {
+    const size_t at = out.size();
+    out.append(collapsed);
+    for (size_t k = at; k < out.size(); ++k)
+      if (out[k] >= 'A' && out[k] <= 'Z') out[k] = static_cast<char>(out[k] + 32);
+    return;
+  }
+  appendPythonLower(collapsed, out);
+}
+
+std::string normalizeText(std::string_view s, NormalizeMode mode) {
+  std::string out, scratch;
+  appendNormalizedText(s, mode, out, scratch);
   return out;
 }
 
