@@ -88,6 +88,7 @@ class FakeUpstream final : public upstream::UpstreamClient {
       if (call_->finished) return;
       call_->finished = true;
       call_->sink->onComplete(makeError(Errc::Cancelled, "aborted"));
+      call_->sink.reset();  // the call holds its transfer, which holds this: break the cycle
     }
 
    private:
@@ -120,6 +121,7 @@ class FakeUpstream final : public upstream::UpstreamClient {
     if (r.failure && r.failBeforeHead) {
       c.finished = true;
       c.sink->onComplete(makeError(*r.failure, "upstream failed"));
+      c.sink.reset();
       return;
     }
     c.sink->onHead({r.status, {{"content-type", r.contentType}}});
@@ -127,6 +129,7 @@ class FakeUpstream final : public upstream::UpstreamClient {
     c.finished = true;
     c.sink->onComplete(r.failure ? Result<void>(makeError(*r.failure, "upstream failed"))
                                  : Result<void>());
+    c.sink.reset();  // as the real client drops a finished transfer's sink (no cycle)
   }
 };
 

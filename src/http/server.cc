@@ -27,18 +27,22 @@ constexpr auto kShedReadTimeout = std::chrono::milliseconds(200);
 // The Retry-After of a 503 for too many connections or too few descriptors, in seconds.
 constexpr const char* kRetryAfter = "1";
 
+// One of these OS error numbers. By value, without a virtual call into the error's category:
+// comparing with a std::errc condition went through category().equivalent(), which UBSan's vptr
+// check reports (the system category's type info differs across the shared libraries).
+bool isSystemError(const boost::system::error_code& ec, std::initializer_list<int> values) {
+  if (ec.category() != boost::system::system_category()) return false;
+  return std::find(values.begin(), values.end(), ec.value()) != values.end();
+}
+
 // accept() errors that concern one connection only (it was reset while it waited, ...): the next
 // one may be fine. Any other error would repeat at once (descriptors, memory).
 bool connectionOnlyAcceptError(const boost::system::error_code& ec) {
-  return ec == net::error::connection_aborted || ec == net::error::connection_reset ||
-         ec == net::error::try_again || ec == net::error::would_block ||
-         ec == net::error::interrupted || ec == boost::system::errc::protocol_error ||
-         ec == boost::system::errc::operation_not_permitted;
+  return isSystemError(ec, {ECONNABORTED, ECONNRESET, EAGAIN, EWOULDBLOCK, EINTR, EPROTO, EPERM});
 }
 
 bool outOfDescriptors(const boost::system::error_code& ec) {
-  return ec == boost::system::errc::too_many_files_open ||
-         ec == boost::system::errc::too_many_files_open_in_system;
+  return isSystemError(ec, {EMFILE, ENFILE});
 }
 
 // The target of a request line ("POST /v1/messages HTTP/1.1"), or empty.
