@@ -21,14 +21,50 @@ constexpr std::string_view kEndpointNames[] = {"openai.chat", "openai.completion
                                                "openai.embeddings", "anthropic.messages"};
 constexpr std::string_view kModeNames[] = {"seed", "whitespace", "exact"};
 
-// Top-level request fields that never change what the model answers.
-bool notInKey(std::string_view k) {
-  return k == "stream" || k == "stream_options" || k == "user" || k == "metadata" || k == "store" ||
-         k == "service_tier";
-}
-bool seedField(std::string_view k) {
-  return k == "model" || k == "messages" || k == "temperature" || k == "max_tokens" ||
-         k == "max_completion_tokens" || k == "functions";
+// What a top-level member of the request is to the key: a member of the normalized object
+// (kModel..kFunctions), the reserved @context, a field that never changes what the model
+// answers (stream, stream_options, user, metadata, store, service_tier), or one for extra.
+enum Member : uint8_t {
+  kModel,
+  kMessages,
+  kTemperature,
+  kMaxTokens,
+  kMaxCompletionTokens,
+  kFunctions,
+  kContextMember,
+  kNamed,  // the number of the above
+  kNotInKey = kNamed,
+  kExtra,
+};
+
+Member classify(std::string_view k) {
+  switch (k.size()) {
+    case 4:
+      return k == "user" ? kNotInKey : kExtra;
+    case 5:
+      return k == "model" ? kModel : k == "store" ? kNotInKey : kExtra;
+    case 6:
+      return k == "stream" ? kNotInKey : kExtra;
+    case 8:
+      return k == "messages"      ? kMessages
+             : k == "metadata"    ? kNotInKey
+             : k == kContextField ? kContextMember
+                                  : kExtra;
+    case 9:
+      return k == "functions" ? kFunctions : kExtra;
+    case 10:
+      return k == "max_tokens" ? kMaxTokens : kExtra;
+    case 11:
+      return k == "temperature" ? kTemperature : kExtra;
+    case 12:
+      return k == "service_tier" ? kNotInKey : kExtra;
+    case 14:
+      return k == "stream_options" ? kNotInKey : kExtra;
+    case 21:
+      return k == "max_completion_tokens" ? kMaxCompletionTokens : kExtra;
+    default:
+      return kExtra;
+  }
 }
 
 Error invalid(std::string message) { return makeError(Errc::InvalidArgument, std::move(message)); }
@@ -399,38 +435,44 @@ struct KeyBuilder::Impl {
   Result<KeyView> run(const KeyOptions& options, std::string_view overflow) {
     constexpr uint32_t root = 0;
     if (doc[root].kind != Kind::Object) return invalid("the request body must be a JSON object");
-    const uint32_t model = doc.find(root, "model");
+    // One pass over the request's members: the last of a repeated one counts (json.loads).
+    uint32_t named[kNamed];
+    std::fill(named, named + kNamed, FlatJson::npos);
+    extra.clear();
+    uint32_t seq = 0;
+    const bool anthropic = options.endpoint == Endpoint::AnthropicMessages;
+    for (uint32_t c = root + 1; c < doc[root].end; c = doc[c].end) {
+      const std::string_view k = doc[c].key;
+      const Member m = classify(k);
+      if (m < kNamed) {
+        named[m] = c;
+      } else if (m == kExtra) {
+        extra.push_back(
+            {anthropic && k == "system" ? Extra::Content : Extra::Canonical, k, c, {}, seq++});
+      }
+    }
+    const uint32_t model = named[kModel];
     if (model == FlatJson::npos || doc[model].kind != Kind::String ||
         pythonStrip(doc[model].text).empty())
       return invalid("'model' must be a non-empty string");
-    const uint32_t messages = doc.find(root, "messages");
+    const uint32_t messages = named[kMessages];
     if (messages != FlatJson::npos && doc[messages].kind != Kind::Array)
       return invalid("'messages' must be an array");
     // max_tokens when it is not null, else max_completion_tokens; when both are set, the
     // second also goes into extra (it still shapes the answer).
-    uint32_t maxTokens = doc.find(root, "max_tokens");
-    uint32_t maxCompletion = doc.find(root, "max_completion_tokens");
+    uint32_t maxTokens = named[kMaxTokens];
+    uint32_t maxCompletion = named[kMaxCompletionTokens];
     if (maxCompletion != FlatJson::npos && doc[maxCompletion].kind == Kind::Null)
       maxCompletion = FlatJson::npos;
-    const uint32_t functions = doc.find(root, "functions");
-
-    extra.clear();
-    uint32_t seq = 0;
+    const uint32_t functions = named[kFunctions];
     if (maxTokens == FlatJson::npos || doc[maxTokens].kind == Kind::Null) {
       maxTokens = maxCompletion;
     } else if (maxCompletion != FlatJson::npos) {
       extra.push_back({Extra::Canonical, "max_completion_tokens", maxCompletion, {}, seq++});
     }
-    if (doc.find(root, kContextField) != FlatJson::npos)
+    if (named[kContextMember] != FlatJson::npos)
       return invalid(std::string("'") + kContextField +
                      "' is reserved for the gateway's request context");
-    const bool anthropic = options.endpoint == Endpoint::AnthropicMessages;
-    for (uint32_t c = root + 1; c < doc[root].end; c = doc[c].end) {
-      const std::string_view k = doc[c].key;
-      if (seedField(k) || notInKey(k)) continue;
-      extra.push_back(
-          {anthropic && k == "system" ? Extra::Content : Extra::Canonical, k, c, {}, seq++});
-    }
     // Set after the request's own members: they replace a member of the same name.
     if (options.endpoint != Endpoint::OpenAiChat)
       extra.push_back({Extra::String, "endpoint", 0, endpointName(options.endpoint), seq++});
@@ -459,7 +501,7 @@ struct KeyBuilder::Impl {
       out.literal("\n    ]");
     }
     out.literal(",\n    \"temperature\": ");
-    if (auto r = writeTemperature(doc.find(root, "temperature")); !r) return r.error();
+    if (auto r = writeTemperature(named[kTemperature]); !r) return r.error();
     out.literal(",\n    \"max_tokens\": ");
     if (maxTokens == FlatJson::npos)
       out.literal("null");

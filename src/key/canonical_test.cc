@@ -56,6 +56,15 @@ TEST(TextNormalization, CollapsesPythonWhitespaceOnly) {
   EXPECT_EQ(normalizeText("  Keep  CASE ", NormalizeMode::Exact), "  Keep  CASE ");
 }
 
+TEST(TextNormalization, StripsPythonWhitespaceOnly) {
+  EXPECT_EQ(pythonStrip("\u3000 a b\u00a0\t\x1f"), "a b");
+  EXPECT_EQ(pythonStrip("\u200b x \u200b"), "\u200b x \u200b");  // U+200B is not a space
+  EXPECT_EQ(pythonStrip(" \u2028\u0085 "), "");
+  EXPECT_EQ(pythonStrip("caf\xc3\xa9\xe2\x80\x83"), "caf\xc3\xa9");  // U+2003 after an é
+  EXPECT_EQ(pythonStrip("\xc3\xa9"), "\xc3\xa9");
+  EXPECT_EQ(pythonStrip(""), "");
+}
+
 TEST(TextNormalization, LowercasesLikePython) {
   EXPECT_EQ(pythonLower("\xc4\xb0stanbul"), "i\xcc\x87stanbul");  // İ -> i + U+0307
   EXPECT_EQ(pythonLower("\xce\xa3\xce\x9f\xce\xa6\xce\x9f\xce\xa3"),  // ΣΟΦΟΣ -> σοφος (final ς)

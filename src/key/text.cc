@@ -105,17 +105,35 @@ std::string pythonLower(std::string_view s) {
 }
 
 std::string_view pythonStrip(std::string_view s) {
+  auto asciiSpace = [](unsigned char c) {
+    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20);
+  };
   size_t begin = 0;
   while (begin < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[begin]);
+    if (c < 0x80) {  // ASCII: no decoding
+      if (!asciiSpace(c)) break;
+      ++begin;
+      continue;
+    }
     size_t next = begin;
     if (!isPythonSpace(decodeUtf8(s, next))) break;
     begin = next;
   }
-  // Scan forward, remembering where the last non-space code point ended.
-  size_t end = begin;
-  for (size_t i = begin; i < s.size();) {
-    const char32_t cp = decodeUtf8(s, i);
-    if (!isPythonSpace(cp)) end = i;
+  size_t end = s.size();
+  while (end > begin) {
+    const unsigned char c = static_cast<unsigned char>(s[end - 1]);
+    if (c < 0x80) {
+      if (!asciiSpace(c)) break;
+      --end;
+      continue;
+    }
+    // The start of the last code point (valid UTF-8: back over the continuation bytes).
+    size_t start = end - 1;
+    while (start > begin && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+    size_t next = start;
+    if (!isPythonSpace(decodeUtf8(s, next))) break;
+    end = start;
   }
   return s.substr(begin, end - begin);
 }

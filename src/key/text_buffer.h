@@ -35,6 +35,7 @@ class TextBuffer {
     ++size_;
   }
   void append(const char* s, size_t n) {
+    if (n == 0) return;  // s may be null then
     std::memcpy(room(n), s, n);
     size_ += n;
   }

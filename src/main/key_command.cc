@@ -1,5 +1,9 @@
 #include "main/key_command.h"
 
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -208,13 +212,50 @@ class VectorLine {
   std::string_view request_;
 };
 
-// stdin in blocks, handed out line by line (without the '\n'), padded (key/json_text.h).
+// stdin handed out line by line (without the '\n'), padded (key/json_text.h). A regular file
+// is mapped (no copy through read()); the lines within kPadding bytes of its end, and a pipe's,
+// are read into a buffer in 1 MB blocks.
 class LineReader {
  public:
+  LineReader() {
+    struct stat st;
+    if (fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return;
+    const off_t at = lseek(STDIN_FILENO, 0, SEEK_CUR);
+    if (at < 0 || at >= st.st_size) return;
+    void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE | MAP_POPULATE,
+                   STDIN_FILENO, 0);
+    if (m == MAP_FAILED) return;
+    map_ = static_cast<const char*>(m);
+    mapSize_ = static_cast<size_t>(st.st_size);
+    mapPos_ = static_cast<size_t>(at);
+  }
+  ~LineReader() {
+    if (map_) munmap(const_cast<char*>(map_), mapSize_);
+  }
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
   bool next(std::string_view& line) {
+    if (map_) {
+      if (mapPos_ == mapSize_) return false;
+      const char* const begin = map_ + mapPos_;
+      const void* nl = std::memchr(begin, '\n', mapSize_ - mapPos_);
+      const size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - map_) : mapSize_;
+      line = std::string_view(begin, end - mapPos_);
+      mapPos_ = nl ? end + 1 : end;
+      if (end + key::kPadding > mapSize_) {  // too near the end of the mapping: a padded copy
+        buf_.clear();
+        buf_.append(line);
+        buf_.room(key::kPadding);
+        line = buf_.view();
+      }
+      return true;
+    }
     for (;;) {
-      const char* const base = buf_.data();
-      if (const void* nl = std::memchr(base + pos_, '\n', buf_.size() - pos_)) {
+      const char* const base = buf_.data();  // null before the first read
+      const void* nl =
+          pos_ < buf_.size() ? std::memchr(base + pos_, '\n', buf_.size() - pos_) : nullptr;
+      if (nl) {
         const size_t end = static_cast<size_t>(static_cast<const char*>(nl) - base);
         line = std::string_view(base + pos_, end - pos_);
         pos_ = end + 1;
@@ -228,7 +269,7 @@ class LineReader {
       }
       // Keep the partial line, then read a block after it.
       const size_t keep = buf_.size() - pos_;
-      std::memmove(buf_.data(), base + pos_, keep);
+      if (keep) std::memmove(buf_.data(), base + pos_, keep);
       buf_.resize(keep);
       pos_ = 0;
       const size_t got = std::fread(buf_.room(kBlock + key::kPadding), 1, kBlock, stdin);
@@ -239,6 +280,9 @@ class LineReader {
 
  private:
   static constexpr size_t kBlock = 1 << 20;
+  const char* map_ = nullptr;
+  size_t mapSize_ = 0;
+  size_t mapPos_ = 0;
   key::TextBuffer buf_;
   size_t pos_ = 0;
   bool eof_ = false;
@@ -278,7 +322,7 @@ int runKey(const KeyArgs& a) {
       out.clear();
     }
   }
-  std::fwrite(out.data(), 1, out.size(), stdout);
+  if (out.size()) std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
 
