@@ -176,8 +176,13 @@ class Soak:
     def invalidator(self, port):
         while not self.stop.wait(15):
             group = random.randrange(10)
-            res = request(port, "POST", "/cache/invalidate", {"tag": f"g{group}"},
-                          {"Content-Type": "application/json"})
+            try:
+                res = request(port, "POST", "/cache/invalidate", {"tag": f"g{group}"},
+                              {"Content-Type": "application/json"}, timeout=60)
+            except OSError as e:
+                with self.lock:
+                    self.errors[f"invalidate {type(e).__name__}"] += 1
+                continue
             with self.lock:
                 self.outcomes["INVALIDATIONS"] += 1
                 if res.status != 200:
