@@ -118,7 +118,7 @@ void S3Outbox::recover() {
     }
     seq_ = std::max(seq_, seqOf(file.filename().string()));
     // The entry is read again when its turn comes, so a long journal does not sit in memory.
-    queue_.push_back(Job{file, entry->cacheKey, nullptr, false});
+    queue_.push_back(Job{file, entry->cacheKey, nullptr, false, 0});
     ++stats_.recovered;
   }
 }
@@ -143,7 +143,14 @@ Result<void> S3Outbox::enqueue(EntryPtr entry) {
     // Sequence numbers are taken in order but files may finish out of order: keep the queue sorted.
     auto at = queue_.end();
     while (at != queue_.begin() && std::prev(at)->file.filename() > file.filename()) --at;
-    queue_.insert(at, Job{file, entry->cacheKey, std::move(entry), false});
+    std::string cacheKey = entry->cacheKey;
+    size_t bytes = entry->approxBytes();
+    if (memoryBytes_ + bytes > options_.maxMemoryBytes) {
+      entry = nullptr;  // the journal file has it
+      bytes = 0;
+    }
+    memoryBytes_ += bytes;
+    queue_.insert(at, Job{file, std::move(cacheKey), std::move(entry), false, bytes});
   }
   wake_.notify_one();
   return {};
@@ -209,6 +216,7 @@ void S3Outbox::work() {
         ++stats_.rejected;
       }
       if (!corrupt && result) consecutiveFailures_ = 0;
+      memoryBytes_ -= job->bytes;
       queue_.erase(job);
       if (queue_.empty()) idle_.notify_all();
     } else {
@@ -242,6 +250,7 @@ S3OutboxStats S3Outbox::stats() const {
   std::lock_guard lock(mutex_);
   S3OutboxStats s = stats_;
   s.pending = queue_.size();
+  s.memoryBytes = memoryBytes_;
   return s;
 }
 

@@ -174,6 +174,28 @@ TEST_F(S3OutboxTest, JournalSurvivesARestartAndDrainsAfterwards) {
   EXPECT_EQ(tier_.order(), ids);
 }
 
+TEST_F(S3OutboxTest, ABacklogBeyondTheMemoryBoundWaitsOnDiskAndUploadsWhole) {
+  // Regression (soak test): a backlog kept every waiting entry in memory, ~870 MB at 100,000.
+  tier_.failWith(Errc::Unavailable);
+  S3OutboxOptions o = options();
+  const size_t one = entry("k:0", std::string(1000, 'x'))->approxBytes();
+  o.maxMemoryBytes = 3 * one;
+  S3Outbox outbox(tier_, o);
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(outbox.enqueue(entry("k:" + std::to_string(i), std::string(1000, 'a' + i))));
+  EXPECT_LE(outbox.stats().memoryBytes, 3 * one);
+  EXPECT_EQ(outbox.pending(), 20u);
+  tier_.failWith(std::nullopt);
+  ASSERT_TRUE(outbox.drain(10s));
+  EXPECT_EQ(outbox.uploaded(), 20u);
+  EXPECT_EQ(outbox.stats().memoryBytes, 0u);
+  for (int i = 0; i < 20; ++i) {
+    auto found = tier_.lookup("k:" + std::to_string(i));
+    ASSERT_TRUE(found && *found);
+    EXPECT_NE((**found)->response.find(std::string(1000, 'a' + i)), std::string::npos) << i;
+  }
+}
+
 TEST_F(S3OutboxTest, FailingStoreIsRetriedWithBackoffUntilItRecovers) {
   tier_.failWith(Errc::Unavailable);
   S3Outbox outbox(tier_, options());
