@@ -204,11 +204,14 @@ class Soak:
 
     def run(self):
         data = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"llmcache-soak-{os.getpid()}"
+        sets = {"CACHE_MEMORY_ENTRIES": "500", "CACHE_DISK_ENTRIES": "1500"}
         s3 = S3(data, free_port())
-        s3.start()
-        stack = Stack({"CACHE_S3_ENDPOINT": f"http://127.0.0.1:{s3.port}", "CACHE_S3_BUCKET": BUCKET,
-                       "CACHE_S3_TIMEOUT": "2", "CACHE_S3_OUTBOX_RETRY_MAX": "2",
-                       "CACHE_MEMORY_ENTRIES": "500", "CACHE_DISK_ENTRIES": "1500"})
+        if not self.args.no_s3:
+            s3.start()
+            sets.update({"CACHE_S3_ENDPOINT": f"http://127.0.0.1:{s3.port}",
+                         "CACHE_S3_BUCKET": BUCKET, "CACHE_S3_TIMEOUT": "2",
+                         "CACHE_S3_OUTBOX_RETRY_MAX": "2"})
+        stack = Stack(sets)
         try:
             port, pid = stack.gateway.port, stack.gateway.proc.pid
             t0 = time.monotonic()
@@ -221,7 +224,7 @@ class Soak:
             restarted = False
             while time.monotonic() - t0 < self.args.seconds:
                 time.sleep(1)
-                if not restarted and time.monotonic() - t0 >= restart_at:
+                if not restarted and not self.args.no_s3 and time.monotonic() - t0 >= restart_at:
                     s3.stop()
                     time.sleep(10)
                     s3.start()
@@ -262,6 +265,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--prompts", type=int, default=500, help="the hot pool")
+    ap.add_argument("--no-s3", action="store_true", help="memory + disk only")
     sys.exit(Soak(ap.parse_args()).run())
 
 

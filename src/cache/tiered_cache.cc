@@ -229,6 +229,16 @@ void TieredCache::storeRest(const EntryPtr& entry, const StoreNote* note) {
 
 net::awaitable<StoreResult> TieredCache::store(EntryPtr entry, uint64_t generation,
                                                std::shared_ptr<const StoreNote> note) {
+  const size_t bytes = entry->approxBytes();
+  if (pendingBytes_.load(std::memory_order_relaxed) + bytes > options_.maxPendingBytes &&
+      !options_.fast.empty()) {
+    const Error behind = makeError(
+        Errc::TooLarge, "the background writer is " +
+                            std::to_string(pendingBytes_.load(std::memory_order_relaxed)) +
+                            " bytes behind; the answer was not cached");
+    failed(options_.fast[0]->id(), TierEvent::Op::Insert, entry->cacheKey, behind);
+    co_return StoreResult::Skipped;
+  }
   const bool kept = guarded(generation, *entry, [&] {
     if (options_.fast.empty()) return;
     CacheTier* first = options_.fast[0];
@@ -236,11 +246,13 @@ net::awaitable<StoreResult> TieredCache::store(EntryPtr entry, uint64_t generati
       failed(first->id(), TierEvent::Op::Insert, entry->cacheKey, r.error());
   });
   if (!kept) co_return StoreResult::Condemned;
-  net::post(writer_, [this, entry, generation, note] {
+  pendingBytes_.fetch_add(bytes, std::memory_order_relaxed);
+  net::post(writer_, [this, entry, generation, note, bytes] {
     if (!guarded(generation, *entry, [&] { storeRest(entry, note.get()); })) {
       // Condemned after the first tier took it.
       for (CacheTier* t : options_.fast) (void)t->erase(entry->cacheKey);
     }
+    pendingBytes_.fetch_sub(bytes, std::memory_order_relaxed);
   });
   // Slow tiers without a queue: written before the client is answered (CACHE_ASYNC_WRITES=false).
   for (const SlowTier& s : options_.slow) {

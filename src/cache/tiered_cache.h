@@ -82,6 +82,10 @@ struct TieredCacheOptions {
   std::vector<SlowTier> slow = {};
   const Clock* clock = &Clock::system();
   size_t slowThreads = 4;  // blocking slow-tier calls (lookups, synchronous writes)
+  // Entries (approxBytes) waiting for the background writer. Beyond, a store is skipped: served,
+  // not cached (a Failed event), so a writer slower than the misses (disk fsyncs, a starved
+  // nice-10 thread) cannot queue memory without bound (the soak test: ~3 KB per miss).
+  size_t maxPendingBytes = size_t{64} << 20;
 };
 
 struct CacheHit {
@@ -99,6 +103,7 @@ struct LookupOptions {
 enum class StoreResult : uint8_t {
   Stored,     // in the first tier; the rest follow in the background
   Condemned,  // an invalidation applied since `generation` matches it: stored nowhere
+  Skipped,    // the background writer is too far behind (maxPendingBytes): stored nowhere
 };
 
 class TieredCache {
@@ -178,6 +183,7 @@ class TieredCache {
   std::vector<TierObserver*> observers_;
   std::atomic<uint64_t> errors_[kTierCount] = {};
   LogLimiter logLimiters_[kTierCount];
+  std::atomic<size_t> pendingBytes_{0};  // of the stores posted to writer_ and not done
   net::thread_pool writer_{1};
   net::thread_pool slowPool_;
 };

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -347,6 +348,50 @@ TEST_F(TieredCacheTest, SyncWaitsForTheQueuedWritesAndKeepsTheCacheOpen) {
   EXPECT_EQ(store(entry("again")), StoreResult::Stored);  // still takes work
   ASSERT_TRUE(cache_.sync());
   EXPECT_EQ(events_.of(TierEvent::Kind::Stored).size(), 6u);
+}
+
+// Holds the writer thread inside an observer until released.
+class Gate final : public TierObserver {
+ public:
+  void onTierEvent(const TierEvent& e) override {
+    if (e.kind != TierEvent::Kind::Stored) return;
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return open_; });
+  }
+  void open() {
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+TEST(TieredCache, AStoreIsSkippedWhenTheBackgroundWriterIsTooFarBehind) {
+  MapTier memory(TierId::Memory), disk(TierId::Disk);
+  const size_t one = makeTestEntry(kKey, "x", kHash).approxBytes();
+  TieredCache cache({.fast = {&memory, &disk}, .maxPendingBytes = 3 * one + one / 2});
+  Gate gate;
+  cache.addObserver(&gate);
+  std::vector<StoreResult> results;
+  for (int i = 0; i < 6; ++i) {
+    auto e = std::make_shared<const Entry>(makeTestEntry("k" + std::to_string(i), "x", kHash));
+    results.push_back(run(cache.store(e, 0)));
+  }
+  EXPECT_EQ(results, (std::vector<StoreResult>{StoreResult::Stored, StoreResult::Stored,
+                                               StoreResult::Stored, StoreResult::Skipped,
+                                               StoreResult::Skipped, StoreResult::Skipped}));
+  EXPECT_EQ(cache.errors(TierId::Memory), 3u);
+  EXPECT_FALSE(memory.holds("k3"));
+  gate.open();
+  ASSERT_TRUE(cache.sync());
+  EXPECT_EQ(run(cache.store(std::make_shared<const Entry>(makeTestEntry("k9", "x", kHash)), 0)),
+            StoreResult::Stored);  // caught up: stores again
 }
 
 TEST_F(TieredCacheTest, AStoreAnInvalidationCondemnedBeforehandStoresNothing) {
