@@ -374,9 +374,9 @@ class Gate final : public TierObserver {
 
 TEST(TieredCache, AStoreIsSkippedWhenTheBackgroundWriterIsTooFarBehind) {
   MapTier memory(TierId::Memory), disk(TierId::Disk);
+  Gate gate;  // declared before the cache: the cache's writer still calls it while draining
   const size_t one = makeTestEntry(kKey, "x", kHash).approxBytes();
   TieredCache cache({.fast = {&memory, &disk}, .maxPendingBytes = 3 * one + one / 2});
-  Gate gate;
   cache.addObserver(&gate);
   std::vector<StoreResult> results;
   for (int i = 0; i < 6; ++i) {
