@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "key/cache_key.h"
+#include "key/json_text.h"
+#include "key/text_buffer.h"
 
 namespace {
 
@@ -187,6 +189,34 @@ void BM_Md5OfChatRequestCanonical(benchmark::State& state) {
   state.SetLabel(std::to_string(canonical.size()) + " B canonical");
 }
 BENCHMARK(BM_Md5OfChatRequestCanonical)->Arg(1536)->Arg(20480);
+
+// The --jsonl output's escaping of the vectors' canonical texts (json.dumps of a string with
+// ensure_ascii): Arg 1 with the AVX-512 form (when the CPU has it), 0 without.
+void BM_EscapeOfSharedVectorsCanonical(benchmark::State& state) {
+  static const std::vector<VectorCase> cases = loadVectors();
+  if (cases.empty()) {
+    state.SkipWithError("no vectors found (pass --keyspec DIR)");
+    return;
+  }
+  std::vector<key::TextBuffer> padded(cases.size());
+  for (size_t k = 0; k < cases.size(); ++k) {
+    padded[k].append(cases[k].canonical);
+    padded[k].room(key::kPadding);
+  }
+  const bool was = key::useWideSimd(state.range(0) != 0);
+  key::TextBuffer out;
+  size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    const key::TextBuffer& in = padded[i++ % padded.size()];
+    out.clear();
+    key::appendPaddedPythonString(in.view(), out);
+    benchmark::DoNotOptimize(out.data());
+    bytes += in.size();
+  }
+  key::useWideSimd(was);
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_EscapeOfSharedVectorsCanonical)->Arg(0)->Arg(1);
 
 }  // namespace
 

@@ -2,7 +2,8 @@
 # `llmcache key --jsonl` against the Python reference over the same lines (whole processes):
 #   a) cache_key.py run once per request, as the reference CLI is used (one request per process)
 #   b) the reference's functions in one Python process looping over the lines (the fairest)
-#   c) llmcache key --jsonl
+#   c) llmcache key --jsonl (its default: one worker thread per core, at most 8)
+#   d) llmcache key --jsonl --threads 1 (one thread, as the Python loop)
 # Two inputs: the project's key spec vectors (tests/keyspec/vectors.jsonl, 1,034 lines), and a
 # larger synthetic set, those vectors repeated 20 times (20,680 lines), where process start no
 # longer hides the per-line cost. "Per line" is the marginal time, (big - small) / (lines
@@ -78,17 +79,22 @@ hyperfine --warmup 1 --runs 5 "python3 $WORK/loop.py $KS < $BIG" --export-json "
 hyperfine --warmup 3 "$BIN key --jsonl < $V" --export-json "$WORK/c.json" | grep -E "Time|Range"
 hyperfine --warmup 1 --runs 10 "$BIN key --jsonl < $BIG" --export-json "$WORK/cb.json" |
   grep -E "Time|Range"
-python3 - "$WORK" "$N" "$NB" <<'PY'
+hyperfine --warmup 3 "$BIN key --jsonl --threads 1 < $V" --export-json "$WORK/d.json" |
+  grep -E "Time|Range"
+hyperfine --warmup 1 --runs 10 "$BIN key --jsonl --threads 1 < $BIG" --export-json "$WORK/db.json" |
+  grep -E "Time|Range"
+python3 - "$WORK" "$N" "$NB" "$(nproc)" <<'PY'
 import json, sys
-w, n, nb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+w, n, nb, cores = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 med = lambda f: json.load(open(f"{w}/{f}.json"))["results"][0]["median"]
 a = json.load(open(w + "/a.json"))["results"][0]["mean"] / 200 * n
-b, bb, c, cb = med("b"), med("bb"), med("c"), med("cb")
-pb, pc = (bb - b) / (nb - n), (cb - c) / (nb - n)
+b, bb, c, cb, d, db = med("b"), med("bb"), med("c"), med("cb"), med("d"), med("db")
+pb, pc, pd = (bb - b) / (nb - n), (cb - c) / (nb - n), (db - d) / (nb - n)
 print(f"cache_key.py per request ({n} processes, extrapolated from 200): {a:.2f} s -> llmcache is {a/c:.0f}x faster")
 print(f"Python loop in one process, {n} lines: {b*1e3:.1f} ms -> llmcache is {b/c:.1f}x faster (process start included)")
 print(f"Python loop in one process, {nb} lines: {bb*1e3:.0f} ms -> llmcache is {bb/cb:.1f}x faster (process start included)")
-print(f"per line (marginal, start-up excluded): Python {pb*1e6:.1f} us, llmcache {pc*1e6:.2f} us -> {pb/pc:.1f}x")
+print(f"per line (marginal, start-up excluded): Python {pb*1e6:.1f} us; llmcache {pc*1e6:.2f} us "
+      f"(default, {min(cores, 8)} threads) -> {pb/pc:.1f}x; {pd*1e6:.2f} us (--threads 1) -> {pb/pd:.1f}x")
 print(f"llmcache key --jsonl: {c*1e3:.1f} ms for {n} lines = {c/n*1e6:.1f} us per line (process start included), "
       f"{cb*1e3:.1f} ms for {nb} lines = {cb/nb*1e6:.2f} us per line")
 PY

@@ -5,6 +5,14 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LLMCACHE_WIDE_SIMD 1
+// The AVX-512 paths (VBMI2's byte compress, VBMI's byte permute), compiled for those
+// instructions whatever the build's target and taken only when the CPU has them.
+#define LLMCACHE_WIDE \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi2,popcnt")))
+#endif
 
 namespace llmcache::key {
 
@@ -259,22 +267,125 @@ inline Escapes findEscapes(uint64_t bs) {
   return {escaped, starts};
 }
 
+#if defined(LLMCACHE_WIDE_SIMD)
+
+bool cpuHasWide() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi") &&
+         __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("bmi2") &&
+         __builtin_cpu_supports("popcnt");
+}
+bool gWide = cpuHasWide();
+
+// Unescapes a 64-byte block (padded) whose escapes are all one-letter ones: keeps the bytes in
+// keep (the string's bytes but the backslashes that begin an escape), translating the escaped
+// letters (at letters) to their characters, and writes them at o (64 bytes of room). False,
+// with nothing written, when an escaped letter is not one of " \ / b f n r t (a \u escape, or
+// an invalid one: the caller's loop takes the block).
+LLMCACHE_WIDE bool unescapeBlockWide(const Byte* p, uint64_t keep, uint64_t letters, char*& o) {
+  const __m512i x = _mm512_loadu_si512(p);
+  const __mmask64 lower = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('b')) |
+                          _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('f')) |
+                          _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('n')) |
+                          _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('r')) |
+                          _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('t'));
+  const __mmask64 same = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('"')) |
+                         _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\\')) |
+                         _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('/'));
+  if (letters & ~(lower | same)) return false;
+  // The letters' characters by their low 6 bits: b 0x22, f 0x26, n 0x2E, r 0x32, t 0x34.
+  struct Table {
+    alignas(64) char c[64] = {};
+    constexpr Table() {
+      for (char l : {'b', 'f', 'n', 'r', 't'}) c[l & 63] = kUnescape.c[static_cast<Byte>(l)];
+    }
+  };
+  static constexpr Table kTable;
+  const __m512i y =
+      _mm512_mask_permutexvar_epi8(x, letters & lower, x, _mm512_load_si512(kTable.c));
+  _mm512_storeu_si512(o, _mm512_maskz_compress_epi8(keep, y));
+  o += _mm_popcnt_u64(keep);
+  return true;
+}
+
+// ensure_ascii escaping of padded text with the AVX-512 byte compress: 32 bytes at a time
+// become 64 (a backslash before every byte, with the escaped ones translated), of which the
+// backslashes of the bytes that need none are dropped. A byte that needs a \u escape (control,
+// DEL, non-ASCII) is written by escapeOne.
+LLMCACHE_WIDE char* escapePaddedWide(const Byte* p, const Byte* end, char* o) {
+  // The short escapes' letters by the low 5 bits of the control character.
+  struct Letters {
+    alignas(32) char c[32] = {};
+    constexpr Letters() {
+      for (int ch = 0; ch < 0x20; ++ch)
+        if (kPythonEscape.e[ch] != 'u') c[ch] = kPythonEscape.e[ch];
+    }
+  };
+  static constexpr Letters kLetters;
+  const __m256i letters = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLetters.c));
+  while (p < end) {
+    const ptrdiff_t n = end - p < 32 ? end - p : 32;
+    const uint32_t inside = n == 32 ? ~0u : (1u << n) - 1;
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __mmask32 control = _mm256_cmplt_epu8_mask(x, _mm256_set1_epi8(0x20));
+    const __mmask32 shortControl = _mm256_mask_test_epi8_mask(
+        control, _mm256_maskz_permutexvar_epi8(control, x, letters), _mm256_set1_epi8(-1));
+    const uint32_t special = (_mm256_cmpeq_epi8_mask(x, _mm256_set1_epi8('"')) |
+                              _mm256_cmpeq_epi8_mask(x, _mm256_set1_epi8('\\')) | shortControl) &
+                             inside;
+    const uint32_t unicode =
+        ((control & ~shortControl) | _mm256_cmpge_epu8_mask(x, _mm256_set1_epi8(0x7F))) & inside;
+    const uint32_t take = unicode ? (uint32_t{1} << __builtin_ctz(unicode)) - 1 : inside;
+    const __m256i y = _mm256_mask_permutexvar_epi8(x, shortControl, x, letters);
+    const __m512i pairs =
+        _mm512_or_si512(_mm512_slli_epi16(_mm512_cvtepu8_epi16(y), 8), _mm512_set1_epi16('\\'));
+    const uint64_t keep =
+        _pdep_u64(special & take, 0x5555555555555555ULL) | _pdep_u64(take, 0xAAAAAAAAAAAAAAAAULL);
+    _mm512_storeu_si512(o, _mm512_maskz_compress_epi8(keep, pairs));
+    o += _mm_popcnt_u64(keep);
+    p += _mm_popcnt_u32(take);
+    if (unicode) p = escapeOne(p, end, o);
+  }
+  return o;
+}
+
+#endif
+
 // One block of 64 bytes of a JSON string (from a character's start; padded input), read as
 // bit masks of its quotes, backslashes, control and non-ASCII bytes, so that it costs work per
 // escape and per non-ASCII character rather than per byte, with no branch per byte. Returns
 // where the next block starts (at a character's start), or, with done set, the byte after the
 // closing quote; nullptr when the string is invalid or ends unterminated at end.
-template <bool kWrite>
-const Byte* scanBlock(const Byte* p, const Byte* end, char*& o, bool& done) {
-  uint64_t quote = 0, backslash = 0, low = 0, high = 0, letterN = 0;
+// A block's bytes of interest, as bit masks (bit i: byte p[i]).
+struct BlockMasks {
+  uint64_t quote, backslash;
+  uint64_t low;      // below 0x20, and non-ASCII
+  uint64_t high;     // non-ASCII
+  uint64_t letterN;  // 'n' (only for validation)
+  uint64_t cont;     // 0x80..0xBF, when high is not 0
+};
+
+inline BlockMasks masksOf(const Byte* p) {
+  BlockMasks m{};
   for (int i = 0; i < 4; ++i) {
     const __m128i v = load16(p + 16 * i);
-    quote |= bits16(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))) << (16 * i);
-    backslash |= bits16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))) << (16 * i);
-    low |= bits16(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20))) << (16 * i);  // and >= 0x80
-    high |= bits16(v) << (16 * i);
-    if constexpr (!kWrite) letterN |= bits16(_mm_cmpeq_epi8(v, _mm_set1_epi8('n'))) << (16 * i);
+    m.quote |= bits16(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))) << (16 * i);
+    m.backslash |= bits16(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))) << (16 * i);
+    m.low |= bits16(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20))) << (16 * i);  // and >= 0x80
+    m.high |= bits16(v) << (16 * i);
+    m.letterN |= bits16(_mm_cmpeq_epi8(v, _mm_set1_epi8('n'))) << (16 * i);
   }
+  if (m.high)
+    for (int i = 0; i < 4; ++i)
+      m.cont |= bits16(_mm_cmplt_epi8(load16(p + 16 * i), _mm_set1_epi8(-64))) << (16 * i);
+  return m;
+}
+
+template <bool kWrite>
+const Byte* scanBlock(const Byte* p, const Byte* end, char*& o, bool& done, const BlockMasks& m) {
+  const uint64_t quote = m.quote, backslash = m.backslash, low = m.low, high = m.high,
+                 letterN = m.letterN;
   const uint64_t inside = below(end - p);  // the bytes before the input's end
   const auto [escaped, escapeStarts] = findEscapes(backslash);
   const uint64_t closing = quote & ~escaped & inside;
@@ -284,9 +395,7 @@ const Byte* scanBlock(const Byte* p, const Byte* end, char*& o, bool& done) {
   // Non-ASCII: each sequence must be well-formed (and is copied with the runs around it).
   if (uint64_t leads = high & str) {
     uint64_t covered = 0;  // the continuation bytes the leads account for
-    uint64_t cont = 0;     // 0x80..0xBF
-    for (int i = 0; i < 4; ++i)
-      cont |= bits16(_mm_cmplt_epi8(load16(p + 16 * i), _mm_set1_epi8(-64))) << (16 * i);
+    const uint64_t cont = m.cont;
     leads &= ~cont;
     while (leads) {
       const size_t k = static_cast<size_t>(__builtin_ctzll(leads));
@@ -305,6 +414,17 @@ const Byte* scanBlock(const Byte* p, const Byte* end, char*& o, bool& done) {
   }
   size_t pos = 0;  // the bytes before pos are done
   if constexpr (kWrite) {
+#if defined(LLMCACHE_WIDE_SIMD)
+    // The whole block at once when its escapes are one-letter ones and it ends inside it.
+    if (gWide && next <= 64 && (starts || closing)) {
+      const size_t stop = closing ? static_cast<size_t>(__builtin_ctzll(closing)) : next;
+      if (unescapeBlockWide(p, below(static_cast<ptrdiff_t>(stop)) & ~starts,
+                            escaped & below(static_cast<ptrdiff_t>(stop)), o)) {
+        pos = stop;
+        starts = 0;
+      }
+    }
+#endif
     while (starts) {
       const size_t s = static_cast<size_t>(__builtin_ctzll(starts));
       copyRun(o, p + pos, s - pos);
@@ -353,7 +473,7 @@ const char* scanString(const char* from, const char* to, char*& out) {
   char* o = out;
   for (;;) {
     bool done = false;
-    p = scanBlock<kWrite>(p, end, o, done);
+    p = scanBlock<kWrite>(p, end, o, done, masksOf(p));
     if (!p) return nullptr;
     if (done) {
       if constexpr (kWrite) out = o;
@@ -361,6 +481,39 @@ const char* scanString(const char* from, const char* to, char*& out) {
     }
   }
 }
+
+#if defined(LLMCACHE_WIDE_SIMD)
+
+LLMCACHE_WIDE inline BlockMasks masksOfWide(const Byte* p) {
+  const __m512i v = _mm512_loadu_si512(p);
+  BlockMasks m;
+  m.quote = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('"'));
+  m.backslash = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\'));
+  m.high = _mm512_movepi8_mask(v);
+  m.low = _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20)) | m.high;
+  m.letterN = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('n'));
+  m.cont = _mm512_cmplt_epi8_mask(v, _mm512_set1_epi8(-64));
+  return m;
+}
+
+// scanString with the masks from one 64-byte compare each.
+template <bool kWrite>
+LLMCACHE_WIDE const char* scanStringWide(const char* from, const char* to, char*& out) {
+  const Byte* p = reinterpret_cast<const Byte*>(from);
+  const Byte* const end = reinterpret_cast<const Byte*>(to);
+  char* o = out;
+  for (;;) {
+    bool done = false;
+    p = scanBlock<kWrite>(p, end, o, done, masksOfWide(p));
+    if (!p) return nullptr;
+    if (done) {
+      if constexpr (kWrite) out = o;
+      return reinterpret_cast<const char*>(p);
+    }
+  }
+}
+
+#endif
 
 #else
 
@@ -377,7 +530,27 @@ const char* scanString(const char* from, const char* to, char*& out) {
 
 }  // namespace
 
+#if defined(LLMCACHE_WIDE_SIMD)
+LLMCACHE_WIDE const char* findStringSpecialWide(const Byte* p, const Byte* end) {
+  for (; p < end; p += 64) {
+    const __m512i v = _mm512_loadu_si512(p);
+    const uint64_t m =
+        (_mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('"')) |
+         _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\')) |
+         _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20)) | _mm512_movepi8_mask(v)) &
+        below(end - p);
+    if (m) return reinterpret_cast<const char*>(p + __builtin_ctzll(m));
+  }
+  return reinterpret_cast<const char*>(end);
+}
+#endif
+
 const char* findStringSpecial(const char* from, const char* to) {
+#if defined(LLMCACHE_WIDE_SIMD)
+  if (gWide)
+    return findStringSpecialWide(reinterpret_cast<const Byte*>(from),
+                                 reinterpret_cast<const Byte*>(to));
+#endif
   const Byte* p = reinterpret_cast<const Byte*>(from);
   const Byte* const end = reinterpret_cast<const Byte*>(to);
 #if defined(__SSE2__)
@@ -397,11 +570,17 @@ const char* findStringSpecial(const char* from, const char* to) {
 }
 
 const char* unescapeJsonString(const char* p, const char* end, char*& out) {
+#if defined(LLMCACHE_WIDE_SIMD)
+  if (gWide) return scanStringWide<true>(p, end, out);
+#endif
   return scanString<true>(p, end, out);
 }
 
 const char* skipJsonString(const char* p, const char* end) {
   char* unused = nullptr;
+#if defined(LLMCACHE_WIDE_SIMD)
+  if (gWide) return scanStringWide<false>(p, end, unused);
+#endif
   return scanString<false>(p, end, unused);
 }
 
@@ -414,6 +593,15 @@ char* escapePythonString(std::string_view s, char* o) {
 }
 
 char* escapePaddedPythonString(std::string_view s, char* o) {
+#if defined(LLMCACHE_WIDE_SIMD)
+  if (gWide) {
+    *o++ = '"';
+    o = escapePaddedWide(reinterpret_cast<const Byte*>(s.data()),
+                         reinterpret_cast<const Byte*>(s.data() + s.size()), o);
+    *o++ = '"';
+    return o;
+  }
+#endif
 #if defined(__SSE2__)
   const Byte* p = reinterpret_cast<const Byte*>(s.data());
   const Byte* const end = p + s.size();
@@ -468,6 +656,17 @@ char* escapePaddedPythonString(std::string_view s, char* o) {
   return o;
 #else
   return escapePythonString(s, o);
+#endif
+}
+
+bool useWideSimd(bool on) {
+#if defined(LLMCACHE_WIDE_SIMD)
+  const bool was = gWide;
+  gWide = on && cpuHasWide();
+  return was;
+#else
+  (void)on;
+  return false;
 #endif
 }
 

@@ -3,7 +3,11 @@
 // (Python's json.dumps ensure_ascii escaping). With SSE2 (every x86-64 has it) they take up to
 // 64 bytes at a time as bit masks of the bytes that need work (quotes, backslashes, control
 // characters, non-ASCII; the escaped positions found as simdjson does), so a block costs work
-// per escape and per non-ASCII character rather than per byte, with no branch per byte.
+// per escape and per non-ASCII character rather than per byte, with no branch per byte. On CPUs
+// with AVX-512 VBMI2 (checked once at start-up) the masks come from one 64-byte compare each,
+// and the writers move whole blocks with the byte compress: a string of many escapes (a
+// canonical text's quotes and newlines, a JSON body inside a JSON string) costs a few
+// instructions per 32 or 64 bytes, not a copy per escape. Both forms give the same bytes.
 //
 // Padding: the functions that say so read (never use) up to kPadding bytes past the end of
 // their input, so that input must be followed by that many readable bytes (TextBuffer::room).
@@ -44,6 +48,10 @@ inline void appendPaddedPythonString(std::string_view utf8, TextBuffer& out) {
 // out past it; skipJsonString only validates.
 const char* unescapeJsonString(const char* p, const char* end, char*& out);
 const char* skipJsonString(const char* p, const char* end);
+
+// Whether the loops above take their AVX-512 (VBMI2) forms, when the CPU has them (it does by
+// default); returns the previous setting. For tests, which check both forms against each other.
+bool useWideSimd(bool on);
 
 // The first byte in [p, end) (padded) that is a quote, a backslash, a control character or
 // non-ASCII; end when there is none. (A JSON string's plain run.)

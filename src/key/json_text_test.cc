@@ -90,7 +90,7 @@ bool hasLoneSurrogateEscape(const std::string& s) {
   return false;
 }
 
-TEST(JsonText, StringsReadAsBoostJsonReadsThem) {
+void readStringsAsBoostJsonDoes() {
   std::mt19937 rng(20240601);
   int accepted = 0, rejected = 0;
   for (int t = 0; t < 40000; ++t) {
@@ -130,10 +130,18 @@ TEST(JsonText, StringsReadAsBoostJsonReadsThem) {
   EXPECT_GT(rejected, 1000);
 }
 
+TEST(JsonText, StringsReadAsBoostJsonReadsThem) { readStringsAsBoostJsonDoes(); }
+
+TEST(JsonText, StringsReadAsBoostJsonReadsThemWithoutAvx512) {
+  const bool was = useWideSimd(false);
+  readStringsAsBoostJsonDoes();
+  useWideSimd(was);
+}
+
 TEST(JsonText, FindStringSpecialFindsTheFirst) {
   std::mt19937 rng(7);
   for (int t = 0; t < 20000; ++t) {
-    std::string s = randomInside(rng, 20);
+    std::string s = randomInside(rng, t % 4 == 0 ? 150 : 20);
     if (t % 2) s += "\"";
     TextBuffer in;
     in.append(s);
@@ -144,8 +152,12 @@ TEST(JsonText, FindStringSpecialFindsTheFirst) {
       if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
       ++want;
     }
-    EXPECT_EQ(findStringSpecial(in.data(), in.data() + s.size()) - in.data(),
-              static_cast<ptrdiff_t>(want));
+    for (bool wide : {false, true}) {  // both forms (the wide one where the CPU has it)
+      const bool was = useWideSimd(wide);
+      EXPECT_EQ(findStringSpecial(in.data(), in.data() + s.size()) - in.data(),
+                static_cast<ptrdiff_t>(want));
+      useWideSimd(was);
+    }
   }
 }
 
@@ -167,9 +179,13 @@ TEST(JsonText, PaddedEscapingMatchesTheScalarWriter) {
     in.room(kPadding);
     std::string scalar(escapeRoom(s.size()), '\0');
     scalar.resize(static_cast<size_t>(escapePythonString(s, scalar.data()) - scalar.data()));
-    TextBuffer padded;
-    appendPaddedPythonString(in.view(), padded);
-    EXPECT_EQ(std::string(padded.view()), scalar);
+    for (bool wide : {false, true}) {  // both forms (the wide one where the CPU has it)
+      const bool was = useWideSimd(wide);
+      TextBuffer padded;
+      appendPaddedPythonString(in.view(), padded);
+      useWideSimd(was);
+      EXPECT_EQ(std::string(padded.view()), scalar) << "wide " << wide;
+    }
   }
   std::string out;
   writePythonString("\xc3\xa9\"\n\x7f", out);

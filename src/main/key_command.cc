@@ -4,13 +4,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "key/cache_key.h"
+#include "key/flat_json.h"
 #include "key/json_text.h"
 #include "key/text_buffer.h"
 
@@ -24,6 +31,7 @@ struct KeyArgs {
   std::string scope;
   std::string keyNamespace;
   bool jsonl = false;
+  unsigned threads = 0;  // --jsonl workers; 0 = one per core (at most 8)
 };
 
 // One output line, in the same shape and bytes as cache_key.py's json.dumps(...).
@@ -97,91 +105,32 @@ Result<key::CacheKey> keyOfVectorLine(std::string_view line, const key::KeyOptio
   return keyOfBody(request->text(), opts);
 }
 
-// The fields of a --jsonl line that choose the key, read fast: the usual line is a JSON object
-// whose members are strings or null, and of those only endpoint, normalize, scope, namespace
-// and request are kept (a vector line also carries its expected canonical text, which is only
-// validated, not built). Anything else (another shape, a field of the wrong type, an unknown
-// endpoint, any doubt about the JSON) is left to keyOfVectorLine, which gives the error.
+// The fields of a --jsonl line that choose the key, read fast: the line parsed by the key's
+// own flat parser (key/flat_json.h), of which only endpoint, normalize, scope, namespace and
+// request are kept (a vector line also carries its expected canonical text, which is only
+// parsed). Anything else (not an object, a kept field that is neither a string nor null, an
+// unknown endpoint, any doubt about the JSON) is left to keyOfVectorLine, which gives the error.
 class VectorLine {
  public:
-  // True when the line is such an object (options and body() then set).
+  // True when the line is such an object (options and body() then set). The line is padded.
   bool read(std::string_view line, const key::KeyOptions& defaults, key::KeyOptions& opts) {
-    enum Field { Endpoint, Normalize, Scope, Namespace, Request, Other };
+    using Kind = key::FlatJson::Kind;
+    enum Field { Endpoint, Normalize, Scope, Namespace, Request, kFields };
     static constexpr std::string_view kNames[] = {"endpoint", "normalize", "scope", "namespace",
                                                   "request"};
-    std::string_view value[5];
-    bool isString[5] = {};
-    const char* p = line.data();
-    const char* const end = p + line.size();
-    char* text = body_.room(line.size() + 64);  // unescaped keys and values
-    auto spaces = [&] {
-      while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
-    };
-    // A string whose opening quote is at p: viewed in the line when it has no escape, else
-    // unescaped into the buffer.
-    auto string = [&](std::string_view& out) {
-      if (p == end || *p != '"') return false;
-      ++p;
-      const char* q = key::findStringSpecial(p, end);
-      if (q < end && *q == '"') {
-        out = std::string_view(p, static_cast<size_t>(q - p));
-        p = q + 1;
-        return true;
-      }
-      char* const start = text;
-      std::memcpy(text, p, static_cast<size_t>(q - p));
-      text += q - p;
-      p = key::unescapeJsonString(q, end, text);
-      if (!p) return false;
-      out = std::string_view(start, static_cast<size_t>(text - start));
-      return true;
-    };
-    spaces();
-    if (p == end || *p != '{') return false;
-    ++p;
-    spaces();
-    if (p < end && *p == '}') {
-      ++p;
-    } else {
-      for (;;) {
-        std::string_view k;
-        if (!string(k)) return false;
-        int field = Other;
-        for (int i = 0; i < Other; ++i)
-          if (k == kNames[i]) field = i;
-        spaces();
-        if (p == end || *p != ':') return false;
-        ++p;
-        spaces();
-        if (p == end) return false;
-        if (*p == '"') {
-          if (field == Other) {
-            p = key::skipJsonString(p + 1, end);
-            if (!p) return false;
-          } else {
-            if (!string(value[field])) return false;
-            isString[field] = true;
-          }
-        } else if (end - p >= 4 && std::memcmp(p, "null", 4) == 0) {
-          p += 4;
-          if (field != Other) isString[field] = false;
-        } else {
-          return false;
-        }
-        spaces();
-        if (p == end) return false;
-        if (*p == ',') {
-          ++p;
-          spaces();
-          continue;
-        }
-        if (*p != '}') return false;
-        ++p;
-        break;
+    if (!doc_.parse(line, 4) || doc_[0].kind != Kind::Object) return false;
+    std::string_view value[kFields];
+    bool isString[kFields] = {};
+    for (uint32_t c = 1; c < doc_[0].end; c = doc_[c].end) {  // the last of a repeated key wins
+      const key::FlatJson::Node& n = doc_[c];
+      for (int i = 0; i < kFields; ++i) {
+        if (n.key != kNames[i]) continue;
+        if (n.kind != Kind::String && n.kind != Kind::Null) return false;
+        isString[i] = n.kind == Kind::String;
+        value[i] = n.text;
       }
     }
-    spaces();
-    if (p != end || !isString[Request]) return false;
+    if (!isString[Request]) return false;
     opts.endpoint = defaults.endpoint;
     if (isString[Endpoint]) {
       auto e = key::parseEndpoint(value[Endpoint]);
@@ -208,7 +157,7 @@ class VectorLine {
   std::string_view body() const { return request_; }
 
  private:
-  key::TextBuffer body_;
+  key::FlatJson doc_;
   std::string_view request_;
 };
 
@@ -288,15 +237,138 @@ class LineReader {
   bool eof_ = false;
 };
 
+// The result line of one --jsonl input line, appended to out. Per thread: the builder and the
+// line reader's buffers are reused from line to line.
+struct LineKeyer {
+  key::KeyBuilder builder;
+  VectorLine row;
+  key::KeyOptions lineOpts;
+
+  void run(std::string_view line, const key::KeyOptions& opts, key::TextBuffer& out) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) return;
+    if (row.read(line, opts, lineOpts))
+      printResult(builder.key(row.body(), lineOpts), out);
+    else
+      printResult(keyOfVectorLine(line, opts), out);
+  }
+};
+
+// --jsonl on several threads: the input is cut into blocks of whole lines (copied, padded), each
+// block keyed by whichever worker takes it, and the blocks' results written in input order. The
+// reader keeps at most 4 blocks per worker in flight.
+class ParallelKeyer {
+ public:
+  ParallelKeyer(const key::KeyOptions& opts, unsigned threads) : opts_(opts) {
+    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    maxInFlight_ = 4 * threads;
+  }
+  ~ParallelKeyer() { finish(); }
+  ParallelKeyer(const ParallelKeyer&) = delete;
+  ParallelKeyer& operator=(const ParallelKeyer&) = delete;
+
+  // Lines are appended to the current block; a full block is handed to the workers.
+  void add(std::string_view line) {
+    if (!current_) current_ = std::make_shared<Block>();
+    current_->in.append(line);
+    current_->in.put('\n');
+    if (current_->in.size() >= kBlockBytes) submit();
+  }
+
+  // Submits what is left, then writes every result (in order) and stops the workers.
+  void finish() {
+    if (current_) submit();
+    {
+      std::unique_lock lock(mu_);
+      while (!order_.empty()) writeFront(lock);
+      stop_ = true;
+    }
+    ready_.notify_all();
+    for (std::thread& t : workers_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  static constexpr size_t kBlockBytes = 256 << 10;
+  struct Block {
+    key::TextBuffer in;   // whole lines, each ending in '\n', then kPadding bytes of room
+    key::TextBuffer out;  // their result lines
+    bool taken = false;
+    bool done = false;
+  };
+
+  void submit() {
+    current_->in.room(key::kPadding);
+    std::unique_lock lock(mu_);
+    while (order_.size() >= maxInFlight_) writeFront(lock);
+    order_.push_back(std::move(current_));
+    current_.reset();
+    ++untaken_;
+    ready_.notify_one();
+  }
+
+  // Waits for the oldest block, then writes its results (outside the lock).
+  void writeFront(std::unique_lock<std::mutex>& lock) {
+    std::shared_ptr<Block> front = order_.front();
+    done_.wait(lock, [&] { return front->done; });
+    order_.pop_front();
+    lock.unlock();
+    std::fwrite(front->out.data(), 1, front->out.size(), stdout);
+    lock.lock();
+  }
+
+  void work() {
+    LineKeyer keyer;
+    for (;;) {
+      std::shared_ptr<Block> block;
+      {
+        std::unique_lock lock(mu_);
+        ready_.wait(lock, [&] { return stop_ || untaken_ > 0; });
+        if (untaken_ == 0) return;
+        for (const auto& b : order_)
+          if (!b->taken) {
+            block = b;
+            break;
+          }
+        block->taken = true;
+        --untaken_;
+      }
+      const char* p = block->in.data();
+      const char* const end = p + block->in.size();
+      while (p < end) {
+        const char* nl =
+            static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+        keyer.run(std::string_view(p, static_cast<size_t>(nl - p)), opts_, block->out);
+        p = nl + 1;
+      }
+      {
+        std::lock_guard lock(mu_);
+        block->done = true;
+      }
+      done_.notify_all();
+    }
+  }
+
+  const key::KeyOptions& opts_;
+  std::vector<std::thread> workers_;
+  size_t maxInFlight_ = 0;
+  std::shared_ptr<Block> current_;
+  std::mutex mu_;
+  std::condition_variable ready_, done_;
+  std::deque<std::shared_ptr<Block>> order_;  // submitted, not yet written, in input order
+  size_t untaken_ = 0;
+  bool stop_ = false;
+};
+
 int runKey(const KeyArgs& a) {
   key::KeyOptions opts;
   opts.endpoint = *key::parseEndpoint(a.endpoint);
   opts.mode = *key::parseNormalizeMode(a.normalize);
   opts.scope = a.scope;
   opts.keyNamespace = a.keyNamespace;
-  key::KeyBuilder builder;
   key::TextBuffer out;
   if (!a.jsonl) {
+    key::KeyBuilder builder;
     std::string body;
     char buf[65536];
     size_t got;
@@ -307,16 +379,18 @@ int runKey(const KeyArgs& a) {
     return k ? 0 : 2;
   }
   LineReader in;
-  VectorLine row;
-  key::KeyOptions lineOpts;
   std::string_view line;
+  const unsigned threads =
+      a.threads ? a.threads : std::min(8u, std::thread::hardware_concurrency());
+  if (threads > 1) {
+    ParallelKeyer keyer(opts, threads);
+    while (in.next(line)) keyer.add(line);
+    keyer.finish();
+    return 0;
+  }
+  LineKeyer keyer;
   while (in.next(line)) {
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;
-    if (row.read(line, opts, lineOpts))
-      printResult(builder.key(row.body(), lineOpts), out);
-    else
-      printResult(keyOfVectorLine(line, opts), out);
+    keyer.run(line, opts, out);
     if (out.size() > (1 << 20)) {  // one write per megabyte of results
       std::fwrite(out.data(), 1, out.size(), stdout);
       out.clear();
@@ -344,6 +418,9 @@ void addKeyCommand(CLI::App& app, int& exitCode) {
   cmd->add_flag("--jsonl", args->jsonl,
                 "Read vector-shaped JSON lines ({endpoint,normalize,scope,namespace,request}) "
                 "and write one result line per input line");
+  cmd->add_option("--threads", args->threads,
+                  "With --jsonl: worker threads (0 = one per core, at most 8; 1 = none)")
+      ->capture_default_str();
   cmd->callback([args, &exitCode] { exitCode = runKey(*args); });
 }
 

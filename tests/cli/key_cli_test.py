@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import unittest
 
 SRC = pathlib.Path(os.environ.get("LLMCACHE_SOURCE_DIR") or pathlib.Path(__file__).resolve().parents[2])
@@ -87,6 +88,31 @@ class KeyCli(unittest.TestCase):
         self.assertIn("error", results[1])
         self.assertIn("error", results[2])
         self.assertEqual(results[3], results[0])
+
+    def test_jsonl_on_several_threads_writes_the_same_lines_in_the_same_order(self):
+        # Enough lines for many 256 KB blocks, bad lines and odd shapes among them, a line much
+        # longer than a block, and no final newline; from a file (mapped) and from a pipe.
+        rows = VECTORS.read_bytes().splitlines()
+        big = json.dumps({"request": json.dumps({"model": "m", "messages": [
+            {"role": "user", "content": "x" * 700_000}]}), "extra": [1, {"a": None}]}).encode()
+        lines = []
+        for i in range(6):
+            lines += rows
+            lines += [b"{broken", b'{"request": 5}', b"", b"[1]", big if i == 2 else b"{}"]
+        stdin = b"\n".join(lines)
+        rc, want, err = run(["key", "--jsonl", "--threads", "1"], stdin)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(want.splitlines()), sum(1 for l in lines if l.strip()))
+        for threads in ("2", "3", "0"):
+            rc, out, err = run(["key", "--jsonl", "--threads", threads], stdin)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(out, want, f"--threads {threads} from a pipe")
+        with tempfile.TemporaryFile() as f:
+            f.write(stdin)
+            f.seek(0)
+            p = subprocess.run([BIN, "key", "--jsonl", "--threads", "2"], stdin=f,
+                               capture_output=True, timeout=60)
+        self.assertEqual(p.stdout, want, "--threads 2 from a file")
 
     def test_unknown_endpoint_is_refused_by_the_cli(self):
         rc, _, err = run(["key", "--endpoint", "openai.images"], b"{}")
