@@ -24,12 +24,14 @@ constexpr int kShedPerPause = 64;
 // How long such a connection is given to send its request line (its target picks the error's
 // shape) before it is answered anyway; the spare descriptor is in use meanwhile.
 constexpr auto kShedReadTimeout = std::chrono::milliseconds(200);
+// How often such a connection is polled meanwhile (and while its answer does not fit).
+constexpr auto kShedPoll = std::chrono::milliseconds(5);
 // The Retry-After of a 503 for too many connections or too few descriptors, in seconds.
 constexpr const char* kRetryAfter = "1";
 
 // One of these OS error numbers. By value, without a virtual call into the error's category:
-// comparing with a std::errc condition went through category().equivalent(), which UBSan's vptr
-// check reports (the system category's type info differs across the shared libraries).
+// comparing with a std::errc condition went through category().equivalent(), a call UBSan's vptr
+// check could not validate out of descriptors (see answerUnavailable).
 bool isSystemError(const boost::system::error_code& ec, std::initializer_list<int> values) {
   if (ec.category() != boost::system::system_category()) return false;
   return std::find(values.begin(), values.end(), ec.value()) != values.end();
@@ -276,35 +278,72 @@ net::awaitable<void> Server::shedWaitingConnections() {
   shedding_ = false;
 }
 
+// Plain syscalls on the descriptor, polled on a timer: no socket object, no Beast stream. The
+// process has no descriptor to spare here, and code that first runs in that state cannot be
+// checked by UBSan's vptr check, whose slow path probes memory through a pipe()
+// (libsanitizer's IsAccessibleMemoryRange): with EMFILE the probe fails, and any polymorphic
+// type not validated before is reported as an "invalid vptr" (Beast's transfer_op for this read,
+// an instantiation the sessions never use; then a shared_ptr's control block). A timer wait is
+// what the accept loop has run before.
 net::awaitable<void> Server::answerUnavailable(int fd) {
-  boost::system::error_code ec;
-  tcp::socket socket(io_);
-  socket.assign(acceptor_.local_endpoint(ec).protocol(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    co_return;
-  }
-  beast::tcp_stream stream(std::move(socket));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  net::steady_timer pause(io_);
+  // Waits kShedPoll, unless `until` has passed: false then.
+  auto later = [&pause](std::chrono::steady_clock::time_point until) -> net::awaitable<bool> {
+    if (std::chrono::steady_clock::now() >= until) co_return false;
+    pause.expires_after(kShedPoll);
+    auto [ec] = co_await pause.async_wait(kNoThrow);
+    co_return !ec;
+  };
+  auto retry = [] { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR; };
   // What the client sends first: its request line names the target, so that the 503 comes in
   // the provider's error shape. Reading it also spares the client a reset on close before it
   // has read the answer (unread input makes close() send RST).
   char head[4096];
-  stream.expires_after(kShedReadTimeout);
-  auto [rec, n] = co_await stream.async_read_some(net::buffer(head), kNoThrow);
-  const std::string_view target = requestTarget(std::string_view(head, rec ? 0 : n));
+  size_t got = 0;
+  const auto readUntil = std::chrono::steady_clock::now() + kShedReadTimeout;
+  while (got < sizeof head && std::string_view(head, got).find("\r\n") == std::string_view::npos) {
+    const ssize_t n = ::recv(fd, head + got, sizeof head - got, MSG_DONTWAIT);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n == 0 || !retry() || !co_await later(readUntil)) {
+      break;
+    }
+  }
+  const std::string_view target = requestTarget(std::string_view(head, got));
   Response res =
       errorResponse(bhttp::status::service_unavailable,
                     "the server is out of file descriptors, try again later", target, 11);
   res.set(bhttp::field::retry_after, kRetryAfter);
   res.keep_alive(false);
   res.prepare_payload();
-  stream.expires_after(std::chrono::seconds(1));
-  co_await bhttp::async_write(stream, res, kNoThrow);
-  const int sock = stream.socket().native_handle();
-  ::shutdown(sock, SHUT_WR);
-  while (::recv(sock, head, sizeof head, MSG_DONTWAIT) > 0) {
+  std::string wire = "HTTP/1.1 " + std::to_string(res.result_int()) + " ";
+  wire += res.reason();
+  wire += "\r\n";
+  for (const auto& field : res) {
+    wire += field.name_string();
+    wire += ": ";
+    wire += field.value();
+    wire += "\r\n";
   }
-  stream.socket().close(ec);
+  wire += "\r\n";
+  wire += res.body();
+  const auto writeUntil = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (size_t sent = 0; sent < wire.size();) {
+    const ssize_t n =
+        ::send(fd, wire.data() + sent, wire.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (n == 0 || !retry() || !co_await later(writeUntil)) {
+      break;
+    }
+  }
+  ::shutdown(fd, SHUT_WR);
+  while (::recv(fd, head, sizeof head, MSG_DONTWAIT) > 0) {
+  }
 }
 
 Response Server::errorResponse(bhttp::status status, std::string message, std::string_view target,

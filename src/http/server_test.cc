@@ -388,12 +388,6 @@ double cpuSeconds() {
 // shape, with Retry-After) on its spare descriptor, stays nearly idle, and serves again once
 // descriptors are free. The limit is this process's own, lowered for the test and restored.
 TEST(Server, OutOfDescriptorsItAnswers503WithoutSpinningAndRecovers) {
-#ifdef __SANITIZE_ADDRESS__
-  // Known gap: under the sanitizers, UBSan's vptr check reports a member access inside Beast's
-  // basic_stream on this path (the 503 to a connection accepted into the spare descriptor, its
-  // read timing out). Not understood yet; the release stage runs the test.
-  GTEST_SKIP() << "the descriptor-exhaustion path is not run under the sanitizers (known gap)";
-#endif
   ServerOptions o;
   o.maxConnections = 100000;  // far above the descriptors: accept() runs out first
   RunningServer s(o, echo, [](bhttp::status st, std::string msg, std::string_view target) {
@@ -402,7 +396,10 @@ TEST(Server, OutOfDescriptorsItAnswers503WithoutSpinningAndRecovers) {
     return r;
   });
   {
-    Client warm(s.server->port());  // every I/O context is running
+    // Every I/O context is running; and a connection has ended (under the sanitizers, UBSan's
+    // vptr check cannot validate a type first used without a free descriptor: server.cc,
+    // answerUnavailable).
+    Client warm(s.server->port());
     ASSERT_EQ(warm.call(Client::post("/warm", "1")).body(), "/warm:1");
   }
   // The client sockets are made before the limit is lowered: connecting one takes no descriptor
