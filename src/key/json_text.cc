@@ -1,5 +1,6 @@
 #include "key/json_text.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #if defined(__SSE2__)
@@ -496,13 +497,171 @@ LLMCACHE_WIDE inline BlockMasks masksOfWide(const Byte* p) {
   return m;
 }
 
-// scanString with the masks from one 64-byte compare each.
+// utf8Errors' tables: each one's 16 entries, four times over (one copy per 128-bit lane of the
+// byte shuffle).
+struct Utf8Tables {
+  static constexpr uint8_t kTooShort = 1 << 0, kTooLong = 1 << 1, kOverlong3 = 1 << 2,
+                           kTooLarge = 1 << 3, kSurrogate = 1 << 4, kOverlong2 = 1 << 5,
+                           kTooLarge1000 = 1 << 6, kOverlong4 = 1 << 6, kTwoConts = 1 << 7;
+  static constexpr uint8_t kCarry = kTooShort | kTooLong | kTwoConts;
+  static constexpr uint8_t kLarge = kCarry | kTooLarge | kTooLarge1000;
+  static constexpr uint8_t kCont8 =
+      kTooLong | kOverlong2 | kTwoConts | kOverlong3 | kTooLarge1000 | kOverlong4;
+  static constexpr uint8_t kCont9 = kTooLong | kOverlong2 | kTwoConts | kOverlong3 | kTooLarge;
+  static constexpr uint8_t kContAB = kTooLong | kOverlong2 | kTwoConts | kSurrogate | kTooLarge;
+  alignas(64) uint8_t byte1High[64] = {};
+  alignas(64) uint8_t byte1Low[64] = {};
+  alignas(64) uint8_t byte2High[64] = {};
+  constexpr Utf8Tables() {
+    const uint8_t high1[16] = {kTooLong,
+                               kTooLong,
+                               kTooLong,
+                               kTooLong,
+                               kTooLong,
+                               kTooLong,
+                               kTooLong,
+                               kTooLong,
+                               kTwoConts,
+                               kTwoConts,
+                               kTwoConts,
+                               kTwoConts,
+                               kTooShort | kOverlong2,
+                               kTooShort,
+                               kTooShort | kOverlong3 | kSurrogate,
+                               kTooShort | kTooLarge | kTooLarge1000 | kOverlong4};
+    const uint8_t low1[16] = {kCarry | kOverlong3 | kOverlong2 | kOverlong4,
+                              kCarry | kOverlong2,
+                              kCarry,
+                              kCarry,
+                              kCarry | kTooLarge,
+                              kLarge,
+                              kLarge,
+                              kLarge,
+                              kLarge,
+                              kLarge,
+                              kLarge,
+                              kLarge,
+                              kLarge,
+                              kLarge | kSurrogate,
+                              kLarge,
+                              kLarge};
+    const uint8_t high2[16] = {kTooShort, kTooShort, kTooShort, kTooShort, kTooShort, kTooShort,
+                               kTooShort, kTooShort, kCont8,    kCont9,    kContAB,   kContAB,
+                               kTooShort, kTooShort, kTooShort, kTooShort};
+    for (int i = 0; i < 64; ++i) {
+      byte1High[i] = high1[i % 16];
+      byte1Low[i] = low1[i % 16];
+      byte2High[i] = high2[i % 16];
+    }
+  }
+};
+
+// UTF-8 validation of 64 bytes given the 3 bytes before each (prev1..prev3): the bytes where a
+// sequence is ill-formed (overlong, surrogate, above U+10FFFF, too short, a stray continuation),
+// as Keiser and Lemire's lookup algorithm finds them (simdjson's utf8_lookup4): three nibble
+// tables say which errors each pair of bytes could be, and their AND is what it is.
+LLMCACHE_WIDE inline uint64_t utf8Errors(__m512i v, __m512i prev1, __m512i prev2, __m512i prev3) {
+  static constexpr Utf8Tables kT;
+  const __m512i byte1High = _mm512_load_si512(kT.byte1High);
+  const __m512i byte1Low = _mm512_load_si512(kT.byte1Low);
+  const __m512i byte2High = _mm512_load_si512(kT.byte2High);
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  const __m512i special = _mm512_and_si512(
+      _mm512_and_si512(
+          _mm512_shuffle_epi8(byte1High, _mm512_and_si512(_mm512_srli_epi16(prev1, 4), nibble)),
+          _mm512_shuffle_epi8(byte1Low, _mm512_and_si512(prev1, nibble))),
+      _mm512_shuffle_epi8(byte2High, _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble)));
+  // The third or fourth byte of a sequence must be a continuation: a 0x80 bit that TWO_CONTS
+  // must match.
+  const __m512i must23 =
+      _mm512_or_si512(_mm512_subs_epu8(prev2, _mm512_set1_epi8(static_cast<char>(0xE0 - 0x80))),
+                      _mm512_subs_epu8(prev3, _mm512_set1_epi8(static_cast<char>(0xF0 - 0x80))));
+  const __m512i error = _mm512_xor_si512(
+      _mm512_and_si512(must23, _mm512_set1_epi8(static_cast<char>(0x80))), special);
+  return _mm512_test_epi8_mask(error, error);
+}
+
+// scanString with the masks from one 64-byte compare each. A block of ASCII whose escapes are
+// all one-letter ones (the usual block: a JSON text inside a JSON string, a canonical text's
+// quotes and newlines) is read and written here at once; any other block (non-ASCII, a \u
+// escape, an error) goes through scanBlock.
 template <bool kWrite>
 LLMCACHE_WIDE const char* scanStringWide(const char* from, const char* to, char*& out) {
   const Byte* p = reinterpret_cast<const Byte*>(from);
   const Byte* const end = reinterpret_cast<const Byte*>(to);
   char* o = out;
+  struct Table {  // the letters' characters by their low 6 bits: b 0x22, f 0x26, n 0x2E, ...
+    alignas(64) char c[64] = {};
+    constexpr Table() {
+      for (char l : {'b', 'f', 'n', 'r', 't'}) c[l & 63] = kUnescape.c[static_cast<Byte>(l)];
+    }
+  };
+  static constexpr Table kTable;
   for (;;) {
+    const __m512i v = _mm512_loadu_si512(p);
+    {
+      // The 3 bytes before each: before the string's first byte, none (read as ASCII; the
+      // masked loads touch nothing there).
+      const ptrdiff_t back = p - reinterpret_cast<const Byte*>(from);
+      const __mmask64 has1 = back >= 1 ? ~uint64_t{0} : ~below(1 - back);
+      const __mmask64 has2 = back >= 2 ? ~uint64_t{0} : ~below(2 - back);
+      const __mmask64 has3 = back >= 3 ? ~uint64_t{0} : ~below(3 - back);
+      const uint64_t badUtf8 =
+          utf8Errors(v, _mm512_maskz_loadu_epi8(has1, p - 1), _mm512_maskz_loadu_epi8(has2, p - 2),
+                     _mm512_maskz_loadu_epi8(has3, p - 3));
+      const uint64_t quote = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('"'));
+      const uint64_t backslash = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\'));
+      const uint64_t control = _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20));
+      const uint64_t inside = below(end - p);
+      const auto [escaped, escapeStarts] = findEscapes(backslash);
+      const uint64_t closing = quote & ~escaped & inside;
+      const uint64_t str = (closing ? (closing & (0 - closing)) - 1 : ~uint64_t{0}) & inside;
+      if (control & str) return nullptr;              // a raw control character
+      if (!closing && end - p <= 64) return nullptr;  // unterminated
+      // Ill-formed UTF-8 up to the closing quote (which ends a sequence too early when it
+      // follows a lead byte); a sequence running into the next block is checked there.
+      if (badUtf8 & (closing ? str | (closing & (0 - closing)) : str)) return nullptr;
+      uint64_t starts = escapeStarts & str;
+      size_t next = 64;
+      if (starts >> 63) {  // its letter is in the next block: that block starts at the backslash
+        starts &= ~(uint64_t{1} << 63);
+        next = 63;
+      }
+      // A UTF-8 sequence that runs into the next block: that block starts at its lead byte.
+      if (const uint64_t cut =
+              (_mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(static_cast<char>(0xC0))) &
+               (uint64_t{1} << 63)) |
+              (_mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(static_cast<char>(0xE0))) &
+               (uint64_t{1} << 62)) |
+              (_mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(static_cast<char>(0xF0))) &
+               (uint64_t{1} << 61));
+          cut && !closing)
+        next = std::min(next, static_cast<size_t>(__builtin_ctzll(cut)));
+      const size_t stop = closing ? static_cast<size_t>(__builtin_ctzll(closing)) : next;
+      const uint64_t content = below(static_cast<ptrdiff_t>(stop));
+      const uint64_t letters = escaped & content;
+      const uint64_t lower = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('b')) |
+                             _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('f')) |
+                             _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('n')) |
+                             _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('r')) |
+                             _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('t'));
+      const uint64_t same = quote | backslash | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('/'));
+      if (!(letters & ~(lower | same))) {
+        if constexpr (kWrite) {
+          const __m512i y =
+              _mm512_mask_permutexvar_epi8(v, letters & lower, v, _mm512_load_si512(kTable.c));
+          const uint64_t keep = content & ~starts;
+          _mm512_storeu_si512(o, _mm512_maskz_compress_epi8(keep, y));
+          o += _mm_popcnt_u64(keep);
+        }
+        if (closing) {
+          if constexpr (kWrite) out = o;
+          return reinterpret_cast<const char*>(p + stop + 1);
+        }
+        p += next;
+        continue;
+      }
+    }
     bool done = false;
     p = scanBlock<kWrite>(p, end, o, done, masksOfWide(p));
     if (!p) return nullptr;

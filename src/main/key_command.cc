@@ -255,12 +255,13 @@ struct LineKeyer {
 };
 
 // --jsonl on several threads: the input is cut into blocks of whole lines (copied, padded), each
-// block keyed by whichever worker takes it, and the blocks' results written in input order. The
-// reader keeps at most 4 blocks per worker in flight.
+// block keyed by whichever thread takes it (threads - 1 workers, and the reading thread whenever
+// it would otherwise wait), and the blocks' results written in input order. At most 4 blocks
+// per thread are in flight.
 class ParallelKeyer {
  public:
   ParallelKeyer(const key::KeyOptions& opts, unsigned threads) : opts_(opts) {
-    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
     maxInFlight_ = 4 * threads;
   }
   ~ParallelKeyer() { finish(); }
@@ -300,16 +301,19 @@ class ParallelKeyer {
   void submit() {
     current_->in.room(key::kPadding);
     std::unique_lock lock(mu_);
-    while (order_.size() >= maxInFlight_) writeFront(lock);
     order_.push_back(std::move(current_));
     current_.reset();
     ++untaken_;
     ready_.notify_one();
+    // More waiting than the workers can be taking: the reading thread keys one too.
+    while (untaken_ > workers_.size()) keyOne(lock);
+    while (order_.size() >= maxInFlight_) writeFront(lock);
   }
 
-  // Waits for the oldest block, then writes its results (outside the lock).
+  // Writes the oldest block's results (outside the lock), keying blocks while it is not done.
   void writeFront(std::unique_lock<std::mutex>& lock) {
     std::shared_ptr<Block> front = order_.front();
+    while (!front->done && untaken_ > 0) keyOne(lock);
     done_.wait(lock, [&] { return front->done; });
     order_.pop_front();
     lock.unlock();
@@ -317,37 +321,45 @@ class ParallelKeyer {
     lock.lock();
   }
 
+  // Takes the oldest untaken block (there is one) and keys it, outside the lock.
+  void keyOne(std::unique_lock<std::mutex>& lock) {
+    std::shared_ptr<Block> block;
+    for (const auto& b : order_)
+      if (!b->taken) {
+        block = b;
+        break;
+      }
+    block->taken = true;
+    --untaken_;
+    lock.unlock();
+    const char* p = block->in.data();
+    const char* const end = p + block->in.size();
+    while (p < end) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      keyer_.local().run(std::string_view(p, static_cast<size_t>(nl - p)), opts_, block->out);
+      p = nl + 1;
+    }
+    lock.lock();
+    block->done = true;
+    done_.notify_all();
+  }
+
   void work() {
-    LineKeyer keyer;
+    std::unique_lock lock(mu_);
     for (;;) {
-      std::shared_ptr<Block> block;
-      {
-        std::unique_lock lock(mu_);
-        ready_.wait(lock, [&] { return stop_ || untaken_ > 0; });
-        if (untaken_ == 0) return;
-        for (const auto& b : order_)
-          if (!b->taken) {
-            block = b;
-            break;
-          }
-        block->taken = true;
-        --untaken_;
-      }
-      const char* p = block->in.data();
-      const char* const end = p + block->in.size();
-      while (p < end) {
-        const char* nl =
-            static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-        keyer.run(std::string_view(p, static_cast<size_t>(nl - p)), opts_, block->out);
-        p = nl + 1;
-      }
-      {
-        std::lock_guard lock(mu_);
-        block->done = true;
-      }
-      done_.notify_all();
+      ready_.wait(lock, [&] { return stop_ || untaken_ > 0; });
+      if (untaken_ == 0) return;
+      keyOne(lock);
     }
   }
+
+  // One LineKeyer per thread (its builder's buffers are reused from line to line).
+  struct PerThread {
+    LineKeyer& local() {
+      thread_local LineKeyer keyer;
+      return keyer;
+    }
+  };
 
   const key::KeyOptions& opts_;
   std::vector<std::thread> workers_;
@@ -358,6 +370,7 @@ class ParallelKeyer {
   std::deque<std::shared_ptr<Block>> order_;  // submitted, not yet written, in input order
   size_t untaken_ = 0;
   bool stop_ = false;
+  PerThread keyer_;
 };
 
 int runKey(const KeyArgs& a) {
