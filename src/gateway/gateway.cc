@@ -6,6 +6,7 @@
 #include "api/request.h"
 #include "api/response.h"
 #include "api/stream.h"
+#include "common/log.h"
 #include "common/offload.h"
 #include "common/thread.h"
 #include "gateway/context.h"
@@ -283,10 +284,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
   auto result = std::make_shared<FlightResult>();
   if (up.clientGone) co_return result;  // Aborted: nothing of a stream not seen whole is stored
   if (!up.done) {
-    upstreamErrors_.fetch_add(1, std::memory_order_relaxed);
-    const auto status = up.done.error().code == Errc::Timeout ? bhttp::status::gateway_timeout
-                                                              : bhttp::status::bad_gateway;
-    const std::string message = "upstream request failed: " + up.done.error().message;
+    const auto [status, message] = upstreamFailed(up.done.error());
     publish(flights_, ctx, result);
     if (w.started()) {
       w.abort();  // a broken stream must look broken to the client, not complete
@@ -373,12 +371,9 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
       relay(deps_.client, upstreamRequest(ctx, false), w, decide, {.keepStreamedBody = false});
   RelayResult up = co_await std::move(job);
   if (!up.done && !up.clientGone) {
-    upstreamErrors_.fetch_add(1, std::memory_order_relaxed);
+    const auto [status, message] = upstreamFailed(up.done.error());
     if (!w.started()) {
-      const auto status = up.done.error().code == Errc::Timeout ? bhttp::status::gateway_timeout
-                                                                : bhttp::status::bad_gateway;
-      co_await sendError(ctx, w, status, "upstream request failed: " + up.done.error().message,
-                         Outcome::Bypass);
+      co_await sendError(ctx, w, status, message, Outcome::Bypass);
     } else {
       w.abort();  // the upstream broke off: the client must see a broken response
     }
@@ -386,6 +381,18 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
   }
   recordEvent(ctx);
   if (!up.clientGone) co_await w.finish();
+}
+
+std::pair<bhttp::status, std::string> Gateway::upstreamFailed(const Error& error) {
+  upstreamErrors_.fetch_add(1, std::memory_order_relaxed);
+  // The detail (the upstream's URL, libcurl's words) is for the operator's log: the client
+  // learns what happened, not where the gateway sends its requests.
+  warnLimited(upstreamLog_, "{}", error.message);
+  if (error.code == Errc::Timeout)
+    return {bhttp::status::gateway_timeout,
+            "upstream request failed: the provider did not answer in time"};
+  return {bhttp::status::bad_gateway,
+          "upstream request failed: the provider could not be reached or broke off the exchange"};
 }
 
 }  // namespace llmcache::gateway

@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "admin/admin_api.h"
 #include "analytics/metrics.h"
@@ -16,6 +17,7 @@
 #include "api/provider.h"
 #include "cache/tiered_cache.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "config/config.h"
 #include "gateway/entry_factory.h"
 #include "gateway/key_memo.h"
@@ -95,6 +97,9 @@ class Gateway {
   void recordEvent(Context& ctx);  // once per request
   upstream::Request upstreamRequest(const Context& ctx, bool cached) const;
   key::KeyOptions keyOptions(const Context& ctx) const;
+  // Counts and logs an upstream failure; the status and message the client gets (504 for a
+  // timeout, else 502), which never name the upstream.
+  std::pair<http::bhttp::status, std::string> upstreamFailed(const Error& error);
 
   GatewayDeps deps_;
   Router router_;
@@ -106,6 +111,7 @@ class Gateway {
   SingleFlight<FlightResult> flights_;
   KeyMemo keyMemo_;
   std::atomic<uint64_t> upstreamErrors_{0};
+  LogLimiter upstreamLog_;  // upstream failures: a line per interval, however many fail
   http::net::thread_pool adminPool_{1};  // admin requests: SQLite queries and tier erases
   http::net::thread_pool keyPool_{2};    // parsing and keying bodies above KeyMemo::kMaxBodyBytes
 };

@@ -224,6 +224,7 @@ class UpstreamErrorTest(GatewayTestCase):
         self.check_error_passes_through_uncached(529, MESSAGES, claude("overloaded"))
 
     def test_an_unreachable_upstream_is_a_502_in_the_provider_shape(self):
+        port = str(self.s.mock.port)
         self.s.mock.stop()
         res = self.s.post(CHAT, chat("anyone there?"))
         self.assertEqual(res.status, 502, res)
@@ -231,6 +232,12 @@ class UpstreamErrorTest(GatewayTestCase):
         res = self.s.post(MESSAGES, claude("anyone there?"))
         self.assertEqual(res.status, 502, res)
         self.assertEqual(res.json()["type"], "error")
+        # The client is not told where the gateway sends its requests (issue 17: the upstream's
+        # URL was in the message); the operator's log has it.
+        for body in (res.body, self.s.post(CHAT, chat("still there?")).body):
+            self.assertNotIn(b"127.0.0.1", body)
+            self.assertNotIn(port.encode(), body)
+            self.assertNotIn(b"http://", body)
 
 
 class ValidationTest(GatewayTestCase):
