@@ -28,6 +28,23 @@ constexpr auto kShedReadTimeout = std::chrono::milliseconds(200);
 constexpr auto kShedPoll = std::chrono::milliseconds(5);
 // The Retry-After of a 503 for too many connections or too few descriptors, in seconds.
 constexpr const char* kRetryAfter = "1";
+// The most of a refused upload (413, or 503 for the body budget) read and dropped so that the
+// client can read its answer; a larger one has its connection closed (a reset).
+constexpr uint64_t kMaxDrainBytes = 64ull << 20;
+
+// Reads and drops the rest of a body of `length` bytes (what the buffer holds first) through a
+// 64 KB scratch, never the body in memory; each read within the stream's current deadline.
+net::awaitable<void> drain(beast::tcp_stream& stream, beast::flat_buffer& buffer, uint64_t length) {
+  uint64_t left = length - std::min<uint64_t>(length, buffer.size());
+  buffer.consume(buffer.size());
+  std::vector<char> scratch(64 << 10);
+  while (left > 0) {
+    auto [ec, n] = co_await stream.async_read_some(
+        net::buffer(scratch.data(), std::min<uint64_t>(left, scratch.size())), kNoThrow);
+    if (ec) break;
+    left -= n;
+  }
+}
 
 // One of these OS error numbers. By value, without a virtual call into the error's category:
 // comparing with a std::errc condition went through category().equivalent(), a call UBSan's vptr
@@ -397,7 +414,7 @@ net::awaitable<void> Server::session(tcp::socket socket) {
     stream.expires_after(options_.readTimeout);
     auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
     if (hec == bhttp::error::body_limit) {
-      // Content-Length alone already exceeds the limit: answer without reading the body.
+      // Content-Length alone already exceeds the limit: answer without keeping the body.
       Response res = errorResponse(
           bhttp::status::payload_too_large,
           "request body larger than " + std::to_string(options_.maxBodyBytes) + " bytes",
@@ -405,7 +422,15 @@ net::awaitable<void> Server::session(tcp::socket socket) {
       res.keep_alive(false);
       res.prepare_payload();
       stream.expires_after(options_.readTimeout);
-      co_await bhttp::async_write(stream, res, kNoThrow);
+      auto [wec, wn] = co_await bhttp::async_write(stream, res, kNoThrow);
+      // A client that is still sending reads no answer until it is done, and a socket closed
+      // with its upload unread is reset: Node's clients then saw EPIPE ("Connection error") and
+      // retried, never the 413. So the upload is read and dropped, up to kMaxDrainBytes (a
+      // client announcing gigabytes gets the reset), unless the client waits for a 100.
+      const bool waitsFor100 = beast::iequals(parser.get()[bhttp::field::expect], "100-continue");
+      if (!wec && parser.content_length() && !waitsFor100 &&
+          *parser.content_length() <= std::max<uint64_t>(kMaxDrainBytes, options_.maxBodyBytes))
+        co_await drain(stream, buffer, *parser.content_length());
       break;
     }
     if (hec) {
@@ -459,18 +484,8 @@ net::awaitable<void> Server::session(tcp::socket socket) {
         // rather than a reset. A chunked body is not drained: the connection just closes; nor
         // is one the client holds back until a 100 Continue (it gets the 503 instead).
         const bool waitsFor100 = beast::iequals(parser.get()[bhttp::field::expect], "100-continue");
-        if (!wec && parser.content_length() && !waitsFor100) {
-          uint64_t left = *parser.content_length();
-          left -= std::min<uint64_t>(left, buffer.size());
-          buffer.consume(buffer.size());
-          std::vector<char> scratch(64 << 10);
-          while (left > 0) {
-            auto [dec, dn] = co_await stream.async_read_some(
-                net::buffer(scratch.data(), std::min<uint64_t>(left, scratch.size())), kNoThrow);
-            if (dec) break;
-            left -= dn;
-          }
-        }
+        if (!wec && parser.content_length() && !waitsFor100)
+          co_await drain(stream, buffer, *parser.content_length());
         break;
       }
     }

@@ -204,6 +204,29 @@ class ExpectContinueOverTheLimitTest(HardeningTestCase):
         self.assertEqual(json.loads(body_of(raw))["type"], "error")
 
 
+class OversizeUploadTest(HardeningTestCase):
+    SETS = {"CACHE_MAX_BODY_BYTES": "1000"}
+
+    def test_a_client_still_uploading_a_body_over_the_limit_reads_the_413(self):
+        # Issue 17: the gateway answered and closed without reading the upload, so a client
+        # still sending it got EPIPE / a reset (Node's SDKs: "Connection error", three retries)
+        # and never the 413. 8 MiB is more than the sockets' buffers can take unread.
+        size = 8 << 20
+        s = socket.create_connection(("127.0.0.1", self.s.gateway.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nHost: llmcache\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: " + str(size).encode() +
+                  b"\r\n\r\n")
+        chunk = b"x" * (1 << 16)
+        for _ in range(size // len(chunk)):
+            s.sendall(chunk)  # raised BrokenPipeError / ConnectionResetError before
+        raw = read_response(s)
+        self.assertEqual(status_of(raw), 413, raw[:300])
+        self.assertIn("larger than 1000 bytes", json.loads(body_of(raw))["error"]["message"])
+        # ...and the gateway goes on serving.
+        self.assertEqual(self.s.post(CHAT, chat("after the big one")).status, 200)
+
+
 class TrailerTest(HardeningTestCase):
     def test_trailers_cannot_set_the_tenant_or_the_namespace(self):
         body = json.dumps(chat("trailers")).encode()
