@@ -15,8 +15,10 @@ third of the way in, the S3 server is stopped for 10 s and started again.
 A wrong answer is an answer that is not the provider's answer for that request: the mock
 answers "Mock answer #N to: <question>", so every answer must name its own question, and
 every HIT must be an answer the provider gave for that prompt (checked at the end against all
-answers seen). Reported: RSS and open descriptors over time, requests by outcome, errors by kind,
-wrong answers. Flat memory is the target.
+answers seen). Reported: RSS (split: RssAnon, the heap, where a leak shows; RssFile, mapped
+files, reclaimable), open descriptors and the cache's background writer queue (from /metrics,
+gauges refreshed every 5 s) over time, requests by outcome, errors by kind, wrong answers. Flat
+memory is the target.
 """
 import argparse
 import http.client
@@ -112,6 +114,7 @@ class Soak:
         self.hits = []                    # (prompt, answer) of every HIT / COALESCED
         self.samples = []
         self.fresh = 0
+        self.writer = {}
 
     def pick(self):
         # 90%: a hot pool (hits once warm); 10%: a prompt never asked before (a miss, stored,
@@ -188,23 +191,51 @@ class Soak:
                 if res.status != 200:
                     self.errors[f"invalidate {res.status}"] += 1
 
-    def sampler(self, pid, t0):
+    WRITER = {"llmcache_cache_writer_backlog_tasks": "tasks",
+              "llmcache_cache_writer_backlog_bytes": "bytes",
+              "llmcache_cache_writer_skipped_promotions_total": "skipped_promotions",
+              'llmcache_tier_errors_total{tier="memory",op="insert"}': "skipped_stores"}
+
+    def writer_backlog(self, port):
+        # The cache's background writer queue (tasks, bytes) from /metrics; None if not answered.
+        # Kept: the last answer's skipped stores (memory insert errors) and promotions.
+        try:
+            res = request(port, "GET", "/metrics", timeout=10)
+            values = {}
+            for line in res.body.decode().splitlines():
+                name, _, value = line.rpartition(" ")
+                if name in self.WRITER:
+                    values[self.WRITER[name]] = int(float(value))
+            self.writer = values
+            return (values.get("tasks", 0), values.get("bytes", 0))
+        except (OSError, ValueError):
+            return None
+
+    def sampler(self, pid, port, t0):
         while True:
-            rss = 0
+            # VmRSS split: RssAnon (heap: a leak shows here), RssFile (mapped files: reclaimable).
+            status = {}
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
-                        rss = int(line.split()[1])
+                    name, _, value = line.partition(":")
+                    if name in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                        status[name] = int(value.split()[0])
             fds = len(os.listdir(f"/proc/{pid}/fd"))
+            backlog = self.writer_backlog(port)
             with self.lock:
                 total = sum(v for k, v in self.outcomes.items() if k != "INVALIDATIONS")
-                self.samples.append((time.monotonic() - t0, rss, fds, total, sum(self.errors.values())))
+                misses = self.outcomes["MISS"]
+                self.samples.append((time.monotonic() - t0, status.get("VmRSS", 0),
+                                     status.get("RssAnon", 0), status.get("RssFile", 0), fds,
+                                     total, misses, sum(self.errors.values()), backlog))
             if self.stop.wait(10):
                 return
 
     def run(self):
         data = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"llmcache-soak-{os.getpid()}"
-        sets = {"CACHE_MEMORY_ENTRIES": "500", "CACHE_DISK_ENTRIES": "1500"}
+        # The gauges (the writer queue the sampler reads from /metrics) refreshed every 5 s.
+        sets = {"CACHE_MEMORY_ENTRIES": "500", "CACHE_DISK_ENTRIES": "1500",
+                "CACHE_METRICS_INTERVAL": "5"}
         s3 = S3(data, free_port())
         if not self.args.no_s3:
             s3.start()
@@ -217,7 +248,7 @@ class Soak:
             t0 = time.monotonic()
             threads = [threading.Thread(target=self.worker, args=(port,)) for _ in range(self.args.workers)]
             threads.append(threading.Thread(target=self.invalidator, args=(port,)))
-            sampler = threading.Thread(target=self.sampler, args=(pid, t0))
+            sampler = threading.Thread(target=self.sampler, args=(pid, port, t0))
             for t in threads + [sampler]:
                 t.start()
             restart_at = self.args.seconds / 3
@@ -244,15 +275,21 @@ class Soak:
         return 0 if not self.wrong and alive else 1
 
     def report(self, alive):
-        print("   t(s)   RSS(MiB)   fds   requests   errors")
-        for t, rss, fds, total, errs in self.samples:
-            print(f"{t:7.0f} {rss / 1024:10.1f} {fds:5d} {total:10d} {errs:8d}")
+        print("   t(s)   RSS(MiB)   anon(MiB)   file(MiB)   fds   requests   misses   errors"
+              "   writer queue (tasks, MiB)")
+        for t, rss, anon, file, fds, total, misses, errs, backlog in self.samples:
+            queue = f"{backlog[0]:8d} {backlog[1] / 2**20:8.1f}" if backlog else "       ?"
+            print(f"{t:7.0f} {rss / 1024:10.1f} {anon / 1024:11.1f} {file / 1024:11.1f} {fds:5d}"
+                  f" {total:10d} {misses:8d} {errs:8d}   {queue}")
         first, last = self.samples[0], self.samples[-1]
         print(json.dumps({
             "seconds": self.args.seconds,
             "rss_mib_start": round(first[1] / 1024, 1), "rss_mib_end": round(last[1] / 1024, 1),
             "rss_mib_max": round(max(s[1] for s in self.samples) / 1024, 1),
-            "fds_start": first[2], "fds_end": last[2], "fds_max": max(s[2] for s in self.samples),
+            "anon_mib_start": round(first[2] / 1024, 1), "anon_mib_end": round(last[2] / 1024, 1),
+            "file_mib_start": round(first[3] / 1024, 1), "file_mib_end": round(last[3] / 1024, 1),
+            "fds_start": first[4], "fds_end": last[4], "fds_max": max(s[4] for s in self.samples),
+            "writer": self.writer,
             "outcomes": dict(self.outcomes), "errors": dict(self.errors),
             "wrong_answers": len(self.wrong), "gateway_alive_at_end": alive,
         }, indent=2))

@@ -184,6 +184,11 @@ void Metrics::setTier(std::string_view tier, TierGauges g) {
   tiers_[t][2].store(g.evictions, std::memory_order_relaxed);
 }
 void Metrics::setOutboxPending(uint64_t v) { outboxPending_.store(v, std::memory_order_relaxed); }
+void Metrics::setWriterBacklog(uint64_t tasks, uint64_t bytes, uint64_t skippedPromotions) {
+  writerTasks_.store(tasks, std::memory_order_relaxed);
+  writerBytes_.store(bytes, std::memory_order_relaxed);
+  writerSkippedPromotions_.store(skippedPromotions, std::memory_order_relaxed);
+}
 void Metrics::setUpstreamErrors(uint64_t v) { upstreamErrors_.store(v, std::memory_order_relaxed); }
 
 void Metrics::onTierEvent(const cache::TierEvent& event) {
@@ -305,6 +310,17 @@ std::string Metrics::prometheusText() const {
   help(out, "llmcache_s3_outbox_pending", "gauge",
        "Entries waiting in the durable outbox to be written to S3.");
   out.append("llmcache_s3_outbox_pending ").append(num(outboxPending_.load())).append("\n");
+  help(out, "llmcache_cache_writer_backlog_tasks", "gauge",
+       "Writes and announcements queued for the cache's background writer.");
+  out.append("llmcache_cache_writer_backlog_tasks ").append(num(writerTasks_.load())).append("\n");
+  help(out, "llmcache_cache_writer_backlog_bytes", "gauge",
+       "Bytes the cache's background writer queue holds (bounded by the writer's byte limit).");
+  out.append("llmcache_cache_writer_backlog_bytes ").append(num(writerBytes_.load())).append("\n");
+  help(out, "llmcache_cache_writer_skipped_promotions_total", "counter",
+       "Promotions skipped or not announced because the background writer was too far behind.");
+  out.append("llmcache_cache_writer_skipped_promotions_total ")
+      .append(num(writerSkippedPromotions_.load()))
+      .append("\n");
   help(out, "llmcache_cost_saved_usd_total", "counter",
        "US dollars cache hits saved (the stored answers' cost).");
   out.append("llmcache_cost_saved_usd_total ").append(num(costSaved_.load())).append("\n");

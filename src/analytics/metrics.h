@@ -93,6 +93,9 @@ class Metrics final : public cache::TierObserver {
   // tier: "memory", "disk" or "s3"; another name is ignored.
   void setTier(std::string_view tier, TierGauges gauges);
   void setOutboxPending(uint64_t pending);
+  // The cache's background writer (cache::TieredCache::writerBacklog): tasks and bytes queued,
+  // promotions skipped because it was too far behind.
+  void setWriterBacklog(uint64_t tasks, uint64_t bytes, uint64_t skippedPromotions);
   void setUpstreamErrors(uint64_t total);
 
   // The Prometheus text (Content-Type: text/plain; version=0.0.4; charset=utf-8). Series with a
@@ -129,6 +132,9 @@ class Metrics final : public cache::TierObserver {
   std::array<std::array<std::atomic<uint64_t>, 3>, 3>
       tiers_{};  // [memory, disk, s3][entries, bytes, evictions]
   std::atomic<uint64_t> outboxPending_{0};
+  std::atomic<uint64_t> writerTasks_{0};
+  std::atomic<uint64_t> writerBytes_{0};
+  std::atomic<uint64_t> writerSkippedPromotions_{0};
   std::atomic<uint64_t> upstreamErrors_{0};
   // Failed tier events, [TierId][TierEvent::Op].
   std::array<std::array<std::atomic<uint64_t>, kTierOps>, cache::kTierCount> tierFailures_{};

@@ -72,6 +72,7 @@ TEST_F(MetricsTest, TheTextParsesAndAgreesWithTheEvents) {
   failTier(metrics_, cache::TierId::Disk, cache::TierEvent::Op::Insert, 3);
   metrics_.setOutboxPending(5);
   metrics_.setUpstreamErrors(4);
+  metrics_.setWriterBacklog(7, 4096, 2);
   const auto v = parse(metrics_.prometheusText());
   EXPECT_EQ(v.at(R"(llmcache_requests_total{outcome="HIT",tier="memory",model="gpt-4o"})"),
             1);                                                                                // E2
@@ -98,6 +99,9 @@ TEST_F(MetricsTest, TheTextParsesAndAgreesWithTheEvents) {
   EXPECT_EQ(v.at(R"(llmcache_tier_entries{tier="disk"})"), 0);
   EXPECT_EQ(v.at("llmcache_s3_errors_total"), 2);
   EXPECT_EQ(v.at("llmcache_s3_outbox_pending"), 5);
+  EXPECT_EQ(v.at("llmcache_cache_writer_backlog_tasks"), 7);
+  EXPECT_EQ(v.at("llmcache_cache_writer_backlog_bytes"), 4096);
+  EXPECT_EQ(v.at("llmcache_cache_writer_skipped_promotions_total"), 2);
   EXPECT_EQ(v.at("llmcache_upstream_errors_total"), 4);
   EXPECT_EQ(v.at("llmcache_store_errors_total"), 3);
 }

@@ -8,6 +8,19 @@
 
 namespace llmcache::cache {
 
+namespace {
+// A writer task's own allocations besides the entry's strings: the posted handler with its
+// captures, the shared_ptr control blocks, malloc's chunk headers for the entry's dozen strings.
+constexpr size_t kWriterTaskOverhead = 512;
+}  // namespace
+
+size_t writerTaskBytes(const Entry* entry, const StoreNote* note) {
+  size_t n = kWriterTaskOverhead;
+  if (entry) n += entry->approxBytes();
+  if (note) n += sizeof(StoreNote) + note->promptPreview.capacity();
+  return n;
+}
+
 TieredCache::TieredCache(TieredCacheOptions options)
     : options_(std::move(options)), slowPool_(std::max<size_t>(1, options_.slowThreads)) {
   for (const SlowTier& s : options_.slow) slowTiers_.push_back(s.tier);
@@ -32,6 +45,35 @@ bool TieredCache::sync(std::chrono::milliseconds limit) {
   auto future = done->get_future();
   net::post(writer_, [done] { done->set_value(); });
   return future.wait_for(limit) == std::future_status::ready;
+}
+
+WriterBacklog TieredCache::writerBacklog() const {
+  return {.tasks = pendingTasks_.load(std::memory_order_relaxed),
+          .bytes = pendingBytes_.load(std::memory_order_relaxed),
+          .skippedStores = skippedStores_.load(std::memory_order_relaxed),
+          .skippedPromotions = skippedPromotions_.load(std::memory_order_relaxed)};
+}
+
+bool TieredCache::admit(size_t bytes) {
+  size_t pending = pendingBytes_.load(std::memory_order_relaxed);
+  do {
+    if (pending + bytes > options_.maxPendingBytes) return false;
+  } while (
+      !pendingBytes_.compare_exchange_weak(pending, pending + bytes, std::memory_order_relaxed));
+  return true;
+}
+
+template <class Task>
+void TieredCache::postWrite(size_t bytes, Task task) {
+  pendingTasks_.fetch_add(1, std::memory_order_relaxed);
+  net::post(writer_, [this, bytes, task = std::move(task)]() mutable {
+    {
+      Task run = std::move(task);  // what it holds is released before the backlog shrinks
+      run();
+    }
+    pendingBytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    pendingTasks_.fetch_sub(1, std::memory_order_relaxed);
+  });
 }
 
 uint64_t TieredCache::errors(TierId tier) const {
@@ -109,23 +151,30 @@ std::optional<CacheHit> TieredCache::lookupFast(std::string_view cacheKey,
   CacheTier* source = options_.fast[found->index];
   if (found->index > 0) {
     // Promotion within the fast tiers: the copies now (a memory insert is cheap), the observers
-    // on the writer thread (the index writes SQLite).
+    // on the writer thread (the index writes SQLite). When the writer is too far behind, the
+    // announcement is dropped: the entry already has its row (it came from a tier below),
+    // which then lacks only this tier's bit; invalidation erases a key from every tier.
     for (size_t above = 0; above < found->index; ++above) {
       CacheTier* t = options_.fast[above];
       if (auto r = t->insert(found->entry); !r) {
         failed(t->id(), TierEvent::Op::Insert, cacheKey, r.error());
         continue;
       }
-      if (!observers_.empty())
-        net::post(writer_, [this, entry = found->entry, tier = t->id(), from = source->id(),
-                            note = options.note] {
-          emit({.kind = TierEvent::Kind::Promoted,
-                .tier = tier,
-                .cacheKey = entry->cacheKey,
-                .entry = entry.get(),
-                .source = from,
-                .note = note.get()});
-        });
+      if (observers_.empty()) continue;
+      const size_t bytes = writerTaskBytes(found->entry.get(), options.note.get());
+      if (!admit(bytes)) {
+        skippedPromotions_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      postWrite(bytes, [this, entry = found->entry, tier = t->id(), from = source->id(),
+                        note = options.note] {
+        emit({.kind = TierEvent::Kind::Promoted,
+              .tier = tier,
+              .cacheKey = entry->cacheKey,
+              .entry = entry.get(),
+              .source = from,
+              .note = note.get()});
+      });
     }
   }
   return CacheHit{std::move(found->entry), source->id()};
@@ -169,14 +218,24 @@ net::awaitable<std::optional<CacheHit>> TieredCache::lookup(std::string_view cac
 void TieredCache::promote(EntryPtr entry, TierId source, uint64_t generation,
                           std::shared_ptr<const StoreNote> note) {
   // fast[0] now, so the next request is a hit; the other fast tiers and the observers in the
-  // background. Both under the guard.
+  // background. Both under the guard. Not at all when the writer is too far behind (the hit is
+  // served; a later one promotes): a copy in fast[0] whose row the writer never wrote would be
+  // out of invalidation's reach.
+  const size_t bytes = writerTaskBytes(entry.get(), note.get());
+  if (!admit(bytes)) {
+    skippedPromotions_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   CacheTier* first = options_.fast[0];
   bool kept = guarded(generation, *entry, [&] {
     if (auto r = first->insert(entry); !r)
       failed(first->id(), TierEvent::Op::Insert, entry->cacheKey, r.error());
   });
-  if (!kept) return;
-  net::post(writer_, [this, entry, source, generation, note = std::move(note)] {
+  if (!kept) {
+    pendingBytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    return;
+  }
+  postWrite(bytes, [this, entry, source, generation, note = std::move(note)] {
     const bool stillKept = guarded(generation, *entry, [&] {
       for (size_t i = 0; i < options_.fast.size(); ++i) {
         CacheTier* t = options_.fast[i];
@@ -229,9 +288,9 @@ void TieredCache::storeRest(const EntryPtr& entry, const StoreNote* note) {
 
 net::awaitable<StoreResult> TieredCache::store(EntryPtr entry, uint64_t generation,
                                                std::shared_ptr<const StoreNote> note) {
-  const size_t bytes = entry->approxBytes();
-  if (pendingBytes_.load(std::memory_order_relaxed) + bytes > options_.maxPendingBytes &&
-      !options_.fast.empty()) {
+  const size_t bytes = writerTaskBytes(entry.get(), note.get());
+  if (!options_.fast.empty() && !admit(bytes)) {
+    skippedStores_.fetch_add(1, std::memory_order_relaxed);
     const Error behind = makeError(
         Errc::TooLarge, "the background writer is " +
                             std::to_string(pendingBytes_.load(std::memory_order_relaxed)) +
@@ -239,20 +298,22 @@ net::awaitable<StoreResult> TieredCache::store(EntryPtr entry, uint64_t generati
     failed(options_.fast[0]->id(), TierEvent::Op::Insert, entry->cacheKey, behind);
     co_return StoreResult::Skipped;
   }
+  if (options_.fast.empty()) pendingBytes_.fetch_add(bytes, std::memory_order_relaxed);
   const bool kept = guarded(generation, *entry, [&] {
     if (options_.fast.empty()) return;
     CacheTier* first = options_.fast[0];
     if (auto r = first->insert(entry); !r)
       failed(first->id(), TierEvent::Op::Insert, entry->cacheKey, r.error());
   });
-  if (!kept) co_return StoreResult::Condemned;
-  pendingBytes_.fetch_add(bytes, std::memory_order_relaxed);
-  net::post(writer_, [this, entry, generation, note, bytes] {
+  if (!kept) {
+    pendingBytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    co_return StoreResult::Condemned;
+  }
+  postWrite(bytes, [this, entry, generation, note] {
     if (!guarded(generation, *entry, [&] { storeRest(entry, note.get()); })) {
       // Condemned after the first tier took it.
       for (CacheTier* t : options_.fast) (void)t->erase(entry->cacheKey);
     }
-    pendingBytes_.fetch_sub(bytes, std::memory_order_relaxed);
   });
   // Slow tiers without a queue: written before the client is answered (CACHE_ASYNC_WRITES=false).
   for (const SlowTier& s : options_.slow) {
@@ -264,8 +325,12 @@ net::awaitable<StoreResult> TieredCache::store(EntryPtr entry, uint64_t generati
       continue;
     }
     if (s.filter) s.filter->add(entry->cacheKey);
-    // Announced under the guard, on the writer thread, as every other store.
-    net::post(writer_, [this, entry, generation, note, tier = s.tier] {
+    // Announced under the guard, on the writer thread, as every other store. Always: the entry
+    // is in the tier already and needs its row; bounded by the slow pool, whose writes the
+    // requests wait for.
+    const size_t announced = writerTaskBytes(entry.get(), note.get());
+    pendingBytes_.fetch_add(announced, std::memory_order_relaxed);
+    postWrite(announced, [this, entry, generation, note, tier = s.tier] {
       const bool ok = guarded(generation, *entry, [&] {
         emit({.kind = TierEvent::Kind::Stored,
               .tier = tier->id(),

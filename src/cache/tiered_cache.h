@@ -82,11 +82,29 @@ struct TieredCacheOptions {
   std::vector<SlowTier> slow = {};
   const Clock* clock = &Clock::system();
   size_t slowThreads = 4;  // blocking slow-tier calls (lookups, synchronous writes)
-  // Entries (approxBytes) waiting for the background writer. Beyond, a store is skipped: served,
-  // not cached (a Failed event), so a writer slower than the misses (disk fsyncs, a starved
-  // nice-10 thread) cannot queue memory without bound (the soak test: ~3 KB per miss).
+  // What the background writer's queue may hold (writerTaskBytes of every task posted to it:
+  // stores, promotions, announcements). Beyond, a store is skipped (served, not cached; a Failed
+  // event), a slow tier's hit is not promoted, and a fast promotion's announcement (the index
+  // row's tier bit) is dropped, so a writer slower than the misses and hits (an fsync per disk
+  // write at nice 10 under full load) cannot queue memory without bound. The soak test
+  // (bench/README.md): with only the stores bounded, and by their entries' strings alone, the
+  // queue of disk hits' promotions grew the heap ~2.4 KB per miss, without end.
   size_t maxPendingBytes = size_t{64} << 20;
 };
+
+// The background writer's queue now (gauges; tests).
+struct WriterBacklog {
+  size_t tasks = 0;  // posted and not finished
+  // Their writerTaskBytes: at most maxPendingBytes, but for the announcements of synchronous
+  // slow-tier writes (bounded by the slow pool).
+  size_t bytes = 0;
+  uint64_t skippedStores = 0;      // since construction
+  uint64_t skippedPromotions = 0;  // slow hits not promoted, fast promotions not announced
+};
+
+// What one task on the writer keeps alive: the entry (approxBytes), the note, and the task
+// itself (its handler, the shared_ptr control blocks, the allocator's headers).
+size_t writerTaskBytes(const Entry* entry, const StoreNote* note);
 
 struct CacheHit {
   EntryPtr entry;
@@ -156,6 +174,7 @@ class TieredCache {
 
   // Operations that failed per tier since construction (also Failed events).
   uint64_t errors(TierId tier) const;
+  WriterBacklog writerBacklog() const;
   // The tiers, fast ones first (gauges, the CLI).
   std::vector<CacheTier*> tiers() const;
 
@@ -176,6 +195,12 @@ class TieredCache {
   void emit(const TierEvent& event);
   void announceHit(const CacheHit& hit);
   void failed(TierId tier, TierEvent::Op op, std::string_view cacheKey, const Error& error);
+  // Reserves `bytes` of the writer's queue; false (nothing reserved) when they do not fit.
+  bool admit(size_t bytes);
+  // Posts a task to the writer, counted in the backlog until it has run (and released what it
+  // holds). `bytes` admitted (or, for a task that must run, added regardless) beforehand.
+  template <class Task>
+  void postWrite(size_t bytes, Task task);
 
   TieredCacheOptions options_;
   std::vector<CacheTier*> slowTiers_;
@@ -183,7 +208,10 @@ class TieredCache {
   std::vector<TierObserver*> observers_;
   std::atomic<uint64_t> errors_[kTierCount] = {};
   LogLimiter logLimiters_[kTierCount];
-  std::atomic<size_t> pendingBytes_{0};  // of the stores posted to writer_ and not done
+  std::atomic<size_t> pendingBytes_{0};  // of the tasks posted to writer_ and not done
+  std::atomic<size_t> pendingTasks_{0};
+  std::atomic<uint64_t> skippedStores_{0};
+  std::atomic<uint64_t> skippedPromotions_{0};
   net::thread_pool writer_{1};
   net::thread_pool slowPool_;
 };

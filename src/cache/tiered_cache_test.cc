@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -375,7 +376,8 @@ class Gate final : public TierObserver {
 TEST(TieredCache, AStoreIsSkippedWhenTheBackgroundWriterIsTooFarBehind) {
   MapTier memory(TierId::Memory), disk(TierId::Disk);
   Gate gate;  // declared before the cache: the cache's writer still calls it while draining
-  const size_t one = makeTestEntry(kKey, "x", kHash).approxBytes();
+  const Entry sample = makeTestEntry(kKey, "x", kHash);
+  const size_t one = writerTaskBytes(&sample, nullptr);
   TieredCache cache({.fast = {&memory, &disk}, .maxPendingBytes = 3 * one + one / 2});
   cache.addObserver(&gate);
   std::vector<StoreResult> results;
@@ -392,6 +394,93 @@ TEST(TieredCache, AStoreIsSkippedWhenTheBackgroundWriterIsTooFarBehind) {
   ASSERT_TRUE(cache.sync());
   EXPECT_EQ(run(cache.store(std::make_shared<const Entry>(makeTestEntry("k9", "x", kHash)), 0)),
             StoreResult::Stored);  // caught up: stores again
+}
+
+EntryPtr keyed(const std::string& key) {
+  return std::make_shared<const Entry>(makeTestEntry(key, "x", kHash));
+}
+
+// The soak test (bench/soak.py): with only the stores bounded, every disk hit's promotion queued
+// a task for the writer, so a writer slower than the traffic grew the heap ~2.5 KB per miss.
+// Stores, fast promotions and slow promotions together: the queue never holds more than its
+// bound, whatever the mix, and empties once the writer runs again.
+TEST(TieredCache, TheWriterQueueNeverHoldsMoreThanItsBound) {
+  MapTier memory(TierId::Memory), disk(TierId::Disk), s3(TierId::S3);
+  KeySet directory;
+  Queue outbox;
+  Gate gate;  // declared before the cache: the cache's writer still calls it while draining
+  const Entry sample = makeTestEntry("k0", "x", kHash);
+  const size_t one = writerTaskBytes(&sample, nullptr);
+  const size_t bound = 8 * one;
+  TieredCache cache({.fast = {&memory, &disk},
+                     .slow = {{.tier = &s3, .filter = &directory, .queue = &outbox}},
+                     .maxPendingBytes = bound});
+  cache.addObserver(&gate);
+  ASSERT_EQ(run(cache.store(keyed("k0"), 0)), StoreResult::Stored);  // the writer waits in it
+  size_t most = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string n = std::to_string(i);
+    ASSERT_TRUE(disk.insert(keyed("d" + n)));
+    ASSERT_TRUE(run(cache.lookup("d" + n, kHash)));  // a disk hit: promoted to memory
+    ASSERT_TRUE(s3.insert(keyed("s" + n)));
+    directory.add("s" + n);
+    ASSERT_TRUE(run(cache.lookup("s" + n, kHash)));  // a slow hit: served
+    (void)run(cache.store(keyed("n" + n), 0));
+    most = std::max(most, cache.writerBacklog().bytes);
+  }
+  EXPECT_LE(most, bound);
+  const WriterBacklog full = cache.writerBacklog();
+  EXPECT_LE(full.tasks, 8u);
+  EXPECT_GT(full.skippedStores, 190u);
+  EXPECT_GT(full.skippedPromotions, 380u);  // both kinds, 200 each
+  gate.open();
+  ASSERT_TRUE(cache.sync());
+  const WriterBacklog after = cache.writerBacklog();
+  EXPECT_EQ(after.tasks, 0u);
+  EXPECT_EQ(after.bytes, 0u);
+}
+
+// A disk hit beyond the bound is still copied to memory (a cheap, bounded tier; the entry has
+// its row already), only its announcement (the row's memory bit) is dropped. A slow tier's hit
+// beyond the bound is served but not copied: no fast copy without the row the writer writes.
+TEST(TieredCache, PromotionsBeyondTheWriterBoundAreServedCopiedOnlyWhereTheyHaveARow) {
+  MapTier memory(TierId::Memory), disk(TierId::Disk), s3(TierId::S3);
+  KeySet directory;
+  Queue outbox;
+  Gate gate;
+  Recorder events;
+  const Entry sample = makeTestEntry("k0", "x", kHash);
+  const size_t one = writerTaskBytes(&sample, nullptr);
+  TieredCache cache({.fast = {&memory, &disk},
+                     .slow = {{.tier = &s3, .filter = &directory, .queue = &outbox}},
+                     .maxPendingBytes = one + one / 2});
+  cache.addObserver(&gate);
+  cache.addObserver(&events);
+  ASSERT_EQ(run(cache.store(keyed("k0"), 0)), StoreResult::Stored);  // fills the queue
+  ASSERT_TRUE(disk.insert(keyed("d")));
+  auto fromDisk = run(cache.lookup("d", kHash));
+  ASSERT_TRUE(fromDisk);
+  EXPECT_EQ(fromDisk->tier, TierId::Disk);
+  EXPECT_TRUE(memory.holds("d"));
+  ASSERT_TRUE(s3.insert(keyed("s")));
+  directory.add("s");
+  auto fromS3 = run(cache.lookup("s", kHash));
+  ASSERT_TRUE(fromS3);
+  EXPECT_EQ(fromS3->tier, TierId::S3);
+  EXPECT_FALSE(memory.holds("s"));
+  EXPECT_EQ(cache.writerBacklog().skippedPromotions, 2u);
+  gate.open();
+  ASSERT_TRUE(cache.sync());
+  EXPECT_TRUE(events.of(TierEvent::Kind::Promoted).empty());
+  EXPECT_FALSE(disk.holds("s"));
+  // Caught up: both kinds are promoted and announced again.
+  ASSERT_TRUE(disk.insert(keyed("d2")));
+  ASSERT_TRUE(run(cache.lookup("d2", kHash)));
+  ASSERT_TRUE(run(cache.lookup("s", kHash)));
+  ASSERT_TRUE(cache.sync());
+  EXPECT_TRUE(memory.holds("s"));
+  EXPECT_TRUE(disk.holds("s"));
+  EXPECT_EQ(events.of(TierEvent::Kind::Promoted).size(), 3u);  // d2 to memory; s to both
 }
 
 TEST_F(TieredCacheTest, AStoreAnInvalidationCondemnedBeforehandStoresNothing) {

@@ -160,6 +160,8 @@ struct App::Parts {
     metrics->setTier("memory", {memory->entryCount(), memory->byteCount(), memory->evictions()});
     metrics->setTier("disk", {disk->entryCount(), disk->byteCount(), disk->evictions()});
     if (s3Outbox) metrics->setOutboxPending(s3Outbox->pending());
+    const cache::WriterBacklog w = cache->writerBacklog();
+    metrics->setWriterBacklog(w.tasks, w.bytes, w.skippedPromotions);
   }
 };
 
