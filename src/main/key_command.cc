@@ -268,12 +268,39 @@ class ParallelKeyer {
   ParallelKeyer(const ParallelKeyer&) = delete;
   ParallelKeyer& operator=(const ParallelKeyer&) = delete;
 
-  // Lines are appended to the current block; a full block is handed to the workers.
-  void add(std::string_view line) {
-    if (!current_) current_ = std::make_shared<Block>();
-    current_->in.append(line);
-    current_->in.put('\n');
-    if (current_->in.size() >= kBlockBytes) submit();
+  // Reads stdin to its end in blocks of whole lines, each handed to the workers as it is read.
+  void readAll() {
+    key::TextBuffer carry;  // the start of a line that the last read cut
+    bool eof = false;
+    while (!eof) {
+      current_ = std::make_shared<Block>();
+      key::TextBuffer& in = current_->in;
+      in.append(carry.view());
+      carry.clear();
+      // Read up to a block; then on until the block holds a whole line (or the input ends).
+      const char* nl = nullptr;
+      for (;;) {
+        if (in.size() < kBlockBytes || !nl) {
+          const size_t got = std::fread(in.room(kBlockBytes), 1, kBlockBytes, stdin);
+          in.commit(got);
+          if (got == 0) {
+            eof = true;
+            break;
+          }
+        }
+        nl = static_cast<const char*>(memrchr(in.data(), '\n', in.size()));
+        if (in.size() >= kBlockBytes && nl) break;
+      }
+      if (!eof) {  // the bytes after the last newline start the next block
+        const size_t keep = static_cast<size_t>(nl + 1 - in.data());
+        carry.append(in.data() + keep, in.size() - keep);
+        in.resize(keep);
+      }
+      if (in.size())
+        submit();
+      else
+        current_.reset();
+    }
   }
 
   // Submits what is left, then writes every result (in order) and stops the workers.
@@ -292,7 +319,7 @@ class ParallelKeyer {
  private:
   static constexpr size_t kBlockBytes = 256 << 10;
   struct Block {
-    key::TextBuffer in;   // whole lines, each ending in '\n', then kPadding bytes of room
+    key::TextBuffer in;   // whole lines (the input's last maybe without its '\n'), then padding
     key::TextBuffer out;  // their result lines
     bool taken = false;
     bool done = false;
@@ -336,6 +363,7 @@ class ParallelKeyer {
     const char* const end = p + block->in.size();
     while (p < end) {
       const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      if (!nl) nl = end;  // the input's last line, without its newline
       keyer_.local().run(std::string_view(p, static_cast<size_t>(nl - p)), opts_, block->out);
       p = nl + 1;
     }
@@ -391,16 +419,16 @@ int runKey(const KeyArgs& a) {
     std::fwrite(out.data(), 1, out.size(), stdout);
     return k ? 0 : 2;
   }
-  LineReader in;
   std::string_view line;
   const unsigned threads =
       a.threads ? a.threads : std::min(8u, std::thread::hardware_concurrency());
   if (threads > 1) {
     ParallelKeyer keyer(opts, threads);
-    while (in.next(line)) keyer.add(line);
+    keyer.readAll();
     keyer.finish();
     return 0;
   }
+  LineReader in;
   LineKeyer keyer;
   while (in.next(line)) {
     keyer.run(line, opts, out);
