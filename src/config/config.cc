@@ -116,6 +116,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_KEY_NORMALIZE", &Config::keyNormalize),
       field("CACHE_KEY_NORMALIZE_NAMESPACES", &Config::keyNormalizeNamespaces),
       field("CACHE_KEY_HEADERS", &Config::keyHeaders),
+      field("CACHE_CORS_ORIGINS", &Config::corsOrigins),
       field("CACHE_SCOPE_CREDENTIALS", &Config::scopeCredentials),
       field("CACHE_KEY_MEMO_ENTRIES", &Config::keyMemoEntries),
       field("CACHE_KEY_MEMO_BYTES", &Config::keyMemoBytes),
@@ -216,6 +217,8 @@ std::vector<std::pair<std::string, std::string>> Config::namespaceNormalizations
   }
   return out;
 }
+
+std::vector<std::string> Config::corsOriginList() const { return listItems(corsOrigins); }
 
 std::vector<std::string> Config::keyHeaderNames() const {
   std::vector<std::string> out = {"anthropic-version", "anthropic-beta", "openai-beta"};

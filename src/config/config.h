@@ -60,6 +60,9 @@ struct Config {
   // CACHE_KEY_HEADERS: request headers that shape the answer, besides anthropic-version,
   // anthropic-beta and openai-beta (always): their values go into the key
   std::string keyHeaders;
+  // CACHE_CORS_ORIGINS: the browser origins the API routes answer CORS for ("*" for any), a
+  // comma-separated list; empty: none (the provider's own CORS headers are never relayed)
+  std::string corsOrigins;
   std::string scope = "api_key";  // CACHE_SCOPE: api_key | global | header:NAME
   // CACHE_SCOPE_SECRET (secret): HMAC key of api_key scopes; empty: one generated at the first
   // start and kept in CACHE_DIR/scope-secret (mode 0600)
@@ -106,6 +109,8 @@ struct Config {
   std::vector<std::pair<std::string, int64_t>> modelTtlRules() const;
   // CACHE_KEY_NORMALIZE_NAMESPACES parsed: (namespace, mode name). Throws ConfigError.
   std::vector<std::pair<std::string, std::string>> namespaceNormalizations() const;
+  // CACHE_CORS_ORIGINS as a list ("*" stands for any origin).
+  std::vector<std::string> corsOriginList() const;
   // The answer-shaping headers, lowercase: the three built-in ones, then CACHE_KEY_HEADERS.
   std::vector<std::string> keyHeaderNames() const;
   // CACHE_SCOPE_CREDENTIALS parsed: lowercase header names, or "query:NAME".

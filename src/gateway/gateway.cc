@@ -37,6 +37,7 @@ Gateway::Gateway(GatewayDeps deps)
                deps.config.ttlMaxSeconds),
       mode_(key::parseNormalizeMode(deps.config.keyNormalize).value_or(key::NormalizeMode::Exact)),
       keyHeaders_(deps.config.keyHeaderNames()),
+      corsOrigins_(deps.config.corsOriginList()),
       scope_{.mode = deps.config.scope,
              .secret = deps.config.scopeSecret,
              .credentials = deps.config.credentialSources()},
@@ -92,7 +93,40 @@ net::awaitable<void> Gateway::handle(http::Request& req, http::ResponseWriter& w
   }
 }
 
+// CORS for the API routes, answered by the gateway so that a hit, a miss and an error carry the
+// same headers (the provider's own are not relayed: upstream::isCorsHeader): an allowed Origin
+// gets access-control-allow-origin on every response head, and its preflight is answered here.
+// True when the request was a preflight, now answered.
+net::awaitable<bool> Gateway::applyCors(Context& ctx, http::ResponseWriter& w) {
+  const std::string_view origin = ctx.request[bhttp::field::origin];
+  const bool any = std::ranges::find(corsOrigins_, "*") != corsOrigins_.end();
+  const bool allowed =
+      !origin.empty() && (any || std::ranges::find(corsOrigins_, origin) != corsOrigins_.end());
+  if (allowed) {
+    w.addToEveryHead("access-control-allow-origin", any ? "*" : std::string(origin));
+    w.addToEveryHead("access-control-expose-headers",
+                     "x-llmcache-status, x-llmcache-key, x-request-id, request-id, retry-after");
+    if (!any) w.addToEveryHead("vary", "Origin");
+  }
+  const bool preflight = ctx.request.method() == bhttp::verb::options && !origin.empty() &&
+                         !ctx.request[bhttp::field::access_control_request_method].empty();
+  if (!preflight) co_return false;
+  // Not sent on to the provider: without an allowed origin it gets no CORS headers, and the
+  // browser keeps the request back.
+  http::Response res{bhttp::status::no_content, ctx.request.version()};
+  if (allowed) {
+    res.set(bhttp::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");
+    const std::string_view asked = ctx.request[bhttp::field::access_control_request_headers];
+    if (!asked.empty()) res.set(bhttp::field::access_control_allow_headers, asked);
+    res.set(bhttp::field::access_control_max_age, "600");
+  }
+  ctx.outcome = Outcome::Bypass;
+  co_await w.send(std::move(res));
+  co_return true;
+}
+
 net::awaitable<void> Gateway::serveApi(Context& ctx, http::ResponseWriter& w) {
+  if (co_await applyCors(ctx, w)) co_return;
   ctx.cacheControl = parseCacheControl(ctx.request[bhttp::field::cache_control]);
   const CacheControl& cc = ctx.cacheControl;
   if (!ctx.route.endpoint || !deps_.config.enabled || (cc.noCache && cc.noStore)) {
@@ -262,7 +296,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
                           : cc.noStore ? Outcome::NoStore
                                        : Outcome::Miss;
   auto ourHeaders = [&](http::Fields& f, const upstream::ResponseHead& head, Outcome o) {
-    for (const auto& h : upstream::forwardableHeaders(head.headers)) f.insert(h.name, h.value);
+    for (const auto& h : upstream::forwardableHeaders(head.headers))
+      if (!upstream::isCorsHeader(h.name)) f.insert(h.name, h.value);
     f.set("x-llmcache-status", outcomeName(o));
     f.set("x-llmcache-key", keyHeaderValue(ctx.key.cacheKey));
   };
@@ -363,7 +398,8 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
   // Always relayed as it comes, whatever it is: nothing of it is read.
   const StreamDecision decide = [](const upstream::ResponseHead& head) {
     http::Fields f;
-    for (const auto& h : upstream::forwardableHeaders(head.headers)) f.insert(h.name, h.value);
+    for (const auto& h : upstream::forwardableHeaders(head.headers))
+      if (!upstream::isCorsHeader(h.name)) f.insert(h.name, h.value);
     f.set("x-llmcache-status", outcomeName(Outcome::Bypass));
     return std::optional<http::Fields>(std::move(f));
   };

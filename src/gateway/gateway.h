@@ -97,6 +97,7 @@ class Gateway {
   void recordEvent(Context& ctx);  // once per request
   upstream::Request upstreamRequest(const Context& ctx, bool cached) const;
   key::KeyOptions keyOptions(const Context& ctx) const;
+  http::net::awaitable<bool> applyCors(Context& ctx, http::ResponseWriter& w);
   // Counts and logs an upstream failure; the status and message the client gets (504 for a
   // timeout, else 502), which never name the upstream.
   std::pair<http::bhttp::status, std::string> upstreamFailed(const Error& error);
@@ -106,7 +107,8 @@ class Gateway {
   EntryFactory entries_;
   key::NormalizeMode mode_;
   std::vector<std::pair<std::string, key::NormalizeMode>> namespaceModes_;
-  std::vector<std::string> keyHeaders_;  // lowercase: their values go into the key's context
+  std::vector<std::string> keyHeaders_;   // lowercase: their values go into the key's context
+  std::vector<std::string> corsOrigins_;  // CACHE_CORS_ORIGINS
   ScopeOptions scope_;
   SingleFlight<FlightResult> flights_;
   KeyMemo keyMemo_;

@@ -19,7 +19,7 @@ using namespace std::chrono_literals;
 // Records what the gateway answers.
 class RecordingWriter final : public http::ResponseWriter {
  public:
-  net::awaitable<void> sendView(http::Response response, std::string_view body) override {
+  net::awaitable<void> sendResponse(http::Response response, std::string_view body) override {
     started_ = true;
     status = static_cast<int>(response.result_int());
     headers = response.base();
@@ -27,7 +27,7 @@ class RecordingWriter final : public http::ResponseWriter {
     complete = true;
     co_return;
   }
-  net::awaitable<bool> beginStream(bhttp::status s, const http::Fields& f) override {
+  net::awaitable<bool> startStream(bhttp::status s, const http::Fields& f) override {
     started_ = true;
     status = static_cast<int>(s);
     headers = f;

@@ -93,7 +93,19 @@ net::awaitable<void> ResponseWriter::send(Response response) {
   co_await sendView(std::move(response), body);
 }
 
-net::awaitable<void> StreamResponseWriter::sendView(Response response, std::string_view body) {
+net::awaitable<void> ResponseWriter::sendView(Response response, std::string_view body) {
+  for (const auto& [name, value] : everyHead_) response.set(name, value);
+  co_await sendResponse(std::move(response), body);
+}
+
+net::awaitable<bool> ResponseWriter::beginStream(bhttp::status status, const Fields& headers) {
+  if (everyHead_.empty()) co_return co_await startStream(status, headers);
+  Fields with = headers;
+  for (const auto& [name, value] : everyHead_) with.set(name, value);
+  co_return co_await startStream(status, with);
+}
+
+net::awaitable<void> StreamResponseWriter::sendResponse(Response response, std::string_view body) {
   started_ = true;
   keepAlive_ = keepAlive_ && request_.keep_alive() && response.keep_alive() &&
                !(drainingFlag_ && drainingFlag_->load());
@@ -107,7 +119,7 @@ net::awaitable<void> StreamResponseWriter::sendView(Response response, std::stri
   if (ec) failed_ = true;
 }
 
-net::awaitable<bool> StreamResponseWriter::beginStream(bhttp::status status,
+net::awaitable<bool> StreamResponseWriter::startStream(bhttp::status status,
                                                        const Fields& headers) {
   started_ = true;
   bhttp::response<bhttp::empty_body> head{status, request_.version()};

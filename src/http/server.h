@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "http/descriptor_limit.h"
@@ -56,10 +57,16 @@ class ResponseWriter {
   net::awaitable<void> send(Response response);
   // The same with a body the caller keeps alive until this completes (response.body() unused):
   // the bytes are written from where they are, not copied into the response first.
-  virtual net::awaitable<void> sendView(Response response, std::string_view body) = 0;
+  net::awaitable<void> sendView(Response response, std::string_view body);
 
   // Writes the head of a streamed response (chunked over HTTP/1.1). false: the client is gone.
-  virtual net::awaitable<bool> beginStream(bhttp::status status, const Fields& headers) = 0;
+  net::awaitable<bool> beginStream(bhttp::status status, const Fields& headers);
+
+  // A header that every response head this writer sends carries, whoever builds the head (the
+  // gateway's CORS headers: the same on a hit, a miss and an error).
+  void addToEveryHead(std::string name, std::string value) {
+    everyHead_.emplace_back(std::move(name), std::move(value));
+  }
   // Writes bytes of a streamed response as they come. false: the client is gone; stop writing.
   virtual net::awaitable<bool> write(std::string_view bytes) = 0;
   // Ends a streamed response.
@@ -80,10 +87,17 @@ class ResponseWriter {
   void setPeerIsLoopback(bool v) { peerIsLoopback_ = v; }
 
  protected:
+  // What the writers implement: sendView and beginStream, with the every-head fields added.
+  virtual net::awaitable<void> sendResponse(Response response, std::string_view body) = 0;
+  virtual net::awaitable<bool> startStream(bhttp::status status, const Fields& headers) = 0;
+
   bool started_ = false;
   bool failed_ = false;
   bool keepAlive_ = true;
   bool peerIsLoopback_ = false;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> everyHead_;
 };
 
 // The server's writer: Beast over the connection's TCP stream.
@@ -95,10 +109,12 @@ class StreamResponseWriter final : public ResponseWriter {
                        const std::atomic<bool>* draining = nullptr)
       : stream_(stream), request_(request), writeTimeout_(writeTimeout), drainingFlag_(draining) {}
 
-  net::awaitable<void> sendView(Response response, std::string_view body) override;
-  net::awaitable<bool> beginStream(bhttp::status status, const Fields& headers) override;
   net::awaitable<bool> write(std::string_view bytes) override;
   net::awaitable<void> finish() override;
+
+ protected:
+  net::awaitable<void> sendResponse(Response response, std::string_view body) override;
+  net::awaitable<bool> startStream(bhttp::status status, const Fields& headers) override;
 
  private:
   beast::tcp_stream& stream_;

@@ -38,6 +38,10 @@ bool isHopByHopOrManagedHeader(std::string_view name) {
   return boost::algorithm::istarts_with(name, "x-llmcache-", std::locale::classic());
 }
 
+bool isCorsHeader(std::string_view name) {
+  return boost::algorithm::istarts_with(name, "access-control-", std::locale::classic());
+}
+
 std::vector<Header> forwardableHeaders(const std::vector<Header>& headers) {
   // Tokens listed by Connection headers (there may be several, each a comma-separated list).
   std::vector<std::string_view> named;

@@ -22,6 +22,8 @@ struct Header {
 // proxy-authorization, proxy-connection, te, trailer, transfer-encoding, upgrade), the ones the
 // HTTP layer sets itself (host, content-length) and the gateway's own controls (x-llmcache-*).
 bool isHopByHopOrManagedHeader(std::string_view name);
+// access-control-*: CORS, which the gateway answers itself (never relayed from a provider).
+bool isCorsHeader(std::string_view name);
 
 // `headers` minus isHopByHopOrManagedHeader() and minus every header that a Connection header
 // names (`Connection: close, x-foo` makes x-foo hop-by-hop too). Order is kept.

@@ -580,6 +580,54 @@ class RequestControlTest(GatewayTestCase):
         self.assertEqual(stats["authorized_calls"], 2)
 
 
+class CorsTest(GatewayTestCase):
+    # Issue 17: with an Origin, the MISS carried the provider's access-control-allow-origin and
+    # the HIT did not: a browser app worked once and was blocked on every cached answer.
+    SETS = {"CACHE_CORS_ORIGINS": "https://app.example, https://other.example"}
+    ORIGIN = {"Origin": "https://app.example"}
+
+    def cors(self, res):
+        return (res.header("access-control-allow-origin"), res.header("vary"),
+                res.header("access-control-expose-headers"))
+
+    def test_a_miss_a_hit_and_a_streamed_hit_carry_the_same_cors_headers(self):
+        miss = self.s.post(CHAT, chat("cors"), self.ORIGIN)
+        self.assertStatus(miss, 200, "MISS")
+        self.assertEqual(miss.header("access-control-allow-origin"), "https://app.example")
+        self.assertIn("x-llmcache-status", miss.header("access-control-expose-headers"))
+        hit = self.s.post(CHAT, chat("cors"), self.ORIGIN)
+        self.assertStatus(hit, 200, "HIT")
+        self.assertEqual(self.cors(hit), self.cors(miss))
+        streamed = self.s.post(CHAT, chat_stream("cors"), self.ORIGIN)
+        self.assertStatus(streamed, 200, "HIT")
+        self.assertEqual(self.cors(streamed), self.cors(miss))
+        bad = self.s.post(CHAT, {"model": 5}, self.ORIGIN)  # an error the gateway answers
+        self.assertEqual(bad.status, 400)
+        self.assertEqual(self.cors(bad), self.cors(miss))
+
+    def test_an_origin_not_listed_gets_no_cors_headers(self):
+        for res in (self.s.post(CHAT, chat("elsewhere"), {"Origin": "https://evil.example"}),
+                    self.s.post(CHAT, chat("elsewhere"), {"Origin": "https://evil.example"})):
+            self.assertEqual(res.status, 200)
+            self.assertIsNone(res.header("access-control-allow-origin"))
+
+    def test_a_preflight_is_answered_by_the_gateway(self):
+        calls = self.s.upstream_calls()
+        res = request(self.s.gateway.port, "OPTIONS", CHAT, None, {
+            "Origin": "https://other.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, x-stainless-os"})
+        self.assertEqual(res.status, 204, res)
+        self.assertEqual(res.header("access-control-allow-origin"), "https://other.example")
+        self.assertIn("POST", res.header("access-control-allow-methods"))
+        self.assertEqual(res.header("access-control-allow-headers"),
+                         "authorization, content-type, x-stainless-os")
+        res = request(self.s.gateway.port, "OPTIONS", CHAT, None, {
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        self.assertEqual(res.status, 204, res)
+        self.assertIsNone(res.header("access-control-allow-origin"))
+        self.assertEqual(self.s.upstream_calls(), calls)  # never sent on to the provider
+
+
 class ConfigTtlTest(GatewayTestCase):
     SETS = {"CACHE_TTL": "1"}
 
