@@ -107,7 +107,7 @@ class SmtpTest : public ::testing::Test {
   static std::vector<std::string> rcpts(const Json& mail) {
     std::vector<std::string> out;
     if (const Json* r = mail.find("rcpt_tos"))
-      for (const auto& v : r->items()) out.push_back(v.text());
+      for (const auto& v : r->items()) out.emplace_back(v.text());
     return out;
   }
 

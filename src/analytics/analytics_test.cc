@@ -397,7 +397,7 @@ TEST_F(AnalyticsTest, NearDuplicatesAreNeverPairedAcrossTenants) {
   bool acme = false;
   for (const Json& g : groups->items()) {
     std::vector<std::string> keys;
-    for (const Json& k : at(g, "cache_keys").items()) keys.push_back(k.text());
+    for (const Json& k : at(g, "cache_keys").items()) keys.emplace_back(k.text());
     EXPECT_EQ(std::count(keys.begin(), keys.end(), "kQ2"), 0) << toJson(g);  // globex: alone
     if (str(g, "tenant") == "acme") {
       acme = true;

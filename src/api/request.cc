@@ -70,7 +70,7 @@ Result<RequestInfo> validateRequest(key::Endpoint endpoint, const Json& body) {
     return invalid("'model' must be a non-empty string");
   if (auto e = checkEndpointFields(endpoint, body)) return *e;
 
-  RequestInfo info{endpoint, model->text(), false};
+  RequestInfo info{endpoint, std::string(model->text()), false};
   if (const Json* stream = body.find("stream"); stream && !stream->isNull()) {
     if (!stream->isBool()) return invalid("'stream' must be a boolean");
     info.stream = stream->asBool();

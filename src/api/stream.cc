@@ -18,9 +18,21 @@ const Json* member(const Json& obj, std::string_view name) {
   return obj.isObject() ? obj.find(name) : nullptr;
 }
 const Json* nonNull(const Json* j) { return j && !j->isNull() ? j : nullptr; }
-const std::string* stringMember(const Json& obj, std::string_view name) {
+// A string member's text (a copy: a short text lives inside its Json), or nothing.
+class OwnedText {
+ public:
+  OwnedText() = default;
+  explicit OwnedText(std::string_view s) : text_(std::string(s)) {}
+  explicit operator bool() const { return text_.has_value(); }
+  const std::string& operator*() const { return *text_; }
+  const std::string* operator->() const { return &*text_; }
+
+ private:
+  std::optional<std::string> text_;
+};
+OwnedText stringMember(const Json& obj, std::string_view name) {
   const Json* j = member(obj, name);
-  return j && j->isString() ? &j->text() : nullptr;
+  return j && j->isString() ? OwnedText(j->text()) : OwnedText();
 }
 
 std::string_view trim(std::string_view s) {  // spaces and tabs only
@@ -29,10 +41,10 @@ std::string_view trim(std::string_view s) {  // spaces and tabs only
 bool isDone(const SseEvent& e) { return trim(e.data) == "[DONE]"; }
 
 std::string errorText(const Json& error) {
-  if (error.isString()) return error.text();
+  if (error.isString()) return std::string(error.text());
   std::string out;
-  if (auto* t = stringMember(error, "type")) out += *t;
-  if (auto* m = stringMember(error, "message")) out += (out.empty() ? "" : ": ") + *m;
+  if (auto t = stringMember(error, "type")) out += *t;
+  if (auto m = stringMember(error, "message")) out += (out.empty() ? "" : ": ") + *m;
   return out.empty() ? toJson(error) : out;
 }
 
@@ -86,27 +98,27 @@ Result<Json> parseChunk(const SseEvent& e, size_t position) {
 }
 
 void mergeChatDelta(ChoiceAcc& acc, const Json& delta) {
-  if (auto* r = stringMember(delta, "role")) acc.role = *r;
-  if (auto* c = stringMember(delta, "content")) acc.content = acc.content.value_or("") + *c;
-  if (auto* r = stringMember(delta, "refusal")) acc.refusal = acc.refusal.value_or("") + *r;
+  if (auto r = stringMember(delta, "role")) acc.role = *r;
+  if (auto c = stringMember(delta, "content")) acc.content = acc.content.value_or("") + *c;
+  if (auto r = stringMember(delta, "refusal")) acc.refusal = acc.refusal.value_or("") + *r;
   if (const Json* calls = member(delta, "tool_calls"); calls && calls->isArray()) {
     for (size_t i = 0; i < calls->size(); ++i) {
       const Json& call = calls->items()[i];
       // Some OpenAI-compatible servers omit the index of their only call.
       const int64_t index = call.getInt("index").value_or(static_cast<int64_t>(i));
       ToolCallAcc& tc = acc.toolCalls[index];
-      if (auto* id = stringMember(call, "id"); id && !id->empty()) tc.id = Json::string(*id);
-      if (auto* t = stringMember(call, "type"); t && !t->empty()) tc.type = Json::string(*t);
+      if (auto id = stringMember(call, "id"); id && !id->empty()) tc.id = Json::string(*id);
+      if (auto t = stringMember(call, "type"); t && !t->empty()) tc.type = Json::string(*t);
       if (const Json* fn = member(call, "function")) {
-        if (auto* n = stringMember(*fn, "name"); n && !n->empty()) tc.name = *n;
-        if (auto* a = stringMember(*fn, "arguments")) tc.arguments += *a;
+        if (auto n = stringMember(*fn, "name"); n && !n->empty()) tc.name = *n;
+        if (auto a = stringMember(*fn, "arguments")) tc.arguments += *a;
       }
     }
   }
   if (const Json* fc = nonNull(member(delta, "function_call"))) {
     if (!acc.functionCall) acc.functionCall.emplace();
-    if (auto* n = stringMember(*fc, "name"); n && !n->empty()) acc.functionCall->name = *n;
-    if (auto* a = stringMember(*fc, "arguments")) acc.functionCall->arguments += *a;
+    if (auto n = stringMember(*fc, "name"); n && !n->empty()) acc.functionCall->name = *n;
+    if (auto a = stringMember(*fc, "arguments")) acc.functionCall->arguments += *a;
   }
 }
 
@@ -177,7 +189,7 @@ Result<Json> assembleOpenAi(Endpoint endpoint, const std::vector<SseEvent>& even
       acc.index = Json::integer(index);
       if (chat) {
         if (const Json* delta = choice.find("delta")) mergeChatDelta(acc, *delta);
-      } else if (auto* t = stringMember(choice, "text")) {
+      } else if (auto t = stringMember(choice, "text")) {
         acc.text += *t;
       }
       if (const Json* lp = nonNull(choice.find("logprobs"))) mergeLogprobs(acc.logprobs, *lp);
@@ -250,19 +262,19 @@ struct BlockAcc {
 // Anthropic names each event and repeats the name as data.type; either will do.
 std::string anthropicType(const SseEvent& e, const Json& data) {
   if (!e.event.empty()) return e.event;
-  if (auto* t = stringMember(data, "type")) return *t;
+  if (auto t = stringMember(data, "type")) return *t;
   return {};
 }
 
 Result<void> appendString(Json& block, std::string_view field, const Json& delta,
                           std::string_view deltaField) {
-  const std::string* piece = stringMember(delta, deltaField);
+  const OwnedText piece = stringMember(delta, deltaField);
   if (!piece) return invalid(std::string("a delta lacks its '") + std::string(deltaField) + "'");
   Json* mine = block.find(field);
   if (!mine || mine->isNull()) {
     block.set(std::string(field), Json::string(*piece));
   } else if (mine->isString()) {
-    *mine = Json::string(mine->text() + *piece);
+    *mine = Json::string(std::string(mine->text()) + *piece);
   } else {
     return invalid("block field '" + std::string(field) + "' is not a string");
   }
@@ -270,8 +282,8 @@ Result<void> appendString(Json& block, std::string_view field, const Json& delta
 }
 
 Result<void> applyBlockDelta(BlockAcc& acc, const Json& delta) {
-  const std::string* type = stringMember(delta, "type");
-  const std::string* blockType = stringMember(acc.block, "type");
+  const OwnedText type = stringMember(delta, "type");
+  const OwnedText blockType = stringMember(acc.block, "type");
   if (!type || !blockType) return invalid("a content block or delta has no type");
   auto mismatch = [&] { return invalid(*type + " for a block of type " + *blockType); };
   if (*type == "text_delta") {
@@ -280,7 +292,7 @@ Result<void> applyBlockDelta(BlockAcc& acc, const Json& delta) {
   }
   if (*type == "input_json_delta") {
     if (!acc.block.find("input")) return mismatch();  // tool_use, server_tool_use, mcp_tool_use
-    const std::string* piece = stringMember(delta, "partial_json");
+    const OwnedText piece = stringMember(delta, "partial_json");
     if (!piece) return invalid("an input_json_delta lacks 'partial_json'");
     acc.partialJson += *piece;
     acc.hasPartialJson = true;
@@ -463,7 +475,7 @@ std::vector<SseEvent> synthesizeOpenAi(Endpoint endpoint, const Json& response) 
     const Json logprobs = copyOrNull(nonNull(member(choice, "logprobs")));
     const Json finish = copyOrNull(member(choice, "finish_reason"));
     if (!chat) {
-      const std::string* text = stringMember(choice, "text");
+      const OwnedText text = stringMember(choice, "text");
       emit(textChoice(text ? *text : "", index, logprobs, Json::null()));
       emit(textChoice("", index, Json::null(), finish));
       continue;
@@ -471,8 +483,8 @@ std::vector<SseEvent> synthesizeOpenAi(Endpoint endpoint, const Json& response) 
     const Json* message = member(choice, "message");
     const Json empty = Json::object();
     const Json& msg = message && message->isObject() ? *message : empty;
-    const std::string* role = stringMember(msg, "role");
-    const std::string* content = stringMember(msg, "content");
+    const OwnedText role = stringMember(msg, "role");
+    const OwnedText content = stringMember(msg, "content");
     emit(chatChoice(index,
                     Json::object()
                         .set("role", Json::string(role ? *role : "assistant"))
@@ -484,7 +496,7 @@ std::vector<SseEvent> synthesizeOpenAi(Endpoint endpoint, const Json& response) 
       if (content && !content->empty()) delta.set("content", Json::string(*content));
       emit(chatChoice(index, std::move(delta), logprobs, Json::null()));
     }
-    if (const std::string* refusal = stringMember(msg, "refusal")) {
+    if (const OwnedText refusal = stringMember(msg, "refusal")) {
       emit(chatChoice(index, Json::object().set("refusal", Json::string(*refusal)), Json::null(),
                       Json::null()));
     }
@@ -492,8 +504,8 @@ std::vector<SseEvent> synthesizeOpenAi(Endpoint endpoint, const Json& response) 
       for (size_t t = 0; t < calls->size(); ++t) {
         const Json& call = calls->items()[t];
         const Json* fn = member(call, "function");
-        const std::string* name = fn ? stringMember(*fn, "name") : nullptr;
-        const std::string* args = fn ? stringMember(*fn, "arguments") : nullptr;
+        const OwnedText name = fn ? stringMember(*fn, "name") : OwnedText();
+        const OwnedText args = fn ? stringMember(*fn, "arguments") : OwnedText();
         const Json callIndex = Json::integer(static_cast<int64_t>(t));
         Json head = Json::object().set("index", callIndex);
         if (const Json* id = member(call, "id")) head.set("id", *id);
@@ -547,12 +559,12 @@ std::vector<SseEvent> synthesizeAnthropic(const Json& response) {
   for (size_t i = 0; i < n; ++i) {
     const Json& block = content->items()[i];
     const Json index = Json::integer(static_cast<int64_t>(i));
-    const std::string* type = stringMember(block, "type");
+    const OwnedText type = stringMember(block, "type");
     Json head = block;
     std::vector<Json> deltas;
     if (type && *type == "text") {
       head.set("text", Json::string(""));
-      if (const std::string* text = stringMember(block, "text"); text && !text->empty())
+      if (const OwnedText text = stringMember(block, "text"); text && !text->empty())
         deltas.push_back(Json::object()
                              .set("type", Json::string("text_delta"))
                              .set("text", Json::string(*text)));
@@ -565,11 +577,11 @@ std::vector<SseEvent> synthesizeAnthropic(const Json& response) {
     } else if (type && *type == "thinking") {
       head.set("thinking", Json::string(""));
       head.set("signature", Json::string(""));
-      if (const std::string* t = stringMember(block, "thinking"); t && !t->empty())
+      if (const OwnedText t = stringMember(block, "thinking"); t && !t->empty())
         deltas.push_back(Json::object()
                              .set("type", Json::string("thinking_delta"))
                              .set("thinking", Json::string(*t)));
-      if (const std::string* s = stringMember(block, "signature"); s && !s->empty())
+      if (const OwnedText s = stringMember(block, "signature"); s && !s->empty())
         deltas.push_back(Json::object()
                              .set("type", Json::string("signature_delta"))
                              .set("signature", Json::string(*s)));

@@ -191,7 +191,7 @@ Result<Entry> entryFromJson(const Json& j) {
     if (!tags->isArray()) return corrupt("tags must be an array");
     for (const auto& t : tags->items()) {
       if (!t.isString()) return corrupt("tags must hold strings");
-      e.tags.push_back(t.text());
+      e.tags.emplace_back(t.text());
     }
   }
   if (const Json* evs = j.find("sse_events"); evs && !evs->isNull()) {

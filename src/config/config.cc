@@ -281,10 +281,10 @@ void applyFile(Config& config, const std::string& path) {
   if (!json->isObject()) throw ConfigError(path + ": expected a JSON object of CACHE_* settings");
   for (size_t i = 0; i < json->keys().size(); ++i) {
     const Json& v = json->items()[i];
-    std::string value = v.isString() ? v.text()
+    std::string value = v.isString() ? std::string(v.text())
                         : v.isBool() ? (v.asBool() ? "true" : "false")
                                      : toJson(v);
-    setValue(config, json->keys()[i], value);
+    setValue(config, std::string(json->keys()[i]), value);
   }
 }
 

@@ -71,18 +71,19 @@ Result<std::shared_ptr<KeyMemo::Value>> computeKeyInfo(std::string_view body,
   if (!parsed) return parsed.error();
   auto info = api::validateRequest(options.endpoint, *parsed);
   if (!info) return info.error();
-  auto k = key::computeKey(*parsed, options);
+  // Without the canonical text: as large as the body (an 8 MB body of tiny messages: 20 MB),
+  // and not needed past here.
+  auto k = key::computeKey(*parsed, options, key::Canonical::Drop);
   if (!k) return k.error();
   auto value = std::make_shared<KeyMemo::Value>();
   value->info = *info;
   value->key = std::move(*k);
-  std::string().swap(value->key.canonical);  // as large as the body, and not needed past here
   if (options.mode == key::NormalizeMode::Seed) {
     value->seedHash = analytics::seedHashOf(value->key.requestHash);
   } else {
     key::KeyOptions seed = options;
     seed.mode = key::NormalizeMode::Seed;
-    if (auto s = key::computeKey(*parsed, seed))
+    if (auto s = key::computeKey(*parsed, seed, key::Canonical::Drop))
       value->seedHash = analytics::seedHashOf(s->requestHash);
   }
   const Json* streamOptions = parsed->find("stream_options");

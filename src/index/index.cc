@@ -71,7 +71,7 @@ std::vector<std::string> parseTags(const std::string& text) {
   auto json = parseJson(text);
   if (!json || !json->isArray()) return tags;
   for (const Json& t : json->items())
-    if (t.isString()) tags.push_back(t.text());
+    if (t.isString()) tags.emplace_back(t.text());
   return tags;
 }
 

@@ -93,9 +93,9 @@ Result<void> validateGlob(std::string_view glob) {
 Result<Request> parseRequest(const Json& body) {
   if (!body.isObject()) return invalid("the body must be a JSON object");
   Request req;
-  std::string_view found;
+  std::string found;
   for (size_t i = 0; i < body.size(); ++i) {
-    const std::string& name = body.keys()[i];
+    const std::string name(body.keys()[i]);
     const Json& value = body.items()[i];
     if (name == "dry_run") {
       if (!value.isBool()) return invalid("dry_run must be true or false");
@@ -112,7 +112,7 @@ Result<Request> parseRequest(const Json& body) {
                      "\" and \"" + name + "\"");
     found = name;
     if (!value.isString()) return invalid(name + " must be a string");
-    const std::string& text = value.text();
+    const std::string text(value.text());
     if (text.empty()) return invalid(name + " must not be empty");
     if (text.size() > kMaxValueBytes) return invalid(name + " is longer than 4096 bytes");
     if (name == "model") {

@@ -72,7 +72,8 @@ Error invalid(std::string message) { return makeError(Errc::InvalidArgument, std
 // Python's json.loads(parse_float=_finite_float) rejects any float that overflows, anywhere.
 Result<void> checkNumbers(const Json& v) {
   if (v.isNumber()) {
-    if (!v.isIntegerNumber() && !parseFiniteDouble(v.text())) return tooLargeNumber(v.text());
+    if (!v.isIntegerNumber() && !parseFiniteDouble(std::string(v.text())))
+      return tooLargeNumber(v.text());
     return {};
   }
   for (const Json& item : v.items())

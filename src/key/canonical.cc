@@ -125,7 +125,7 @@ Result<void> writeCanonical(const Json& v, std::string& out, int level) {
       out += v.asBool() ? "true" : "false";
       return {};
     case Json::Kind::Number:
-      return writeNumber(v.text(), out);
+      return writeNumber(std::string(v.text()), out);
     case Json::Kind::String:
       writePythonString(v.text(), out);
       return {};

@@ -33,12 +33,13 @@ net::awaitable<void> sleepFor(std::chrono::milliseconds d) {
 // The last user turn's text, for answers that visibly depend on the question.
 std::string lastUserText(const Json& body) {
   const Json* messages = body.find("messages");
-  if (const Json* prompt = body.find("prompt"); prompt && prompt->isString()) return prompt->text();
+  if (const Json* prompt = body.find("prompt"); prompt && prompt->isString())
+    return std::string(prompt->text());
   if (!messages || !messages->isArray()) return "";
   for (auto it = messages->items().rbegin(); it != messages->items().rend(); ++it) {
     const Json* content = it->find("content");
     if (!content) continue;
-    if (content->isString()) return content->text();
+    if (content->isString()) return std::string(content->text());
     if (content->isArray())
       for (const Json& part : content->items())
         if (auto t = part.getString("text")) return std::string(*t);
@@ -135,9 +136,10 @@ Json embeddingsBody(const Json& req, const std::string& model) {
   std::vector<std::string> inputs;
   if (const Json* in = req.find("input")) {
     if (in->isString())
-      inputs.push_back(in->text());
+      inputs.emplace_back(in->text());
     else
-      for (const Json& i : in->items()) inputs.push_back(i.isString() ? i.text() : toJson(i));
+      for (const Json& i : in->items())
+        inputs.push_back(i.isString() ? std::string(i.text()) : toJson(i));
   }
   const bool b64 = req.getString("encoding_format") == std::optional<std::string_view>("base64");
   Json data = Json::array();

@@ -268,7 +268,7 @@ TEST_F(HttpClientTest, PostSendsBodyAndHeadersAndTheResponseHeadReachesTheSink) 
   EXPECT_EQ(echo->getString("body"), r.body);
   std::vector<Header> seen;
   for (const Json& pair : echo->find("headers")->items())
-    seen.push_back({pair.items()[0].text(), pair.items()[1].text()});
+    seen.push_back({std::string(pair.items()[0].text()), std::string(pair.items()[1].text())});
   EXPECT_EQ(findHeader(seen, "authorization"), "Bearer sk-test");
   EXPECT_EQ(findHeader(seen, "x-custom"), "a b");
   EXPECT_EQ(findHeader(seen, "content-type"), "application/json");

@@ -63,7 +63,7 @@ Result<PricingTable> PricingTable::fromJson(std::string_view text) {
   PricingTable table;
   if (auto asOf = doc->getString("prices_as_of")) table.pricesAsOf_ = std::string{*asOf};
   for (size_t i = 0; i < models->size(); ++i) {
-    const std::string& name = models->keys()[i];
+    const std::string name(models->keys()[i]);
     const Json& model = models->items()[i];
     if (trim(name).empty())
       return makeError(Errc::InvalidArgument, "pricing: a model name is empty");

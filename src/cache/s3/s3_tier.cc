@@ -20,7 +20,7 @@ constexpr std::string_view kBinaryType = "application/octet-stream";
 void addCounts(Json& into, const Json& from) {
   if (!from.isObject()) return;
   for (size_t i = 0; i < from.size(); ++i) {
-    const std::string& key = from.keys()[i];
+    const std::string_view key = from.keys()[i];
     const Json& v = from.items()[i];
     Json* have = into.find(key);
     if (v.isNumber()) {

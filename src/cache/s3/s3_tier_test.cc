@@ -136,7 +136,7 @@ TEST_F(S3TierTest, WritesTheDocumentedLayoutThatTheAwsSdkReads) {
   ASSERT_TRUE(seen) << seen.error().message;
   const std::string stem = prefix_ + "/llm-cache/openai_gpt-4_1-mini/2026/01/01/14/" + e.cacheId;
   std::set<std::string> keys;
-  for (const Json& k : seen->find("keys")->items()) keys.insert(k.text());
+  for (const Json& k : seen->find("keys")->items()) keys.emplace(k.text());
   const std::set<std::string> expected = {
       stem + ".json",
       stem + ".metadata.json",
