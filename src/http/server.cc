@@ -6,6 +6,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <cerrno>
+#include <charconv>
 #include <iostream>
 #include <optional>
 
@@ -31,6 +32,20 @@ constexpr const char* kRetryAfter = "1";
 // The most of a refused upload (413, or 503 for the body budget) read and dropped so that the
 // client can read its answer; a larger one has its connection closed (a reset).
 constexpr uint64_t kMaxDrainBytes = 64ull << 20;
+
+// For a request refused by its Content-Length (Beast's body_limit, raised once the head is
+// parsed whole and consumed from the buffer, but before the parser calls the header done, so
+// its content_length() may not be asked): the body's length to drain, from the head's field; 0
+// when there is nothing to drain (no usable Content-Length, a client waiting for a 100, or a
+// body over maxBytes).
+uint64_t refusedBodyToDrain(const bhttp::request_header<>& head, uint64_t maxBytes) {
+  if (beast::iequals(head[bhttp::field::expect], "100-continue")) return 0;
+  const std::string_view value = head[bhttp::field::content_length];
+  uint64_t n = 0;
+  const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || p != value.data() + value.size() || n > maxBytes) return 0;
+  return n;
+}
 
 // Reads and drops the rest of a body of `length` bytes (what the buffer holds first) through a
 // 64 KB scratch, never the body in memory; each read within the stream's current deadline.
@@ -439,10 +454,11 @@ net::awaitable<void> Server::session(tcp::socket socket) {
       // with its upload unread is reset: Node's clients then saw EPIPE ("Connection error") and
       // retried, never the 413. So the upload is read and dropped, up to kMaxDrainBytes (a
       // client announcing gigabytes gets the reset), unless the client waits for a 100.
-      const bool waitsFor100 = beast::iequals(parser.get()[bhttp::field::expect], "100-continue");
-      if (!wec && parser.content_length() && !waitsFor100 &&
-          *parser.content_length() <= std::max<uint64_t>(kMaxDrainBytes, options_.maxBodyBytes))
-        co_await drain(stream, buffer, *parser.content_length());
+      const uint64_t toDrain =
+          wec ? 0
+              : refusedBodyToDrain(parser.get().base(),
+                                   std::max(kMaxDrainBytes, options_.maxBodyBytes));
+      if (toDrain > 0) co_await drain(stream, buffer, toDrain);
       break;
     }
     if (hec) {
