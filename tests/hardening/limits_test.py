@@ -58,19 +58,23 @@ class QuadraticJsonTest(HardeningTestCase):
         self.assertEqual(self.s.post(CHAT, changed).cache_status, "MISS")
 
 
+def small_asan_quarantine(test):
+    """Under AddressSanitizer freed memory waits in a quarantine (256 MB by default) that would
+    count as RSS: the gateways this test starts keep it small."""
+    if "ASAN_OPTIONS" in os.environ:
+        saved = os.environ["ASAN_OPTIONS"]
+        os.environ["ASAN_OPTIONS"] = saved + ":quarantine_size_mb=4"
+        test.addCleanup(os.environ.__setitem__, "ASAN_OPTIONS", saved)
+
+
 class KeyMemoBoundTest(HardeningTestCase):
     START_GATEWAY = False
 
     def test_distinct_60_kb_bodies_do_not_pile_up_in_the_key_memo(self):
         # Every answer a 502 (nothing listens upstream): nothing is stored in any tier, so only
         # the key memo could keep the bodies.
-        # The default key memo bound (CACHE_KEY_MEMO_BYTES, 32 MiB) is what is under test. Under
-        # AddressSanitizer freed memory waits in a quarantine (256 MB by default) that would count
-        # as RSS here: keep it small for this gateway.
-        if "ASAN_OPTIONS" in os.environ:
-            saved = os.environ["ASAN_OPTIONS"]
-            os.environ["ASAN_OPTIONS"] = saved + ":quarantine_size_mb=4"
-            self.addCleanup(os.environ.__setitem__, "ASAN_OPTIONS", saved)
+        # The default key memo bound (CACHE_KEY_MEMO_BYTES, 32 MiB) is what is under test.
+        small_asan_quarantine(self)
         self.s.start_gateway({"CACHE_MEMORY_BYTES": "1048576"}, upstream="http://127.0.0.1:9/v1")
         pid = self.s.gateway.proc.pid
         pad = "x" * (60 << 10)
@@ -92,12 +96,8 @@ class ParsedBodyMemoryTest(HardeningTestCase):
         # body (a Json tree) took ~120 MB of the gateway's ~235 MB peak growth here; it is ~28
         # MB now (common/json.h). The rest is the key's flat mirror and canonical text, the body
         # itself and the allocator's arenas. Every answer a 502 (nothing listens upstream): only
-        # parsing and keying count. Under AddressSanitizer freed memory waits in a quarantine
-        # that would count as RSS: keep it small for this gateway.
-        if "ASAN_OPTIONS" in os.environ:
-            saved = os.environ["ASAN_OPTIONS"]
-            os.environ["ASAN_OPTIONS"] = saved + ":quarantine_size_mb=4"
-            self.addCleanup(os.environ.__setitem__, "ASAN_OPTIONS", saved)
+        # parsing and keying count.
+        small_asan_quarantine(self)
         self.s.start_gateway({}, upstream="http://127.0.0.1:9/v1")
         pid = self.s.gateway.proc.pid
         body = json.dumps({"model": "gpt-4o-mini",
