@@ -311,7 +311,8 @@ Result<Json> Analytics::analytics(const Query& query) {
   costSaved.set("total", jnum(saved))
       .set("coalesced", jnum(savedCoalesced))
       .set("daily_average", jnum(ratio(saved, static_cast<double>(days))))
-      .set("per_request", jnum(ratio(saved, static_cast<double>(total))));
+      // Per the seed: the average saving of a request the cache answered (its hits).
+      .set("per_request", jnum(ratio(saved, static_cast<double>(hits))));
 
   // Storage: what the index says is stored now (not windowed).
   auto storage =
