@@ -59,6 +59,15 @@ void help(std::string& out, std::string_view name, std::string_view type, std::s
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
 
+// A metric without labels: its HELP and TYPE lines, then its one sample (num() of a count or
+// of a double).
+template <class T>
+void scalar(std::string& out, std::string_view name, std::string_view type, std::string_view text,
+            T value) {
+  help(out, name, type, text);
+  out.append(name).append(" ").append(num(value)).append("\n");
+}
+
 }  // namespace
 
 std::string_view tierOpName(cache::TierEvent::Op op) {
@@ -238,14 +247,12 @@ std::string Metrics::prometheusText() const {
         out.append("\",model=\"").append(escapeLabelValue(modelLabel(m))).append("\"} ");
         out.append(num(n)).append("\n");
       }
-  help(out, "llmcache_hits_total", "counter", "Requests answered from a cache tier.");
-  out.append("llmcache_hits_total ").append(num(totals.hits)).append("\n");
-  help(out, "llmcache_misses_total", "counter",
-       "Cacheable requests sent upstream (MISS, REFRESH, NO-STORE, UNCACHEABLE).");
-  out.append("llmcache_misses_total ").append(num(totals.misses)).append("\n");
-  help(out, "llmcache_coalesced_total", "counter",
-       "Requests answered by an identical in-flight request's upstream call.");
-  out.append("llmcache_coalesced_total ").append(num(totals.coalesced)).append("\n");
+  scalar(out, "llmcache_hits_total", "counter", "Requests answered from a cache tier.",
+         totals.hits);
+  scalar(out, "llmcache_misses_total", "counter",
+         "Cacheable requests sent upstream (MISS, REFRESH, NO-STORE, UNCACHEABLE).", totals.misses);
+  scalar(out, "llmcache_coalesced_total", "counter",
+         "Requests answered by an identical in-flight request's upstream call.", totals.coalesced);
 
   help(out, "llmcache_request_duration_seconds", "histogram",
        "Request latency at the gateway, by outcome.");
@@ -273,12 +280,11 @@ std::string Metrics::prometheusText() const {
         .append("\n");
   }
 
-  help(out, "llmcache_upstream_errors_total", "counter",
-       "Upstream calls that failed or answered with an error.");
-  out.append("llmcache_upstream_errors_total ").append(num(upstreamErrors_.load())).append("\n");
-  help(out, "llmcache_store_errors_total", "counter",
-       "Writes to a tier that failed, any tier (the answer was served, not kept there).");
-  out.append("llmcache_store_errors_total ").append(num(totals.storeErrors())).append("\n");
+  scalar(out, "llmcache_upstream_errors_total", "counter",
+         "Upstream calls that failed or answered with an error.", upstreamErrors_.load());
+  scalar(out, "llmcache_store_errors_total", "counter",
+         "Writes to a tier that failed, any tier (the answer was served, not kept there).",
+         totals.storeErrors());
   help(out, "llmcache_tier_errors_total", "counter",
        "Tier operations that failed, by tier and operation (a failed lookup is a miss).");
   for (size_t t = 0; t < cache::kTierCount; ++t)
@@ -304,34 +310,29 @@ std::string Metrics::prometheusText() const {
           .append(num(tiers_[t][k].load(std::memory_order_relaxed)))
           .append("\n");
   }
-  help(out, "llmcache_s3_errors_total", "counter",
-       "S3 tier operations that failed (lookups, writes, erases).");
-  out.append("llmcache_s3_errors_total ").append(num(totals.s3Errors())).append("\n");
-  help(out, "llmcache_s3_outbox_pending", "gauge",
-       "Entries waiting in the durable outbox to be written to S3.");
-  out.append("llmcache_s3_outbox_pending ").append(num(outboxPending_.load())).append("\n");
-  help(out, "llmcache_cache_writer_backlog_tasks", "gauge",
-       "Writes and announcements queued for the cache's background writer.");
-  out.append("llmcache_cache_writer_backlog_tasks ").append(num(writerTasks_.load())).append("\n");
-  help(out, "llmcache_cache_writer_backlog_bytes", "gauge",
-       "Bytes the cache's background writer queue holds (bounded by the writer's byte limit).");
-  out.append("llmcache_cache_writer_backlog_bytes ").append(num(writerBytes_.load())).append("\n");
+  scalar(out, "llmcache_s3_errors_total", "counter",
+         "S3 tier operations that failed (lookups, writes, erases).", totals.s3Errors());
+  scalar(out, "llmcache_s3_outbox_pending", "gauge",
+         "Entries waiting in the durable outbox to be written to S3.", outboxPending_.load());
+  scalar(out, "llmcache_cache_writer_backlog_tasks", "gauge",
+         "Writes and announcements queued for the cache's background writer.", writerTasks_.load());
+  scalar(out, "llmcache_cache_writer_backlog_bytes", "gauge",
+         "Bytes the cache's background writer queue holds (bounded by the writer's byte limit).",
+         writerBytes_.load());
   help(out, "llmcache_cache_writer_skipped_promotions_total", "counter",
        "Promotions skipped or not announced because the background writer was too far behind.");
   out.append("llmcache_cache_writer_skipped_promotions_total ")
       .append(num(writerSkippedPromotions_.load()))
       .append("\n");
-  help(out, "llmcache_cost_saved_usd_total", "counter",
-       "US dollars cache hits saved (the stored answers' cost).");
-  out.append("llmcache_cost_saved_usd_total ").append(num(costSaved_.load())).append("\n");
+  scalar(out, "llmcache_cost_saved_usd_total", "counter",
+         "US dollars cache hits saved (the stored answers' cost).", costSaved_.load());
   help(out, "llmcache_cost_saved_coalesced_usd_total", "counter",
        "US dollars coalesced requests saved by sharing one upstream call.");
   out.append("llmcache_cost_saved_coalesced_usd_total ")
       .append(num(costSavedCoalesced_.load()))
       .append("\n");
-  help(out, "llmcache_tokens_saved_total", "counter",
-       "Tokens (input + output) cache hits did not send upstream.");
-  out.append("llmcache_tokens_saved_total ").append(num(tokensSaved_.load())).append("\n");
+  scalar(out, "llmcache_tokens_saved_total", "counter",
+         "Tokens (input + output) cache hits did not send upstream.", tokensSaved_.load());
   return out;
 }
 

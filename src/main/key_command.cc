@@ -359,12 +359,13 @@ class ParallelKeyer {
     block->taken = true;
     --untaken_;
     lock.unlock();
+    thread_local LineKeyer keyer;  // per thread: its builder's buffers are reused line to line
     const char* p = block->in.data();
     const char* const end = p + block->in.size();
     while (p < end) {
       const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
       if (!nl) nl = end;  // the input's last line, without its newline
-      keyer_.local().run(std::string_view(p, static_cast<size_t>(nl - p)), opts_, block->out);
+      keyer.run(std::string_view(p, static_cast<size_t>(nl - p)), opts_, block->out);
       p = nl + 1;
     }
     lock.lock();
@@ -381,14 +382,6 @@ class ParallelKeyer {
     }
   }
 
-  // One LineKeyer per thread (its builder's buffers are reused from line to line).
-  struct PerThread {
-    LineKeyer& local() {
-      thread_local LineKeyer keyer;
-      return keyer;
-    }
-  };
-
   const key::KeyOptions& opts_;
   std::vector<std::thread> workers_;
   size_t maxInFlight_ = 0;
@@ -398,7 +391,6 @@ class ParallelKeyer {
   std::deque<std::shared_ptr<Block>> order_;  // submitted, not yet written, in input order
   size_t untaken_ = 0;
   bool stop_ = false;
-  PerThread keyer_;
 };
 
 int runKey(const KeyArgs& a) {

@@ -79,7 +79,7 @@ def scope_of(credential: str, secret: str) -> str:
 class Process:
     """One llmcache process whose output goes to files; `port` is read from its banner."""
 
-    def __init__(self, args, log_dir: pathlib.Path, name: str):
+    def __init__(self, args, log_dir: pathlib.Path, name: str, preexec_fn=None):
         self.args = args
         self.stdout_path = log_dir / f"{name}.stdout"
         self.stderr_path = log_dir / f"{name}.stderr"
@@ -88,7 +88,7 @@ class Process:
         self._err = open(self.stderr_path, "ab")
         self._offset = self.stdout_path.stat().st_size
         self.proc = subprocess.Popen([BIN, *args], stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
         self.port = self._wait_for_port()
 
     def _wait_for_port(self, timeout=10):

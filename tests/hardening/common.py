@@ -134,36 +134,20 @@ class HardeningTestCase(unittest.TestCase):
 
 
 # -- descriptor limits and raw HTTP (http_server_test.py) ----------------------------------
-class LimitedProcess(Process):
-    """A Process started with RLIMIT_NOFILE set to `nofile`, soft and hard, in the child before
-    exec (as `ulimit -n nofile` would): the gateway cannot raise it."""
-
-    def __init__(self, args, log_dir: pathlib.Path, name: str, nofile: int):
-        import resource
-        import subprocess
-
-        self.args = args
-        self.stdout_path = log_dir / f"{name}.stdout"
-        self.stderr_path = log_dir / f"{name}.stderr"
-        self._out = open(self.stdout_path, "ab")
-        self._err = open(self.stderr_path, "ab")
-        self._offset = self.stdout_path.stat().st_size
-
-        def limit():
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-        self.proc = subprocess.Popen([BIN, *args], stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, preexec_fn=limit)
-        self.port = self._wait_for_port()
-
-
 def start_gateway_with_nofile(stack, nofile: int, sets=None):
-    """Starts the stack's gateway (as Stack.start_gateway does) under a descriptor limit."""
+    """Starts the stack's gateway (as Stack.start_gateway does) with RLIMIT_NOFILE set to
+    `nofile`, soft and hard, in the child before exec (as `ulimit -n nofile` would): the gateway
+    cannot raise it."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     args = ["serve", "--listen", "127.0.0.1:0", "--upstream", stack.upstream,
             "--cache-dir", str(stack.cache_dir)]
     for name, value in (sets or {}).items():
         args += ["--set", f"{name}={value}"]
-    stack.gateway = LimitedProcess(args, stack.logs, "gateway", nofile)
+    stack.gateway = Process(args, stack.logs, "gateway", preexec_fn=limit)
     return stack.gateway
 
 
