@@ -654,17 +654,36 @@ std::vector<SseEvent> synthesizeStream(Endpoint endpoint, const Json& response) 
   return {};
 }
 
+bool isUsageOnlyChunk(const SseEvent& e) {
+  // Cheap first: only a chunk that names usage (and at its end, where OpenAI writes it) is parsed.
+  if (e.data.empty() || e.data.front() != '{' || e.data.find("\"usage\"") == std::string::npos)
+    return false;
+  auto chunk = parseJson(e.data);
+  if (!chunk || !chunk->isObject()) return false;
+  const Json* choices = chunk->find("choices");
+  const Json* usage = chunk->find("usage");
+  return choices && choices->isArray() && choices->size() == 0 && usage && usage->isObject();
+}
+
+std::optional<std::string> askForStreamUsage(Endpoint endpoint, std::string_view body) {
+  if (endpoint != Endpoint::OpenAiChat && endpoint != Endpoint::OpenAiCompletions)
+    return std::nullopt;
+  auto parsed = parseJson(body);
+  if (!parsed || !parsed->isObject()) return std::nullopt;
+  const Json* options = parsed->find("stream_options");
+  if (options && !options->isObject() && !options->isNull()) return std::nullopt;  // theirs
+  if (options && options->getBool("include_usage") == std::optional<bool>(true))
+    return std::nullopt;
+  Json merged = options && options->isObject() ? *options : Json::object();
+  merged.set("include_usage", Json::boolean(true));
+  parsed->set("stream_options", std::move(merged));
+  return toJson(*parsed);
+}
+
 std::vector<SseEvent> fitUsageToRequest(Endpoint endpoint, std::vector<SseEvent> events,
                                         bool includeUsage, const Json& assembled) {
   if (endpoint != Endpoint::OpenAiChat && endpoint != Endpoint::OpenAiCompletions) return events;
-  auto isUsageOnly = [](const SseEvent& e) {
-    if (e.data.empty() || e.data.front() != '{') return false;
-    auto chunk = parseJson(e.data);
-    if (!chunk || !chunk->isObject()) return false;
-    const Json* choices = chunk->find("choices");
-    const Json* usage = chunk->find("usage");
-    return choices && choices->isArray() && choices->size() == 0 && usage && usage->isObject();
-  };
+  const auto isUsageOnly = isUsageOnlyChunk;
   const bool hasUsage = std::any_of(events.begin(), events.end(), isUsageOnly);
   if (!includeUsage) {
     if (hasUsage) std::erase_if(events, isUsageOnly);

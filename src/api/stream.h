@@ -62,6 +62,17 @@ std::vector<SseEvent> synthesizeStream(key::Endpoint endpoint, const Json& respo
 // one a client with it does expect. Without includeUsage the usage-only chunks are dropped;
 // with it, one is added before [DONE] from `assembled`'s usage when the events have none.
 // Anthropic streams are returned unchanged (usage is always part of them).
+// An OpenAI usage-only chunk: `choices` empty and `usage` an object (what
+// stream_options.include_usage adds before [DONE]).
+bool isUsageOnlyChunk(const SseEvent& event);
+
+// A streamed OpenAI chat or completions request body rewritten to ask for usage
+// (stream_options.include_usage: true, other stream_options kept), so that every stored stream
+// records its tokens and cost; nullopt when it already asks, when stream_options is not an
+// object, or for another endpoint. The gateway then hides the usage-only chunk from a client
+// that did not ask (its other chunks carry the provider's `"usage": null`).
+std::optional<std::string> askForStreamUsage(key::Endpoint endpoint, std::string_view body);
+
 std::vector<SseEvent> fitUsageToRequest(key::Endpoint endpoint, std::vector<SseEvent> events,
                                         bool includeUsage, const Json& assembled);
 

@@ -78,6 +78,8 @@ size_t Entry::approxBytes() const {
   n += request.capacity() + response.capacity();
   for (const auto& t : tags) n += sizeof(std::string) + t.capacity();
   for (const auto& e : sseEvents) n += sizeof(SseEvent) + e.event.capacity() + e.data.capacity();
+  for (const auto& [name, value] : responseHeaders)
+    n += 2 * sizeof(std::string) + name.capacity() + value.capacity();
   return n;
 }
 
@@ -124,6 +126,12 @@ Json entryToJson(const Entry& e) {
     events.push(std::move(o));
   }
   j.set("sse_events", std::move(events));
+  // Optional (added within schema_version 1): absent when there are none.
+  if (!e.responseHeaders.empty()) {
+    Json headers = Json::object();
+    for (const auto& [name, value] : e.responseHeaders) headers.set(name, Json::string(value));
+    j.set("response_headers", std::move(headers));
+  }
   return j;
 }
 
@@ -202,6 +210,15 @@ Result<Entry> entryFromJson(const Json& j) {
       if (auto r = readString(ev, "event", s.event); !r) return r.error();
       if (auto r = readString(ev, "data", s.data); !r) return r.error();
       e.sseEvents.push_back(std::move(s));
+    }
+  }
+  if (const Json* hs = j.find("response_headers"); hs && !hs->isNull()) {
+    if (!hs->isObject()) return corrupt("response_headers must be an object");
+    const auto values = hs->items();
+    const auto names = hs->keys();
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (!values[i].isString()) return corrupt("response_headers must hold strings");
+      e.responseHeaders.emplace_back(std::string(names[i]), std::string(values[i].text()));
     }
   }
   return e;

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -53,6 +54,9 @@ struct Entry {
   // a header value under header:NAME); empty when unscoped. Never a credential.
   std::string tenant;
   std::vector<SseEvent> sseEvents;  // the recorded stream, empty when the answer was not streamed
+  // The provider's headers that a hit replays (upstream::isReplayableHeader's allowlist: the
+  // request id, processing time; never a credential or a cookie), lowercase names, in order.
+  std::vector<std::pair<std::string, std::string>> responseHeaders;
 
   bool expired(TimePoint now) const { return expiresAt && *expiresAt <= now; }
   // Bytes this entry holds, roughly: what the memory tier's byte bound counts.

@@ -69,6 +69,7 @@ TEST(Entry, JsonRoundTripsEveryField) {
   e.status = 201;
   e.provider = "openai";
   e.sseEvents = {{"", "{\"a\":1}"}, {"message_stop", "line one\nline two"}, {"", "[DONE]"}};
+  e.responseHeaders = {{"x-request-id", "req_abc"}, {"openai-processing-ms", "12"}};
   auto back = entryFromJson(entryToJson(e));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(*back, e);

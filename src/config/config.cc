@@ -117,6 +117,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_KEY_NORMALIZE_NAMESPACES", &Config::keyNormalizeNamespaces),
       field("CACHE_KEY_HEADERS", &Config::keyHeaders),
       field("CACHE_CORS_ORIGINS", &Config::corsOrigins),
+      field("CACHE_STREAM_USAGE", &Config::streamUsage),
       field("CACHE_SCOPE_CREDENTIALS", &Config::scopeCredentials),
       field("CACHE_KEY_MEMO_ENTRIES", &Config::keyMemoEntries),
       field("CACHE_KEY_MEMO_BYTES", &Config::keyMemoBytes),

@@ -63,6 +63,10 @@ struct Config {
   // CACHE_CORS_ORIGINS: the browser origins the API routes answer CORS for ("*" for any), a
   // comma-separated list; empty: none (the provider's own CORS headers are never relayed)
   std::string corsOrigins;
+  // CACHE_STREAM_USAGE: a streamed OpenAI miss asks the provider for usage
+  // (stream_options.include_usage) so the entry records tokens and cost; the usage chunk is
+  // hidden from a client that did not ask. Off for a platform that rejects stream_options.
+  bool streamUsage = true;
   std::string scope = "api_key";  // CACHE_SCOPE: api_key | global | header:NAME
   // CACHE_SCOPE_SECRET (secret): HMAC key of api_key scopes; empty: one generated at the first
   // start and kept in CACHE_DIR/scope-secret (mode 0600)

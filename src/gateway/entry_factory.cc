@@ -65,6 +65,7 @@ cache::EntryPtr EntryFactory::make(const EntryRequest& r, StorableAnswer a) cons
   e->cacheNamespace = r.keyNamespace;
   e->tenant = r.tenant;
   e->sseEvents = std::move(a.events);
+  e->responseHeaders = std::move(a.headers);
   return e;
 }
 

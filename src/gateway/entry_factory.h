@@ -41,6 +41,8 @@ struct StorableAnswer {
   const Json& parsed;            // the answer's JSON (usage)
   std::vector<SseEvent> events;  // the recorded stream, when it was streamed
   int64_t latencyMs = 0;
+  // The provider's headers that hits replay (already filtered: upstream::isReplayableHeader).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 class EntryFactory {

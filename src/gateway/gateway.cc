@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <ranges>
 
@@ -289,6 +290,24 @@ upstream::Request Gateway::upstreamRequest(const Context& ctx, bool cached) cons
   return ur;
 }
 
+namespace {
+
+// The upstream's headers that a hit of this answer replays, names lowercased.
+std::vector<std::pair<std::string, std::string>> replayableHeaders(
+    const std::vector<upstream::Header>& headers) {
+  std::vector<std::pair<std::string, std::string>> kept;
+  for (const auto& h : headers) {
+    if (!upstream::isReplayableHeader(h.name)) continue;
+    std::string name = h.name;
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    kept.emplace_back(std::move(name), h.value);
+  }
+  return kept;
+}
+
+}  // namespace
+
 net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstream(
     Context& ctx, http::ResponseWriter& w) {
   const CacheControl& cc = ctx.cacheControl;
@@ -313,7 +332,18 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     ourHeaders(f, head, outcome);
     return f;
   };
-  auto job = relay(deps_.client, upstreamRequest(ctx, true), w, decide, {.parseSse = true});
+  upstream::Request request = upstreamRequest(ctx, true);
+  RelayOptions relayOptions;
+  relayOptions.parseSse = true;
+  // A stream whose client did not ask for usage: asked for it all the same (the entry's tokens
+  // and cost, for every later hit and the analytics), and its usage chunk hidden from the client.
+  if (ctx.info.stream && deps_.config.streamUsage && !(ctx.keyInfo && ctx.keyInfo->includeUsage)) {
+    if (auto asking = api::askForStreamUsage(*ctx.route.endpoint, request.body)) {
+      request.body = std::move(*asking);
+      relayOptions.hideEvent = api::isUsageOnlyChunk;
+    }
+  }
+  auto job = relay(deps_.client, std::move(request), w, decide, std::move(relayOptions));
   RelayResult up = co_await std::move(job);
 
   auto result = std::make_shared<FlightResult>();
@@ -366,7 +396,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
                            .responseBytes = up.streamed ? toJson(*answer) : std::move(up.body),
                            .parsed = *answer,
                            .events = std::move(up.events),
-                           .latencyMs = up.latencyMs});
+                           .latencyMs = up.latencyMs,
+                           .headers = replayableHeaders(up.head.headers)});
     answer.reset();  // its tree is several times the body's size
     if (!cc.noStore) {
       auto store = deps_.cache.store(entry, ctx.generation, ctx.keyInfo);
@@ -403,8 +434,8 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
     f.set("x-llmcache-status", outcomeName(Outcome::Bypass));
     return std::optional<http::Fields>(std::move(f));
   };
-  auto job =
-      relay(deps_.client, upstreamRequest(ctx, false), w, decide, {.keepStreamedBody = false});
+  auto job = relay(deps_.client, upstreamRequest(ctx, false), w, decide,
+                   {.keepStreamedBody = false, .parseSse = false, .hideEvent = {}});
   RelayResult up = co_await std::move(job);
   if (!up.done && !up.clientGone) {
     const auto [status, message] = upstreamFailed(up.done.error());

@@ -87,6 +87,7 @@ Result<std::shared_ptr<KeyMemo::Value>> computeKeyInfo(std::string_view body,
       value->seedHash = analytics::seedHashOf(s->requestHash);
   }
   const Json* streamOptions = parsed->find("stream_options");
+  value->hasStreamOptions = streamOptions != nullptr;
   value->includeUsage =
       streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);
   const std::string text = analytics::promptText(*parsed);

@@ -32,8 +32,9 @@ class KeyMemo {
   struct Value : cache::StoreNote {
     api::RequestInfo info;
     key::CacheKey key;
-    bool includeUsage = false;   // stream_options.include_usage
-    std::string promptCategory;  // analytics::classifyPrompt of the last user message
+    bool includeUsage = false;      // stream_options.include_usage
+    bool hasStreamOptions = false;  // stream_options is present (whatever it holds)
+    std::string promptCategory;     // analytics::classifyPrompt of the last user message
     // analytics::seedHashOf the request_hash under `seed` normalization (what seed mode would
     // have merged: /cache/patterns' normalize_prompts); 0: unknown
     uint64_t seedHash = 0;

@@ -50,10 +50,16 @@ net::awaitable<RelayResult> relay(upstream::UpstreamClient& client, upstream::Re
     }
     if (!step.data.empty()) {
       if (out.streamed) {
-        if (options.parseSse)
-          for (auto& e : parser.feed(step.data)) out.events.push_back(std::move(e));
+        std::string shown;  // with hideEvent: what the client gets of this piece
+        if (options.parseSse) {
+          for (auto& e : parser.feed(step.data)) {
+            if (options.hideEvent && !options.hideEvent(e)) shown += api::formatSse(e);
+            out.events.push_back(std::move(e));
+          }
+        }
+        const std::string& toClient = options.hideEvent ? shown : step.data;
         // Nothing more is written once the client is gone; the call was cancelled.
-        if (!out.clientGone && !co_await w.write(step.data)) {
+        if (!out.clientGone && !toClient.empty() && !co_await w.write(toClient)) {
           out.clientGone = true;
           call->cancel();
         }

@@ -31,6 +31,9 @@ using StreamDecision = std::function<std::optional<http::Fields>(const upstream:
 struct RelayOptions {
   bool keepStreamedBody = true;  // a streamed answer's bytes are also kept in RelayResult::body
   bool parseSse = false;         // a streamed answer's events are parsed into RelayResult::events
+  // With parseSse: the events for which it is true are recorded but not sent to the client
+  // (the client then gets each other event as formatSse writes it, not the upstream's bytes).
+  std::function<bool(const SseEvent&)> hideEvent;
 };
 
 struct RelayResult {

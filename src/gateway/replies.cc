@@ -6,6 +6,7 @@
 #include "api/sse_parser.h"
 #include "api/stream.h"
 #include "gateway/context.h"
+#include "upstream/headers.h"
 
 namespace llmcache::gateway {
 
@@ -63,6 +64,8 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
   settle(ctx, outcome);
   http::Response res{static_cast<bhttp::status>(entry.status ? entry.status : 200),
                      ctx.request.version()};
+  for (const auto& [name, value] : entry.responseHeaders)  // the provider's, as on the miss
+    if (upstream::isReplayableHeader(name)) res.set(name, value);
   res.set("x-llmcache-status", outcomeName(outcome));
   if (!layer.empty()) res.set("x-llmcache-layer", layer);
   res.set("x-llmcache-key", keyHeaderValue(entry.cacheKey));

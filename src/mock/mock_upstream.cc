@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <atomic>
 #include <charconv>
 #include <cstring>
 
@@ -200,10 +201,13 @@ Json messagesBody(const Json& req, uint64_t n, const std::string& model) {
                         .set("output_tokens", Json::integer(tokenCount(text))));
 }
 
+// x-request-id: unique per answer, as a provider's (tests check that a hit replays the miss's).
+std::atomic<uint64_t> mockRequestIds{0};
+
 http::Response jsonResponse(bhttp::status status, unsigned version, std::string body) {
   http::Response res{status, version};
   res.set(bhttp::field::content_type, "application/json");
-  res.set("x-request-id", "req_mock");
+  res.set("x-request-id", "req_mock_" + std::to_string(mockRequestIds.fetch_add(1) + 1));
   res.body() = std::move(body);
   return res;
 }
@@ -293,6 +297,10 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
     co_return;
   }
   std::vector<SseEvent> events = api::synthesizeStream(*endpoint, answer);
+  // As OpenAI: the usage-only chunk only for stream_options.include_usage.
+  const Json* streamOptions = body->find("stream_options");
+  if (!(streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true)))
+    std::erase_if(events, api::isUsageOnlyChunk);
   if (!req["x-mock-no-done"].empty() && !events.empty()) events.pop_back();
   const int64_t abortAfter = headerInt(req, "x-mock-abort-after", -1);
   const auto delay = std::chrono::milliseconds(
@@ -300,7 +308,7 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
   http::Fields head;
   head.set(bhttp::field::content_type, "text/event-stream");
   head.set(bhttp::field::cache_control, "no-cache");
-  head.set("x-request-id", "req_mock");
+  head.set("x-request-id", "req_mock_" + std::to_string(mockRequestIds.fetch_add(1) + 1));
   if (!co_await w.beginStream(bhttp::status::ok, head)) co_return;
   for (size_t i = 0; i < events.size(); ++i) {
     if (abortAfter >= 0 && static_cast<int64_t>(i) >= abortAfter)

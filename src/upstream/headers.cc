@@ -38,6 +38,13 @@ bool isHopByHopOrManagedHeader(std::string_view name) {
   return boost::algorithm::istarts_with(name, "x-llmcache-", std::locale::classic());
 }
 
+bool isReplayableHeader(std::string_view name) {
+  for (std::string_view allowed :
+       {"x-request-id", "request-id", "openai-processing-ms", "openai-version"})
+    if (equalsIgnoreCase(name, allowed)) return true;
+  return false;
+}
+
 bool isCorsHeader(std::string_view name) {
   return boost::algorithm::istarts_with(name, "access-control-", std::locale::classic());
 }

@@ -25,6 +25,12 @@ bool isHopByHopOrManagedHeader(std::string_view name);
 // access-control-*: CORS, which the gateway answers itself (never relayed from a provider).
 bool isCorsHeader(std::string_view name);
 
+// The provider's headers that a cached answer replays (recorded with the entry, sent on every
+// hit as on the miss, so a hit looks like the real thing to an SDK): the request id
+// (x-request-id, request-id), openai-processing-ms, openai-version. An allowlist: never a cookie,
+// a credential, an organization or project id, or rate-limit figures (stale on a hit).
+bool isReplayableHeader(std::string_view name);
+
 // `headers` minus isHopByHopOrManagedHeader() and minus every header that a Connection header
 // names (`Connection: close, x-foo` makes x-foo hop-by-hop too). Order is kept.
 std::vector<Header> forwardableHeaders(const std::vector<Header>& headers);

@@ -42,5 +42,17 @@ TEST(Forwarding, FindHeaderIgnoresCase) {
   EXPECT_EQ(findHeader(h, "accept"), std::nullopt);
 }
 
+TEST(Forwarding, OnlyTheAllowlistIsReplayedFromAStoredAnswer) {
+  for (const char* name :
+       {"x-request-id", "X-Request-Id", "request-id", "openai-processing-ms", "openai-version"})
+    EXPECT_TRUE(isReplayableHeader(name)) << name;
+  // Never a cookie, a credential, an account's identity or figures that are stale on a hit.
+  for (const char* name :
+       {"set-cookie", "authorization", "x-api-key", "openai-organization", "openai-project",
+        "anthropic-organization-id", "x-ratelimit-remaining-tokens", "content-length", "date",
+        "x-request-id-extra"})
+    EXPECT_FALSE(isReplayableHeader(name)) << name;
+}
+
 }  // namespace
 }  // namespace llmcache::upstream

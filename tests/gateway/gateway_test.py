@@ -27,7 +27,8 @@ def chat(text="What is the capital of France?", **extra):
 
 
 def chat_stream(text="What is the capital of France?", **extra):
-    """A streaming chat request that asks for the usage chunk: the mock always sends one, and a
+    """A streaming chat request that asks for the usage chunk: the gateway asks for it on every
+    streamed miss but hides it from a client that did not (rewriting that client's events), and a
     replay keeps it only for a client that asked (stream_options is not part of the key), so
     only then are the relayed and the replayed bytes the same."""
     return chat(text, stream=True, stream_options={"include_usage": True}, **extra)

@@ -18,7 +18,8 @@ namespace {
 //     (t - response_timestamp), modulo 2^64 (small for real entries; exact for any)
 //   tokens in, tokens out, latency_ms, hit_count (as uint64, modulo 2^64)
 //   cost input, output, total (8 raw bytes each)
-//   tags (count, then each), SSE events (count, then event and data of each)
+//   tags (count, then each), SSE events (count, then event and data of each), response
+//     headers (count, then name and value of each)
 //   response (length + bytes)
 enum : uint8_t { kIdBinary = 1, kHashBinary = 2, kHasExpiry = 4 };
 
@@ -145,6 +146,11 @@ std::string packEntry(const Entry& e) {
     putString(out, ev.event);
     putString(out, ev.data);
   }
+  putVarint(out, e.responseHeaders.size());
+  for (const auto& [name, value] : e.responseHeaders) {
+    putString(out, name);
+    putString(out, value);
+  }
   putString(out, e.response);
   out[0] = static_cast<char>(flags);
   out.shrink_to_fit();
@@ -184,6 +190,11 @@ Entry unpackEntry(std::string_view block) {
   for (auto& ev : e.sseEvents) {
     ev.event = r.string();
     ev.data = r.string();
+  }
+  e.responseHeaders.resize(r.varint());
+  for (auto& [name, value] : e.responseHeaders) {
+    name = r.string();
+    value = r.string();
   }
   e.response = r.string();
   return e;

@@ -23,6 +23,7 @@ TEST(CompactEntry, RoundTripsEveryFieldButTheRequest) {
   e.provider = "openai";
   e.expiresAt = e.responseTimestamp + std::chrono::hours(24);
   e.sseEvents = {{"", R"({"choices":[]})"}, {"message_stop", "{}"}, {"", "[DONE]"}};
+  e.responseHeaders = {{"x-request-id", "req_1"}, {"openai-processing-ms", "41"}};
   e.hitCount = 7;
   const std::string block = packEntry(e);
   EXPECT_EQ(packedCacheKey(block), e.cacheKey);
