@@ -220,7 +220,14 @@ std::string promptText(const Json& body) {
       return std::string(utf8Prefix(prompt->items()[0].text(), kMaxPromptText));
     return {};
   }
-  if (const Json* input = body.find("input")) return contentText(*input);
+  if (const Json* input = body.find("input")) {
+    // The Responses API's input items: the last user message's content.
+    if (input->isArray())
+      for (auto it = input->items().rbegin(); it != input->items().rend(); ++it)
+        if (it->isObject() && it->getString("role").value_or("") == "user")
+          if (const Json* content = it->find("content")) return contentText(*content);
+    return contentText(*input);
+  }
   return {};
 }
 

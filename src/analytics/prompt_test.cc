@@ -272,6 +272,14 @@ TEST(PromptText, ReadsCompletionPromptsAndEmbeddingInputs) {
   EXPECT_EQ(promptText(parse(R"({"model":"m"})")), "");
 }
 
+TEST(PromptText, TakesTheLastUserItemOfAResponsesInput) {
+  EXPECT_EQ(promptText(parse(R"({"input":"plain question"})")), "plain question");
+  EXPECT_EQ(promptText(parse(R"({"input":[{"role":"user","content":"first"},
+      {"type":"function_call_output","call_id":"c","output":"42"},
+      {"role":"user","content":[{"type":"input_text","text":"second"}]}]})")),
+            "second");
+}
+
 TEST(PromptText, IsCappedAtAUtf8Boundary) {
   std::string longText = std::string(kMaxPromptText - 1, 'a') + "\xC3\xA9";  // é straddles the cap
   Json body = Json::object();

@@ -9,6 +9,7 @@ Provider providerOf(key::Endpoint endpoint) {
     case key::Endpoint::OpenAiChat:
     case key::Endpoint::OpenAiCompletions:
     case key::Endpoint::OpenAiEmbeddings:
+    case key::Endpoint::OpenAiResponses:
       return Provider::OpenAi;
     case key::Endpoint::AnthropicMessages:
       return Provider::Anthropic;
@@ -23,6 +24,7 @@ std::optional<key::Endpoint> endpointForPath(std::string_view path) {
   if (path == "/v1/completions") return key::Endpoint::OpenAiCompletions;
   if (path == "/v1/embeddings") return key::Endpoint::OpenAiEmbeddings;
   if (path == "/v1/messages") return key::Endpoint::AnthropicMessages;
+  if (path == "/v1/responses") return key::Endpoint::OpenAiResponses;
   return std::nullopt;
 }
 

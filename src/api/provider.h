@@ -10,12 +10,13 @@ namespace llmcache::api {
 
 enum class Provider { OpenAi, Anthropic };
 
-// OpenAI: chat, completions, embeddings. Anthropic: messages.
+// OpenAI: chat, completions, embeddings, responses. Anthropic: messages.
 Provider providerOf(key::Endpoint endpoint);
 
 // The cached endpoint a proxy path names: "/v1/chat/completions", "/v1/completions",
-// "/v1/embeddings", "/v1/messages" (a query string and one trailing '/' are ignored).
-// nullopt for any other path: those pass through uncached. The "/{platform}" prefix is the
+// "/v1/embeddings", "/v1/messages", "/v1/responses" (a query string and one trailing '/' are
+// ignored). nullopt for any other path, "/v1/responses/{id}" and its input_items included:
+// those pass through uncached. The "/{platform}" prefix is the
 // router's business and must be stripped before calling.
 std::optional<key::Endpoint> endpointForPath(std::string_view path);
 

@@ -47,6 +47,18 @@ std::optional<Error> checkEndpointFields(key::Endpoint endpoint, const Json& bod
         return invalid("'stream' is not supported for embeddings");
       return std::nullopt;
     }
+    case key::Endpoint::OpenAiResponses: {
+      // input may be absent (a stored prompt, previous_response_id): the upstream judges.
+      if (const Json* input = body.find("input"); input && !input->isNull()) {
+        if (!input->isString() && !input->isArray())
+          return invalid("'input' must be a string or an array");
+      }
+      if (const Json* i = body.find("instructions"); i && !i->isNull() && !i->isString())
+        return invalid("'instructions' must be a string");
+      if (const Json* b = body.find("background"); b && !b->isNull() && !b->isBool())
+        return invalid("'background' must be a boolean");
+      return std::nullopt;
+    }
     case key::Endpoint::AnthropicMessages: {
       if (auto e = checkMessages(body)) return e;
       const Json* maxTokens = body.find("max_tokens");
@@ -70,10 +82,20 @@ Result<RequestInfo> validateRequest(key::Endpoint endpoint, const Json& body) {
     return invalid("'model' must be a non-empty string");
   if (auto e = checkEndpointFields(endpoint, body)) return *e;
 
-  RequestInfo info{endpoint, std::string(model->text()), false};
+  RequestInfo info{endpoint, std::string(model->text()), false, {}};
   if (const Json* stream = body.find("stream"); stream && !stream->isNull()) {
     if (!stream->isBool()) return invalid("'stream' must be a boolean");
     info.stream = stream->asBool();
+  }
+  if (endpoint == key::Endpoint::OpenAiResponses) {
+    if (body.getBool("background") == std::optional<bool>(true)) {
+      info.bypass = "background";
+    } else if (const Json* c = body.find("conversation"); c && !c->isNull()) {
+      info.bypass = "conversation";
+    } else if (const Json* p = body.find("prompt");
+               p && p->isObject() && (!p->find("version") || p->find("version")->isNull())) {
+      info.bypass = "prompt without version";
+    }
   }
   return info;
 }

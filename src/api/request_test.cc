@@ -146,5 +146,41 @@ TEST(ValidateRequest, UnknownParametersAreLeftToTheUpstream) {
       "");
 }
 
+TEST(ValidateRequest, ResponsesTakeAStringOrAnArrayInputAndMayOmitIt) {
+  EXPECT_EQ(errorOf(Endpoint::OpenAiResponses, R"({"model":"m","input":"hi"})"), "");
+  EXPECT_EQ(errorOf(Endpoint::OpenAiResponses,
+                    R"({"model":"m","input":[{"role":"user","content":"hi"}],"stream":true})"),
+            "");
+  EXPECT_EQ(errorOf(Endpoint::OpenAiResponses, R"({"model":"m","previous_response_id":"r"})"), "");
+  EXPECT_EQ(errorOf(Endpoint::OpenAiResponses, R"({"model":"m","input":42})"),
+            "'input' must be a string or an array");
+  EXPECT_EQ(errorOf(Endpoint::OpenAiResponses, R"({"model":"m","input":"x","instructions":1})"),
+            "'instructions' must be a string");
+  EXPECT_EQ(errorOf(Endpoint::OpenAiResponses, R"({"model":"m","input":"x","background":"y"})"),
+            "'background' must be a boolean");
+  EXPECT_EQ(errorOf(Endpoint::OpenAiResponses, R"({"input":"x"})"), "'model' is required");
+}
+
+TEST(ValidateRequest, ResponsesThatMustNotBeCachedSayWhy) {
+  auto bypass = [](std::string_view body) {
+    auto r = validateRequest(Endpoint::OpenAiResponses, json(body));
+    EXPECT_TRUE(r) << body;
+    return r ? std::string(r->bypass) : "?";
+  };
+  EXPECT_EQ(bypass(R"({"model":"m","input":"x"})"), "");
+  EXPECT_EQ(bypass(R"({"model":"m","input":"x","background":false})"), "");
+  EXPECT_EQ(bypass(R"({"model":"m","input":"x","background":true})"), "background");
+  EXPECT_EQ(bypass(R"({"model":"m","input":"x","conversation":"conv_1"})"), "conversation");
+  EXPECT_EQ(bypass(R"({"model":"m","input":"x","conversation":{"id":"conv_1"}})"), "conversation");
+  EXPECT_EQ(bypass(R"({"model":"m","prompt":{"id":"p"}})"), "prompt without version");
+  EXPECT_EQ(bypass(R"({"model":"m","prompt":{"id":"p","version":"3"}})"), "");
+  // Only the Responses API has these meanings.
+  auto chat = validateRequest(
+      Endpoint::OpenAiChat,
+      json(R"({"model":"m","messages":[{"role":"user","content":"x"}],"background":true})"));
+  ASSERT_TRUE(chat);
+  EXPECT_EQ(chat->bypass, "");
+}
+
 }  // namespace
 }  // namespace llmcache::api

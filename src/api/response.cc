@@ -65,6 +65,11 @@ bool isStorableResponse(Endpoint endpoint, const Json& body) {
       return hasString(body, "object", "text_completion") && choicesStorable(body, false);
     case Endpoint::OpenAiEmbeddings:
       return hasString(body, "object", "list") && embeddingsStorable(body);
+    case Endpoint::OpenAiResponses: {
+      const Json* output = body.find("output");
+      return hasString(body, "object", "response") && hasString(body, "status", "completed") &&
+             output && output->isArray();
+    }
     case Endpoint::AnthropicMessages: {
       const Json* content = body.find("content");
       return hasString(body, "type", "message") && content && content->isArray() &&
@@ -83,8 +88,13 @@ Usage extractUsage(Endpoint endpoint, const Json& body) {
     u.outputTokens = tokens(usage, "output_tokens");
     return u;
   }
-  u.inputTokens = tokens(usage, "prompt_tokens");
-  if (endpoint != Endpoint::OpenAiEmbeddings) u.outputTokens = tokens(usage, "completion_tokens");
+  if (endpoint == Endpoint::OpenAiResponses) {
+    u.inputTokens = tokens(usage, "input_tokens");
+    u.outputTokens = tokens(usage, "output_tokens");
+  } else {
+    u.inputTokens = tokens(usage, "prompt_tokens");
+    if (endpoint != Endpoint::OpenAiEmbeddings) u.outputTokens = tokens(usage, "completion_tokens");
+  }
   if (usage && usage->isObject()) {
     if (const Json* cost = usage->find("cost"); cost && cost->isNumber()) {
       if (auto v = cost->asDouble(); v && *v >= 0) u.reportedCostUsd = *v;

@@ -18,6 +18,8 @@ namespace llmcache::api {
 //   embeddings:  object "list"; data a non-empty array of objects whose "embedding" is a
 //                non-empty array (or a non-empty string: encoding_format "base64")
 //   messages:    type "message"; content an array; stop_reason a string
+//   responses:   object "response"; status "completed" (not "incomplete", "failed",
+//                "in_progress", "queued", "cancelled"); output an array
 bool isStorableResponse(key::Endpoint endpoint, const Json& body);
 
 struct Usage {
@@ -31,6 +33,8 @@ struct Usage {
 //     usage.cost, when a number, is reportedCostUsd (OpenRouter)
 //   Anthropic: input = usage.input_tokens + cache_creation_input_tokens +
 //     cache_read_input_tokens (all the prompt tokens, however billed); output = output_tokens
+//   OpenAI responses: usage.input_tokens / usage.output_tokens (the first counts cached tokens
+//     too, the second reasoning tokens too, as OpenAI bills them); usage.cost as for OpenAI
 Usage extractUsage(key::Endpoint endpoint, const Json& body);
 
 }  // namespace llmcache::api

@@ -139,5 +139,36 @@ TEST(ExtractUsage, MissingOrMalformedUsageIsZero) {
   EXPECT_EQ(bad.outputTokens, 0);
 }
 
+constexpr std::string_view kResponse =
+    R"({"id":"resp_1","object":"response","created_at":1741476542,"status":"completed","error":null,"incomplete_details":null,"model":"gpt-4.1-2025-04-14","output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Hi.","annotations":[]}]}],"usage":{"input_tokens":36,"input_tokens_details":{"cached_tokens":0},"output_tokens":87,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":123}})";
+
+TEST(IsStorableResponse, OnlyACompletedResponseIsStorable) {
+  EXPECT_TRUE(isStorableResponse(Endpoint::OpenAiResponses, json(kResponse)));
+  for (const char* status : {"incomplete", "failed", "in_progress", "queued", "cancelled"}) {
+    Json r = json(kResponse);
+    r.set("status", Json::string(status));
+    EXPECT_FALSE(isStorableResponse(Endpoint::OpenAiResponses, r)) << status;
+  }
+  Json errored = json(kResponse);
+  errored.set("error", json(R"({"code":"server_error","message":"x"})"));
+  EXPECT_FALSE(isStorableResponse(Endpoint::OpenAiResponses, errored));
+  Json noOutput = json(kResponse);
+  noOutput.set("output", Json::null());
+  EXPECT_FALSE(isStorableResponse(Endpoint::OpenAiResponses, noOutput));
+  // A chat body is not a response.
+  EXPECT_FALSE(isStorableResponse(Endpoint::OpenAiResponses, json(kChat)));
+}
+
+TEST(ExtractUsage, ResponsesReportInputAndOutputTokens) {
+  const Usage u = extractUsage(Endpoint::OpenAiResponses, json(kResponse));
+  EXPECT_EQ(u.inputTokens, 36);
+  EXPECT_EQ(u.outputTokens, 87);
+  EXPECT_FALSE(u.reportedCostUsd);
+  // The chat names mean nothing here.
+  const Usage none = extractUsage(Endpoint::OpenAiResponses,
+                                  json(R"({"usage":{"prompt_tokens":5,"completion_tokens":6}})"));
+  EXPECT_EQ(none.inputTokens + none.outputTokens, 0);
+}
+
 }  // namespace
 }  // namespace llmcache::api

@@ -613,6 +613,200 @@ std::vector<SseEvent> synthesizeAnthropic(const Json& response) {
   return out;
 }
 
+// ---------------------------------------------------------------- OpenAI Responses API
+
+// Responses events are named (event: response.output_text.delta) and repeat the name as
+// data.type, like Anthropic's; either will do.
+std::string responsesType(const SseEvent& e, const Json* data) {
+  if (!e.event.empty()) return e.event;
+  if (data)
+    if (auto t = stringMember(*data, "type")) return *t;
+  return {};
+}
+
+bool isLifecycle(std::string_view type) {
+  return type == "response.created" || type == "response.queued" ||
+         type == "response.in_progress" || type == "response.completed" ||
+         type == "response.failed" || type == "response.incomplete";
+}
+
+bool responsesCompleted(const std::vector<SseEvent>& events) {
+  bool completed = false;
+  for (const SseEvent& e : events) {
+    if (trim(e.data).empty()) continue;
+    auto data = parseJson(e.data);
+    if (!data || !data->isObject()) return false;
+    const std::string type = responsesType(e, &*data);
+    if (type == "error" || type == "response.failed" || type == "response.incomplete") return false;
+    if (type == "response.completed") {
+      const Json* r = data->find("response");
+      if (!r || !r->isObject()) return false;
+      auto status = stringMember(*r, "status");
+      completed = status && *status == "completed";
+    }
+  }
+  return completed;
+}
+
+Result<Json> assembleResponses(const std::vector<SseEvent>& events) {
+  std::optional<Json> response;       // the last lifecycle event's response
+  std::map<int64_t, Json> doneItems;  // output_item.done, by output_index
+  for (size_t i = 0; i < events.size(); ++i) {
+    const SseEvent& e = events[i];
+    if (trim(e.data).empty()) continue;
+    const std::string where = "event " + std::to_string(i);
+    auto data = parseJson(e.data);
+    if (!data) return invalid(where + ": " + data.error().message);
+    if (!data->isObject()) return invalid(where + " is not an object");
+    const std::string type = responsesType(e, &*data);
+    if (type == "error") {
+      const Json* err = nonNull(data->find("error"));
+      return invalid("the stream carries an error: " + errorText(err ? *err : *data));
+    }
+    if (isLifecycle(type)) {
+      const Json* r = data->find("response");
+      if (!r || !r->isObject()) return invalid(where + ": " + type + " without a response");
+      response = *r;
+      continue;
+    }
+    if (type == "response.output_item.done") {
+      const Json* item = data->find("item");
+      auto index = data->getInt("output_index");
+      if (!item || !item->isObject() || !index)
+        return invalid(where + ": output_item.done without an item and its output_index");
+      doneItems[*index] = *item;
+    }
+    // Deltas add up to what output_item.done and response.completed carry whole.
+  }
+  if (!response) return invalid("the stream has no response lifecycle event");
+  // A final response without its output (some servers leave it to the items): the items.
+  if (const Json* output = response->find("output"); !output || !output->isArray()) {
+    Json list = Json::array();
+    for (auto& [index, item] : doneItems) list.push(std::move(item));
+    response->set("output", std::move(list));
+  }
+  return std::move(*response);
+}
+
+std::vector<SseEvent> synthesizeResponses(const Json& response) {
+  std::vector<SseEvent> out;
+  int64_t sequence = 0;
+  auto emit = [&](std::string name, Json data) {
+    Json full = Json::object().set("type", Json::string(name));
+    full.set("sequence_number", Json::integer(sequence++));
+    for (size_t k = 0; k < data.keys().size(); ++k) full.set(data.keys()[k], data.items()[k]);
+    out.push_back(namedEvent(std::move(name), full));
+  };
+
+  // The response as it looked when it started: in progress, no output, no usage yet.
+  Json start = response.isObject() ? response : Json::object();
+  start.set("status", Json::string("in_progress"));
+  start.set("output", Json::array());
+  if (start.find("usage")) start.set("usage", Json::null());
+  if (start.find("completed_at")) start.set("completed_at", Json::null());
+  emit("response.created", Json::object().set("response", start));
+  emit("response.in_progress", Json::object().set("response", start));
+
+  const Json* output = member(response, "output");
+  const size_t n = output && output->isArray() ? output->size() : 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Json& item = output->items()[i];
+    const Json index = Json::integer(static_cast<int64_t>(i));
+    const Json itemId = copyOrNull(member(item, "id"));
+    const OwnedText type = stringMember(item, "type");
+    Json head = item;
+    if (member(item, "status")) head.set("status", Json::string("in_progress"));
+    auto located = [&](Json data) {  // item_id, output_index first, as OpenAI writes them
+      Json j = Json::object().set("item_id", itemId).set("output_index", index);
+      for (size_t k = 0; k < data.keys().size(); ++k) j.set(data.keys()[k], data.items()[k]);
+      return j;
+    };
+    if (type && *type == "message") {
+      head.set("content", Json::array());
+      emit("response.output_item.added",
+           Json::object().set("output_index", index).set("item", head));
+      const Json* content = member(item, "content");
+      const size_t parts = content && content->isArray() ? content->size() : 0;
+      for (size_t c = 0; c < parts; ++c) {
+        const Json& part = content->items()[c];
+        const Json ci = Json::integer(static_cast<int64_t>(c));
+        const OwnedText partType = stringMember(part, "type");
+        Json partHead = part;
+        const bool text = partType && *partType == "output_text";
+        const bool refusal = partType && *partType == "refusal";
+        if (text) partHead.set("text", Json::string(""));
+        if (refusal) partHead.set("refusal", Json::string(""));
+        emit("response.content_part.added",
+             located(Json::object().set("content_index", ci).set("part", partHead)));
+        if (text) {
+          const OwnedText t = stringMember(part, "text");
+          const Json logprobs = copyOrNull(nonNull(member(part, "logprobs")));
+          const Json lp = logprobs.isNull() ? Json::array() : logprobs;
+          if (t && !t->empty())
+            emit("response.output_text.delta", located(Json::object()
+                                                           .set("content_index", ci)
+                                                           .set("delta", Json::string(*t))
+                                                           .set("logprobs", lp)));
+          emit("response.output_text.done", located(Json::object()
+                                                        .set("content_index", ci)
+                                                        .set("text", Json::string(t ? *t : ""))
+                                                        .set("logprobs", lp)));
+        } else if (refusal) {
+          const OwnedText r = stringMember(part, "refusal");
+          if (r && !r->empty())
+            emit("response.refusal.delta",
+                 located(Json::object().set("content_index", ci).set("delta", Json::string(*r))));
+          emit("response.refusal.done", located(Json::object()
+                                                    .set("content_index", ci)
+                                                    .set("refusal", Json::string(r ? *r : ""))));
+        }
+        emit("response.content_part.done",
+             located(Json::object().set("content_index", ci).set("part", part)));
+      }
+    } else if (type && *type == "function_call") {
+      head.set("arguments", Json::string(""));
+      emit("response.output_item.added",
+           Json::object().set("output_index", index).set("item", head));
+      const OwnedText args = stringMember(item, "arguments");
+      if (args && !args->empty())
+        emit("response.function_call_arguments.delta",
+             located(Json::object().set("delta", Json::string(*args))));
+      emit("response.function_call_arguments.done",
+           located(Json::object().set("arguments", Json::string(args ? *args : ""))));
+    } else if (type && *type == "reasoning" && member(item, "summary") &&
+               member(item, "summary")->isArray()) {
+      head.set("summary", Json::array());
+      emit("response.output_item.added",
+           Json::object().set("output_index", index).set("item", head));
+      const Json& summary = *member(item, "summary");
+      for (size_t c = 0; c < summary.size(); ++c) {
+        const Json& part = summary.items()[c];
+        const Json si = Json::integer(static_cast<int64_t>(c));
+        const OwnedText t = stringMember(part, "text");
+        Json partHead = part;
+        if (t) partHead.set("text", Json::string(""));
+        emit("response.reasoning_summary_part.added",
+             located(Json::object().set("summary_index", si).set("part", partHead)));
+        if (t && !t->empty())
+          emit("response.reasoning_summary_text.delta",
+               located(Json::object().set("summary_index", si).set("delta", Json::string(*t))));
+        if (t)
+          emit("response.reasoning_summary_text.done",
+               located(Json::object().set("summary_index", si).set("text", Json::string(*t))));
+        emit("response.reasoning_summary_part.done",
+             located(Json::object().set("summary_index", si).set("part", part)));
+      }
+    } else {
+      // Tool calls of the built-in tools, images, ...: whole in their added and done events.
+      emit("response.output_item.added",
+           Json::object().set("output_index", index).set("item", head));
+    }
+    emit("response.output_item.done", Json::object().set("output_index", index).set("item", item));
+  }
+  emit("response.completed", Json::object().set("response", response));
+  return out;
+}
+
 }  // namespace
 
 bool streamCompleted(Endpoint endpoint, const std::vector<SseEvent>& events) {
@@ -622,6 +816,8 @@ bool streamCompleted(Endpoint endpoint, const std::vector<SseEvent>& events) {
       return openAiCompleted(events);
     case Endpoint::AnthropicMessages:
       return anthropicCompleted(events);
+    case Endpoint::OpenAiResponses:
+      return responsesCompleted(events);
     case Endpoint::OpenAiEmbeddings:
       return false;
   }
@@ -635,6 +831,8 @@ Result<Json> assembleStream(Endpoint endpoint, const std::vector<SseEvent>& even
       return assembleOpenAi(endpoint, events);
     case Endpoint::AnthropicMessages:
       return assembleAnthropic(events);
+    case Endpoint::OpenAiResponses:
+      return assembleResponses(events);
     case Endpoint::OpenAiEmbeddings:
       break;
   }
@@ -648,6 +846,8 @@ std::vector<SseEvent> synthesizeStream(Endpoint endpoint, const Json& response) 
       return synthesizeOpenAi(endpoint, response);
     case Endpoint::AnthropicMessages:
       return synthesizeAnthropic(response);
+    case Endpoint::OpenAiResponses:
+      return synthesizeResponses(response);
     case Endpoint::OpenAiEmbeddings:
       break;
   }

@@ -5,7 +5,9 @@
 // Events are SseEvent{event, data} as SseParser produces them. OpenAI streams carry no event
 // names (each data is a chunk object, the last is "[DONE]"); Anthropic names every event
 // (message_start, content_block_start/delta/stop, message_delta, message_stop, ping, error) and
-// repeats the name as the data's "type". Embeddings never stream.
+// repeats the name as the data's "type"; so does the Responses API (response.created,
+// response.output_item.added, response.output_text.delta, ..., response.completed, each data
+// with a sequence_number). Embeddings never stream.
 #include <vector>
 
 #include "common/json.h"
@@ -20,6 +22,8 @@ namespace llmcache::api {
 //     an "error", and every choice seen has a finish_reason (not null, not "error"; at least
 //     one choice).
 //   Anthropic: message_start and message_stop present, no "error" event.
+//   Responses: every event parses, a response.completed whose response has status
+//     "completed", and no "error", response.failed or response.incomplete event.
 //   Embeddings: always false.
 bool streamCompleted(key::Endpoint endpoint, const std::vector<SseEvent>& events);
 
@@ -34,6 +38,9 @@ bool streamCompleted(key::Endpoint endpoint, const std::vector<SseEvent>& events
 //   Anthropic: message_start's message with content built from the blocks (text_delta,
 //     input_json_delta parsed into "input", thinking_delta, signature_delta, citations_delta)
 //     and message_delta's delta and usage merged in.
+//   Responses: the response of the last lifecycle event (response.completed's carries the
+//     whole answer; the deltas add up to it); when that response has no output array, the
+//     items of the output_item.done events, by output_index.
 // Completeness is not required (a cut stream assembles to what arrived, finish_reason null /
 // stop_reason null): use streamCompleted or isStorableResponse to decide about storing.
 // Errc::InvalidArgument when the events are not a stream of that endpoint: a chunk that is
@@ -52,6 +59,14 @@ Result<Json> assembleStream(key::Endpoint endpoint, const std::vector<SseEvent>&
 //     (text "", tool input {}, thinking ""), content_block_delta(s), content_block_stop, then
 //     message_delta {stop_reason, stop_sequence; usage {output_tokens}} and message_stop, each
 //     with its event name.
+//   Responses: response.created and response.in_progress (status "in_progress", output [],
+//     usage null), per output item output_item.added (a message without content, a
+//     function_call without arguments, a reasoning item without summary), per message part
+//     content_part.added, output_text.delta (the whole text in one) and output_text.done (or
+//     refusal.delta/.done), content_part.done; a function call's arguments.delta/.done; a
+//     reasoning summary's part and text events; other items whole; output_item.done; then
+//     response.completed with the body itself. Named events, data.type and a sequence_number
+//     from 0, as OpenAI sends them.
 // Embeddings: no events. The body is assumed storable (isStorableResponse); missing members
 // are skipped, never invented beyond what the SDKs require.
 std::vector<SseEvent> synthesizeStream(key::Endpoint endpoint, const Json& response);

@@ -478,5 +478,145 @@ TEST(FitUsageToRequest, UsageChunkIsAddedBeforeDoneWhenAskedForAndMissing) {
   EXPECT_EQ(again->find("usage")->getInt("completion_tokens"), 2);
 }
 
+// ---------------------------------------------------------------- Responses API
+
+// A Responses stream as OpenAI sends it (the documented event shapes; deltas carry an
+// obfuscation padding).
+constexpr std::string_view kResponsesWire =
+    "event: response.created\n"
+    R"(data: {"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","created_at":1,"status":"in_progress","error":null,"model":"gpt-4.1","output":[],"usage":null}})"
+    "\n\n"
+    "event: response.in_progress\n"
+    R"(data: {"type":"response.in_progress","sequence_number":1,"response":{"id":"resp_1","object":"response","created_at":1,"status":"in_progress","error":null,"model":"gpt-4.1","output":[],"usage":null}})"
+    "\n\n"
+    "event: response.output_item.added\n"
+    R"(data: {"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"id":"msg_1","type":"message","status":"in_progress","content":[],"role":"assistant"}})"
+    "\n\n"
+    "event: response.content_part.added\n"
+    R"(data: {"type":"response.content_part.added","sequence_number":3,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","annotations":[],"logprobs":[],"text":""}})"
+    "\n\n"
+    "event: response.output_text.delta\n"
+    R"(data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hel","logprobs":[],"obfuscation":"ab"})"
+    "\n\n"
+    "event: response.output_text.delta\n"
+    R"(data: {"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"lo.","logprobs":[],"obfuscation":"c"})"
+    "\n\n"
+    "event: response.output_text.done\n"
+    R"(data: {"type":"response.output_text.done","sequence_number":6,"item_id":"msg_1","output_index":0,"content_index":0,"text":"Hello.","logprobs":[]})"
+    "\n\n"
+    "event: response.content_part.done\n"
+    R"(data: {"type":"response.content_part.done","sequence_number":7,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","annotations":[],"logprobs":[],"text":"Hello."}})"
+    "\n\n"
+    "event: response.output_item.done\n"
+    R"(data: {"type":"response.output_item.done","sequence_number":8,"output_index":0,"item":{"id":"msg_1","type":"message","status":"completed","content":[{"type":"output_text","annotations":[],"logprobs":[],"text":"Hello."}],"role":"assistant"}})"
+    "\n\n"
+    "event: response.completed\n"
+    R"(data: {"type":"response.completed","sequence_number":9,"response":{"id":"resp_1","object":"response","created_at":1,"status":"completed","error":null,"model":"gpt-4.1","output":[{"id":"msg_1","type":"message","status":"completed","content":[{"type":"output_text","annotations":[],"logprobs":[],"text":"Hello."}],"role":"assistant"}],"usage":{"input_tokens":5,"output_tokens":2,"total_tokens":7}}})"
+    "\n\n";
+
+std::vector<SseEvent> responsesEvents() { return events(kResponsesWire); }
+
+TEST(ResponsesStream, CompleteOnlyWithResponseCompleted) {
+  const auto evs = responsesEvents();
+  ASSERT_EQ(evs.size(), 10u);
+  EXPECT_TRUE(streamCompleted(Endpoint::OpenAiResponses, evs));
+  EXPECT_FALSE(streamCompleted(Endpoint::OpenAiResponses, without(evs, 9)));  // cut
+  auto failed = evs;
+  failed.insert(
+      failed.end() - 1,
+      SseEvent{"response.failed", R"({"type":"response.failed","response":{"status":"failed"}})"});
+  EXPECT_FALSE(streamCompleted(Endpoint::OpenAiResponses, failed));
+  auto incomplete = without(evs, 9);
+  incomplete.push_back(
+      SseEvent{"response.incomplete",
+               R"({"type":"response.incomplete","response":{"status":"incomplete"}})"});
+  EXPECT_FALSE(streamCompleted(Endpoint::OpenAiResponses, incomplete));
+  auto error = evs;
+  error.insert(error.begin() + 5,
+               SseEvent{"error", R"({"type":"error","code":"server_error","message":"x"})"});
+  EXPECT_FALSE(streamCompleted(Endpoint::OpenAiResponses, error));
+  EXPECT_NE(assemblyError(Endpoint::OpenAiResponses, error).find("error"), std::string::npos);
+  auto garbage = evs;
+  garbage.insert(garbage.begin() + 3, SseEvent{"", "{not json"});
+  EXPECT_FALSE(streamCompleted(Endpoint::OpenAiResponses, garbage));
+}
+
+TEST(ResponsesStream, AssemblesToTheCompletedResponse) {
+  const auto evs = responsesEvents();
+  const Json body = *assembleStream(Endpoint::OpenAiResponses, evs);
+  EXPECT_EQ(canonical(body), canonical(*json(evs[9].data).find("response")));
+  EXPECT_TRUE(isStorableResponse(Endpoint::OpenAiResponses, body));
+  // A cut stream assembles to what arrived: in progress, not storable.
+  const Json cut = *assembleStream(Endpoint::OpenAiResponses, without(evs, 9));
+  EXPECT_FALSE(isStorableResponse(Endpoint::OpenAiResponses, cut));
+  // Events without any lifecycle event are not a Responses stream.
+  EXPECT_NE(assemblyError(Endpoint::OpenAiResponses, {evs[2], evs[3]}).find("lifecycle"),
+            std::string::npos);
+}
+
+TEST(ResponsesStream, ACompletedResponseWithoutOutputTakesTheDoneItems) {
+  auto evs = responsesEvents();
+  Json last = json(evs[9].data);
+  last.find("response")->set("output", Json::null());
+  evs[9].data = toJson(last);
+  const Json body = *assembleStream(Endpoint::OpenAiResponses, evs);
+  Json items = Json::array();
+  items.push(*json(evs[8].data).find("item"));  // output_item.done
+  EXPECT_EQ(canonical(*body.find("output")), canonical(items));
+}
+
+Json richResponse() {
+  return json(
+      R"({"id":"resp_2","object":"response","created_at":2,"status":"completed","completed_at":3,"error":null,"model":"o4-mini","output":[
+      {"id":"rs_1","type":"reasoning","summary":[{"type":"summary_text","text":"Think."}]},
+      {"id":"msg_2","type":"message","status":"completed","role":"assistant","content":[
+        {"type":"output_text","annotations":[{"type":"url_citation","url":"https://x"}],"logprobs":[],"text":"Line one.\nLine two."},
+        {"type":"refusal","refusal":"No."}]},
+      {"id":"fc_1","type":"function_call","status":"completed","call_id":"call_1","name":"f","arguments":"{\"a\":1}"},
+      {"id":"ws_1","type":"web_search_call","status":"completed","action":{"type":"search","query":"q"}}],
+      "usage":{"input_tokens":10,"output_tokens":20,"total_tokens":30}})");
+}
+
+TEST(ResponsesStream, SynthesizedEventsAreNamedNumberedAndAssembleBack) {
+  const Json body = richResponse();
+  const auto evs = synthesizeStream(Endpoint::OpenAiResponses, body);
+  ASSERT_GE(evs.size(), 3u);
+  EXPECT_EQ(evs.front().event, "response.created");
+  EXPECT_EQ(evs[1].event, "response.in_progress");
+  EXPECT_EQ(evs.back().event, "response.completed");
+  std::string text, args, summary;
+  for (size_t i = 0; i < evs.size(); ++i) {
+    const Json data = json(evs[i].data);
+    EXPECT_EQ(data.getString("type"), std::optional<std::string_view>(evs[i].event));
+    EXPECT_EQ(data.getInt("sequence_number"), std::optional<int64_t>(static_cast<int64_t>(i)));
+    if (evs[i].event == "response.output_text.delta") text += *data.getString("delta");
+    if (evs[i].event == "response.function_call_arguments.delta") args += *data.getString("delta");
+    if (evs[i].event == "response.reasoning_summary_text.delta")
+      summary += *data.getString("delta");
+  }
+  EXPECT_EQ(text, "Line one.\nLine two.");
+  EXPECT_EQ(args, R"({"a":1})");
+  EXPECT_EQ(summary, "Think.");
+  // The start is in progress, without output or usage.
+  const Json start = *json(evs[0].data).find("response");
+  EXPECT_EQ(start.getString("status"), std::optional<std::string_view>("in_progress"));
+  EXPECT_EQ(start.find("output")->size(), 0u);
+  EXPECT_TRUE(start.find("usage")->isNull());
+  EXPECT_TRUE(start.find("completed_at")->isNull());
+  // Through the wire and back: a complete stream that assembles to the same body.
+  const auto again = events(formatSse(evs));
+  EXPECT_TRUE(streamCompleted(Endpoint::OpenAiResponses, again));
+  EXPECT_EQ(toJson(*assembleStream(Endpoint::OpenAiResponses, again)), toJson(body));
+}
+
+TEST(ResponsesStream, RecordedEventsAreNeverFittedForUsage) {
+  const auto evs = responsesEvents();
+  const Json body = *assembleStream(Endpoint::OpenAiResponses, evs);
+  for (bool include : {false, true}) {
+    const auto fitted = fitUsageToRequest(Endpoint::OpenAiResponses, evs, include, body);
+    EXPECT_EQ(formatSse(fitted), formatSse(evs));
+  }
+}
+
 }  // namespace
 }  // namespace llmcache::api

@@ -142,6 +142,12 @@ net::awaitable<void> Gateway::serveApi(Context& ctx, http::ResponseWriter& w) {
   }
   ctx.controls = std::move(*controls);
   if (!co_await prepareKey(ctx, w)) co_return;
+  // A valid request whose answer must not be cached (a Responses API background job, a
+  // server-side conversation): BYPASS, as any uncached path.
+  if (!ctx.info.bypass.empty()) {
+    co_await passThrough(ctx, w);
+    co_return;
+  }
 
   if (!cc.noCache) {
     if (auto hit = co_await lookup(ctx)) {

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <memory>
 
 #include "key/canonical.h"
@@ -21,7 +22,8 @@ namespace llmcache::key {
 namespace {
 
 constexpr std::string_view kEndpointNames[] = {"openai.chat", "openai.completions",
-                                               "openai.embeddings", "anthropic.messages"};
+                                               "openai.embeddings", "anthropic.messages",
+                                               "openai.responses"};
 constexpr std::string_view kModeNames[] = {"seed", "whitespace", "exact"};
 
 // What a top-level member of the request is to the key: a member of the normalized object
@@ -437,9 +439,14 @@ struct KeyBuilder::Impl {
     extra.clear();
     uint32_t seq = 0;
     const bool anthropic = options.endpoint == Endpoint::AnthropicMessages;
+    const bool responses = options.endpoint == Endpoint::OpenAiResponses;
     for (uint32_t c = root + 1; c < doc[root].end; c = doc[c].end) {
       const std::string_view k = doc[c].key;
-      const Member m = classify(k);
+      Member m = classify(k);
+      // The Responses API's `store` decides whether the answer's id can be fetched and chained
+      // (previous_response_id) later: a replay must not hand a store:true caller the id of an
+      // answer the provider never kept (docs/keyspec.md, openai.responses).
+      if (responses && m == kNotInKey && k == "store") m = kExtra;
       if (m < kNamed) {
         named[m] = c;
       } else if (m == kExtra) {
@@ -541,7 +548,7 @@ struct KeyBuilder::Impl {
 std::string_view endpointName(Endpoint e) { return kEndpointNames[static_cast<int>(e)]; }
 
 std::optional<Endpoint> parseEndpoint(std::string_view name) {
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < static_cast<int>(std::size(kEndpointNames)); ++i)
     if (kEndpointNames[i] == name) return static_cast<Endpoint>(i);
   return std::nullopt;
 }

@@ -17,7 +17,14 @@ inline constexpr int kKeySpecVersion = 1;
 // The extra member that holds KeyOptions::context; a request body may not use the name.
 inline constexpr const char* kContextField = "@context";
 
-enum class Endpoint { OpenAiChat, OpenAiCompletions, OpenAiEmbeddings, AnthropicMessages };
+// New endpoints go last: the numbers are part of KeyMemo's probe.
+enum class Endpoint {
+  OpenAiChat,
+  OpenAiCompletions,
+  OpenAiEmbeddings,
+  AnthropicMessages,
+  OpenAiResponses,  // the gateway's addition to key spec v1 (docs/keyspec.md)
+};
 
 std::string_view endpointName(Endpoint e);  // "openai.chat", ...
 std::optional<Endpoint> parseEndpoint(std::string_view name);

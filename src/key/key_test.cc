@@ -119,6 +119,51 @@ TEST(CacheKey, StreamAndUserDoNotChangeTheKey) {
             keyOf(R"({"model":"m","messages":[]})").requestHash);
 }
 
+// openai.responses: the gateway's addition to key spec v1 (docs/keyspec.md). Every body field
+// but the ones that never change the answer goes into extra, canonicalized; unlike the other
+// endpoints, `store` is one of them.
+TEST(ResponsesKey, EveryAnswerShapingFieldChangesTheKey) {
+  KeyOptions r;
+  r.endpoint = Endpoint::OpenAiResponses;
+  const std::string base = R"({"model":"gpt-4o","instructions":"Be terse.","input":"hi")";
+  const std::string plain = keyOf(base + "}", r).requestHash;
+  for (const char* field :
+       {R"("instructions":"Be verbose.")", R"("input":[{"role":"user","content":"hi"}])",
+        R"("tools":[{"type":"function","name":"f"}])", R"("tool_choice":"required")",
+        R"("text":{"format":{"type":"json_object"}})", R"("reasoning":{"effort":"low"})",
+        R"("previous_response_id":"resp_1")", R"("include":["reasoning.encrypted_content"])",
+        R"("temperature":0.5)", R"("top_p":0.5)", R"("max_output_tokens":64)",
+        R"("truncation":"auto")", R"("parallel_tool_calls":false)", R"("store":false)",
+        R"("prompt":{"id":"p","version":"1"})"}) {
+    EXPECT_NE(keyOf(base + "," + field + "}", r).requestHash, plain) << field;
+  }
+  for (const char* field : {R"("stream":true)", R"("metadata":{"a":"b"})", R"("user":"u")",
+                            R"("service_tier":"flex")", R"("stream_options":{})"}) {
+    EXPECT_EQ(keyOf(base + "," + field + "}", r).requestHash, plain) << field;
+  }
+  // The endpoint is in the key: the same body on chat keys differently, and on chat `store`
+  // stays out of it (the v1 vectors).
+  EXPECT_NE(keyOf(base + "}").requestHash, plain);
+  EXPECT_EQ(keyOf(base + R"(,"store":true})").requestHash, keyOf(base + "}").requestHash);
+  auto k = keyOf(base + "}", r);
+  auto req = parseRequest(base + "}");
+  auto full = computeKey(*req, r);
+  ASSERT_TRUE(full);
+  EXPECT_NE(full->canonical.find(R"("endpoint": "openai.responses")"), std::string::npos);
+  EXPECT_EQ(parseEndpoint("openai.responses"), Endpoint::OpenAiResponses);
+  EXPECT_EQ(endpointName(Endpoint::OpenAiResponses), "openai.responses");
+}
+
+TEST(ResponsesKey, KeyBuilderAgreesWithComputeKey) {
+  KeyOptions r;
+  r.endpoint = Endpoint::OpenAiResponses;
+  const std::string body = R"({"model":"gpt-4o","input":"hi","store":true,"metadata":{}})";
+  KeyBuilder b;
+  auto v = b.key(body, r);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->requestHash, keyOf(body, r).requestHash);
+}
+
 TEST(CacheKey, InvalidRequestsAreClearErrors) {
   struct Case {
     const char* body;

@@ -440,8 +440,8 @@ void addKeyCommand(CLI::App& app, int& exitCode) {
   CLI::App* cmd =
       app.add_subcommand("key", "Print the cache key of a request read on stdin (key spec v1)");
   cmd->add_option("--endpoint", args->endpoint, "Endpoint of the request")
-      ->check(CLI::IsMember(
-          {"openai.chat", "openai.completions", "openai.embeddings", "anthropic.messages"}))
+      ->check(CLI::IsMember({"openai.chat", "openai.completions", "openai.embeddings",
+                             "anthropic.messages", "openai.responses"}))
       ->capture_default_str();
   cmd->add_option("--normalize", args->normalize, "Text normalization")
       ->check(CLI::IsMember({"seed", "whitespace", "exact"}))

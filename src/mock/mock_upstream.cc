@@ -36,6 +36,11 @@ std::string lastUserText(const Json& body) {
   const Json* messages = body.find("messages");
   if (const Json* prompt = body.find("prompt"); prompt && prompt->isString())
     return std::string(prompt->text());
+  // The Responses API: input is a string or a list of items (messages among them).
+  if (const Json* input = body.find("input")) {
+    if (input->isString()) return std::string(input->text());
+    if (input->isArray()) messages = input;
+  }
   if (!messages || !messages->isArray()) return "";
   for (auto it = messages->items().rbegin(); it != messages->items().rend(); ++it) {
     const Json* content = it->find("content");
@@ -204,6 +209,165 @@ Json messagesBody(const Json& req, uint64_t n, const std::string& model) {
 // x-request-id: unique per answer, as a provider's (tests check that a hit replays the miss's).
 std::atomic<uint64_t> mockRequestIds{0};
 
+// The Responses API's answer: one message (or one function_call when tools are given; a JSON
+// object as its text when text.format is a json_schema), as OpenAI writes it.
+Json responsesBody(const Json& req, uint64_t n, const std::string& model) {
+  const std::string question = lastUserText(req);
+  const std::string id = std::to_string(n);
+  std::string text = "Mock answer #" + id + " to: " + question;
+  const Json* format = req.find("text") ? req.find("text")->find("format") : nullptr;
+  if (format && format->getString("type") == std::optional<std::string_view>("json_schema"))
+    text = toJson(Json::object().set("answer", Json::string(text)));
+  Json output = Json::array();
+  const Json* tools = req.find("tools");
+  std::string outText = text;
+  if (tools && tools->isArray() && tools->size() > 0) {
+    const std::string name(tools->items()[0].getString("name").value_or("tool"));
+    outText = R"({"city":"Paris"})";
+    output.push(Json::object()
+                    .set("id", Json::string("fc_mock_" + id))
+                    .set("type", Json::string("function_call"))
+                    .set("status", Json::string("completed"))
+                    .set("arguments", Json::string(outText))
+                    .set("call_id", Json::string("call_mock_" + id))
+                    .set("name", Json::string(name)));
+  } else {
+    output.push(Json::object()
+                    .set("id", Json::string("msg_mock_" + id))
+                    .set("type", Json::string("message"))
+                    .set("status", Json::string("completed"))
+                    .set("content", Json::array().push(Json::object()
+                                                           .set("type", Json::string("output_text"))
+                                                           .set("annotations", Json::array())
+                                                           .set("logprobs", Json::array())
+                                                           .set("text", Json::string(text))))
+                    .set("role", Json::string("assistant")));
+  }
+  auto echo = [&](std::string_view name, Json fallback) {
+    const Json* v = req.find(name);
+    return v ? *v : fallback;
+  };
+  const int64_t in = tokenCount(question), out = tokenCount(outText);
+  const int64_t created = 1767225600 + static_cast<int64_t>(n);
+  return Json::object()
+      .set("id", Json::string("resp_mock_" + id))
+      .set("object", Json::string("response"))
+      .set("created_at", Json::integer(created))
+      .set("status", Json::string("completed"))
+      .set("background", Json::boolean(false))
+      .set("completed_at", Json::integer(created + 1))
+      .set("error", Json::null())
+      .set("incomplete_details", Json::null())
+      .set("instructions", echo("instructions", Json::null()))
+      .set("max_output_tokens", echo("max_output_tokens", Json::null()))
+      .set("model", Json::string(model))
+      .set("output", std::move(output))
+      .set("parallel_tool_calls", echo("parallel_tool_calls", Json::boolean(true)))
+      .set("previous_response_id", echo("previous_response_id", Json::null()))
+      .set("reasoning", Json::object().set("effort", Json::null()).set("summary", Json::null()))
+      .set("store", echo("store", Json::boolean(true)))
+      .set("temperature", echo("temperature", Json::number(1.0)))
+      .set("text", echo("text", Json::object().set(
+                                    "format", Json::object().set("type", Json::string("text")))))
+      .set("tool_choice", echo("tool_choice", Json::string("auto")))
+      .set("tools", echo("tools", Json::array()))
+      .set("top_p", echo("top_p", Json::number(1.0)))
+      .set("truncation", echo("truncation", Json::string("disabled")))
+      .set("usage",
+           Json::object()
+               .set("input_tokens", Json::integer(in))
+               .set("input_tokens_details", Json::object().set("cached_tokens", Json::integer(0)))
+               .set("output_tokens", Json::integer(out))
+               .set("output_tokens_details",
+                    Json::object().set("reasoning_tokens", Json::integer(0)))
+               .set("total_tokens", Json::integer(in + out)))
+      .set("user", Json::null())
+      .set("metadata", echo("metadata", Json::object()));
+}
+
+// The mock's own Responses stream (not api::synthesizeStream's, so that the gateway's tests do
+// not check its synthesizer against itself): text in word-sized deltas, each with an
+// `obfuscation` padding as OpenAI sends by default, arguments in two pieces. The final event
+// is response.completed, or response.incomplete with `incomplete` (x-mock-incomplete).
+std::vector<SseEvent> responsesStream(const Json& body, bool incomplete) {
+  std::vector<SseEvent> out;
+  int64_t seq = 0;
+  auto emit = [&](const char* type, Json data) {
+    Json j =
+        Json::object().set("type", Json::string(type)).set("sequence_number", Json::integer(seq++));
+    for (size_t k = 0; k < data.keys().size(); ++k) j.set(data.keys()[k], data.items()[k]);
+    out.push_back(SseEvent{type, toJson(j)});
+  };
+  Json start = body;
+  start.set("status", Json::string("in_progress"));
+  start.set("completed_at", Json::null());
+  start.set("output", Json::array());
+  start.set("usage", Json::null());
+  emit("response.created", Json::object().set("response", start));
+  emit("response.in_progress", Json::object().set("response", start));
+  const Json& items = *body.find("output");
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Json& item = items.items()[i];
+    const Json at = Json::integer(static_cast<int64_t>(i));
+    const Json itemId = *item.find("id");
+    Json added = item;
+    added.set("status", Json::string("in_progress"));
+    if (item.getString("type") == std::optional<std::string_view>("function_call")) {
+      added.set("arguments", Json::string(""));
+      emit("response.output_item.added", Json::object().set("output_index", at).set("item", added));
+      const std::string args(item.getString("arguments").value_or(""));
+      const size_t half = args.size() / 2;
+      for (const std::string& piece : {args.substr(0, half), args.substr(half)})
+        emit("response.function_call_arguments.delta", Json::object()
+                                                           .set("item_id", itemId)
+                                                           .set("output_index", at)
+                                                           .set("delta", Json::string(piece))
+                                                           .set("obfuscation", Json::string("x")));
+      emit("response.function_call_arguments.done", Json::object()
+                                                        .set("item_id", itemId)
+                                                        .set("output_index", at)
+                                                        .set("arguments", Json::string(args)));
+    } else {
+      added.set("content", Json::array());
+      emit("response.output_item.added", Json::object().set("output_index", at).set("item", added));
+      const Json& part = item.find("content")->items()[0];
+      Json emptyPart = part;
+      emptyPart.set("text", Json::string(""));
+      auto located = [&]() {
+        return Json::object()
+            .set("item_id", itemId)
+            .set("output_index", at)
+            .set("content_index", Json::integer(0));
+      };
+      emit("response.content_part.added", located().set("part", emptyPart));
+      const std::string text(part.getString("text").value_or(""));
+      for (size_t p = 0; p < text.size();) {
+        size_t next = text.find(' ', p);
+        next = next == std::string::npos ? text.size() : next + 1;
+        emit("response.output_text.delta",
+             located()
+                 .set("delta", Json::string(text.substr(p, next - p)))
+                 .set("logprobs", Json::array())
+                 .set("obfuscation", Json::string(std::string(1 + p % 7, 'o'))));
+        p = next;
+      }
+      emit("response.output_text.done",
+           located().set("text", Json::string(text)).set("logprobs", Json::array()));
+      emit("response.content_part.done", located().set("part", part));
+    }
+    emit("response.output_item.done", Json::object().set("output_index", at).set("item", item));
+  }
+  if (incomplete) {
+    Json cut = body;
+    cut.set("status", Json::string("incomplete"));
+    cut.set("incomplete_details", Json::object().set("reason", Json::string("max_output_tokens")));
+    emit("response.incomplete", Json::object().set("response", cut));
+  } else {
+    emit("response.completed", Json::object().set("response", body));
+  }
+  return out;
+}
+
 http::Response jsonResponse(bhttp::status status, unsigned version, std::string body) {
   http::Response res{status, version};
   res.set(bhttp::field::content_type, "application/json");
@@ -290,13 +454,18 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
     case key::Endpoint::AnthropicMessages:
       answer = messagesBody(*body, n, model);
       break;
+    case key::Endpoint::OpenAiResponses:
+      answer = responsesBody(*body, n, model);
+      break;
   }
   if (body->getBool("stream") != std::optional<bool>(true)) {
     co_await w.send(
         jsonResponse(static_cast<bhttp::status>(status), req.version(), toJson(answer)));
     co_return;
   }
-  std::vector<SseEvent> events = api::synthesizeStream(*endpoint, answer);
+  std::vector<SseEvent> events = *endpoint == key::Endpoint::OpenAiResponses
+                                     ? responsesStream(answer, !req["x-mock-incomplete"].empty())
+                                     : api::synthesizeStream(*endpoint, answer);
   // As OpenAI: the usage-only chunk only for stream_options.include_usage.
   const Json* streamOptions = body->find("stream_options");
   if (!(streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true)))
