@@ -26,7 +26,7 @@ struct Config {
   std::string pricingFile;                             // CACHE_PRICING_FILE: overrides prices
   int threads = 0;                                     // CACHE_THREADS: 0 = one per core
   // Limits
-  uint64_t maxBodyBytes = 8u << 20;     // CACHE_MAX_BODY_BYTES: request bodies
+  uint64_t maxBodyBytes = 32u << 20;    // CACHE_MAX_BODY_BYTES: request bodies
   uint64_t maxHeaderBytes = 64u << 10;  // CACHE_MAX_HEADER_BYTES
   // CACHE_MAX_INFLIGHT_BODY_BYTES: request bodies held at once, all connections together (0: no
   // budget); above it a request is a 503 with Retry-After

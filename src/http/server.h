@@ -31,7 +31,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port (see Server::port())
   int threads = 0;       // 0: one per core
-  uint64_t maxBodyBytes = 8u << 20;
+  uint64_t maxBodyBytes = 32u << 20;
   uint32_t maxHeaderBytes = 64u << 10;
   // Concurrent connections; the one after them is answered 503. Keep it below the descriptor
   // limit (http/descriptor_limit.h: connectionLimit), or accept() runs out of descriptors first.
