@@ -185,6 +185,89 @@ struct Groups {
   void join(size_t a, size_t b) { parent[find(a)] = find(b); }
 };
 
+// "high" / "medium" / "low" for money that an opportunity could have saved in the window.
+const char* impactOfSavings(double usd) {
+  return usd >= 1.0 ? "high" : usd >= 0.01 ? "medium" : "low";
+}
+
+// optimization_opportunities in the seed's shape (docs/analytics.md): one list of items, each with
+// `type`, `impact`, `description`, and `potential_savings` (money) or `model`,
+// `current_hit_rate` and `suggested_ttl` (a TTL item); every field of the detailed item
+// (optimization_details) kept beside them. Most money first, then TTL items by hit rate.
+Json opportunityList(const Json& details) {
+  struct Item {
+    double savings;  // -1 for TTL items
+    double hitRate;
+    Json json;
+  };
+  std::vector<Item> items;
+  auto withExtras = [](Json item, const Json& from) {
+    const auto keys = from.keys();
+    const auto values = from.items();
+    for (size_t i = 0; i < values.size(); ++i)
+      if (!item.find(keys[i])) item.set(keys[i], values[i]);
+    return item;
+  };
+  auto usd = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "$%.4f", v);
+    return std::string(buf);
+  };
+  for (const Json& t : details.find("normalize_prompts")->items()) {
+    const double saved = t.getDouble("cost_saved_usd").value_or(0);
+    const int64_t merged = t.getInt("requests_merged").value_or(0);
+    const std::string tenant(t.getString("tenant").value_or(""));
+    std::string text = (tenant.empty() ? std::string("Unscoped requests") : "Tenant " + tenant) +
+                       ": " + std::to_string(merged) +
+                       " misses differed from an earlier request only in whitespace or letter "
+                       "case; the seed key normalization would have answered them from the cache "
+                       "(it also merges requests whose answers can differ)";
+    Json item = Json::object()
+                    .set("type", Json::string("normalize_prompts"))
+                    .set("impact", Json::string(impactOfSavings(saved)))
+                    .set("description", Json::string(text))
+                    .set("potential_savings", Json::number(saved));
+    items.push_back({saved, 0, withExtras(std::move(item), t)});
+  }
+  for (const Json& g : details.find("near_duplicates")->items()) {
+    const double saved = g.getDouble("potential_savings").value_or(0);
+    const Json* keys = g.find("cache_keys");
+    const size_t n = keys && keys->isArray() ? keys->size() : 0;
+    std::string text = std::to_string(n) + " near-duplicate prompts for " +
+                       std::string(g.getString("model").value_or("")) +
+                       ": moving the varying part out of the prompt could have saved " + usd(saved);
+    Json item = Json::object()
+                    .set("type", Json::string("near_duplicates"))
+                    .set("impact", Json::string(impactOfSavings(saved)))
+                    .set("description", Json::string(text))
+                    .set("potential_savings", Json::number(saved));
+    items.push_back({saved, 0, withExtras(std::move(item), g)});
+  }
+  for (const Json& m : details.find("low_hit_rate_models")->items()) {
+    const double rate = m.getDouble("hit_rate").value_or(0);
+    const Json* ttl = m.find("suggested_ttl_seconds");
+    Json item =
+        Json::object()
+            .set("type", Json::string("increase_ttl"))
+            .set("impact", Json::string(rate < 0.1   ? "high"
+                                        : rate < 0.3 ? "medium"
+                                                     : "low"))
+            .set("description", Json::string(std::string(m.getString("model").value_or("")) + ": " +
+                                             std::string(m.getString("reason").value_or(""))))
+            .set("model", *m.find("model"))
+            .set("current_hit_rate", Json::number(rate))
+            .set("suggested_ttl", ttl ? *ttl : Json::null());
+    items.push_back({-1, rate, withExtras(std::move(item), m)});
+  }
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    if (a.savings != b.savings) return a.savings > b.savings;
+    return a.hitRate < b.hitRate;
+  });
+  Json list = Json::array();
+  for (Item& i : items) list.push(std::move(i.json));
+  return list;
+}
+
 // optimization_opportunities.normalize_prompts (docs/analytics.md): per tenant, the MISSes that
 // `seed` key normalization would have merged with an earlier request, and their cost. A MISS
 // counts when an earlier request of its tenant in the window had the same seed_hash (the
@@ -683,10 +766,11 @@ Result<Json> Analytics::patterns(const Query& query) {
     }
     lowModels.push(std::move(m));
   }
-  Json opportunities = Json::object();
-  opportunities.set("near_duplicates", std::move(nearDuplicates))
+  Json details = Json::object();
+  details.set("near_duplicates", std::move(nearDuplicates))
       .set("normalize_prompts", std::move(*normalize))
       .set("low_hit_rate_models", std::move(lowModels));
+  Json opportunities = opportunityList(details);
 
   Json o = Json::object();
   o.set("window", windowJson(query))
@@ -695,7 +779,8 @@ Result<Json> Analytics::patterns(const Query& query) {
       .set("model_distribution", std::move(modelJson))
       .set("prompt_categories", std::move(categoryJson))
       .set("user_patterns", std::move(userJson))
-      .set("optimization_opportunities", std::move(opportunities));
+      .set("optimization_opportunities", std::move(opportunities))
+      .set("optimization_details", std::move(details));
   return o;
 }
 

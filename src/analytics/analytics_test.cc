@@ -127,7 +127,7 @@ TEST_F(AnalyticsTest, MergedHitsCountAsTheRequestsTheyStandFor) {
   Analytics loose{*index_, &recorder_, {.minRequests = 3, .lowHitRate = 0.9}};
   const Json p = loose.patterns({}).value();
   EXPECT_EQ(num(p, "total_requests"), 13);
-  const Json& low = at(at(p, "optimization_opportunities"), "low_hit_rate_models");
+  const Json& low = at(at(p, "optimization_details"), "low_hit_rate_models");
   ASSERT_GE(low.size(), 1u);
   const Json& m = low.items()[0];
   EXPECT_EQ(str(m, "model"), "gpt-4o");
@@ -136,6 +136,20 @@ TEST_F(AnalyticsTest, MergedHitsCountAsTheRequestsTheyStandFor) {
   EXPECT_EQ(num(m, "repeated_requests"), 8);
   EXPECT_EQ(num(m, "median_repeat_interval_seconds"), 0);
   EXPECT_EQ(num(m, "suggested_ttl_seconds"), 1);
+
+  // The same in the seed's shape (issue 16): a list of items with type, impact, description and
+  // model, current_hit_rate, suggested_ttl for a TTL item.
+  const Json& list = at(p, "optimization_opportunities");
+  ASSERT_TRUE(list.isArray()) << toJson(list);
+  const Json* ttl = nullptr;
+  for (const Json& item : list.items())
+    if (str(item, "type") == "increase_ttl" && str(item, "model") == "gpt-4o") ttl = &item;
+  ASSERT_NE(ttl, nullptr) << toJson(list);
+  EXPECT_EQ(num(*ttl, "suggested_ttl"), 1);
+  EXPECT_NEAR(num(*ttl, "current_hit_rate"), num(m, "hit_rate"), kEps);
+  EXPECT_TRUE(str(*ttl, "impact") == "high" || str(*ttl, "impact") == "medium" ||
+              str(*ttl, "impact") == "low");
+  EXPECT_NE(str(*ttl, "description").find("gpt-4o"), std::string::npos);
 }
 
 // The live counters (Metrics: /metrics, statistics.json and the alert mails) and the dashboard's
@@ -354,7 +368,7 @@ TEST_F(AnalyticsTest, ModelCategoryAndCallerPatterns) {
 
 TEST_F(AnalyticsTest, NearDuplicatePromptsAreGroupedWithTheirSavings) {
   const Json p = analytics_.patterns({}).value();
-  const Json& groups = at(at(p, "optimization_opportunities"), "near_duplicates");
+  const Json& groups = at(at(p, "optimization_details"), "near_duplicates");
   ASSERT_EQ(groups.size(), 1u);  // kA ~ kD; kB and kC are unlike anything
   const Json& g = groups.items()[0];
   EXPECT_EQ(str(g, "model"), "gpt-4o");
@@ -383,7 +397,7 @@ TEST_F(AnalyticsTest, NearDuplicatesAreNeverPairedAcrossTenants) {
     ASSERT_TRUE(index_->setPromptSignature(key, sig.simhash, sig.preview).value());
   }
   Json p = analytics_.patterns({}).value();
-  const Json* groups = &at(at(p, "optimization_opportunities"), "near_duplicates");
+  const Json* groups = &at(at(p, "optimization_details"), "near_duplicates");
   ASSERT_EQ(groups->size(), 1u) << toJson(*groups);  // only kA ~ kD, as before
   EXPECT_EQ(str(groups->items()[0], "tenant"), "");
   EXPECT_EQ(at(groups->items()[0], "cache_keys").items()[0].text(), "kA");
@@ -392,7 +406,7 @@ TEST_F(AnalyticsTest, NearDuplicatesAreNeverPairedAcrossTenants) {
   const auto near = promptSignature(nearQuestion);
   ASSERT_TRUE(index_->setPromptSignature("kQ3", near.simhash, near.preview).value());
   p = analytics_.patterns({}).value();
-  groups = &at(at(p, "optimization_opportunities"), "near_duplicates");
+  groups = &at(at(p, "optimization_details"), "near_duplicates");
   ASSERT_EQ(groups->size(), 2u) << toJson(*groups);
   bool acme = false;
   for (const Json& g : groups->items()) {
@@ -465,17 +479,24 @@ TEST_F(AnalyticsTest, NormalizePromptsCountsWhatSeedModeWouldHaveMergedPerTenant
   // The scripted events carry no seed hash (as from a gateway that does not give one yet):
   // nothing is counted.
   Json p = analytics_.patterns({}).value();
-  EXPECT_EQ(at(at(p, "optimization_opportunities"), "normalize_prompts").size(), 0u);
+  EXPECT_EQ(at(at(p, "optimization_details"), "normalize_prompts").size(), 0u);
 
   for (const Event& e : seedEvents()) recorder_.record(e);
   p = analytics_.patterns({}).value();
-  const Json& n = at(at(p, "optimization_opportunities"), "normalize_prompts");
+  const Json& n = at(at(p, "optimization_details"), "normalize_prompts");
   ASSERT_EQ(n.size(), 2u) << toJson(n);
   const Json& t2 = n.items()[0];
   EXPECT_EQ(str(t2, "tenant"), "t2");
   EXPECT_EQ(num(t2, "requests_merged"), 1);
   EXPECT_NEAR(num(t2, "cost_saved_usd"), 0.60, kEps);
   EXPECT_EQ(str(t2, "mode"), "seed");
+  // In the seed-shaped list: the most money first, with potential_savings and an impact.
+  const Json& first = at(p, "optimization_opportunities").items()[0];
+  EXPECT_EQ(str(first, "type"), "normalize_prompts");
+  EXPECT_EQ(str(first, "tenant"), "t2");
+  EXPECT_NEAR(num(first, "potential_savings"), 0.60, kEps);
+  EXPECT_EQ(str(first, "impact"), "medium");
+  EXPECT_NE(str(first, "description").find("Tenant t2"), std::string::npos);
   ASSERT_EQ(at(t2, "namespaces").size(), 1u);
   EXPECT_EQ(str(at(t2, "namespaces").items()[0], "namespace"), "");
   EXPECT_EQ(str(t2, "how"),
@@ -498,7 +519,7 @@ TEST_F(AnalyticsTest, NormalizePromptsCountsWhatSeedModeWouldHaveMergedPerTenant
   // A window that starts after S1: S2 has nothing earlier in it; S6 and S8 still count.
   const Json w =
       analytics_.patterns({.from = fromUnixMillis(kDay2 + 12 * kHour + kMinute)}).value();
-  const Json& wn = at(at(w, "optimization_opportunities"), "normalize_prompts");
+  const Json& wn = at(at(w, "optimization_details"), "normalize_prompts");
   ASSERT_EQ(wn.size(), 2u) << toJson(wn);
   EXPECT_EQ(str(wn.items()[0], "tenant"), "t2");
   EXPECT_EQ(str(wn.items()[1], "tenant"), "t1");
@@ -508,7 +529,7 @@ TEST_F(AnalyticsTest, NormalizePromptsCountsWhatSeedModeWouldHaveMergedPerTenant
   // The top few only.
   Analytics top1{*index_, &recorder_, {.maxNormalizeTenants = 1}};
   const Json q = top1.patterns({}).value();
-  const Json& qn = at(at(q, "optimization_opportunities"), "normalize_prompts");
+  const Json& qn = at(at(q, "optimization_details"), "normalize_prompts");
   ASSERT_EQ(qn.size(), 1u);
   EXPECT_EQ(str(qn.items()[0], "tenant"), "t2");
 }
@@ -524,7 +545,7 @@ TEST(SeedHash, IsTheRequestHashsFirst64BitsAndZeroOnlyForUnknown) {
 
 TEST_F(AnalyticsTest, LowHitRateModelsGetATtlFromTheirRepeatIntervals) {
   const Json p = analytics_.patterns({}).value();
-  const Json& low = at(at(p, "optimization_opportunities"), "low_hit_rate_models");
+  const Json& low = at(at(p, "optimization_details"), "low_hit_rate_models");
   // gpt-4o: 2/7 < 0.3 with 7 >= 3 requests; claude-3 has only 2 requests
   ASSERT_EQ(low.size(), 1u);
   const Json& m = low.items()[0];
@@ -545,7 +566,7 @@ TEST_F(AnalyticsTest, AModelWhoseKeysNeverRepeatGetsNoTtl) {
                      .value();
   // window: E6 (claude MISS kC), E9 (claude HIT kC), E10 (gpt-4o MISS kD): claude 1/2 < 0.6, gpt-4o
   // only 1 request
-  const Json& low = at(at(p, "optimization_opportunities"), "low_hit_rate_models");
+  const Json& low = at(at(p, "optimization_details"), "low_hit_rate_models");
   ASSERT_EQ(low.size(), 1u);
   EXPECT_EQ(str(low.items()[0], "model"), "claude-3");
   EXPECT_EQ(num(low.items()[0], "median_repeat_interval_seconds"),
@@ -555,7 +576,7 @@ TEST_F(AnalyticsTest, AModelWhoseKeysNeverRepeatGetsNoTtl) {
   const Json q =
       strict.patterns({.from = fromUnixMillis(kDay2 + 9 * kHour + 20 * kMinute)}).value();
   // E10, E11: gpt-4o MISS kD, REFRESH kA: 0 hits of 2, no key repeats
-  const Json& low2 = at(at(q, "optimization_opportunities"), "low_hit_rate_models");
+  const Json& low2 = at(at(q, "optimization_details"), "low_hit_rate_models");
   ASSERT_EQ(low2.size(), 1u);
   EXPECT_TRUE(at(low2.items()[0], "suggested_ttl_seconds").isNull());
   EXPECT_EQ(num(low2.items()[0], "repeated_requests"), 0);

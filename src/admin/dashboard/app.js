@@ -235,7 +235,7 @@
 
   function suggestionsOf(a, p) {
     const out = [];
-    const opp = (p && p.optimization_opportunities) || {};
+    const opp = (p && p.optimization_details) || {};
     for (const m of opp.low_hit_rate_models || []) {
       let s = `${m.model}: hit rate ${fmt.pct(m.hit_rate)} over ${fmt.int(m.requests)} requests. `;
       if (m.suggested_ttl_seconds) {
