@@ -37,6 +37,17 @@ test('the mock streams chat as OpenAI does: role first, word-sized content delta
   assert.ok(withUsage.chunks.slice(0, -1).every((c) => c.usage === null), 'usage: null on the others');
 });
 
+test('the mock streams legacy completions as OpenAI does: text_completion chunks, then the finish_reason', async (t) => {
+  const s = await startStack(t);
+  const { openai } = direct(s);
+  const chunks = [];
+  for await (const c of await openai.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: 'Once upon a time', stream: true })) chunks.push(c);
+  assert.ok(chunks.every((c) => c.object === 'text_completion' && !('usage' in c)));
+  assert.ok(chunks.length >= 5, 'text in word-sized pieces');
+  assert.equal(chunks.map((c) => c.choices[0].text).join(''), ' Mock completion #1 of: Once upon a time');
+  assert.deepEqual(chunks.map((c) => c.choices[0].finish_reason).filter(Boolean), ['stop']);
+});
+
 test('the mock streams a chat tool call as OpenAI does: the call head, then its arguments in pieces', async (t) => {
   const s = await startStack(t);
   const { openai } = direct(s);
@@ -118,6 +129,7 @@ test('Anthropic count_tokens answers through the gateway, uncached', async (t) =
   const client = s.anthropic();
   const body = { model: 'claude-3-5-haiku-latest', system: 'You are terse.', messages: [{ role: 'user', content: 'How many tokens is this?' }] };
   const a = await client.messages.countTokens(body).withResponse();
+  assert.equal(cacheHeaders(a.response).status, 'BYPASS');
   assert.ok(Number.isInteger(a.data.input_tokens) && a.data.input_tokens > 0);
   const longer = await client.messages.countTokens({ ...body, messages: [{ role: 'user', content: 'How many tokens is this? '.repeat(10) }] });
   assert.ok(longer.input_tokens > a.data.input_tokens);
