@@ -55,6 +55,106 @@ std::string lastUserText(const Json& body) {
 
 int64_t tokenCount(std::string_view s) { return static_cast<int64_t>(s.size() / 4 + 1); }
 
+bool isType(const Json* j, std::string_view type) {
+  return j && j->getString("type") == std::optional<std::string_view>(type);
+}
+
+// A value that a JSON schema accepts, for structured output and tool arguments: every property
+// filled (required or not), one item per array, the first enum value or variant, `text` for
+// strings. $ref into the root's $defs/definitions is followed; depth-bounded against cycles.
+Json valueForSchema(const Json& schema, const Json& root, std::string_view text, int depth = 0) {
+  if (depth > 16 || !schema.isObject()) return Json::string(text);
+  if (auto ref = schema.getString("$ref")) {
+    for (std::string_view prefix : {"#/$defs/", "#/definitions/"}) {
+      if (!ref->starts_with(prefix)) continue;
+      const Json* defs = root.find(prefix.substr(2, prefix.size() - 3));
+      const Json* def = defs ? defs->find(ref->substr(prefix.size())) : nullptr;
+      if (def) return valueForSchema(*def, root, text, depth + 1);
+    }
+    return Json::string(text);
+  }
+  if (const Json* c = schema.find("const")) return *c;
+  if (const Json* e = schema.find("enum"); e && e->isArray() && e->size() > 0) return e->items()[0];
+  for (std::string_view variants : {"anyOf", "oneOf", "allOf"}) {
+    const Json* list = schema.find(variants);
+    if (!list || !list->isArray() || list->size() == 0) continue;
+    for (const Json& v : list->items())  // the first variant that is not just null
+      if (!isType(&v, "null")) return valueForSchema(v, root, text, depth + 1);
+    return Json::null();
+  }
+  std::string type;
+  if (const Json* t = schema.find("type")) {
+    if (t->isString()) type = std::string(t->text());
+    if (t->isArray())
+      for (const Json& one : t->items())
+        if (one.isString() && one.text() != "null") {
+          type = std::string(one.text());
+          break;
+        }
+  }
+  if (type.empty()) type = schema.find("properties") ? "object" : "string";
+  if (type == "object") {
+    Json out = Json::object();
+    if (const Json* props = schema.find("properties"); props && props->isObject())
+      for (size_t i = 0; i < props->keys().size(); ++i)
+        out.set(props->keys()[i], valueForSchema(props->items()[i], root, text, depth + 1));
+    return out;
+  }
+  if (type == "array") {
+    const Json* items = schema.find("items");
+    const auto min = schema.getInt("minItems").value_or(1);
+    Json out = Json::array();
+    for (int64_t i = 0; i < std::max<int64_t>(min, 1) && i < 8; ++i)
+      out.push(items ? valueForSchema(*items, root, text, depth + 1) : Json::string(text));
+    return out;
+  }
+  if (type == "integer" || type == "number")
+    return Json::integer(schema.getInt("minimum").value_or(1) > 1 ? *schema.getInt("minimum") : 1);
+  if (type == "boolean") return Json::boolean(true);
+  if (type == "null") return Json::null();
+  return Json::string(text);
+}
+
+// The tool to call: the one tool_choice names (OpenAI chat {"type":"function","function":{"name"}},
+// Responses {"type":"function","name"}, Anthropic {"type":"tool","name"}), else the first.
+const Json& chosenTool(const Json& tools, const Json& req) {
+  const Json* choice = req.find("tool_choice");
+  std::optional<std::string_view> wanted;
+  if (choice && choice->isObject()) {
+    wanted = choice->getString("name");
+    if (const Json* fn = choice->find("function")) wanted = fn->getString("name");
+  }
+  for (const Json& t : tools.items()) {
+    const Json* fn = t.find("function");
+    if (wanted && (fn ? fn->getString("name") : t.getString("name")) == wanted) return t;
+  }
+  return tools.items()[0];
+}
+
+// Tool arguments: what the tool's parameter schema asks for, strings "Paris"; a schema that
+// names no properties gets {"city":"Paris"}.
+std::string toolArguments(const Json* schema) {
+  if (!schema || !schema->find("properties")) return R"({"city":"Paris"})";
+  return toJson(valueForSchema(*schema, *schema, "Paris"));
+}
+
+// The text of a structured answer: a JSON value of `schema` (json_schema), or an object
+// (json_object, or a json_schema without a schema), its strings the plain answer's text.
+std::string structuredText(const Json* schema, const std::string& text) {
+  if (!schema || !schema->isObject())
+    return toJson(Json::object().set("answer", Json::string(text)));
+  return toJson(valueForSchema(*schema, *schema, text));
+}
+
+// Anthropic's count_tokens: this mock's token estimate over every text of the request.
+int64_t countTokens(const Json& j) {
+  if (j.isString()) return tokenCount(j.text());
+  int64_t n = 0;
+  if (j.isArray() || j.isObject())
+    for (const Json& item : j.items()) n += countTokens(item);
+  return n;
+}
+
 std::string base64(const std::string& bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
@@ -89,10 +189,22 @@ Json chatBody(const Json& req, uint64_t n, const std::string& model) {
   std::string finish = "stop";
   const Json* tools = req.find("tools");
   std::string answer = "Mock answer #" + std::to_string(n) + " to: " + question;
-  if (tools && tools->isArray() && tools->size() > 0) {
+  if (const Json* format = req.find("response_format")) {
+    if (isType(format, "json_schema")) {
+      const Json* spec = format->find("json_schema");
+      answer = structuredText(spec ? spec->find("schema") : nullptr, answer);
+    } else if (isType(format, "json_object")) {
+      answer = structuredText(nullptr, answer);
+    }
+  }
+  if (tools && tools->isArray() && tools->size() > 0 &&
+      req.getString("tool_choice") != std::optional<std::string_view>("none")) {
     std::string name = "tool";
-    if (const Json* fn = tools->items()[0].find("function"))
+    const Json* params = nullptr;
+    if (const Json* fn = chosenTool(*tools, req).find("function")) {
       if (auto nm = fn->getString("name")) name = std::string(*nm);
+      params = fn->find("parameters");
+    }
     message.set("content", Json::null());
     message.set(
         "tool_calls",
@@ -102,7 +214,7 @@ Json chatBody(const Json& req, uint64_t n, const std::string& model) {
                 .set("type", Json::string("function"))
                 .set("function", Json::object()
                                      .set("name", Json::string(name))
-                                     .set("arguments", Json::string(R"({"city":"Paris"})")))));
+                                     .set("arguments", Json::string(toolArguments(params))))));
     finish = "tool_calls";
     answer = "";
   } else {
@@ -119,7 +231,9 @@ Json chatBody(const Json& req, uint64_t n, const std::string& model) {
                                              .set("message", std::move(message))
                                              .set("logprobs", Json::null())
                                              .set("finish_reason", Json::string(finish))))
-      .set("usage", usageOpenAi(tokenCount(question), tokenCount(answer)));
+      .set("usage", usageOpenAi(tokenCount(question), tokenCount(answer)))
+      .set("service_tier", Json::string("default"))
+      .set("system_fingerprint", Json::string("fp_mock"));
 }
 
 Json completionBody(const Json& req, uint64_t n, const std::string& model) {
@@ -182,13 +296,15 @@ Json messagesBody(const Json& req, uint64_t n, const std::string& model) {
   std::string stop = "end_turn";
   const Json* tools = req.find("tools");
   std::string text = "Mock answer #" + std::to_string(n) + " to: " + question;
-  if (tools && tools->isArray() && tools->size() > 0) {
-    std::string name(tools->items()[0].getString("name").value_or("tool"));
+  const Json* choice = req.find("tool_choice");
+  if (tools && tools->isArray() && tools->size() > 0 && !isType(choice, "none")) {
+    const Json& tool = chosenTool(*tools, req);
+    std::string name(tool.getString("name").value_or("tool"));
     content.push(Json::object()
                      .set("type", Json::string("tool_use"))
                      .set("id", Json::string("toolu_mock_" + std::to_string(n)))
                      .set("name", Json::string(name))
-                     .set("input", Json::object().set("city", Json::string("Paris"))));
+                     .set("input", *parseJson(toolArguments(tool.find("input_schema")))));
     stop = "tool_use";
   } else {
     content.push(Json::object().set("type", Json::string("text")).set("text", Json::string(text)));
@@ -216,14 +332,16 @@ Json responsesBody(const Json& req, uint64_t n, const std::string& model) {
   const std::string id = std::to_string(n);
   std::string text = "Mock answer #" + id + " to: " + question;
   const Json* format = req.find("text") ? req.find("text")->find("format") : nullptr;
-  if (format && format->getString("type") == std::optional<std::string_view>("json_schema"))
-    text = toJson(Json::object().set("answer", Json::string(text)));
+  if (isType(format, "json_schema")) text = structuredText(format->find("schema"), text);
+  if (isType(format, "json_object")) text = structuredText(nullptr, text);
   Json output = Json::array();
   const Json* tools = req.find("tools");
   std::string outText = text;
-  if (tools && tools->isArray() && tools->size() > 0) {
-    const std::string name(tools->items()[0].getString("name").value_or("tool"));
-    outText = R"({"city":"Paris"})";
+  if (tools && tools->isArray() && tools->size() > 0 &&
+      req.getString("tool_choice") != std::optional<std::string_view>("none")) {
+    const Json& tool = chosenTool(*tools, req);
+    const std::string name(tool.getString("name").value_or("tool"));
+    outText = toolArguments(tool.find("parameters"));
     output.push(Json::object()
                     .set("id", Json::string("fc_mock_" + id))
                     .set("type", Json::string("function_call"))
@@ -368,6 +486,169 @@ std::vector<SseEvent> responsesStream(const Json& body, bool incomplete) {
   return out;
 }
 
+// Text in word-sized pieces (each ends with its space), as providers stream it.
+std::vector<std::string> wordPieces(const std::string& text) {
+  std::vector<std::string> out;
+  for (size_t p = 0; p < text.size();) {
+    size_t next = text.find(' ', p);
+    next = next == std::string::npos ? text.size() : next + 1;
+    out.push_back(text.substr(p, next - p));
+    p = next;
+  }
+  return out;
+}
+
+// The mock's own chat and completions streams, shaped as OpenAI's (not api::synthesizeStream's):
+// chat.completion.chunk objects, the role first (content "" or null), content in word-sized
+// deltas, a tool call's head then its arguments in two pieces, then an empty delta with the
+// finish_reason; with stream_options.include_usage every chunk carries "usage": null and a last
+// chunk with no choices carries the usage; every chunk an `obfuscation` padding; then [DONE].
+std::vector<SseEvent> openAiStream(key::Endpoint endpoint, const Json& body, bool includeUsage) {
+  const bool chat = endpoint == key::Endpoint::OpenAiChat;
+  std::vector<SseEvent> out;
+  auto emit = [&](Json choices, const Json* usage) {
+    Json chunk =
+        Json::object()
+            .set("id", *body.find("id"))
+            .set("object", Json::string(chat ? "chat.completion.chunk" : "text_completion"))
+            .set("created", *body.find("created"))
+            .set("model", *body.find("model"));
+    if (const Json* tier = body.find("service_tier")) chunk.set("service_tier", *tier);
+    if (const Json* fp = body.find("system_fingerprint")) chunk.set("system_fingerprint", *fp);
+    chunk.set("choices", std::move(choices));
+    if (includeUsage) chunk.set("usage", usage ? *usage : Json::null());
+    chunk.set("obfuscation", Json::string(std::string(1 + out.size() % 5, 'o')));
+    out.push_back(SseEvent{"", toJson(chunk)});
+  };
+  auto one = [](Json choice) { return Json::array().push(std::move(choice)); };
+  const Json& choice = body.find("choices")->items()[0];
+  const Json finish = *choice.find("finish_reason");
+  if (!chat) {
+    auto textChoice = [](std::string text, Json finishReason) {
+      return Json::object()
+          .set("text", Json::string(std::move(text)))
+          .set("index", Json::integer(0))
+          .set("logprobs", Json::null())
+          .set("finish_reason", std::move(finishReason));
+    };
+    for (const std::string& piece : wordPieces(std::string(choice.getString("text").value_or(""))))
+      emit(one(textChoice(piece, Json::null())), nullptr);
+    emit(one(textChoice("", finish)), nullptr);
+  } else {
+    auto chatChoice = [](Json delta, Json finishReason) {
+      return Json::object()
+          .set("index", Json::integer(0))
+          .set("delta", std::move(delta))
+          .set("logprobs", Json::null())
+          .set("finish_reason", std::move(finishReason));
+    };
+    const Json& message = *choice.find("message");
+    const Json* calls = message.find("tool_calls");
+    emit(one(chatChoice(Json::object()
+                            .set("role", Json::string("assistant"))
+                            .set("content", calls ? Json::null() : Json::string(""))
+                            .set("refusal", Json::null()),
+                        Json::null())),
+         nullptr);
+    for (const std::string& piece :
+         wordPieces(std::string(message.getString("content").value_or(""))))
+      emit(one(chatChoice(Json::object().set("content", Json::string(piece)), Json::null())),
+           nullptr);
+    for (size_t t = 0; calls && t < calls->size(); ++t) {
+      const Json& call = calls->items()[t];
+      const Json& fn = *call.find("function");
+      const Json index = Json::integer(static_cast<int64_t>(t));
+      Json head =
+          Json::object()
+              .set("index", index)
+              .set("id", *call.find("id"))
+              .set("type", Json::string("function"))
+              .set("function",
+                   Json::object().set("name", *fn.find("name")).set("arguments", Json::string("")));
+      emit(one(chatChoice(Json::object().set("tool_calls", Json::array().push(std::move(head))),
+                          Json::null())),
+           nullptr);
+      const std::string args(fn.getString("arguments").value_or(""));
+      for (const std::string& piece :
+           {args.substr(0, args.size() / 2), args.substr(args.size() / 2)})
+        emit(one(chatChoice(Json::object().set(
+                                "tool_calls",
+                                Json::array().push(
+                                    Json::object()
+                                        .set("index", index)
+                                        .set("function", Json::object().set("arguments",
+                                                                            Json::string(piece))))),
+                            Json::null())),
+             nullptr);
+    }
+    emit(one(chatChoice(Json::object(), finish)), nullptr);
+  }
+  if (includeUsage) emit(Json::array(), body.find("usage"));
+  out.push_back(SseEvent{"", "[DONE]"});
+  return out;
+}
+
+// The mock's own Anthropic messages stream, shaped as Anthropic's: message_start (its usage with
+// output_tokens 1), per block content_block_start, a ping after the first, text_delta pieces or
+// input_json_delta pieces (the first one empty), content_block_stop; message_delta with the
+// stop_reason and the output usage; message_stop.
+std::vector<SseEvent> messagesStream(const Json& body) {
+  std::vector<SseEvent> out;
+  auto emit = [&](const char* type, Json data) {
+    Json j = Json::object().set("type", Json::string(type));
+    for (size_t k = 0; k < data.keys().size(); ++k) j.set(data.keys()[k], data.items()[k]);
+    out.push_back(SseEvent{type, toJson(j)});
+  };
+  const Json& usage = *body.find("usage");
+  Json start = body;
+  start.set("content", Json::array());
+  start.set("stop_reason", Json::null());
+  start.set("stop_sequence", Json::null());
+  start.set("usage", Json::object()
+                         .set("input_tokens", *usage.find("input_tokens"))
+                         .set("cache_creation_input_tokens", Json::integer(0))
+                         .set("cache_read_input_tokens", Json::integer(0))
+                         .set("output_tokens", Json::integer(1)));
+  emit("message_start", Json::object().set("message", std::move(start)));
+  const Json& blocks = *body.find("content");
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const Json& block = blocks.items()[i];
+    const Json index = Json::integer(static_cast<int64_t>(i));
+    auto delta = [&](Json d) {
+      emit("content_block_delta", Json::object().set("index", index).set("delta", std::move(d)));
+    };
+    Json head = block;
+    if (isType(&block, "tool_use")) {
+      head.set("input", Json::object());
+      emit("content_block_start", Json::object().set("index", index).set("content_block", head));
+      if (i == 0) emit("ping", Json::object());
+      const std::string input = toJson(*block.find("input"));
+      for (const std::string& piece :
+           {std::string(), input.substr(0, input.size() / 2), input.substr(input.size() / 2)})
+        delta(Json::object()
+                  .set("type", Json::string("input_json_delta"))
+                  .set("partial_json", Json::string(piece)));
+    } else {
+      head.set("text", Json::string(""));
+      emit("content_block_start", Json::object().set("index", index).set("content_block", head));
+      if (i == 0) emit("ping", Json::object());
+      for (const std::string& piece : wordPieces(std::string(block.getString("text").value_or(""))))
+        delta(Json::object()
+                  .set("type", Json::string("text_delta"))
+                  .set("text", Json::string(piece)));
+    }
+    emit("content_block_stop", Json::object().set("index", index));
+  }
+  emit("message_delta",
+       Json::object()
+           .set("delta", Json::object()
+                             .set("stop_reason", *body.find("stop_reason"))
+                             .set("stop_sequence", Json::null()))
+           .set("usage", Json::object().set("output_tokens", *usage.find("output_tokens"))));
+  emit("message_stop", Json::object());
+  return out;
+}
+
 http::Response jsonResponse(bhttp::status status, unsigned version, std::string body) {
   http::Response res{status, version};
   res.set(bhttp::field::content_type, "application/json");
@@ -409,6 +690,18 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
   co_await sleepFor(
       std::chrono::milliseconds(headerInt(req, "x-mock-latency-ms", options_.latency.count())));
   const auto endpoint = api::endpointForPath(path);
+  const int64_t status = headerInt(req, "x-mock-status", 200);
+  if (path == "/v1/messages/count_tokens" && status == 200) {
+    auto body = parseJson(req.body());
+    int64_t tokens = 0;
+    if (body && body->isObject())
+      for (std::string_view part : {"system", "messages", "tools"})
+        if (const Json* j = body->find(part)) tokens += countTokens(*j);
+    co_await w.send(
+        jsonResponse(bhttp::status::ok, req.version(),
+                     toJson(Json::object().set("input_tokens", Json::integer(tokens)))));
+    co_return;
+  }
   if (req.method() == bhttp::verb::get && path == "/v1/models") {
     co_await w.send(jsonResponse(
         bhttp::status::ok, req.version(),
@@ -423,13 +716,18 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
   }
   const api::Provider provider = api::providerOf(*endpoint);
   // x-mock-status: an error of that status in the provider's shape; a 2xx other than 200 is the
-  // normal answer with that status (a 203 from a transforming proxy, a 206).
-  const int64_t status = headerInt(req, "x-mock-status", 200);
+  // normal answer with that status (a 203 from a transforming proxy, a 206). A 429 or 529 says
+  // when to come back (retry-after, seconds; x-mock-retry-after, default 1), as both providers do.
   if (status < 200 || status >= 300) {
-    co_await w.send(jsonResponse(
+    http::Response res = jsonResponse(
         static_cast<bhttp::status>(status), req.version(),
         api::errorBody(provider, api::errorTypeForStatus(provider, static_cast<int>(status)),
-                       "mock upstream error " + std::to_string(status))));
+                       "mock upstream error " + std::to_string(status)));
+    if (status == 429 || status == 529) {
+      const auto after = req["x-mock-retry-after"];
+      res.set("retry-after", after.empty() ? std::string("1") : std::string(after));
+    }
+    co_await w.send(std::move(res));
     co_return;
   }
   auto body = parseJson(req.body());
@@ -463,13 +761,27 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
         jsonResponse(static_cast<bhttp::status>(status), req.version(), toJson(answer)));
     co_return;
   }
-  std::vector<SseEvent> events = *endpoint == key::Endpoint::OpenAiResponses
-                                     ? responsesStream(answer, !req["x-mock-incomplete"].empty())
-                                     : api::synthesizeStream(*endpoint, answer);
-  // As OpenAI: the usage-only chunk only for stream_options.include_usage.
   const Json* streamOptions = body->find("stream_options");
-  if (!(streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true)))
-    std::erase_if(events, api::isUsageOnlyChunk);
+  const bool includeUsage =
+      streamOptions && streamOptions->getBool("include_usage") == std::optional<bool>(true);
+  std::vector<SseEvent> events;
+  switch (*endpoint) {
+    case key::Endpoint::OpenAiResponses:
+      events = responsesStream(answer, !req["x-mock-incomplete"].empty());
+      break;
+    case key::Endpoint::AnthropicMessages:
+      events = messagesStream(answer);
+      break;
+    case key::Endpoint::OpenAiChat:
+    case key::Endpoint::OpenAiCompletions:
+      events = openAiStream(*endpoint, answer, includeUsage);
+      break;
+    case key::Endpoint::OpenAiEmbeddings:
+      co_await w.send(jsonResponse(
+          bhttp::status::bad_request, req.version(),
+          api::errorBody(provider, "invalid_request_error", "mock: embeddings do not stream")));
+      co_return;
+  }
   if (!req["x-mock-no-done"].empty() && !events.empty()) events.pop_back();
   const int64_t abortAfter = headerInt(req, "x-mock-abort-after", -1);
   const auto delay = std::chrono::milliseconds(

@@ -1,10 +1,13 @@
 #pragma once
 // MockUpstream: a small stand-in for an LLM provider, for trying llmcache without a provider key
-// and for the tests. It answers OpenAI chat/completions/embeddings and Anthropic messages,
-// streaming included, with deterministic bodies that carry a call number (so a test can tell a
-// cached answer from a fresh one). Per-request controls come as headers (they pass through the
-// gateway): x-mock-latency-ms, x-mock-chunk-delay-ms, x-mock-status, x-mock-abort-after,
-// x-mock-no-done. GET /mock/stats tells how many calls it got; POST /mock/reset zeroes them.
+// and for the tests. It answers OpenAI chat/completions/embeddings/responses and Anthropic
+// messages (count_tokens too), streaming included in its own writers (the providers' event
+// shapes, not the gateway's synthesizer), tool calls and structured output from the request's
+// schemas, with deterministic bodies that carry a call number (so a test can tell a cached
+// answer from a fresh one). Per-request controls come as headers (they pass through the
+// gateway): x-mock-latency-ms, x-mock-chunk-delay-ms, x-mock-status (x-mock-retry-after),
+// x-mock-abort-after, x-mock-no-done, x-mock-incomplete. GET /mock/stats tells how many calls it
+// got; POST /mock/reset zeroes them.
 #include <atomic>
 #include <chrono>
 #include <map>

@@ -150,3 +150,22 @@ export async function collectChat(stream) {
   }
   return { chunks, text };
 }
+
+// A fetch for a client's `fetch` option that notes, for every answer, its path and its
+// x-llmcache-status (the AI SDK and LangChain hide the HTTP response of a stream).
+export function recordingFetch() {
+  const seen = [];
+  const wrapped = async (input, init) => {
+    const r = await fetch(input, init);
+    const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
+    seen.push({ path: new URL(url).pathname, status: r.headers.get('x-llmcache-status') });
+    return r;
+  };
+  return { fetch: wrapped, seen, statuses: () => seen.map((x) => x.status), paths: () => seen.map((x) => x.path) };
+}
+
+// A copy of `value` without the members named in `drop` (at any depth): what differs between
+// two answers by design (response headers, a client-side timestamp) before a deep-equal.
+export function without(value, drop) {
+  return JSON.parse(JSON.stringify(value, (k, v) => (drop.includes(k) ? undefined : v)));
+}

