@@ -161,12 +161,11 @@ class VectorLine {
   std::string_view request_;
 };
 
-// stdin handed out line by line (without the '\n'), padded (key/json_text.h). A regular file
-// is mapped (no copy through read()); the lines within kPadding bytes of its end, and a pipe's,
-// are read into a buffer in 1 MB blocks.
-class LineReader {
+// stdin mapped when it is a regular file (no copy through read()): data() is null otherwise.
+// The mapping runs from the file's start; pos() is where stdin's offset was.
+class MappedStdin {
  public:
-  LineReader() {
+  MappedStdin() {
     struct stat st;
     if (fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return;
     const off_t at = lseek(STDIN_FILENO, 0, SEEK_CUR);
@@ -175,14 +174,30 @@ class LineReader {
                    STDIN_FILENO, 0);
     if (m == MAP_FAILED) return;
     map_ = static_cast<const char*>(m);
-    mapSize_ = static_cast<size_t>(st.st_size);
-    mapPos_ = static_cast<size_t>(at);
+    size_ = static_cast<size_t>(st.st_size);
+    pos_ = static_cast<size_t>(at);
   }
-  ~LineReader() {
-    if (map_) munmap(const_cast<char*>(map_), mapSize_);
+  ~MappedStdin() {
+    if (map_) munmap(const_cast<char*>(map_), size_);
   }
-  LineReader(const LineReader&) = delete;
-  LineReader& operator=(const LineReader&) = delete;
+  MappedStdin(const MappedStdin&) = delete;
+  MappedStdin& operator=(const MappedStdin&) = delete;
+  const char* data() const { return map_; }
+  size_t size() const { return size_; }
+  size_t pos() const { return pos_; }
+
+ private:
+  const char* map_ = nullptr;
+  size_t size_ = 0;
+  size_t pos_ = 0;
+};
+
+// stdin handed out line by line (without the '\n'), padded (key/json_text.h). A regular file
+// is mapped; the lines within kPadding bytes of its end, and a pipe's, are read into a buffer in
+// 1 MB blocks.
+class LineReader {
+ public:
+  LineReader() : map_(mapped_.data()), mapSize_(mapped_.size()), mapPos_(mapped_.pos()) {}
 
   bool next(std::string_view& line) {
     if (map_) {
@@ -229,6 +244,7 @@ class LineReader {
 
  private:
   static constexpr size_t kBlock = 1 << 20;
+  MappedStdin mapped_;
   const char* map_ = nullptr;
   size_t mapSize_ = 0;
   size_t mapPos_ = 0;
@@ -270,6 +286,7 @@ class ParallelKeyer {
 
   // Reads stdin to its end in blocks of whole lines, each handed to the workers as it is read.
   void readAll() {
+    if (input_.data()) return mappedAll();
     key::TextBuffer carry;  // the start of a line that the last read cut
     bool eof = false;
     while (!eof) {
@@ -303,6 +320,29 @@ class ParallelKeyer {
     }
   }
 
+  // A mapped file: its blocks are views of the mapping (no copy), but for the last block, whose
+  // lines end within kPadding bytes of the mapping's end: that one is copied and padded.
+  void mappedAll() {
+    const char* const base = input_.data();
+    size_t at = input_.pos();
+    const size_t size = input_.size();
+    while (at < size) {
+      size_t end = std::min(size, at + kBlockBytes);
+      if (end < size) {  // on to the end of that line
+        const void* nl = std::memchr(base + end, '\n', size - end);
+        end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - base) + 1 : size;
+      }
+      current_ = std::make_shared<Block>();
+      if (end + key::kPadding <= size) {
+        current_->view = std::string_view(base + at, end - at);
+      } else {
+        current_->in.append(base + at, end - at);
+      }
+      submit();
+      at = end;
+    }
+  }
+
   // Submits what is left, then writes every result (in order) and stops the workers.
   void finish() {
     if (current_) submit();
@@ -319,14 +359,18 @@ class ParallelKeyer {
  private:
   static constexpr size_t kBlockBytes = 256 << 10;
   struct Block {
-    key::TextBuffer in;   // whole lines (the input's last maybe without its '\n'), then padding
-    key::TextBuffer out;  // their result lines
+    key::TextBuffer in;     // whole lines (the input's last maybe without its '\n'), then padding
+    std::string_view view;  // or these, in the mapped input (padded: more of it follows)
+    key::TextBuffer out;    // their result lines
     bool taken = false;
     bool done = false;
   };
 
   void submit() {
-    current_->in.room(key::kPadding);
+    if (current_->view.empty()) {
+      current_->in.room(key::kPadding);
+      current_->view = current_->in.view();
+    }
     std::unique_lock lock(mu_);
     order_.push_back(std::move(current_));
     current_.reset();
@@ -360,8 +404,8 @@ class ParallelKeyer {
     --untaken_;
     lock.unlock();
     thread_local LineKeyer keyer;  // per thread: its builder's buffers are reused line to line
-    const char* p = block->in.data();
-    const char* const end = p + block->in.size();
+    const char* p = block->view.data();
+    const char* const end = p + block->view.size();
     while (p < end) {
       const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
       if (!nl) nl = end;  // the input's last line, without its newline
@@ -383,6 +427,7 @@ class ParallelKeyer {
   }
 
   const key::KeyOptions& opts_;
+  MappedStdin input_;
   std::vector<std::thread> workers_;
   size_t maxInFlight_ = 0;
   std::shared_ptr<Block> current_;

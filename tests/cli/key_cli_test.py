@@ -113,6 +113,13 @@ class KeyCli(unittest.TestCase):
             p = subprocess.run([BIN, "key", "--jsonl", "--threads", "2"], stdin=f,
                                capture_output=True, timeout=60)
         self.assertEqual(p.stdout, want, "--threads 2 from a file")
+        # Mapped from the offset stdin is at, not from the file's start.
+        with tempfile.TemporaryFile() as f:
+            f.write(b'{"not": "read"}\n' + stdin)
+            f.seek(len(b'{"not": "read"}\n'))
+            p = subprocess.run([BIN, "key", "--jsonl", "--threads", "2"], stdin=f,
+                               capture_output=True, timeout=60)
+        self.assertEqual(p.stdout, want, "--threads 2 from a file read from an offset")
 
     def test_unknown_endpoint_is_refused_by_the_cli(self):
         rc, _, err = run(["key", "--endpoint", "openai.images"], b"{}")
