@@ -818,6 +818,55 @@ char* escapePaddedPythonString(std::string_view s, char* o) {
 #endif
 }
 
+#if defined(LLMCACHE_WIDE_SIMD)
+namespace {
+
+LLMCACHE_WIDE bool collapseAsciiWideImpl(std::string_view s, bool lower, std::string& out) {
+  const size_t start = out.size();
+  out.resize(start + s.size() + 64);  // room for a whole block's store
+  char* const base = out.data() + start;
+  char* o = base;
+  const __m512i tab = _mm512_set1_epi8(0x09), cr = _mm512_set1_epi8(0x0D);
+  const __m512i fs = _mm512_set1_epi8(0x1C), sp = _mm512_set1_epi8(0x20);
+  const __m512i upA = _mm512_set1_epi8('A'), upZ = _mm512_set1_epi8('Z');
+  const __m512i to = _mm512_set1_epi8(32);
+  uint64_t carry = 1;  // "the byte before was a space": a leading run is dropped whole
+  for (size_t at = 0; at < s.size(); at += 64) {
+    const size_t n = std::min<size_t>(64, s.size() - at);
+    const __mmask64 valid = n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
+    __m512i v = _mm512_maskz_loadu_epi8(valid, s.data() + at);  // never past the string
+    if (_mm512_movepi8_mask(v) & valid) {                       // non-ASCII: not this path
+      out.resize(start);
+      return false;
+    }
+    const uint64_t ws = (_mm512_cmpge_epu8_mask(v, tab) & _mm512_cmple_epu8_mask(v, cr)) |
+                        (_mm512_cmpge_epu8_mask(v, fs) & _mm512_cmple_epu8_mask(v, sp));
+    const uint64_t prev = (ws << 1) | carry;
+    carry = ws >> 63;
+    const uint64_t keep = valid & (~ws | (ws & ~prev));  // words, and each run's first space
+    v = _mm512_mask_mov_epi8(v, ws, sp);
+    if (lower)
+      v = _mm512_mask_add_epi8(v, _mm512_cmpge_epu8_mask(v, upA) & _mm512_cmple_epu8_mask(v, upZ),
+                               v, to);
+    _mm512_storeu_si512(o, _mm512_maskz_compress_epi8(keep, v));
+    o += __builtin_popcountll(keep);
+  }
+  if (o > base && o[-1] == ' ') --o;  // a trailing run left one space
+  out.resize(start + static_cast<size_t>(o - base));
+  return true;
+}
+
+}  // namespace
+#endif
+
+bool collapseAsciiWide(std::string_view s, bool lower, std::string& out) {
+#if defined(LLMCACHE_WIDE_SIMD)
+  if (gWide) return collapseAsciiWideImpl(s, lower, out);
+#endif
+  (void)s, (void)lower, (void)out;
+  return false;
+}
+
 bool useWideSimd(bool on) {
 #if defined(LLMCACHE_WIDE_SIMD)
   const bool was = gWide;

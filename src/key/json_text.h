@@ -13,6 +13,7 @@
 // their input, so that input must be followed by that many readable bytes (TextBuffer::room).
 // They also write past what they report as written, within the room the caller provides.
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 #include "key/text_buffer.h"
@@ -48,6 +49,12 @@ inline void appendPaddedPythonString(std::string_view utf8, TextBuffer& out) {
 // out past it; skipJsonString only validates.
 const char* unescapeJsonString(const char* p, const char* end, char*& out);
 const char* skipJsonString(const char* p, const char* end);
+
+// Python's " ".join(s.split()) appended to out (lowercased too when `lower`: .lower()) for an
+// ASCII string, 64 bytes at a time with AVX-512 (VBMI2's byte compress). False, with out
+// unchanged, when s holds a non-ASCII byte or the wide forms are off: the caller's general path
+// then does it. Reads nothing past s.
+bool collapseAsciiWide(std::string_view s, bool lower, std::string& out);
 
 // Whether the loops above take their AVX-512 (VBMI2) forms, when the CPU has them (it does by
 // default); returns the previous setting. For tests, which check both forms against each other.

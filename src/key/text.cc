@@ -5,6 +5,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "key/json_text.h"
+
 namespace llmcache::key {
 
 bool isPythonSpace(char32_t cp) {
@@ -144,6 +146,7 @@ void appendNormalizedText(std::string_view s, NormalizeMode mode, std::string& o
     out.append(s.data(), s.size());
     return;
   }
+  if (collapseAsciiWide(s, mode == NormalizeMode::Seed, out)) return;
   // seed collapses into scratch, then lowercases into out.
   std::string& collapsed = mode == NormalizeMode::Seed ? scratch : out;
   if (mode == NormalizeMode::Seed) collapsed.clear();
