@@ -95,6 +95,16 @@ std::string S3Layout::byDatePrefix(std::string_view day) const {
 std::string S3Layout::byDateSegmentKey(std::string_view day, std::string_view instanceId) const {
   return byDatePrefix(day) + replaceOthers(instanceId) + ".json";
 }
+std::string S3Layout::byDateInstancePrefix(std::string_view day,
+                                           std::string_view instanceId) const {
+  return byDatePrefix(day) + replaceOthers(instanceId) + "/";
+}
+std::string S3Layout::byDatePartKey(std::string_view day, std::string_view instanceId,
+                                    int64_t part) const {
+  char n[32];
+  std::snprintf(n, sizeof n, "%06lld", static_cast<long long>(part));
+  return byDateInstancePrefix(day, instanceId) + n + ".json";
+}
 std::string S3Layout::byDateMergedKey(std::string_view day) const {
   return prefix + "cache-index/by-date/" + std::string(day) + ".json";
 }
