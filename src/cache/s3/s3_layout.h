@@ -64,6 +64,10 @@ struct S3Layout {
   std::string instancesPrefix() const;
   std::string instanceIndexKey(std::string_view instanceId) const;
   std::string instanceStatisticsKey(std::string_view instanceId) const;
+  // {prefix}cache-index/invalid/{cache_id}.json : one record per entry marked invalid, what the
+  // purge of marked entries lists
+  std::string invalidPrefix() const;
+  std::string invalidRecordKey(std::string_view cacheId) const;
   // {prefix}cache-index/global/cache_index.json, statistics.json : merged views
   std::string globalIndexKey() const;
   std::string globalStatisticsKey() const;
@@ -85,6 +89,10 @@ struct Pointer {
   TimePoint created{};
   std::optional<TimePoint> expiresAt;
   bool invalid = false;
+  // With invalid (written only then): when and why it was marked ("invalidated_at",
+  // "invalidation_reason").
+  std::optional<TimePoint> invalidatedAt;
+  std::string invalidationReason;
 };
 Json pointerToJson(const Pointer& pointer);
 // Corrupt on a missing or mistyped field or a version this build does not read.

@@ -285,41 +285,121 @@ Result<void> S3Tier::insert(EntryPtr entry) {
   return {};
 }
 
-Result<bool> S3Tier::erase(std::string_view cacheKey) {
-  const S3Deadline deadline = client_.deadline();  // every read and delete below
+Result<bool> S3Tier::erase(std::string_view cacheKey) { return markInvalid(cacheKey, "erased"); }
+
+Result<bool> S3Tier::markInvalid(std::string_view cacheKey, std::string_view reason) {
+  const S3Deadline deadline = client_.deadline();  // every read and write below
+  auto fail = [&](Error e) -> Result<bool> {
+    ++errors_;
+    return e;
+  };
   const std::string byKey = layout_.byKeyKey(cacheKey);
   auto body = client_.get(byKey, deadline);
-  if (!body) {
-    ++errors_;
-    return body.error();
-  }
+  if (!body) return fail(body.error());
   if (!*body) return false;
   auto json = parseJson(**body);
   Result<Pointer> ptr = json ? pointerFromJson(*json) : Result<Pointer>(json.error());
   if (!ptr) {
-    // Unreadable: nothing to follow, but the object is in the key's place.
-    if (auto r = client_.erase(byKey, deadline); !r) {
-      ++errors_;
-      return r.error();
-    }
+    // Unreadable: nothing to follow or mark, but the object is in the key's place.
+    if (auto r = client_.erase(byKey, deadline); !r) return fail(r.error());
     ++erases_;
     return true;
   }
   if (ptr->cacheKey != cacheKey) return false;  // another key's pointer (sanitized alike)
-  for (const std::string& key : {ptr->entryKey, metadataKeyOf(ptr->entryKey)}) {
-    if (auto r = client_.erase(key, deadline); !r) {
-      ++errors_;
-      return r.error();
+  if (ptr->invalid) return false;               // marked already
+  const TimePoint at = now();
+
+  // 1. The record the purge lists: written first, so that no marked entry escapes it.
+  Json record = Json::object();
+  record.set("version", Json::integer(kS3LayoutVersion));
+  record.set("cache_id", Json::string(ptr->cacheId));
+  record.set("cache_key", Json::string(ptr->cacheKey));
+  record.set("request_hash", Json::string(ptr->requestHash));
+  record.set("entry_key", Json::string(ptr->entryKey));
+  record.set("metadata_key", Json::string(metadataKeyOf(ptr->entryKey)));
+  record.set("invalidated_at", Json::string(formatIso8601(at)));
+  record.set("invalidation_reason", Json::string(std::string(reason)));
+  record.set("instance_id", Json::string(options_.instanceId));
+  if (auto r =
+          client_.put(layout_.invalidRecordKey(ptr->cacheId), toJson(record), kJsonType, deadline);
+      !r)
+    return fail(r.error());
+
+  // 2. The pointers: what every gateway's lookup reads.
+  Pointer marked = *ptr;
+  marked.invalid = true;
+  marked.invalidatedAt = at;
+  marked.invalidationReason = std::string(reason);
+  const std::string markedBody = toJson(pointerToJson(marked));
+  if (auto r = client_.put(byKey, markedBody, kJsonType, deadline); !r) return fail(r.error());
+  if (!ptr->requestHash.empty()) {
+    const std::string byHash = layout_.byHashKey(ptr->requestHash);
+    auto other = readPointer(byHash, deadline);
+    if (!other) return fail(other.error());
+    // Race, accepted: a pointer replaced between this read and the write below is marked too: a
+    // miss until the key's next insert, never a wrong answer.
+    if (*other && (*other)->cacheId == ptr->cacheId && !(*other)->invalid)
+      if (auto r = client_.put(byHash, markedBody, kJsonType, deadline); !r) return fail(r.error());
+  }
+
+  // 3. The metadata object says so too (the entry object stays as written).
+  const std::string metadataKey = metadataKeyOf(ptr->entryKey);
+  auto meta = client_.get(metadataKey, deadline);
+  if (!meta) return fail(meta.error());
+  if (*meta)
+    if (auto m = parseJson(**meta); m && m->isObject()) {
+      m->set("invalid", Json::boolean(true));
+      m->set("invalidated_at", Json::string(formatIso8601(at)));
+      m->set("invalidation_reason", Json::string(std::string(reason)));
+      if (auto r = client_.put(metadataKey, toJson(*m), kJsonType, deadline); !r)
+        return fail(r.error());
     }
-  }
-  if (!ptr->requestHash.empty())
-    deletePointerIfNames(layout_.byHashKey(ptr->requestHash), ptr->cacheId, deadline);
-  if (auto r = client_.erase(byKey, deadline); !r) {
-    ++errors_;
-    return r.error();
-  }
   ++erases_;
   return true;
+}
+
+Result<S3Tier::PurgeOutcome> S3Tier::purgeInvalid(std::chrono::milliseconds minAge, size_t limit,
+                                                  bool dryRun) {
+  PurgeOutcome out;
+  const TimePoint cutoff = now() - minAge;
+  std::optional<std::string> token;
+  do {
+    auto page = client_.listPage(layout_.invalidPrefix(), token);
+    if (!page) return page.error();
+    for (const auto& object : page->objects) {
+      if (out.records >= limit) return out;
+      auto body = client_.get(object.key);
+      if (!body) return body.error();
+      if (!*body) continue;  // purged by another instance since the listing
+      ++out.records;
+      auto json = parseJson(**body);
+      TimePoint at{};
+      const auto cacheId = json ? json->getString("cache_id") : std::nullopt;
+      const auto entryKey = json ? json->getString("entry_key") : std::nullopt;
+      const auto when = json ? json->getString("invalidated_at") : std::nullopt;
+      const bool readable = cacheId && entryKey && when && parseIso8601(*when, at);
+      if (readable && at > cutoff) {
+        ++out.younger;
+        continue;
+      }
+      ++out.purged;
+      if (dryRun) continue;
+      const S3Deadline deadline = client_.deadline();
+      if (readable) {
+        const std::string id(*cacheId);
+        for (const std::string& key : {std::string(*entryKey), metadataKeyOf(*entryKey)})
+          if (auto r = client_.erase(key, deadline); !r) return r.error();
+        if (auto k = json->getString("cache_key"))
+          deletePointerIfNames(layout_.byKeyKey(*k), id, deadline);
+        if (auto h = json->getString("request_hash"); h && !h->empty())
+          deletePointerIfNames(layout_.byHashKey(*h), id, deadline);
+      }
+      // An unreadable record names nothing to delete: it goes alone.
+      if (auto r = client_.erase(object.key, deadline); !r) return r.error();
+    }
+    token = page->nextContinuationToken;
+  } while (token);
+  return out;
 }
 
 void S3Tier::recordInsert(const Entry& entry, const std::string& entryKey, uint64_t bytes) {

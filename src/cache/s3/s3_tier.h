@@ -116,9 +116,29 @@ class S3Tier final : public CacheTier {
   // may still name the previous entry or (when only the by-key write failed) the by-hash pointer
   // names the new one.
   [[nodiscard]] Result<void> insert(EntryPtr entry) override;
-  // Deletes the entry object, its metadata and both pointers (the by-hash one only while it names
-  // the same entry). true when a by-key pointer for cacheKey existed.
+  // Marks the entry invalid (markInvalid with the reason "erased"): nothing is deleted, a lookup
+  // is a miss; purgeInvalid removes the objects later. true when a valid by-key pointer for
+  // cacheKey existed (false when absent, for another key, or already marked).
   [[nodiscard]] Result<bool> erase(std::string_view cacheKey) override;
+  // Marks cacheKey's entry invalid in the bucket, nothing deleted: writes the record
+  // cache-index/invalid/{cache_id}.json, then the by-key pointer and the by-hash pointer (while it
+  // names the same entry) with "invalid": true, "invalidated_at" and "invalidation_reason", then
+  // the metadata object with the same three fields. The entry object is untouched (written once).
+  // Every gateway's lookup of a marked pointer is a miss. An unreadable by-key pointer is deleted
+  // (nothing to mark). Errors: the client's (the marks written before stay).
+  Result<bool> markInvalid(std::string_view cacheKey, std::string_view reason);
+
+  struct PurgeOutcome {
+    size_t records = 0;  // invalid records read
+    size_t purged = 0;   // entries whose objects were deleted (with their record)
+    size_t younger = 0;  // records kept: marked less than minAge ago
+  };
+  // Deletes the objects of entries marked invalid at least minAge ago (by invalidated_at): the
+  // entry object, its metadata, each pointer that still names that cache_id, then the record;
+  // at most limit records. dryRun: counts only. A pointer that names a newer entry (the key stored
+  // again since) is kept.
+  Result<PurgeOutcome> purgeInvalid(std::chrono::milliseconds minAge, size_t limit,
+                                    bool dryRun = false);
 
   // Writes this instance's full by-date parts (once each) and dirty open parts, its
   // cache_index.json and statistics.json, and rewrites the merged views (by-date/{day}.json,

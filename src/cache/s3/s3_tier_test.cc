@@ -608,20 +608,101 @@ TEST_F(S3TierTest, ATimedFlushPublishesStatisticsThatOnlyLookupsChanged) {
   EXPECT_FALSE(tier.flushIndexIfDue());
 }
 
-TEST_F(S3TierTest, EraseRemovesTheEntryItsMetadataAndBothPointers) {
+// --- invalidation marks (issue 16): marked, not deleted; purged later
+
+TEST_F(S3TierTest, EraseMarksTheEntryInvalidDeletesNothingAndEveryGatewayMisses) {
   S3Tier tier(*client_, options());
+  S3Tier other(*client_, options("gw-b"));
   auto e = entry("k:erase");
   ASSERT_TRUE(tier.insert(e));
+  clock_.advance(std::chrono::seconds(5));
   auto erased = tier.erase(e->cacheKey);
-  ASSERT_TRUE(erased);
+  ASSERT_TRUE(erased) << erased.error().message;
   EXPECT_TRUE(*erased);
+  EXPECT_FALSE(get(tier, e->cacheKey));
+  EXPECT_FALSE(get(other, e->cacheKey));
+  auto byHash = other.lookupByHash(e->requestHash);
+  ASSERT_TRUE(byHash);
+  EXPECT_FALSE(*byHash);
+  EXPECT_EQ(other.stats().hits, 0u);
+
+  // Every object stays; the pointers, the metadata and a record say when and why.
+  const std::string when = "2026-01-01T13:00:05.000Z";
+  auto read = [&](const std::string& key) {
+    auto body = client_->get(key);
+    EXPECT_TRUE(body && *body) << key;
+    return body && *body ? parseJson(**body).value() : Json::object();
+  };
+  EXPECT_TRUE(entryFromJson(read(tier.layout().entryKey(*e, EntryFormat::Json))));
   for (const std::string& key :
-       {tier.layout().entryKey(*e, EntryFormat::Json), tier.layout().metadataKey(*e),
-        tier.layout().byHashKey(e->requestHash), tier.layout().byKeyKey(e->cacheKey)}) {
-    auto head = client_->head(key);
-    ASSERT_TRUE(head);
-    EXPECT_FALSE(*head) << key;
+       {tier.layout().byHashKey(e->requestHash), tier.layout().byKeyKey(e->cacheKey),
+        tier.layout().metadataKey(*e)}) {
+    Json j = read(key);
+    EXPECT_EQ(j.getBool("invalid"), true) << key;
+    EXPECT_EQ(j.getString("invalidated_at"), when) << key;
+    EXPECT_EQ(j.getString("invalidation_reason"), "erased") << key;
+    EXPECT_EQ(j.getString("cache_id"), e->cacheId) << key;
   }
+  Json record = read(tier.layout().invalidRecordKey(e->cacheId));
+  EXPECT_EQ(record.getString("entry_key"), tier.layout().entryKey(*e, EntryFormat::Json));
+  EXPECT_EQ(record.getString("invalidated_at"), when);
+  EXPECT_EQ(record.getString("instance_id"), "gw-a");
+
+  // Marked already: nothing more to invalidate. A new answer for the key is served.
+  auto again = other.erase(e->cacheKey);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
+  auto fresh = entry("k:erase", "a new answer");
+  ASSERT_TRUE(other.insert(fresh));
+  auto found = get(tier, "k:erase");
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)->cacheId, fresh->cacheId);
+}
+
+TEST_F(S3TierTest, PurgeDeletesEntriesMarkedLongEnoughAgoAndKeepsNewerAnswers) {
+  S3Tier tier(*client_, options());
+  auto a = entry("k:a"), b = entry("k:b"), c = entry("k:c");
+  for (const auto& e : {a, b, c}) ASSERT_TRUE(tier.insert(e));
+  ASSERT_TRUE(tier.markInvalid("k:a", "model gpt-4o-mini"));
+  ASSERT_TRUE(tier.markInvalid("k:c", "key"));
+  auto c2 = entry("k:c", "stored again after the mark");
+  ASSERT_TRUE(tier.insert(c2));
+  auto exists = [&](const std::string& key) {
+    auto head = client_->head(key);
+    EXPECT_TRUE(head);
+    return head && *head;
+  };
+  auto objects = [&](const EntryPtr& e) {
+    return std::vector<std::string>{tier.layout().entryKey(*e, EntryFormat::Json),
+                                    tier.layout().metadataKey(*e),
+                                    tier.layout().invalidRecordKey(e->cacheId)};
+  };
+
+  auto young = tier.purgeInvalid(std::chrono::hours(1), 100);
+  ASSERT_TRUE(young) << young.error().message;
+  EXPECT_EQ(young->records, 2u);
+  EXPECT_EQ(young->younger, 2u);
+  EXPECT_EQ(young->purged, 0u);
+  clock_.advance(std::chrono::hours(2));
+  auto dry = tier.purgeInvalid(std::chrono::hours(1), 100, /*dryRun=*/true);
+  ASSERT_TRUE(dry);
+  EXPECT_EQ(dry->purged, 2u);
+  for (const auto& key : objects(a)) EXPECT_TRUE(exists(key)) << key;
+
+  auto purged = tier.purgeInvalid(std::chrono::hours(1), 100);
+  ASSERT_TRUE(purged) << purged.error().message;
+  EXPECT_EQ(purged->purged, 2u);
+  for (const auto& e : {a, c})
+    for (const auto& key : objects(e)) EXPECT_FALSE(exists(key)) << key;
+  EXPECT_FALSE(exists(tier.layout().byKeyKey("k:a")));
+  // k:c's pointers name its newer answer: kept, and so is that answer; b was never marked.
+  auto found = get(tier, "k:c");
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)->cacheId, c2->cacheId);
+  EXPECT_TRUE(get(tier, "k:b"));
+  auto none = tier.purgeInvalid(std::chrono::hours(1), 100);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->records, 0u);
 }
 
 TEST_F(S3TierTest, ListingFollowsContinuationTokensAndEncodesThePrefix) {
