@@ -443,13 +443,12 @@ void S3Tier::sealOpenPart(Day& day) {
   // Bounded: when writes keep failing, the oldest waiting part goes (its entries stay in the
   // bucket, only unlisted by by-date). Days sort by name, so the first with parts is the oldest.
   while (pendingParts_ > kMaxPendingParts) {
-    for (auto& [name, d] : days_) {
-      if (d.full.empty()) continue;
-      indexItemsDropped_ += d.full.front().items.size();
-      d.full.pop_front();
-      --pendingParts_;
-      break;
-    }
+    auto oldest = std::find_if(days_.begin(), days_.end(),
+                               [](const auto& kv) { return !kv.second.full.empty(); });
+    if (oldest == days_.end()) break;  // the others are being written
+    indexItemsDropped_ += oldest->second.full.front().items.size();
+    oldest->second.full.pop_front();
+    --pendingParts_;
   }
 }
 
