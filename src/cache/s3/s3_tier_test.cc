@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "cache/s3/s3_key_directory.h"
 #include "cache/s3/s3_outbox.h"
 #include "cache/s3/s3_test_server.h"
 #include "cache/test_entry.h"
@@ -703,6 +704,20 @@ TEST_F(S3TierTest, PurgeDeletesEntriesMarkedLongEnoughAgoAndKeepsNewerAnswers) {
   auto none = tier.purgeInvalid(std::chrono::hours(1), 100);
   ASSERT_TRUE(none);
   EXPECT_EQ(none->records, 0u);
+}
+
+TEST_F(S3TierTest, KeyDirectoryKnowsEveryPointerAcrossListingPages) {
+  S3Layout layout{normalizePrefix(prefix_)};
+  constexpr int kPointers = 1005;  // more than one ListObjectsV2 page (1,000)
+  for (int i = 0; i < kPointers; ++i)
+    ASSERT_TRUE(client_->put(layout.byKeyKey("k:" + std::to_string(i)), "{}", "application/json"));
+  S3KeyDirectory directory(*client_, layout, std::chrono::hours(1));
+  auto listed = directory.refresh();
+  ASSERT_TRUE(listed) << listed.error().message;
+  EXPECT_EQ(*listed, static_cast<size_t>(kPointers));
+  EXPECT_TRUE(directory.mayContain("k:0"));
+  EXPECT_TRUE(directory.mayContain("k:1004"));
+  EXPECT_FALSE(directory.mayContain("k:1005"));
 }
 
 TEST_F(S3TierTest, ListingFollowsContinuationTokensAndEncodesThePrefix) {
