@@ -98,6 +98,17 @@ uint64_t fitConnectionsToDescriptors(uint64_t configured) {
 }
 }  // namespace
 
+cache::s3::S3ClientOptions s3ClientOptions(const config::Config& c) {
+  cache::s3::S3ClientOptions so;
+  so.endpoint = c.s3Endpoint;
+  so.region = c.s3Region;
+  so.bucket = c.s3Bucket;
+  if (c.s3Addressing != "auto") so.pathStyle = c.s3Addressing == "path";
+  so.credentials = cache::s3::S3Credentials::fromEnvironment();
+  so.requestTimeout = std::chrono::seconds(c.s3TimeoutSeconds);
+  return so;
+}
+
 http::ServerOptions serverOptions(const config::Config& c) {
   http::ServerOptions o;
   auto [host, port] = c.listenEndpoint();
@@ -204,14 +215,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   // serves from memory, disk and the upstream, and the outbox keeps the writes.
   if (!c.s3Bucket.empty()) {
     try {
-      cache::s3::S3ClientOptions so;
-      so.endpoint = c.s3Endpoint;
-      so.region = c.s3Region;
-      so.bucket = c.s3Bucket;
-      if (c.s3Addressing != "auto") so.pathStyle = c.s3Addressing == "path";
-      so.credentials = cache::s3::S3Credentials::fromEnvironment();
-      so.requestTimeout = seconds(c.s3TimeoutSeconds);
-      p.s3Client = std::make_unique<cache::s3::S3Client>(so);
+      p.s3Client = std::make_unique<cache::s3::S3Client>(s3ClientOptions(c));
       cache::s3::S3TierOptions to;
       to.prefix = c.s3Prefix;
       to.codec = p.codec;

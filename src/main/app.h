@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cache/s3/s3_client.h"
 #include "config/config.h"
 #include "http/server.h"
 
@@ -38,6 +39,9 @@ class App {
   std::unique_ptr<Parts> parts_;
 };
 
+// The S3 client's options from the configuration (serve and s3-purge): endpoint, region, bucket,
+// addressing, credentials from the environment, CACHE_S3_TIMEOUT.
+cache::s3::S3ClientOptions s3ClientOptions(const config::Config& c);
 // The server's limits from the configuration (serve and mock-upstream).
 http::ServerOptions serverOptions(const config::Config& c);
 // Runs a server until SIGINT/SIGTERM, printing "<what> listening on http://127.0.0.1:PORT".

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   llmcache::cli::addMockUpstreamCommand(app, exitCode);
   llmcache::cli::addInvalidateCommand(app, exitCode);
   llmcache::cli::addVerifyCommand(app, exitCode);
+  llmcache::cli::addS3PurgeCommand(app, exitCode);
   CLI11_PARSE(app, argc, argv);
   return exitCode;
 }

@@ -10,6 +10,7 @@
 
 #include "cache/codec.h"
 #include "cache/disk/disk_tier.h"
+#include "cache/s3/s3_tier.h"
 #include "cache/tiered_cache.h"
 #include "common/json.h"
 #include "config/config.h"
@@ -17,6 +18,8 @@
 #include "index/index.h"
 #include "invalidation/invalidator.h"
 #include "invalidation/request.h"
+#include "main/app.h"
+#include "main/serve_command.h"
 
 namespace llmcache::cli {
 
@@ -287,6 +290,61 @@ void addVerifyCommand(CLI::App& app, int& exitCode) {
   cmd->add_flag("--repair", *repair,
                 "Rebuild the index from the disk tier and remove corrupt files");
   cmd->callback([dir, repair, &exitCode] { exitCode = runVerify(*dir, *repair); });
+}
+
+void addS3PurgeCommand(CLI::App& app, int& exitCode) {
+  struct Args {
+    std::string configFile;
+    std::vector<std::string> sets;
+    std::string olderThan = "7d";
+    size_t limit = 100000;
+    bool dryRun = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "s3-purge",
+      "Delete the S3 objects of entries marked invalid at least --older-than ago (the bucket of "
+      "CACHE_S3_BUCKET)");
+  cmd->add_option("--older-than", a->olderThan, "Marked at least this long ago (7d, 90m, 0s)")
+      ->capture_default_str();
+  cmd->add_option("--limit", a->limit, "At most this many marked entries")->capture_default_str();
+  cmd->add_flag("--dry-run", a->dryRun, "Only count what would be deleted");
+  cmd->add_option("--config", a->configFile, "JSON file of CACHE_* settings (or CACHE_CONFIG)");
+  cmd->add_option("--set", a->sets, "NAME=VALUE for any CACHE_* setting (repeatable)");
+  cmd->callback([a, &exitCode] {
+    config::Config c;
+    try {
+      c = loadConfig(a->configFile, a->sets);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "llmcache s3-purge: configuration error: %s\n", e.what());
+      exitCode = 2;
+      return;
+    }
+    auto age = invalidation::parseDuration(a->olderThan);
+    if (!age) {
+      std::fprintf(stderr, "llmcache s3-purge: --older-than: %s\n", age.error().message.c_str());
+      exitCode = 2;
+      return;
+    }
+    if (c.s3Bucket.empty()) {
+      std::fprintf(stderr, "llmcache s3-purge: no bucket (set CACHE_S3_BUCKET)\n");
+      exitCode = 2;
+      return;
+    }
+    cache::s3::S3Client client(app::s3ClientOptions(c));
+    cache::s3::S3Tier tier(client,
+                           {.prefix = c.s3Prefix, .instanceId = "s3-purge", .writeIndex = false});
+    auto out = tier.purgeInvalid(*age, a->limit, a->dryRun);
+    if (!out) {
+      std::fprintf(stderr, "llmcache s3-purge: %s\n", out.error().message.c_str());
+      exitCode = 1;
+      return;
+    }
+    std::printf("s3-purge: %zu marked entries read, %zu %s, %zu marked less than %s ago (kept)\n",
+                out->records, out->purged, a->dryRun ? "would be deleted" : "deleted", out->younger,
+                a->olderThan.c_str());
+    exitCode = 0;
+  });
 }
 
 }  // namespace llmcache::cli

@@ -21,18 +21,7 @@ struct ServeArgs {
 };
 
 config::Config loadConfig(const ServeArgs& a) {
-  config::Config c;
-  std::string file = a.configFile;
-  if (file.empty())
-    if (const char* f = std::getenv("CACHE_CONFIG")) file = f;
-  if (!file.empty()) config::applyFile(c, file);
-  config::applyEnvironment(c, [](const char* n) { return std::getenv(n); });
-  for (const std::string& kv : a.sets) {
-    const auto eq = kv.find('=');
-    if (eq == std::string::npos)
-      throw config::ConfigError("--set expects NAME=VALUE, got '" + kv + "'");
-    config::setValue(c, kv.substr(0, eq), kv.substr(eq + 1));
-  }
+  config::Config c = cli::loadConfig(a.configFile, a.sets);
   if (a.listen) c.listen = *a.listen;
   if (a.upstream) c.upstream = *a.upstream;
   if (a.cacheDir) c.cacheDir = *a.cacheDir;
@@ -63,6 +52,22 @@ int runServe(const ServeArgs& a) {
 }
 
 }  // namespace
+
+config::Config loadConfig(const std::string& configFile, const std::vector<std::string>& sets) {
+  config::Config c;
+  std::string file = configFile;
+  if (file.empty())
+    if (const char* f = std::getenv("CACHE_CONFIG")) file = f;
+  if (!file.empty()) config::applyFile(c, file);
+  config::applyEnvironment(c, [](const char* n) { return std::getenv(n); });
+  for (const std::string& kv : sets) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos)
+      throw config::ConfigError("--set expects NAME=VALUE, got '" + kv + "'");
+    config::setValue(c, kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return c;
+}
 
 void addServeCommand(CLI::App& app, int& exitCode) {
   auto a = std::make_shared<ServeArgs>();

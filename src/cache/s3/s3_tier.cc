@@ -92,6 +92,7 @@ Json statsJson(const S3TierStats& s) {
   j.set("corrupt_entries", Json::integer(static_cast<int64_t>(s.corruptEntries)));
   j.set("dangling_pointers", Json::integer(static_cast<int64_t>(s.danglingPointers)));
   j.set("corrupt_pointers", Json::integer(static_cast<int64_t>(s.corruptPointers)));
+  j.set("index_items_dropped", Json::integer(static_cast<int64_t>(s.indexItemsDropped)));
   return j;
 }
 
@@ -147,7 +148,7 @@ S3TierStats S3Tier::stats() const {
   return S3TierStats{r(lookups_),         r(hits_),           r(misses_),
                      r(errors_),          r(inserts_),        r(erases_),
                      r(bytesWritten_),    r(corruptEntries_), r(danglingPointers_),
-                     r(corruptPointers_), r(indexErrors_)};
+                     r(corruptPointers_), r(indexErrors_),    r(indexItemsDropped_)};
 }
 
 Result<std::optional<Pointer>> S3Tier::readPointer(const std::string& pointerKey,
@@ -284,41 +285,121 @@ Result<void> S3Tier::insert(EntryPtr entry) {
   return {};
 }
 
-Result<bool> S3Tier::erase(std::string_view cacheKey) {
-  const S3Deadline deadline = client_.deadline();  // every read and delete below
+Result<bool> S3Tier::erase(std::string_view cacheKey) { return markInvalid(cacheKey, "erased"); }
+
+Result<bool> S3Tier::markInvalid(std::string_view cacheKey, std::string_view reason) {
+  const S3Deadline deadline = client_.deadline();  // every read and write below
+  auto fail = [&](Error e) -> Result<bool> {
+    ++errors_;
+    return e;
+  };
   const std::string byKey = layout_.byKeyKey(cacheKey);
   auto body = client_.get(byKey, deadline);
-  if (!body) {
-    ++errors_;
-    return body.error();
-  }
+  if (!body) return fail(body.error());
   if (!*body) return false;
   auto json = parseJson(**body);
   Result<Pointer> ptr = json ? pointerFromJson(*json) : Result<Pointer>(json.error());
   if (!ptr) {
-    // Unreadable: nothing to follow, but the object is in the key's place.
-    if (auto r = client_.erase(byKey, deadline); !r) {
-      ++errors_;
-      return r.error();
-    }
+    // Unreadable: nothing to follow or mark, but the object is in the key's place.
+    if (auto r = client_.erase(byKey, deadline); !r) return fail(r.error());
     ++erases_;
     return true;
   }
   if (ptr->cacheKey != cacheKey) return false;  // another key's pointer (sanitized alike)
-  for (const std::string& key : {ptr->entryKey, metadataKeyOf(ptr->entryKey)}) {
-    if (auto r = client_.erase(key, deadline); !r) {
-      ++errors_;
-      return r.error();
+  if (ptr->invalid) return false;               // marked already
+  const TimePoint at = now();
+
+  // 1. The record the purge lists: written first, so that no marked entry escapes it.
+  Json record = Json::object();
+  record.set("version", Json::integer(kS3LayoutVersion));
+  record.set("cache_id", Json::string(ptr->cacheId));
+  record.set("cache_key", Json::string(ptr->cacheKey));
+  record.set("request_hash", Json::string(ptr->requestHash));
+  record.set("entry_key", Json::string(ptr->entryKey));
+  record.set("metadata_key", Json::string(metadataKeyOf(ptr->entryKey)));
+  record.set("invalidated_at", Json::string(formatIso8601(at)));
+  record.set("invalidation_reason", Json::string(std::string(reason)));
+  record.set("instance_id", Json::string(options_.instanceId));
+  if (auto r =
+          client_.put(layout_.invalidRecordKey(ptr->cacheId), toJson(record), kJsonType, deadline);
+      !r)
+    return fail(r.error());
+
+  // 2. The pointers: what every gateway's lookup reads.
+  Pointer marked = *ptr;
+  marked.invalid = true;
+  marked.invalidatedAt = at;
+  marked.invalidationReason = std::string(reason);
+  const std::string markedBody = toJson(pointerToJson(marked));
+  if (auto r = client_.put(byKey, markedBody, kJsonType, deadline); !r) return fail(r.error());
+  if (!ptr->requestHash.empty()) {
+    const std::string byHash = layout_.byHashKey(ptr->requestHash);
+    auto other = readPointer(byHash, deadline);
+    if (!other) return fail(other.error());
+    // Race, accepted: a pointer replaced between this read and the write below is marked too: a
+    // miss until the key's next insert, never a wrong answer.
+    if (*other && (*other)->cacheId == ptr->cacheId && !(*other)->invalid)
+      if (auto r = client_.put(byHash, markedBody, kJsonType, deadline); !r) return fail(r.error());
+  }
+
+  // 3. The metadata object says so too (the entry object stays as written).
+  const std::string metadataKey = metadataKeyOf(ptr->entryKey);
+  auto meta = client_.get(metadataKey, deadline);
+  if (!meta) return fail(meta.error());
+  if (*meta)
+    if (auto m = parseJson(**meta); m && m->isObject()) {
+      m->set("invalid", Json::boolean(true));
+      m->set("invalidated_at", Json::string(formatIso8601(at)));
+      m->set("invalidation_reason", Json::string(std::string(reason)));
+      if (auto r = client_.put(metadataKey, toJson(*m), kJsonType, deadline); !r)
+        return fail(r.error());
     }
-  }
-  if (!ptr->requestHash.empty())
-    deletePointerIfNames(layout_.byHashKey(ptr->requestHash), ptr->cacheId, deadline);
-  if (auto r = client_.erase(byKey, deadline); !r) {
-    ++errors_;
-    return r.error();
-  }
   ++erases_;
   return true;
+}
+
+Result<S3Tier::PurgeOutcome> S3Tier::purgeInvalid(std::chrono::milliseconds minAge, size_t limit,
+                                                  bool dryRun) {
+  PurgeOutcome out;
+  const TimePoint cutoff = now() - minAge;
+  std::optional<std::string> token;
+  do {
+    auto page = client_.listPage(layout_.invalidPrefix(), token);
+    if (!page) return page.error();
+    for (const auto& object : page->objects) {
+      if (out.records >= limit) return out;
+      auto body = client_.get(object.key);
+      if (!body) return body.error();
+      if (!*body) continue;  // purged by another instance since the listing
+      ++out.records;
+      auto json = parseJson(**body);
+      TimePoint at{};
+      const auto cacheId = json ? json->getString("cache_id") : std::nullopt;
+      const auto entryKey = json ? json->getString("entry_key") : std::nullopt;
+      const auto when = json ? json->getString("invalidated_at") : std::nullopt;
+      const bool readable = cacheId && entryKey && when && parseIso8601(*when, at);
+      if (readable && at > cutoff) {
+        ++out.younger;
+        continue;
+      }
+      ++out.purged;
+      if (dryRun) continue;
+      const S3Deadline deadline = client_.deadline();
+      if (readable) {
+        const std::string id(*cacheId);
+        for (const std::string& key : {std::string(*entryKey), metadataKeyOf(*entryKey)})
+          if (auto r = client_.erase(key, deadline); !r) return r.error();
+        if (auto k = json->getString("cache_key"))
+          deletePointerIfNames(layout_.byKeyKey(*k), id, deadline);
+        if (auto h = json->getString("request_hash"); h && !h->empty())
+          deletePointerIfNames(layout_.byHashKey(*h), id, deadline);
+      }
+      // An unreadable record names nothing to delete: it goes alone.
+      if (auto r = client_.erase(object.key, deadline); !r) return r.error();
+    }
+    token = page->nextContinuationToken;
+  } while (token);
+  return out;
 }
 
 void S3Tier::recordInsert(const Entry& entry, const std::string& entryKey, uint64_t bytes) {
@@ -339,23 +420,66 @@ void S3Tier::recordInsert(const Entry& entry, const std::string& entryKey, uint6
   delta.set("counts", std::move(counts));
   delta.set("models", std::move(models));
 
+  const std::string dayName = dayOf(entry.responseTimestamp);
+  Json item = dayItemJson(entry, entryKey);
   std::lock_guard lock(mutex_);
-  Day& day = days_[dayOf(entry.responseTimestamp)];
-  day.items[entry.cacheId] = dayItemJson(entry, entryKey);
+  Day& day = days_[dayName];
+  day.items[entry.cacheId] = std::move(item);
   day.dirty = true;
+  if (dayName > newestDay_) newestDay_ = dayName;
+  if (day.items.size() >= std::max<size_t>(1, options_.dayPartEntries)) sealOpenPart(day);
   addCounts(indexDelta_, delta);
+}
+
+void S3Tier::sealOpenPart(Day& day) {
+  FullPart part;
+  part.number = day.next >= 0 ? day.next++ : -1;
+  part.items.reserve(day.items.size());
+  for (auto& [cid, item] : day.items) part.items.push_back(std::move(item));
+  day.items.clear();
+  day.dirty = false;  // the open part is empty again (the next item makes it dirty)
+  day.full.push_back(std::move(part));
+  ++pendingParts_;
+  // Bounded: when writes keep failing, the oldest waiting part goes (its entries stay in the
+  // bucket, only unlisted by by-date). Days sort by name, so the first with parts is the oldest.
+  while (pendingParts_ > kMaxPendingParts) {
+    auto oldest = std::find_if(days_.begin(), days_.end(),
+                               [](const auto& kv) { return !kv.second.full.empty(); });
+    if (oldest == days_.end()) break;  // the others are being written
+    indexItemsDropped_ += oldest->second.full.front().items.size();
+    oldest->second.full.pop_front();
+    --pendingParts_;
+  }
+}
+
+size_t S3Tier::indexEntriesHeld() const {
+  std::lock_guard lock(mutex_);
+  size_t n = 0;
+  for (const auto& [name, d] : days_) {
+    n += d.items.size();
+    for (const FullPart& p : d.full) n += p.items.size();
+  }
+  return n;
 }
 
 bool S3Tier::flushIndexIfDue() {
   if (!options_.writeIndex) return false;
   std::unique_lock flush(flushMutex_, std::try_to_lock);
   if (!flush.owns_lock()) return false;  // a flush is running; what it missed stays dirty
-  if (options_.indexFlushInterval.count() > 0 && now() - lastFlush_ < options_.indexFlushInterval)
-    return false;
+  if (options_.indexFlushInterval.count() > 0 && now() - lastFlush_ < options_.indexFlushInterval) {
+    // Not due; but full parts are written at once, so that memory stays bounded.
+    {
+      std::lock_guard lock(mutex_);
+      if (pendingParts_ == 0) return false;
+    }
+    if (!writeDayParts(false)) ++indexErrors_;
+    return true;
+  }
   bool changed = stats() != flushedStats_;
   if (!changed) {
     std::lock_guard lock(mutex_);
-    for (const auto& [day, d] : days_) changed = changed || d.dirty;
+    changed = pendingParts_ > 0;
+    for (const auto& [day, d] : days_) changed = changed || d.dirty || d.viewDirty;
   }
   if (!changed) return false;
   if (!flushLocked()) ++indexErrors_;
@@ -391,54 +515,29 @@ Result<void> S3Tier::flushLocked() {
     if (!firstError) firstError = e;
   };
 
-  // 1. This instance's by-date segments, then each day's merged view.
-  std::vector<std::pair<std::string, bool>> dirty;  // day, loaded
+  // 1. This instance's by-date parts, then each day's merged view; then the days that are done
+  //    leave memory.
+  if (auto r = writeDayParts(true); !r) note(r.error());
+  std::vector<std::string> views;
   {
     std::lock_guard lock(mutex_);
-    for (auto& [day, d] : days_)
-      if (d.dirty) {
-        dirty.emplace_back(day, d.loaded);
-        d.dirty = false;
-      }
+    for (const auto& [day, d] : days_)
+      if (d.viewDirty) views.push_back(day);
   }
-  for (const auto& [day, loaded] : dirty) {
-    const std::string key = layout_.byDateSegmentKey(day, id);
-    if (!loaded) {
-      auto body = client_.get(key);
-      if (!body) {
-        note(body.error());
-        std::lock_guard lock(mutex_);
-        days_[day].dirty = true;
-        continue;
-      }
-      std::lock_guard lock(mutex_);
-      Day& d = days_[day];
-      if (*body)
-        if (auto json = parseJson(**body))
-          if (const Json* entries = member(*json, "entries", Json::Kind::Array))
-            for (const Json& item : entries->items())
-              if (auto cid = item.getString("cache_id"))
-                d.items.emplace(std::string(*cid), item);  // ours win
-      d.loaded = true;
-    }
-    Json segment = Json::object();
-    segment.set("version", Json::integer(kS3LayoutVersion));
-    segment.set("day", Json::string(day));
-    segment.set("instance_id", Json::string(id));
-    segment.set("updated", Json::string(formatIso8601(now())));
-    Json entries = Json::array();
-    {
-      std::lock_guard lock(mutex_);
-      for (const auto& [cid, item] : days_[day].items) entries.push(item);
-    }
-    segment.set("entries", std::move(entries));
-    if (auto r = client_.put(key, toJson(segment), kJsonType); !r) {
+  for (const std::string& day : views) {
+    if (auto r = mergeDayView(day); !r) {
       note(r.error());
-      std::lock_guard lock(mutex_);
-      days_[day].dirty = true;
       continue;
     }
-    if (auto r = mergeDayView(day); !r) note(r.error());
+    std::lock_guard lock(mutex_);
+    days_[day].viewDirty = false;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    std::erase_if(days_, [&](const auto& kv) {
+      const Day& d = kv.second;
+      return kv.first != newestDay_ && !d.dirty && !d.viewDirty && d.full.empty();
+    });
   }
 
   // 2. This instance's totals, then the global merged views.
@@ -480,23 +579,156 @@ Result<void> S3Tier::flushLocked() {
   return {};
 }
 
-Result<Json> S3Tier::dayEntries(std::string_view day) {
-  auto segments = client_.list(layout_.byDatePrefix(day));
-  if (!segments) return segments.error();
-  std::map<std::string, Json> byId;
-  for (const auto& object : *segments) {
+Result<void> S3Tier::writeDayParts(bool open) {
+  const std::string& id = options_.instanceId;
+  std::optional<Error> firstError;
+  auto note = [&](const Error& e) {
+    if (!firstError) firstError = e;
+  };
+  auto partBody = [&](const std::string& day, int64_t number, bool full, auto&& forEachItem) {
+    Json part = Json::object();
+    part.set("version", Json::integer(kByDateVersion));
+    part.set("day", Json::string(day));
+    part.set("instance_id", Json::string(id));
+    part.set("part", Json::integer(number));
+    part.set("full", Json::boolean(full));
+    part.set("updated", Json::string(formatIso8601(now())));
+    Json entries = Json::array();
+    forEachItem([&](const Json& item) { entries.push(item); });
+    part.set("entries", std::move(entries));
+    return toJson(part);
+  };
+
+  std::vector<std::string> days;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [day, d] : days_)
+      if (!d.full.empty() || (open && d.dirty)) days.push_back(day);
+  }
+  for (const std::string& day : days) {
+    bool numbered;
+    {
+      std::lock_guard lock(mutex_);
+      numbered = days_[day].next >= 0;
+    }
+    if (!numbered) {
+      // This instance's parts of the day so far (an earlier run's): go on after the highest.
+      const std::string base = layout_.byDateInstancePrefix(day, id);
+      auto listed = client_.list(base);
+      if (!listed) {
+        note(listed.error());
+        continue;
+      }
+      int64_t next = 0;
+      for (const auto& object : *listed) {
+        std::string_view name = std::string_view(object.key).substr(base.size());
+        if (!name.ends_with(".json")) continue;
+        name.remove_suffix(5);
+        if (name.empty() || name.size() > 12 ||
+            name.find_first_not_of("0123456789") != std::string_view::npos)
+          continue;
+        next = std::max<int64_t>(next, std::stoll(std::string(name)) + 1);
+      }
+      std::lock_guard lock(mutex_);
+      Day& d = days_[day];
+      d.next = next;
+      for (FullPart& p : d.full)
+        if (p.number < 0) p.number = d.next++;
+    }
+    // Full parts, oldest first: each written once, then dropped from memory.
+    bool wrote = false;
+    for (;;) {
+      FullPart part;
+      {
+        std::lock_guard lock(mutex_);
+        Day& d = days_[day];
+        if (d.full.empty()) break;
+        part = std::move(d.full.front());
+        d.full.pop_front();
+        --pendingParts_;
+      }
+      const std::string body = partBody(day, part.number, true, [&](auto&& add) {
+        for (const Json& item : part.items) add(item);
+      });
+      if (auto r = client_.put(layout_.byDatePartKey(day, id, part.number), body, kJsonType); !r) {
+        note(r.error());
+        std::lock_guard lock(mutex_);
+        days_[day].full.push_front(std::move(part));  // retried at the next flush
+        ++pendingParts_;
+        break;
+      }
+      wrote = true;
+    }
+    if (open) {
+      std::string body;
+      int64_t number = -1;
+      {
+        std::lock_guard lock(mutex_);
+        Day& d = days_[day];
+        if (d.dirty && !d.items.empty()) {
+          number = d.next;
+          body = partBody(day, number, false, [&](auto&& add) {
+            for (const auto& [cid, item] : d.items) add(item);
+          });
+          d.dirty = false;
+        }
+      }
+      if (number >= 0) {
+        if (auto r = client_.put(layout_.byDatePartKey(day, id, number), body, kJsonType); !r) {
+          note(r.error());
+          std::lock_guard lock(mutex_);
+          days_[day].dirty = true;
+        } else {
+          wrote = true;
+        }
+      }
+    }
+    if (wrote) {
+      std::lock_guard lock(mutex_);
+      days_[day].viewDirty = true;
+    }
+  }
+  if (firstError) return *firstError;
+  return {};
+}
+
+namespace {
+
+// The items of one by-date object: a version-2 part or a version-1 segment. nullptr: unreadable
+// or of another version (skipped by readers).
+const Json* dayItemsOf(const Json& object) {
+  const auto version = object.getInt("version");
+  if (version != kByDateVersion && version != 1) return nullptr;
+  return member(object, "entries", Json::Kind::Array);
+}
+
+}  // namespace
+
+Result<void> S3Tier::forEachDayItem(std::string_view day,
+                                    const std::function<void(const Json&)>& fn) {
+  auto objects = client_.list(layout_.byDatePrefix(day));
+  if (!objects) return objects.error();
+  for (const auto& object : *objects) {
     if (!object.key.ends_with(".json")) continue;
     auto body = client_.get(object.key);
     if (!body) return body.error();
     if (!*body) continue;  // deleted since the listing
     auto json = parseJson(**body);
-    // An unreadable segment, or one of another layout version, is skipped, not fatal to the others.
-    if (!json || json->getInt("version") != kS3LayoutVersion) continue;
-    if (const Json* entries = member(*json, "entries", Json::Kind::Array))
-      for (const Json& item : entries->items())
-        if (auto cid = item.getString("cache_id")) byId.emplace(std::string(*cid), item);
+    if (!json) continue;  // an unreadable object is skipped, not fatal to the others
+    if (const Json* entries = dayItemsOf(*json))
+      for (const Json& item : entries->items()) fn(item);
   }
+  return {};
+}
+
+Result<Json> S3Tier::dayEntries(std::string_view day) {
+  std::map<std::string, Json> byId;
+  auto r = forEachDayItem(day, [&](const Json& item) {
+    if (auto cid = item.getString("cache_id")) byId.emplace(std::string(*cid), item);
+  });
+  if (!r) return r.error();
   std::vector<Json> items;
+  items.reserve(byId.size());
   for (auto& [cid, item] : byId) items.push_back(std::move(item));
   std::stable_sort(items.begin(), items.end(), [](const Json& a, const Json& b) {
     return a.getString("response_timestamp").value_or("") <
@@ -508,14 +740,39 @@ Result<Json> S3Tier::dayEntries(std::string_view day) {
 }
 
 Result<void> S3Tier::mergeDayView(const std::string& day) {
-  auto entries = dayEntries(day);
-  if (!entries) return entries.error();
+  // One listing of the day's objects; their entries are copied only while they are small.
+  auto objects = client_.list(layout_.byDatePrefix(day));
+  if (!objects) return objects.error();
+  const std::string base = layout_.byDatePrefix(day);
+  uint64_t bytes = 0;
+  Json parts = Json::array();
+  for (const auto& object : *objects) {
+    if (!object.key.ends_with(".json")) continue;
+    bytes += object.size;
+    const std::string rest = object.key.substr(base.size());
+    const auto slash = rest.find('/');
+    Json part = Json::object();
+    part.set("key", Json::string(object.key));
+    part.set("instance_id",
+             Json::string(slash == std::string::npos ? rest.substr(0, rest.size() - 5)  // version 1
+                                                     : rest.substr(0, slash)));
+    part.set("bytes", Json::integer(static_cast<int64_t>(object.size)));
+    parts.push(std::move(part));
+  }
   Json view = Json::object();
-  view.set("version", Json::integer(kS3LayoutVersion));
+  view.set("version", Json::integer(kByDateVersion));
   view.set("day", Json::string(day));
   view.set("updated", Json::string(formatIso8601(now())));
   view.set("merged_by", Json::string(options_.instanceId));
-  view.set("entries", std::move(*entries));
+  const bool complete = bytes <= options_.dayViewMaxBytes;
+  view.set("complete", Json::boolean(complete));
+  view.set("parts", std::move(parts));
+  if (complete) {
+    // The parts listed since are in the next flush's view.
+    auto entries = dayEntries(day);
+    if (!entries) return entries.error();
+    view.set("entries", std::move(*entries));
+  }
   return client_.put(layout_.byDateMergedKey(day), toJson(view), kJsonType);
 }
 

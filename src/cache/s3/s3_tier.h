@@ -4,11 +4,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "cache/codec.h"
 #include "cache/s3/s3_client.h"
@@ -36,6 +39,15 @@ struct S3TierOptions {
   // insert. Either way call flushIndex() at shutdown so that the last inserts are listed.
   std::chrono::milliseconds indexFlushInterval{60000};
   bool writeIndex = true;  // false: entries and pointers only (no by-date, no statistics)
+  // The by-date index (layout version 2): this instance's items of a day go to parts of at most
+  // this many items (by-date/{day}/{instance}/{n}.json). Only the open part of the newest day is
+  // held in memory; a full part is written once (at once, not at the next interval) and dropped.
+  size_t dayPartEntries = 1000;
+  // The day view (by-date/{day}.json) lists the day's parts at every flush, and copies their
+  // entries only while all of that day's parts and segments together are at most this many bytes
+  // (it reads them back to do so); beyond it the view says "complete": false and has no
+  // "entries" (readers follow "parts", or call dayEntries()).
+  uint64_t dayViewMaxBytes = 2 << 20;
 };
 
 struct S3TierStats {
@@ -50,6 +62,9 @@ struct S3TierStats {
   uint64_t danglingPointers = 0;  // pointers to a missing entry (removed)
   uint64_t corruptPointers = 0;   // pointer objects that are not a readable pointer (a miss)
   uint64_t indexErrors = 0;       // index flushes that failed (retried at the next flush)
+  // Day items never written to the by-date index: full parts dropped from memory because more
+  // than kMaxPendingParts waited for a write that kept failing (the entries stay in the bucket).
+  uint64_t indexItemsDropped = 0;
   bool operator==(const S3TierStats&) const = default;
 };
 
@@ -66,9 +81,11 @@ std::string loadOrCreateInstanceId(const std::filesystem::path& dir);
 // Lookups read the by-key pointer (lookup) or the by-hash pointer (lookupByHash), then the entry,
 // and check the entry's SHA-256 against the pointer's, and its cache_id and cache_key.
 //
-// Index objects (by-date, statistics) are per instance, each written only by its instance, and
-// merged on read (dayEntries, globalStatistics) and into the seed's single-file views at each
-// flush; so no update is lost even on stores that ignore conditional writes.
+// Index objects (by-date parts, statistics) are per instance, each written only by its instance,
+// and merged on read (dayEntries, globalStatistics) and into the seed's single-file views at each
+// flush; so no update is lost even on stores that ignore conditional writes. Memory for the
+// by-date index is bounded: the open part of the newest day (at most dayPartEntries items) plus
+// full parts waiting for their one write (at most kMaxPendingParts); indexEntriesHeld() counts it.
 //
 // Time: lookup, lookupByHash, insert and erase are each one operation with one deadline
 // (S3Client::deadline(): CACHE_S3_TIMEOUT in `serve`), every request they make and its retries
@@ -99,22 +116,57 @@ class S3Tier final : public CacheTier {
   // may still name the previous entry or (when only the by-key write failed) the by-hash pointer
   // names the new one.
   [[nodiscard]] Result<void> insert(EntryPtr entry) override;
-  // Deletes the entry object, its metadata and both pointers (the by-hash one only while it names
-  // the same entry). true when a by-key pointer for cacheKey existed.
+  // Marks the entry invalid (markInvalid with the reason "erased"): nothing is deleted, a lookup
+  // is a miss; purgeInvalid removes the objects later. true when a valid by-key pointer for
+  // cacheKey existed (false when absent, for another key, or already marked).
   [[nodiscard]] Result<bool> erase(std::string_view cacheKey) override;
+  // Marks cacheKey's entry invalid in the bucket, nothing deleted: writes the record
+  // cache-index/invalid/{cache_id}.json, then the by-key pointer and the by-hash pointer (while it
+  // names the same entry) with "invalid": true, "invalidated_at" and "invalidation_reason", then
+  // the metadata object with the same three fields. The entry object is untouched (written once).
+  // Every gateway's lookup of a marked pointer is a miss. An unreadable by-key pointer is deleted
+  // (nothing to mark). Errors: the client's (the marks written before stay).
+  Result<bool> markInvalid(std::string_view cacheKey, std::string_view reason);
 
-  // Writes this instance's dirty by-date segments, its cache_index.json and statistics.json, and
-  // rewrites the merged views (by-date/{day}.json, global/cache_index.json, global/statistics.json)
-  // from every instance's segments. Failed parts stay dirty for the next flush.
+  struct PurgeOutcome {
+    size_t records = 0;  // invalid records read
+    size_t purged = 0;   // entries whose objects were deleted (with their record)
+    size_t younger = 0;  // records kept: marked less than minAge ago
+  };
+  // Deletes the objects of entries marked invalid at least minAge ago (by invalidated_at): the
+  // entry object, its metadata, each pointer that still names that cache_id, then the record;
+  // at most limit records. dryRun: counts only. A pointer that names a newer entry (the key stored
+  // again since) is kept.
+  Result<PurgeOutcome> purgeInvalid(std::chrono::milliseconds minAge, size_t limit,
+                                    bool dryRun = false);
+
+  // Writes this instance's full by-date parts (once each) and dirty open parts, its
+  // cache_index.json and statistics.json, and rewrites the merged views (by-date/{day}.json,
+  // global/cache_index.json, global/statistics.json). Failed parts stay pending for the next
+  // flush. Then drops from memory the open parts of days older than the newest (a later item
+  // for such a day opens a new part).
   Result<void> flushIndex();
   // flushIndex() if the last flush is at least indexFlushInterval old and anything changed since
   // it began (an insert or erase, or only lookups: the statistics); nothing while another flush
-  // runs. Inserts call it; `serve` also calls it on a timer, so that an instance that only reads
-  // still publishes its statistics. Returns whether it flushed (successfully or not).
+  // runs. Before the interval, writes only full parts waiting for their write (so that memory
+  // stays bounded whatever the insert rate). Inserts call it; `serve` also calls it on a timer, so
+  // that an instance that only reads still publishes its statistics. Returns whether it wrote.
   bool flushIndexIfDue();
-  // The entries every instance listed for day ("2026-01-01"), merged by cache_id, sorted by
-  // response_timestamp: read from the per-instance segments (the truth), not the merged view.
+  // Calls fn with every item that any instance listed for day ("2026-01-01"), one stored object
+  // (part or version-1 segment) at a time, in key order: memory is one object, whatever the day's
+  // size. An item appears once per object that lists it (an instance lists an entry once; two
+  // instances that inserted the same cache_id both list it). Unreadable objects, and objects of
+  // an unknown version, are skipped. Errors: listing or reading failed (fn may have been called).
+  Result<void> forEachDayItem(std::string_view day, const std::function<void(const Json&)>& fn);
+  // forEachDayItem's items merged by cache_id, sorted by response_timestamp: the whole day in
+  // memory (for small days, tests and the bounded day view); large days: forEachDayItem.
   Result<Json> dayEntries(std::string_view day);
+  // By-date items this instance holds in memory (open parts and full parts not yet written):
+  // at most dayPartEntries * (1 + kMaxPendingParts), plus the open parts of days not yet flushed.
+  size_t indexEntriesHeld() const;
+  // Full parts that may wait in memory for their write; beyond it the oldest is dropped
+  // (S3TierStats::indexItemsDropped).
+  static constexpr size_t kMaxPendingParts = 8;
   // {"cache_index": {...}, "statistics": {...}, "instances": [...]} summed over every instance.
   Result<Json> globalStatistics();
 
@@ -133,6 +185,9 @@ class S3Tier final : public CacheTier {
                             S3Deadline deadline);
   void recordInsert(const Entry& entry, const std::string& entryKey, uint64_t bytes);
   Result<void> flushLocked();  // caller holds flushMutex_
+  // Writes full parts waiting for their write and, with open, dirty open parts. Days whose parts
+  // were written are marked viewDirty. Caller holds flushMutex_.
+  Result<void> writeDayParts(bool open);
   Result<void> mergeDayView(const std::string& day);
   Result<void> mergeGlobalViews();
   TimePoint now() const { return clock_->now(); }
@@ -144,16 +199,27 @@ class S3Tier final : public CacheTier {
 
   std::atomic<uint64_t> lookups_{0}, hits_{0}, misses_{0}, errors_{0}, inserts_{0}, erases_{0},
       bytesWritten_{0}, corruptEntries_{0}, danglingPointers_{0}, corruptPointers_{0},
-      indexErrors_{0};
+      indexErrors_{0}, indexItemsDropped_{0};
 
   // Index state (mutex_); flushes are serialized by flushMutex_ and do their I/O outside mutex_.
-  struct Day {
-    std::map<std::string, Json> items;  // cache_id -> day item, this instance's
-    bool loaded = false;                // items include what the segment held before this run
-    bool dirty = false;
+  struct FullPart {
+    int64_t number = -1;  // -1: not known yet (the day's parts not listed yet)
+    std::vector<Json> items;
   };
+  struct Day {
+    std::map<std::string, Json> items;  // the open part: cache_id -> day item
+    // The open part's number, which the next full part takes; -1 until this instance's parts of
+    // the day are listed (at the next flush): then the highest number found + 1.
+    int64_t next = -1;
+    std::deque<FullPart> full;  // full parts not yet written, oldest first
+    bool dirty = false;         // the open part changed since it was last written
+    bool viewDirty = false;     // parts written since by-date/{day}.json was last rewritten
+  };
+  void sealOpenPart(Day& day);  // caller holds mutex_
   mutable std::mutex mutex_;
   std::map<std::string, Day> days_;
+  std::string newestDay_;             // the newest day inserted: its open part stays in memory
+  size_t pendingParts_ = 0;           // FullParts in days_
   Json indexDelta_ = Json::object();  // cache_index.json counts not yet flushed
   bool baseLoaded_ = false;
   Json indexBase_ = Json::object();  // cache_index.json as last written (or found at start)

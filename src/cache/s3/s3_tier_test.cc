@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "cache/s3/s3_key_directory.h"
 #include "cache/s3/s3_outbox.h"
 #include "cache/s3/s3_test_server.h"
 #include "cache/test_entry.h"
@@ -142,7 +143,7 @@ TEST_F(S3TierTest, WritesTheDocumentedLayoutThatTheAwsSdkReads) {
       stem + ".metadata.json",
       prefix_ + "/cache-index/by-hash/ab/ab0123456789abcdef0123456789abcd.json",
       prefix_ + "/cache-index/by-key/openai_gpt-4_1-mini_00112233445566ab.json",
-      prefix_ + "/cache-index/by-date/2026-01-01/gw-a.json",
+      prefix_ + "/cache-index/by-date/2026-01-01/gw-a/000000.json",
       prefix_ + "/cache-index/by-date/2026-01-01.json",
       prefix_ + "/cache-index/global/instances/gw-a/cache_index.json",
       prefix_ + "/cache-index/global/instances/gw-a/statistics.json",
@@ -174,10 +175,20 @@ TEST_F(S3TierTest, WritesTheDocumentedLayoutThatTheAwsSdkReads) {
   EXPECT_EQ(pointer.getString("created"), "2026-01-01T13:00:00.000Z");
   EXPECT_TRUE(pointer.find("expires_at") && pointer.find("expires_at")->isNull());
   EXPECT_EQ(pointer.getBool("invalid"), false);
-  // The day's merged view and the global totals.
+  // The instance's open part of the day, the day's merged view and the global totals.
+  Json part = object(*seen, prefix_ + "/cache-index/by-date/2026-01-01/gw-a/000000.json");
+  EXPECT_EQ(part.getInt("version"), 2);
+  EXPECT_EQ(part.getInt("part"), 0);
+  EXPECT_EQ(part.getBool("full"), false);
+  ASSERT_EQ(part.find("entries")->size(), 1u);
+  EXPECT_EQ(part.find("entries")->items()[0].getString("cache_id"), e.cacheId);
   Json day = object(*seen, prefix_ + "/cache-index/by-date/2026-01-01.json");
+  EXPECT_EQ(day.getBool("complete"), true);
   ASSERT_EQ(day.find("entries")->size(), 1u);
   EXPECT_EQ(day.find("entries")->items()[0].getString("cache_id"), e.cacheId);
+  ASSERT_EQ(day.find("parts")->size(), 1u);
+  EXPECT_EQ(day.find("parts")->items()[0].getString("key"),
+            prefix_ + "/cache-index/by-date/2026-01-01/gw-a/000000.json");
   Json stats = object(*seen, prefix_ + "/cache-index/global/statistics.json");
   EXPECT_EQ(stats.find("counts")->getInt("inserts"), 1);
   Json index = object(*seen, prefix_ + "/cache-index/global/cache_index.json");
@@ -357,7 +368,7 @@ TEST_F(S3TierTest, IndexIsWrittenOnlyWhenTheFlushIntervalHasPassed) {
   ASSERT_TRUE(tier.insert(entry("k:1")));  // the first insert flushes (no flush yet)
   ASSERT_TRUE(tier.insert(entry("k:2")));
   const std::string segment =
-      tier.layout().byDateSegmentKey(dayOf(entry("k:0")->responseTimestamp), "gw-a");
+      tier.layout().byDatePartKey(dayOf(entry("k:0")->responseTimestamp), "gw-a", 0);
   auto count = [&] {
     auto body = client_->get(segment);
     return body && *body ? parseJson(**body).value().find("entries")->size() : size_t{0};
@@ -366,6 +377,211 @@ TEST_F(S3TierTest, IndexIsWrittenOnlyWhenTheFlushIntervalHasPassed) {
   clock_.advance(std::chrono::seconds(61));
   ASSERT_TRUE(tier.insert(entry("k:3")));
   EXPECT_EQ(count(), 3u);
+}
+
+// --- the by-date index, layout version 2: capped parts, bounded memory
+
+// The ids of a by-date object's entries; empty when it does not exist.
+std::set<std::string> idsIn(S3Client& client, const std::string& key) {
+  std::set<std::string> ids;
+  auto body = client.get(key);
+  if (!body || !*body) return ids;
+  const Json object = parseJson(**body).value();
+  for (const Json& item : object.find("entries")->items())
+    ids.insert(std::string(item.getString("cache_id").value_or("")));
+  return ids;
+}
+
+std::set<std::string> dayIds(S3Tier& tier, std::string_view day) {
+  std::set<std::string> ids;
+  auto entries = tier.dayEntries(day);
+  EXPECT_TRUE(entries) << (entries ? "" : entries.error().message);
+  if (entries)
+    for (const Json& item : entries->items())
+      ids.insert(std::string(item.getString("cache_id").value_or("")));
+  return ids;
+}
+
+TEST_F(S3TierTest, ByDatePartsAreCappedAndAFullPartIsWrittenOnceAndNeverAgain) {
+  S3TierOptions o = options();
+  o.indexFlushInterval = std::chrono::seconds(60);
+  o.dayPartEntries = 3;
+  S3Tier tier(*client_, o);
+  std::vector<EntryPtr> written;
+  for (int i = 0; i < 8; ++i) written.push_back(entry("k:" + std::to_string(i)));
+  const std::string day = dayOf(written[0]->responseTimestamp);
+  auto part = [&](int n) { return tier.layout().byDatePartKey(day, "gw-a", n); };
+  auto ids = [&](int from, int to) {
+    std::set<std::string> out;
+    for (int i = from; i < to; ++i) out.insert(written[i]->cacheId);
+    return out;
+  };
+
+  // The third item fills part 0: written at once (the interval has not passed), full.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tier.insert(written[i]));
+  EXPECT_EQ(idsIn(*client_, part(0)), ids(0, 3));
+  auto body = client_->get(part(0));
+  ASSERT_TRUE(body && *body);
+  Json full = parseJson(**body).value();
+  EXPECT_EQ(full.getBool("full"), true);
+  EXPECT_EQ(full.getInt("part"), 0);
+  EXPECT_EQ(tier.indexEntriesHeld(), 0u);
+
+  // Part 0 is never written again: a marker put in its place stays through later inserts and
+  // flushes.
+  full.set("marker", Json::boolean(true));
+  ASSERT_TRUE(client_->put(part(0), toJson(full), "application/json"));
+  for (int i = 3; i < 8; ++i) ASSERT_TRUE(tier.insert(written[i]));
+  EXPECT_EQ(idsIn(*client_, part(1)), ids(3, 6));  // full: written before the interval
+  EXPECT_TRUE(idsIn(*client_, part(2)).empty());   // open: waits for the interval
+  EXPECT_EQ(tier.indexEntriesHeld(), 2u);          // the open part only
+  clock_.advance(std::chrono::seconds(61));
+  EXPECT_TRUE(tier.flushIndexIfDue());
+  EXPECT_EQ(idsIn(*client_, part(2)), ids(6, 8));
+  ASSERT_TRUE(tier.flushIndex());
+  body = client_->get(part(0));
+  ASSERT_TRUE(body && *body);
+  EXPECT_EQ(parseJson(**body).value().getBool("marker"), true);
+  EXPECT_EQ(tier.indexEntriesHeld(), 2u);
+
+  // The day listing is complete: every part.
+  EXPECT_EQ(dayIds(tier, day), ids(0, 8));
+  std::set<std::string> streamed;
+  ASSERT_TRUE(tier.forEachDayItem(day, [&](const Json& item) {
+    EXPECT_TRUE(streamed.insert(std::string(item.getString("cache_id").value_or(""))).second);
+  }));
+  EXPECT_EQ(streamed, ids(0, 8));
+}
+
+TEST_F(S3TierTest, ByDateMemoryHoldsOnlyTheOpenPartWhateverTheNumberOfInserts) {
+  S3TierOptions o = options();
+  o.indexFlushInterval = std::chrono::seconds(60);
+  o.dayPartEntries = 4;
+  S3Tier tier(*client_, o);
+  std::set<std::string> all;
+  size_t most = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto e = entry("k:" + std::to_string(i));
+    all.insert(e->cacheId);
+    ASSERT_TRUE(tier.insert(e));
+    most = std::max(most, tier.indexEntriesHeld());
+    if (i % 10 == 9) clock_.advance(std::chrono::seconds(61));  // flushes due now and then
+  }
+  EXPECT_LT(most, 4u);
+  EXPECT_EQ(tier.indexEntriesHeld(), 30u % 4);
+  ASSERT_TRUE(tier.flushIndex());
+  EXPECT_EQ(dayIds(tier, dayOf(entry("k:x")->responseTimestamp)), all);
+  EXPECT_EQ(tier.stats().indexItemsDropped, 0u);
+}
+
+TEST_F(S3TierTest, AnOlderDayLeavesMemoryAfterItsFlushAndALateItemOpensANewPart) {
+  S3TierOptions o = options();
+  o.indexFlushInterval = std::chrono::seconds(0);
+  S3Tier tier(*client_, o);
+  auto at = [](std::string key, int64_t unixMs) {
+    Entry e = makeTestEntry(std::move(key));
+    e.responseTimestamp = fromUnixMillis(unixMs);
+    return std::make_shared<const Entry>(std::move(e));
+  };
+  const int64_t jan1 = 1767225600000, jan2 = jan1 + 86400000;
+  auto a = at("k:a", jan1), b = at("k:b", jan2), c = at("k:c", jan1 + 1000);
+  ASSERT_TRUE(tier.insert(a));
+  EXPECT_EQ(tier.indexEntriesHeld(), 1u);
+  ASSERT_TRUE(tier.insert(b));  // the flush writes both days, then drops the older one
+  EXPECT_EQ(tier.indexEntriesHeld(), 1u);
+  ASSERT_TRUE(tier.insert(c));  // a late item for Jan 1: a new part after the one written
+  EXPECT_EQ(tier.indexEntriesHeld(), 1u);
+  EXPECT_EQ(idsIn(*client_, tier.layout().byDatePartKey("2026-01-01", "gw-a", 0)),
+            std::set<std::string>{a->cacheId});
+  EXPECT_EQ(idsIn(*client_, tier.layout().byDatePartKey("2026-01-01", "gw-a", 1)),
+            std::set<std::string>{c->cacheId});
+  EXPECT_EQ(dayIds(tier, "2026-01-01"), (std::set<std::string>{a->cacheId, c->cacheId}));
+  EXPECT_EQ(dayIds(tier, "2026-01-02"), std::set<std::string>{b->cacheId});
+}
+
+TEST_F(S3TierTest, ARestartOpensANewPartAfterItsHighestAndTheDayStaysComplete) {
+  S3TierOptions o = options();
+  o.dayPartEntries = 2;
+  std::set<std::string> all;
+  for (int run = 0; run < 2; ++run) {
+    S3Tier tier(*client_, o);
+    for (int i = 0; i < 3; ++i) {
+      auto e = entry("k:" + std::to_string(run) + "-" + std::to_string(i));
+      all.insert(e->cacheId);
+      ASSERT_TRUE(tier.insert(e));
+    }
+    ASSERT_TRUE(tier.flushIndex());
+  }
+  const std::string day = dayOf(entry("k:x")->responseTimestamp);
+  auto listed = client_->list(S3Layout{normalizePrefix(prefix_)}.byDateInstancePrefix(day, "gw-a"));
+  ASSERT_TRUE(listed);
+  std::vector<std::string> names;
+  for (const auto& object : *listed) names.push_back(object.key.substr(object.key.rfind('/') + 1));
+  // Run 1: part 0 (full), part 1 (its open part, 1 item); run 2 goes on at 2 and 3.
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"000000.json", "000001.json", "000002.json", "000003.json"}));
+  S3Tier reader(*client_, options("gw-reader"));
+  EXPECT_EQ(dayIds(reader, day), all);
+}
+
+TEST_F(S3TierTest, VersionOneSegmentsAreStillReadBesideVersionTwoParts) {
+  S3Tier tier(*client_, options());
+  auto e = entry("k:new");
+  const std::string day = dayOf(e->responseTimestamp);
+  // A day an older build wrote: one whole segment per instance.
+  Json segment = Json::object();
+  segment.set("version", Json::integer(1));
+  segment.set("day", Json::string(day));
+  segment.set("instance_id", Json::string("gw-old"));
+  Json entries = Json::array();
+  std::set<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    auto old = entry("k:old" + std::to_string(i));
+    ids.insert(old->cacheId);
+    entries.push(dayItemJson(*old, tier.layout().entryKey(*old, EntryFormat::Json)));
+  }
+  segment.set("entries", std::move(entries));
+  ASSERT_TRUE(client_->put(tier.layout().byDateSegmentKey(day, "gw-old"), toJson(segment),
+                           "application/json"));
+  ASSERT_TRUE(tier.insert(e));
+  ASSERT_TRUE(tier.flushIndex());
+  ids.insert(e->cacheId);
+  EXPECT_EQ(dayIds(tier, day), ids);
+  // The day view copies both, and names both objects.
+  auto body = client_->get(tier.layout().byDateMergedKey(day));
+  ASSERT_TRUE(body && *body);
+  Json view = parseJson(**body).value();
+  EXPECT_EQ(view.getBool("complete"), true);
+  EXPECT_EQ(view.find("entries")->size(), 3u);
+  std::set<std::string> instances;
+  for (const Json& p : view.find("parts")->items())
+    instances.insert(std::string(p.getString("instance_id").value_or("")));
+  EXPECT_EQ(instances, (std::set<std::string>{"gw-a", "gw-old"}));
+}
+
+TEST_F(S3TierTest, ADayViewBeyondItsBoundListsPartsWithoutCopyingEntries) {
+  S3TierOptions o = options();
+  o.dayViewMaxBytes = 100;  // less than one part
+  o.dayPartEntries = 2;
+  S3Tier tier(*client_, o);
+  std::set<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto e = entry("k:" + std::to_string(i));
+    ids.insert(e->cacheId);
+    ASSERT_TRUE(tier.insert(e));
+  }
+  ASSERT_TRUE(tier.flushIndex());
+  const std::string day = dayOf(entry("k:x")->responseTimestamp);
+  auto body = client_->get(tier.layout().byDateMergedKey(day));
+  ASSERT_TRUE(body && *body);
+  Json view = parseJson(**body).value();
+  EXPECT_EQ(view.getInt("version"), 2);
+  EXPECT_EQ(view.getBool("complete"), false);
+  EXPECT_FALSE(view.find("entries"));
+  ASSERT_EQ(view.find("parts")->size(), 2u);
+  EXPECT_EQ(view.find("parts")->items()[1].getString("key"),
+            tier.layout().byDatePartKey(day, "gw-a", 1));
+  EXPECT_EQ(dayIds(tier, day), ids);  // the listing itself is not bounded
 }
 
 TEST_F(S3TierTest, ATimedFlushPublishesStatisticsThatOnlyLookupsChanged) {
@@ -393,20 +609,115 @@ TEST_F(S3TierTest, ATimedFlushPublishesStatisticsThatOnlyLookupsChanged) {
   EXPECT_FALSE(tier.flushIndexIfDue());
 }
 
-TEST_F(S3TierTest, EraseRemovesTheEntryItsMetadataAndBothPointers) {
+// --- invalidation marks (issue 16): marked, not deleted; purged later
+
+TEST_F(S3TierTest, EraseMarksTheEntryInvalidDeletesNothingAndEveryGatewayMisses) {
   S3Tier tier(*client_, options());
+  S3Tier other(*client_, options("gw-b"));
   auto e = entry("k:erase");
   ASSERT_TRUE(tier.insert(e));
+  clock_.advance(std::chrono::seconds(5));
   auto erased = tier.erase(e->cacheKey);
-  ASSERT_TRUE(erased);
+  ASSERT_TRUE(erased) << erased.error().message;
   EXPECT_TRUE(*erased);
+  EXPECT_FALSE(get(tier, e->cacheKey));
+  EXPECT_FALSE(get(other, e->cacheKey));
+  auto byHash = other.lookupByHash(e->requestHash);
+  ASSERT_TRUE(byHash);
+  EXPECT_FALSE(*byHash);
+  EXPECT_EQ(other.stats().hits, 0u);
+
+  // Every object stays; the pointers, the metadata and a record say when and why.
+  const std::string when = "2026-01-01T13:00:05.000Z";
+  auto read = [&](const std::string& key) {
+    auto body = client_->get(key);
+    EXPECT_TRUE(body && *body) << key;
+    return body && *body ? parseJson(**body).value() : Json::object();
+  };
+  EXPECT_TRUE(entryFromJson(read(tier.layout().entryKey(*e, EntryFormat::Json))));
   for (const std::string& key :
-       {tier.layout().entryKey(*e, EntryFormat::Json), tier.layout().metadataKey(*e),
-        tier.layout().byHashKey(e->requestHash), tier.layout().byKeyKey(e->cacheKey)}) {
-    auto head = client_->head(key);
-    ASSERT_TRUE(head);
-    EXPECT_FALSE(*head) << key;
+       {tier.layout().byHashKey(e->requestHash), tier.layout().byKeyKey(e->cacheKey),
+        tier.layout().metadataKey(*e)}) {
+    Json j = read(key);
+    EXPECT_EQ(j.getBool("invalid"), true) << key;
+    EXPECT_EQ(j.getString("invalidated_at"), when) << key;
+    EXPECT_EQ(j.getString("invalidation_reason"), "erased") << key;
+    EXPECT_EQ(j.getString("cache_id"), e->cacheId) << key;
   }
+  Json record = read(tier.layout().invalidRecordKey(e->cacheId));
+  EXPECT_EQ(record.getString("entry_key"), tier.layout().entryKey(*e, EntryFormat::Json));
+  EXPECT_EQ(record.getString("invalidated_at"), when);
+  EXPECT_EQ(record.getString("instance_id"), "gw-a");
+
+  // Marked already: nothing more to invalidate. A new answer for the key is served.
+  auto again = other.erase(e->cacheKey);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
+  auto fresh = entry("k:erase", "a new answer");
+  ASSERT_TRUE(other.insert(fresh));
+  auto found = get(tier, "k:erase");
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)->cacheId, fresh->cacheId);
+}
+
+TEST_F(S3TierTest, PurgeDeletesEntriesMarkedLongEnoughAgoAndKeepsNewerAnswers) {
+  S3Tier tier(*client_, options());
+  auto a = entry("k:a"), b = entry("k:b"), c = entry("k:c");
+  for (const auto& e : {a, b, c}) ASSERT_TRUE(tier.insert(e));
+  ASSERT_TRUE(tier.markInvalid("k:a", "model gpt-4o-mini"));
+  ASSERT_TRUE(tier.markInvalid("k:c", "key"));
+  auto c2 = entry("k:c", "stored again after the mark");
+  ASSERT_TRUE(tier.insert(c2));
+  auto exists = [&](const std::string& key) {
+    auto head = client_->head(key);
+    EXPECT_TRUE(head);
+    return head && *head;
+  };
+  auto objects = [&](const EntryPtr& e) {
+    return std::vector<std::string>{tier.layout().entryKey(*e, EntryFormat::Json),
+                                    tier.layout().metadataKey(*e),
+                                    tier.layout().invalidRecordKey(e->cacheId)};
+  };
+
+  auto young = tier.purgeInvalid(std::chrono::hours(1), 100);
+  ASSERT_TRUE(young) << young.error().message;
+  EXPECT_EQ(young->records, 2u);
+  EXPECT_EQ(young->younger, 2u);
+  EXPECT_EQ(young->purged, 0u);
+  clock_.advance(std::chrono::hours(2));
+  auto dry = tier.purgeInvalid(std::chrono::hours(1), 100, /*dryRun=*/true);
+  ASSERT_TRUE(dry);
+  EXPECT_EQ(dry->purged, 2u);
+  for (const auto& key : objects(a)) EXPECT_TRUE(exists(key)) << key;
+
+  auto purged = tier.purgeInvalid(std::chrono::hours(1), 100);
+  ASSERT_TRUE(purged) << purged.error().message;
+  EXPECT_EQ(purged->purged, 2u);
+  for (const auto& e : {a, c})
+    for (const auto& key : objects(e)) EXPECT_FALSE(exists(key)) << key;
+  EXPECT_FALSE(exists(tier.layout().byKeyKey("k:a")));
+  // k:c's pointers name its newer answer: kept, and so is that answer; b was never marked.
+  auto found = get(tier, "k:c");
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)->cacheId, c2->cacheId);
+  EXPECT_TRUE(get(tier, "k:b"));
+  auto none = tier.purgeInvalid(std::chrono::hours(1), 100);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->records, 0u);
+}
+
+TEST_F(S3TierTest, KeyDirectoryKnowsEveryPointerAcrossListingPages) {
+  S3Layout layout{normalizePrefix(prefix_)};
+  constexpr int kPointers = 1005;  // more than one ListObjectsV2 page (1,000)
+  for (int i = 0; i < kPointers; ++i)
+    ASSERT_TRUE(client_->put(layout.byKeyKey("k:" + std::to_string(i)), "{}", "application/json"));
+  S3KeyDirectory directory(*client_, layout, std::chrono::hours(1));
+  auto listed = directory.refresh();
+  ASSERT_TRUE(listed) << listed.error().message;
+  EXPECT_EQ(*listed, static_cast<size_t>(kPointers));
+  EXPECT_TRUE(directory.mayContain("k:0"));
+  EXPECT_TRUE(directory.mayContain("k:1004"));
+  EXPECT_FALSE(directory.mayContain("k:1005"));
 }
 
 TEST_F(S3TierTest, ListingFollowsContinuationTokensAndEncodesThePrefix) {
