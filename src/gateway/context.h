@@ -38,7 +38,7 @@ struct Gateway::Context {
   // end of its answer: a request that client sends next must start a new flight, not join the
   // finished one (a Cache-Control: no-cache right after a MISS would otherwise be COALESCED
   // with the old answer and never reach the upstream).
-  std::shared_ptr<SingleFlight<FlightResult>::Flight> flight;
+  std::shared_ptr<Flights::Flight> flight;
   bool published = false;
 
   api::Provider provider() const { return route.provider; }
@@ -47,13 +47,15 @@ struct Gateway::Context {
 // The cache key as an x-llmcache-key value (control characters percent-encoded).
 std::string keyHeaderValue(std::string_view key);
 
-// Completes the flight a request leads (Context::flight), once. A template so that it can name
-// Gateway's private Context and FlightResult through deduction.
+// Completes the flight a request leads (Context::flight), once: its result to the waiters, then
+// the end of its stream to the live followers (who read the entry from the log). A template so
+// that it can name Gateway's private Context and FlightResult through deduction.
 template <class Flights, class Ctx, class ResultPtr>
 inline void publish(Flights& flights, Ctx& ctx, ResultPtr result) {
   if (!ctx.flight || ctx.published) return;
   ctx.published = true;
-  flights.complete(ctx.key.requestHash, ctx.flight, std::move(result));
+  flights.complete(ctx.key.requestHash, ctx.flight, result);
+  ctx.flight->shared()->finish(result ? result->entry : nullptr);
 }
 
 }  // namespace llmcache::gateway

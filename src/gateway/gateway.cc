@@ -164,12 +164,7 @@ net::awaitable<void> Gateway::serveApi(Context& ctx, http::ResponseWriter& w) {
     co_await lead(ctx, w, ticket.flight);
     co_return;
   }
-  auto result = co_await ticket.flight->wait();
-  if (result->entry) {
-    co_await serveFlightResult(ctx, w, *result);
-    co_return;
-  }
-  co_await lead(ctx, w, nullptr);
+  co_await follow(ctx, w, ticket.flight);
 }
 
 key::KeyOptions Gateway::keyOptions(const Context& ctx) const {
@@ -257,7 +252,7 @@ net::awaitable<std::optional<cache::CacheHit>> Gateway::lookup(const Context& ct
 }
 
 net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
-                                   std::shared_ptr<SingleFlight<FlightResult>::Flight> flight) {
+                                   std::shared_ptr<Flights::Flight> flight) {
   std::shared_ptr<const FlightResult> result;
   std::exception_ptr failure;
   ctx.flight = flight;
@@ -328,32 +323,65 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
   };
   // Streamed to the client as it comes only when the client asked for a stream and the
   // upstream answers one; anything else is read whole and judged before it is answered.
+  // The flight's live log (a flight this request leads): a 200 stream is shared with the
+  // followers event by event; anything else they get whole, or not at all (a failure).
+  StreamLog* log = ctx.flight ? ctx.flight->shared().get() : nullptr;
+  if (log && !ctx.info.stream) log->notAStream();
+  const key::Endpoint endpoint = *ctx.route.endpoint;
+  const bool openAiStream =
+      endpoint == key::Endpoint::OpenAiChat || endpoint == key::Endpoint::OpenAiCompletions;
+  upstream::Request request = upstreamRequest(ctx, true);
+  RelayOptions relayOptions;
+  relayOptions.parseSse = true;
+  // A stream's raw bytes are not kept: its events are (the entry's, formatted in the log).
+  relayOptions.keepStreamedBody = false;
+  // A stream whose client did not ask for usage: asked for it all the same (the entry's tokens
+  // and cost, for every later hit and the analytics), and its usage chunk hidden from the client.
+  if (ctx.info.stream && deps_.config.streamUsage && !(ctx.keyInfo && ctx.keyInfo->includeUsage)) {
+    if (auto asking = api::askForStreamUsage(endpoint, request.body)) {
+      request.body = std::move(*asking);
+      relayOptions.hideEvent = api::isUsageOnlyChunk;
+    }
+  }
+  const bool carriesUsage =
+      !openAiStream || (ctx.keyInfo && ctx.keyInfo->includeUsage) || relayOptions.hideEvent;
   const StreamDecision decide =
       [&](const upstream::ResponseHead& head) -> std::optional<http::Fields> {
     auto ct = upstream::findHeader(head.headers, "content-type");
     if (!ctx.info.stream || !isSuccess(head.status) || !ct ||
-        ct->find("text/event-stream") == std::string_view::npos)
+        ct->find("text/event-stream") == std::string_view::npos) {
+      if (log) log->notAStream();
       return std::nullopt;
+    }
     http::Fields f;
     ourHeaders(f, head, outcome);
+    if (log) {
+      if (head.status == 200) {  // only a 200 can be stored, so only it is shared
+        http::Fields theirs;
+        ourHeaders(theirs, head, Outcome::Coalesced);
+        log->begin(std::move(theirs), carriesUsage);
+      } else {
+        log->notAStream();
+      }
+    }
     return f;
   };
-  upstream::Request request = upstreamRequest(ctx, true);
-  RelayOptions relayOptions;
-  relayOptions.parseSse = true;
-  // A stream whose client did not ask for usage: asked for it all the same (the entry's tokens
-  // and cost, for every later hit and the analytics), and its usage chunk hidden from the client.
-  if (ctx.info.stream && deps_.config.streamUsage && !(ctx.keyInfo && ctx.keyInfo->includeUsage)) {
-    if (auto asking = api::askForStreamUsage(*ctx.route.endpoint, request.body)) {
-      request.body = std::move(*asking);
-      relayOptions.hideEvent = api::isUsageOnlyChunk;
-    }
+  if (log) {
+    const bool hides = static_cast<bool>(relayOptions.hideEvent);
+    relayOptions.onEvent = [log, hides, openAiStream](const SseEvent& e, bool hidden) {
+      log->append(e, hides ? hidden : openAiStream && api::isUsageOnlyChunk(e));
+    };
+    // The leader's client gone: the call goes on for the followers (the stream is theirs now,
+    // and stored once whole), and is cancelled once none is left.
+    relayOptions.continueWithoutClient = [flight = ctx.flight] { return flight->followers() > 0; };
   }
   auto job = relay(deps_.client, std::move(request), w, decide, std::move(relayOptions));
   RelayResult up = co_await std::move(job);
 
   auto result = std::make_shared<FlightResult>();
-  if (up.clientGone) co_return result;  // Aborted: nothing of a stream not seen whole is stored
+  // Aborted: nothing of a stream not seen whole is stored. (A stream whose client left but that
+  // went on for the followers and ended is judged below like any other.)
+  if (up.clientGone && !up.done) co_return result;
   if (!up.done) {
     const auto [status, message] = upstreamFailed(up.done.error());
     publish(flights_, ctx, result);
@@ -367,7 +395,6 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
 
   // A complete exchange. Is it an answer we may store? Only a 200: a 203 (transformed by a
   // proxy), 206 (partial) or any other 2xx is relayed, never kept.
-  const key::Endpoint endpoint = *ctx.route.endpoint;
   std::optional<Json> answer;
   if (up.head.status == 200) {
     if (up.streamed) {
@@ -416,7 +443,7 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
   ctx.answer = entry;
   settle(ctx, finalOutcome);
   if (up.streamed) {
-    co_await w.finish();
+    if (!up.clientGone) co_await w.finish();
     co_return result;
   }
   http::Response res{static_cast<bhttp::status>(up.head.status), ctx.request.version()};
@@ -441,7 +468,11 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
     return std::optional<http::Fields>(std::move(f));
   };
   auto job = relay(deps_.client, upstreamRequest(ctx, false), w, decide,
-                   {.keepStreamedBody = false, .parseSse = false, .hideEvent = {}});
+                   {.keepStreamedBody = false,
+                    .parseSse = false,
+                    .hideEvent = {},
+                    .onEvent = {},
+                    .continueWithoutClient = {}});
   RelayResult up = co_await std::move(job);
   if (!up.done && !up.clientGone) {
     const auto [status, message] = upstreamFailed(up.done.error());

@@ -24,6 +24,7 @@
 #include "gateway/request_controls.h"
 #include "gateway/router.h"
 #include "gateway/single_flight.h"
+#include "gateway/stream_log.h"
 #include "http/server.h"
 #include "invalidation/s3_broadcast.h"
 #include "upstream/client.h"
@@ -69,13 +70,19 @@ class Gateway {
 
   struct FlightResult;
   struct Context;
+  // One upstream call per key; a streamed one shares its events live (StreamLog).
+  using Flights = SingleFlight<FlightResult, StreamLog>;
 
  private:
   http::net::awaitable<void> serveApi(Context& ctx, http::ResponseWriter& w);
   http::net::awaitable<bool> prepareKey(Context& ctx, http::ResponseWriter& w);
   http::net::awaitable<std::optional<cache::CacheHit>> lookup(const Context& ctx);
   http::net::awaitable<void> lead(Context& ctx, http::ResponseWriter& w,
-                                  std::shared_ptr<SingleFlight<FlightResult>::Flight> flight);
+                                  std::shared_ptr<Flights::Flight> flight);
+  // A request that joined a flight: the leader's stream live, or its whole answer, or (after a
+  // failure, when nothing was sent yet) an upstream call of its own.
+  http::net::awaitable<void> follow(Context& ctx, http::ResponseWriter& w,
+                                    std::shared_ptr<Flights::Flight> flight);
   http::net::awaitable<std::shared_ptr<const FlightResult>> callUpstream(Context& ctx,
                                                                          http::ResponseWriter& w);
   http::net::awaitable<void> passThrough(Context& ctx, http::ResponseWriter& w);
@@ -110,7 +117,7 @@ class Gateway {
   std::vector<std::string> keyHeaders_;   // lowercase: their values go into the key's context
   std::vector<std::string> corsOrigins_;  // CACHE_CORS_ORIGINS
   ScopeOptions scope_;
-  SingleFlight<FlightResult> flights_;
+  Flights flights_;
   KeyMemo keyMemo_;
   std::atomic<uint64_t> upstreamErrors_{0};
   LogLimiter upstreamLog_;  // upstream failures: a line per interval, however many fail

@@ -34,16 +34,25 @@ net::awaitable<RelayResult> relay(upstream::UpstreamClient& client, upstream::Re
   const auto t0 = std::chrono::steady_clock::now();
   auto call = UpstreamCall::start(client, std::move(request), co_await net::this_coro::executor);
   api::SseParser parser;
+  bool cancelled = false;
+  // The client is gone (or still gone at a later step): go on only if someone else wants it.
+  auto clientLeft = [&] {
+    out.clientGone = true;
+    if (cancelled) return;
+    if (!options.continueWithoutClient || !options.continueWithoutClient()) {
+      cancelled = true;
+      call->cancel();
+    }
+  };
   for (;;) {
     UpstreamCall::Step step = co_await call->next();
+    if (out.clientGone) clientLeft();
     if (step.head) {
       out.head = std::move(*step.head);
       if (auto fields = decide(out.head)) {
         out.streamed = true;
-        if (!co_await w.beginStream(static_cast<http::bhttp::status>(out.head.status), *fields)) {
-          out.clientGone = true;
-          call->cancel();
-        }
+        if (!co_await w.beginStream(static_cast<http::bhttp::status>(out.head.status), *fields))
+          clientLeft();
       } else {
         out.body.reserve(declaredLength(out.head));
       }
@@ -53,16 +62,15 @@ net::awaitable<RelayResult> relay(upstream::UpstreamClient& client, upstream::Re
         std::string shown;  // with hideEvent: what the client gets of this piece
         if (options.parseSse) {
           for (auto& e : parser.feed(step.data)) {
-            if (options.hideEvent && !options.hideEvent(e)) shown += api::formatSse(e);
+            const bool hidden = options.hideEvent && options.hideEvent(e);
+            if (options.hideEvent && !hidden) shown += api::formatSse(e);
+            if (options.onEvent) options.onEvent(e, hidden);
             out.events.push_back(std::move(e));
           }
         }
         const std::string& toClient = options.hideEvent ? shown : step.data;
-        // Nothing more is written once the client is gone; the call was cancelled.
-        if (!out.clientGone && !toClient.empty() && !co_await w.write(toClient)) {
-          out.clientGone = true;
-          call->cancel();
-        }
+        // Nothing more is written once the client is gone.
+        if (!out.clientGone && !toClient.empty() && !co_await w.write(toClient)) clientLeft();
         if (options.keepStreamedBody) out.body += step.data;
       } else if (out.body.empty() && out.body.capacity() < step.data.size()) {
         out.body = std::move(step.data);  // no length declared: no copy of the first piece

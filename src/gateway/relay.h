@@ -2,7 +2,9 @@
 // relay(): one upstream call relayed to the client, shared by misses and pass-through. Once
 // the upstream's head is in, `decide` says whether the answer goes to the client as it arrives
 // (a stream: the head is written with the returned fields, then every chunk) or is buffered
-// for the caller to answer with. A client that stops reading cancels the upstream call.
+// for the caller to answer with. A client that stops reading cancels the upstream call, unless
+// RelayOptions::continueWithoutClient says someone else still wants the answer (a flight's
+// followers): the call then goes on, read as fast as it comes, until it ends or that changes.
 //
 // Back-pressure: a streamed answer is read from the upstream only as fast as the client takes
 // it. Between the two sit UpstreamCall's buffer (UpstreamCall::kMaxQueued, 1 MiB: beyond it
@@ -34,14 +36,22 @@ struct RelayOptions {
   // With parseSse: the events for which it is true are recorded but not sent to the client
   // (the client then gets each other event as formatSse writes it, not the upstream's bytes).
   std::function<bool(const SseEvent&)> hideEvent;
+  // With parseSse: called with every event of a streamed answer, in order, before the client
+  // gets it; `hidden` is hideEvent's verdict (false without hideEvent).
+  std::function<void(const SseEvent&, bool hidden)> onEvent;
+  // Asked when the client is gone, and again at each later step: true keeps the upstream call
+  // going without a client; false (or unset) cancels it.
+  std::function<bool()> continueWithoutClient;
 };
 
 struct RelayResult {
   upstream::ResponseHead head;
   std::string body;
   std::vector<SseEvent> events;
-  bool streamed = false;    // the head went to the client (w.started())
-  bool clientGone = false;  // the client stopped reading; the upstream call was cancelled
+  bool streamed = false;  // the head went to the client (w.started())
+  // The client stopped reading; the upstream call was cancelled, unless continueWithoutClient
+  // kept it going (then `done` says how it ended).
+  bool clientGone = false;
   Result<void> done = makeError(Errc::Unavailable, "no answer");  // the transfer's outcome
   int64_t latencyMs = 0;  // from the start of the call to its end
 };

@@ -1,5 +1,5 @@
 // How the gateway answers: errors in the provider's shape, stored entries (JSON or a replayed
-// stream), and the result of a flight a request waited for.
+// stream), and a flight a request joined (its stream live, or its whole answer).
 #include <boost/algorithm/hex.hpp>
 #include <iterator>
 
@@ -88,6 +88,73 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
       key, entry.sseEvents.empty() ? api::synthesizeStream(key, assembled) : entry.sseEvents,
       includeUsage, assembled));
   co_await w.send(std::move(res));
+}
+
+net::awaitable<void> Gateway::follow(Context& ctx, http::ResponseWriter& w,
+                                     std::shared_ptr<Flights::Flight> flight) {
+  // Counted as a follower (the leader's call outlives its own client for us) until we are
+  // answered, gone, or about to make our own call.
+  struct Leave {
+    Flights::Flight* flight;
+    void now() {
+      if (flight) std::exchange(flight, nullptr)->leave();
+    }
+    ~Leave() { now(); }
+  } leave{flight.get()};
+
+  if (ctx.info.stream) {
+    // The leader's stream live: the recorded prefix at once, then each event as it comes.
+    const bool includeUsage = ctx.keyInfo && ctx.keyInfo->includeUsage;
+    StreamLog::Reader reader(flight->shared(), co_await net::this_coro::executor);
+    size_t sent = 0;  // pieces of the log written (or skipped: usage) so far
+    bool begun = false;
+    for (;;) {
+      StreamLog::Snapshot s = co_await reader.next(sent);
+      if (s.state == StreamLog::State::NotAStream) break;    // its whole answer, below
+      if (!begun && includeUsage && !s.carriesUsage) break;  // replayed with usage, below
+      if (!s.pieces.empty()) {
+        if (!begun) {
+          if (!co_await w.beginStream(bhttp::status::ok, *s.head)) co_return;  // client gone
+          begun = true;
+        }
+        std::string bytes;
+        for (const auto& piece : s.pieces)
+          if (includeUsage || !piece->usageOnly) bytes += piece->bytes;
+        sent += s.pieces.size();
+        if (!bytes.empty() && !co_await w.write(bytes)) co_return;  // gone: the others go on
+        continue;
+      }
+      // Ended, with every recorded piece written.
+      if (!begun) break;  // nothing sent: the whole answer, or our own call after a failure
+      ctx.answer = s.entry;
+      if (!s.entry) {
+        // The stream broke after we sent some of it: broken for our client too, never complete.
+        settle(ctx, Outcome::Coalesced);
+        w.abort();
+        co_return;
+      }
+      if (s.overflowed) {
+        // The log gave up its pieces past its bound: the rest from the entry (one event a piece).
+        std::string bytes;
+        for (size_t i = sent; i < s.entry->sseEvents.size(); ++i)
+          if (includeUsage || !api::isUsageOnlyChunk(s.entry->sseEvents[i]))
+            bytes += api::formatSse(s.entry->sseEvents[i]);
+        if (!bytes.empty() && !co_await w.write(bytes)) co_return;
+      }
+      settle(ctx, Outcome::Coalesced);
+      co_await w.finish();
+      co_return;
+    }
+  }
+
+  auto result = co_await flight->wait();
+  if (result->entry) {
+    co_await serveFlightResult(ctx, w, *result);
+    co_return;
+  }
+  // The leader failed (or left with no one to go on for): our own call, outside any flight.
+  leave.now();
+  co_await lead(ctx, w, nullptr);
 }
 
 net::awaitable<void> Gateway::serveFlightResult(Context& ctx, http::ResponseWriter& w,

@@ -2,19 +2,25 @@
 // SingleFlight: concurrent identical misses make one upstream call. The first request for a
 // key leads; the others wait for the leader's result. Thread-safe; waiting is a coroutine
 // suspension on the waiter's own executor, never a blocked thread.
+//
+// A flight also carries a `Shared` object that its leader and followers use while it runs (the
+// gateway's StreamLog: a streamed answer's events, live), and counts its followers, so that a
+// leader whose own client went away knows whether anyone still wants the answer.
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 namespace llmcache::gateway {
 
 namespace net = boost::asio;
 
-template <class Result>
+template <class Result, class Shared = std::monostate>
 class SingleFlight {
  public:
   using ResultPtr = std::shared_ptr<const Result>;
@@ -43,6 +49,15 @@ class SingleFlight {
       co_return result;
     }
 
+    // What the leader and the followers share while the flight runs; lives as long as any of
+    // them holds it (a follower may still be reading it after the flight completed).
+    const std::shared_ptr<Shared>& shared() const { return shared_; }
+
+    // Requests that joined this flight as followers and have not left it (leave()).
+    int followers() const { return followers_.load(std::memory_order_acquire); }
+    // A follower is done with the flight (answered, gone, or calling upstream itself).
+    void leave() { followers_.fetch_sub(1, std::memory_order_acq_rel); }
+
    private:
     friend class SingleFlight;
     using Channel =
@@ -50,12 +65,18 @@ class SingleFlight {
     std::mutex mutex_;
     ResultPtr result_;
     std::vector<std::shared_ptr<Channel>> waiters_;
+    const std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
+    std::atomic<int> followers_{0};
   };
 
+  // A follower's ticket counts it in Flight::followers() until it calls Flight::leave().
   Ticket join(const std::string& key) {
     std::lock_guard lock(mutex_);
     auto it = flights_.find(key);
-    if (it != flights_.end()) return Ticket{it->second, false};
+    if (it != flights_.end()) {
+      it->second->followers_.fetch_add(1, std::memory_order_acq_rel);
+      return Ticket{it->second, false};
+    }
     auto flight = std::make_shared<Flight>();
     flights_.emplace(key, flight);
     return Ticket{flight, true};
