@@ -401,7 +401,7 @@ Result<Json> Analytics::analytics(const Query& query) {
   auto storage =
       sql.rows(SQL("SELECT COUNT(*), COALESCE(SUM(size_stored), 0), COALESCE(SUM(size_raw), 0), "
                    "COALESCE(SUM(hit_count), 0) "
-                   "FROM entries WHERE invalid = 0"));
+                   "FROM entries WHERE invalid = 0 AND tiers <> 0"));
   if (!storage) return storage.error();
   const auto& s = storage->at(0);
   const double stored = asDouble(s[1]), raw = asDouble(s[2]);

@@ -3,6 +3,7 @@
 // tier_conformance.h tests. Tiers store whole entries under their cache_key.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -53,6 +54,13 @@ class CacheTier {
 
   // Removes the entry under cacheKey. true: one was removed; false: there was none.
   [[nodiscard]] virtual Result<bool> erase(std::string_view cacheKey) = 0;
+
+  // Told the cache key of every entry the tier drops to stay within its bounds (not of erase()
+  // or a replacement), on the thread that inserted, after the tier's own lock is released; it
+  // must only queue or post. A bounded tier calls it; an unbounded one never does. Set before
+  // the tier is used.
+  using EvictionListener = std::function<void(std::string_view cacheKey)>;
+  virtual void setEvictionListener(EvictionListener listener) { (void)listener; }
 };
 
 }  // namespace llmcache::cache

@@ -26,6 +26,7 @@ struct TierEvent {
     Stored,    // entry is now in `tier` (for S3 through the outbox: journaled for upload)
     Promoted,  // entry, found in `source`, was copied into `tier`
     Erased,    // cacheKey was removed from `tier`
+    Evicted,   // cacheKey was dropped by `tier` to stay within its bounds
     Failed,    // an operation on `tier` failed: `op`, `error`
     Hit,       // lookup() found `entry` in `tier` and returned it
   };
@@ -40,11 +41,12 @@ struct TierEvent {
   const Error* error = nullptr;       // Failed
 };
 
-// Delivery: Stored and Promoted on the cache's writer thread (an observer may block: the index
-// writes SQLite there); Erased on the thread that erased (never a request thread: the
-// invalidator runs on the admin pool, the purger or the CLI); Hit and Failed on any thread,
-// request threads included, so an observer must only count, queue or log them (the index
-// queues a hit count). Observers must not call back into the cache.
+// Delivery: Stored, Promoted and Evicted on the cache's writer thread (an eviction is posted
+// there, so it is announced after the store that caused it and in order with the others) (an
+// observer may block: the index writes SQLite there); Erased on the thread that erased (never a
+// request thread: the invalidator runs on the admin pool, the purger or the CLI); Hit and Failed on
+// any thread, request threads included, so an observer must only count, queue or log them (the
+// index queues a hit count). Observers must not call back into the cache.
 class TierObserver {
  public:
   virtual ~TierObserver() = default;

@@ -24,11 +24,22 @@ size_t writerTaskBytes(const Entry* entry, const StoreNote* note) {
 TieredCache::TieredCache(TieredCacheOptions options)
     : options_(std::move(options)), slowPool_(std::max<size_t>(1, options_.slowThreads)) {
   for (const SlowTier& s : options_.slow) slowTiers_.push_back(s.tier);
+  // Evictions reach the observers on the writer thread, in order with the stores (the index
+  // then stops counting what a tier no longer holds).
+  for (CacheTier* t : options_.fast)
+    t->setEvictionListener([this, tier = t->id()](std::string_view key) {
+      net::post(writer_, [this, tier, key = std::string(key)] {
+        emit({.kind = TierEvent::Kind::Evicted, .tier = tier, .cacheKey = key});
+      });
+    });
   // Disk fsyncs, index upserts and outbox journaling yield the CPU to the request threads.
   net::post(writer_, [] { lowerThreadPriority(); });
 }
 
-TieredCache::~TieredCache() { drain(); }
+TieredCache::~TieredCache() {
+  for (CacheTier* t : options_.fast) t->setEvictionListener({});
+  drain();
+}
 
 void TieredCache::addObserver(TierObserver* observer) { observers_.push_back(observer); }
 void TieredCache::setGuard(StoreGuard* guard) { guard_ = guard; }

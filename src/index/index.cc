@@ -757,8 +757,8 @@ Result<std::vector<std::string>> Index::expired(TimePoint now, size_t limit) {
 
 Result<Stats> Index::stats() {
   static const std::string kSql =
-      "SELECT COALESCE(SUM(invalid = 0), 0), COALESCE(SUM(CASE WHEN invalid = 0 THEN size_stored "
-      "ELSE 0 END), 0), "
+      "SELECT COALESCE(SUM(invalid = 0 AND tiers <> 0), 0), COALESCE(SUM(CASE WHEN invalid = 0 "
+      "AND tiers <> 0 THEN size_stored ELSE 0 END), 0), "
       "COALESCE(SUM(invalid), 0), COALESCE(SUM(hit_count), 0), COALESCE(SUM(hit_count * "
       "cost_total), 0.0), "
       "COALESCE(SUM(hit_count * (tokens_in + tokens_out)), 0) FROM entries";
@@ -940,6 +940,20 @@ Result<size_t> Index::purgeEvents(TimePoint before) {
   Stmt st(s);
   st.bind(1, eventIdBound(toUnixMillis(before)));
   if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "purging events");
+  return static_cast<size_t>(sqlite3_changes(db_));
+}
+
+Result<size_t> Index::clearTier(std::string_view key, unsigned tierBit) {
+  static const std::string kSql =
+      "UPDATE entries SET tiers = tiers & ~?2 WHERE cache_key = ?1 AND (tiers & ?2) <> 0";
+  std::lock_guard lock(dbMutex_);
+  Error err;
+  sqlite3_stmt* s = prepared(kSql, err);
+  if (!s) return err;
+  Stmt st(s);
+  st.bind(1, key);
+  st.bind(2, static_cast<int64_t>(tierBit));
+  if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "clearing an evicted tier");
   return static_cast<size_t>(sqlite3_changes(db_));
 }
 

@@ -87,8 +87,8 @@ struct Page {
 };
 
 struct Stats {
-  uint64_t entries = 0;         // valid rows
-  uint64_t bytes = 0;           // sum of size_stored over valid rows
+  uint64_t entries = 0;         // valid rows that some tier still holds (tiers <> 0)
+  uint64_t bytes = 0;           // sum of size_stored over those rows
   uint64_t invalidEntries = 0;  // rows kept after an invalidation
   uint64_t hits = 0;            // sum of hit_count over all rows (flushed hits only)
   double costSaved = 0;         // sum of hit_count * cost_total over all rows, US dollars
@@ -237,6 +237,11 @@ class Index {
   static int64_t eventIdBound(int64_t timeMs);
   // Deletes events with time < before. Returns how many.
   [[nodiscard]] Result<size_t> purgeEvents(TimePoint before);
+  // A tier evicted what it held under `key` (a cache key, or a disk file's name for an entry the
+  // disk tier knew only by its file): its bit leaves the rows of that key, so the figures count
+  // what the tiers hold (a row with no tier left is kept, for the record, but not counted).
+  // Returns how many rows changed.
+  [[nodiscard]] Result<size_t> clearTier(std::string_view key, unsigned tierBit);
   // Sets the prompt signature of the entry rows under cacheKey (the gateway's store path).
   // Returns whether a row was there to take it.
   [[nodiscard]] Result<bool> setPromptSignature(std::string_view cacheKey, uint64_t simhash,

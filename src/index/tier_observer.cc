@@ -11,6 +11,15 @@ void IndexObserver::onTierEvent(const cache::TierEvent& event) {
     index_.recordHit(event.entry->cacheId, clock_.now());
     return;
   }
+  if (event.kind == Kind::Evicted) {
+    // On the cache's writer thread, in order with the stores.
+    if (auto r = index_.clearTier(event.cacheKey, cache::tierBit(event.tier)); !r) {
+      failures_.fetch_add(1, std::memory_order_relaxed);
+      warnLimited(log_, "index: could not record an eviction from the {} tier: {}",
+                  cache::tierName(event.tier), r.error().message);
+    }
+    return;
+  }
   if ((event.kind != Kind::Stored && event.kind != Kind::Promoted) || !event.entry) return;
   unsigned tiers = cache::tierBit(event.tier);
   if (event.source) tiers |= cache::tierBit(*event.source);

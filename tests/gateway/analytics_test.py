@@ -129,3 +129,28 @@ class AlertsThroughTheGateway(unittest.TestCase):
             s.post(CHAT, chat(f"question {i}", "gpt-4o-mini"))
         time.sleep(3)
         self.assertEqual(len(self.read_mails()), 1)
+
+
+class EvictedEntriesLeaveTheFigures(unittest.TestCase):
+    """Issue 16: the index kept counting entries the tiers had evicted (80 entries / 167 MB
+    reported while the tiers held 16 and 29). Evictions now reach the index: an entry no tier
+    holds leaves storage_efficiency (its row stays, for the record)."""
+
+    def test_storage_counts_what_the_tiers_hold(self):
+        s = Stack({"CACHE_MEMORY_ENTRIES": "2", "CACHE_DISK_ENTRIES": "3"})
+        self.addCleanup(s.close)
+        for i in range(6):
+            self.assertEqual(s.post(CHAT, chat(f"evict me {i}", "gpt-4o-mini")).cache_status, "MISS")
+        # Every store has reached the index once it lists six rows (rows outlive evictions).
+        deadline = time.monotonic() + 20
+        while len(request(s.gateway.port, "GET", "/cache/entries?limit=100").json()["data"]) < 6:
+            self.assertLess(time.monotonic(), deadline, "six rows not written")
+            time.sleep(0.1)
+        s.post(CHAT, chat("evict me 5", "gpt-4o-mini"))  # a hit: the writer has passed the stores
+        time.sleep(0.5)
+        storage = request(s.gateway.port, "GET", "/cache/analytics").json()["storage_efficiency"]
+        self.assertEqual(storage["entries"], 3, storage)  # the disk tier's bound; memory's 2 are in it
+        self.assertLess(storage["bytes_stored"], 6 * 10000)
+        # The oldest answers are gone from every tier: a MISS again.
+        self.assertEqual(s.post(CHAT, chat("evict me 0", "gpt-4o-mini")).cache_status, "MISS")
+        self.assertEqual(s.post(CHAT, chat("evict me 5", "gpt-4o-mini")).cache_status, "HIT")

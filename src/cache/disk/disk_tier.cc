@@ -178,7 +178,7 @@ void DiskTier::merge(std::vector<Found>& found) {
     for (size_t k = 0; k < kChunk && i > 0; ++k) {
       Found& f = found[--i];
       if (index_.contains(f.name) || erasedDuringScan_.contains(f.name)) continue;
-      lru_.push_back(Item{f.name, f.bytes});
+      lru_.push_back(Item{f.name, f.bytes, {}});
       index_.emplace(std::move(f.name), std::prev(lru_.end()));
       bytes_ += f.bytes;
     }
@@ -198,10 +198,11 @@ void DiskTier::dropLocked(const std::string& name) {
   index_.erase(it);
 }
 
-void DiskTier::evictLocked() {
+void DiskTier::evictLocked(std::vector<std::string>* evicted) {
   if (!scanned_) return;
   while (!lru_.empty() && (lru_.size() > options_.maxEntries || bytes_ > options_.maxBytes)) {
     const std::string name = lru_.back().name;
+    if (evicted) evicted->push_back(lru_.back().key.empty() ? name : lru_.back().key);
     ::unlink(pathOfName(name).c_str());  // ENOENT is fine: gone is what we want
     dropLocked(name);
     evictions_.fetch_add(1, std::memory_order_relaxed);
@@ -267,7 +268,7 @@ Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
   if (!counted) {
     std::lock_guard lock(mutex_);
     if (!index_.contains(name)) {
-      lru_.push_front(Item{name, static_cast<uint64_t>(st.st_size)});
+      lru_.push_front(Item{name, static_cast<uint64_t>(st.st_size), std::string(cacheKey)});
       index_[name] = lru_.begin();
       bytes_ += static_cast<uint64_t>(st.st_size);
     }
@@ -309,20 +310,23 @@ Result<void> DiskTier::insert(EntryPtr entry) {
   if (::fsync(fd.get()) != 0) return fail("fsync");
   if (::close(fd.release()) != 0) return fail("close");
 
+  std::vector<std::string> evicted;
   {
     std::lock_guard lock(mutex_);
     if (::rename(tmpl.c_str(), path.c_str()) != 0) return fail("rename");
     if (auto it = index_.find(name); it != index_.end()) {
       bytes_ -= it->second->bytes;
       it->second->bytes = bytes.size();
+      it->second->key = entry->cacheKey;
       lru_.splice(lru_.begin(), lru_, it->second);
     } else {
-      lru_.push_front(Item{name, bytes.size()});
+      lru_.push_front(Item{name, bytes.size(), entry->cacheKey});
       index_[name] = lru_.begin();
     }
     bytes_ += bytes.size();
-    evictLocked();  // never the new file: it alone fits both bounds
+    evictLocked(onEvict_ ? &evicted : nullptr);  // never the new file: it alone fits both bounds
   }
+  for (const std::string& key : evicted) onEvict_(key);
   fsyncDir(fanDir);
   return {};
 }

@@ -71,6 +71,7 @@ class DiskTier final : public CacheTier {
   // maxBytes), Io (write, fsync or rename failed; the old entry remains).
   [[nodiscard]] Result<void> insert(EntryPtr entry) override;
   [[nodiscard]] Result<bool> erase(std::string_view cacheKey) override;
+  void setEvictionListener(EvictionListener listener) override { onEvict_ = std::move(listener); }
 
   size_t entryCount() const;
   size_t byteCount() const;
@@ -91,6 +92,7 @@ class DiskTier final : public CacheTier {
   struct Item {
     std::string name;
     uint64_t bytes;
+    std::string key;  // its cache_key, when known (inserted or read since the start)
   };
   static std::filesystem::path pathOfName(const std::filesystem::path& entriesDir,
                                           const std::string& name);
@@ -108,7 +110,9 @@ class DiskTier final : public CacheTier {
   void merge(std::vector<Found>& found);
   // Caller holds mutex_. Unlinks least recently used files until within bounds (once scanned: a
   // partial LRU would pick the wrong victims).
-  void evictLocked();
+  // Evicts to the bounds; the evicted entries' cache keys (or file names, for entries known only
+  // by their file) are appended to `evicted` when given.
+  void evictLocked(std::vector<std::string>* evicted = nullptr);
   // Caller holds mutex_. Forgets name (the file is already gone or being removed).
   void dropLocked(const std::string& name);
 
@@ -122,6 +126,7 @@ class DiskTier final : public CacheTier {
 
   std::atomic<uint64_t> corrupt_{0};
   std::atomic<uint64_t> evictions_{0};
+  EvictionListener onEvict_;
 
   time_t openedAt_ = 0;                               // wall-clock seconds when the tier opened
   std::atomic<bool> scanned_{false};                  // written under mutex_

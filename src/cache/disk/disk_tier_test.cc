@@ -133,6 +133,24 @@ TEST_F(DiskTierTest, KeepsEntriesAcrossARestart) {
   EXPECT_EQ(**found, *e);
 }
 
+TEST_F(DiskTierTest, TheEvictionListenerHearsTheKeysOfTheEvicted) {
+  {
+    DiskTier tier(options());
+    ASSERT_TRUE(
+        tier.insert(entry("gpt-4.1:0000000000000001")));  // known by its file after a restart
+  }
+  DiskTier tier(options(2));
+  std::vector<std::string> heard;
+  tier.setEvictionListener([&](std::string_view key) { heard.emplace_back(key); });
+  ASSERT_TRUE(tier.insert(entry("gpt-4.1:0000000000000002")));
+  ASSERT_TRUE(tier.insert(entry("gpt-4.1:0000000000000003")));  // evicts the first: a file name
+  ASSERT_TRUE(tier.insert(entry("gpt-4.1:0000000000000004")));  // evicts #2: its cache key
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[0], "gpt-4_1_0000000000000001");  // its file name
+  EXPECT_EQ(heard[1], "gpt-4.1:0000000000000002");  // not its sanitized file name
+  EXPECT_EQ(tier.entryCount(), 2u);
+}
+
 TEST_F(DiskTierTest, StoresEachKeyAtItsDocumentedPath) {
   DiskTier tier(options());
   ASSERT_TRUE(tier.insert(entry("openai/gpt-4.1-mini:00112233445566ab")));

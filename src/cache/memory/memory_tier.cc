@@ -47,6 +47,15 @@ Result<void> MemoryTier::insert(EntryPtr entry) {
   Shard& s = shardFor(entry->cacheKey);
   std::string dropped;  // old blocks released after unlocking
   std::vector<std::string> evicted;
+  // The listener hears of the victims once the shard is unlocked (declared first: runs last).
+  struct Announce {
+    const EvictionListener& listener;
+    const std::vector<std::string>& blocks;
+    ~Announce() {
+      if (listener)
+        for (const std::string& b : blocks) listener(packedCacheKey(b));
+    }
+  } announce{onEvict_, evicted};
   std::lock_guard lock(s.mutex);
   if (bytes > s.maxBytes || s.maxEntries == 0)
     return makeError(Errc::TooLarge, "memory tier: entry of " + std::to_string(bytes) +

@@ -32,6 +32,7 @@ class MemoryTier final : public CacheTier {
   [[nodiscard]] Result<void> insert(EntryPtr entry) override;
   [[nodiscard]] Result<bool> erase(std::string_view cacheKey) override;
   bool keepsRequest() const override { return false; }
+  void setEvictionListener(EvictionListener listener) override { onEvict_ = std::move(listener); }
 
   // What an entry counts against maxBytes: its compact block and the bookkeeping around it.
   static size_t chargedBytes(const Entry& entry);
@@ -58,6 +59,7 @@ class MemoryTier final : public CacheTier {
   Shard& shardFor(std::string_view key);
 
   std::vector<std::unique_ptr<Shard>> shards_;
+  EvictionListener onEvict_;
 };
 
 }  // namespace llmcache::cache

@@ -79,6 +79,21 @@ TEST(MemoryTier, ByteBoundEvictsTheLeastRecentlyUsed) {
   EXPECT_TRUE(*tier.lookup("k:0"));
 }
 
+TEST(MemoryTier, TheEvictionListenerHearsEveryVictimButNotAnErase) {
+  MemoryTier tier(MemoryTierOptions{.maxEntries = 2, .shards = 1});
+  std::vector<std::string> heard;
+  tier.setEvictionListener([&](std::string_view key) { heard.emplace_back(key); });
+  ASSERT_TRUE(tier.insert(entry("k:0")));
+  ASSERT_TRUE(tier.insert(entry("k:1")));
+  ASSERT_TRUE(tier.insert(entry("k:1", "replaced")));  // a replacement is no eviction
+  ASSERT_TRUE(*tier.erase("k:1"));                     // nor an erase
+  EXPECT_TRUE(heard.empty());
+  ASSERT_TRUE(tier.insert(entry("k:2")));
+  ASSERT_TRUE(tier.insert(entry("k:3")));  // evicts k:0
+  ASSERT_TRUE(tier.insert(entry("k:4")));  // evicts k:2
+  EXPECT_EQ(heard, (std::vector<std::string>{"k:0", "k:2"}));
+}
+
 TEST(MemoryTier, EntryLargerThanTheByteBoundIsRefusedAndEvictsNothing) {
   MemoryTier tier(MemoryTierOptions{.maxEntries = 10, .maxBytes = 64 * 1024, .shards = 1});
   ASSERT_TRUE(tier.insert(entry("k:small")));
