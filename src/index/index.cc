@@ -368,6 +368,14 @@ Result<void> Index::execLocked(const char* sql) {
 
 Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t sizeStored,
                                  size_t sizeRaw) {
+  {
+    // An eviction of this key queued before this write is older than it: the bits set now stay.
+    std::lock_guard lock(evictMutex_);
+    if (auto it = pendingEvictions_.find(e.cacheKey); it != pendingEvictions_.end()) {
+      it->second &= ~tiers;
+      if (it->second == 0) pendingEvictions_.erase(it);
+    }
+  }
   Error err;
   static const std::string kReplaceKey =
       "DELETE FROM entries WHERE cache_key = ?1 AND cache_id <> ?2";
@@ -491,7 +499,12 @@ void Index::hitWriterLoop() {
     hitCv_.wait_for(lock, options_.hitFlushInterval,
                     [&] { return stopping_ || pendingHits_.load() >= options_.hitFlushBatch; });
     if (stopping_) break;
-    if (pendingIds_.load() == 0) continue;
+    bool evictions;
+    {
+      std::lock_guard e(evictMutex_);
+      evictions = !pendingEvictions_.empty();
+    }
+    if (pendingIds_.load() == 0 && !evictions) continue;
     lock.unlock();
     {
       std::lock_guard f(flushMutex_);
@@ -504,6 +517,33 @@ void Index::hitWriterLoop() {
 void Index::flush() {
   std::lock_guard f(flushMutex_);
   drainHits();
+}
+
+void Index::drainEvictions() {
+  static const std::string kSql =
+      "UPDATE entries SET tiers = tiers & ~?2 WHERE cache_key = ?1 AND (tiers & ?2) <> 0";
+  std::lock_guard lock(dbMutex_);
+  std::unordered_map<std::string, unsigned> batch;
+  {
+    std::lock_guard e(evictMutex_);
+    batch.swap(pendingEvictions_);
+  }
+  if (batch.empty()) return;
+  Result<void> r = execLocked("BEGIN IMMEDIATE");
+  if (r) {
+    Error err;
+    sqlite3_stmt* s = prepared(kSql, err);
+    if (!s) r = err;
+    for (auto it = batch.begin(); r && it != batch.end(); ++it) {
+      Stmt st(s);
+      st.bind(1, std::string_view(it->first));
+      st.bind(2, static_cast<int64_t>(it->second));
+      if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "clearing evicted tiers");
+    }
+    if (r) r = execLocked("COMMIT");
+    if (!r) (void)execLocked("ROLLBACK");
+  }
+  if (!r) hitWriteErrors_.fetch_add(1);  // figures, not the cache's truth: counted, not retried
 }
 
 void Index::drainHits() {
@@ -532,6 +572,7 @@ void Index::drainHits() {
   }
   pendingHits_.fetch_sub(hits);
   pendingIds_.fetch_sub(ids);
+  drainEvictions();
   if (batch.empty()) return;
   static const std::string kHit =
       "UPDATE entries SET hit_count = hit_count + ?1, last_accessed = max(last_accessed, ?2) WHERE "
@@ -943,18 +984,9 @@ Result<size_t> Index::purgeEvents(TimePoint before) {
   return static_cast<size_t>(sqlite3_changes(db_));
 }
 
-Result<size_t> Index::clearTier(std::string_view key, unsigned tierBit) {
-  static const std::string kSql =
-      "UPDATE entries SET tiers = tiers & ~?2 WHERE cache_key = ?1 AND (tiers & ?2) <> 0";
-  std::lock_guard lock(dbMutex_);
-  Error err;
-  sqlite3_stmt* s = prepared(kSql, err);
-  if (!s) return err;
-  Stmt st(s);
-  st.bind(1, key);
-  st.bind(2, static_cast<int64_t>(tierBit));
-  if (int rc = st.step(); rc != SQLITE_DONE) return sqlError(rc, "clearing an evicted tier");
-  return static_cast<size_t>(sqlite3_changes(db_));
+void Index::recordEviction(std::string_view key, unsigned tierBit) {
+  std::lock_guard lock(evictMutex_);
+  pendingEvictions_[std::string(key)] |= tierBit;
 }
 
 Result<bool> Index::setPromptSignature(std::string_view cacheKey, uint64_t simhash,

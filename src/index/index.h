@@ -240,8 +240,9 @@ class Index {
   // A tier evicted what it held under `key` (a cache key, or a disk file's name for an entry the
   // disk tier knew only by its file): its bit leaves the rows of that key, so the figures count
   // what the tiers hold (a row with no tier left is kept, for the record, but not counted).
-  // Returns how many rows changed.
-  [[nodiscard]] Result<size_t> clearTier(std::string_view key, unsigned tierBit);
+  // Queued, and written with the hit counts (flush(), and once a second); an upsert of that key
+  // before then takes back the bits it sets again.
+  void recordEviction(std::string_view key, unsigned tierBit);
   // Sets the prompt signature of the entry rows under cacheKey (the gateway's store path).
   // Returns whether a row was there to take it.
   [[nodiscard]] Result<bool> setPromptSignature(std::string_view cacheKey, uint64_t simhash,
@@ -279,6 +280,8 @@ class Index {
   void hitWriterLoop();
   void checkpointLoop(std::string path);
   static int walHook(void* self, sqlite3* db, const char* name, int pages);
+  // Takes the queued evictions and writes them; callers hold flushMutex_.
+  void drainEvictions();
   // Takes the queued hits and writes them; callers hold flushMutex_.
   void drainHits();
 
@@ -291,7 +294,12 @@ class Index {
   int64_t eventId(int64_t timeMs);  // callers hold dbMutex_
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_;  // prepared once, reused
 
-  std::mutex flushMutex_;  // one drain at a time, so flush() returns after any drain in progress
+  std::mutex flushMutex_;
+  // Evictions not written yet: key -> tier bits. Taken with dbMutex_ held (so an upsert, which
+  // holds it, is either before the batch and takes its bits back, or after it).
+  std::mutex evictMutex_;
+  std::unordered_map<std::string, unsigned>
+      pendingEvictions_;  // one drain at a time, so flush() returns after any drain in progress
   // Pending hit counts, in one shard per request thread (threadSlot() % kHitShards): recordHit
   // runs on every hit, and with one map behind one mutex every request thread took the same lock.
   // Looked up by string_view (transparent): a std::string of the 32-character id was a heap

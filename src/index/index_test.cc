@@ -321,6 +321,27 @@ TEST_F(IndexTest, UpsertStoresEveryFieldAndByCacheIdReadsItBack) {
   EXPECT_FALSE(index_->byCacheId("ffffffffffffffffffffffffffffffff").value());
 }
 
+TEST_F(IndexTest, AnEvictionClearsItsTierAndAnEntryNoTierHoldsLeavesTheFigures) {
+  const cache::Entry a = makeTestEntry("gpt-4o-mini:0000000000000001");
+  const cache::Entry b = makeTestEntry("gpt-4o-mini:0000000000000002");
+  ASSERT_TRUE(index_->upsert(a, kTierMemory | kTierDisk, 100, 200));
+  ASSERT_TRUE(index_->upsert(b, kTierMemory | kTierDisk, 50, 200));
+  index_->recordEviction(a.cacheKey, kTierMemory);
+  index_->flush();
+  EXPECT_EQ(index_->byCacheId(a.cacheId).value()->tiers, kTierDisk);
+  EXPECT_EQ(index_->stats().value().entries, 2u);
+  index_->recordEviction(a.cacheKey, kTierDisk);
+  index_->flush();
+  EXPECT_EQ(index_->byCacheId(a.cacheId).value()->tiers, 0u);  // the row stays, for the record
+  EXPECT_EQ(index_->stats().value().entries, 1u);
+  EXPECT_EQ(index_->stats().value().bytes, 50u);
+  // An eviction queued before the key is written again does not undo that write.
+  index_->recordEviction(b.cacheKey, kTierMemory);
+  ASSERT_TRUE(index_->upsert(b, kTierMemory, 50, 200));
+  index_->flush();
+  EXPECT_EQ(index_->byCacheId(b.cacheId).value()->tiers, kTierMemory | kTierDisk);
+}
+
 TEST_F(IndexTest, UpsertingTheSameEntryAgainAddsTiersAndKeepsItsHits) {
   const cache::Entry e = makeTestEntry("gpt-4o-mini:0000000000000001");
   ASSERT_TRUE(index_->upsert(e, kTierMemory, 100, 200));

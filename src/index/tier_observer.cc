@@ -12,12 +12,8 @@ void IndexObserver::onTierEvent(const cache::TierEvent& event) {
     return;
   }
   if (event.kind == Kind::Evicted) {
-    // On the cache's writer thread, in order with the stores.
-    if (auto r = index_.clearTier(event.cacheKey, cache::tierBit(event.tier)); !r) {
-      failures_.fetch_add(1, std::memory_order_relaxed);
-      warnLimited(log_, "index: could not record an eviction from the {} tier: {}",
-                  cache::tierName(event.tier), r.error().message);
-    }
+    // On the cache's writer thread, in order with the stores; queued, written in batches.
+    index_.recordEviction(event.cacheKey, cache::tierBit(event.tier));
     return;
   }
   if ((event.kind != Kind::Stored && event.kind != Kind::Promoted) || !event.entry) return;
