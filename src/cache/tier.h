@@ -60,6 +60,12 @@ class CacheTier {
   // must only queue or post. A bounded tier calls it; an unbounded one never does. Set before
   // the tier is used.
   using EvictionListener = std::function<void(std::string_view cacheKey)>;
+  // The bytes the tier holds for the entry under cacheKey as stored (encoded, maybe compressed
+  // and sealed); 0 when there is none or the tier does not say. For the index's size_stored.
+  virtual uint64_t storedBytes(std::string_view cacheKey) const {
+    (void)cacheKey;
+    return 0;
+  }
   virtual void setEvictionListener(EvictionListener listener) { (void)listener; }
 };
 

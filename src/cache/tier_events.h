@@ -37,6 +37,7 @@ struct TierEvent {
   const Entry* entry = nullptr;       // Stored, Promoted
   std::optional<TierId> source = {};  // Promoted
   const StoreNote* note = nullptr;    // Stored, Promoted: may be null
+  uint64_t storedBytes = 0;           // Stored, Promoted: CacheTier::storedBytes (0: not said)
   Op op = Op::Insert;                 // Failed
   const Error* error = nullptr;       // Failed
 };

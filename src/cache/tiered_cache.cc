@@ -261,7 +261,8 @@ void TieredCache::promote(EntryPtr entry, TierId source, uint64_t generation,
               .cacheKey = entry->cacheKey,
               .entry = entry.get(),
               .source = source,
-              .note = note.get()});
+              .note = note.get(),
+              .storedBytes = t->storedBytes(entry->cacheKey)});
       }
     });
     if (!stillKept)
@@ -270,12 +271,13 @@ void TieredCache::promote(EntryPtr entry, TierId source, uint64_t generation,
 }
 
 void TieredCache::storeRest(const EntryPtr& entry, const StoreNote* note) {
-  auto stored = [&](TierId tier) {
+  auto stored = [&](TierId tier, uint64_t bytes = 0) {
     emit({.kind = TierEvent::Kind::Stored,
           .tier = tier,
           .cacheKey = entry->cacheKey,
           .entry = entry.get(),
-          .note = note});
+          .note = note,
+          .storedBytes = bytes});
   };
   if (!options_.fast.empty()) stored(options_.fast[0]->id());  // put there before store() returned
   for (size_t i = 1; i < options_.fast.size(); ++i) {
@@ -283,7 +285,7 @@ void TieredCache::storeRest(const EntryPtr& entry, const StoreNote* note) {
     if (auto r = t->insert(entry); !r) {
       failed(t->id(), TierEvent::Op::Insert, entry->cacheKey, r.error());
     } else {
-      stored(t->id());
+      stored(t->id(), t->storedBytes(entry->cacheKey));
     }
   }
   for (const SlowTier& s : options_.slow) {

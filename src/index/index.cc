@@ -388,7 +388,8 @@ Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t s
       "tenant=excluded.tenant, tags=excluded.tags, created=excluded.created, "
       "expires=excluded.expires, "
       "last_accessed=max(last_accessed, excluded.last_accessed), "
-      "hit_count=max(hit_count, excluded.hit_count), size_stored=excluded.size_stored, "
+      "hit_count=max(hit_count, excluded.hit_count), "
+      "size_stored=CASE WHEN ?22 THEN excluded.size_stored ELSE size_stored END, "
       "size_raw=excluded.size_raw, tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, "
       "cost_total=excluded.cost_total, latency_ms=excluded.latency_ms, tiers=tiers | "
       "excluded.tiers";
@@ -424,7 +425,9 @@ Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t s
       st.bindNull(11);
     st.bind(12, toUnixMillis(std::max(e.lastAccessed, e.responseTimestamp)));
     st.bind(13, e.hitCount);
-    st.bind(14, static_cast<int64_t>(sizeStored));
+    // 0: not known (a tier that does not report its stored bytes): a new row takes the raw
+    // estimate, an existing one keeps what a tier reported.
+    st.bind(14, static_cast<int64_t>(sizeStored ? sizeStored : sizeRaw));
     st.bind(15, static_cast<int64_t>(sizeRaw));
     st.bind(16, e.tokensInput);
     st.bind(17, e.tokensOutput);
@@ -432,6 +435,7 @@ Result<void> Index::upsertLocked(const cache::Entry& e, unsigned tiers, size_t s
     st.bind(19, e.latencyMs);
     st.bind(20, static_cast<int64_t>(tiers));
     st.bind(21, std::string_view(e.tenant));
+    st.bind(22, static_cast<int64_t>(sizeStored ? 1 : 0));
     if (int rc = st.step(); rc != SQLITE_DONE)
       return sqlError(rc, "writing the row of " + e.cacheId);
   }

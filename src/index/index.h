@@ -176,7 +176,9 @@ class Index {
   // Records entry as stored in `tiers` (kTier* bits, OR-ed into what the row already has, so a
   // caller may report each tier as its write lands). Inserting a cache_key replaces the rows of
   // other cache_ids under that key (the tiers replaced the entry too). An existing row keeps its
-  // invalid flag and the larger of the two hit counts and last-accessed times. A synchronous
+  // invalid flag and the larger of the two hit counts and last-accessed times. sizeStored: the
+  // bytes a tier holds for it (encoded, maybe compressed); 0 when the reporting tier does not say
+  // (a new row then takes sizeRaw, an existing one keeps its size_stored). A synchronous
   // SQLite transaction (WAL, synchronous=NORMAL: no fsync per commit).
   [[nodiscard]] Result<void> upsert(const cache::Entry& entry, unsigned tiers, size_t sizeStored,
                                     size_t sizeRaw);

@@ -21,7 +21,9 @@ void IndexObserver::onTierEvent(const cache::TierEvent& event) {
   if (event.source) tiers |= cache::tierBit(*event.source);
   const size_t raw = event.entry->approxBytes();
   std::optional<Error> error;
-  if (auto r = index_.upsert(*event.entry, tiers, raw, raw); !r) {
+  // size_stored: what the tier says it holds (the disk tier: the file, compressed and sealed as
+  // configured), else left to the tiers that say (0).
+  if (auto r = index_.upsert(*event.entry, tiers, event.storedBytes, raw); !r) {
     error = r.error();
   } else if (event.note && event.note->promptSimhash) {
     auto s = index_.setPromptSignature(event.entry->cacheKey, event.note->promptSimhash,

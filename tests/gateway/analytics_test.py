@@ -154,3 +154,18 @@ class EvictedEntriesLeaveTheFigures(unittest.TestCase):
         # The oldest answers are gone from every tier: a MISS again.
         self.assertEqual(s.post(CHAT, chat("evict me 0", "gpt-4o-mini")).cache_status, "MISS")
         self.assertEqual(s.post(CHAT, chat("evict me 5", "gpt-4o-mini")).cache_status, "HIT")
+
+    def test_size_stored_is_the_bytes_on_disk_so_compression_shows(self):
+        # Issue 16: storage_efficiency.ratio read 1.0 with compression on (1,416 bytes reported,
+        # 594 on disk): size_stored was the in-memory estimate. Now it is what the disk tier holds.
+        s = Stack({"CACHE_COMPRESSION": "true"})
+        self.addCleanup(s.close)
+        text = "a fairly repetitive prompt, " * 200  # the mock's answer echoes it: compressible
+        self.assertEqual(s.post(CHAT, chat(text, "gpt-4o-mini")).cache_status, "MISS")
+        s.wait_stored(1)
+        files = s.entry_files()
+        self.assertEqual(len(files), 1)
+        on_disk = files[0].stat().st_size
+        storage = request(s.gateway.port, "GET", "/cache/analytics").json()["storage_efficiency"]
+        self.assertEqual(storage["bytes_stored"], on_disk, storage)
+        self.assertGreater(storage["ratio"], 2, storage)

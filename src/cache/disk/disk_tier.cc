@@ -331,6 +331,13 @@ Result<void> DiskTier::insert(EntryPtr entry) {
   return {};
 }
 
+uint64_t DiskTier::storedBytes(std::string_view cacheKey) const {
+  const std::string name = sanitizeKey(cacheKey);
+  std::lock_guard lock(mutex_);
+  auto it = index_.find(name);
+  return it == index_.end() ? 0 : it->second->bytes;
+}
+
 Result<bool> DiskTier::erase(std::string_view cacheKey) {
   const std::string name = sanitizeKey(cacheKey);
   const fs::path path = pathOfName(name);

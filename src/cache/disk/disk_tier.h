@@ -71,6 +71,7 @@ class DiskTier final : public CacheTier {
   // maxBytes), Io (write, fsync or rename failed; the old entry remains).
   [[nodiscard]] Result<void> insert(EntryPtr entry) override;
   [[nodiscard]] Result<bool> erase(std::string_view cacheKey) override;
+  uint64_t storedBytes(std::string_view cacheKey) const override;
   void setEvictionListener(EvictionListener listener) override { onEvict_ = std::move(listener); }
 
   size_t entryCount() const;
