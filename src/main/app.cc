@@ -220,6 +220,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
       to.prefix = c.s3Prefix;
       to.codec = p.codec;
       to.instanceId = cache::s3::loadOrCreateInstanceId(c.cacheDir);
+      to.writeJournal = c.s3JournalPollMs > 0;
       p.s3Tier = std::make_unique<cache::s3::S3Tier>(*p.s3Client, to);
       if (c.asyncWrites) {
         cache::s3::S3OutboxOptions oo;
@@ -228,8 +229,13 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
         oo.retryMax = seconds(std::max(1, c.s3OutboxRetryMaxSeconds));
         p.s3Outbox = std::make_unique<cache::s3::S3Outbox>(*p.s3Tier, oo);
       }
+      // The journal's window: a marker's upload may take one CACHE_S3_TIMEOUT; the rest covers
+      // clock differences between gateways (docs/s3-layout.md, The key directory).
       p.s3Directory = std::make_unique<cache::s3::S3KeyDirectory>(
-          *p.s3Client, p.s3Tier->layout(), seconds(c.s3DirectoryRefreshSeconds));
+          *p.s3Client, p.s3Tier->layout(), seconds(c.s3DirectoryRefreshSeconds),
+          cache::s3::S3KeyJournalOptions{
+              .poll = std::chrono::milliseconds(c.s3JournalPollMs),
+              .window = seconds(std::max(30, 2 * c.s3TimeoutSeconds + 10))});
     } catch (const std::exception& e) {
       throw StartupError(std::string("cannot set up the S3 tier: ") + e.what(), 2);
     }

@@ -278,6 +278,14 @@ Result<void> S3Tier::insert(EntryPtr entry) {
     ++errors_;
     return r;
   }
+  // Named when the pointer exists: a reader that lists the marker finds the entry. Named by this
+  // clock, so a reader lists a window of the last seconds (other clocks may differ a little).
+  if (options_.writeJournal) {
+    const std::string marker = layout_.recentKeyMarker(now(), options_.instanceId, entry->cacheKey);
+    const std::string markerBody =
+        "{\"version\":1,\"cache_id\":" + toJson(Json::string(entry->cacheId)) + "}";
+    if (!client_.put(marker, markerBody, kJsonType, deadline)) ++journalErrors_;
+  }
   ++inserts_;
   bytesWritten_ += body.size();
   recordInsert(*entry, entryKey, body.size());
