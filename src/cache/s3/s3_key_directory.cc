@@ -1,5 +1,6 @@
 #include "cache/s3/s3_key_directory.h"
 
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -36,10 +37,14 @@ void S3KeyDirectory::loop() {
 }
 
 void S3KeyDirectory::journalLoop() {
+  // At a fixed rate (one poll starts every journal.poll), so a slow S3's listing time does not
+  // add to the interval; a poll longer than the interval is followed by the next at once.
+  auto next = std::chrono::steady_clock::now();
   for (;;) {
     (void)pollJournal();
+    next = std::max(next + journal_.poll, std::chrono::steady_clock::now());
     std::unique_lock lock(stopMutex_);
-    if (stopCv_.wait_for(lock, journal_.poll, [this] { return stopping_; })) return;
+    if (stopCv_.wait_until(lock, next, [this] { return stopping_; })) return;
   }
 }
 
