@@ -221,6 +221,9 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
       to.codec = p.codec;
       to.instanceId = cache::s3::loadOrCreateInstanceId(c.cacheDir);
       to.writeJournal = c.s3JournalPollMs > 0;
+      // Long past any reader's window (below): a marker is deleted only once no poll lists it.
+      to.journalRetention = std::max<std::chrono::milliseconds>(
+          std::chrono::minutes(10), seconds(8 * std::max(30, 2 * c.s3TimeoutSeconds + 10)));
       p.s3Tier = std::make_unique<cache::s3::S3Tier>(*p.s3Client, to);
       if (c.asyncWrites) {
         cache::s3::S3OutboxOptions oo;
@@ -296,9 +299,11 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   // The S3 index (by-date segments, cache_index.json, statistics.json) is also written when only
   // lookups changed the statistics (an instance that reads more than it writes).
   if (p.s3Tier)
-    p.tasks.push_back(
-        std::make_unique<PeriodicTask>(PeriodicOptions{.name = "s3-index", .interval = seconds(10)},
-                                       [&p] { (void)p.s3Tier->flushIndexIfDue(); }));
+    p.tasks.push_back(std::make_unique<PeriodicTask>(
+        PeriodicOptions{.name = "s3-index", .interval = seconds(10)}, [&p] {
+          (void)p.s3Tier->flushIndexIfDue();
+          (void)p.s3Tier->pruneJournal();
+        }));
   const auto metricsInterval = seconds(std::max(1, c.metricsIntervalSeconds));
   p.refreshGauges();
   p.tasks.push_back(std::make_unique<PeriodicTask>(

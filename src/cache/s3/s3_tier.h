@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cache/codec.h"
@@ -45,6 +46,10 @@ struct S3TierOptions {
   // next full listing (docs/s3-layout.md, The key directory). A failed marker does not fail the
   // insert (journalErrors(); the full listing finds the key later).
   bool writeJournal = true;
+  // This instance deletes its own markers this old (pruneJournal(), from `serve`'s s3-index
+  // loop): long past every reader's window, so the journal holds minutes, not the bucket's life.
+  // Markers of a crashed run are not deleted (a lifecycle rule on the prefix expires them).
+  std::chrono::milliseconds journalRetention{std::chrono::minutes(10)};
   // The by-date index (layout version 2): this instance's items of a day go to parts of at most
   // this many items (by-date/{day}/{instance}/{n}.json). Only the open part of the newest day is
   // held in memory; a full part is written once (at once, not at the next interval) and dropped.
@@ -177,6 +182,14 @@ class S3Tier final : public CacheTier {
   // {"cache_index": {...}, "statistics": {...}, "instances": [...]} summed over every instance.
   Result<Json> globalStatistics();
 
+  // Deletes this instance's markers older than journalRetention (at most limit of them); returns
+  // how many it deleted. One DELETE each (DELETEs are not billed by AWS). A failed delete is
+  // counted in journalErrors() and not retried. Called by `serve`'s s3-index loop.
+  size_t pruneJournal(size_t limit = 10000);
+  // Markers written by this instance and not yet pruned (at most kMaxHeldMarkers).
+  size_t journalHeld() const;
+  static constexpr size_t kMaxHeldMarkers = 100000;
+
   S3TierStats stats() const;
   // Recent-keys markers that could not be written (their entries were stored).
   uint64_t journalErrors() const { return journalErrors_.load(); }
@@ -236,6 +249,10 @@ class S3Tier final : public CacheTier {
   TimePoint lastFlush_{};
   S3TierStats flushedStats_{};  // stats() when the last flush began (flushMutex_)
   std::mutex flushMutex_;
+  // This instance's markers, oldest first (journalMutex_); beyond kMaxHeldMarkers the oldest are
+  // forgotten (left to a lifecycle rule).
+  mutable std::mutex journalMutex_;
+  std::deque<std::pair<TimePoint, std::string>> journal_;
 };
 
 }  // namespace llmcache::cache::s3

@@ -786,6 +786,29 @@ TEST_F(S3TierTest, AJournalPollListsOnlyTheMarkersOfItsWindow) {
   EXPECT_FALSE(directory.mayContain("k:old"));
 }
 
+TEST_F(S3TierTest, AnInstanceDeletesItsOwnMarkersOnceOlderThanTheRetention) {
+  S3Layout layout{normalizePrefix(prefix_)};
+  S3TierOptions o = options("gw-b");
+  o.journalRetention = std::chrono::minutes(10);
+  S3Tier tier(*client_, o);
+  ASSERT_TRUE(tier.insert(entry("k:1")));
+  const std::string oldMarker = layout.recentKeyMarker(clock_.now(), "gw-b", "k:1");
+  clock_.advance(std::chrono::minutes(6));
+  ASSERT_TRUE(tier.insert(entry("k:2")));
+  const std::string newMarker = layout.recentKeyMarker(clock_.now(), "gw-b", "k:2");
+  EXPECT_EQ(tier.pruneJournal(), 0u);  // neither is 10 minutes old
+  clock_.advance(std::chrono::minutes(5));
+  EXPECT_EQ(tier.pruneJournal(), 1u);
+  EXPECT_EQ(tier.journalHeld(), 1u);
+  auto old = client_->get(oldMarker);
+  auto recent = client_->get(newMarker);
+  ASSERT_TRUE(old && recent);
+  EXPECT_FALSE(old->has_value());
+  EXPECT_TRUE(recent->has_value());
+  EXPECT_TRUE(get(tier, "k:1"));  // only the marker went: the entry and its pointers stay
+  EXPECT_EQ(tier.journalErrors(), 0u);
+}
+
 TEST_F(S3TierTest, WithoutTheJournalAnInsertWritesNoMarker) {
   S3Layout layout{normalizePrefix(prefix_)};
   S3TierOptions o = options("gw-b");
