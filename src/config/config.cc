@@ -129,6 +129,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_S3_PREFIX", &Config::s3Prefix),
       field("CACHE_S3_ADDRESSING", &Config::s3Addressing),
       field("CACHE_S3_DIRECTORY_REFRESH", &Config::s3DirectoryRefreshSeconds),
+      field("CACHE_S3_JOURNAL_POLL_MS", &Config::s3JournalPollMs),
       field("CACHE_S3_TIMEOUT", &Config::s3TimeoutSeconds),
       field("CACHE_S3_OUTBOX_RETRY_MAX", &Config::s3OutboxRetryMaxSeconds),
       field("CACHE_INVALIDATION_POLL", &Config::invalidationPollSeconds),
@@ -307,6 +308,7 @@ void validate(const Config& c) {
                       c.s3Addressing + "'");
   if (c.s3DirectoryRefreshSeconds < 1)
     throw ConfigError("CACHE_S3_DIRECTORY_REFRESH: must be >= 1");
+  if (c.s3JournalPollMs < 0) throw ConfigError("CACHE_S3_JOURNAL_POLL_MS: must be >= 0");
   if (c.s3TimeoutSeconds < 1) throw ConfigError("CACHE_S3_TIMEOUT: must be >= 1");
   if (c.invalidationPollSeconds < 1) throw ConfigError("CACHE_INVALIDATION_POLL: must be >= 1");
   if (c.ttlSeconds < 0) throw ConfigError("CACHE_TTL: must be >= 0");

@@ -81,7 +81,10 @@ struct Config {
   std::string s3Prefix;                // CACHE_S3_PREFIX
   std::string s3Addressing = "auto";   // CACHE_S3_ADDRESSING: auto | path | virtual
   int s3DirectoryRefreshSeconds = 30;  // CACHE_S3_DIRECTORY_REFRESH: relisting of the bucket's keys
-  int s3TimeoutSeconds = 10;           // CACHE_S3_TIMEOUT: one S3 operation, retries included
+  // CACHE_S3_JOURNAL_POLL_MS: listing of the other gateways' recent keys (0: off; a new entry is
+  // then seen elsewhere only at the next CACHE_S3_DIRECTORY_REFRESH)
+  int s3JournalPollMs = 1000;
+  int s3TimeoutSeconds = 10;  // CACHE_S3_TIMEOUT: one S3 operation, retries included
   int s3OutboxRetryMaxSeconds =
       60;  // CACHE_S3_OUTBOX_RETRY_MAX: longest pause between upload retries
   int invalidationPollSeconds = 10;  // CACHE_INVALIDATION_POLL: other gateways' invalidations (S3)

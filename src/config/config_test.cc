@@ -67,6 +67,16 @@ TEST(Config, ValidateRejectsBadListenAndModes) {
   EXPECT_EQ(c.listenEndpoint().second, 9000);
 }
 
+TEST(Config, TheRecentKeysJournalPollsEverySecondByDefaultAndZeroTurnsItOff) {
+  Config c;
+  EXPECT_EQ(c.s3JournalPollMs, 1000);
+  setValue(c, "CACHE_S3_JOURNAL_POLL_MS", "0");
+  EXPECT_EQ(c.s3JournalPollMs, 0);
+  EXPECT_NO_THROW(validate(c));
+  setValue(c, "CACHE_S3_JOURNAL_POLL_MS", "-1");
+  EXPECT_THROW(validate(c), ConfigError);
+}
+
 TEST(Config, PrintConfigMasksSecrets) {
   Config c;
   c.adminToken = "super-secret-token";

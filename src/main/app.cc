@@ -220,6 +220,10 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
       to.prefix = c.s3Prefix;
       to.codec = p.codec;
       to.instanceId = cache::s3::loadOrCreateInstanceId(c.cacheDir);
+      to.writeJournal = c.s3JournalPollMs > 0;
+      // Long past any reader's window (below): a marker is deleted only once no poll lists it.
+      to.journalRetention = std::max<std::chrono::milliseconds>(
+          std::chrono::minutes(10), seconds(8 * std::max(30, 2 * c.s3TimeoutSeconds + 10)));
       p.s3Tier = std::make_unique<cache::s3::S3Tier>(*p.s3Client, to);
       if (c.asyncWrites) {
         cache::s3::S3OutboxOptions oo;
@@ -228,8 +232,13 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
         oo.retryMax = seconds(std::max(1, c.s3OutboxRetryMaxSeconds));
         p.s3Outbox = std::make_unique<cache::s3::S3Outbox>(*p.s3Tier, oo);
       }
+      // The journal's window: a marker's upload may take one CACHE_S3_TIMEOUT; the rest covers
+      // clock differences between gateways (docs/s3-layout.md, The key directory).
       p.s3Directory = std::make_unique<cache::s3::S3KeyDirectory>(
-          *p.s3Client, p.s3Tier->layout(), seconds(c.s3DirectoryRefreshSeconds));
+          *p.s3Client, p.s3Tier->layout(), seconds(c.s3DirectoryRefreshSeconds),
+          cache::s3::S3KeyJournalOptions{
+              .poll = std::chrono::milliseconds(c.s3JournalPollMs),
+              .window = seconds(std::max(30, 2 * c.s3TimeoutSeconds + 10))});
     } catch (const std::exception& e) {
       throw StartupError(std::string("cannot set up the S3 tier: ") + e.what(), 2);
     }
@@ -290,9 +299,11 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   // The S3 index (by-date segments, cache_index.json, statistics.json) is also written when only
   // lookups changed the statistics (an instance that reads more than it writes).
   if (p.s3Tier)
-    p.tasks.push_back(
-        std::make_unique<PeriodicTask>(PeriodicOptions{.name = "s3-index", .interval = seconds(10)},
-                                       [&p] { (void)p.s3Tier->flushIndexIfDue(); }));
+    p.tasks.push_back(std::make_unique<PeriodicTask>(
+        PeriodicOptions{.name = "s3-index", .interval = seconds(10)}, [&p] {
+          (void)p.s3Tier->flushIndexIfDue();
+          (void)p.s3Tier->pruneJournal();
+        }));
   const auto metricsInterval = seconds(std::max(1, c.metricsIntervalSeconds));
   p.refreshGauges();
   p.tasks.push_back(std::make_unique<PeriodicTask>(

@@ -174,6 +174,43 @@ class GatewayWithS3(unittest.TestCase):
         again = request(b.port, "POST", CHAT, chat("shared question"))
         self.assertEqual(again.headers["x-llmcache-layer"], "memory")
 
+    def test_with_default_settings_another_gateway_hits_a_new_entry_within_two_seconds(self):
+        """Issue 16, item 2: the recent-keys journal (listed every second by default) makes a
+        new entry an S3 hit at the other gateways long before their next full key listing
+        (CACHE_S3_DIRECTORY_REFRESH, 30 s by default)."""
+        self.s3.start()
+        # Only what locates the bucket: every other S3 setting at its default.
+        a = Stack(sets={"CACHE_S3_ENDPOINT": self.s3.endpoint, "CACHE_S3_BUCKET": BUCKET},
+                  start_gateway=False)
+        self.stacks.append(a)
+        b = self.second_gateway(a)  # up first: its first full listing saw an empty bucket
+        a.start_gateway()
+        first = a.post(CHAT, chat("asked twice, a second apart"))
+        stored = time.monotonic()
+        self.assertEqual(first.headers["x-llmcache-status"], "MISS")
+        # Poll b with no-store requests: looked up, never stored at b (a miss goes upstream and
+        # is not kept, so the first HIT can only come from S3).
+        hit, seen = None, []
+        while time.monotonic() - stored < 10:
+            r = request(b.port, "POST", CHAT, chat("asked twice, a second apart"),
+                        {"Cache-Control": "no-store"})
+            seen.append(r.headers.get("x-llmcache-status"))
+            if r.headers.get("x-llmcache-status") == "HIT":
+                hit = r
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - stored
+        self.assertIsNotNone(hit, f"no HIT at the second gateway in 10 s: {seen[-3:]}")
+        self.assertEqual(hit.headers["x-llmcache-layer"], "s3")
+        self.assertEqual(hit.json()["choices"], first.json()["choices"])
+        print(f"\nvisibility: HIT at the second gateway {elapsed:.2f} s after the first's MISS "
+              f"({len(seen)} look-ups)", flush=True)
+        # The target is 2 s (a 1 s poll after an upload of a few ms); the ceiling leaves room for
+        # a loaded 2-core machine, where the upload and the poll can each be late.
+        self.assertLess(elapsed, 4.0)
+        self.assertEqual(request(b.port, "POST", CHAT, chat("asked twice, a second apart"))
+                         .headers["x-llmcache-status"], "HIT")
+
     def test_an_entry_invalidated_through_one_gateway_stops_being_served_by_the_other(self):
         self.s3.start()
         a = self.stack()

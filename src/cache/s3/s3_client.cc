@@ -431,10 +431,12 @@ Result<void> S3Client::erase(std::string_view key, std::optional<S3Deadline> dea
 
 Result<S3ListPage> S3Client::listPage(std::string_view prefix,
                                       std::optional<std::string> continuationToken, int maxKeys,
-                                      std::optional<S3Deadline> deadline) {
+                                      std::optional<S3Deadline> deadline,
+                                      std::optional<std::string> startAfter) {
   std::vector<std::pair<std::string, std::string>> params = {
       {"list-type", "2"}, {"prefix", std::string(prefix)}, {"max-keys", std::to_string(maxKeys)}};
   if (continuationToken) params.emplace_back("continuation-token", *continuationToken);
+  if (startAfter) params.emplace_back("start-after", *startAfter);
   Call call{"GET", "", canonicalQuery(std::move(params)), {}, ""};
   const std::string what = "S3 LIST s3://" + options_.bucket + "/" + std::string(prefix) + "*";
   auto r = perform(call, deadline);

@@ -145,10 +145,12 @@ class S3Client {
                                            std::optional<S3Deadline> deadline = std::nullopt);
   // Removes key. S3 answers 204 whether or not it existed, so this cannot tell.
   Result<void> erase(std::string_view key, std::optional<S3Deadline> deadline = std::nullopt);
-  // One ListObjectsV2 page of the keys starting with prefix, in key order.
+  // One ListObjectsV2 page of the keys starting with prefix, in key order; with startAfter, only
+  // the keys after it (S3's start-after: a listing of a time-named prefix from an instant on).
   Result<S3ListPage> listPage(std::string_view prefix,
                               std::optional<std::string> continuationToken = {}, int maxKeys = 1000,
-                              std::optional<S3Deadline> deadline = std::nullopt);
+                              std::optional<S3Deadline> deadline = std::nullopt,
+                              std::optional<std::string> startAfter = std::nullopt);
   // Every key starting with prefix (all pages, following continuation tokens). maxObjects bounds
   // the result (an error, TooLarge, past it) so a huge bucket cannot exhaust memory. Without a
   // deadline each page is an operation of its own (a big bucket's listing takes many).

@@ -1,6 +1,8 @@
 #include "cache/s3/s3_key_directory.h"
 
+#include <algorithm>
 #include <optional>
+#include <vector>
 
 namespace llmcache::cache::s3 {
 
@@ -8,9 +10,12 @@ namespace {
 constexpr size_t kMaxNames = 1000000;
 }  // namespace
 
-S3KeyDirectory::S3KeyDirectory(S3Client& client, S3Layout layout, std::chrono::milliseconds refresh)
-    : client_(client), layout_(std::move(layout)), interval_(refresh) {
+S3KeyDirectory::S3KeyDirectory(S3Client& client, S3Layout layout, std::chrono::milliseconds refresh,
+                               S3KeyJournalOptions journal)
+    : client_(client), layout_(std::move(layout)), interval_(refresh), journal_(journal) {
+  if (!journal_.clock) journal_.clock = &Clock::system();
   thread_ = std::thread([this] { loop(); });
+  if (journal_.poll.count() > 0) journalThread_ = std::thread([this] { journalLoop(); });
 }
 
 S3KeyDirectory::~S3KeyDirectory() {
@@ -20,6 +25,7 @@ S3KeyDirectory::~S3KeyDirectory() {
   }
   stopCv_.notify_all();
   thread_.join();
+  if (journalThread_.joinable()) journalThread_.join();
 }
 
 void S3KeyDirectory::loop() {
@@ -28,6 +34,52 @@ void S3KeyDirectory::loop() {
     std::unique_lock lock(stopMutex_);
     if (stopCv_.wait_for(lock, interval_, [this] { return stopping_; })) return;
   }
+}
+
+void S3KeyDirectory::journalLoop() {
+  // At a fixed rate (one poll starts every journal.poll), so a slow S3's listing time does not
+  // add to the interval; a poll longer than the interval is followed by the next at once.
+  auto next = std::chrono::steady_clock::now();
+  for (;;) {
+    (void)pollJournal();
+    next = std::max(next + journal_.poll, std::chrono::steady_clock::now());
+    std::unique_lock lock(stopMutex_);
+    if (stopCv_.wait_until(lock, next, [this] { return stopping_; })) return;
+  }
+}
+
+Result<size_t> S3KeyDirectory::pollJournal() {
+  const std::string prefix = layout_.recentKeysPrefix();
+  // Markers are named {ms}/...: everything after "{now - window, 13 digits}" is the window. Its
+  // size is what the fleet stored in the window, not what the bucket holds.
+  const std::string startAfter =
+      layout_.recentKeysStartAfter(journal_.clock->now() - journal_.window);
+  std::vector<std::string> names;
+  std::optional<std::string> token;
+  size_t pages = 0;
+  size_t listed = 0;
+  do {
+    if (pages++ == journal_.maxPages) {
+      ++journalErrors_;
+      break;  // what was read is added; the full listing finds the rest
+    }
+    auto page = client_.listPage(prefix, token, 1000, std::nullopt,
+                                 token ? std::nullopt : std::optional<std::string>(startAfter));
+    if (!page) {
+      ++journalErrors_;
+      return page.error();
+    }
+    listed += page->objects.size();
+    for (const auto& o : page->objects)
+      if (auto name = layout_.recentKeyName(o.key)) names.push_back(std::move(*name));
+    token = std::move(page->nextContinuationToken);
+  } while (token);
+  if (!names.empty()) {
+    std::unique_lock lock(mutex_);
+    for (auto& n : names) names_.insert(std::move(n));
+  }
+  ++journalPolls_;
+  return listed;
 }
 
 Result<size_t> S3KeyDirectory::refresh() {
@@ -68,6 +120,7 @@ Result<size_t> S3KeyDirectory::refresh() {
     names_.swap(names);
   }
   ready_ = true;
+  ++refreshes_;
   return n;
 }
 

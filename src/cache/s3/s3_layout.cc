@@ -114,6 +114,41 @@ std::string S3Layout::invalidRecordKey(std::string_view cacheId) const {
   if (id.empty()) id.assign(1, '_');
   return invalidPrefix() + id + ".json";
 }
+std::string S3Layout::recentKeysPrefix() const { return prefix + "cache-index/recent-keys/"; }
+
+std::string S3Layout::recentKeysStartAfter(TimePoint t) const {
+  const long long ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  char stamp[32];
+  std::snprintf(stamp, sizeof stamp, "%013lld", ms < 0 ? 0LL : ms);
+  return recentKeysPrefix() + stamp;
+}
+
+std::string S3Layout::recentKeyMarker(TimePoint t, std::string_view instanceId,
+                                      std::string_view cacheKey) const {
+  std::string id = replaceOthers(instanceId);
+  if (id.empty()) id.assign(1, '_');
+  return recentKeysStartAfter(t) + "/" + id + "/" + sanitizeKey(cacheKey) + ".json";
+}
+
+std::optional<std::string> S3Layout::recentKeyName(std::string_view objectKey) const {
+  const std::string p = recentKeysPrefix();
+  if (objectKey.size() <= p.size() + 5 || objectKey.substr(0, p.size()) != p ||
+      objectKey.substr(objectKey.size() - 5) != ".json")
+    return std::nullopt;
+  objectKey.remove_prefix(p.size());
+  objectKey.remove_suffix(5);
+  // {ms}/{instance}/{name}: exactly two slashes, the name after the second.
+  const size_t first = objectKey.find('/');
+  if (first == std::string_view::npos) return std::nullopt;
+  const size_t second = objectKey.find('/', first + 1);
+  if (second == std::string_view::npos || objectKey.find('/', second + 1) != std::string_view::npos)
+    return std::nullopt;
+  std::string_view name = objectKey.substr(second + 1);
+  if (name.empty()) return std::nullopt;
+  return std::string(name);
+}
+
 std::string S3Layout::instancesPrefix() const { return prefix + "cache-index/global/instances/"; }
 std::string S3Layout::instanceIndexKey(std::string_view instanceId) const {
   return instancesPrefix() + replaceOthers(instanceId) + "/cache_index.json";

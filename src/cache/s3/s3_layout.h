@@ -68,6 +68,17 @@ struct S3Layout {
   // purge of marked entries lists
   std::string invalidPrefix() const;
   std::string invalidRecordKey(std::string_view cacheId) const;
+  // The recent-keys journal (issue 16, visibility in seconds): one empty-ish marker per insert,
+  // named by the writer's clock so that a reader lists only the last seconds (start-after).
+  // {prefix}cache-index/recent-keys/
+  std::string recentKeysPrefix() const;
+  // {recentKeysPrefix}{unix ms, 13 digits}/{instance}/{sanitizeKey(cache_key)}.json
+  std::string recentKeyMarker(TimePoint t, std::string_view instanceId,
+                              std::string_view cacheKey) const;
+  // {recentKeysPrefix}{unix ms, 13 digits}: listing after it yields the markers named at t or later
+  std::string recentKeysStartAfter(TimePoint t) const;
+  // The sanitized cache_key a marker names; nullopt for a key that is not a marker.
+  std::optional<std::string> recentKeyName(std::string_view objectKey) const;
   // {prefix}cache-index/global/cache_index.json, statistics.json : merged views
   std::string globalIndexKey() const;
   std::string globalStatisticsKey() const;

@@ -278,11 +278,50 @@ Result<void> S3Tier::insert(EntryPtr entry) {
     ++errors_;
     return r;
   }
+  // Named when the pointer exists: a reader that lists the marker finds the entry. Named by this
+  // clock, so a reader lists a window of the last seconds (other clocks may differ a little).
+  if (options_.writeJournal) {
+    const std::string marker = layout_.recentKeyMarker(now(), options_.instanceId, entry->cacheKey);
+    const std::string markerBody =
+        "{\"version\":1,\"cache_id\":" + toJson(Json::string(entry->cacheId)) + "}";
+    if (!client_.put(marker, markerBody, kJsonType, deadline)) {
+      ++journalErrors_;
+    } else {
+      std::lock_guard lock(journalMutex_);
+      journal_.emplace_back(now(), marker);
+      if (journal_.size() > kMaxHeldMarkers) journal_.pop_front();
+    }
+  }
   ++inserts_;
   bytesWritten_ += body.size();
   recordInsert(*entry, entryKey, body.size());
   (void)flushIndexIfDue();
   return {};
+}
+
+size_t S3Tier::pruneJournal(size_t limit) {
+  const TimePoint cutoff = now() - options_.journalRetention;
+  size_t deleted = 0;
+  while (deleted < limit) {
+    std::string marker;
+    {
+      std::lock_guard lock(journalMutex_);
+      if (journal_.empty() || journal_.front().first > cutoff) break;
+      marker = std::move(journal_.front().second);
+      journal_.pop_front();
+    }
+    if (client_.erase(marker)) {
+      ++deleted;
+    } else {
+      ++journalErrors_;
+    }
+  }
+  return deleted;
+}
+
+size_t S3Tier::journalHeld() const {
+  std::lock_guard lock(journalMutex_);
+  return journal_.size();
 }
 
 Result<bool> S3Tier::erase(std::string_view cacheKey) { return markInvalid(cacheKey, "erased"); }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cache/codec.h"
@@ -39,6 +40,16 @@ struct S3TierOptions {
   // insert. Either way call flushIndex() at shutdown so that the last inserts are listed.
   std::chrono::milliseconds indexFlushInterval{60000};
   bool writeIndex = true;  // false: entries and pointers only (no by-date, no statistics)
+  // After the by-key pointer, an insert writes a marker in the recent-keys journal
+  // (cache-index/recent-keys/{ms}/{instance}/{key}.json), which the other gateways' key
+  // directories list every second: a new entry is an S3 hit elsewhere within ~1 s, not at their
+  // next full listing (docs/s3-layout.md, The key directory). A failed marker does not fail the
+  // insert (journalErrors(); the full listing finds the key later).
+  bool writeJournal = true;
+  // This instance deletes its own markers this old (pruneJournal(), from `serve`'s s3-index
+  // loop): long past every reader's window, so the journal holds minutes, not the bucket's life.
+  // Markers of a crashed run are not deleted (a lifecycle rule on the prefix expires them).
+  std::chrono::milliseconds journalRetention{std::chrono::minutes(10)};
   // The by-date index (layout version 2): this instance's items of a day go to parts of at most
   // this many items (by-date/{day}/{instance}/{n}.json). Only the open part of the newest day is
   // held in memory; a full part is written once (at once, not at the next interval) and dropped.
@@ -112,6 +123,7 @@ class S3Tier final : public CacheTier {
   [[nodiscard]] Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
   // The same through the by-hash pointer (the seed's lookup path, and `/cache/entry-by-hash`).
   Result<std::optional<EntryPtr>> lookupByHash(std::string_view requestHash);
+  // Then, with writeJournal, the recent-keys marker (its failure is counted, not returned).
   // Errors: InvalidArgument (null entry, empty cache_key), or the client's; on error the pointers
   // may still name the previous entry or (when only the by-key write failed) the by-hash pointer
   // names the new one.
@@ -170,7 +182,17 @@ class S3Tier final : public CacheTier {
   // {"cache_index": {...}, "statistics": {...}, "instances": [...]} summed over every instance.
   Result<Json> globalStatistics();
 
+  // Deletes this instance's markers older than journalRetention (at most limit of them); returns
+  // how many it deleted. One DELETE each (DELETEs are not billed by AWS). A failed delete is
+  // counted in journalErrors() and not retried. Called by `serve`'s s3-index loop.
+  size_t pruneJournal(size_t limit = 10000);
+  // Markers written by this instance and not yet pruned (at most kMaxHeldMarkers).
+  size_t journalHeld() const;
+  static constexpr size_t kMaxHeldMarkers = 100000;
+
   S3TierStats stats() const;
+  // Recent-keys markers that could not be written (their entries were stored).
+  uint64_t journalErrors() const { return journalErrors_.load(); }
   const S3Layout& layout() const { return layout_; }
   const S3TierOptions& options() const { return options_; }
 
@@ -199,7 +221,7 @@ class S3Tier final : public CacheTier {
 
   std::atomic<uint64_t> lookups_{0}, hits_{0}, misses_{0}, errors_{0}, inserts_{0}, erases_{0},
       bytesWritten_{0}, corruptEntries_{0}, danglingPointers_{0}, corruptPointers_{0},
-      indexErrors_{0}, indexItemsDropped_{0};
+      indexErrors_{0}, indexItemsDropped_{0}, journalErrors_{0};
 
   // Index state (mutex_); flushes are serialized by flushMutex_ and do their I/O outside mutex_.
   struct FullPart {
@@ -227,6 +249,10 @@ class S3Tier final : public CacheTier {
   TimePoint lastFlush_{};
   S3TierStats flushedStats_{};  // stats() when the last flush began (flushMutex_)
   std::mutex flushMutex_;
+  // This instance's markers, oldest first (journalMutex_); beyond kMaxHeldMarkers the oldest are
+  // forgotten (left to a lifecycle rule).
+  mutable std::mutex journalMutex_;
+  std::deque<std::pair<TimePoint, std::string>> journal_;
 };
 
 }  // namespace llmcache::cache::s3

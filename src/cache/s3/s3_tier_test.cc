@@ -149,6 +149,9 @@ TEST_F(S3TierTest, WritesTheDocumentedLayoutThatTheAwsSdkReads) {
       prefix_ + "/cache-index/global/instances/gw-a/statistics.json",
       prefix_ + "/cache-index/global/cache_index.json",
       prefix_ + "/cache-index/global/statistics.json",
+      // the recent-keys marker, named by the insert's time (this test's clock: 13:00:00.000)
+      prefix_ +
+          "/cache-index/recent-keys/1767272400000/gw-a/openai_gpt-4_1-mini_00112233445566ab.json",
   };
   EXPECT_EQ(keys, expected);
 
@@ -718,6 +721,120 @@ TEST_F(S3TierTest, KeyDirectoryKnowsEveryPointerAcrossListingPages) {
   EXPECT_TRUE(directory.mayContain("k:0"));
   EXPECT_TRUE(directory.mayContain("k:1004"));
   EXPECT_FALSE(directory.mayContain("k:1005"));
+}
+
+// The directory's own first full listing (started by its constructor) has finished: what is
+// inserted afterwards can reach it only through the journal (or the next listing).
+bool firstListingDone(const S3KeyDirectory& directory) {
+  const auto start = std::chrono::steady_clock::now();
+  while (directory.refreshes() == 0) {
+    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(20)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+TEST(S3LayoutTest, ARecentKeyMarkerNamesItsTimeInstanceAndSanitizedKey) {
+  S3Layout layout{normalizePrefix("p")};
+  const TimePoint t{std::chrono::milliseconds{1767225600123}};
+  const std::string marker = layout.recentKeyMarker(t, "gw/a", "gpt-4o:00ff");
+  EXPECT_EQ(marker, "p/cache-index/recent-keys/1767225600123/gw_a/gpt-4o_00ff.json");
+  EXPECT_EQ(layout.recentKeyName(marker), std::optional<std::string>("gpt-4o_00ff"));
+  // start-after of an instant lists its markers and later ones, not earlier ones.
+  EXPECT_LT(layout.recentKeysStartAfter(t), marker);
+  EXPECT_GT(layout.recentKeysStartAfter(t + std::chrono::milliseconds(1)), marker);
+  EXPECT_FALSE(layout.recentKeyName("p/cache-index/by-key/gpt-4o_00ff.json"));
+  EXPECT_FALSE(layout.recentKeyName("p/cache-index/recent-keys/1767225600123/gpt-4o_00ff.json"));
+  EXPECT_FALSE(layout.recentKeyName("p/cache-index/recent-keys/1/gw/x/k.json"));
+}
+
+TEST_F(S3TierTest, AnotherInstancesInsertIsInTheKeyDirectoryAfterOneJournalPoll) {
+  S3Layout layout{normalizePrefix(prefix_)};
+  S3KeyDirectory directory(*client_, layout, std::chrono::hours(1),
+                           {.poll = std::chrono::milliseconds(0), .clock = &clock_});
+  ASSERT_TRUE(firstListingDone(directory));  // before the other instance's insert
+  S3Tier other(*client_, options("gw-b"));
+  ASSERT_TRUE(other.insert(entry("k:new")));
+  auto marker = client_->get(layout.recentKeyMarker(clock_.now(), "gw-b", "k:new"));
+  ASSERT_TRUE(marker);
+  EXPECT_TRUE(marker->has_value());
+  EXPECT_FALSE(directory.mayContain("k:new"));  // the next full listing is an hour away
+  auto polled = directory.pollJournal();
+  ASSERT_TRUE(polled) << polled.error().message;
+  EXPECT_EQ(*polled, 1u);
+  EXPECT_TRUE(directory.mayContain("k:new"));
+  EXPECT_FALSE(directory.mayContain("k:other"));
+  EXPECT_EQ(other.journalErrors(), 0u);
+}
+
+TEST_F(S3TierTest, AJournalPollListsOnlyTheMarkersOfItsWindow) {
+  S3Layout layout{normalizePrefix(prefix_)};
+  S3Tier other(*client_, options("gw-b"));
+  ASSERT_TRUE(other.insert(entry("k:old")));
+  clock_.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(other.insert(entry("k:recent")));
+  S3KeyDirectory directory(
+      *client_, layout, std::chrono::hours(1),
+      {.poll = std::chrono::milliseconds(0), .window = std::chrono::seconds(30), .clock = &clock_});
+  ASSERT_TRUE(firstListingDone(directory));
+  directory.remove("k:old");
+  directory.remove("k:recent");
+  auto polled = directory.pollJournal();
+  ASSERT_TRUE(polled) << polled.error().message;
+  EXPECT_EQ(*polled, 1u);  // k:old's marker is 31 s old: left to the full listing
+  EXPECT_TRUE(directory.mayContain("k:recent"));
+  EXPECT_FALSE(directory.mayContain("k:old"));
+}
+
+TEST_F(S3TierTest, AnInstanceDeletesItsOwnMarkersOnceOlderThanTheRetention) {
+  S3Layout layout{normalizePrefix(prefix_)};
+  S3TierOptions o = options("gw-b");
+  o.journalRetention = std::chrono::minutes(10);
+  S3Tier tier(*client_, o);
+  ASSERT_TRUE(tier.insert(entry("k:1")));
+  const std::string oldMarker = layout.recentKeyMarker(clock_.now(), "gw-b", "k:1");
+  clock_.advance(std::chrono::minutes(6));
+  ASSERT_TRUE(tier.insert(entry("k:2")));
+  const std::string newMarker = layout.recentKeyMarker(clock_.now(), "gw-b", "k:2");
+  EXPECT_EQ(tier.pruneJournal(), 0u);  // neither is 10 minutes old
+  clock_.advance(std::chrono::minutes(5));
+  EXPECT_EQ(tier.pruneJournal(), 1u);
+  EXPECT_EQ(tier.journalHeld(), 1u);
+  auto old = client_->get(oldMarker);
+  auto recent = client_->get(newMarker);
+  ASSERT_TRUE(old && recent);
+  EXPECT_FALSE(old->has_value());
+  EXPECT_TRUE(recent->has_value());
+  EXPECT_TRUE(get(tier, "k:1"));  // only the marker went: the entry and its pointers stay
+  EXPECT_EQ(tier.journalErrors(), 0u);
+}
+
+TEST_F(S3TierTest, WithoutTheJournalAnInsertWritesNoMarker) {
+  S3Layout layout{normalizePrefix(prefix_)};
+  S3TierOptions o = options("gw-b");
+  o.writeJournal = false;
+  S3Tier other(*client_, o);
+  ASSERT_TRUE(other.insert(entry("k:quiet")));
+  auto markers = client_->list(layout.recentKeysPrefix());
+  ASSERT_TRUE(markers);
+  EXPECT_TRUE(markers->empty());
+}
+
+TEST_F(S3TierTest, TheJournalLoopAddsAnotherInstancesKeyWithinAFewPolls) {
+  S3Layout layout{normalizePrefix(prefix_)};
+  S3TierOptions o = options("gw-b");
+  o.clock = nullptr;  // both on the system clock: the loop lists the window before its now
+  S3Tier other(*client_, o);
+  S3KeyDirectory directory(*client_, layout, std::chrono::hours(1),
+                           {.poll = std::chrono::milliseconds(100)});
+  ASSERT_TRUE(firstListingDone(directory));
+  ASSERT_TRUE(other.insert(entry("k:live")));
+  const auto start = std::chrono::steady_clock::now();
+  while (!directory.mayContain("k:live") &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(10))
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(directory.mayContain("k:live"));
+  EXPECT_GT(directory.journalPolls(), 0u);
 }
 
 TEST_F(S3TierTest, ListingFollowsContinuationTokensAndEncodesThePrefix) {
