@@ -371,6 +371,12 @@ Reply AdminApi::invalidate(std::string_view body) {
       .set("generation", Json::integer(static_cast<int64_t>(out->generation)))
       .set("cache_ids", std::move(ids))
       .set("cache_ids_truncated", Json::boolean(out->matched > out->cacheIds.size()));
+  // The shared tier's part (entries of every gateway on the bucket), within the figures above.
+  if (out->shared.searched)
+    o.set("s3", Json::object()
+                    .set("scanned", Json::integer(static_cast<int64_t>(out->shared.scanned)))
+                    .set("matched", Json::integer(static_cast<int64_t>(out->shared.matched)))
+                    .set("marked", Json::integer(static_cast<int64_t>(out->shared.marked))));
   return json(200, o);
 }
 
