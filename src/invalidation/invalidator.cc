@@ -82,8 +82,8 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
   // The shared tier holds entries other gateways stored, which this index never saw. Searched
   // after the local erases (which mark the shared copies of the local rows, so the search skips
   // them); a dry run searches it too and counts each cache_id once.
-  auto searchShared = [&]() -> Result<void> {
-    if (!shared_ || !request.searchShared || !searchesShared(criterion)) return {};
+  auto searchShared = [&] {
+    if (!shared_ || !request.searchShared || !searchesShared(criterion)) return;
     cache::SharedTier::Search search;
     if (criterion.kind == Criterion::Kind::Model) search.model = criterion.value;
     search.select = [&criterion, now](const cache::Entry& e) {
@@ -92,7 +92,11 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
     search.reason = "invalidated: " + criterion.describe(now);
     search.dryRun = request.dryRun;
     auto found = shared_->markMatching(search);
-    if (!found) return found.error();
+    if (!found) {
+      out.shared.searched = true;
+      out.shared.error = found.error().message;
+      return;
+    }
     out.shared = {.searched = true,
                   .scanned = found->scanned,
                   .matched = found->matched,
@@ -105,10 +109,9 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
       if (!request.dryRun) ++out.invalidated;
       if (out.cacheIds.size() < kMaxReportedIds) out.cacheIds.push_back(id);
     }
-    return {};
   };
   if (request.dryRun) {
-    if (auto r = searchShared(); !r) return r.error();
+    searchShared();
     return out;
   }
 
@@ -128,7 +131,7 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
   auto marked = index_.markInvalid(ids);
   if (!marked) return marked.error();
   out.invalidated = *marked;
-  if (auto r = searchShared(); !r) return r.error();
+  searchShared();
   return out;
 }
 

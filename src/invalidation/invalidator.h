@@ -45,6 +45,10 @@ struct Outcome {
     size_t scanned = 0;     // entries read in the shared tier (not already marked)
     size_t matched = 0;     // current entries there the criterion selects
     size_t marked = 0;      // marked invalid there by this search (0 in a dry run)
+    // Non-empty: the search failed midway (S3 unreachable, ...); the figures are what was done
+    // before. Not an error of apply(): the index and the local tiers are done, and the gateway
+    // still publishes the invalidation; the caller reports it (run it again to finish).
+    std::string error;
   } shared;
 };
 inline constexpr size_t kMaxReportedIds = 1000;

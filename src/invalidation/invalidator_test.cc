@@ -278,6 +278,7 @@ class FakeSharedTier : public cache::SharedTier {
  public:
   Result<Marked> markMatching(const Search& search) override {
     ++searches;
+    if (fail) return makeError(Errc::Unavailable, "s3 unreachable");
     lastSearch = search;
     Marked out;
     for (auto& [entry, marked] : entries) {
@@ -296,6 +297,7 @@ class FakeSharedTier : public cache::SharedTier {
   }
   std::vector<std::pair<cache::Entry, bool>> entries;  // entry, marked
   int searches = 0;
+  bool fail = false;
   Search lastSearch;
 };
 
@@ -326,6 +328,17 @@ TEST_F(InvalidatorWithSharedTierTest, ByModelSearchesTheSharedTierAndCountsEachE
   EXPECT_EQ(out->invalidated, 2u);
   EXPECT_TRUE(shared_.entries[0].second);
   EXPECT_FALSE(inMemory(entries_["a"]));
+}
+
+TEST_F(InvalidatorWithSharedTierTest, AFailedSearchIsReportedAndTheLocalInvalidationStands) {
+  shared_.fail = true;
+  auto out = inv_.apply(parseRequest(R"({"model":"gpt-4o"})").value());
+  ASSERT_TRUE(out);  // the caller still publishes it to the other gateways
+  EXPECT_TRUE(out->shared.searched);
+  EXPECT_EQ(out->shared.error, "s3 unreachable");
+  EXPECT_EQ(out->matched, 1u);
+  EXPECT_FALSE(inMemory(entries_["a"]));
+  EXPECT_TRUE(markedInvalid(entries_["a"]));
 }
 
 TEST_F(InvalidatorWithSharedTierTest, ADryRunCountsTheSharedTierAndMarksNothing) {

@@ -193,12 +193,19 @@ int runInvalidate(const InvalidateArgs& a) {
                    .set("matched", Json::integer(static_cast<int64_t>(outcome->matched)))
                    .set("invalidated", Json::integer(static_cast<int64_t>(outcome->invalidated)))
                    .set("dry_run", Json::boolean(outcome->dryRun));
-  if (outcome->shared.searched)
-    reply.set("s3",
-              Json::object()
+  if (outcome->shared.searched) {
+    Json s3 = Json::object()
                   .set("scanned", Json::integer(static_cast<int64_t>(outcome->shared.scanned)))
                   .set("matched", Json::integer(static_cast<int64_t>(outcome->shared.matched)))
-                  .set("marked", Json::integer(static_cast<int64_t>(outcome->shared.marked))));
+                  .set("marked", Json::integer(static_cast<int64_t>(outcome->shared.marked)));
+    if (!outcome->shared.error.empty()) {
+      s3.set("error", Json::string(outcome->shared.error));
+      std::fprintf(stderr, "llmcache invalidate: the S3 search stopped: %s (run it again)\n",
+                   outcome->shared.error.c_str());
+      rc = 1;
+    }
+    reply.set("s3", std::move(s3));
+  }
   if (s3Tier && !outcome->dryRun) {
     // The running gateways apply it at their next poll (CACHE_INVALIDATION_POLL).
     auto published = invalidation::writeInvalidationRecord(
