@@ -371,6 +371,17 @@ Reply AdminApi::invalidate(std::string_view body) {
       .set("generation", Json::integer(static_cast<int64_t>(out->generation)))
       .set("cache_ids", std::move(ids))
       .set("cache_ids_truncated", Json::boolean(out->matched > out->cacheIds.size()));
+  // The shared tier's part (entries of every gateway on the bucket), within the figures above.
+  // A failed search is reported, not a failure of the call: the local part is done and the
+  // other gateways must still hear of it (the gateway publishes only a 200).
+  if (out->shared.searched) {
+    Json s3 = Json::object()
+                  .set("scanned", Json::integer(static_cast<int64_t>(out->shared.scanned)))
+                  .set("matched", Json::integer(static_cast<int64_t>(out->shared.matched)))
+                  .set("marked", Json::integer(static_cast<int64_t>(out->shared.marked)));
+    if (!out->shared.error.empty()) s3.set("error", Json::string(out->shared.error));
+    o.set("s3", std::move(s3));
+  }
   return json(200, o);
 }
 

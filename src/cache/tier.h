@@ -6,7 +6,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "cache/entry.h"
 #include "common/result.h"
@@ -67,6 +69,35 @@ class CacheTier {
     return 0;
   }
   virtual void setEvictionListener(EvictionListener listener) { (void)listener; }
+};
+
+// A tier that several gateways share (S3): it holds entries this gateway's index never saw (another
+// gateway stored them), so an invalidation searches the tier itself to reach them (bucket-wide),
+// and marks what it finds invalid there.
+class SharedTier {
+ public:
+  virtual ~SharedTier() = default;
+
+  struct Search {
+    // Non-empty: only this model's entries are read (for S3, one model folder is listed: the cost
+    // grows with that model's entries). Empty: every entry of the tier is read.
+    std::string model;
+    // Whether an entry is selected. It sees the entry without its bodies (request, response and
+    // SSE events are empty). Null: every entry read.
+    std::function<bool(const Entry&)> select;
+    std::string reason;      // recorded in the marks
+    bool dryRun = false;     // count only
+    size_t limit = 1000000;  // at most this many entries read
+  };
+  struct Marked {
+    size_t scanned = 0;  // entries read (not already marked)
+    size_t matched = 0;  // selected and still current (their key's pointer names them)
+    size_t marked = 0;   // marked invalid now (0 in a dry run)
+    std::vector<std::string> cacheIds;  // the matched ones
+  };
+  // Selects the current, valid entries of the tier as above and marks each invalid (unless
+  // dryRun). Errors: the tier could not be listed or read; marks written before stay.
+  virtual Result<Marked> markMatching(const Search& search) = 0;
 };
 
 }  // namespace llmcache::cache

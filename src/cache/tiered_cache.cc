@@ -221,6 +221,9 @@ net::awaitable<std::optional<CacheHit>> TieredCache::lookup(std::string_view cac
                                  options] { return lookupSlow(key, hash, options); });
   std::optional<CacheHit> hit = co_await std::move(job);
   if (!hit) co_return std::nullopt;
+  // A copy an invalidation applied here should have removed (its mark failed or never happened)
+  // is neither served nor promoted.
+  if (guard_ && guard_->condemns(*hit->entry)) co_return std::nullopt;
   if (!options_.fast.empty()) promote(hit->entry, hit->tier, generation, options.note);
   announceHit(*hit);
   co_return hit;

@@ -52,6 +52,10 @@ class StoreGuard {
   // invalidation able to begin before store() returns. Returns whether store() ran.
   virtual bool storeUnlessInvalidated(uint64_t generation, const Entry& candidate,
                                       const std::function<void()>& store) = 0;
+  // Whether an invalidation applied here already condemned candidate, an entry found in a slow
+  // tier (stored before that invalidation was issued, and selected by it): then it is a miss and
+  // is not promoted, whichever gateway stored it and whether or not the slow tier marked it.
+  virtual bool condemns(const Entry& /*candidate*/) const { return false; }
 };
 
 // Which keys a slow tier may hold (implemented by s3::S3KeyDirectory). False negatives are

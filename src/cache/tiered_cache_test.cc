@@ -132,8 +132,10 @@ class Guard final : public StoreGuard {
     store();
     return true;
   }
+  bool condemns(const Entry&) const override { return condemned; }
   int allow = 1000;
   std::atomic<int> calls = 0;
+  bool condemned = false;
 };
 
 constexpr const char* kKey = "gpt-4o-mini:0011223344556677";
@@ -237,6 +239,18 @@ TEST_F(TieredCacheTest, HitInASlowTierIsPromotedToEveryFastTierUnderTheGuard) {
     EXPECT_EQ(p.simhash, 42u);
   }
   EXPECT_EQ(guard_.calls, 2);  // the memory copy, then the background step
+}
+
+TEST_F(TieredCacheTest, ASlowHitAnAppliedInvalidationCondemnsIsAMissAndIsNotPromoted) {
+  ASSERT_TRUE(s3_.insert(entry()));  // e.g. another gateway's copy whose S3 mark never happened
+  directory_.add(kKey);
+  guard_.condemned = true;
+  EXPECT_FALSE(lookup());
+  cache_.drain();
+  EXPECT_FALSE(memory_.holds(kKey));
+  EXPECT_FALSE(disk_.holds(kKey));
+  EXPECT_TRUE(events_.of(TierEvent::Kind::Promoted).empty());
+  EXPECT_TRUE(events_.of(TierEvent::Kind::Hit).empty());
 }
 
 TEST_F(TieredCacheTest, ASlowHitAnInvalidationCondemnedIsServedButNotPromoted) {

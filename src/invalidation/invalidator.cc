@@ -1,6 +1,7 @@
 #include "invalidation/invalidator.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace llmcache::invalidation {
 
@@ -37,6 +38,31 @@ bool Invalidator::storeUnlessInvalidated(uint64_t generation, const cache::Entry
   return true;
 }
 
+bool Invalidator::condemns(const cache::Entry& candidate) const {
+  std::shared_lock lock(mutex_);
+  for (auto it = applied_.rbegin(); it != applied_.rend(); ++it)
+    if (candidate.responseTimestamp < it->issued &&
+        index::matches(it->criterion, candidate, it->at))
+      return true;
+  return false;
+}
+
+bool Invalidator::searchesShared(const Criterion& criterion) {
+  using Kind = Criterion::Kind;
+  switch (criterion.kind) {
+    case Kind::Model:
+    case Kind::Pattern:
+    case Kind::Tag:
+    case Kind::Namespace:
+    case Kind::OlderThan:
+      return true;
+    case Kind::Key:      // the tiers' erase reaches the shared tier's pointer directly
+    case Kind::CacheId:  // no way to it but reading every entry: per DELETE, too dear
+      return false;
+  }
+  return false;
+}
+
 Result<Outcome> Invalidator::apply(const Request& request, const Progress& progress) {
   const TimePoint now = clock_.now();
   const Criterion criterion = request.criterion.resolved(now);
@@ -45,7 +71,7 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
   if (!request.dryRun) {
     std::unique_lock lock(mutex_);
     out.generation = ++generation_;
-    applied_.push_back({out.generation, criterion, now});
+    applied_.push_back({out.generation, criterion, now, request.issuedAt.value_or(now)});
     while (applied_.size() > options_.history) applied_.pop_front();
   }
   auto rows = index_.match(criterion, now);
@@ -53,7 +79,41 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
   out.matched = rows->size();
   for (size_t i = 0; i < rows->size() && i < kMaxReportedIds; ++i)
     out.cacheIds.push_back((*rows)[i].cacheId);
-  if (request.dryRun) return out;
+  // The shared tier holds entries other gateways stored, which this index never saw. Searched
+  // after the local erases (which mark the shared copies of the local rows, so the search skips
+  // them); a dry run searches it too and counts each cache_id once.
+  auto searchShared = [&] {
+    if (!shared_ || !request.searchShared || !searchesShared(criterion)) return;
+    cache::SharedTier::Search search;
+    if (criterion.kind == Criterion::Kind::Model) search.model = criterion.value;
+    search.select = [&criterion, now](const cache::Entry& e) {
+      return index::matches(criterion, e, now);
+    };
+    search.reason = "invalidated: " + criterion.describe(now);
+    search.dryRun = request.dryRun;
+    auto found = shared_->markMatching(search);
+    if (!found) {
+      out.shared.searched = true;
+      out.shared.error = found.error().message;
+      return;
+    }
+    out.shared = {.searched = true,
+                  .scanned = found->scanned,
+                  .matched = found->matched,
+                  .marked = found->marked};
+    std::unordered_set<std::string> local;
+    for (const index::Row& row : *rows) local.insert(row.cacheId);
+    for (const std::string& id : found->cacheIds) {
+      if (local.count(id)) continue;
+      ++out.matched;
+      if (!request.dryRun) ++out.invalidated;
+      if (out.cacheIds.size() < kMaxReportedIds) out.cacheIds.push_back(id);
+    }
+  };
+  if (request.dryRun) {
+    searchShared();
+    return out;
+  }
 
   std::vector<std::string> ids;
   ids.reserve(rows->size());
@@ -71,6 +131,7 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
   auto marked = index_.markInvalid(ids);
   if (!marked) return marked.error();
   out.invalidated = *marked;
+  searchShared();
   return out;
 }
 

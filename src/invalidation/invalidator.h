@@ -38,6 +38,18 @@ struct Outcome {
   bool dryRun = false;
   uint64_t generation = 0;            // the generation this invalidation created (0 in a dry run)
   std::vector<std::string> cacheIds;  // the matched rows' ids, the first kMaxReportedIds
+  // The shared tier's part (setSharedTier), included in matched and invalidated above without
+  // counting an entry twice (by cache_id): entries of other gateways this index never saw.
+  struct Shared {
+    bool searched = false;  // false: no shared tier, or this criterion is not searched there
+    size_t scanned = 0;     // entries read in the shared tier (not already marked)
+    size_t matched = 0;     // current entries there the criterion selects
+    size_t marked = 0;      // marked invalid there by this search (0 in a dry run)
+    // Non-empty: the search failed midway (S3 unreachable, ...); the figures are what was done
+    // before. Not an error of apply(): the index and the local tiers are done, and the gateway
+    // still publishes the invalidation; the caller reports it (run it again to finish).
+    std::string error;
+  } shared;
 };
 inline constexpr size_t kMaxReportedIds = 1000;
 
@@ -67,6 +79,14 @@ class Invalidator final : public cache::StoreGuard {
   using Progress = std::function<void(size_t done, size_t total)>;
   Result<Outcome> apply(const Request& request, const Progress& progress = {});
 
+  // A tier shared with other gateways (S3), searched by apply() beyond the index for the
+  // criteria it can search there: model (its folder), pattern, tag, namespace and older_than (every
+  // entry read). Key reaches it through the tier's erase; cache_id is not searched there. Not
+  // owned; set before the first apply. Null: the index alone.
+  void setSharedTier(cache::SharedTier* tier) { shared_ = tier; }
+  // Whether the criterion is searched in a shared tier.
+  static bool searchesShared(const Criterion& criterion);
+
   // Erases up to limit expired entries (Index::expired at clock.now()) from the tiers and their
   // rows from the index. Returns how many rows went. For a background purger.
   Result<size_t> purgeExpired(size_t limit);
@@ -81,12 +101,20 @@ class Invalidator final : public cache::StoreGuard {
   // not call apply() (it would deadlock). Thread-safe.
   bool storeUnlessInvalidated(uint64_t generation, const cache::Entry& candidate,
                               const std::function<void()>& store) override;
+  // True when a remembered invalidation (applied here, whether issued here or by another
+  // gateway) selects candidate and candidate's response is older than the invalidation's issue
+  // time: a copy found in a shared tier that the invalidation should have removed (a mark that
+  // failed or never happened: an older gateway, a lost record) is not served nor promoted.
+  // Entries stored after the invalidation are not condemned. Thread-safe; costs one match per
+  // remembered invalidation (at most options.history).
+  bool condemns(const cache::Entry& candidate) const override;
 
  private:
   struct Applied {
     uint64_t generation;
     Criterion criterion;  // resolved
     TimePoint at;
+    TimePoint issued;  // Request::issuedAt, or at
   };
   bool invalidatedSinceLocked(uint64_t generation, const cache::Entry& candidate) const;
 
@@ -94,6 +122,7 @@ class Invalidator final : public cache::StoreGuard {
   cache::TieredCache& cache_;
   const Clock& clock_;
   InvalidatorOptions options_;
+  cache::SharedTier* shared_ = nullptr;
 
   mutable std::shared_mutex mutex_;  // shared: checks and guarded stores; exclusive: a bump
   uint64_t generation_ = 0;

@@ -272,5 +272,135 @@ TEST_F(InvalidatorTest, AnInvalidationArrivingDuringAGuardedStoreStillRemovesThe
       inv_.invalidatedSince(g, answer));  // a background write of the same answer is skipped
 }
 
+// A shared tier holding other gateways' entries: markMatching selects among them as S3Tier does
+// (its model folder, then select()), and remembers what it was asked.
+class FakeSharedTier : public cache::SharedTier {
+ public:
+  Result<Marked> markMatching(const Search& search) override {
+    ++searches;
+    if (fail) return makeError(Errc::Unavailable, "s3 unreachable");
+    lastSearch = search;
+    Marked out;
+    for (auto& [entry, marked] : entries) {
+      if (marked) continue;
+      ++out.scanned;
+      if (!search.model.empty() && entry.model != search.model) continue;
+      if (search.select && !search.select(entry)) continue;
+      ++out.matched;
+      out.cacheIds.push_back(entry.cacheId);
+      if (!search.dryRun) {
+        marked = true;
+        ++out.marked;
+      }
+    }
+    return out;
+  }
+  std::vector<std::pair<cache::Entry, bool>> entries;  // entry, marked
+  int searches = 0;
+  bool fail = false;
+  Search lastSearch;
+};
+
+class InvalidatorWithSharedTierTest : public InvalidatorTest {
+ protected:
+  void SetUp() override {
+    InvalidatorTest::SetUp();
+    // Another gateway's entry of gpt-4o this index never saw, and this gateway's own "a" (its
+    // shared copy: the same cache_id, counted once).
+    cache::Entry other = makeTestEntry("gpt-4o:00000000000000e5", "answer e", std::string(32, 'e'));
+    other.model = "gpt-4o";
+    other.responseTimestamp = clock_.now() - 1h;
+    shared_.entries = {{other, false}, {entries_["a"], false}};
+    inv_.setSharedTier(&shared_);
+  }
+  FakeSharedTier shared_;
+};
+
+TEST_F(InvalidatorWithSharedTierTest, ByModelSearchesTheSharedTierAndCountsEachEntryOnce) {
+  auto out = inv_.apply(parseRequest(R"({"model":"gpt-4o"})").value());
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(shared_.lastSearch.model, "gpt-4o");  // one folder, not the whole bucket
+  EXPECT_FALSE(shared_.lastSearch.dryRun);
+  EXPECT_NE(shared_.lastSearch.reason.find("model=gpt-4o"), std::string::npos);
+  EXPECT_TRUE(out->shared.searched);
+  EXPECT_EQ(out->shared.matched, 2u);
+  EXPECT_EQ(out->matched, 2u);  // "a" (index and shared) + the other gateway's
+  EXPECT_EQ(out->invalidated, 2u);
+  EXPECT_TRUE(shared_.entries[0].second);
+  EXPECT_FALSE(inMemory(entries_["a"]));
+}
+
+TEST_F(InvalidatorWithSharedTierTest, AFailedSearchIsReportedAndTheLocalInvalidationStands) {
+  shared_.fail = true;
+  auto out = inv_.apply(parseRequest(R"({"model":"gpt-4o"})").value());
+  ASSERT_TRUE(out);  // the caller still publishes it to the other gateways
+  EXPECT_TRUE(out->shared.searched);
+  EXPECT_EQ(out->shared.error, "s3 unreachable");
+  EXPECT_EQ(out->matched, 1u);
+  EXPECT_FALSE(inMemory(entries_["a"]));
+  EXPECT_TRUE(markedInvalid(entries_["a"]));
+}
+
+TEST_F(InvalidatorWithSharedTierTest, ADryRunCountsTheSharedTierAndMarksNothing) {
+  auto out = inv_.apply(parseRequest(R"({"model":"gpt-4o","dry_run":true})").value());
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->matched, 2u);
+  EXPECT_EQ(out->invalidated, 0u);
+  EXPECT_EQ(out->shared.marked, 0u);
+  EXPECT_FALSE(shared_.entries[0].second);
+  EXPECT_TRUE(inMemory(entries_["a"]));
+}
+
+TEST_F(InvalidatorWithSharedTierTest, OtherCriteriaSelectThroughTheSameMatchAsTheIndex) {
+  auto out = inv_.apply(parseRequest(R"({"older_than":"2h"})").value());
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(shared_.lastSearch.model.empty());  // every entry read
+  EXPECT_EQ(out->shared.matched, 1u);             // "a"'s shared copy (10 days); e is 1 h old
+  EXPECT_EQ(out->matched, 3u);                    // a, c, d: "a" counted once
+  EXPECT_FALSE(shared_.entries[0].second);
+  out = inv_.apply(parseRequest(R"({"pattern":"gpt-4o:*e5"})").value());
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->shared.matched, 1u);
+  EXPECT_TRUE(shared_.entries[0].second);
+}
+
+TEST_F(InvalidatorWithSharedTierTest, KeyAndCacheIdAndAnotherGatewaysRecordDoNotSearchIt) {
+  ASSERT_TRUE(inv_.apply(parseRequest(R"({"key":"gpt-4o:00000000000000e5"})").value()));
+  ASSERT_TRUE(inv_.apply(parseRequest(R"({"cache_id":"x"})").value()));
+  Request remote = parseRequest(R"({"model":"gpt-4o"})").value();
+  remote.searchShared = false;
+  ASSERT_TRUE(inv_.apply(remote));
+  EXPECT_EQ(shared_.searches, 0);
+}
+
+TEST_F(InvalidatorTest, AnEntryOlderThanAnAppliedInvalidationIsCondemnedANewerOneIsNot) {
+  cache::Entry old = makeTestEntry("gpt-4o:00000000000000f6", "answer f", std::string(32, 'f'));
+  old.model = "gpt-4o";
+  old.responseTimestamp = clock_.now() - 1min;
+  cache::Entry other = old;
+  other.model = "gpt-4o-mini";
+  EXPECT_FALSE(inv_.condemns(old));
+  ASSERT_TRUE(inv_.apply(parseRequest(R"({"model":"gpt-4o"})").value()));
+  EXPECT_TRUE(inv_.condemns(old));     // e.g. found unmarked in S3: not served, not promoted
+  EXPECT_FALSE(inv_.condemns(other));  // not selected
+  clock_.advance(1s);
+  cache::Entry fresh = old;
+  fresh.responseTimestamp = clock_.now();  // stored after the invalidation
+  EXPECT_FALSE(inv_.condemns(fresh));
+}
+
+TEST_F(InvalidatorTest, ARemoteRecordCondemnsEntriesOlderThanItsCreationNotItsArrival) {
+  Request remote = parseRequest(R"({"model":"gpt-4o"})").value();
+  remote.issuedAt = clock_.now() - 10s;  // created on another gateway 10 s ago
+  remote.searchShared = false;
+  ASSERT_TRUE(inv_.apply(remote));
+  cache::Entry e = makeTestEntry("gpt-4o:00000000000000f7", "answer", std::string(32, '7'));
+  e.model = "gpt-4o";
+  e.responseTimestamp = clock_.now() - 20s;
+  EXPECT_TRUE(inv_.condemns(e));
+  e.responseTimestamp = clock_.now() - 5s;  // stored after the record was created
+  EXPECT_FALSE(inv_.condemns(e));
+}
+
 }  // namespace
 }  // namespace llmcache::invalidation

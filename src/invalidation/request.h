@@ -8,6 +8,7 @@
 //   {"tag": "eval"}, {"namespace": "tenant-1"}, {"cache_id": "..."}
 // exactly one of them, plus optional "dry_run": true (count, change nothing).
 #include <chrono>
+#include <optional>
 #include <string_view>
 
 #include "common/json.h"
@@ -21,6 +22,13 @@ using Criterion = index::Criterion;
 struct Request {
   Criterion criterion;
   bool dryRun = false;
+  // Not parsed from the body. When the invalidation was issued, if not now: a record from another
+  // gateway carries its creation time. Entries stored before it and matching are condemned
+  // (Invalidator::condemns).
+  std::optional<TimePoint> issuedAt = {};
+  // Whether a shared tier (S3) is searched beyond the index (Invalidator::setSharedTier). False
+  // for another gateway's record: that gateway searched the bucket already.
+  bool searchShared = true;
 };
 
 // Errors (InvalidArgument, the message says which): not an object, no criterion, two criteria,

@@ -13,6 +13,7 @@ S3InvalidationBroadcast::S3InvalidationBroadcast(cache::s3::S3Client& client, st
                                                  std::filesystem::path stateFile,
                                                  std::chrono::milliseconds poll, const Clock& clock)
     : client_(client),
+      keyPrefix_(keyPrefix),
       prefix_(std::move(keyPrefix) + "cache-index/invalidations/"),
       instanceId_(std::move(instanceId)),
       invalidator_(invalidator),
@@ -41,24 +42,31 @@ void S3InvalidationBroadcast::loop() {
   }
 }
 
-Result<void> S3InvalidationBroadcast::publish(const Json& body) {
+Result<void> writeInvalidationRecord(cache::s3::S3Client& client, std::string_view keyPrefix,
+                                     std::string_view instanceId, const Json& body,
+                                     const Clock& clock, uint64_t n) {
   if (body.getBool("dry_run") == std::optional<bool>(true)) return {};
   Json record = body;
   record.erase("dry_run");
   // "older_than": "7d" -> the instant it means now, so every instance removes the same entries.
   if (auto age = body.getString("older_than")) {
     if (auto d = parseDuration(*age))
-      record.set("older_than", Json::string(formatIso8601(clock_.now() - *d)));
+      record.set("older_than", Json::string(formatIso8601(clock.now() - *d)));
   }
   Json out = Json::object()
                  .set("version", Json::integer(1))
-                 .set("instance_id", Json::string(instanceId_))
-                 .set("created", Json::string(formatIso8601(clock_.now())))
+                 .set("instance_id", Json::string(std::string(instanceId)))
+                 .set("created", Json::string(formatIso8601(clock.now())))
                  .set("request", std::move(record));
   char name[64];
-  std::snprintf(name, sizeof name, "%013lld-", static_cast<long long>(toUnixMillis(clock_.now())));
-  const std::string key = prefix_ + name + instanceId_ + "-" + std::to_string(++counter_) + ".json";
-  return client_.put(key, toJson(out), "application/json");
+  std::snprintf(name, sizeof name, "%013lld-", static_cast<long long>(toUnixMillis(clock.now())));
+  const std::string key = std::string(keyPrefix) + "cache-index/invalidations/" + name +
+                          std::string(instanceId) + "-" + std::to_string(n) + ".json";
+  return client.put(key, toJson(out), "application/json");
+}
+
+Result<void> S3InvalidationBroadcast::publish(const Json& body) {
+  return writeInvalidationRecord(client_, keyPrefix_, instanceId_, body, clock_, ++counter_);
 }
 
 Result<size_t> S3InvalidationBroadcast::pollOnce() {
@@ -82,12 +90,26 @@ Result<size_t> S3InvalidationBroadcast::pollOnce() {
     auto parsed =
         request ? parseRequest(*request) : Result<Request>(makeError(Errc::Corrupt, "no request"));
     if (!parsed) continue;
+    // Entries stored before the record's creation are condemned here even if a shared tier
+    // still holds them unmarked (Invalidator::condemns); the issuer searched the bucket already.
+    if (auto created = json->getString("created")) {
+      TimePoint at{};
+      if (parseIso8601(*created, at)) parsed->issuedAt = at;
+    }
+    parsed->searchShared = false;
     if (invalidator_.apply(*parsed)) {
       ++applied;
       ++appliedRemote_;
     }
   }
   primed_ = true;
+  if (newest.empty() && watermark_.empty()) {
+    // No record yet: remember that this instance listed them now, so that after a restart it
+    // applies the records written meanwhile (a watermark on file is what makes it "primed").
+    char now[32];
+    std::snprintf(now, sizeof now, "%013lld", static_cast<long long>(toUnixMillis(clock_.now())));
+    newest = now;
+  }
   if (!newest.empty()) {
     long long ms = 0;
     std::sscanf(newest.c_str(), "%13lld", &ms);

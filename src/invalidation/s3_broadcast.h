@@ -25,6 +25,13 @@
 
 namespace llmcache::invalidation {
 
+// Writes one invalidation record for requestBody (as S3InvalidationBroadcast::publish does; dry
+// runs are not written) under {keyPrefix}cache-index/invalidations/, n numbering the writer's
+// records: for a writer that does not poll (the offline `llmcache invalidate`).
+Result<void> writeInvalidationRecord(cache::s3::S3Client& client, std::string_view keyPrefix,
+                                     std::string_view instanceId, const Json& requestBody,
+                                     const Clock& clock, uint64_t n);
+
 class S3InvalidationBroadcast {
  public:
   S3InvalidationBroadcast(cache::s3::S3Client& client, std::string keyPrefix,
@@ -45,7 +52,8 @@ class S3InvalidationBroadcast {
   void loop();
 
   cache::s3::S3Client& client_;
-  std::string prefix_;  // {prefix}cache-index/invalidations/
+  std::string keyPrefix_;  // CACHE_S3_PREFIX, normalized
+  std::string prefix_;     // {prefix}cache-index/invalidations/
   std::string instanceId_;
   Invalidator& invalidator_;
   std::filesystem::path stateFile_;

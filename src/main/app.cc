@@ -256,6 +256,8 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   p.cache->addObserver(p.metrics.get());
   p.invalidator = std::make_unique<invalidation::Invalidator>(*p.index, *p.cache, Clock::system());
   p.cache->setGuard(p.invalidator.get());
+  // Invalidations reach every gateway's entries in the bucket, not only this index's rows.
+  if (p.s3Tier) p.invalidator->setSharedTier(p.s3Tier.get());
 
   // Analytics: events queued and written in batches by an idle-priority writer (see
   // RecorderOptions), the figures of /cache/analytics and /cache/patterns.

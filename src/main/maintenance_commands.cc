@@ -18,6 +18,7 @@
 #include "index/index.h"
 #include "invalidation/invalidator.h"
 #include "invalidation/request.h"
+#include "invalidation/s3_broadcast.h"
 #include "main/app.h"
 #include "main/serve_command.h"
 
@@ -32,7 +33,12 @@ struct InvalidateArgs {
   std::string server;
   std::string token;
   std::string cacheDir = "./.llmcache";
+  std::string configFile;  // CACHE_* settings (S3), as `serve --config`
+  std::vector<std::string> sets;
 };
+
+// Names the offline CLI's marks and invalidation records (it has no instance id of its own).
+constexpr std::string_view kCliInstanceId = "llmcache-invalidate";
 
 // The codec the gateway would use on this machine: CACHE_COMPRESSION and CACHE_ENCRYPTION from
 // the environment (and CACHE_CONFIG), so that an encrypted cache directory can be read.
@@ -126,20 +132,40 @@ int runInvalidate(const InvalidateArgs& a) {
     return 1;
   }
   std::unique_ptr<cache::DiskTier> disk;
+  // With S3 configured (CACHE_S3_BUCKET & co., as `serve` reads them), the bucket too: every
+  // gateway's entries there are marked invalid (bucket-wide, as a gateway's invalidation does),
+  // and a record tells the running gateways to drop their memory and disk copies.
+  std::unique_ptr<cache::s3::S3Client> s3Client;
+  std::unique_ptr<cache::s3::S3Tier> s3Tier;
+  config::Config c;
   try {
+    c = loadConfig(a.configFile, a.sets);
+    cache::CodecOptions codec{.compress = c.compression};
+    if (c.encryption) codec.key = config::encryptionKeyBytes(c);
     cache::DiskTierOptions o;
-    o.codec = codecFromEnvironment();
+    o.codec = codec;
     o.dir = a.cacheDir;
     o.maxEntries = std::numeric_limits<size_t>::max();
     o.maxBytes = std::numeric_limits<size_t>::max();
     disk = std::make_unique<cache::DiskTier>(o);
+    if (!c.s3Bucket.empty()) {
+      s3Client = std::make_unique<cache::s3::S3Client>(app::s3ClientOptions(c));
+      s3Tier = std::make_unique<cache::s3::S3Tier>(
+          *s3Client, cache::s3::S3TierOptions{.prefix = c.s3Prefix,
+                                              .codec = codec,
+                                              .instanceId = std::string(kCliInstanceId),
+                                              .writeIndex = false});
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "llmcache invalidate: %s\n", e.what());
     return 1;
   }
-  cache::TieredCache tiers({.fast = {disk.get()}, .slowThreads = 1});
+  std::vector<cache::SlowTier> slow;
+  if (s3Tier) slow.push_back({.tier = s3Tier.get()});  // a key's erase marks its S3 pointer
+  cache::TieredCache tiers({.fast = {disk.get()}, .slow = slow, .slowThreads = 1});
   invalidation::Invalidator invalidator(**opened, tiers, Clock::system());
   tiers.setGuard(&invalidator);
+  if (s3Tier) invalidator.setSharedTier(s3Tier.get());
   std::fprintf(stderr, "llmcache invalidate: working through %s ...\n", a.cacheDir.c_str());
   // A progress bar on stderr while the matched entries are erased from the tiers: when stderr
   // is a terminal, or with --progress. Redrawn in place (\r) when the percentage changes.
@@ -162,9 +188,38 @@ int runInvalidate(const InvalidateArgs& a) {
     std::fprintf(stderr, "llmcache invalidate: %s\n", outcome.error().message.c_str());
     return 1;
   }
-  std::printf("{\"matched\": %zu, \"invalidated\": %zu, \"dry_run\": %s}\n", outcome->matched,
-              outcome->invalidated, outcome->dryRun ? "true" : "false");
-  return 0;
+  int rc = 0;
+  Json reply = Json::object()
+                   .set("matched", Json::integer(static_cast<int64_t>(outcome->matched)))
+                   .set("invalidated", Json::integer(static_cast<int64_t>(outcome->invalidated)))
+                   .set("dry_run", Json::boolean(outcome->dryRun));
+  if (outcome->shared.searched) {
+    Json s3 = Json::object()
+                  .set("scanned", Json::integer(static_cast<int64_t>(outcome->shared.scanned)))
+                  .set("matched", Json::integer(static_cast<int64_t>(outcome->shared.matched)))
+                  .set("marked", Json::integer(static_cast<int64_t>(outcome->shared.marked)));
+    if (!outcome->shared.error.empty()) {
+      s3.set("error", Json::string(outcome->shared.error));
+      std::fprintf(stderr, "llmcache invalidate: the S3 search stopped: %s (run it again)\n",
+                   outcome->shared.error.c_str());
+      rc = 1;
+    }
+    reply.set("s3", std::move(s3));
+  }
+  if (s3Tier && !outcome->dryRun) {
+    // The running gateways apply it at their next poll (CACHE_INVALIDATION_POLL).
+    auto published = invalidation::writeInvalidationRecord(
+        *s3Client, cache::s3::normalizePrefix(c.s3Prefix), kCliInstanceId, body, Clock::system(),
+        static_cast<uint64_t>(::getpid()));
+    reply.set("published", Json::boolean(published.has_value()));
+    if (!published) {
+      std::fprintf(stderr, "llmcache invalidate: the record for the gateways was not written: %s\n",
+                   published.error().message.c_str());
+      rc = 1;
+    }
+  }
+  std::printf("%s\n", toJson(reply).c_str());
+  return rc;
 }
 
 int runVerify(const std::string& cacheDir, bool repair) {
@@ -274,6 +329,10 @@ void addInvalidateCommand(CLI::App& app, int& exitCode) {
   cmd->add_option("--token", a->token, "Admin token for --server (default: CACHE_ADMIN_TOKEN)");
   cmd->add_option("--cache-dir", a->cacheDir, "The cache directory, without --server")
       ->capture_default_str();
+  cmd->add_option("--config", a->configFile,
+                  "JSON file of CACHE_* settings (or CACHE_CONFIG), without --server: with "
+                  "CACHE_S3_BUCKET the bucket's entries are invalidated too");
+  cmd->add_option("--set", a->sets, "NAME=VALUE for any CACHE_* setting (repeatable)");
   cmd->callback([a, &exitCode] { exitCode = runInvalidate(*a); });
 }
 

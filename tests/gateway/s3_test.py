@@ -268,6 +268,106 @@ class GatewayWithS3(unittest.TestCase):
         for gone in (entries[0], record, entries[0][:-len(".json")] + ".metadata.json"):
             self.assertNotIn(gone, keys)
 
+    def marked_objects(self, cache_id):
+        """The S3 objects of cache_id's entry: (keys, entry object key, metadata, by-key pointer)."""
+        seen = self.s3.keys()
+        entry_key = next(k for k in seen["keys"] if re.fullmatch(rf"llm-cache/.+/{cache_id}\.json", k))
+        entry = json.loads(seen["objects"][entry_key])
+        meta = json.loads(seen["objects"][entry_key[:-len(".json")] + ".metadata.json"])
+        by_key = next(json.loads(v) for k, v in seen["objects"].items()
+                      if k.startswith("cache-index/by-key/") and json.loads(v)["cache_id"] == cache_id)
+        return seen["keys"], entry_key, entry, meta, by_key
+
+    def test_an_entry_of_a_stopped_gateway_invalidated_through_another_is_never_served_again(self):
+        # Issue 16's stale-answer sequence. Gateway b stores an answer and stops; a, which never
+        # saw it, invalidates its model: the bucket-wide search marks b's entry (before: a found
+        # nothing in its own index, then served the entry from S3 and promoted it to memory).
+        self.s3.start()
+        a = self.stack()
+        b = self.second_gateway(a)
+        time.sleep(1.2)  # b has listed the (empty) invalidation records: it will catch up later
+        stored = request(b.port, "POST", CHAT, chat("stale question"))
+        self.assertEqual(stored.headers["x-llmcache-status"], "MISS")
+        stale_id = stored.json()["id"]
+        self.assertTrue(wait_for(lambda: any(k.endswith(".metadata.json") for k in self.s3.keys("llm-cache/")["keys"])))
+        b.stop()
+        time.sleep(1.5)  # a's key directory lists the bucket every second here: it knows the key
+
+        dry = request(a.gateway.port, "POST", "/cache/invalidate",
+                      {"model": "openai/gpt-4o-mini", "dry_run": True})
+        self.assertEqual(dry.status, 200, dry.body)
+        self.assertEqual(dry.json()["matched"], 1, dry.body)  # bucket-wide, not a's index alone
+        self.assertEqual(dry.json()["invalidated"], 0)
+        self.assertEqual(dry.json()["s3"]["matched"], 1)
+        self.assertEqual(dry.json()["s3"]["marked"], 0)
+        cache_id = dry.json()["cache_ids"][0]
+        self.assertIs(self.marked_objects(cache_id)[4]["invalid"], False)  # a dry run marks nothing
+
+        r = request(a.gateway.port, "POST", "/cache/invalidate", {"model": "openai/gpt-4o-mini"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["matched"], 1, r.body)
+        self.assertEqual(r.json()["invalidated"], 1, r.body)
+        self.assertEqual(r.json()["s3"]["marked"], 1, r.body)
+        self.assertEqual(r.json()["cache_ids"], [cache_id])
+
+        # Marked, not deleted: the entry object stays; its metadata and pointer say when and why.
+        keys, entry_key, entry, meta, by_key = self.marked_objects(cache_id)
+        self.assertEqual(entry["cache_id"], cache_id)
+        for marked in (meta, by_key):
+            self.assertIs(marked["invalid"], True)
+            self.assertRegex(marked["invalidated_at"], r"^\d{4}-\d\d-\d\dT")
+            self.assertIn("model=openai/gpt-4o-mini", marked["invalidation_reason"])
+        self.assertIn(f"cache-index/invalid/{cache_id}.json", keys)
+
+        # a: a MISS, then its own new answer, never b's invalidated one.
+        after = a.post(CHAT, chat("stale question"))
+        self.assertEqual(after.headers["x-llmcache-status"], "MISS")
+        self.assertNotEqual(after.json()["id"], stale_id)
+        again = a.post(CHAT, chat("stale question"))
+        self.assertEqual(again.headers["x-llmcache-status"], "HIT")
+        self.assertEqual(again.json()["id"], after.json()["id"])
+
+        # b comes back: it applies a's record to its own disk copy and stops serving it too.
+        b = self.second_gateway(a)
+        def b_not_stale():
+            res = request(b.port, "POST", CHAT, chat("stale question"))
+            return res.json()["id"] != stale_id
+        self.assertTrue(wait_for(b_not_stale, timeout=10), "b kept serving its invalidated copy")
+        for _ in range(3):
+            self.assertNotEqual(a.post(CHAT, chat("stale question")).json()["id"], stale_id)
+        self.assertIn(entry_key, self.s3.keys("llm-cache/")["keys"])  # still only marked
+
+    def test_the_offline_invalidate_command_marks_the_bucket_and_running_gateways_drop_their_copies(self):
+        self.s3.start()
+        a = self.stack()
+        first = a.post(CHAT, chat("offline invalidation"))
+        stale_id = first.json()["id"]
+        self.assertTrue(wait_for(lambda: any(k.endswith(".metadata.json") for k in self.s3.keys("llm-cache/")["keys"])))
+        time.sleep(1.2)  # a has listed the invalidation records once: it applies the next ones
+        self.assertEqual(a.post(CHAT, chat("offline invalidation")).headers["x-llmcache-layer"], "memory")
+        cli = [BIN, "invalidate", "--model", "openai/gpt-4o-mini",
+               "--cache-dir", str(self.root / "offline-cli"),  # knows nothing of a's entries
+               "--set", f"CACHE_S3_ENDPOINT={self.s3.endpoint}", "--set", f"CACHE_S3_BUCKET={BUCKET}"]
+        dry = subprocess.run(cli + ["--dry-run"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(dry.returncode, 0, dry.stderr)
+        self.assertEqual(json.loads(dry.stdout)["matched"], 1, dry.stdout)
+        self.assertEqual(json.loads(dry.stdout)["invalidated"], 0, dry.stdout)
+        out = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        reply = json.loads(out.stdout)
+        self.assertEqual((reply["matched"], reply["invalidated"], reply["s3"]["marked"]), (1, 1, 1), out.stdout)
+        self.assertIs(reply["published"], True)
+        metas = [json.loads(v) for k, v in self.s3.keys("llm-cache/")["objects"].items() if k.endswith(".metadata.json")]
+        self.assertEqual(len(metas), 1)
+        self.assertIs(metas[0]["invalid"], True)
+        keys, _, _, _, by_key = self.marked_objects(metas[0]["cache_id"])
+        self.assertIs(by_key["invalid"], True)
+        self.assertTrue(any(k.startswith("cache-index/invalidations/") for k in keys))
+        # The running gateway applies the command's record to its memory and disk copies.
+        def a_not_stale():
+            return a.post(CHAT, chat("offline invalidation")).json()["id"] != stale_id
+        self.assertTrue(wait_for(a_not_stale, timeout=10), "the gateway kept serving its copy")
+
     def test_the_entry_is_readable_at_the_documented_key_by_an_independent_client(self):
         self.s3.start()
         a = self.stack()

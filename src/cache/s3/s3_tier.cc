@@ -327,6 +327,11 @@ size_t S3Tier::journalHeld() const {
 Result<bool> S3Tier::erase(std::string_view cacheKey) { return markInvalid(cacheKey, "erased"); }
 
 Result<bool> S3Tier::markInvalid(std::string_view cacheKey, std::string_view reason) {
+  return markInvalidIf(cacheKey, reason, {});
+}
+
+Result<bool> S3Tier::markInvalidIf(std::string_view cacheKey, std::string_view reason,
+                                   std::string_view cacheId) {
   const S3Deadline deadline = client_.deadline();  // every read and write below
   auto fail = [&](Error e) -> Result<bool> {
     ++errors_;
@@ -346,6 +351,7 @@ Result<bool> S3Tier::markInvalid(std::string_view cacheKey, std::string_view rea
   }
   if (ptr->cacheKey != cacheKey) return false;  // another key's pointer (sanitized alike)
   if (ptr->invalid) return false;               // marked already
+  if (!cacheId.empty() && ptr->cacheId != cacheId) return false;  // names a newer answer
   const TimePoint at = now();
 
   // 1. The record the purge lists: written first, so that no marked entry escapes it.
@@ -395,6 +401,50 @@ Result<bool> S3Tier::markInvalid(std::string_view cacheKey, std::string_view rea
     }
   ++erases_;
   return true;
+}
+
+Result<SharedTier::Marked> S3Tier::markMatching(const Search& search) {
+  Marked out;
+  const std::string folder = layout_.prefix + "llm-cache/" +
+                             (search.model.empty() ? "" : modelSegment(search.model) + "/");
+  constexpr std::string_view kMetadataSuffix = ".metadata.json";
+  std::optional<std::string> token;
+  do {
+    auto page = client_.listPage(folder, token);
+    if (!page) return page.error();
+    for (const auto& object : page->objects) {
+      const std::string& key = object.key;
+      if (key.size() < kMetadataSuffix.size() ||
+          key.compare(key.size() - kMetadataSuffix.size(), std::string::npos, kMetadataSuffix) != 0)
+        continue;
+      if (out.scanned >= search.limit) return out;
+      auto body = client_.get(key);
+      if (!body) return body.error();
+      if (!*body) continue;  // purged since the listing
+      auto meta = parseJson(**body);
+      if (!meta || !meta->isObject()) continue;
+      if (meta->getBool("invalid") == std::optional<bool>(true)) continue;
+      ++out.scanned;
+      // The metadata is the entry without its bodies: give the parser an empty answer.
+      Json shaped = *meta;
+      if (!shaped.find("response")) shaped.set("response", Json::object());
+      auto entry = entryFromJson(shaped);
+      if (!entry) continue;  // not an entry's metadata: nothing this gateway would serve
+      if (!search.model.empty() && entry->model != search.model) continue;  // sanitized alike
+      if (search.select && !search.select(*entry)) continue;
+      auto ptr = readPointer(layout_.byKeyKey(entry->cacheKey), client_.deadline());
+      if (!ptr) return ptr.error();
+      if (!*ptr || (*ptr)->cacheId != entry->cacheId || (*ptr)->invalid) continue;
+      ++out.matched;
+      out.cacheIds.push_back(entry->cacheId);
+      if (search.dryRun) continue;
+      auto marked = markInvalidIf(entry->cacheKey, search.reason, entry->cacheId);
+      if (!marked) return marked.error();
+      if (*marked) ++out.marked;
+    }
+    token = page->nextContinuationToken;
+  } while (token);
+  return out;
 }
 
 Result<S3Tier::PurgeOutcome> S3Tier::purgeInvalid(std::chrono::milliseconds minAge, size_t limit,

@@ -108,7 +108,7 @@ std::string loadOrCreateInstanceId(const std::filesystem::path& dir);
 // Thread-safe; every call blocks on network I/O (bounded as above): call from worker threads,
 // never from an event loop. Errors are Errc::Unavailable & co. from
 // S3Client; they never throw.
-class S3Tier final : public CacheTier {
+class S3Tier final : public CacheTier, public SharedTier {
  public:
   // client: not owned, must outlive the tier. No I/O here.
   S3Tier(S3Client& client, S3TierOptions options);
@@ -139,6 +139,17 @@ class S3Tier final : public CacheTier {
   // Every gateway's lookup of a marked pointer is a miss. An unreadable by-key pointer is deleted
   // (nothing to mark). Errors: the client's (the marks written before stay).
   Result<bool> markInvalid(std::string_view cacheKey, std::string_view reason);
+
+  // Bucket-wide invalidation (SharedTier): lists the metadata objects under
+  // {p}llm-cache/{modelSegment(search.model)}/ (every model's folder when search.model is empty),
+  // skips those already marked, those of another model that sanitizes alike, and those select()
+  // rejects; an entry that is still current (its by-key pointer names its cache_id and is valid)
+  // is matched and, unless dryRun, marked as markInvalid does, with search.reason. An entry its
+  // key's pointer no longer names (the key was stored again since) is not served: left as it is.
+  // Cost: one LIST per 1,000 objects of the folder, one GET per metadata object, one per pointer
+  // of a selected entry, and markInvalid's requests per mark; each request has a
+  // CACHE_S3_TIMEOUT of its own (a background or admin operation, not a lookup).
+  Result<Marked> markMatching(const Search& search) override;
 
   struct PurgeOutcome {
     size_t records = 0;  // invalid records read
@@ -197,6 +208,9 @@ class S3Tier final : public CacheTier {
   const S3TierOptions& options() const { return options_; }
 
  private:
+  // markInvalid; with cacheId non-empty, only while the by-key pointer names that cache_id.
+  Result<bool> markInvalidIf(std::string_view cacheKey, std::string_view reason,
+                             std::string_view cacheId);
   Result<std::optional<EntryPtr>> lookupVia(const std::string& pointerKey,
                                             std::string_view cacheKey,
                                             std::string_view requestHash);

@@ -663,6 +663,61 @@ TEST_F(S3TierTest, EraseMarksTheEntryInvalidDeletesNothingAndEveryGatewayMisses)
   EXPECT_EQ((*found)->cacheId, fresh->cacheId);
 }
 
+TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughItsFolder) {
+  S3Tier a(*client_, options());
+  S3Tier b(*client_, options("gw-b"));
+  auto make = [](std::string key, std::string model, std::string content = "Hello!") {
+    Entry e = makeTestEntry(std::move(key), std::move(content));
+    e.model = std::move(model);
+    return std::make_shared<const Entry>(std::move(e));
+  };
+  const std::string model = "openai/gpt-4.1";
+  auto replaced = make("k:m1", model), other = make("k:m4", model);
+  auto alike = make("k:m2", "openai/gpt-4_1");  // the same folder, another model
+  auto claude = make("k:m3", "claude");
+  ASSERT_TRUE(a.insert(replaced));
+  ASSERT_TRUE(b.insert(other));
+  ASSERT_TRUE(a.insert(alike));
+  ASSERT_TRUE(a.insert(claude));
+  clock_.advance(std::chrono::seconds(1));
+  auto current = make("k:m1", model, "a newer answer");  // replaces a's entry for k:m1
+  ASSERT_TRUE(b.insert(current));
+
+  auto dry = a.markMatching({.model = model, .reason = "test", .dryRun = true});
+  ASSERT_TRUE(dry) << dry.error().message;
+  EXPECT_EQ(dry->scanned, 4u);  // the folder's four entries; claude's is elsewhere
+  EXPECT_EQ(dry->matched, 2u);  // not the replaced one, not the other model's
+  EXPECT_EQ(dry->marked, 0u);
+  EXPECT_EQ(std::set<std::string>(dry->cacheIds.begin(), dry->cacheIds.end()),
+            (std::set<std::string>{current->cacheId, other->cacheId}));
+  EXPECT_TRUE(get(b, "k:m4"));
+
+  auto out = a.markMatching({.model = model, .reason = "invalidated: model=openai/gpt-4.1"});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->matched, 2u);
+  EXPECT_EQ(out->marked, 2u);
+  EXPECT_FALSE(get(b, "k:m1"));
+  EXPECT_FALSE(get(a, "k:m4"));
+  EXPECT_TRUE(get(a, "k:m2"));
+  EXPECT_TRUE(get(a, "k:m3"));
+  auto meta = client_->get(a.layout().metadataKey(*current));
+  ASSERT_TRUE(meta && *meta);
+  EXPECT_EQ(parseJson(**meta)->getString("invalidation_reason"),
+            "invalidated: model=openai/gpt-4.1");
+  // Marked already: a second search reads only the unmarked ones.
+  auto again = a.markMatching({.model = model, .reason = "again"});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->matched, 0u);
+
+  // Without a model, every folder is read and select() chooses.
+  auto any = b.markMatching(
+      {.select = [](const Entry& e) { return e.cacheKey == "k:m3"; }, .reason = "by key"});
+  ASSERT_TRUE(any) << any.error().message;
+  EXPECT_EQ(any->matched, 1u);
+  EXPECT_FALSE(get(a, "k:m3"));
+  EXPECT_TRUE(get(a, "k:m2"));
+}
+
 TEST_F(S3TierTest, PurgeDeletesEntriesMarkedLongEnoughAgoAndKeepsNewerAnswers) {
   S3Tier tier(*client_, options());
   auto a = entry("k:a"), b = entry("k:b"), c = entry("k:c");
