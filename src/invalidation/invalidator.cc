@@ -100,7 +100,8 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
     out.shared = {.searched = true,
                   .scanned = found->scanned,
                   .matched = found->matched,
-                  .marked = found->marked};
+                  .marked = found->marked,
+                  .error = {}};
     std::unordered_set<std::string> local;
     for (const index::Row& row : *rows) local.insert(row.cacheId);
     for (const std::string& id : found->cacheIds) {
