@@ -9,7 +9,7 @@ import { generateText, streamText, tool, Output, jsonSchema } from 'ai';
 import { createOpenAI } from '@ai-sdk/openai';
 import { createAnthropic } from '@ai-sdk/anthropic';
 
-import { startStack, recordingFetch, without } from './harness.mjs';
+import { startStack, recordingFetch, without, setEnv } from './harness.mjs';
 
 // The README's "Use it from" settings: both providers take the gateway's /v1 as baseURL
 // (unlike @anthropic-ai/sdk, whose baseURL stops before /v1).
@@ -117,14 +117,7 @@ for (const [name, p] of Object.entries(providers)) {
 
 test('AI SDK: OPENAI_BASE_URL and ANTHROPIC_BASE_URL (both ending in /v1) reach the gateway', async (t) => {
   const s = await startStack(t);
-  const saved = { o: process.env.OPENAI_BASE_URL, a: process.env.ANTHROPIC_BASE_URL };
-  t.after(() => {
-    for (const [k, v] of [['OPENAI_BASE_URL', saved.o], ['ANTHROPIC_BASE_URL', saved.a]]) {
-      if (v === undefined) delete process.env[k]; else process.env[k] = v;
-    }
-  });
-  process.env.OPENAI_BASE_URL = `${s.gateway.url}/v1`;
-  process.env.ANTHROPIC_BASE_URL = `${s.gateway.url}/v1`;
+  setEnv(t, { OPENAI_BASE_URL: `${s.gateway.url}/v1`, ANTHROPIC_BASE_URL: `${s.gateway.url}/v1` });
   const rec = recordingFetch();
   const openai = createOpenAI({ apiKey: 'sk-test', fetch: rec.fetch });
   const anthropic = createAnthropic({ apiKey: 'sk-test', fetch: rec.fetch });

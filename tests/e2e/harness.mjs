@@ -169,3 +169,14 @@ export function recordingFetch() {
 export function without(value, drop) {
   return JSON.parse(JSON.stringify(value, (k, v) => (drop.includes(k) ? undefined : v)));
 }
+
+// Sets environment variables for one test; its after-hook restores them (unset ones unset).
+export function setEnv(t, vars) {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  t.after(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
+  });
+  Object.assign(process.env, vars);
+}

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ChatOpenAI } from '@langchain/openai';
 import { ChatAnthropic } from '@langchain/anthropic';
 
-import { startStack, recordingFetch, without } from './harness.mjs';
+import { startStack, recordingFetch, without, setEnv } from './harness.mjs';
 
 // The README's "Use it from" settings: ChatOpenAI takes the gateway's /v1 in
 // configuration.baseURL, ChatAnthropic the gateway itself (no /v1) in anthropicApiUrl.
@@ -100,14 +100,7 @@ for (const [name, m] of Object.entries(models)) {
 
 test('LangChain: OPENAI_BASE_URL (with /v1) and ANTHROPIC_BASE_URL (without) reach the gateway', async (t) => {
   const s = await startStack(t);
-  const saved = { o: process.env.OPENAI_BASE_URL, a: process.env.ANTHROPIC_BASE_URL };
-  t.after(() => {
-    for (const [k, v] of [['OPENAI_BASE_URL', saved.o], ['ANTHROPIC_BASE_URL', saved.a]]) {
-      if (v === undefined) delete process.env[k]; else process.env[k] = v;
-    }
-  });
-  process.env.OPENAI_BASE_URL = `${s.gateway.url}/v1`;
-  process.env.ANTHROPIC_BASE_URL = s.gateway.url;
+  setEnv(t, { OPENAI_BASE_URL: `${s.gateway.url}/v1`, ANTHROPIC_BASE_URL: s.gateway.url });
   const rec = recordingFetch();
   const openai = new ChatOpenAI({ model: 'gpt-4o-mini', apiKey: 'sk-test', maxRetries: 0, configuration: { fetch: rec.fetch } });
   const anthropic = new ChatAnthropic({ model: 'claude-3-5-haiku-latest', apiKey: 'sk-test', maxRetries: 0, clientOptions: { fetch: rec.fetch } });

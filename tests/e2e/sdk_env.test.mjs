@@ -6,18 +6,11 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 
-import { startStack, recordingFetch } from './harness.mjs';
+import { startStack, recordingFetch, setEnv } from './harness.mjs';
 
 test('openai and @anthropic-ai/sdk reach the gateway through OPENAI_BASE_URL (with /v1) and ANTHROPIC_BASE_URL (without)', async (t) => {
   const s = await startStack(t);
-  const saved = { o: process.env.OPENAI_BASE_URL, a: process.env.ANTHROPIC_BASE_URL };
-  t.after(() => {
-    for (const [k, v] of [['OPENAI_BASE_URL', saved.o], ['ANTHROPIC_BASE_URL', saved.a]]) {
-      if (v === undefined) delete process.env[k]; else process.env[k] = v;
-    }
-  });
-  process.env.OPENAI_BASE_URL = `${s.gateway.url}/v1`;
-  process.env.ANTHROPIC_BASE_URL = s.gateway.url;
+  setEnv(t, { OPENAI_BASE_URL: `${s.gateway.url}/v1`, ANTHROPIC_BASE_URL: s.gateway.url });
   const rec = recordingFetch();
   const openai = new OpenAI({ apiKey: 'sk-test', maxRetries: 0, fetch: rec.fetch });
   const anthropic = new Anthropic({ apiKey: 'sk-test', maxRetries: 0, fetch: rec.fetch });
