@@ -683,7 +683,7 @@ TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughI
   auto current = make("k:m1", model, "a newer answer");  // replaces a's entry for k:m1
   ASSERT_TRUE(b.insert(current));
 
-  auto dry = a.markMatching({.model = model, .reason = "test", .dryRun = true});
+  auto dry = a.markMatching({.model = model, .select = {}, .reason = "test", .dryRun = true});
   ASSERT_TRUE(dry) << dry.error().message;
   EXPECT_EQ(dry->scanned, 4u);  // the folder's four entries; claude's is elsewhere
   EXPECT_EQ(dry->matched, 2u);  // not the replaced one, not the other model's
@@ -692,7 +692,8 @@ TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughI
             (std::set<std::string>{current->cacheId, other->cacheId}));
   EXPECT_TRUE(get(b, "k:m4"));
 
-  auto out = a.markMatching({.model = model, .reason = "invalidated: model=openai/gpt-4.1"});
+  auto out =
+      a.markMatching({.model = model, .select = {}, .reason = "invalidated: model=openai/gpt-4.1"});
   ASSERT_TRUE(out) << out.error().message;
   EXPECT_EQ(out->matched, 2u);
   EXPECT_EQ(out->marked, 2u);
@@ -705,13 +706,14 @@ TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughI
   EXPECT_EQ(parseJson(**meta)->getString("invalidation_reason"),
             "invalidated: model=openai/gpt-4.1");
   // Marked already: a second search reads only the unmarked ones.
-  auto again = a.markMatching({.model = model, .reason = "again"});
+  auto again = a.markMatching({.model = model, .select = {}, .reason = "again"});
   ASSERT_TRUE(again);
   EXPECT_EQ(again->matched, 0u);
 
   // Without a model, every folder is read and select() chooses.
-  auto any = b.markMatching(
-      {.select = [](const Entry& e) { return e.cacheKey == "k:m3"; }, .reason = "by key"});
+  auto any = b.markMatching({.model = {},
+                             .select = [](const Entry& e) { return e.cacheKey == "k:m3"; },
+                             .reason = "by key"});
   ASSERT_TRUE(any) << any.error().message;
   EXPECT_EQ(any->matched, 1u);
   EXPECT_FALSE(get(a, "k:m3"));
