@@ -378,7 +378,9 @@ Reply AdminApi::invalidate(std::string_view body) {
     Json s3 = Json::object()
                   .set("scanned", Json::integer(static_cast<int64_t>(out->shared.scanned)))
                   .set("matched", Json::integer(static_cast<int64_t>(out->shared.matched)))
-                  .set("marked", Json::integer(static_cast<int64_t>(out->shared.marked)));
+                  .set("marked", Json::integer(static_cast<int64_t>(out->shared.marked)))
+                  .set("complete", Json::boolean(out->shared.complete))
+                  .set("continuing", Json::boolean(out->shared.continuing));
     if (!out->shared.error.empty()) s3.set("error", Json::string(out->shared.error));
     o.set("s3", std::move(s3));
   }

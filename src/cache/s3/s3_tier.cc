@@ -3,9 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 namespace llmcache::cache::s3 {
 namespace {
@@ -408,40 +411,104 @@ Result<SharedTier::Marked> S3Tier::markMatching(const Search& search) {
   const std::string folder = layout_.prefix + "llm-cache/" +
                              (search.model.empty() ? "" : modelSegment(search.model) + "/");
   constexpr std::string_view kMetadataSuffix = ".metadata.json";
+  auto expired = [&] {
+    return search.deadline && std::chrono::steady_clock::now() >= *search.deadline;
+  };
+  // One page (up to 1,000 metadata objects) at a time, read by kWorkers threads at once: each
+  // object costs a GET (and a matched one a pointer read and the marks), one S3 round trip after
+  // another otherwise. A worker stops taking objects at the deadline; the search then resumes
+  // after the last object of the page's prefix that was wholly done. Every call reads at least one
+  // object (a deadline already passed included), so searches resumed one after another finish.
+  constexpr size_t kWorkers = 8;
+  std::atomic<bool> progressed{false};
+  std::mutex outMutex;
+  std::optional<Error> failure;
   std::optional<std::string> token;
+  std::string before = search.startAfter;  // the position before the current page
   do {
-    auto page = client_.listPage(folder, token);
+    if ((expired() && progressed) || out.scanned >= search.limit) {
+      out.resumeAfter = before.empty() ? folder : before;
+      return out;
+    }
+    auto page = client_.listPage(folder, token, 1000, std::nullopt,
+                                 token || search.startAfter.empty()
+                                     ? std::nullopt
+                                     : std::optional<std::string>(search.startAfter));
     if (!page) return page.error();
+    std::vector<const std::string*> keys;
     for (const auto& object : page->objects) {
       const std::string& key = object.key;
-      if (key.size() < kMetadataSuffix.size() ||
-          key.compare(key.size() - kMetadataSuffix.size(), std::string::npos, kMetadataSuffix) != 0)
-        continue;
-      if (out.scanned >= search.limit) return out;
-      auto body = client_.get(key);
-      if (!body) return body.error();
-      if (!*body) continue;  // purged since the listing
-      auto meta = parseJson(**body);
-      if (!meta || !meta->isObject()) continue;
-      if (meta->getBool("invalid") == std::optional<bool>(true)) continue;
-      ++out.scanned;
-      // The metadata is the entry without its bodies: give the parser an empty answer.
-      Json shaped = *meta;
-      if (!shaped.find("response")) shaped.set("response", Json::object());
-      auto entry = entryFromJson(shaped);
-      if (!entry) continue;  // not an entry's metadata: nothing this gateway would serve
-      if (!search.model.empty() && entry->model != search.model) continue;  // sanitized alike
-      if (search.select && !search.select(*entry)) continue;
-      auto ptr = readPointer(layout_.byKeyKey(entry->cacheKey), client_.deadline());
-      if (!ptr) return ptr.error();
-      if (!*ptr || (*ptr)->cacheId != entry->cacheId || (*ptr)->invalid) continue;
-      ++out.matched;
-      out.cacheIds.push_back(entry->cacheId);
-      if (search.dryRun) continue;
-      auto marked = markInvalidIf(entry->cacheKey, search.reason, entry->cacheId);
-      if (!marked) return marked.error();
-      if (*marked) ++out.marked;
+      if (key.size() >= kMetadataSuffix.size() &&
+          key.compare(key.size() - kMetadataSuffix.size(), std::string::npos, kMetadataSuffix) == 0)
+        keys.push_back(&key);
     }
+    std::vector<char> done(keys.size(), 0);
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (;;) {
+        {
+          std::lock_guard lock(outMutex);
+          if (failure || out.scanned >= search.limit) return;
+        }
+        if (expired() && progressed) return;
+        const size_t i = next.fetch_add(1);
+        if (i >= keys.size()) return;
+        auto fail = [&](Error e) {
+          std::lock_guard lock(outMutex);
+          if (!failure) failure = std::move(e);
+        };
+        auto body = client_.get(*keys[i]);
+        if (!body) return fail(body.error());
+        done[i] = 1;
+        progressed = true;
+        if (!*body) continue;  // purged since the listing
+        auto meta = parseJson(**body);
+        if (!meta || !meta->isObject()) continue;
+        if (meta->getBool("invalid") == std::optional<bool>(true)) continue;
+        {
+          std::lock_guard lock(outMutex);
+          ++out.scanned;
+        }
+        // The metadata is the entry without its bodies: give the parser an empty answer.
+        Json shaped = *meta;
+        if (!shaped.find("response")) shaped.set("response", Json::object());
+        auto entry = entryFromJson(shaped);
+        if (!entry) continue;  // not an entry's metadata: nothing this gateway would serve
+        if (!search.model.empty() && entry->model != search.model) continue;  // sanitized alike
+        if (search.select && !search.select(*entry)) continue;
+        done[i] = 0;  // not done until its pointer is read and its marks written
+        auto ptr = readPointer(layout_.byKeyKey(entry->cacheKey), client_.deadline());
+        if (!ptr) return fail(ptr.error());
+        if (!*ptr || (*ptr)->cacheId != entry->cacheId || (*ptr)->invalid) {
+          done[i] = 1;
+          continue;
+        }
+        bool marked = false;
+        if (!search.dryRun) {
+          auto m = markInvalidIf(entry->cacheKey, search.reason, entry->cacheId);
+          if (!m) return fail(m.error());
+          marked = *m;
+        }
+        done[i] = 1;
+        std::lock_guard lock(outMutex);
+        ++out.matched;
+        out.cacheIds.push_back(entry->cacheId);
+        if (marked) ++out.marked;
+      }
+    };
+    const size_t n = std::min(kWorkers, keys.size());
+    std::vector<std::thread> workers;
+    for (size_t w = 1; w < n; ++w) workers.emplace_back(work);
+    if (n > 0) work();
+    for (auto& t : workers) t.join();
+    if (failure) return *failure;
+    size_t prefixDone = 0;
+    while (prefixDone < keys.size() && done[prefixDone]) ++prefixDone;
+    if (prefixDone < keys.size()) {  // stopped inside the page (deadline or limit)
+      out.resumeAfter = prefixDone > 0 ? *keys[prefixDone - 1] : (before.empty() ? folder : before);
+      return out;
+    }
+    if (!page->objects.empty()) before = page->objects.back().key;
     token = page->nextContinuationToken;
   } while (token);
   return out;

@@ -23,6 +23,14 @@ using cache::test::makeTestEntry;
 using cache::test::TierFactory;
 using test::S3TestServer;
 
+SharedTier::Search searchOf(std::string model, std::string reason, bool dryRun = false) {
+  SharedTier::Search s;
+  s.model = std::move(model);
+  s.reason = std::move(reason);
+  s.dryRun = dryRun;
+  return s;
+}
+
 // One server for every case that does not stop it; started on first use.
 S3TestServer& sharedServer() {
   struct Shared {
@@ -683,7 +691,7 @@ TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughI
   auto current = make("k:m1", model, "a newer answer");  // replaces a's entry for k:m1
   ASSERT_TRUE(b.insert(current));
 
-  auto dry = a.markMatching({.model = model, .select = {}, .reason = "test", .dryRun = true});
+  auto dry = a.markMatching(searchOf(model, "test", true));
   ASSERT_TRUE(dry) << dry.error().message;
   EXPECT_EQ(dry->scanned, 4u);  // the folder's four entries; claude's is elsewhere
   EXPECT_EQ(dry->matched, 2u);  // not the replaced one, not the other model's
@@ -692,8 +700,7 @@ TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughI
             (std::set<std::string>{current->cacheId, other->cacheId}));
   EXPECT_TRUE(get(b, "k:m4"));
 
-  auto out =
-      a.markMatching({.model = model, .select = {}, .reason = "invalidated: model=openai/gpt-4.1"});
+  auto out = a.markMatching(searchOf(model, "invalidated: model=openai/gpt-4.1"));
   ASSERT_TRUE(out) << out.error().message;
   EXPECT_EQ(out->matched, 2u);
   EXPECT_EQ(out->marked, 2u);
@@ -706,18 +713,60 @@ TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughI
   EXPECT_EQ(parseJson(**meta)->getString("invalidation_reason"),
             "invalidated: model=openai/gpt-4.1");
   // Marked already: a second search reads only the unmarked ones.
-  auto again = a.markMatching({.model = model, .select = {}, .reason = "again"});
+  auto again = a.markMatching(searchOf(model, "again"));
   ASSERT_TRUE(again);
   EXPECT_EQ(again->matched, 0u);
 
   // Without a model, every folder is read and select() chooses.
-  auto any = b.markMatching({.model = {},
-                             .select = [](const Entry& e) { return e.cacheKey == "k:m3"; },
-                             .reason = "by key"});
+  SharedTier::Search byKey = searchOf("", "by key");
+  byKey.select = [](const Entry& e) { return e.cacheKey == "k:m3"; };
+  auto any = b.markMatching(byKey);
   ASSERT_TRUE(any) << any.error().message;
   EXPECT_EQ(any->matched, 1u);
   EXPECT_FALSE(get(a, "k:m3"));
   EXPECT_TRUE(get(a, "k:m2"));
+}
+
+// A bucket-wide search stopped by its deadline says where it stopped, and searches that resume
+// from there, one after another, mark every matching entry once: the same outcome as one search.
+TEST_F(S3TierTest, MarkMatchingStoppedByItsDeadlineResumesWhereItStopped) {
+  S3Tier tier(*client_, options());
+  std::set<std::string> wanted;
+  for (int i = 0; i < 30; ++i) {
+    Entry e = makeTestEntry("k:r" + std::to_string(i), "answer " + std::to_string(i));
+    e.model = i % 3 == 0 ? "model-a" : "model-b";
+    if (i % 2 == 0) e.tags = {"t"};
+    if (i % 2 == 0) wanted.insert(e.cacheId);
+    ASSERT_TRUE(tier.insert(std::make_shared<const Entry>(std::move(e))));
+  }
+  SharedTier::Search search = searchOf("", "invalidated: tag=t");
+  search.select = [](const Entry& e) { return !e.tags.empty() && e.tags[0] == "t"; };
+  search.deadline = std::chrono::steady_clock::now();  // passed: a few entries are read at most
+  auto first = tier.markMatching(search);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_GE(first->scanned, 1u);  // at least one: resumed searches always progress
+  EXPECT_LE(first->scanned, 8u);  // one a reader
+  ASSERT_FALSE(first->resumeAfter.empty());
+
+  std::set<std::string> marked(first->cacheIds.begin(), first->cacheIds.end());
+  size_t rounds = 0, total = first->marked;
+  search.startAfter = first->resumeAfter;
+  for (;;) {
+    ASSERT_LT(++rounds, 1000u);
+    // A deadline a few milliseconds away: each round reads a few entries at most.
+    search.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+    auto out = tier.markMatching(search);
+    ASSERT_TRUE(out) << out.error().message;
+    total += out->marked;
+    marked.insert(out->cacheIds.begin(), out->cacheIds.end());
+    if (out->resumeAfter.empty()) break;
+    search.startAfter = out->resumeAfter;
+  }
+  EXPECT_GT(rounds, 1u);
+  EXPECT_EQ(marked, wanted);
+  EXPECT_EQ(total, wanted.size());  // each once
+  for (int i = 0; i < 30; ++i)
+    EXPECT_EQ(get(tier, "k:r" + std::to_string(i)).has_value(), i % 2 != 0) << i;
 }
 
 TEST_F(S3TierTest, PurgeDeletesEntriesMarkedLongEnoughAgoAndKeepsNewerAnswers) {
