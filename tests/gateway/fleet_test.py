@@ -11,6 +11,7 @@ import tempfile
 import time
 import unittest
 
+from fleet import FleetRun, summary, workload
 from harness import Process, Stack, request
 from s3_test import BUCKET, CHAT, S3Server, chat, free_port, wait_for
 
@@ -162,6 +163,51 @@ class FleetStatistics(FleetTestCase):
         meta = wait_for(lambda: (m := self.metadata_of(entry["cache_id"])) and m.get("hit_count") == 7 and m,
                         timeout=2 * INTERVAL + 5, step=0.5)
         self.assertTrue(meta, self.metadata_of(entry["cache_id"]))
+
+
+class FleetOfThree(unittest.TestCase):
+    """Three gateways, one bucket, a round-robin load generator (bench/fleet_bench.py measures
+    the same fleet with more requests and prints the figures)."""
+
+    def test_three_gateways_share_answers_count_every_hit_and_all_drop_an_invalidated_entry(self):
+        fleet = FleetRun(3, sets={"CACHE_S3_TIMEOUT": "2", "CACHE_S3_OUTBOX_RETRY_MAX": "1",
+                                  "CACHE_INVALIDATION_POLL": "1",
+                                  "CACHE_METRICS_INTERVAL": str(INTERVAL)})
+        self.addCleanup(fleet.close)
+        time.sleep(1.5)  # every gateway has listed the bucket once (journal, invalidations)
+
+        # 120 requests over 20 questions, 30 a second, spread over the three gateways.
+        prompts = workload(120, 20)
+        run = fleet.run_load(prompts, rate=30)
+        self.assertEqual(run["errors"], [], run)
+        # Each question costs one provider call, plus those asked again at another gateway
+        # before that one could see the first answer (within about a second): well below the
+        # 120 requests, as one gateway alone would be (20).
+        self.assertGreaterEqual(run["provider_calls"], 20, run)
+        self.assertLessEqual(run["provider_calls"], 60, run)
+        self.assertGreater(run["hit_layers"].get("s3", 0), 0, run)  # answers crossed gateways
+        hits = run["outcomes"].get("HIT", 0)
+
+        # Every hit of the three, whatever the tier, in the bucket's merged statistics within
+        # two metrics intervals.
+        def global_hits():
+            body = fleet.s3.keys("cache-index/global/statistics.json")["objects"].get(
+                "cache-index/global/statistics.json")
+            return json.loads(body).get("hits") if body else None
+        self.assertTrue(wait_for(lambda: global_hits() == hits, timeout=2 * INTERVAL + 5, step=0.3),
+                        f"global hits {global_hits()} != {hits}")
+
+        # A new entry is a hit at another gateway within 2 s (issue 16, item 2).
+        seen = fleet.visibility(n=3)
+        self.assertTrue(all(t is not None and t <= 2.0 for t in seen), summary(seen))
+
+        # One invalidation at gateway 0 reaches the copies every gateway holds in memory within
+        # one poll (1 s here), with room for the poll's own S3 round trips.
+        inv = fleet.invalidation(prompts=2)
+        self.assertEqual(inv["reply"]["invalidated"], 2, inv)
+        for i, took in inv["seconds"].items():
+            self.assertIsNotNone(took, f"gateway {i} still serves the invalidated entries: {inv}")
+            self.assertLessEqual(took, 3.0, inv)
 
 
 if __name__ == "__main__":
