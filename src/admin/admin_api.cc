@@ -509,6 +509,8 @@ Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
   if (q.from && q.to && *q.to < *q.from) return badRequest("to must not be before from");
   auto out = patterns ? analytics_->patterns(q) : analytics_->analytics(q);
   if (!out) return internal(out.error());
+  // Whether ?scope=fleet answers here (the dashboard shows the fleet view then).
+  if (!patterns) out->set("fleet_scope", Json::boolean(static_cast<bool>(fleetSource_)));
   return json(200, *out);
 }
 
