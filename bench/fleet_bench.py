@@ -44,7 +44,7 @@ def s3_lines(run):
         f"  S3 requests during the load: {s3['total']} in {run['seconds']:.1f} s "
         f"({s3['total'] / run['requests']:.2f} per served answer)",
         f"    by operation: {json.dumps(ops, sort_keys=True)}",
-        f"    by area: {json.dumps(s3['by_area'], sort_keys=True)}",
+        f"    by operation and area: {json.dumps(s3['by_op_area'], sort_keys=True)}",
         f"    writes (PUT/DELETE) per stored answer: {writes / stores:.2f}"
         f" ({writes} for {run['provider_calls']} stored)",
         f"    reads (GET/HEAD) per served answer: {reads / run['requests']:.2f}"

@@ -205,8 +205,8 @@ class FleetRun:
 
 
 def diff_counts(before, after):
-    out = {"total": after["total"] - before["total"], "by_op": {}, "by_area": {}}
-    for group in ("by_op", "by_area"):
+    out = {"total": after["total"] - before["total"], "by_op": {}, "by_area": {}, "by_op_area": {}}
+    for group in ("by_op", "by_area", "by_op_area"):
         for k, v in after[group].items():
             d = v - before[group].get(k, 0)
             if d:

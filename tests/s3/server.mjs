@@ -11,7 +11,8 @@
 //
 // Request counts (the fleet benchmark's S3 requests per answer): a line "counts" on stdin prints
 // one JSON line {"total": n, "by_op": {"GET": n, "PUT": n, "LIST": n, ...},
-// "by_area": {"llm-cache": n, "cache-index/by-key": n, ...}} of the requests since the start or
+// "by_area": {"llm-cache": n, "cache-index/by-key": n, ...}, "by_op_area": {"PUT llm-cache": n, ...}}
+// of the requests since the start or
 // the last "reset" line (which prints {"reset": true}).
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
@@ -50,7 +51,7 @@ const server = new S3rver({
 });
 const { port } = await server.run();
 
-let counts = { total: 0, by_op: {}, by_area: {} };
+let counts = { total: 0, by_op: {}, by_area: {}, by_op_area: {} };
 const bump = (m, k) => { m[k] = (m[k] ?? 0) + 1; };
 server.httpServer.prependListener('request', (req) => {
   const url = new URL(req.url, 'http://x');
@@ -64,6 +65,7 @@ server.httpServer.prependListener('request', (req) => {
   counts.total++;
   bump(counts.by_op, op);
   bump(counts.by_area, area);
+  bump(counts.by_op_area, `${op} ${area}`);
 });
 
 process.stdout.write(`s3rver listening on http://127.0.0.1:${port}\n`);
@@ -88,7 +90,7 @@ process.stdin.on('data', (chunk) => {
     pending = pending.slice(nl + 1);
     if (line === 'counts') process.stdout.write(JSON.stringify(counts) + '\n');
     if (line === 'reset') {
-      counts = { total: 0, by_op: {}, by_area: {} };
+      counts = { total: 0, by_op: {}, by_area: {}, by_op_area: {} };
       process.stdout.write('{"reset": true}\n');
     }
   }
