@@ -932,7 +932,12 @@ size_t S3Tier::writeHitCounts() {
   }
   size_t written = 0;
   std::vector<std::pair<std::string, PendingHits>> retry;
+  bool failed = false;
   for (auto& [cacheId, p] : batch) {
+    if (failed) {  // S3 is failing: the rest wait for the next flush without a request each
+      retry.emplace_back(cacheId, std::move(p));
+      continue;
+    }
     const S3Deadline deadline = client_.deadline();
     auto body = client_.get(p.metadataKey, deadline);
     std::optional<Json> meta;
@@ -963,7 +968,8 @@ size_t S3Tier::writeHitCounts() {
         continue;
       }
     }
-    retry.emplace_back(cacheId, std::move(p));  // a failed request: the next flush tries again
+    failed = true;  // a failed request: the next flush tries again
+    retry.emplace_back(cacheId, std::move(p));
   }
   if (!retry.empty()) {
     std::lock_guard lock(hitMutex_);

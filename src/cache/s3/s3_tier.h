@@ -231,10 +231,11 @@ class S3Tier final : public CacheTier, public SharedTier, public TierObserver {
   // hit_count += the hits counted since the last write, last_accessed = the latest hit. One GET
   // and one PUT each. An entry without a metadata object at three flushes in a row (not in the
   // bucket; one flush is too early when the write is still in the outbox) loses its pending hits
-  // (hitUpdatesDropped); a failed request keeps them for the next flush. Not conditional: two
-  // gateways that rewrite the same object at the same moment may lose one's increment (hit_count is
-  // a lower bound; the fleet's exact hit figures are statistics.json's). flushIndex() calls it;
-  // returns how many it wrote.
+  // (hitUpdatesDropped); a failed request keeps them, and those of the rest of the batch (no
+  // more requests: a hung S3 costs one CACHE_S3_TIMEOUT per flush here), for the next flush. Not
+  // conditional: two gateways that rewrite the same object at the same moment may lose one's
+  // increment (hit_count is a lower bound; the fleet's exact hit figures are statistics.json's).
+  // flushIndex() calls it; returns how many it wrote.
   size_t writeHitCounts();
   // Entries with hits waiting for writeHitCounts.
   size_t pendingHitEntries() const;

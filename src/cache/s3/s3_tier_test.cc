@@ -482,6 +482,26 @@ TEST_F(S3TierTest, HitsOfAnEntryNeverStoredInTheBucketAreDroppedAfterAFewFlushes
   EXPECT_EQ(tier.stats().hitUpdatesDropped, 1u);
 }
 
+// S3 failing: the pending hits stay for the next flush, none dropped (and the batch stops at the
+// first failed request instead of paying one timeout per entry).
+TEST_F(S3TierTest, HitsWaitingWhileTheBucketFailsAreKeptForTheNextFlush) {
+  S3ClientOptions o = server_->clientOptions();
+  o.endpoint = "http://127.0.0.1:1";  // nothing listens there
+  S3Client down(o);
+  S3Tier tier(down, options());
+  std::vector<EntryPtr> entries;
+  for (int i = 0; i < 3; ++i) {
+    entries.push_back(entry("k:down" + std::to_string(i)));
+    tier.onTierEvent({.kind = TierEvent::Kind::Hit,
+                      .tier = TierId::Memory,
+                      .cacheKey = entries.back()->cacheKey,
+                      .entry = entries.back().get()});
+  }
+  EXPECT_EQ(tier.writeHitCounts(), 0u);
+  EXPECT_EQ(tier.pendingHitEntries(), 3u);
+  EXPECT_EQ(tier.stats().hitUpdatesDropped, 0u);
+}
+
 TEST_F(S3TierTest, IndexIsWrittenOnlyWhenTheFlushIntervalHasPassed) {
   S3TierOptions o = options();
   o.indexFlushInterval = std::chrono::seconds(60);
