@@ -14,7 +14,9 @@
 //   DELETE /cache/entries/{cache_id}          -> invalidates that entry everywhere
 //   GET    /cache/entry-by-hash?request_hash= -> the newest valid entry with that hash
 //   GET    /cache/stats                       -> index totals (hits flushed first)
-//   GET    /cache/analytics?from=&to=         -> analytics::Analytics::analytics
+//   GET    /cache/analytics?from=&to=         -> analytics::Analytics::analytics (this gateway)
+//   GET    /cache/analytics?scope=fleet       -> the fleet's statistics (every gateway on the
+//          S3 bucket, merged; each one's part with its age): setFleetSource; 404 without it
 //   GET    /cache/patterns?from=&to=          -> analytics::Analytics::patterns
 //          (docs/analytics.md; 404 when the AdminApi was built without an Analytics)
 // from/to: ISO 8601 UTC or Unix milliseconds; limit: 1..1000 (default 100).
@@ -37,6 +39,7 @@
 // Errors: {"error": {"message", "type"}} with 400, 401, 403, 404, 405 (with Allow), 415 and 500
 // (the index failed).
 #include <array>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -82,6 +85,12 @@ class AdminApi {
   AdminApi(index::Index& index, invalidation::Invalidator& invalidator,
            const config::Config& config, analytics::Analytics* analytics = nullptr);
 
+  // Where GET /cache/analytics?scope=fleet gets the merged statistics of every gateway on the
+  // bucket (cache::s3::S3Tier::globalStatistics's "statistics"; docs/analytics.md, Fleet scope).
+  // Set once, before serving. It does network I/O: the admin pool calls it.
+  using FleetSource = std::function<Result<Json>()>;
+  void setFleetSource(FleetSource source) { fleetSource_ = std::move(source); }
+
   // Whether target's path is one of ours (/cache or below): the gateway routes those here.
   static bool owns(std::string_view target);
 
@@ -126,10 +135,12 @@ class AdminApi {
   Reply entryByHash(std::string_view query);
   Reply stats();
   Reply analyticsReport(std::string_view query, bool patterns);
+  Reply fleetReport();
 
   index::Index& index_;
   invalidation::Invalidator& invalidator_;
   analytics::Analytics* analytics_;
+  FleetSource fleetSource_;
   bool tokenSet_;
   std::array<unsigned char, 32> tokenDigest_{};  // SHA-256 of the token: fixed-length comparison
 };

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "admin/admin_api.h"
+#include "analytics/fleet_counters.h"
 #include "analytics/metrics.h"
 #include "analytics/outcome.h"
 #include "analytics/recorder.h"
@@ -50,6 +51,8 @@ struct GatewayDeps {
   // Prometheus counters behind /metrics. Optional.
   analytics::EventRecorder* recorder = nullptr;
   analytics::Metrics* metrics = nullptr;
+  // This gateway's share of the fleet statistics (published to S3 by the S3 tier). Optional.
+  analytics::FleetCounters* fleet = nullptr;
   std::function<void()> refreshGauges = {};  // sets the tier gauges; called before each /metrics
 };
 
