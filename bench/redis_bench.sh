@@ -3,8 +3,8 @@
 # over real HTTP on 127.0.0.1: one mock provider, one redis-server (Debian's, free port, no
 # persistence), one s3rver (tests/s3; skipped when its node_modules are missing).
 #  1. gateway A (Redis + S3) stores N prompts (MISSes);
-#  2. gateway B (Redis + S3, empty cache dir): each prompt once = a Redis hit, then once more =
-#     a memory hit (promoted);
+#  2. gateway B (Redis + S3, empty cache dir, room for N in memory): each prompt once = a Redis
+#     hit, then once more = a memory hit (promoted);
 #  3. gateway C (S3 only, empty cache dir): each prompt once = an S3 hit.
 # Each request on a kept-alive connection, one at a time; prints p50/p90/p99 per layer, checking
 # that every answer came from the layer measured.
@@ -76,7 +76,7 @@ print(f"{layer:7s} hit: p50 {q[49]:.3f} ms  p90 {q[89]:.3f} ms  p99 {q[98]:.3f} 
 PY
 python3 "$WORK/measure.py" "$A" "$N" - MISS
 sleep 3  # the Redis writes, the S3 outbox's uploads, the key directories' listings
-B=$(start b "${REDIS[@]}" "${S3[@]}")
+B=$(start b "${REDIS[@]}" "${S3[@]}" --set CACHE_MEMORY_ENTRIES=100000)  # all N promoted stay
 python3 "$WORK/measure.py" "$B" "$N" redis HIT
 python3 "$WORK/measure.py" "$B" "$N" memory HIT
 if [ ${#S3[@]} -gt 0 ]; then

@@ -172,11 +172,12 @@ struct App::Parts {
   std::unique_ptr<cache::s3::S3Tier> s3Tier;
   std::unique_ptr<cache::s3::S3Outbox> s3Outbox;
   std::unique_ptr<cache::s3::S3KeyDirectory> s3Directory;
+  // Applies the invalidations other gateways publish on Redis (SQLite and tier erases). Declared
+  // before the fleet, whose subscriber posts to it: it outlives the fleet on any path.
+  std::unique_ptr<boost::asio::thread_pool> fleetApplier;
   std::unique_ptr<cache::redis::RedisClient> redisClient;
   std::unique_ptr<cache::redis::RedisTier> redisTier;
   std::unique_ptr<cache::redis::RedisFleet> redisFleet;
-  // Applies the invalidations other gateways publish on Redis (SQLite and tier erases).
-  std::unique_ptr<boost::asio::thread_pool> fleetApplier;
   // The cache service and who hears of it.
   std::unique_ptr<index::Index> index;
   std::unique_ptr<cache::TieredCache> cache;
@@ -312,7 +313,8 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   cache::TieredCacheOptions co{.fast = {p.memory.get(), p.disk.get()}};
   // Slow tiers in order: Redis (every key: a GET is sub-millisecond), then S3 (its directory's).
   if (p.redisTier)
-    co.slow.push_back({.tier = p.redisTier.get(), .filter = nullptr, .queue = p.redisFleet.get()});
+    co.slow.push_back(
+        {.tier = p.redisTier.get(), .filter = nullptr, .queue = p.redisFleet.get(), .eager = true});
   if (p.s3Tier)
     co.slow.push_back(
         {.tier = p.s3Tier.get(), .filter = p.s3Directory.get(), .queue = p.s3Outbox.get()});

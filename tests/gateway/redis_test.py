@@ -1,6 +1,7 @@
 """Fleet mode on Redis (issue 18, docs/redis.md): two gateways, one redis-server started here
 on a free port (Debian's, no persistence), one mock provider. Everything over real HTTP."""
 import json
+import os
 import pathlib
 import shutil
 import socket
@@ -204,6 +205,49 @@ class FleetOnRedis(unittest.TestCase):
             s.start_gateway()
         self.assertIn("TLS", str(e.exception))
         self.assertNotIn("hunter2", str(e.exception))
+
+
+@unittest.skipUnless(shutil.which("redis-server") and shutil.which("redis-cli"),
+                     "redis-server not installed (scripts/setup.sh)")
+class FleetOnRedisAndS3(unittest.TestCase):
+    """Redis in front of S3: with Redis down, S3's invalidation records still reach the others."""
+
+    def setUp(self):
+        from s3_test import BUCKET, NODE, S3Server
+        if not NODE.exists():
+            self.skipTest("tests/s3/node_modules missing (npm ci in tests/s3)")
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "S3RVER")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "S3RVER")
+        self.tmp = tempfile.TemporaryDirectory(prefix="llmcache-redis-s3-")
+        self.addCleanup(self.tmp.cleanup)
+        self.s3 = S3Server(pathlib.Path(self.tmp.name) / "s3", free_port()).start()
+        self.addCleanup(self.s3.stop)
+        self.redis = RedisServer(free_port()).start()
+        self.addCleanup(self.redis.stop)
+        sets = {"CACHE_REDIS_URL": self.redis.url, "CACHE_S3_ENDPOINT": self.s3.endpoint,
+                "CACHE_S3_BUCKET": BUCKET, "CACHE_S3_TIMEOUT": "2", "CACHE_INVALIDATION_POLL": "1",
+                "CACHE_S3_DIRECTORY_REFRESH": "1"}
+        self.a = Stack(sets)
+        self.addCleanup(self.a.close)
+        self.b = Stack(sets, start_gateway=False)
+        self.addCleanup(self.b.close)
+        self.b.start_gateway(upstream=self.a.upstream)
+
+    def post(self, stack, text):
+        return request(stack.gateway.port, "POST", CHAT, chat(text))
+
+    def test_a_redis_hit_first_and_with_redis_down_s3_polling_carries_the_invalidation(self):
+        self.assertEqual(self.post(self.a, "both tiers").cache_status, "MISS")
+        time.sleep(0.1)
+        self.assertEqual(self.post(self.b, "both tiers").header("x-llmcache-layer"), "redis")
+        self.b.wait_stored(1)
+        time.sleep(1.2)  # b has listed the (empty) invalidation records once: primed
+        self.redis.stop()
+        r = request(self.a.gateway.port, "POST", "/cache/invalidate", {"model": "openai/gpt-4o-mini"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertTrue(wait_for(lambda: self.post(self.b, "both tiers").cache_status == "MISS",
+                                 timeout=10, step=0.2),
+                        "b kept serving an entry invalidated while Redis was down")
 
 
 if __name__ == "__main__":
