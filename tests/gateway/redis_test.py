@@ -148,6 +148,26 @@ class FleetOnRedis(unittest.TestCase):
         statuses = sorted(r.cache_status for r in results)
         self.assertEqual(statuses.count("MISS"), 1, statuses)
 
+    def test_a_stream_waiting_on_the_other_gateways_lease_replays_its_entry(self):
+        body = {**chat("streamed across"), "stream": True}
+        results = {}
+
+        def lead_on_a():
+            results["a"] = request(self.a.gateway.port, "POST", CHAT, body,
+                                   {"x-mock-chunk-delay-ms": "100"})
+
+        t = threading.Thread(target=lead_on_a)
+        t.start()
+        time.sleep(0.15)  # a holds the lease, its stream under way
+        results["b"] = request(self.b.gateway.port, "POST", CHAT, body)
+        t.join()
+        self.assertEqual(results["a"].cache_status, "MISS")
+        self.assertEqual(results["b"].cache_status, "HIT")
+        self.assertEqual(results["b"].header("x-llmcache-layer"), "redis")
+        self.assertIn("text/event-stream", results["b"].header("content-type"))
+        self.assertEqual(results["b"].body, results["a"].body)
+        self.assertEqual(self.calls(), 1)
+
     def test_a_failed_call_is_not_handed_to_the_other_gateway(self):
         results = {}
 
