@@ -1,10 +1,5 @@
 #include "key/cache_key.h"
 
-// MD5's one-shot function: deprecated in OpenSSL 3 in favour of EVP, which costs more per
-// call (provider dispatch, context reset and cleanse) for the same block function.
-#define OPENSSL_SUPPRESS_DEPRECATED
-#include <openssl/md5.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -15,6 +10,7 @@
 #include "key/canonical.h"
 #include "key/flat_json.h"
 #include "key/json_text.h"
+#include "key/md5_lanes.h"
 #include "key/text.h"
 
 namespace llmcache::key {
@@ -84,18 +80,6 @@ Result<void> checkNumbers(const Json& v) {
   for (const Json& item : v.items())
     if (auto r = checkNumbers(item); !r) return r;
   return {};
-}
-
-// request_hash: MD5 of the canonical text as 32 lowercase hex digits, into hex[0..32).
-void md5Hex(std::string_view text, char* hex) {
-  unsigned char digest[MD5_DIGEST_LENGTH];
-  // MD5 is what the seed's key uses (osbot_utils json_md5); it is an identifier, not a MAC.
-  MD5(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  static const char* digits = "0123456789abcdef";
-  for (unsigned i = 0; i < 16; ++i) {
-    hex[2 * i] = digits[digest[i] >> 4];
-    hex[2 * i + 1] = digits[digest[i] & 15];
-  }
 }
 
 }  // namespace
@@ -430,7 +414,7 @@ struct KeyBuilder::Impl {
     }
   }
 
-  Result<KeyView> run(const KeyOptions& options, std::string_view overflow) {
+  Result<KeyView> run(const KeyOptions& options, std::string_view overflow, bool hashNow = true) {
     constexpr uint32_t root = 0;
     if (doc[root].kind != Kind::Object) return invalid("the request body must be a JSON object");
     // One pass over the request's members: the last of a repeated one counts (json.loads).
@@ -534,12 +518,13 @@ struct KeyBuilder::Impl {
     // error, after every check of the request.
     if (!overflow.empty()) return tooLargeNumber(overflow);
 
-    md5Hex(out.view(), hash);
     out.room(kPadding);  // KeyView::canonical is padded
     // replace("/", "_") before taking 20 code points: '/' is one code point, so order is moot.
     cacheKey.assign(firstCodePoints(doc[model].text, 20));
     std::replace(cacheKey.begin(), cacheKey.end(), '/', '_');
     cacheKey.push_back('_');
+    if (!hashNow) return KeyView{cacheKey, {}, out.view()};
+    md5Hex(out.view(), hash);
     cacheKey.append(hash, 16);
     return KeyView{cacheKey, std::string_view(hash, 32), out.view()};
   }
@@ -580,6 +565,16 @@ Result<KeyView> KeyBuilder::key(std::string_view body, const KeyOptions& options
   impl_->padded = true;
   impl_->mode = options.mode;
   return impl_->run(options, {});
+}
+
+Result<KeyView> KeyBuilder::keyWithoutHash(std::string_view body, const KeyOptions& options) {
+  impl_->bodyCopy.clear();
+  impl_->bodyCopy.append(body);
+  impl_->bodyCopy.room(kPadding);
+  if (auto r = impl_->doc.parse(impl_->bodyCopy.view(), kMaxRequestDepth); !r) return r.error();
+  impl_->padded = true;
+  impl_->mode = options.mode;
+  return impl_->run(options, {}, false);
 }
 
 Result<KeyView> KeyBuilder::key(const Json& request, const KeyOptions& options) {

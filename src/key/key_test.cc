@@ -37,12 +37,19 @@ void checkRow(const std::string& line, size_t lineNo, RowResult& res) {
   Result<CacheKey> key = request ? computeKey(*request, opts) : Result<CacheKey>(request.error());
   static KeyBuilder builder;
   auto flat = builder.key(body, opts);
+  // And the batch form's (`llmcache key --jsonl`): the key without its hash, hashed later.
+  static KeyBuilder unhashedBuilder;
+  auto unhashed = unhashedBuilder.keyWithoutHash(body, opts);
   ++res.checked;
   if (row->find("error")) {
     ++res.errors;
     EXPECT_FALSE(key) << "line " << lineNo << " must be rejected (" << *row->getString("error")
                       << "): " << body;
     EXPECT_FALSE(flat) << "line " << lineNo << " must be rejected: " << body;
+    EXPECT_FALSE(unhashed) << "line " << lineNo << " must be rejected: " << body;
+    if (!flat && !unhashed) {
+      EXPECT_EQ(flat.error().message, unhashed.error().message);
+    }
     return;
   }
   ASSERT_TRUE(key) << "line " << lineNo << ": " << key.error().message << "\n" << body;
@@ -53,6 +60,13 @@ void checkRow(const std::string& line, size_t lineNo, RowResult& res) {
   EXPECT_EQ(flat->canonical, *row->getString("canonical")) << "line " << lineNo << ": " << body;
   EXPECT_EQ(flat->requestHash, *row->getString("request_hash")) << "line " << lineNo;
   EXPECT_EQ(flat->cacheKey, *row->getString("cache_key")) << "line " << lineNo;
+  ASSERT_TRUE(unhashed) << "line " << lineNo << ": " << unhashed.error().message;
+  EXPECT_EQ(unhashed->canonical, *row->getString("canonical")) << "line " << lineNo;
+  EXPECT_TRUE(unhashed->requestHash.empty());
+  EXPECT_EQ(
+      std::string(unhashed->cacheKey) + std::string(row->getString("request_hash")->substr(0, 16)),
+      *row->getString("cache_key"))
+      << "line " << lineNo;
 }
 
 TEST(KeySpecVectors, EveryRowOfTheProjectVectorsMatches) {
