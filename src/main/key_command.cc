@@ -342,7 +342,7 @@ class ParallelKeyer {
     key::TextBuffer carry;  // the start of a line that the last read cut
     bool eof = false;
     while (!eof) {
-      current_ = std::make_shared<Block>();
+      current_ = newBlock();
       key::TextBuffer& in = current_->in;
       in.append(carry.view());
       carry.clear();
@@ -384,7 +384,7 @@ class ParallelKeyer {
         const void* nl = std::memchr(base + end, '\n', size - end);
         end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - base) + 1 : size;
       }
-      current_ = std::make_shared<Block>();
+      current_ = newBlock();
       if (end + key::kPadding <= size) {
         current_->view = std::string_view(base + at, end - at);
       } else {
@@ -418,6 +418,14 @@ class ParallelKeyer {
     bool done = false;
   };
 
+  std::shared_ptr<Block> newBlock() {
+    std::unique_lock lock(mu_);
+    if (spare_.empty()) return std::make_shared<Block>();
+    std::shared_ptr<Block> b = std::move(spare_.back());
+    spare_.pop_back();
+    return b;
+  }
+
   void submit() {
     if (current_->view.empty()) {
       current_->in.room(key::kPadding);
@@ -442,6 +450,12 @@ class ParallelKeyer {
     lock.unlock();
     std::fwrite(front->out.data(), 1, front->out.size(), stdout);
     lock.lock();
+    // Its buffers serve a later block (no new allocation, growth or page faults per block).
+    front->in.clear();
+    front->view = {};
+    front->out.clear();
+    front->taken = front->done = false;
+    spare_.push_back(std::move(front));
   }
 
   // Takes the oldest untaken block (there is one) and keys it, outside the lock.
@@ -456,6 +470,7 @@ class ParallelKeyer {
     --untaken_;
     lock.unlock();
     thread_local LineKeyer keyer;  // per thread: its builder's buffers are reused line to line
+    block->out.room(block->view.size() + block->view.size() / 4);  // usually enough: no growth
     const char* p = block->view.data();
     const char* const end = p + block->view.size();
     while (p < end) {
@@ -486,7 +501,8 @@ class ParallelKeyer {
   std::shared_ptr<Block> current_;
   std::mutex mu_;
   std::condition_variable ready_, done_;
-  std::deque<std::shared_ptr<Block>> order_;  // submitted, not yet written, in input order
+  std::deque<std::shared_ptr<Block>> order_;   // submitted, not yet written, in input order
+  std::vector<std::shared_ptr<Block>> spare_;  // written, to be reused
   size_t untaken_ = 0;
   bool stop_ = false;
 };
