@@ -365,8 +365,29 @@ struct KeyBuilder::Impl {
       return invalid("'temperature' must be a number");
     }
     // Python's round(x, 2): the correctly rounded decimal with 2 places, ties to even on the
-    // exact binary value. to_chars with a precision is printf's "%.2f" (exact, ties to even),
-    // so it and a correctly rounded read back are the same function.
+    // exact binary value. Usually that is n / 100 for n the integer nearest x * 100: when
+    // |x * 100| < 2^31 its product is within 2^-22 of the exact one, so a fraction farther
+    // than 1e-6 from a half rounds the same either way; and n / 100, at most 10 digits, is
+    // then written as Python's repr writes it ("-12.3", "0.07", "-0.0": the sign is x's).
+    if (const double y = d * 100; std::fabs(y) < 2147483648.0) {
+      const double whole = std::floor(y);
+      const double frac = y - whole;
+      if (std::fabs(frac - 0.5) > 1e-6) {
+        const long long n = static_cast<long long>(whole) + (frac > 0.5 ? 1 : 0);
+        const unsigned long long a = static_cast<unsigned long long>(n < 0 ? -n : n);
+        char* o = out.room(32);
+        if (std::signbit(d)) *o++ = '-';
+        o = std::to_chars(o, o + 24, a / 100).ptr;
+        const unsigned cents = static_cast<unsigned>(a % 100);
+        *o++ = '.';
+        *o++ = static_cast<char>('0' + cents / 10);
+        if (cents % 10) *o++ = static_cast<char>('0' + cents % 10);
+        out.commitTo(o);
+        return {};
+      }
+    }
+    // Otherwise: to_chars with a precision is printf's "%.2f" (exact, ties to even), so it and
+    // a correctly rounded read back are the same function.
     char buf[400];
     const auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed, 2);
     double rounded = 0;
