@@ -312,7 +312,7 @@ struct LineKeyer {
   }
 
  private:
-  static constexpr size_t kBatch = 64;
+  static constexpr size_t kBatch = 128;  // the lanes idle less at a batch's end than with 64
   struct Waiting {
     size_t keyAt, hashAt;     // in out
     size_t textAt, textSize;  // in texts_
