@@ -56,7 +56,7 @@ struct GatewayDeps {
   analytics::EventRecorder* recorder = nullptr;
   analytics::Metrics* metrics = nullptr;
   // This gateway's share of the fleet statistics (published to S3 by the S3 tier). Optional.
-  analytics::FleetCounters* fleet = nullptr;
+  analytics::FleetCounters* fleetCounters = nullptr;
   std::function<void()> refreshGauges = {};  // sets the tier gauges; called before each /metrics
 };
 

@@ -365,7 +365,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   deps.admin = p.admin.get();
   deps.recorder = p.recorder.get();
   deps.metrics = p.metrics.get();
-  deps.fleet = p.fleet.get();
+  deps.fleetCounters = p.fleet.get();
   deps.refreshGauges = [&p] { p.refreshGauges(); };
   deps.broadcast = p.broadcast.get();
   deps.fleet = p.redisFleet.get();
