@@ -3,7 +3,8 @@
 
     python3 bench/fleet_bench.py [--gateways 3] [--requests 600] [--distinct 60] [--rate 30]
                                  [--visibility 10] [--invalidation-poll 10] [--metrics-interval 10]
-    (LLMCACHE_BIN, default build/llmcache; needs `npm ci` in tests/s3)
+                                 [--redis]
+    (LLMCACHE_BIN, default build/llmcache; needs `npm ci` in tests/s3; --redis: redis-server)
 
 One s3rver (tests/s3/server.mjs, counting every request it serves), one mock provider (20 ms a
 call, counting its calls), default gateway settings but for CACHE_INVALIDATION_POLL and
@@ -18,6 +19,9 @@ then sent to one gateway alone (with its own empty bucket). Printed:
   - cross-gateway visibility: a new entry at gateway i is a hit at gateway i+1 after ... s;
   - invalidation: POST /cache/invalidate at gateway 0, until every gateway misses the copies it
     held in memory.
+With --redis (issue 18), the fleet runs a second time with one redis-server (started here on a free
+port, no persistence) as CACHE_REDIS_URL, and the same figures are printed for it, with the
+latency of the fleet's answers (p50/p99) for both.
 """
 import argparse
 import json
@@ -32,6 +36,7 @@ os.environ.setdefault("LLMCACHE_BIN", str(ROOT / "build" / "llmcache"))
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "S3RVER")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "S3RVER")
 from fleet import FleetRun, summary, workload  # noqa: E402
+from redis_test import RedisServer, free_port  # noqa: E402
 
 
 def s3_lines(run):
@@ -53,6 +58,11 @@ def s3_lines(run):
     ]
 
 
+def pct(values, q):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateways", type=int, default=3)
@@ -62,29 +72,41 @@ def main():
     ap.add_argument("--visibility", type=int, default=10)
     ap.add_argument("--invalidation-poll", type=int, default=10)
     ap.add_argument("--metrics-interval", type=int, default=10)
+    ap.add_argument("--redis", action="store_true", help="also the fleet with one redis-server")
     args = ap.parse_args()
     sets = {"CACHE_INVALIDATION_POLL": str(args.invalidation_poll),
             "CACHE_METRICS_INTERVAL": str(args.metrics_interval)}
     prompts = workload(args.requests, args.distinct)
 
-    fleet = FleetRun(args.gateways, sets=sets)
-    try:
-        time.sleep(2)  # every gateway has listed the bucket once
-        run = fleet.run_load(prompts, rate=args.rate)
-        hits = run["outcomes"].get("HIT", 0)
-        t0 = time.monotonic()
-        counted = None
-        while time.monotonic() - t0 < 3 * args.metrics_interval + 10:
-            body = fleet.s3.keys("cache-index/global/statistics.json")["objects"].get(
-                "cache-index/global/statistics.json")
-            if body and json.loads(body).get("hits") == hits:
-                counted = time.monotonic() - t0
-                break
-            time.sleep(0.5)
-        seen = fleet.visibility(n=args.visibility)
-        inv = fleet.invalidation(prompts=3, timeout=3 * args.invalidation_poll + 10)
-    finally:
-        fleet.close()
+    def fleet_run(extra):
+        fleet = FleetRun(args.gateways, sets={**sets, **extra})
+        try:
+            time.sleep(2)  # every gateway has listed the bucket once
+            run = fleet.run_load(prompts, rate=args.rate)
+            hits = run["outcomes"].get("HIT", 0)
+            t0 = time.monotonic()
+            counted = None
+            while time.monotonic() - t0 < 3 * args.metrics_interval + 10:
+                body = fleet.s3.keys("cache-index/global/statistics.json")["objects"].get(
+                    "cache-index/global/statistics.json")
+                if body and json.loads(body).get("hits") == hits:
+                    counted = time.monotonic() - t0
+                    break
+                time.sleep(0.5)
+            seen = fleet.visibility(n=args.visibility)
+            inv = fleet.invalidation(prompts=3, timeout=3 * args.invalidation_poll + 10)
+        finally:
+            fleet.close()
+        return run, hits, counted, seen, inv
+
+    runs = [(f"fleet of {args.gateways}", fleet_run({}))]
+    if args.redis:
+        redis = RedisServer(free_port()).start()
+        try:
+            runs.append((f"fleet of {args.gateways} + Redis", fleet_run({"CACHE_REDIS_URL": redis.url})))
+        finally:
+            redis.stop()
+    run = runs[0][1][0]
 
     alone = FleetRun(1, sets=sets)
     try:
@@ -96,21 +118,25 @@ def main():
     print(f"workload: {args.requests} requests over {args.distinct} questions, {args.rate:g}/s, "
           f"provider 20 ms; CACHE_INVALIDATION_POLL={args.invalidation_poll}, "
           f"CACHE_METRICS_INTERVAL={args.metrics_interval}, other settings default")
-    for name, r in ((f"fleet of {args.gateways}", run), ("one gateway", one)):
+    for name, r in [(n, x[0]) for n, x in runs] + [("one gateway", one)]:
+        lat = r.get("latency_ms")
         print(f"{name}: hit rate {r['hit_rate']:.3f} ({r['outcomes']}), provider calls "
               f"{r['provider_calls']} for {r['requests']} requests "
-              f"(ideal {r['distinct']}), hits by tier {r['hit_layers']}, errors {len(r['errors'])}")
+              f"(ideal {r['distinct']}), hits by tier {r['hit_layers']}, errors {len(r['errors'])}"
+              + (f", latency p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms" if lat else ""))
         for line in s3_lines(r):
             print(line)
-    print(f"global/statistics.json counted all {hits} hits of the fleet "
-          + (f"{counted:.1f} s after the load" if counted is not None else "never (timeout)"))
-    print(f"cross-gateway visibility ({args.visibility} new entries): {summary(seen)}")
-    secs = inv["seconds"]
-    print(f"invalidation (model, {inv['reply'].get('invalidated') if isinstance(inv['reply'], dict) else inv['reply']}"
-          f" entries) reached every gateway's copies: "
-          + ", ".join(f"gateway {i} {t:.2f} s" if t is not None else f"gateway {i} never"
-                      for i, t in secs.items())
-          + f" (poll {args.invalidation_poll} s)")
+    for name, (r, hits, counted, seen, inv) in runs:
+        print(f"[{name}] global/statistics.json counted all {hits} hits of the fleet "
+              + (f"{counted:.1f} s after the load" if counted is not None else "never (timeout)"))
+        print(f"[{name}] cross-gateway visibility ({args.visibility} new entries): {summary(seen)}")
+        secs = inv["seconds"]
+        print(f"[{name}] invalidation (model, "
+              f"{inv['reply'].get('invalidated') if isinstance(inv['reply'], dict) else inv['reply']}"
+              f" entries) reached every gateway's copies: "
+              + ", ".join(f"gateway {i} {t:.2f} s" if t is not None else f"gateway {i} never"
+                          for i, t in secs.items())
+              + f" (poll {args.invalidation_poll} s)")
 
 
 if __name__ == "__main__":

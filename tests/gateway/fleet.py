@@ -107,7 +107,7 @@ class FleetRun:
         calls0 = self.provider_calls()
         s3_0 = self.s3.counts()
         outcomes, layers, lock = {}, {}, threading.Lock()
-        errors = []
+        errors, latency = [], []
         start = time.monotonic()
         next_k = [0]
 
@@ -121,8 +121,11 @@ class FleetRun:
                 due = start + k / rate
                 if due > time.monotonic():
                     time.sleep(due - time.monotonic())
+                t0 = time.monotonic()
                 r = self.post(targets[k % len(targets)], chat(prompts[k]))
+                took_ms = (time.monotonic() - t0) * 1000
                 with lock:
+                    latency.append(took_ms)
                     if r.status != 200:
                         errors.append(r.status)
                     status = r.cache_status or "?"
@@ -144,7 +147,7 @@ class FleetRun:
             "gateways": len(targets), "requests": len(prompts), "distinct": len(set(prompts)),
             "seconds": took, "outcomes": outcomes, "hit_layers": layers, "errors": errors,
             "hit_rate": hits / len(prompts), "provider_calls": calls,
-            "s3": diff_counts(s3_0, s3_1),
+            "s3": diff_counts(s3_0, s3_1), "latency_ms": latency,
         }
 
     def visibility(self, n=10, timeout=10.0, tag="visibility"):
