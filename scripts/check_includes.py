@@ -54,6 +54,7 @@ ALLOWED = {
     "cache/memory": {"cache", "common"},
     "cache/disk": {"cache", "common"},
     "cache/s3": {"cache", "common"},
+    "cache/cassette": {"cache", "common"},
     "index": {"cache", "common"},
     "upstream": {"common"},
     "http": {"common"},
@@ -70,8 +71,8 @@ ALLOWED = {
     "gateway": {"admin", "analytics", "api", "cache", "common", "config", "http",
                 "invalidation", "key", "upstream"},
     # The composition root: everything.
-    "main": {"admin", "alerts", "analytics", "api", "cache", "cache/disk", "cache/memory",
-             "cache/s3", "common", "config", "gateway", "http", "index", "invalidation", "key",
+    "main": {"admin", "alerts", "analytics", "api", "cache", "cache/cassette", "cache/disk",
+             "cache/memory", "cache/s3", "common", "config", "gateway", "http", "index", "invalidation", "key",
              "mock", "upstream"},
 }
 
