@@ -334,6 +334,10 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return stats();
   }
+  if (path == "/cache/explain") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    return explain(query);
+  }
   if (path == "/cache/analytics" || path == "/cache/patterns") {
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return analyticsReport(query, path == "/cache/patterns");
@@ -463,6 +467,19 @@ Reply AdminApi::entryByHash(std::string_view query) {
   if (!row) return internal(row.error());
   if (!*row) return notFound("no valid entry with request_hash " + it->second);
   return json(200, rowJson(**row));
+}
+
+Reply AdminApi::explain(std::string_view query) {
+  auto params = parseQuery(query);
+  if (!params) return badRequest(params.error().message);
+  if (auto k = onlyKnown(*params, {"key"}); !k) return badRequest(k.error().message);
+  auto it = params->find("key");
+  if (it == params->end() || it->second.empty()) return badRequest("key is required");
+  std::optional<Json> found = explainer_ ? explainer_(it->second) : std::nullopt;
+  if (!found)
+    return notFound("no recent miss of cache key " + it->second +
+                    " (the gateway keeps the last misses' requests only)");
+  return json(200, *found);
 }
 
 Reply AdminApi::stats() {

@@ -37,6 +37,7 @@
 // Errors: {"error": {"message", "type"}} with 400, 401, 403, 404, 405 (with Allow), 415 and 500
 // (the index failed).
 #include <array>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -82,6 +83,12 @@ class AdminApi {
   AdminApi(index::Index& index, invalidation::Invalidator& invalidator,
            const config::Config& config, analytics::Analytics* analytics = nullptr);
 
+  // GET /cache/explain?key=K: the miss explainer's finding for a recent miss of cache key K (the
+  // gateway keeps the last few hundred misses' bodies; docs/record-replay.md). nullopt: no recent
+  // miss of that key. Called on the admin pool. Set before the first request; unset: 404.
+  using Explainer = std::function<std::optional<Json>(std::string_view cacheKey)>;
+  void setExplainer(Explainer explainer) { explainer_ = std::move(explainer); }
+
   // Whether target's path is one of ours (/cache or below): the gateway routes those here.
   static bool owns(std::string_view target);
 
@@ -126,10 +133,12 @@ class AdminApi {
   Reply entryByHash(std::string_view query);
   Reply stats();
   Reply analyticsReport(std::string_view query, bool patterns);
+  Reply explain(std::string_view query);
 
   index::Index& index_;
   invalidation::Invalidator& invalidator_;
   analytics::Analytics* analytics_;
+  Explainer explainer_;
   bool tokenSet_;
   std::array<unsigned char, 32> tokenDigest_{};  // SHA-256 of the token: fixed-length comparison
 };

@@ -8,6 +8,7 @@
 #include "analytics/analytics.h"
 #include "analytics/metrics.h"
 #include "analytics/recorder.h"
+#include "cache/cassette/cassette_tier.h"
 #include "cache/disk/disk_tier.h"
 #include "cache/memory/memory_tier.h"
 #include "cache/s3/s3_client.h"
@@ -144,6 +145,7 @@ struct App::Parts {
   // Tiers.
   std::unique_ptr<cache::MemoryTier> memory;
   std::unique_ptr<cache::DiskTier> disk;
+  std::unique_ptr<cache::CassetteTier> cassette;  // the record and replay modes' only store
   std::unique_ptr<cache::s3::S3Client> s3Client;
   std::unique_ptr<cache::s3::S3Tier> s3Tier;
   std::unique_ptr<cache::s3::S3Outbox> s3Outbox;
@@ -244,8 +246,26 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
     }
   }
 
+  // The record and replay modes (docs/record-replay.md): the cassette folder is the only store,
+  // nothing expires, and the tenant is not the credential (the recording was paid with a real
+  // key, the replay runs with none): CACHE_SCOPE=api_key acts as global; header:NAME still
+  // separates tenants.
+  if (c.cassetteMode()) {
+    try {
+      p.cassette = std::make_unique<cache::CassetteTier>(cache::CassetteTierOptions{
+          .dir = c.cassetteDir, .trackUse = c.mode == "replay" || c.mode == "replay-or-record"});
+    } catch (const std::exception& e) {
+      throw StartupError("cannot use CACHE_CASSETTE_DIR " + c.cassetteDir + ": " + e.what(), 2);
+    }
+    if (p.config.scope == "api_key" || p.config.scope == "api-key") p.config.scope = "global";
+    p.config.ttlSeconds = 0;
+    p.config.modelTtls.clear();
+    p.config.ttlMaxSeconds = 0;
+  }
+
   p.index = openIndex(c, p.codec);
   cache::TieredCacheOptions co{.fast = {p.memory.get(), p.disk.get()}};
+  if (p.cassette) co.fast = {p.cassette.get()};
   if (p.s3Tier)
     co.slow.push_back(
         {.tier = p.s3Tier.get(), .filter = p.s3Directory.get(), .queue = p.s3Outbox.get()});
@@ -280,8 +300,28 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   deps.metrics = p.metrics.get();
   deps.refreshGauges = [&p] { p.refreshGauges(); };
   deps.broadcast = p.broadcast.get();
+  deps.explainCandidates = [&p](std::string_view tenant, std::string_view endpoint) {
+    std::vector<cache::EntryPtr> out;
+    if (p.cassette) {
+      for (auto& f : p.cassette->files())
+        if (f.entry && f.entry->tenant == tenant && f.entry->endpoint == endpoint)
+          out.push_back(std::make_shared<const cache::Entry>(std::move(*f.entry)));
+      return out;
+    }
+    // The tenant's newest entries of the endpoint, read from the disk tier (which keeps the
+    // request text; the memory tier does not).
+    auto page = p.index->list({.tenant = std::string(tenant), .limit = index::kMaxPageSize});
+    if (!page) return out;
+    for (const index::Row& row : page->rows) {
+      if (row.endpoint != endpoint || row.invalid) continue;
+      if (auto found = p.disk->lookup(row.cacheKey); found && *found) out.push_back(**found);
+      if (out.size() >= 200) break;
+    }
+    return out;
+  };
   p.gateway = std::make_unique<gateway::Gateway>(deps);
   gateway::Gateway& gw = *p.gateway;
+  p.admin->setExplainer([&gw](std::string_view key) { return gw.explainRecentMiss(key); });
   try {
     p.server = std::make_unique<http::Server>(
         serverOptions(c),
