@@ -514,6 +514,8 @@ Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
   if (q.from && q.to && *q.to < *q.from) return badRequest("to must not be before from");
   auto out = patterns ? analytics_->patterns(q) : analytics_->analytics(q);
   if (!out) return internal(out.error());
+  // Since the start, whatever from and to say: the tally is kept in memory (docs/record-replay.md).
+  if (patterns && nearMisses_ && out->isObject()) out->set("near_misses", nearMisses_->report());
   return json(200, *out);
 }
 

@@ -46,6 +46,7 @@
 
 #include "analytics/analytics.h"
 #include "analytics/metrics.h"
+#include "analytics/near_miss.h"
 #include "config/config.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
@@ -88,6 +89,9 @@ class AdminApi {
   // miss of that key. Called on the admin pool. Set before the first request; unset: 404.
   using Explainer = std::function<std::optional<Json>(std::string_view cacheKey)>;
   void setExplainer(Explainer explainer) { explainer_ = std::move(explainer); }
+  // GET /cache/patterns then adds `near_misses` (NearMissPatterns::report). Before the first
+  // request; not owned.
+  void setNearMisses(const analytics::NearMissPatterns* nearMisses) { nearMisses_ = nearMisses; }
 
   // Whether target's path is one of ours (/cache or below): the gateway routes those here.
   static bool owns(std::string_view target);
@@ -139,6 +143,7 @@ class AdminApi {
   invalidation::Invalidator& invalidator_;
   analytics::Analytics* analytics_;
   Explainer explainer_;
+  const analytics::NearMissPatterns* nearMisses_ = nullptr;
   bool tokenSet_;
   std::array<unsigned char, 32> tokenDigest_{};  // SHA-256 of the token: fixed-length comparison
 };

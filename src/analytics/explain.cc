@@ -34,14 +34,32 @@ std::string snippet(std::string_view s) {
   return quoted;
 }
 
+// Text that is only digits and the punctuation of dates, times and numbers: what a varying
+// timestamp, date or counter in a prompt looks like where it differs.
+bool digitsLike(std::string_view s) {
+  bool digit = false;
+  for (const char c : s) {
+    if (c >= '0' && c <= '9') {
+      digit = true;
+    } else if (std::string_view("-:T .Z/+").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return digit;
+}
+
 struct Differ {
   size_t limit;
   size_t total = 0;
   std::vector<std::string> lines;
+  std::vector<FieldDifference> fields;
 
-  void add(const std::string& path, std::string what) {
+  void add(const std::string& path, std::string what, std::string_view kind) {
     ++total;
-    if (lines.size() < limit) lines.push_back((path.empty() ? "(body)" : path) + ": " + what);
+    if (lines.size() >= limit) return;
+    const std::string shown = path.empty() ? "(body)" : path;
+    lines.push_back(shown + ": " + what);
+    fields.push_back({shown, std::string(kind)});
   }
 
   void strings(const std::string& path, std::string_view a, std::string_view b) {
@@ -58,9 +76,12 @@ struct Differ {
     const std::string_view midA = a.substr(prefix, a.size() - prefix - suffix);
     const std::string_view midB = b.substr(prefix, b.size() - prefix - suffix);
     const size_t chars = std::max(utf8Chars(midA), utf8Chars(midB));
-    add(path, std::to_string(chars) + (chars == 1 ? " character differs" : " characters differ") +
-                  " at offset " + std::to_string(utf8Chars(a.substr(0, prefix))) + " (" +
-                  snippet(midA) + " -> " + snippet(midB) + ")");
+    const std::string_view kind = digitsLike(midA) && digitsLike(midB) ? "digits" : "text";
+    add(path,
+        std::to_string(chars) + (chars == 1 ? " character differs" : " characters differ") +
+            " at offset " + std::to_string(utf8Chars(a.substr(0, prefix))) + " (" + snippet(midA) +
+            " -> " + snippet(midB) + ")",
+        kind);
   }
 
   void walk(const std::string& path, const Json& a, const Json& b) {
@@ -72,11 +93,12 @@ struct Differ {
         if (const Json* vb = b.find(ka[i])) {
           walk(child, a.items()[i], *vb);
         } else {
-          add(child, "removed");
+          add(child, "removed", "removed");
         }
       }
       for (const std::string_view k : b.keys())
-        if (!a.find(k)) add(path.empty() ? std::string(k) : path + "." + std::string(k), "added");
+        if (!a.find(k))
+          add(path.empty() ? std::string(k) : path + "." + std::string(k), "added", "added");
       return;
     }
     if (a.isArray() && b.isArray()) {
@@ -85,9 +107,9 @@ struct Differ {
       const size_t common = std::min(ia.size(), ib.size());
       for (size_t i = 0; i < common; ++i) walk(path + "[" + std::to_string(i) + "]", ia[i], ib[i]);
       for (size_t i = common; i < ib.size(); ++i)
-        add(path + "[" + std::to_string(i) + "]", "added");
+        add(path + "[" + std::to_string(i) + "]", "added", "added");
       for (size_t i = common; i < ia.size(); ++i)
-        add(path + "[" + std::to_string(i) + "]", "removed");
+        add(path + "[" + std::to_string(i) + "]", "removed", "removed");
       return;
     }
     if (a.isString() && b.isString()) {
@@ -96,18 +118,19 @@ struct Differ {
     }
     if (a.isNumber() && b.isNumber()) {
       // 1.0 and 1 are one value to the provider but not to the key: say so when spelled apart.
-      if (a.text() != b.text()) add(path, std::string(a.text()) + " -> " + std::string(b.text()));
+      if (a.text() != b.text())
+        add(path, std::string(a.text()) + " -> " + std::string(b.text()), "changed");
       return;
     }
     if (a.kind() == b.kind() && (a.isNull() || (a.isBool() && a.asBool() == b.asBool()))) return;
-    add(path, shortJson(a) + " -> " + shortJson(b));
+    add(path, shortJson(a) + " -> " + shortJson(b), "changed");
   }
 };
 
 }  // namespace
 
 std::vector<std::string> diffRequests(const Json& stored, const Json& asked, size_t limit) {
-  Differ d{.limit = limit, .total = 0, .lines = {}};
+  Differ d{.limit = limit, .total = 0, .lines = {}, .fields = {}};
   d.walk("", stored, asked);
   if (d.total > d.lines.size())
     d.lines.push_back("... " + std::to_string(d.total - d.lines.size()) + " more");
@@ -175,14 +198,19 @@ MissExplanation explainMiss(const Json& asked, std::string_view tenant, std::str
   for (const Near& n : near) {
     auto stored = parseJson(n.entry->request);
     if (!stored) continue;
-    Differ d{.limit = 20, .total = 0, .lines = {}};
+    Differ d{.limit = 20, .total = 0, .lines = {}, .fields = {}};
     d.walk("", *stored, asked);
     if (d.total < bestCount) {
       bestCount = d.total;
       best.found = true;
       best.nearestKey = n.entry->cacheKey;
       best.nearestCacheId = n.entry->cacheId;
-      best.differences = diffRequests(*stored, asked);
+      best.nearestCostUsd = n.entry->costTotal;
+      best.fields = std::move(d.fields);
+      best.differences = std::move(d.lines);
+      if (d.total > best.differences.size())
+        best.differences.push_back("... " + std::to_string(d.total - best.differences.size()) +
+                                   " more");
     }
   }
   best.candidates = near.size();

@@ -25,11 +25,23 @@ namespace llmcache::analytics {
 // order aside).
 std::vector<std::string> diffRequests(const Json& stored, const Json& asked, size_t limit = 20);
 
+// One differing field, as the pattern tally counts it: the path as in diffRequests' lines
+// (`messages[0].content`) and its kind: changed (a number, boolean, null or a type), added,
+// removed, text (a string), digits (a string whose differing parts are only digits and date or
+// time punctuation: a varying timestamp, date or counter).
+struct FieldDifference {
+  std::string field;
+  std::string kind;
+  friend bool operator==(const FieldDifference&, const FieldDifference&) = default;
+};
+
 struct MissExplanation {
   bool found = false;  // a candidate of the same tenant and endpoint existed
   std::string nearestKey;
   std::string nearestCacheId;
   std::vector<std::string> differences;  // diffRequests(nearest, asked); empty: equal bodies
+  std::vector<FieldDifference> fields;   // the same differences, structured (not the "more")
+  double nearestCostUsd = 0;             // the nearest entry's cost_total
   size_t candidates = 0;                 // how many were compared
   // {"nearest": {"cache_key", "cache_id"} | null, "differences": [...], "candidates": N}
   Json toJson() const;

@@ -107,6 +107,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_DIR", &Config::cacheDir),
       field("CACHE_MODE", &Config::mode),
       field("CACHE_CASSETTE_DIR", &Config::cassetteDir),
+      field("CACHE_NEAR_MISS_SAMPLE", &Config::nearMissSample),
       field("CACHE_MEMORY_ENTRIES", &Config::memoryEntries),
       field("CACHE_MEMORY_BYTES", &Config::memoryBytes),
       field("CACHE_DISK_ENTRIES", &Config::diskEntries),
@@ -306,6 +307,7 @@ void validate(const Config& c) {
       c.mode != "replay-or-record")
     throw ConfigError("CACHE_MODE: expected normal, record, replay or replay-or-record, got '" +
                       c.mode + "'");
+  if (c.nearMissSample < 0) throw ConfigError("CACHE_NEAR_MISS_SAMPLE: must be >= 0");
   if (c.cassetteMode() && c.cassetteDir.empty())
     throw ConfigError("CACHE_MODE=" + c.mode +
                       " needs CACHE_CASSETTE_DIR (--cassette DIR): the recorded folder");

@@ -29,6 +29,9 @@ struct Config {
   // The last three use only the cassette folder (CACHE_CASSETTE_DIR) as their store.
   std::string mode = "normal";
   std::string cassetteDir;  // CACHE_CASSETTE_DIR / --cassette: the recorded folder
+  // CACHE_NEAR_MISS_SAMPLE: misses explained per second in the background (normal mode) for the
+  // near-miss patterns of /cache/patterns; 0: off
+  int nearMissSample = 2;
   // Limits
   uint64_t maxBodyBytes = 32u << 20;    // CACHE_MAX_BODY_BYTES: request bodies
   uint64_t maxHeaderBytes = 64u << 10;  // CACHE_MAX_HEADER_BYTES

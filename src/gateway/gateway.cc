@@ -173,8 +173,14 @@ net::awaitable<void> Gateway::serveApi(Context& ctx, http::ResponseWriter& w) {
     co_await notRecorded(ctx, w, "no recording of this request in the cassette");
     co_return;
   }
-  if (ctx.request["x-llmcache-explain"] == "1")
-    ctx.missReason = (co_await explain(ctx)).headerValue();
+  if (ctx.request["x-llmcache-explain"] == "1") {
+    const analytics::MissExplanation found = co_await explain(ctx);
+    ctx.missReason = found.headerValue();
+    if (deps_.nearMisses && !deps_.config.cassetteMode())
+      deps_.nearMisses->add(ctx.info.model, found);
+  } else if (sampleNearMiss()) {
+    explainInBackground(ctx);
+  }
 
   // A miss: lead a flight or wait for the one in progress. Waiters get the leader's answer when
   // it is a storable one; after any failure each makes its own call, outside any flight.
@@ -520,6 +526,37 @@ net::awaitable<analytics::MissExplanation> Gateway::explain(const Context& ctx) 
     return analytics::explainMiss(*asked, tenant, endpoint, candidates, key);
   });
   co_return co_await std::move(job);
+}
+
+bool Gateway::sampleNearMiss() {
+  const int rate = deps_.config.nearMissSample;
+  if (!deps_.nearMisses || !deps_.explainCandidates || rate <= 0 || deps_.config.cassetteMode())
+    return false;
+  const int64_t second =
+      std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now().time_since_epoch())
+          .count();
+  std::lock_guard lock(sampleMutex_);
+  if (second != sampleSecond_) {
+    sampleSecond_ = second;
+    sampleCount_ = 0;
+  }
+  if (sampleCount_ >= rate) return false;
+  ++sampleCount_;
+  return true;
+}
+
+void Gateway::explainInBackground(const Context& ctx) {
+  if (ctx.request.body().size() > kRecentMissBytes) return;
+  // Copies: the request is answered (and its body moved into the entry) meanwhile.
+  net::post(adminPool_, [this, body = ctx.request.body(), tenant = ctx.controls.tenant,
+                         endpoint = std::string(key::endpointName(*ctx.route.endpoint)),
+                         model = ctx.info.model, key = ctx.key.cacheKey] {
+    auto asked = parseJson(body);
+    if (!asked) return;
+    deps_.nearMisses->add(model,
+                          analytics::explainMiss(*asked, tenant, endpoint,
+                                                 deps_.explainCandidates(tenant, endpoint), key));
+  });
 }
 
 void Gateway::rememberMiss(const Context& ctx) {

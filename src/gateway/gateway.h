@@ -16,6 +16,7 @@
 #include "admin/admin_api.h"
 #include "analytics/explain.h"
 #include "analytics/metrics.h"
+#include "analytics/near_miss.h"
 #include "analytics/outcome.h"
 #include "analytics/recorder.h"
 #include "api/provider.h"
@@ -60,6 +61,8 @@ struct GatewayDeps {
   // never on a request thread. Null: misses are not explained.
   std::function<std::vector<cache::EntryPtr>(std::string_view tenant, std::string_view endpoint)>
       explainCandidates = {};
+  // The near-miss patterns (/cache/patterns): explained misses are tallied here. Optional.
+  analytics::NearMissPatterns* nearMisses = nullptr;
 };
 
 class Gateway {
@@ -133,6 +136,10 @@ class Gateway {
   std::pair<http::bhttp::status, std::string> upstreamFailed(const Error& error);
 
   void rememberMiss(const Context& ctx);
+  // Whether this miss is explained in the background for the near-miss patterns: at most
+  // CACHE_NEAR_MISS_SAMPLE a second, normal mode only.
+  bool sampleNearMiss();
+  void explainInBackground(const Context& ctx);
 
   GatewayDeps deps_;
   struct RecentMiss {
@@ -141,6 +148,9 @@ class Gateway {
   std::mutex missesMutex_;
   std::deque<std::string> missOrder_;  // keys, oldest first (one per remembered miss)
   std::unordered_map<std::string, RecentMiss> misses_;
+  std::mutex sampleMutex_;
+  int64_t sampleSecond_ = 0;
+  int sampleCount_ = 0;
   Router router_;
   EntryFactory entries_;
   key::NormalizeMode mode_;

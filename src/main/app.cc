@@ -7,6 +7,7 @@
 #include "alerts/alerter.h"
 #include "analytics/analytics.h"
 #include "analytics/metrics.h"
+#include "analytics/near_miss.h"
 #include "analytics/recorder.h"
 #include "cache/cassette/cassette_tier.h"
 #include "cache/disk/disk_tier.h"
@@ -159,6 +160,7 @@ struct App::Parts {
   // Analytics and administration.
   std::unique_ptr<analytics::EventRecorder> recorder;
   std::unique_ptr<analytics::Analytics> analytics;
+  std::unique_ptr<analytics::NearMissPatterns> nearMisses;
   std::unique_ptr<admin::AdminApi> admin;
   std::unique_ptr<invalidation::S3InvalidationBroadcast> broadcast;
   std::unique_ptr<alerts::Alerter> alerter;
@@ -287,6 +289,8 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
       *p.index, p.recorder.get(),
       analytics::AnalyticsOptions{.syncStores = [&p] { (void)p.cache->sync(); }});
   p.admin = std::make_unique<admin::AdminApi>(*p.index, *p.invalidator, c, p.analytics.get());
+  p.nearMisses = std::make_unique<analytics::NearMissPatterns>();
+  p.admin->setNearMisses(p.nearMisses.get());
   if (p.s3Client)
     p.broadcast = std::make_unique<invalidation::S3InvalidationBroadcast>(
         *p.s3Client, cache::s3::normalizePrefix(c.s3Prefix), p.s3Tier->options().instanceId,
@@ -300,6 +304,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   deps.metrics = p.metrics.get();
   deps.refreshGauges = [&p] { p.refreshGauges(); };
   deps.broadcast = p.broadcast.get();
+  deps.nearMisses = p.nearMisses.get();
   deps.explainCandidates = [&p](std::string_view tenant, std::string_view endpoint) {
     std::vector<cache::EntryPtr> out;
     if (p.cassette) {

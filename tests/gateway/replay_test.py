@@ -270,6 +270,26 @@ class ExplainHeaderTest(unittest.TestCase):
         self.assertEqual(self.s.get("/cache/explain?key=gpt-4o-mini%3A0000").status, 404)
         self.assertEqual(self.s.get("/cache/explain").status, 400)
 
+    def test_patterns_list_the_field_that_breaks_near_hits_with_its_share_and_cost(self):
+        def dated(day):
+            return chat(messages=[{"role": "system", "content": f"Today is 2026-05-{day:02d}."},
+                                  {"role": "user", "content": "What is on today?"}])
+        self.stored(dated(1), AUTH)  # explained in the background: no candidate yet
+        self.assertEqual(self.s.post(CHAT, dated(2), AUTH).cache_status, "MISS")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            near = self.s.get("/cache/patterns").json()["near_misses"]
+            if near["explained"] >= 2:
+                break
+            time.sleep(0.05)
+        self.assertEqual(near["explained"], 2, near)
+        self.assertEqual(len(near["fields"]), 1, near)
+        row = near["fields"][0]
+        self.assertEqual((row["model"], row["field"], row["kind"], row["misses"]),
+                         ("gpt-4o-mini", "messages[0].content", "digits", 1))
+        self.assertEqual(row["share"], 0.5)
+        self.assertGreater(row["cost_usd"], 0)
+
     def test_another_tenants_requests_are_never_compared(self):
         self.stored(chat(temperature=0.7), AUTH)
         other = {"Authorization": "Bearer sk-other-tenant", "x-llmcache-explain": "1"}
