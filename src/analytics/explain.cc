@@ -65,14 +65,17 @@ struct Differ {
   void strings(const std::string& path, std::string_view a, std::string_view b) {
     size_t prefix = 0;
     while (prefix < a.size() && prefix < b.size() && a[prefix] == b[prefix]) ++prefix;
-    while (prefix > 0 && (static_cast<unsigned char>(a[prefix]) & 0xc0) == 0x80) --prefix;
+    // Whole UTF-8 characters on both sides: the middle starts and ends at a character boundary
+    // (a byte at the end of a string is a boundary).
+    auto continues = [](std::string_view s, size_t i) {
+      return i < s.size() && (static_cast<unsigned char>(s[i]) & 0xc0) == 0x80;
+    };
+    while (prefix > 0 && (continues(a, prefix) || continues(b, prefix))) --prefix;
     size_t suffix = 0;
     while (suffix < a.size() - prefix && suffix < b.size() - prefix &&
            a[a.size() - 1 - suffix] == b[b.size() - 1 - suffix])
       ++suffix;
-    while (suffix > 0 && a.size() - suffix < a.size() &&
-           (static_cast<unsigned char>(a[a.size() - suffix]) & 0xc0) == 0x80)
-      --suffix;
+    while (suffix > 0 && continues(a, a.size() - suffix)) --suffix;
     const std::string_view midA = a.substr(prefix, a.size() - prefix - suffix);
     const std::string_view midB = b.substr(prefix, b.size() - prefix - suffix);
     const size_t chars = std::max(utf8Chars(midA), utf8Chars(midB));

@@ -38,6 +38,16 @@ TEST(DiffRequests, AChangedWordNamesTheCharactersAndTheirOffset) {
       ElementsAre(R"(messages[0].content: 3 characters differ at offset 9 ("Mon" -> "Fri"))"));
 }
 
+TEST(DiffRequests, DifferencesAtTheEndAndInMultibyteTextCountWholeCharacters) {
+  EXPECT_THAT(diffRequests(body(R"({"c":"abc"})"), body(R"({"c":"abcdef"})")),
+              ElementsAre(R"(c: 3 characters differ at offset 3 ("" -> "def"))"));
+  EXPECT_THAT(diffRequests(body(R"({"c":"abcdef"})"), body(R"({"c":"abc"})")),
+              ElementsAre(R"(c: 3 characters differ at offset 3 ("def" -> ""))"));
+  // "é" (C3 A9) and "è" (C3 A8) share their first byte: the character differs, not a byte.
+  EXPECT_THAT(diffRequests(body(R"({"c":"café!"})"), body(R"({"c":"cafè!"})")),
+              ElementsAre("c: 1 character differs at offset 3 (\"\u00e9\" -> \"\u00e8\")"));
+}
+
 TEST(DiffRequests, AddedAndRemovedMembersAndItems) {
   EXPECT_THAT(diffRequests(body(R"({"tools":[{"a":1}],"top_p":1})"),
                            body(R"({"tools":[{"a":1},{"b":2}],"seed":3})")),

@@ -1,8 +1,10 @@
 #include "main/cassette_command.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -10,7 +12,10 @@
 
 #include "analytics/explain.h"
 #include "cache/cassette/cassette_tier.h"
+#include "cache/disk/disk_tier.h"
 #include "common/json.h"
+#include "config/config.h"
+#include "index/index.h"
 
 namespace llmcache::cli {
 
@@ -106,8 +111,45 @@ int runPrune(const std::string& dir, bool dryRun) {
   return 0;
 }
 
-int runExplain(const std::string& file, const std::string& dir, const std::string& endpoint,
-               const std::string& tenant) {
+// The tenant's newest entries of the endpoint in a cache directory (the index, then the disk
+// tier, which keeps the request text), as a normal-mode gateway's explainer reads them. The
+// codec from the environment (CACHE_COMPRESSION, CACHE_ENCRYPTION*), as `verify` reads it.
+Result<std::vector<cache::EntryPtr>> cacheDirCandidates(const std::string& cacheDir,
+                                                        const std::string& tenant,
+                                                        const std::string& endpoint) {
+  config::Config c;
+  cache::CodecOptions codec;
+  std::unique_ptr<cache::DiskTier> disk;
+  try {
+    if (const char* f = std::getenv("CACHE_CONFIG")) config::applyFile(c, f);
+    config::applyEnvironment(c, [](const char* n) { return std::getenv(n); });
+    codec.compress = c.compression;
+    if (c.encryption) codec.key = config::encryptionKeyBytes(c);
+    disk = std::make_unique<cache::DiskTier>(
+        cache::DiskTierOptions{.dir = cacheDir,
+                               .maxEntries = std::numeric_limits<size_t>::max(),
+                               .maxBytes = std::numeric_limits<size_t>::max(),
+                               .codec = codec,
+                               // Leaves a running gateway's writes in progress alone.
+                               .scanInBackground = true});
+  } catch (const std::exception& e) {
+    return makeError(Errc::InvalidArgument, e.what());
+  }
+  auto opened = index::Index::open(index::Index::defaultPath(cacheDir));
+  if (!opened) return opened.error();
+  auto page = (*opened)->list({.tenant = tenant, .limit = index::kMaxPageSize});
+  if (!page) return page.error();
+  std::vector<cache::EntryPtr> out;
+  for (const index::Row& row : page->rows) {
+    if (row.endpoint != endpoint || row.invalid) continue;
+    if (auto found = disk->lookup(row.cacheKey); found && *found) out.push_back(**found);
+    if (out.size() >= 200) break;
+  }
+  return out;
+}
+
+int runExplain(const std::string& file, const std::string& dir, const std::string& cacheDir,
+               const std::string& endpoint, const std::string& tenant) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     std::fprintf(stderr, "llmcache explain: cannot read %s\n", file.c_str());
@@ -121,10 +163,24 @@ int runExplain(const std::string& file, const std::string& dir, const std::strin
                  body ? "" : ": ", body ? "" : body.error().message.c_str());
     return 2;
   }
-  if (!isCassette(dir)) return 2;
+  if (dir.empty() == cacheDir.empty()) {
+    std::fprintf(stderr, "llmcache explain: give one of --cassette DIR and --cache-dir DIR\n");
+    return 2;
+  }
   std::vector<cache::EntryPtr> candidates;
-  for (auto& f : CassetteTier::listFiles(dir))
-    if (f.entry) candidates.push_back(std::make_shared<const cache::Entry>(std::move(*f.entry)));
+  if (!dir.empty()) {
+    if (!isCassette(dir)) return 2;
+    for (auto& f : CassetteTier::listFiles(dir))
+      if (f.entry) candidates.push_back(std::make_shared<const cache::Entry>(std::move(*f.entry)));
+  } else {
+    auto found = cacheDirCandidates(cacheDir, tenant, endpoint);
+    if (!found) {
+      std::fprintf(stderr, "llmcache explain: %s: %s\n", cacheDir.c_str(),
+                   found.error().message.c_str());
+      return 1;
+    }
+    candidates = std::move(*found);
+  }
   const analytics::MissExplanation ex = analytics::explainMiss(*body, tenant, endpoint, candidates);
   std::fputs(cache::prettyJson(ex.toJson()).c_str(), stdout);
   return 0;
@@ -156,22 +212,25 @@ void addCassetteCommand(CLI::App& app, int& exitCode) {
 
 void addExplainCommand(CLI::App& app, int& exitCode) {
   struct Args {
-    std::string file, cassette, endpoint = "openai.chat", tenant;
+    std::string file, cassette, cacheDir, endpoint = "openai.chat", tenant;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
       "explain", "The recorded request nearest to a request body, and the fields that differ");
   cmd->add_option("FILE", a->file, "The request body (JSON)")->required();
-  cmd->add_option("--cassette", a->cassette, "The recorded folder to compare with")->required();
+  cmd->add_option("--cassette", a->cassette, "The recorded folder to compare with");
+  cmd->add_option("--cache-dir", a->cacheDir,
+                  "Or a gateway's cache directory (CACHE_DIR): its index and disk tier");
   cmd->add_option("--endpoint", a->endpoint, "Endpoint of the request")
       ->check(CLI::IsMember({"openai.chat", "openai.completions", "openai.embeddings",
                              "anthropic.messages", "openai.responses"}))
       ->capture_default_str();
   cmd->add_option("--tenant", a->tenant,
-                  "The tenant whose recordings are compared (empty: unscoped, as in the "
-                  "cassette modes with CACHE_SCOPE=api_key)");
-  cmd->callback(
-      [a, &exitCode] { exitCode = runExplain(a->file, a->cassette, a->endpoint, a->tenant); });
+                  "The tenant whose entries are compared (empty: unscoped, as in the cassette "
+                  "modes with CACHE_SCOPE=api_key; else as /cache/entries lists it)");
+  cmd->callback([a, &exitCode] {
+    exitCode = runExplain(a->file, a->cassette, a->cacheDir, a->endpoint, a->tenant);
+  });
 }
 
 }  // namespace llmcache::cli

@@ -290,6 +290,24 @@ class ExplainHeaderTest(unittest.TestCase):
         self.assertEqual(row["share"], 0.5)
         self.assertGreater(row["cost_usd"], 0)
 
+    def test_the_cli_explains_a_request_file_against_a_cache_directory(self):
+        self.stored(chat(temperature=0.7), AUTH)
+        self.s.stop_gateway()
+        f = self.s.root / "req.json"
+        f.write_text(json.dumps(chat(temperature=0.2)))
+        tenant = self.s.scope_of(AUTH["Authorization"])
+        code, out, err = run_cli(["explain", str(f), "--cache-dir", str(self.s.cache_dir),
+                                  "--tenant", tenant])
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["differences"], ["temperature: 0.7 -> 0.2"])
+        # Another tenant's entries are not candidates.
+        code, out, err = run_cli(["explain", str(f), "--cache-dir", str(self.s.cache_dir),
+                                  "--tenant", "someone-else"])
+        self.assertEqual(code, 0, err)
+        self.assertIsNone(json.loads(out)["nearest"])
+        code, _, err = run_cli(["explain", str(f)])
+        self.assertEqual(code, 2, err)
+
     def test_another_tenants_requests_are_never_compared(self):
         self.stored(chat(temperature=0.7), AUTH)
         other = {"Authorization": "Bearer sk-other-tenant", "x-llmcache-explain": "1"}
