@@ -3,13 +3,16 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <boost/algorithm/string/classification.hpp>
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/algorithm/string/trim.hpp>
 #include <charconv>
+#include <chrono>
 #include <locale>
 #include <map>
 
+#include "common/clock.h"
 #include "common/json.h"
 
 namespace llmcache::admin {
@@ -382,7 +385,9 @@ Reply AdminApi::invalidate(std::string_view body) {
     Json s3 = Json::object()
                   .set("scanned", Json::integer(static_cast<int64_t>(out->shared.scanned)))
                   .set("matched", Json::integer(static_cast<int64_t>(out->shared.matched)))
-                  .set("marked", Json::integer(static_cast<int64_t>(out->shared.marked)));
+                  .set("marked", Json::integer(static_cast<int64_t>(out->shared.marked)))
+                  .set("complete", Json::boolean(out->shared.complete))
+                  .set("continuing", Json::boolean(out->shared.continuing));
     if (!out->shared.error.empty()) s3.set("error", Json::string(out->shared.error));
     o.set("s3", std::move(s3));
   }
@@ -502,6 +507,15 @@ Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
   if (!analytics_) return notFound("analytics is not enabled on this gateway");
   auto params = parseQuery(query);
   if (!params) return badRequest(params.error().message);
+  if (!patterns)
+    if (auto scope = params->find("scope"); scope != params->end()) {
+      if (scope->second == "fleet") {
+        if (params->size() > 1) return badRequest("scope=fleet takes no other parameter");
+        return fleetReport();
+      }
+      if (scope->second != "gateway") return badRequest("scope must be gateway or fleet");
+      params->erase(scope);
+    }
   if (auto k = onlyKnown(*params, {"from", "to"}); !k) return badRequest(k.error().message);
   analytics::Query q;
   for (const auto& [name, value] : *params) {
@@ -516,7 +530,36 @@ Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
   if (!out) return internal(out.error());
   // Since the start, whatever from and to say: the tally is kept in memory (docs/record-replay.md).
   if (patterns && nearMisses_ && out->isObject()) out->set("near_misses", nearMisses_->report());
+  // Whether ?scope=fleet answers here (the dashboard shows the fleet view then).
+  if (!patterns) out->set("fleet_scope", Json::boolean(static_cast<bool>(fleetSource_)));
   return json(200, *out);
+}
+
+Reply AdminApi::fleetReport() {
+  if (!fleetSource_) return notFound("fleet statistics need the S3 tier (CACHE_S3_BUCKET)");
+  auto stats = fleetSource_();
+  if (!stats) return internal(stats.error());
+  Json out = std::move(*stats);
+  // How fresh each gateway's part is: the age of its last published statistics; stale when older
+  // than two of its metrics intervals (it may have stopped, or cannot reach the bucket).
+  const TimePoint now = Clock::system().now();
+  size_t stale = 0;
+  if (Json* parts = out.find("by_instance"); parts && parts->isObject())
+    for (Json& part : parts->items()) {
+      TimePoint updated;
+      auto text = part.getString("updated");
+      if (!text || !parseIso8601(*text, updated)) continue;
+      const double age = std::chrono::duration<double>(now - updated).count();
+      const int64_t interval = part.getInt("interval_seconds").value_or(60);
+      const bool fresh = age <= 2.0 * static_cast<double>(std::max<int64_t>(1, interval));
+      part.set("age_seconds", Json::number(std::max(0.0, age)));
+      part.set("fresh", Json::boolean(fresh));
+      if (!fresh) ++stale;
+    }
+  out.set("scope", Json::string("fleet"));
+  out.set("generated_at", Json::string(formatIso8601(now)));
+  out.set("stale_instances", Json::integer(static_cast<int64_t>(stale)));
+  return json(200, out);
 }
 
 }  // namespace llmcache::admin

@@ -14,7 +14,9 @@
 //   DELETE /cache/entries/{cache_id}          -> invalidates that entry everywhere
 //   GET    /cache/entry-by-hash?request_hash= -> the newest valid entry with that hash
 //   GET    /cache/stats                       -> index totals (hits flushed first)
-//   GET    /cache/analytics?from=&to=         -> analytics::Analytics::analytics
+//   GET    /cache/analytics?from=&to=         -> analytics::Analytics::analytics (this gateway)
+//   GET    /cache/analytics?scope=fleet       -> the fleet's statistics (every gateway on the
+//          S3 bucket, merged; each one's part with its age): setFleetSource; 404 without it
 //   GET    /cache/patterns?from=&to=          -> analytics::Analytics::patterns
 //          (docs/analytics.md; 404 when the AdminApi was built without an Analytics)
 // from/to: ISO 8601 UTC or Unix milliseconds; limit: 1..1000 (default 100).
@@ -92,6 +94,11 @@ class AdminApi {
   // GET /cache/patterns then adds `near_misses` (NearMissPatterns::report). Before the first
   // request; not owned.
   void setNearMisses(const analytics::NearMissPatterns* nearMisses) { nearMisses_ = nearMisses; }
+  // Where GET /cache/analytics?scope=fleet gets the merged statistics of every gateway on the
+  // bucket (cache::s3::S3Tier::globalStatistics's "statistics"; docs/analytics.md, Fleet scope).
+  // Set once, before serving. It does network I/O: the admin pool calls it.
+  using FleetSource = std::function<Result<Json>()>;
+  void setFleetSource(FleetSource source) { fleetSource_ = std::move(source); }
 
   // Whether target's path is one of ours (/cache or below): the gateway routes those here.
   static bool owns(std::string_view target);
@@ -138,12 +145,14 @@ class AdminApi {
   Reply stats();
   Reply analyticsReport(std::string_view query, bool patterns);
   Reply explain(std::string_view query);
+  Reply fleetReport();
 
   index::Index& index_;
   invalidation::Invalidator& invalidator_;
   analytics::Analytics* analytics_;
   Explainer explainer_;
   const analytics::NearMissPatterns* nearMisses_ = nullptr;
+  FleetSource fleetSource_;
   bool tokenSet_;
   std::array<unsigned char, 32> tokenDigest_{};  // SHA-256 of the token: fixed-length comparison
 };

@@ -580,6 +580,47 @@ TEST_F(AdminAnalyticsTest, WithoutAnalyticsTheRoutesAreNotFound) {
   expectError(get("/cache/patterns"), 404, "not_found_error", "analytics");
 }
 
+TEST_F(AdminAnalyticsTest, FleetScopeAnswersTheMergedStatisticsWithEachGatewaysFreshness) {
+  expectError(getA("/cache/analytics?scope=fleet"), 404, "not_found_error", "S3");
+  int calls = 0;
+  withAnalytics_.setFleetSource([&]() -> Result<Json> {
+    ++calls;
+    Json fresh = Json::object();
+    fresh.set("updated", Json::string(formatIso8601(Clock::system().now())))
+        .set("interval_seconds", Json::integer(60))
+        .set("hits", Json::integer(7));
+    Json gone = Json::object();
+    gone.set("updated", Json::string("2020-01-01T00:00:00.000Z"))
+        .set("interval_seconds", Json::integer(60))
+        .set("hits", Json::integer(2));
+    Json parts = Json::object();
+    parts.set("gw-a", std::move(fresh)).set("gw-b", std::move(gone));
+    Json stats = Json::object();
+    stats.set("hits", Json::integer(9)).set("by_instance", std::move(parts));
+    return stats;
+  });
+  Reply r = getA("/cache/analytics?scope=fleet");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json b = body(r);
+  EXPECT_EQ(b.getString("scope"), "fleet");
+  EXPECT_EQ(b.getInt("hits"), 9);
+  EXPECT_EQ(b.getInt("stale_instances"), 1);
+  const Json* parts = b.find("by_instance");
+  EXPECT_EQ(parts->find("gw-a")->getBool("fresh"), true);
+  EXPECT_EQ(parts->find("gw-b")->getBool("fresh"), false);
+  EXPECT_GT(parts->find("gw-b")->getDouble("age_seconds").value_or(0), 86400.0);
+  // This gateway's own figures stay the default (scope=gateway says so explicitly).
+  r = getA("/cache/analytics?scope=gateway");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body(r).getInt("total_requests"), 3);
+  EXPECT_EQ(calls, 1);
+  expectError(getA("/cache/analytics?scope=fleet&from=0"), 400, "invalid_request_error", "scope");
+  expectError(getA("/cache/analytics?scope=world"), 400, "invalid_request_error", "scope");
+  withAnalytics_.setFleetSource(
+      []() -> Result<Json> { return makeError(Errc::Unavailable, "s3 down"); });
+  expectError(getA("/cache/analytics?scope=fleet"), 500, "api_error", "s3 down");
+}
+
 TEST_F(AdminAnalyticsTest, MetricsServesThePrometheusTextBehindTheSameAuth) {
   Reply r = api_.metrics("GET", metrics_, remote(kAuth));
   ASSERT_EQ(r.status, 200) << r.body;

@@ -1,6 +1,7 @@
 #pragma once
 // CacheTier: the contract every storage tier (memory, disk, S3) fulfils and that
 // tier_conformance.h tests. Tiers store whole entries under their cache_key.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -89,12 +90,19 @@ class SharedTier {
     std::string reason;      // recorded in the marks
     bool dryRun = false;     // count only
     size_t limit = 1000000;  // at most this many entries read
+    // Where to begin: empty, at the start; else after this position (a Marked::resumeAfter).
+    std::string startAfter;
+    // When set, the search stops at this instant (between entries) and says where it stopped.
+    std::optional<std::chrono::steady_clock::time_point> deadline;
   };
   struct Marked {
     size_t scanned = 0;  // entries read (not already marked)
     size_t matched = 0;  // selected and still current (their key's pointer names them)
     size_t marked = 0;   // marked invalid now (0 in a dry run)
     std::vector<std::string> cacheIds;  // the matched ones
+    // Non-empty: the deadline (or the limit) stopped the search before the end; a search with
+    // this as its startAfter goes on from there. Empty: the whole tier was searched.
+    std::string resumeAfter;
   };
   // Selects the current, valid entries of the tier as above and marks each invalid (unless
   // dryRun). Errors: the tier could not be listed or read; marks written before stay.

@@ -15,6 +15,7 @@
 
 #include "admin/admin_api.h"
 #include "analytics/explain.h"
+#include "analytics/fleet_counters.h"
 #include "analytics/metrics.h"
 #include "analytics/near_miss.h"
 #include "analytics/outcome.h"
@@ -55,6 +56,8 @@ struct GatewayDeps {
   // Prometheus counters behind /metrics. Optional.
   analytics::EventRecorder* recorder = nullptr;
   analytics::Metrics* metrics = nullptr;
+  // This gateway's share of the fleet statistics (published to S3 by the S3 tier). Optional.
+  analytics::FleetCounters* fleet = nullptr;
   std::function<void()> refreshGauges = {};  // sets the tier gauges; called before each /metrics
   // The miss explainer's candidates: the stored entries, with their request text, of one tenant
   // and endpoint (the cassette's files, or the disk tier's newest). Called on the admin pool,

@@ -3,12 +3,93 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "common/log.h"
+
 namespace llmcache::invalidation {
 
 Invalidator::Invalidator(index::Index& index, cache::TieredCache& cache, const Clock& clock,
                          InvalidatorOptions options)
     : index_(index), cache_(cache), clock_(clock), options_(options) {
   if (options_.history == 0) options_.history = 1;
+}
+
+Invalidator::~Invalidator() {
+  {
+    std::lock_guard lock(sharedMutex_);
+    sharedStop_ = true;
+  }
+  sharedCv_.notify_all();
+  if (sharedThread_.joinable()) sharedThread_.join();
+}
+
+size_t Invalidator::sharedSearchesPending() const {
+  std::lock_guard lock(sharedMutex_);
+  return sharedQueue_.size() + (sharedRunning_ ? 1 : 0);
+}
+
+bool Invalidator::waitSharedSearches(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(sharedMutex_);
+  return sharedCv_.wait_for(lock, timeout,
+                            [this] { return sharedQueue_.empty() && !sharedRunning_; });
+}
+
+bool Invalidator::queueSharedSearch(SharedSearch rest) {
+  std::lock_guard lock(sharedMutex_);
+  if (sharedStop_) return false;
+  // An identical search waiting (not yet begun) takes this one's rest: it starts from the earlier
+  // of the two positions (keys in listing order), so it reads all this one would.
+  for (auto& queued : sharedQueue_)
+    if (queued.identity == rest.identity) {
+      if (rest.search.startAfter < queued.search.startAfter)
+        queued.search.startAfter = rest.search.startAfter;
+      return true;
+    }
+  if (sharedQueue_.size() >= options_.sharedQueue) return false;
+  sharedQueue_.push_back(std::move(rest));
+  if (!sharedThread_.joinable()) sharedThread_ = std::thread([this] { sharedLoop(); });
+  sharedCv_.notify_all();
+  return true;
+}
+
+void Invalidator::sharedLoop() {
+  std::unique_lock lock(sharedMutex_);
+  for (;;) {
+    sharedCv_.wait(lock, [this] { return sharedStop_ || !sharedQueue_.empty(); });
+    if (sharedStop_) return;
+    SharedSearch job = std::move(sharedQueue_.front());
+    sharedQueue_.pop_front();
+    sharedRunning_ = true;
+    size_t marked = 0, matched = 0;
+    std::string error;
+    for (;;) {  // slice by slice, from where the last one stopped
+      lock.unlock();
+      job.search.deadline = std::chrono::steady_clock::now() + options_.sharedSlice;
+      auto found = shared_->markMatching(job.search);
+      lock.lock();
+      if (!found) {
+        error = found.error().message;
+        break;
+      }
+      marked += found->marked;
+      matched += found->matched;
+      if (found->resumeAfter.empty() || sharedStop_) break;
+      job.search.startAfter = found->resumeAfter;
+    }
+    sharedRunning_ = false;
+    sharedCv_.notify_all();
+    lock.unlock();
+    if (!error.empty())
+      spdlog::warn(
+          "invalidation: the background search of the shared tier failed ({}): {}; run the "
+          "invalidation again to finish it",
+          job.identity, error);
+    else
+      spdlog::info(
+          "invalidation: background search of the shared tier done ({}): {} matched, {} "
+          "marked",
+          job.identity, matched, marked);
+    lock.lock();
+  }
 }
 
 uint64_t Invalidator::generation() const {
@@ -91,6 +172,8 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
     };
     search.reason = "invalidated: " + criterion.describe(now);
     search.dryRun = request.dryRun;
+    if (options_.sharedBudget.count() > 0)
+      search.deadline = std::chrono::steady_clock::now() + options_.sharedBudget;
     auto found = shared_->markMatching(search);
     if (!found) {
       out.shared.searched = true;
@@ -101,7 +184,19 @@ Result<Outcome> Invalidator::apply(const Request& request, const Progress& progr
                   .scanned = found->scanned,
                   .matched = found->matched,
                   .marked = found->marked,
-                  .error = {}};
+                  .error = {},
+                  .complete = found->resumeAfter.empty(),
+                  .continuing = false};
+    if (!found->resumeAfter.empty() && !request.dryRun) {
+      // The rest in the background: the select copies what it needs (this frame is gone by then).
+      SharedSearch rest{.search = search, .identity = search.reason};
+      rest.search.select = [criterion, now](const cache::Entry& e) {
+        return index::matches(criterion, e, now);
+      };
+      rest.search.startAfter = found->resumeAfter;
+      rest.search.deadline.reset();
+      out.shared.continuing = queueSharedSearch(std::move(rest));
+    }
     std::unordered_set<std::string> local;
     for (const index::Row& row : *rows) local.insert(row.cacheId);
     for (const std::string& id : found->cacheIds) {

@@ -15,12 +15,15 @@
 //
 // The store side of the protocol lives in cache::TieredCache, which holds this class as its
 // StoreGuard (see tiered_cache.h).
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cache/tiered_cache.h"
@@ -49,6 +52,11 @@ struct Outcome {
     // before. Not an error of apply(): the index and the local tiers are done, and the gateway
     // still publishes the invalidation; the caller reports it (run it again to finish).
     std::string error;
+    // false: the search ran out of InvalidatorOptions::sharedBudget before the end of the tier;
+    // the figures are the part done. Then continuing says whether the rest was queued for the
+    // background search (it goes on after apply() returns), or not (a dry run, a full queue).
+    bool complete = true;
+    bool continuing = false;
   } shared;
 };
 inline constexpr size_t kMaxReportedIds = 1000;
@@ -57,6 +65,17 @@ struct InvalidatorOptions {
   // Applied invalidations remembered for invalidatedSince. A miss whose generation is older than
   // the oldest remembered one is treated as invalidated (not stored): safe, merely a lost store.
   size_t history = 4096;
+  // How long apply() searches a shared tier (bucket-wide: every metadata object of the bucket for
+  // a tag, a pattern, a namespace or an age, one GET each) before it answers with what it found;
+  // the rest of the search goes on in the background. 0: no limit (the offline CLI). Meanwhile
+  // condemns() keeps this gateway from serving what the search has yet to mark, and the other
+  // gateways apply the invalidation's record themselves.
+  std::chrono::milliseconds sharedBudget{10000};
+  // Searches waiting for the background (identical ones merged); beyond, the rest of a new one is
+  // not queued (reported as not continuing: run the invalidation again later).
+  size_t sharedQueue = 16;
+  // The background search's slices: it checks for a stop (shutdown) between them.
+  std::chrono::milliseconds sharedSlice{1000};
 };
 
 class Invalidator final : public cache::StoreGuard {
@@ -65,6 +84,8 @@ class Invalidator final : public cache::StoreGuard {
   // the cache's guard (cache.setGuard(&invalidator)).
   Invalidator(index::Index& index, cache::TieredCache& cache, const Clock& clock,
               InvalidatorOptions options = {});
+  // Stops the background search (between two slices: the rest of its queue is dropped).
+  ~Invalidator() override;
 
   // Dry run: counts and lists matching rows, changes nothing (no generation either).
   // Otherwise: bumps the generation, erases every matching entry from every tier (tier errors
@@ -86,6 +107,10 @@ class Invalidator final : public cache::StoreGuard {
   void setSharedTier(cache::SharedTier* tier) { shared_ = tier; }
   // Whether the criterion is searched in a shared tier.
   static bool searchesShared(const Criterion& criterion);
+  // Shared-tier searches queued or running in the background (see InvalidatorOptions).
+  size_t sharedSearchesPending() const;
+  // Waits until the background has no search left, at most `timeout`. True: none left. For tests.
+  bool waitSharedSearches(std::chrono::milliseconds timeout) const;
 
   // Erases up to limit expired entries (Index::expired at clock.now()) from the tiers and their
   // rows from the index. Returns how many rows went. For a background purger.
@@ -117,6 +142,14 @@ class Invalidator final : public cache::StoreGuard {
     TimePoint issued;  // Request::issuedAt, or at
   };
   bool invalidatedSinceLocked(uint64_t generation, const cache::Entry& candidate) const;
+  // The rest of a shared-tier search, for the background.
+  struct SharedSearch {
+    cache::SharedTier::Search search;  // startAfter: where the foreground stopped
+    std::string identity;              // the criterion, resolved: identical ones merge
+  };
+  // Queues the rest of search (returns false when the queue is full).
+  bool queueSharedSearch(SharedSearch rest);
+  void sharedLoop();
 
   index::Index& index_;
   cache::TieredCache& cache_;
@@ -127,6 +160,14 @@ class Invalidator final : public cache::StoreGuard {
   mutable std::shared_mutex mutex_;  // shared: checks and guarded stores; exclusive: a bump
   uint64_t generation_ = 0;
   std::deque<Applied> applied_;  // oldest first
+
+  // The background shared-tier search: one thread, started by the first queued search.
+  mutable std::mutex sharedMutex_;
+  mutable std::condition_variable sharedCv_;
+  std::deque<SharedSearch> sharedQueue_;
+  bool sharedRunning_ = false;  // the thread is searching one (popped from the queue)
+  bool sharedStop_ = false;
+  std::thread sharedThread_;
 };
 
 }  // namespace llmcache::invalidation

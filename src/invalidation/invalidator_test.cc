@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -276,12 +277,21 @@ TEST_F(InvalidatorTest, AnInvalidationArrivingDuringAGuardedStoreStillRemovesThe
 // (its model folder, then select()), and remembers what it was asked.
 class FakeSharedTier : public cache::SharedTier {
  public:
+  // With a deadline, a call reads at most perCall entries and says where it stopped (positions are
+  // entry indexes, as text), as S3Tier does at its deadline. Thread-safe: the background calls it.
   Result<Marked> markMatching(const Search& search) override {
+    std::lock_guard lock(mutex);
     ++searches;
     if (fail) return makeError(Errc::Unavailable, "s3 unreachable");
     lastSearch = search;
     Marked out;
-    for (auto& [entry, marked] : entries) {
+    size_t i = search.startAfter.empty() ? 0 : std::stoul(search.startAfter) + 1;
+    for (size_t read = 0; i < entries.size(); ++i) {
+      if (search.deadline && read++ == perCall) {
+        out.resumeAfter = std::to_string(i - 1);
+        break;
+      }
+      auto& [entry, marked] = entries[i];
       if (marked) continue;
       ++out.scanned;
       if (!search.model.empty() && entry.model != search.model) continue;
@@ -295,9 +305,11 @@ class FakeSharedTier : public cache::SharedTier {
     }
     return out;
   }
+  std::mutex mutex;
   std::vector<std::pair<cache::Entry, bool>> entries;  // entry, marked
   int searches = 0;
   bool fail = false;
+  size_t perCall = SIZE_MAX;
   Search lastSearch;
 };
 
@@ -371,6 +383,42 @@ TEST_F(InvalidatorWithSharedTierTest, KeyAndCacheIdAndAnotherGatewaysRecordDoNot
   remote.searchShared = false;
   ASSERT_TRUE(inv_.apply(remote));
   EXPECT_EQ(shared_.searches, 0);
+}
+
+// A bucket-wide search longer than its budget: apply() answers with the part done, the rest goes
+// on in the background until every matching entry is marked. A dry run is not continued.
+TEST_F(InvalidatorWithSharedTierTest, ASearchBeyondItsBudgetAnswersAndGoesOnInTheBackground) {
+  for (int i = 0; i < 20; ++i) {
+    cache::Entry e = makeTestEntry("gpt-4o:0000000000000" + std::to_string(100 + i), "answer",
+                                   std::string(32, 'f'));
+    e.model = i % 2 ? "gpt-4o" : "gpt-4o-mini";
+    e.responseTimestamp = clock_.now() - 1h;
+    shared_.entries.push_back({e, false});
+  }
+  shared_.perCall = 3;
+  Invalidator inv{*index_,
+                  chain_,
+                  clock_,
+                  {.history = 4096, .sharedBudget = 1ms, .sharedQueue = 1, .sharedSlice = 1ms}};
+  inv.setSharedTier(&shared_);
+  auto out = inv.apply(parseRequest(R"({"model":"gpt-4o"})").value());
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_TRUE(out->shared.searched);
+  EXPECT_FALSE(out->shared.complete);
+  EXPECT_TRUE(out->shared.continuing);
+  EXPECT_LT(out->shared.marked, 11u);
+  ASSERT_TRUE(inv.waitSharedSearches(10s));
+  EXPECT_EQ(inv.sharedSearchesPending(), 0u);
+  {
+    std::lock_guard lock(shared_.mutex);
+    for (const auto& [e, marked] : shared_.entries) EXPECT_EQ(marked, e.model == "gpt-4o");
+  }
+  // A dry run beyond its budget is not continued: it reports a partial count.
+  auto dry = inv.apply(parseRequest(R"({"model":"gpt-4o-mini","dry_run":true})").value());
+  ASSERT_TRUE(dry);
+  EXPECT_FALSE(dry->shared.complete);
+  EXPECT_FALSE(dry->shared.continuing);
+  EXPECT_EQ(inv.sharedSearchesPending(), 0u);
 }
 
 TEST_F(InvalidatorTest, AnEntryOlderThanAnAppliedInvalidationIsCondemnedANewerOneIsNot) {

@@ -6,6 +6,7 @@
 #include "admin/admin_api.h"
 #include "alerts/alerter.h"
 #include "analytics/analytics.h"
+#include "analytics/fleet_counters.h"
 #include "analytics/metrics.h"
 #include "analytics/near_miss.h"
 #include "analytics/recorder.h"
@@ -147,6 +148,10 @@ struct App::Parts {
   std::unique_ptr<cache::MemoryTier> memory;
   std::unique_ptr<cache::DiskTier> disk;
   std::unique_ptr<cache::CassetteTier> cassette;  // the record and replay modes' only store
+  // This gateway's figures for the fleet statistics (all tiers, by model and platform), which the
+  // S3 tier publishes every CACHE_METRICS_INTERVAL (declared before the tier that reads it, so it
+  // outlives it).
+  std::unique_ptr<analytics::FleetCounters> fleet = std::make_unique<analytics::FleetCounters>();
   std::unique_ptr<cache::s3::S3Client> s3Client;
   std::unique_ptr<cache::s3::S3Tier> s3Tier;
   std::unique_ptr<cache::s3::S3Outbox> s3Outbox;
@@ -225,6 +230,11 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
       to.codec = p.codec;
       to.instanceId = cache::s3::loadOrCreateInstanceId(c.cacheDir);
       to.writeJournal = c.s3JournalPollMs > 0;
+      // Fleet statistics (issue 16): this gateway's counters and the index views every
+      // CACHE_METRICS_INTERVAL, and the hit counts of stored entries in the same batches.
+      to.metricsInterval = seconds(std::max(1, c.metricsIntervalSeconds));
+      to.indexFlushInterval = to.metricsInterval;
+      to.instanceFigures = [fleet = p.fleet.get()] { return fleet->snapshot(); };
       // Long past any reader's window (below): a marker is deleted only once no poll lists it.
       to.journalRetention = std::max<std::chrono::milliseconds>(
           std::chrono::minutes(10), seconds(8 * std::max(30, 2 * c.s3TimeoutSeconds + 10)));
@@ -276,6 +286,8 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   p.metrics = std::make_unique<analytics::Metrics>();
   p.cache->addObserver(p.indexObserver.get());
   p.cache->addObserver(p.metrics.get());
+  // Hits in every tier bring the stored entries' hit_count / last_accessed up to date in S3.
+  if (p.s3Tier) p.cache->addObserver(p.s3Tier.get());
   p.invalidator = std::make_unique<invalidation::Invalidator>(*p.index, *p.cache, Clock::system());
   p.cache->setGuard(p.invalidator.get());
   // Invalidations reach every gateway's entries in the bucket, not only this index's rows.
@@ -291,6 +303,12 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   p.admin = std::make_unique<admin::AdminApi>(*p.index, *p.invalidator, c, p.analytics.get());
   p.nearMisses = std::make_unique<analytics::NearMissPatterns>();
   p.admin->setNearMisses(p.nearMisses.get());
+  if (p.s3Tier)
+    p.admin->setFleetSource([tier = p.s3Tier.get()]() -> Result<Json> {
+      auto merged = tier->globalStatistics();
+      if (!merged) return merged.error();
+      return *merged->find("statistics");
+    });
   if (p.s3Client)
     p.broadcast = std::make_unique<invalidation::S3InvalidationBroadcast>(
         *p.s3Client, cache::s3::normalizePrefix(c.s3Prefix), p.s3Tier->options().instanceId,
@@ -302,6 +320,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   deps.admin = p.admin.get();
   deps.recorder = p.recorder.get();
   deps.metrics = p.metrics.get();
+  deps.fleet = p.fleet.get();
   deps.refreshGauges = [&p] { p.refreshGauges(); };
   deps.broadcast = p.broadcast.get();
   deps.nearMisses = p.nearMisses.get();
@@ -347,7 +366,10 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   // lookups changed the statistics (an instance that reads more than it writes).
   if (p.s3Tier)
     p.tasks.push_back(std::make_unique<PeriodicTask>(
-        PeriodicOptions{.name = "s3-index", .interval = seconds(10)}, [&p] {
+        PeriodicOptions{.name = "s3-index",
+                        .interval = std::min<std::chrono::seconds>(
+                            seconds(10), seconds(std::max(1, c.metricsIntervalSeconds)))},
+        [&p] {
           (void)p.s3Tier->flushIndexIfDue();
           (void)p.s3Tier->pruneJournal();
         }));

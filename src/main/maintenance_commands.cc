@@ -163,7 +163,12 @@ int runInvalidate(const InvalidateArgs& a) {
   std::vector<cache::SlowTier> slow;
   if (s3Tier) slow.push_back({.tier = s3Tier.get()});  // a key's erase marks its S3 pointer
   cache::TieredCache tiers({.fast = {disk.get()}, .slow = slow, .slowThreads = 1});
-  invalidation::Invalidator invalidator(**opened, tiers, Clock::system());
+  // No time limit on the bucket-wide search: the command waits for the whole of it.
+  invalidation::Invalidator invalidator(**opened, tiers, Clock::system(),
+                                        {.history = 4096,
+                                         .sharedBudget = std::chrono::milliseconds(0),
+                                         .sharedQueue = 16,
+                                         .sharedSlice = std::chrono::milliseconds(1000)});
   tiers.setGuard(&invalidator);
   if (s3Tier) invalidator.setSharedTier(s3Tier.get());
   std::fprintf(stderr, "llmcache invalidate: working through %s ...\n", a.cacheDir.c_str());

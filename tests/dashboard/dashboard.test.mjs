@@ -240,6 +240,9 @@ test('The dashboard shows the figures of /cache/analytics in rendered charts and
   assert.equal(heat.length, p.temporal.heatmap.length);
   assert.equal(heat.reduce((x, y) => x + y, 0), a.total_requests);
   assert.ok((await page.locator('#suggestions li').count()) >= 1);
+  // A lone gateway (no S3): no fleet view, and the page never asks for one.
+  assert.equal(a.fleet_scope, false);
+  assert.ok(!(await page.locator('#fleet').isVisible()));
 
   await page.screenshot({ path: path.join(OUT_DIR, 'dashboard.png'), fullPage: true });
 
@@ -278,4 +281,81 @@ test('Without a token the dashboard asks for one and then shows the figures', as
   // Kept for this tab only.
   assert.equal(await page.evaluate(() => sessionStorage.getItem('llmcache.adminToken')), TOKEN);
   assert.equal(await page.evaluate(() => localStorage.length), 0);
+});
+
+// The fleet view (issue 16): two gateways on one S3 bucket (the test S3 server, tests/s3); the
+// page of either shows every gateway's figures merged, one row per gateway with its age.
+function startS3(t, dir) {
+  const child = spawn('bash', [path.resolve(here, '../s3/run-server.sh'), '--dir', dir, '--port', '0'],
+    { stdio: ['pipe', 'pipe', 'pipe'] });
+  live.add(child);
+  t.after(async () => {
+    child.stdin.end();
+    child.kill('SIGTERM');
+    await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+  });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`s3rver did not start: ${err}`)), 60_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/s3rver listening on (http:\/\/[^\s]+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`s3rver exited (${code}): ${err}`)); });
+  });
+}
+
+test('With S3 the dashboard shows the fleet: every gateway on the bucket, and how fresh each part is', async (t) => {
+  process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
+  process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
+  const dir = mkdtempSync(path.join(tmpdir(), 'llmcache-dashboard-s3-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const endpoint = await startS3(t, path.join(dir, 's3'));
+  const sets = { CACHE_ADMIN_TOKEN: TOKEN, CACHE_S3_ENDPOINT: endpoint, CACHE_S3_BUCKET: 'llmcache-test',
+    CACHE_METRICS_INTERVAL: '1' };
+  const a = await startStack(t, sets);
+  const bArgs = ['serve', '--listen', '127.0.0.1:0', '--upstream', `${a.mock.url}/v1`, '--cache-dir', path.join(dir, 'b')];
+  for (const [k, v] of Object.entries(sets)) bArgs.push('--set', `${k}=${v}`);
+  const b = await start('llmcache', bArgs);
+  t.after(() => b.stop());
+  assert.equal(await chat(a.gateway.url, '/v1', 'gpt-4o-mini', 'Fleet question'), 'MISS');
+  assert.equal(await chat(a.gateway.url, '/v1', 'gpt-4o-mini', 'Fleet question'), 'HIT');
+  assert.equal(await chat(b.url, '/v1', 'gpt-4o-mini', 'Another fleet question'), 'MISS');
+  assert.equal(await chat(b.url, '/v1', 'gpt-4o-mini', 'Another fleet question'), 'HIT');
+  assert.equal(await chat(b.url, '/v1', 'gpt-4o-mini', 'Another fleet question'), 'HIT');
+  // Both gateways publish every second: wait for their parts.
+  let fleet;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    fleet = await admin(a.gateway.url, '/cache/analytics?scope=fleet');
+    if (fleet.hits === 3 && Object.keys(fleet.by_instance).length === 2) break;
+    if (Date.now() > deadline) assert.fail(`fleet figures: ${JSON.stringify(fleet)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
+  const { page, problems } = await openBrowser(t);
+  await page.goto(`${a.gateway.url}/dashboard?window=all&refresh=5#token=${TOKEN}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+  assert.ok(await page.locator('#fleet').isVisible());
+  assert.equal(await text(page, 'fleet_gateways'), '2');
+  assert.equal(await text(page, 'fleet_stale'), '0');
+  assert.equal(await text(page, 'fleet_hits'), '3');
+  assert.equal(await text(page, 'fleet_requests'), '5');
+  assert.equal(await text(page, 'fleet_hit_rate'), pctText(3 / 5));
+  assert.equal(await text(page, 'fleet_hits_memory'), '3');
+  // This gateway's own figures stay beside it.
+  assert.equal(await text(page, 'hits'), '1');
+  const rows = await page.$$eval('#fleet-gateways tbody tr', (trs) => trs.map((tr) => ({
+    id: tr.dataset.instance, cells: [...tr.querySelectorAll('td')].map((td) => td.textContent), stale: tr.className })));
+  assert.equal(rows.length, 2);
+  assert.deepEqual(rows.map((r) => r.cells[2]).sort(), ['1', '2']);
+  for (const r of rows) {
+    assert.equal(r.stale, '', `${r.id} is shown stale: ${r.cells}`);
+    assert.match(r.cells[5], /^\d+ s ago$/);
+  }
+  await page.screenshot({ path: path.join(OUT_DIR, 'dashboard-fleet.png'), fullPage: true });
+  assert.deepEqual(problems, [], 'the page logged errors or failed requests');
 });

@@ -8,6 +8,12 @@
 // and runs until SIGTERM/SIGINT. Buckets (default: llmcache-test) are created when missing;
 // the data directory keeps objects across restarts (the fault test restarts on the same port).
 // Virtual-hosted requests work through *.s3.localhost (curl resolves *.localhost itself).
+//
+// Request counts (the fleet benchmark's S3 requests per answer): a line "counts" on stdin prints
+// one JSON line {"total": n, "by_op": {"GET": n, "PUT": n, "LIST": n, ...},
+// "by_area": {"llm-cache": n, "cache-index/by-key": n, ...}, "by_op_area": {"PUT llm-cache": n, ...}}
+// of the requests since the start or
+// the last "reset" line (which prints {"reset": true}).
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 
@@ -44,6 +50,24 @@ const server = new S3rver({
   configureBuckets: args.buckets.map((name) => ({ name, configs: [] })),
 });
 const { port } = await server.run();
+
+let counts = { total: 0, by_op: {}, by_area: {}, by_op_area: {} };
+const bump = (m, k) => { m[k] = (m[k] ?? 0) + 1; };
+server.httpServer.prependListener('request', (req) => {
+  const url = new URL(req.url, 'http://x');
+  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  // Path-style: /bucket/key...; a LIST is a GET on the bucket itself.
+  const key = parts.slice(1).join('/');
+  const op = req.method === 'GET' && !key ? 'LIST' : req.method;
+  const prefix = key || url.searchParams.get('prefix') || '';
+  const segs = prefix.split('/');
+  const area = segs[0] === 'cache-index' ? segs.slice(0, 2).join('/') : segs[0] || '(bucket)';
+  counts.total++;
+  bump(counts.by_op, op);
+  bump(counts.by_area, area);
+  bump(counts.by_op_area, `${op} ${area}`);
+});
+
 process.stdout.write(`s3rver listening on http://127.0.0.1:${port}\n`);
 
 let closing = false;
@@ -57,4 +81,18 @@ process.on('SIGINT', stop);
 // Exit with the parent: the test closes our stdin's pipe (or dies).
 process.stdin.on('end', stop);
 process.stdin.on('error', stop);
+let pending = '';
+process.stdin.on('data', (chunk) => {
+  pending += chunk.toString();
+  let nl;
+  while ((nl = pending.indexOf('\n')) >= 0) {
+    const line = pending.slice(0, nl).trim();
+    pending = pending.slice(nl + 1);
+    if (line === 'counts') process.stdout.write(JSON.stringify(counts) + '\n');
+    if (line === 'reset') {
+      counts = { total: 0, by_op: {}, by_area: {}, by_op_area: {} };
+      process.stdout.write('{"reset": true}\n');
+    }
+  }
+});
 process.stdin.resume();

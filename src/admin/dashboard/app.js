@@ -1,5 +1,7 @@
 // The llmcache dashboard (GET /dashboard): reads GET /cache/analytics and GET /cache/patterns
-// (docs/analytics.md) every few seconds and draws them with Chart.js. Served by the gateway from
+// (docs/analytics.md) every few seconds and draws them with Chart.js; with the S3 tier on
+// (/cache/analytics says fleet_scope), also GET /cache/analytics?scope=fleet: every gateway on
+// the bucket, with how fresh each one's figures are. Served by the gateway from
 // the binary (src/admin/dashboard.cc); no build step, no framework, no inline script (the page's
 // Content-Security-Policy allows scripts from /dashboard/ only).
 //
@@ -298,6 +300,38 @@
     setFigure('ratio', s.ratio || 0, fmt.ratio);
   }
 
+  // The fleet (issue 16): totals of every gateway on the bucket, and one row per gateway with the
+  // age of its figures (stale: not published for two of its metrics intervals).
+  function renderFleet(f) {
+    const section = $('#fleet');
+    if (!f) { section.hidden = true; return; }
+    section.hidden = false;
+    const parts = Object.entries(f.by_instance || {});
+    const tiers = f.hits_by_tier || {};
+    setFigure('fleet_gateways', parts.length, fmt.int);
+    setFigure('fleet_stale', f.stale_instances || 0, fmt.int);
+    setFigure('fleet_requests', f.cacheable || 0, fmt.int);
+    setFigure('fleet_hits', f.hits || 0, fmt.int);
+    setFigure('fleet_hits_memory', tiers.memory || 0, fmt.int);
+    setFigure('fleet_hits_disk', tiers.disk || 0, fmt.int);
+    setFigure('fleet_hits_s3', tiers.s3 || 0, fmt.int);
+    setFigure('fleet_hit_rate', f.hit_rate || 0, fmt.pct);
+    setFigure('fleet_cost_saved', f.cost_saved_usd || 0, fmt.usd);
+    setFigure('fleet_latency_saved', f.latency_saved_ms || 0, fmt.ms);
+    const body = $('#fleet-gateways tbody');
+    body.replaceChildren();
+    for (const [id, g] of parts) {
+      const tr = el('tr');
+      tr.dataset.instance = id;
+      if (g.fresh === false) tr.className = 'stale';
+      const age = typeof g.age_seconds === 'number' ? `${fmt.int(g.age_seconds)} s ago` : 'never';
+      tr.append(el('td', id, 'key'), el('td', fmt.int(g.cacheable || 0), 'num'), el('td', fmt.int(g.hits || 0), 'num'),
+        el('td', fmt.pct(g.hit_rate || 0), 'num'), el('td', fmt.usd(g.cost_saved_usd || 0), 'num'),
+        el('td', g.fresh === false ? `${age} (stale)` : age, 'num'));
+      body.append(tr);
+    }
+  }
+
   // --- the loop ------------------------------------------------------------------------------
   function showAuth(reason) {
     $('#main').hidden = true;
@@ -312,6 +346,8 @@
     try {
       const q = windowQuery();
       const [a, p] = await Promise.all([getJson('/cache/analytics' + q), getJson('/cache/patterns' + q)]);
+      // Asked only where it answers (fleet_scope: the S3 tier is on), so no 404 on a lone gateway.
+      const f = a.fleet_scope ? await getJson('/cache/analytics?scope=fleet') : null;
       $('#auth').hidden = true;
       $('#main').hidden = false;  // before the first chart: Chart.js sizes to its visible box
       if (charts === null) charts = makeCharts();
@@ -320,6 +356,7 @@
       renderHotKeys(a.hot_keys);
       renderHeatmap(p.temporal && p.temporal.heatmap);
       renderSuggestions(a, p);
+      renderFleet(f);
       renders++;
       document.body.dataset.state = 'ready';
       document.body.dataset.renders = String(renders);

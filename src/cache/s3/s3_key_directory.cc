@@ -1,6 +1,7 @@
 #include "cache/s3/s3_key_directory.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -54,7 +55,7 @@ Result<size_t> S3KeyDirectory::pollJournal() {
   // size is what the fleet stored in the window, not what the bucket holds.
   const std::string startAfter =
       layout_.recentKeysStartAfter(journal_.clock->now() - journal_.window);
-  std::vector<std::string> names;
+  std::vector<uint64_t> names;
   std::optional<std::string> token;
   size_t pages = 0;
   size_t listed = 0;
@@ -71,12 +72,12 @@ Result<size_t> S3KeyDirectory::pollJournal() {
     }
     listed += page->objects.size();
     for (const auto& o : page->objects)
-      if (auto name = layout_.recentKeyName(o.key)) names.push_back(std::move(*name));
+      if (auto name = layout_.recentKeyName(o.key)) names.push_back(fingerprint(*name));
     token = std::move(page->nextContinuationToken);
   } while (token);
   if (!names.empty()) {
     std::unique_lock lock(mutex_);
-    for (auto& n : names) names_.insert(std::move(n));
+    added_.insert(names.begin(), names.end());
   }
   ++journalPolls_;
   return listed;
@@ -86,12 +87,12 @@ Result<size_t> S3KeyDirectory::refresh() {
   // byKeyKey("x") is "{prefix}cache-index/by-key/x.json": the listing prefix is what precedes x.
   const std::string probe = layout_.byKeyKey("x");
   const std::string prefix = probe.substr(0, probe.size() - std::string_view("x.json").size());
-  // Page by page into the new set: memory is the two sets and one page (1,000 objects), not a
-  // copy of the whole listing (key, ETag and time of every pointer) beside them.
-  std::unordered_set<std::string> names;
+  // Page by page into a new vector of fingerprints: memory is the old and the new vector (8 bytes
+  // a key each) and one page (1,000 objects), not a copy of the whole listing.
+  std::vector<uint64_t> names;
   {
     std::shared_lock lock(mutex_);
-    names.reserve(names_.size());
+    names.reserve(listed_.size() + added_.size());
   }
   std::optional<std::string> token;
   do {
@@ -103,7 +104,7 @@ Result<size_t> S3KeyDirectory::refresh() {
     for (const auto& o : page->objects) {
       std::string_view k = o.key;
       if (k.size() <= prefix.size() + 5 || k.substr(k.size() - 5) != ".json") continue;
-      names.emplace(k.substr(prefix.size(), k.size() - prefix.size() - 5));
+      names.push_back(fingerprint(k.substr(prefix.size(), k.size() - prefix.size() - 5)));
     }
     if (names.size() > kMaxNames) {  // as S3Client::list's bound: the old set is kept
       ++refreshErrors_;
@@ -115,35 +116,51 @@ Result<size_t> S3KeyDirectory::refresh() {
   const size_t n = names.size();
   {
     std::unique_lock lock(mutex_);
-    // Keys written here while the listing ran are kept: the listing may predate them.
-    for (const auto& mine : names_) names.insert(mine);
-    names_.swap(names);
+    // Keys added while the listing ran are kept: the listing may predate them. Keys added before it
+    // began are in it (or were deleted since: then a look-up finds nothing, a miss as before).
+    names.insert(names.end(), added_.begin(), added_.end());
+    added_.clear();
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    names.shrink_to_fit();
+    listed_.swap(names);
   }
   ready_ = true;
   ++refreshes_;
   return n;
 }
 
+uint64_t S3KeyDirectory::fingerprint(std::string_view name) {
+  return std::hash<std::string_view>{}(name);  // 64 bits; never persisted
+}
+
 bool S3KeyDirectory::mayContain(std::string_view cacheKey) const {
   if (!ready_) return false;
-  const std::string name = sanitizeKey(cacheKey);
+  const uint64_t f = fingerprint(sanitizeKey(cacheKey));
   std::shared_lock lock(mutex_);
-  return names_.count(name) > 0;
+  return added_.count(f) > 0 || std::binary_search(listed_.begin(), listed_.end(), f);
 }
 
 void S3KeyDirectory::add(std::string_view cacheKey) {
+  const uint64_t f = fingerprint(sanitizeKey(cacheKey));
   std::unique_lock lock(mutex_);
-  names_.insert(sanitizeKey(cacheKey));
+  added_.insert(f);
 }
 
 void S3KeyDirectory::remove(std::string_view cacheKey) {
+  const uint64_t f = fingerprint(sanitizeKey(cacheKey));
   std::unique_lock lock(mutex_);
-  names_.erase(sanitizeKey(cacheKey));
+  added_.erase(f);
+  // Rare (an erase): one shift of the vector's tail.
+  auto it = std::lower_bound(listed_.begin(), listed_.end(), f);
+  if (it != listed_.end() && *it == f) listed_.erase(it);
 }
 
 size_t S3KeyDirectory::size() const {
   std::shared_lock lock(mutex_);
-  return names_.size();
+  size_t n = listed_.size();
+  for (uint64_t f : added_) n += std::binary_search(listed_.begin(), listed_.end(), f) ? 0 : 1;
+  return n;
 }
 
 }  // namespace llmcache::cache::s3

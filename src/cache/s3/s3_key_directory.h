@@ -9,6 +9,13 @@
 // `journal.poll` (1 s in `serve`), only the markers of the last `journal.window` (S3's
 // start-after), and adds the keys they name: another gateway's entry is a hit here ~1 s after
 // its upload. Neither loop ever runs on a request's path.
+//
+// Memory: the directory grows with the bucket (one name per stored key), so it holds each name
+// as a 64-bit fingerprint, not as a string: 8 bytes a key in the sorted vector of the last
+// listing (plus the keys added since, in a small hash set), against ~120 bytes a key as a set of
+// strings (a 10-minute soak with 10% new prompts grew ~1.4 MiB a minute by that alone). Two
+// names sharing a fingerprint (about 1 in 3.6e7 for a million keys) only cost a look-up in S3 that
+// misses: mayContain may say true for an absent key, never false for a present one.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +24,7 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "cache/s3/s3_client.h"
 #include "cache/s3/s3_layout.h"
@@ -59,6 +67,8 @@ class S3KeyDirectory final : public KeyFilter {
   // Lists the journal's markers of the last journal.window now and adds the keys they name.
   // Returns how many markers were listed. Error: nothing added from the failed page on.
   Result<size_t> pollJournal();
+  // The fingerprint of a pointer name (sanitizeKey(cache_key)).
+  static uint64_t fingerprint(std::string_view name);
 
   bool ready() const { return ready_.load(); }
   size_t size() const;
@@ -76,7 +86,10 @@ class S3KeyDirectory final : public KeyFilter {
   std::chrono::milliseconds interval_;
   S3KeyJournalOptions journal_;
   mutable std::shared_mutex mutex_;
-  std::unordered_set<std::string> names_;  // sanitizeKey(cache_key) of every listed pointer
+  // Fingerprints (fingerprint(sanitizeKey(cache_key))): the last full listing's, sorted, and the
+  // keys added (written here or named by the journal) since that listing began.
+  std::vector<uint64_t> listed_;
+  std::unordered_set<uint64_t> added_;
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> refreshErrors_{0};
   std::atomic<uint64_t> refreshes_{0};

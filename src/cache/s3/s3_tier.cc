@@ -3,9 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 namespace llmcache::cache::s3 {
 namespace {
@@ -93,15 +96,29 @@ Json statsJson(const S3TierStats& s) {
   j.set("dangling_pointers", Json::integer(static_cast<int64_t>(s.danglingPointers)));
   j.set("corrupt_pointers", Json::integer(static_cast<int64_t>(s.corruptPointers)));
   j.set("index_items_dropped", Json::integer(static_cast<int64_t>(s.indexItemsDropped)));
+  j.set("hit_updates", Json::integer(static_cast<int64_t>(s.hitUpdates)));
+  j.set("hit_updates_dropped", Json::integer(static_cast<int64_t>(s.hitUpdatesDropped)));
   return j;
 }
 
-// The part of an instance file that merges by summing: its "counts" and "models" members.
+// The part of an instance file that merges by summing: its "counts", "models" and "gateway"
+// members.
 Json countsOf(const Json& file) {
   Json out = Json::object();
-  for (std::string_view name : {"counts", "models"})
+  for (std::string_view name : {"counts", "models", "gateway"})
     if (const Json* m = member(file, name, Json::Kind::Object)) out.set(std::string(name), *m);
   return out;
+}
+
+// Sets "hit_rate" = hits / figures[denominator] (0 without requests): a rate, derived after the
+// counts are summed, never summed itself.
+void withHitRate(Json& figures, std::string_view denominator) {
+  if (!figures.isObject()) return;
+  const Json* h = figures.find("hits");
+  const Json* d = figures.find(denominator);
+  const double hv = h && h->isNumber() ? h->asDouble().value_or(0) : 0;
+  const double dv = d && d->isNumber() ? d->asDouble().value_or(0) : 0;
+  figures.set("hit_rate", Json::number(dv > 0 ? hv / dv : 0.0));
 }
 
 }  // namespace
@@ -145,10 +162,13 @@ S3Tier::S3Tier(S3Client& client, S3TierOptions options)
 
 S3TierStats S3Tier::stats() const {
   auto r = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  return S3TierStats{r(lookups_),         r(hits_),           r(misses_),
-                     r(errors_),          r(inserts_),        r(erases_),
-                     r(bytesWritten_),    r(corruptEntries_), r(danglingPointers_),
-                     r(corruptPointers_), r(indexErrors_),    r(indexItemsDropped_)};
+  return S3TierStats{r(lookups_),          r(hits_),
+                     r(misses_),           r(errors_),
+                     r(inserts_),          r(erases_),
+                     r(bytesWritten_),     r(corruptEntries_),
+                     r(danglingPointers_), r(corruptPointers_),
+                     r(indexErrors_),      r(indexItemsDropped_),
+                     r(hitUpdates_),       r(hitUpdatesDropped_)};
 }
 
 Result<std::optional<Pointer>> S3Tier::readPointer(const std::string& pointerKey,
@@ -408,40 +428,104 @@ Result<SharedTier::Marked> S3Tier::markMatching(const Search& search) {
   const std::string folder = layout_.prefix + "llm-cache/" +
                              (search.model.empty() ? "" : modelSegment(search.model) + "/");
   constexpr std::string_view kMetadataSuffix = ".metadata.json";
+  auto expired = [&] {
+    return search.deadline && std::chrono::steady_clock::now() >= *search.deadline;
+  };
+  // One page (up to 1,000 metadata objects) at a time, read by kWorkers threads at once: each
+  // object costs a GET (and a matched one a pointer read and the marks), one S3 round trip after
+  // another otherwise. A worker stops taking objects at the deadline; the search then resumes
+  // after the last object of the page's prefix that was wholly done. Every call reads at least one
+  // object (a deadline already passed included), so searches resumed one after another finish.
+  constexpr size_t kWorkers = 8;
+  std::atomic<bool> progressed{false};
+  std::mutex outMutex;
+  std::optional<Error> failure;
   std::optional<std::string> token;
+  std::string before = search.startAfter;  // the position before the current page
   do {
-    auto page = client_.listPage(folder, token);
+    if ((expired() && progressed) || out.scanned >= search.limit) {
+      out.resumeAfter = before.empty() ? folder : before;
+      return out;
+    }
+    auto page = client_.listPage(folder, token, 1000, std::nullopt,
+                                 token || search.startAfter.empty()
+                                     ? std::nullopt
+                                     : std::optional<std::string>(search.startAfter));
     if (!page) return page.error();
+    std::vector<const std::string*> keys;
     for (const auto& object : page->objects) {
       const std::string& key = object.key;
-      if (key.size() < kMetadataSuffix.size() ||
-          key.compare(key.size() - kMetadataSuffix.size(), std::string::npos, kMetadataSuffix) != 0)
-        continue;
-      if (out.scanned >= search.limit) return out;
-      auto body = client_.get(key);
-      if (!body) return body.error();
-      if (!*body) continue;  // purged since the listing
-      auto meta = parseJson(**body);
-      if (!meta || !meta->isObject()) continue;
-      if (meta->getBool("invalid") == std::optional<bool>(true)) continue;
-      ++out.scanned;
-      // The metadata is the entry without its bodies: give the parser an empty answer.
-      Json shaped = *meta;
-      if (!shaped.find("response")) shaped.set("response", Json::object());
-      auto entry = entryFromJson(shaped);
-      if (!entry) continue;  // not an entry's metadata: nothing this gateway would serve
-      if (!search.model.empty() && entry->model != search.model) continue;  // sanitized alike
-      if (search.select && !search.select(*entry)) continue;
-      auto ptr = readPointer(layout_.byKeyKey(entry->cacheKey), client_.deadline());
-      if (!ptr) return ptr.error();
-      if (!*ptr || (*ptr)->cacheId != entry->cacheId || (*ptr)->invalid) continue;
-      ++out.matched;
-      out.cacheIds.push_back(entry->cacheId);
-      if (search.dryRun) continue;
-      auto marked = markInvalidIf(entry->cacheKey, search.reason, entry->cacheId);
-      if (!marked) return marked.error();
-      if (*marked) ++out.marked;
+      if (key.size() >= kMetadataSuffix.size() &&
+          key.compare(key.size() - kMetadataSuffix.size(), std::string::npos, kMetadataSuffix) == 0)
+        keys.push_back(&key);
     }
+    std::vector<char> done(keys.size(), 0);
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (;;) {
+        {
+          std::lock_guard lock(outMutex);
+          if (failure || out.scanned >= search.limit) return;
+        }
+        if (expired() && progressed) return;
+        const size_t i = next.fetch_add(1);
+        if (i >= keys.size()) return;
+        auto fail = [&](Error e) {
+          std::lock_guard lock(outMutex);
+          if (!failure) failure = std::move(e);
+        };
+        auto body = client_.get(*keys[i]);
+        if (!body) return fail(body.error());
+        done[i] = 1;
+        progressed = true;
+        if (!*body) continue;  // purged since the listing
+        auto meta = parseJson(**body);
+        if (!meta || !meta->isObject()) continue;
+        if (meta->getBool("invalid") == std::optional<bool>(true)) continue;
+        {
+          std::lock_guard lock(outMutex);
+          ++out.scanned;
+        }
+        // The metadata is the entry without its bodies: give the parser an empty answer.
+        Json shaped = *meta;
+        if (!shaped.find("response")) shaped.set("response", Json::object());
+        auto entry = entryFromJson(shaped);
+        if (!entry) continue;  // not an entry's metadata: nothing this gateway would serve
+        if (!search.model.empty() && entry->model != search.model) continue;  // sanitized alike
+        if (search.select && !search.select(*entry)) continue;
+        done[i] = 0;  // not done until its pointer is read and its marks written
+        auto ptr = readPointer(layout_.byKeyKey(entry->cacheKey), client_.deadline());
+        if (!ptr) return fail(ptr.error());
+        if (!*ptr || (*ptr)->cacheId != entry->cacheId || (*ptr)->invalid) {
+          done[i] = 1;
+          continue;
+        }
+        bool marked = false;
+        if (!search.dryRun) {
+          auto m = markInvalidIf(entry->cacheKey, search.reason, entry->cacheId);
+          if (!m) return fail(m.error());
+          marked = *m;
+        }
+        done[i] = 1;
+        std::lock_guard lock(outMutex);
+        ++out.matched;
+        out.cacheIds.push_back(entry->cacheId);
+        if (marked) ++out.marked;
+      }
+    };
+    const size_t n = std::min(kWorkers, keys.size());
+    std::vector<std::thread> workers;
+    for (size_t w = 1; w < n; ++w) workers.emplace_back(work);
+    if (n > 0) work();
+    for (auto& t : workers) t.join();
+    if (failure) return *failure;
+    size_t prefixDone = 0;
+    while (prefixDone < keys.size() && done[prefixDone]) ++prefixDone;
+    if (prefixDone < keys.size()) {  // stopped inside the page (deadline or limit)
+      out.resumeAfter = prefixDone > 0 ? *keys[prefixDone - 1] : (before.empty() ? folder : before);
+      return out;
+    }
+    if (!page->objects.empty()) before = page->objects.back().key;
     token = page->nextContinuationToken;
   } while (token);
   return out;
@@ -564,7 +648,9 @@ bool S3Tier::flushIndexIfDue() {
     if (!writeDayParts(false)) ++indexErrors_;
     return true;
   }
-  bool changed = stats() != flushedStats_;
+  bool changed = stats() != flushedStats_ || pendingHitEntries() > 0;
+  if (!changed && options_.instanceFigures)
+    changed = toJson(options_.instanceFigures()) != flushedFigures_;
   if (!changed) {
     std::lock_guard lock(mutex_);
     changed = pendingParts_ > 0;
@@ -651,15 +737,24 @@ Result<void> S3Tier::flushLocked() {
     std::lock_guard lock(mutex_);
     addCounts(indexDelta_, delta);
   }
+  // Hit counts of stored entries, before the statistics that count their rewrites.
+  (void)writeHitCounts();
   Json statistics = statsBase_;
   Json current = Json::object();
   current.set("counts", statsJson(stats()));
+  if (options_.instanceFigures) {
+    Json figures = options_.instanceFigures();
+    flushedFigures_ = toJson(figures);
+    current.set("gateway", std::move(figures));
+  }
   addCounts(statistics, current);
   Json statsFile = Json::object();
   statsFile.set("version", Json::integer(kS3LayoutVersion));
   statsFile.set("instance_id", Json::string(id));
   statsFile.set("updated", Json::string(formatIso8601(now())));
+  statsFile.set("interval_seconds", Json::integer(options_.metricsInterval.count()));
   statsFile.set("counts", statistics.find("counts") ? *statistics.find("counts") : Json::object());
+  if (const Json* g = statistics.find("gateway")) statsFile.set("gateway", *g);
   if (auto r = client_.put(layout_.instanceStatisticsKey(id), toJson(statsFile), kJsonType); !r)
     note(r.error());
   if (auto r = mergeGlobalViews(); !r) note(r.error());
@@ -865,11 +960,104 @@ Result<void> S3Tier::mergeDayView(const std::string& day) {
   return client_.put(layout_.byDateMergedKey(day), toJson(view), kJsonType);
 }
 
+void S3Tier::onTierEvent(const TierEvent& event) {
+  if (event.kind != TierEvent::Kind::Hit || !event.entry || options_.hitUpdatesPerFlush == 0 ||
+      event.entry->cacheId.empty())
+    return;
+  const Entry& e = *event.entry;
+  const TimePoint at = now();
+  std::lock_guard lock(hitMutex_);
+  auto it = pendingHits_.find(e.cacheId);
+  if (it == pendingHits_.end()) {
+    if (pendingHits_.size() >= options_.maxPendingHitEntries) {
+      ++hitUpdatesDropped_;
+      return;
+    }
+    it = pendingHits_.emplace(e.cacheId, PendingHits{.metadataKey = layout_.metadataKey(e)}).first;
+  }
+  ++it->second.count;
+  it->second.last = std::max(it->second.last, at);
+}
+
+size_t S3Tier::pendingHitEntries() const {
+  std::lock_guard lock(hitMutex_);
+  return pendingHits_.size();
+}
+
+size_t S3Tier::writeHitCounts() {
+  std::vector<std::pair<std::string, PendingHits>> batch;  // cache_id, its hits
+  {
+    std::lock_guard lock(hitMutex_);
+    // Round robin from where the last batch stopped, so that no entry waits behind hotter ones.
+    auto it = pendingHits_.upper_bound(hitCursor_);
+    while (!pendingHits_.empty() && batch.size() < options_.hitUpdatesPerFlush) {
+      if (it == pendingHits_.end()) it = pendingHits_.begin();
+      hitCursor_ = it->first;
+      batch.emplace_back(it->first, std::move(it->second));
+      it = pendingHits_.erase(it);
+    }
+  }
+  size_t written = 0;
+  std::vector<std::pair<std::string, PendingHits>> retry;
+  bool failed = false;
+  for (auto& [cacheId, p] : batch) {
+    if (failed) {  // S3 is failing: the rest wait for the next flush without a request each
+      retry.emplace_back(cacheId, std::move(p));
+      continue;
+    }
+    const S3Deadline deadline = client_.deadline();
+    auto body = client_.get(p.metadataKey, deadline);
+    std::optional<Json> meta;
+    if (body && *body)
+      if (auto m = parseJson(**body); m && m->isObject()) meta = std::move(*m);
+    if (body && !meta) {
+      // No metadata object (or not one we can read): maybe not yet, an asynchronous write still
+      // in the outbox; after kHitAttempts flushes, not to be.
+      if (++p.misses >= kHitAttempts) {
+        hitUpdatesDropped_ += static_cast<uint64_t>(p.count);
+        continue;
+      }
+      retry.emplace_back(cacheId, std::move(p));
+      continue;
+    }
+    if (meta) {
+      const int64_t had = meta->getInt("hit_count").value_or(0);
+      meta->set("hit_count", Json::integer(had + p.count));
+      TimePoint last = p.last;
+      if (auto prev = meta->getString("last_accessed")) {
+        TimePoint t;
+        if (parseIso8601(*prev, t)) last = std::max(last, t);
+      }
+      meta->set("last_accessed", Json::string(formatIso8601(last)));
+      if (client_.put(p.metadataKey, toJson(*meta), kJsonType, deadline)) {
+        ++written;
+        ++hitUpdates_;
+        continue;
+      }
+    }
+    failed = true;  // a failed request: the next flush tries again
+    retry.emplace_back(cacheId, std::move(p));
+  }
+  if (!retry.empty()) {
+    std::lock_guard lock(hitMutex_);
+    for (auto& [key, p] : retry) {
+      auto [it, fresh] = pendingHits_.try_emplace(key, p);
+      if (!fresh) {
+        it->second.misses = std::max(it->second.misses, p.misses);
+        it->second.count += p.count;
+        it->second.last = std::max(it->second.last, p.last);
+      }
+    }
+  }
+  return written;
+}
+
 Result<Json> S3Tier::globalStatistics() {
   auto objects = client_.list(layout_.instancesPrefix());
   if (!objects) return objects.error();
   Json index = Json::object();
   Json statistics = Json::object();
+  Json byInstance = Json::object();
   std::set<std::string> instances;
   const std::string base = layout_.instancesPrefix();
   for (const auto& object : *objects) {
@@ -886,14 +1074,44 @@ Result<Json> S3Tier::globalStatistics() {
     if (!*body) continue;
     auto json = parseJson(**body);
     if (!json || json->getInt("version") != kS3LayoutVersion) continue;
-    instances.insert(rest.substr(0, slash));
+    const std::string instance = rest.substr(0, slash);
+    instances.insert(instance);
     addCounts(*into, countsOf(*json));
+    if (into == &statistics) {
+      // Each gateway's part and how fresh it is: its totals as of its last flush ("updated").
+      Json part = Json::object();
+      for (std::string_view name : {"updated", "interval_seconds"})
+        if (const Json* v = json->find(name)) part.set(name, *v);
+      if (const Json* g = member(*json, "gateway", Json::Kind::Object)) {
+        for (std::string_view name : {"requests", "cacheable", "hits", "misses", "coalesced",
+                                      "cost_saved_usd", "latency_saved_ms", "hits_by_tier"})
+          if (const Json* v = g->find(name)) part.set(name, *v);
+        withHitRate(part, "cacheable");
+      }
+      byInstance.set(instance, std::move(part));
+    }
   }
   Json ids = Json::array();
   for (const auto& i : instances) ids.push(Json::string(i));
   for (Json* j : {&index, &statistics})
     if (!j->find("counts")) j->set("counts", Json::object());
   if (!index.find("models")) index.set("models", Json::object());
+  // The gateways' figures, summed, at the top of the statistics view (with the rates, which do
+  // not add up, derived here); the S3 tier's own operations stay under "counts".
+  if (Json* g = statistics.find("gateway"); g && g->isObject()) {
+    Json figures = std::move(*g);
+    for (size_t i = 0; i < figures.size(); ++i)
+      statistics.set(figures.keys()[i], figures.items()[i]);
+    Json view = Json::object();
+    for (size_t i = 0; i < statistics.size(); ++i)
+      if (statistics.keys()[i] != "gateway") view.set(statistics.keys()[i], statistics.items()[i]);
+    statistics = std::move(view);
+    withHitRate(statistics, "cacheable");
+    for (std::string_view group : {"by_model", "by_platform"})
+      if (Json* m = statistics.find(group); m && m->isObject())
+        for (Json& f : m->items()) withHitRate(f, "requests");
+  }
+  statistics.set("by_instance", std::move(byInstance));
   Json out = Json::object();
   out.set("cache_index", std::move(index));
   out.set("statistics", std::move(statistics));

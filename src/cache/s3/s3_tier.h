@@ -18,6 +18,7 @@
 #include "cache/s3/s3_client.h"
 #include "cache/s3/s3_layout.h"
 #include "cache/tier.h"
+#include "cache/tier_events.h"
 #include "common/clock.h"
 
 namespace llmcache::cache::s3 {
@@ -59,6 +60,23 @@ struct S3TierOptions {
   // (it reads them back to do so); beyond it the view says "complete": false and has no
   // "entries" (readers follow "parts", or call dayEntries()).
   uint64_t dayViewMaxBytes = 2 << 20;
+  // The gateway's own figures for the fleet statistics (issue 16; docs/s3-layout.md, Statistics):
+  // called at each flush, its members written under "gateway" in this instance's statistics.json
+  // and, summed over every instance, at the top of global/statistics.json. Every number in it
+  // must be a count or a sum since this process started (they add up across instances, and onto
+  // what this instance wrote before a restart); no rates. Empty: none (the S3 tier's own counts
+  // only).
+  std::function<Json()> instanceFigures = {};
+  // CACHE_METRICS_INTERVAL, written in statistics.json ("interval_seconds") so that a reader can
+  // tell a gateway whose part is stale (older than two intervals).
+  std::chrono::seconds metricsInterval{60};
+  // Hit counts of stored entries (hit_count / last_accessed in their metadata objects): hits of
+  // any tier (onTierEvent) are added up in memory per entry, and each flush rewrites at most this
+  // many metadata objects (one GET and one PUT each); the rest wait for the next flush. At most
+  // maxPendingHitEntries entries wait; hits of further entries are not recorded in the bucket
+  // (counted: S3TierStats::hitUpdatesDropped). 0: no hit updates.
+  size_t hitUpdatesPerFlush = 500;
+  size_t maxPendingHitEntries = 100000;
 };
 
 struct S3TierStats {
@@ -76,6 +94,8 @@ struct S3TierStats {
   // Day items never written to the by-date index: full parts dropped from memory because more
   // than kMaxPendingParts waited for a write that kept failing (the entries stay in the bucket).
   uint64_t indexItemsDropped = 0;
+  uint64_t hitUpdates = 0;         // metadata objects rewritten with new hit_count/last_accessed
+  uint64_t hitUpdatesDropped = 0;  // hits not recorded in the bucket (no room, or no metadata)
   bool operator==(const S3TierStats&) const = default;
 };
 
@@ -108,7 +128,7 @@ std::string loadOrCreateInstanceId(const std::filesystem::path& dir);
 // Thread-safe; every call blocks on network I/O (bounded as above): call from worker threads,
 // never from an event loop. Errors are Errc::Unavailable & co. from
 // S3Client; they never throw.
-class S3Tier final : public CacheTier, public SharedTier {
+class S3Tier final : public CacheTier, public SharedTier, public TierObserver {
  public:
   // client: not owned, must outlive the tier. No I/O here.
   S3Tier(S3Client& client, S3TierOptions options);
@@ -202,6 +222,23 @@ class S3Tier final : public CacheTier, public SharedTier {
   static constexpr size_t kMaxHeldMarkers = 100000;
 
   S3TierStats stats() const;
+
+  // TierObserver: a Hit in any tier (memory, disk, S3, ...) is added to the entry's pending hit
+  // count, written to its metadata object (hit_count, last_accessed) at a later flush
+  // (writeHitCounts); other kinds are ignored. Only counts under a lock: any thread.
+  void onTierEvent(const TierEvent& event) override;
+  // Rewrites the metadata objects of at most hitUpdatesPerFlush entries with hits pending:
+  // hit_count += the hits counted since the last write, last_accessed = the latest hit. One GET
+  // and one PUT each. An entry without a metadata object at three flushes in a row (not in the
+  // bucket; one flush is too early when the write is still in the outbox) loses its pending hits
+  // (hitUpdatesDropped); a failed request keeps them, and those of the rest of the batch (no
+  // more requests: a hung S3 costs one CACHE_S3_TIMEOUT per flush here), for the next flush. Not
+  // conditional: two gateways that rewrite the same object at the same moment may lose one's
+  // increment (hit_count is a lower bound; the fleet's exact hit figures are statistics.json's).
+  // flushIndex() calls it; returns how many it wrote.
+  size_t writeHitCounts();
+  // Entries with hits waiting for writeHitCounts.
+  size_t pendingHitEntries() const;
   // Recent-keys markers that could not be written (their entries were stored).
   uint64_t journalErrors() const { return journalErrors_.load(); }
   const S3Layout& layout() const { return layout_; }
@@ -263,6 +300,19 @@ class S3Tier final : public CacheTier, public SharedTier {
   TimePoint lastFlush_{};
   S3TierStats flushedStats_{};  // stats() when the last flush began (flushMutex_)
   std::mutex flushMutex_;
+  std::string flushedFigures_;  // instanceFigures() at the last flush (flushMutex_)
+  // Hits not yet written to metadata objects (hitMutex_), by cache_id.
+  struct PendingHits {
+    std::string metadataKey;
+    int64_t count = 0;
+    TimePoint last{};
+    int misses = 0;  // flushes that found no metadata object
+  };
+  static constexpr int kHitAttempts = 3;
+  mutable std::mutex hitMutex_;
+  std::map<std::string, PendingHits> pendingHits_;
+  std::string hitCursor_;  // the last cache_id written: the next batch starts after it
+  std::atomic<uint64_t> hitUpdates_{0}, hitUpdatesDropped_{0};
   // This instance's markers, oldest first (journalMutex_); beyond kMaxHeldMarkers the oldest are
   // forgotten (left to a lifecycle rule).
   mutable std::mutex journalMutex_;

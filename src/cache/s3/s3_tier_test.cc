@@ -23,6 +23,14 @@ using cache::test::makeTestEntry;
 using cache::test::TierFactory;
 using test::S3TestServer;
 
+SharedTier::Search searchOf(std::string model, std::string reason, bool dryRun = false) {
+  SharedTier::Search s;
+  s.model = std::move(model);
+  s.reason = std::move(reason);
+  s.dryRun = dryRun;
+  return s;
+}
+
 // One server for every case that does not stop it; started on first use.
 S3TestServer& sharedServer() {
   struct Shared {
@@ -364,6 +372,144 @@ TEST_F(S3TierTest, StatisticsGoOnAcrossARestart) {
   EXPECT_EQ(day->size(), 2u);
 }
 
+// Issue 16, item 3: each instance's own figures (the gateway's counters, all tiers) are summed
+// across instances and across an instance's restarts, at the top of global/statistics.json, with
+// each instance's part and when it was written.
+TEST_F(S3TierTest, GatewayFiguresOfEveryInstanceAddUpInTheGlobalStatistics) {
+  auto figures = [](int64_t hits, int64_t memoryHits) {
+    Json tiers = Json::object();
+    tiers.set("memory", Json::integer(memoryHits));
+    Json model = Json::object();
+    model.set("requests", Json::integer(2 * hits)).set("hits", Json::integer(hits));
+    Json models = Json::object();
+    models.set("m", std::move(model));
+    Json f = Json::object();
+    f.set("cacheable", Json::integer(2 * hits))
+        .set("hits", Json::integer(hits))
+        .set("hits_by_tier", std::move(tiers))
+        .set("by_model", std::move(models));
+    return f;
+  };
+  auto withFigures = [&](std::string id, int64_t hits, int64_t memoryHits) {
+    S3TierOptions o = options(std::move(id));
+    o.instanceFigures = [=] { return figures(hits, memoryHits); };
+    return o;
+  };
+  {
+    S3Tier a(*client_, withFigures("gw-a", 3, 2));
+    ASSERT_TRUE(a.flushIndex());
+  }
+  S3Tier again(*client_, withFigures("gw-a", 1, 1));  // a restart: its counts start from 0
+  S3Tier b(*client_, withFigures("gw-b", 5, 0));
+  ASSERT_TRUE(b.flushIndex());
+  ASSERT_TRUE(again.flushIndex());
+
+  auto inspected = server_->inspect(prefix_ + "/cache-index/global/");
+  ASSERT_TRUE(inspected) << inspected.error().message;
+  const Json view = object(*inspected, prefix_ + "/cache-index/global/statistics.json");
+  EXPECT_EQ(view.getInt("hits"), 9);
+  EXPECT_EQ(view.getInt("cacheable"), 18);
+  EXPECT_DOUBLE_EQ(view.find("hit_rate")->asDouble().value_or(0), 0.5);
+  EXPECT_EQ(view.find("hits_by_tier")->getInt("memory"), 3);
+  EXPECT_EQ(view.find("by_model")->find("m")->getInt("hits"), 9);
+  EXPECT_DOUBLE_EQ(view.find("by_model")->find("m")->find("hit_rate")->asDouble().value_or(0), 0.5);
+  const Json* parts = view.find("by_instance");
+  ASSERT_TRUE(parts && parts->isObject());
+  EXPECT_EQ(parts->find("gw-a")->getInt("hits"), 4);
+  EXPECT_EQ(parts->find("gw-b")->getInt("hits"), 5);
+  EXPECT_EQ(parts->find("gw-b")->getString("updated"), formatIso8601(clock_.now()));
+  EXPECT_EQ(parts->find("gw-b")->getInt("interval_seconds"), 60);
+  EXPECT_TRUE(view.find("counts")) << "the S3 tier's own operations stay under counts";
+}
+
+// Hits of any tier reach the entry's metadata object (hit_count, last_accessed) in batches at
+// the flushes, a bounded number of objects per flush; the entry object is not rewritten.
+TEST_F(S3TierTest, HitsOfAnyTierReachTheMetadataInBoundedBatches) {
+  S3TierOptions o = options();
+  o.hitUpdatesPerFlush = 2;
+  S3Tier tier(*client_, o);
+  std::vector<EntryPtr> entries;
+  for (int i = 0; i < 3; ++i) {
+    entries.push_back(entry("k:hit" + std::to_string(i)));
+    ASSERT_TRUE(tier.insert(entries.back()));
+  }
+  auto hit = [&](const EntryPtr& e, TierId t) {
+    tier.onTierEvent(
+        {.kind = TierEvent::Kind::Hit, .tier = t, .cacheKey = e->cacheKey, .entry = e.get()});
+  };
+  for (int i = 0; i < 3; ++i) hit(entries[0], TierId::Memory);
+  hit(entries[1], TierId::Disk);
+  clock_.advance(std::chrono::seconds(5));
+  const TimePoint lastHit = clock_.now();
+  hit(entries[2], TierId::S3);
+  tier.onTierEvent({.kind = TierEvent::Kind::Stored,
+                    .tier = TierId::Memory,
+                    .cacheKey = entries[0]->cacheKey,
+                    .entry = entries[0].get()});  // not a hit
+  EXPECT_EQ(tier.pendingHitEntries(), 3u);
+
+  auto hitCount = [&](const EntryPtr& e) -> std::pair<int64_t, std::string> {
+    auto body = client_->get(tier.layout().metadataKey(*e));
+    if (!body || !*body) return {-1, ""};
+    Json m = parseJson(**body).value();
+    return {m.getInt("hit_count").value_or(-1),
+            std::string(m.getString("last_accessed").value_or(""))};
+  };
+  EXPECT_EQ(tier.writeHitCounts(), 2u);  // the bound
+  EXPECT_EQ(tier.pendingHitEntries(), 1u);
+  EXPECT_EQ(tier.writeHitCounts(), 1u);  // the rest at the next one
+  EXPECT_EQ(tier.pendingHitEntries(), 0u);
+  EXPECT_EQ(hitCount(entries[0]).first, 3);
+  EXPECT_EQ(hitCount(entries[1]).first, 1);
+  EXPECT_EQ(hitCount(entries[2]), (std::pair<int64_t, std::string>{1, formatIso8601(lastHit)}));
+  // Later hits add to what the object holds.
+  hit(entries[0], TierId::Memory);
+  ASSERT_TRUE(tier.flushIndex());
+  EXPECT_EQ(hitCount(entries[0]).first, 4);
+  EXPECT_EQ(tier.stats().hitUpdates, 4u);
+  // The entry object itself is still the one written at the insert.
+  auto found = get(tier, entries[0]->cacheKey);
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)->hitCount, entries[0]->hitCount);
+}
+
+// An entry with no metadata object (not in the bucket) keeps its hits for a few flushes (an
+// asynchronous write may still be on its way), then drops them, counted.
+TEST_F(S3TierTest, HitsOfAnEntryNeverStoredInTheBucketAreDroppedAfterAFewFlushes) {
+  S3Tier tier(*client_, options());
+  EntryPtr e = entry("k:never-uploaded");
+  tier.onTierEvent({.kind = TierEvent::Kind::Hit,
+                    .tier = TierId::Memory,
+                    .cacheKey = e->cacheKey,
+                    .entry = e.get()});
+  EXPECT_EQ(tier.writeHitCounts(), 0u);
+  EXPECT_EQ(tier.pendingHitEntries(), 1u);
+  EXPECT_EQ(tier.writeHitCounts(), 0u);
+  EXPECT_EQ(tier.writeHitCounts(), 0u);
+  EXPECT_EQ(tier.pendingHitEntries(), 0u);
+  EXPECT_EQ(tier.stats().hitUpdatesDropped, 1u);
+}
+
+// S3 failing: the pending hits stay for the next flush, none dropped (and the batch stops at the
+// first failed request instead of paying one timeout per entry).
+TEST_F(S3TierTest, HitsWaitingWhileTheBucketFailsAreKeptForTheNextFlush) {
+  S3ClientOptions o = server_->clientOptions();
+  o.endpoint = "http://127.0.0.1:1";  // nothing listens there
+  S3Client down(o);
+  S3Tier tier(down, options());
+  std::vector<EntryPtr> entries;
+  for (int i = 0; i < 3; ++i) {
+    entries.push_back(entry("k:down" + std::to_string(i)));
+    tier.onTierEvent({.kind = TierEvent::Kind::Hit,
+                      .tier = TierId::Memory,
+                      .cacheKey = entries.back()->cacheKey,
+                      .entry = entries.back().get()});
+  }
+  EXPECT_EQ(tier.writeHitCounts(), 0u);
+  EXPECT_EQ(tier.pendingHitEntries(), 3u);
+  EXPECT_EQ(tier.stats().hitUpdatesDropped, 0u);
+}
+
 TEST_F(S3TierTest, IndexIsWrittenOnlyWhenTheFlushIntervalHasPassed) {
   S3TierOptions o = options();
   o.indexFlushInterval = std::chrono::seconds(60);
@@ -683,7 +829,7 @@ TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughI
   auto current = make("k:m1", model, "a newer answer");  // replaces a's entry for k:m1
   ASSERT_TRUE(b.insert(current));
 
-  auto dry = a.markMatching({.model = model, .reason = "test", .dryRun = true});
+  auto dry = a.markMatching(searchOf(model, "test", true));
   ASSERT_TRUE(dry) << dry.error().message;
   EXPECT_EQ(dry->scanned, 4u);  // the folder's four entries; claude's is elsewhere
   EXPECT_EQ(dry->matched, 2u);  // not the replaced one, not the other model's
@@ -692,7 +838,7 @@ TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughI
             (std::set<std::string>{current->cacheId, other->cacheId}));
   EXPECT_TRUE(get(b, "k:m4"));
 
-  auto out = a.markMatching({.model = model, .reason = "invalidated: model=openai/gpt-4.1"});
+  auto out = a.markMatching(searchOf(model, "invalidated: model=openai/gpt-4.1"));
   ASSERT_TRUE(out) << out.error().message;
   EXPECT_EQ(out->matched, 2u);
   EXPECT_EQ(out->marked, 2u);
@@ -705,17 +851,60 @@ TEST_F(S3TierTest, MarkMatchingFindsEveryInstancesCurrentEntriesOfAModelThroughI
   EXPECT_EQ(parseJson(**meta)->getString("invalidation_reason"),
             "invalidated: model=openai/gpt-4.1");
   // Marked already: a second search reads only the unmarked ones.
-  auto again = a.markMatching({.model = model, .reason = "again"});
+  auto again = a.markMatching(searchOf(model, "again"));
   ASSERT_TRUE(again);
   EXPECT_EQ(again->matched, 0u);
 
   // Without a model, every folder is read and select() chooses.
-  auto any = b.markMatching(
-      {.select = [](const Entry& e) { return e.cacheKey == "k:m3"; }, .reason = "by key"});
+  SharedTier::Search byKey = searchOf("", "by key");
+  byKey.select = [](const Entry& e) { return e.cacheKey == "k:m3"; };
+  auto any = b.markMatching(byKey);
   ASSERT_TRUE(any) << any.error().message;
   EXPECT_EQ(any->matched, 1u);
   EXPECT_FALSE(get(a, "k:m3"));
   EXPECT_TRUE(get(a, "k:m2"));
+}
+
+// A bucket-wide search stopped by its deadline says where it stopped, and searches that resume
+// from there, one after another, mark every matching entry once: the same outcome as one search.
+TEST_F(S3TierTest, MarkMatchingStoppedByItsDeadlineResumesWhereItStopped) {
+  S3Tier tier(*client_, options());
+  std::set<std::string> wanted;
+  for (int i = 0; i < 30; ++i) {
+    Entry e = makeTestEntry("k:r" + std::to_string(i), "answer " + std::to_string(i));
+    e.model = i % 3 == 0 ? "model-a" : "model-b";
+    if (i % 2 == 0) e.tags = {"t"};
+    if (i % 2 == 0) wanted.insert(e.cacheId);
+    ASSERT_TRUE(tier.insert(std::make_shared<const Entry>(std::move(e))));
+  }
+  SharedTier::Search search = searchOf("", "invalidated: tag=t");
+  search.select = [](const Entry& e) { return !e.tags.empty() && e.tags[0] == "t"; };
+  search.deadline = std::chrono::steady_clock::now();  // passed: a few entries are read at most
+  auto first = tier.markMatching(search);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_GE(first->scanned, 1u);  // at least one: resumed searches always progress
+  EXPECT_LE(first->scanned, 8u);  // one a reader
+  ASSERT_FALSE(first->resumeAfter.empty());
+
+  std::set<std::string> marked(first->cacheIds.begin(), first->cacheIds.end());
+  size_t rounds = 0, total = first->marked;
+  search.startAfter = first->resumeAfter;
+  for (;;) {
+    ASSERT_LT(++rounds, 1000u);
+    // A deadline a few milliseconds away: each round reads a few entries at most.
+    search.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+    auto out = tier.markMatching(search);
+    ASSERT_TRUE(out) << out.error().message;
+    total += out->marked;
+    marked.insert(out->cacheIds.begin(), out->cacheIds.end());
+    if (out->resumeAfter.empty()) break;
+    search.startAfter = out->resumeAfter;
+  }
+  EXPECT_GT(rounds, 1u);
+  EXPECT_EQ(marked, wanted);
+  EXPECT_EQ(total, wanted.size());  // each once
+  for (int i = 0; i < 30; ++i)
+    EXPECT_EQ(get(tier, "k:r" + std::to_string(i)).has_value(), i % 2 != 0) << i;
 }
 
 TEST_F(S3TierTest, PurgeDeletesEntriesMarkedLongEnoughAgoAndKeepsNewerAnswers) {
