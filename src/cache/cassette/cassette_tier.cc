@@ -5,8 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
-#include <sstream>
+#include <cerrno>
 #include <stdexcept>
 
 namespace llmcache::cache {
@@ -60,15 +59,27 @@ void pretty(const Json& v, std::string& out, int depth) {
 }
 
 Result<std::string> readAll(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::error_code ec;
-    if (!fs::exists(path, ec)) return makeError(Errc::NotFound, path.string() + ": no such file");
+  // open(2), not an ifstream: a missing file (ENOENT) must be told from an unreadable one without
+  // a second look that a concurrent insert could answer differently.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return makeError(Errc::NotFound, path.string() + ": no such file");
     return makeError(Errc::Io, path.string() + ": cannot be read");
   }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      return makeError(Errc::Io, path.string() + ": cannot be read");
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 }  // namespace
