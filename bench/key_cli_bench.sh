@@ -12,6 +12,10 @@
 # beside the repository); without it only c) runs. LLMCACHE_KEYSPEC_DIR names another key spec
 # directory, for both the vectors and the reference; LLMCACHE_BIN another binary (e.g. a copy of
 # an older build, for a before/after).
+# Wall time is what a user waits, but on a shared machine it depends on the others' load, the
+# more so for llmcache's threads (a second thread gains nothing when no core is free). So the
+# CPU time (user + system, from the same runs) is also given per line, marginal as above: the
+# work each side does for a line, which load changes much less. Same lines, one process each.
 # Usage: bash bench/key_cli_bench.sh   (needs hyperfine; build/llmcache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,15 +90,20 @@ hyperfine --warmup 1 --runs 10 "$BIN key --jsonl --threads 1 < $BIG" --export-js
 python3 - "$WORK" "$N" "$NB" "$(nproc)" <<'PY'
 import json, sys
 w, n, nb, cores = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-med = lambda f: json.load(open(f"{w}/{f}.json"))["results"][0]["median"]
+res = lambda f: json.load(open(f"{w}/{f}.json"))["results"][0]
+med = lambda f: res(f)["median"]
+cpu = lambda f: res(f)["user"] + res(f)["system"]  # means over the runs
 a = json.load(open(w + "/a.json"))["results"][0]["mean"] / 200 * n
 b, bb, c, cb, d, db = med("b"), med("bb"), med("c"), med("cb"), med("d"), med("db")
 pb, pc, pd = (bb - b) / (nb - n), (cb - c) / (nb - n), (db - d) / (nb - n)
+qb, qc, qd = [(cpu(big) - cpu(small)) / (nb - n) for small, big in (("b", "bb"), ("c", "cb"), ("d", "db"))]
 print(f"cache_key.py per request ({n} processes, extrapolated from 200): {a:.2f} s -> llmcache is {a/c:.0f}x faster")
 print(f"Python loop in one process, {n} lines: {b*1e3:.1f} ms -> llmcache is {b/c:.1f}x faster (process start included)")
 print(f"Python loop in one process, {nb} lines: {bb*1e3:.0f} ms -> llmcache is {bb/cb:.1f}x faster (process start included)")
 print(f"per line (marginal, start-up excluded): Python {pb*1e6:.1f} us; llmcache {pc*1e6:.2f} us "
       f"(default, {min(cores, 8)} threads) -> {pb/pc:.1f}x; {pd*1e6:.2f} us (--threads 1) -> {pb/pd:.1f}x")
+print(f"CPU time per line (user + system, marginal): Python {qb*1e6:.1f} us; llmcache {qc*1e6:.2f} us "
+      f"(default) -> {qb/qc:.1f}x; {qd*1e6:.2f} us (--threads 1) -> {qb/qd:.1f}x")
 print(f"llmcache key --jsonl: {c*1e3:.1f} ms for {n} lines = {c/n*1e6:.1f} us per line (process start included), "
       f"{cb*1e3:.1f} ms for {nb} lines = {cb/nb*1e6:.2f} us per line")
 PY

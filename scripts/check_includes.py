@@ -44,7 +44,7 @@ import tempfile
 # module -> the modules its non-test code may include (besides itself). The source of truth;
 # every src/<module>/README.md states the same in its "Must not include:" sentence. Adapted from
 # ../shared/DESIGN.md "Modules": admin sits below gateway (gateway routes to it), alerts and mock
-# are added, cache/redis does not exist.
+# are added, cache/redis is the fourth tier.
 ALLOWED = {
     "common": set(),
     "config": {"common"},
@@ -55,6 +55,7 @@ ALLOWED = {
     "cache/disk": {"cache", "common"},
     "cache/s3": {"cache", "common"},
     "cache/cassette": {"cache", "common"},
+    "cache/redis": {"cache", "common"},
     "index": {"cache", "common"},
     "upstream": {"common"},
     "http": {"common"},
@@ -72,7 +73,7 @@ ALLOWED = {
                 "invalidation", "key", "upstream"},
     # The composition root: everything.
     "main": {"admin", "alerts", "analytics", "api", "cache", "cache/cassette", "cache/disk",
-             "cache/memory", "cache/s3", "common", "config", "gateway", "http", "index", "invalidation", "key",
+             "cache/memory", "cache/redis", "cache/s3", "common", "config", "gateway", "http", "index", "invalidation", "key",
              "mock", "upstream"},
 }
 
@@ -98,6 +99,7 @@ TEST_ONLY = {
     "api/stream_fixtures.h",
     "api/test_util.h",
     "cache/s3/s3_test_server.h",
+    "cache/redis/redis_test_server.h",
     "cache/test_entry.h",
     "cache/tier_conformance.h",
     "index/test_util.h",

@@ -13,6 +13,8 @@ RUN_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev libboost-url1.81-dev
   libicu-dev libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev libsqlite3-dev
   libcli11-dev libspdlog-dev
+  # the Redis tier's client (CACHE_REDIS_URL; 0.14: no TLS)
+  libhiredis-dev
   # TLS to the providers, and the README's curl example
   ca-certificates curl
 )
@@ -27,6 +29,9 @@ TEST_PACKAGES=(
   nodejs npm
   # the dashboard in a headless browser (tests/dashboard) and the alert mails' SMTP sink (tests/alerts)
   chromium python3-aiosmtpd
+  # the Redis tier's tests start their own redis-server on a free port (the package's system
+  # service is not used)
+  redis-server
 )
 if [ "${1:-all}" = run ]; then
   PACKAGES=("${RUN_PACKAGES[@]}")

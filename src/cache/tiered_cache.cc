@@ -273,7 +273,7 @@ void TieredCache::promote(EntryPtr entry, TierId source, uint64_t generation,
   });
 }
 
-void TieredCache::storeRest(const EntryPtr& entry, const StoreNote* note) {
+void TieredCache::storeRest(const EntryPtr& entry, const StoreNote* note, bool eagerQueued) {
   auto stored = [&](TierId tier, uint64_t bytes = 0) {
     emit({.kind = TierEvent::Kind::Stored,
           .tier = tier,
@@ -293,6 +293,13 @@ void TieredCache::storeRest(const EntryPtr& entry, const StoreNote* note) {
   }
   for (const SlowTier& s : options_.slow) {
     if (!s.queue) continue;  // written directly by store()
+    if (s.eager) {           // enqueued by store() already
+      if (eagerQueued) {
+        if (s.filter) s.filter->add(entry->cacheKey);
+        stored(s.tier->id());
+      }
+      continue;
+    }
     if (auto r = s.queue->enqueue(entry); !r) {
       failed(s.tier->id(), TierEvent::Op::Insert, entry->cacheKey, r.error());
     } else {
@@ -315,7 +322,15 @@ net::awaitable<StoreResult> TieredCache::store(EntryPtr entry, uint64_t generati
     co_return StoreResult::Skipped;
   }
   if (options_.fast.empty()) pendingBytes_.fetch_add(bytes, std::memory_order_relaxed);
+  bool eagerQueued = true;  // every eager queue took it (one eager tier in practice: Redis)
   const bool kept = guarded(generation, *entry, [&] {
+    for (const SlowTier& s : options_.slow) {
+      if (!s.queue || !s.eager) continue;
+      if (auto r = s.queue->enqueue(entry); !r) {
+        eagerQueued = false;
+        failed(s.tier->id(), TierEvent::Op::Insert, entry->cacheKey, r.error());
+      }
+    }
     if (options_.fast.empty()) return;
     CacheTier* first = options_.fast[0];
     if (auto r = first->insert(entry); !r)
@@ -325,10 +340,12 @@ net::awaitable<StoreResult> TieredCache::store(EntryPtr entry, uint64_t generati
     pendingBytes_.fetch_sub(bytes, std::memory_order_relaxed);
     co_return StoreResult::Condemned;
   }
-  postWrite(bytes, [this, entry, generation, note] {
-    if (!guarded(generation, *entry, [&] { storeRest(entry, note.get()); })) {
-      // Condemned after the first tier took it.
+  postWrite(bytes, [this, entry, generation, note, eagerQueued] {
+    if (!guarded(generation, *entry, [&] { storeRest(entry, note.get(), eagerQueued); })) {
+      // Condemned after the first tier (and the eager queues) took it.
       for (CacheTier* t : options_.fast) (void)t->erase(entry->cacheKey);
+      for (const SlowTier& s : options_.slow)
+        if (s.queue && s.eager) (void)s.tier->erase(entry->cacheKey);
     }
   });
   // Slow tiers without a queue: written before the client is answered (CACHE_ASYNC_WRITES=false).

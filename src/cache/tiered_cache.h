@@ -79,6 +79,11 @@ struct SlowTier {
   CacheTier* tier = nullptr;
   KeyFilter* filter = nullptr;  // null: every key is looked up
   WriteQueue* queue = nullptr;  // null: written directly before store() returns
+  // The queue's enqueue never blocks (a queue in memory: Redis): it is called on the storing
+  // thread, in the same guarded step as fast[0]'s write, instead of on the background writer
+  // (at nice 10, behind disk fsyncs), so the other gateways see the entry within milliseconds
+  // even when the writer is far behind. Its Stored event still comes from the writer.
+  bool eager = false;
 };
 
 struct TieredCacheOptions {
@@ -194,7 +199,7 @@ class TieredCache {
                                      const LookupOptions& options);
   void promote(EntryPtr entry, TierId source, uint64_t generation,
                std::shared_ptr<const StoreNote> note);
-  void storeRest(const EntryPtr& entry, const StoreNote* note);
+  void storeRest(const EntryPtr& entry, const StoreNote* note, bool eagerQueued);
   bool guarded(uint64_t generation, const Entry& entry, const std::function<void()>& step);
   void emit(const TierEvent& event);
   void announceHit(const CacheHit& hit);

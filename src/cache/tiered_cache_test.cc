@@ -544,6 +544,26 @@ TEST(TieredCache, ASlowTierWithoutAQueueIsWrittenBeforeStoreReturns) {
   EXPECT_EQ(events.of(TierEvent::Kind::Stored).size(), 2u);
 }
 
+TEST(TieredCache, AnEagerQueueTakesTheEntryBeforeStoreReturnsEvenWithTheWriterStuck) {
+  MapTier memory(TierId::Memory), disk(TierId::Disk), redis(TierId::Redis);
+  Queue queue;
+  Gate gate;  // holds the writer at its first Stored event, as a starved nice-10 writer would
+  TieredCache cache(
+      {.fast = {&memory, &disk},
+       .slow = {{.tier = &redis, .filter = nullptr, .queue = &queue, .eager = true}}});
+  cache.addObserver(&gate);
+  EXPECT_EQ(run(cache.store(entry(), 0)), StoreResult::Stored);
+  {
+    std::lock_guard lock(queue.mutex_);
+    ASSERT_EQ(queue.queued.size(), 1u);  // not waiting for the writer (stuck at the gate)
+    EXPECT_EQ(queue.queued[0]->cacheKey, kKey);
+  }
+  gate.open();
+  ASSERT_TRUE(cache.sync());
+  std::lock_guard lock(queue.mutex_);
+  EXPECT_EQ(queue.queued.size(), 1u);  // and not a second time by the writer
+}
+
 TEST_F(TieredCacheTest, EraseRemovesFromEveryTierAndAnnouncesEachCopy) {
   for (CacheTier* t : cache_.tiers()) ASSERT_TRUE(t->insert(entry()));
   EXPECT_TRUE(cache_.erase(kKey));

@@ -136,6 +136,11 @@ const std::vector<Setting>& settings() {
       field("CACHE_S3_TIMEOUT", &Config::s3TimeoutSeconds),
       field("CACHE_S3_OUTBOX_RETRY_MAX", &Config::s3OutboxRetryMaxSeconds),
       field("CACHE_INVALIDATION_POLL", &Config::invalidationPollSeconds),
+      field("CACHE_REDIS_URL", &Config::redisUrl, true),
+      field("CACHE_REDIS_PREFIX", &Config::redisPrefix),
+      field("CACHE_REDIS_TIMEOUT_MS", &Config::redisTimeoutMs),
+      field("CACHE_REDIS_LEASE_MS", &Config::redisLeaseMs),
+      field("CACHE_REDIS_LEASE_WAIT", &Config::redisLeaseWaitSeconds),
       field("CACHE_ASYNC_WRITES", &Config::asyncWrites),
       field("CACHE_ENCRYPTION", &Config::encryption),
       field("CACHE_ENCRYPTION_KEY", &Config::encryptionKey, true),
@@ -314,6 +319,9 @@ void validate(const Config& c) {
   if (c.cassetteMode() && !c.s3Bucket.empty())
     throw ConfigError("CACHE_MODE=" + c.mode +
                       " stores only in the cassette folder: unset CACHE_S3_BUCKET");
+  if (c.cassetteMode() && !c.redisUrl.empty())
+    throw ConfigError("CACHE_MODE=" + c.mode +
+                      " stores only in the cassette folder: unset CACHE_REDIS_URL");
   if (c.upstream.rfind("http://", 0) != 0 && c.upstream.rfind("https://", 0) != 0)
     throw ConfigError("CACHE_UPSTREAM: expected an http:// or https:// URL, got '" + c.upstream +
                       "'");
@@ -324,6 +332,9 @@ void validate(const Config& c) {
     throw ConfigError("CACHE_S3_DIRECTORY_REFRESH: must be >= 1");
   if (c.s3JournalPollMs < 0) throw ConfigError("CACHE_S3_JOURNAL_POLL_MS: must be >= 0");
   if (c.s3TimeoutSeconds < 1) throw ConfigError("CACHE_S3_TIMEOUT: must be >= 1");
+  if (c.redisTimeoutMs < 1) throw ConfigError("CACHE_REDIS_TIMEOUT_MS: must be >= 1");
+  if (c.redisLeaseMs < 0) throw ConfigError("CACHE_REDIS_LEASE_MS: must be >= 0");
+  if (c.redisLeaseWaitSeconds < 0) throw ConfigError("CACHE_REDIS_LEASE_WAIT: must be >= 0");
   if (c.invalidationPollSeconds < 1) throw ConfigError("CACHE_INVALIDATION_POLL: must be >= 1");
   if (c.ttlSeconds < 0) throw ConfigError("CACHE_TTL: must be >= 0");
   c.modelTtlRules();

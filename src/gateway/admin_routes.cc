@@ -70,14 +70,17 @@ net::awaitable<void> Gateway::serveAdmin(Context& ctx, http::ResponseWriter& w) 
                                   target = std::string(ctx.request.target()), path = ctx.route.path,
                                   body = ctx.request.body(), caller = CallerFacts(ctx.request, w)] {
     admin::AdminApi::Reply reply = deps_.admin->handle(methodName, target, body, caller.view());
-    if (!deps_.broadcast || reply.status != 200) return reply;
+    if ((!deps_.broadcast && !deps_.fleet) || reply.status != 200) return reply;
     std::optional<Json> record;
     if (method == bhttp::verb::post && path == "/cache/invalidate") {
       if (auto parsed = parseJson(body)) record = std::move(*parsed);
     } else if (method == bhttp::verb::delete_ && path.rfind("/cache/entries/", 0) == 0) {
       record = Json::object().set("cache_id", Json::string(path.substr(15)));
     }
-    if (record)
+    if (!record) return reply;
+    // Redis first (the others drop their copies at once), S3 as the durable fallback.
+    if (deps_.fleet) deps_.fleet->publishInvalidation(*record);
+    if (deps_.broadcast)
       if (auto r = deps_.broadcast->publish(*record); !r)
         spdlog::warn("could not publish the invalidation to S3: {}", r.error().message);
     return reply;

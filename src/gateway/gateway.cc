@@ -284,6 +284,22 @@ net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
   // An invalidation applied from now on that matches this request's answer wins: the answer
   // still goes to the client but is not stored.
   ctx.generation = deps_.cache.generation();
+  // One provider call per prompt across the fleet: a gateway that finds another's lease waits
+  // for its entry. Not for requests that must reach the provider or whose answer is not stored.
+  bool leased = false;
+  if (deps_.fleet && !ctx.cacheControl.noCache && !ctx.cacheControl.noStore) {
+    FleetWait waited = co_await awaitFleet(ctx);
+    if (waited.hit) {
+      auto found = std::make_shared<FlightResult>();
+      found->entry = waited.hit->entry;
+      publish(flights_, ctx, std::shared_ptr<const FlightResult>(found));
+      ctx.answer = waited.hit->entry;
+      co_await serveEntry(ctx, w, *waited.hit->entry, Outcome::Hit,
+                          cache::tierName(waited.hit->tier));
+      co_return;
+    }
+    leased = waited.leased;
+  }
   try {
     result = co_await callUpstream(ctx, w);  // completes the flight itself when it answers
   } catch (...) {
@@ -291,7 +307,53 @@ net::awaitable<void> Gateway::lead(Context& ctx, http::ResponseWriter& w,
   }
   if (!result) result = std::make_shared<FlightResult>();  // no answer: waiters call themselves
   publish(flights_, ctx, result);
+  if (leased) {
+    // A failure is never handed to the others: the lease goes now and they call themselves.
+    const bool stored = result->entry != nullptr;
+    auto job = offload(fleetPool_, [fleet = deps_.fleet, hash = ctx.key.requestHash, stored] {
+      fleet->release(hash, stored);
+    });
+    co_await std::move(job);
+  }
   if (failure) std::rethrow_exception(failure);
+}
+
+net::awaitable<Gateway::FleetWait> Gateway::awaitFleet(Context& ctx) {
+  cache::Fleet* fleet = deps_.fleet;
+  const std::string hash = ctx.key.requestHash;
+  auto take = [fleet, hash] { return fleet->acquire(hash); };
+  auto first = offload(fleetPool_, take);
+  cache::Fleet::Lease lease = co_await std::move(first);
+  if (lease != cache::Fleet::Lease::Taken)
+    co_return FleetWait{.hit = {}, .leased = lease == cache::Fleet::Lease::Held};
+  // Another gateway calls the provider. Woken by its "stored" or "released" message, and every
+  // kPoll regardless (a lost message, a holder that died: its lease expires).
+  constexpr auto kPoll = std::chrono::milliseconds(250);
+  auto ex = co_await net::this_coro::executor;
+  auto timer = std::make_shared<net::steady_timer>(ex);
+  auto notified = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<void> watching = fleet->watch(hash, [timer, notified, ex] {
+    notified->store(true);
+    net::post(ex, [timer] { timer->cancel(); });
+  });
+  const auto deadline = std::chrono::steady_clock::now() + fleet->maxWait();
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) co_return FleetWait{};
+    if (!notified->exchange(false)) {
+      timer->expires_after(std::min<std::chrono::steady_clock::duration>(kPoll, deadline - now));
+      boost::system::error_code ec;
+      co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+    if (auto hit = co_await lookup(ctx))
+      co_return FleetWait{.hit = std::move(hit), .leased = false};
+    // No entry yet: still held (wait on), or gone without an entry (a failed call, a dead
+    // holder): then this gateway takes the lease and calls.
+    auto again = offload(fleetPool_, take);
+    lease = co_await std::move(again);
+    if (lease != cache::Fleet::Lease::Taken)
+      co_return FleetWait{.hit = {}, .leased = lease == cache::Fleet::Lease::Held};
+  }
 }
 
 upstream::Request Gateway::upstreamRequest(const Context& ctx, bool cached) const {

@@ -21,6 +21,7 @@
 #include "analytics/outcome.h"
 #include "analytics/recorder.h"
 #include "api/provider.h"
+#include "cache/fleet.h"
 #include "cache/tiered_cache.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -52,12 +53,15 @@ struct GatewayDeps {
   admin::AdminApi* admin = nullptr;
   // With S3: invalidations applied here are published for the other gateways on the bucket.
   invalidation::S3InvalidationBroadcast* broadcast = nullptr;
+  // With Redis (docs/redis.md): a miss takes the fleet-wide lease on its prompt or waits for the
+  // gateway holding it; invalidations applied here are published to the others at once.
+  cache::Fleet* fleet = nullptr;
   // Analytics: one event per request (queued, written off the request path) and the
   // Prometheus counters behind /metrics. Optional.
   analytics::EventRecorder* recorder = nullptr;
   analytics::Metrics* metrics = nullptr;
   // This gateway's share of the fleet statistics (published to S3 by the S3 tier). Optional.
-  analytics::FleetCounters* fleet = nullptr;
+  analytics::FleetCounters* fleetCounters = nullptr;
   std::function<void()> refreshGauges = {};  // sets the tier gauges; called before each /metrics
   // The miss explainer's candidates: the stored entries, with their request text, of one tenant
   // and endpoint (the cassette's files, or the disk tier's newest). Called on the admin pool,
@@ -106,6 +110,14 @@ class Gateway {
   // failure, when nothing was sent yet) an upstream call of its own.
   http::net::awaitable<void> follow(Context& ctx, http::ResponseWriter& w,
                                     std::shared_ptr<Flights::Flight> flight);
+  // A leader's miss with a fleet: takes the fleet-wide lease (leased), or waits for the gateway
+  // holding it until its entry lands (hit), the lease goes (then takes it), or the bounded wait
+  // ends (neither: call without a lease).
+  struct FleetWait {
+    std::optional<cache::CacheHit> hit;
+    bool leased = false;
+  };
+  http::net::awaitable<FleetWait> awaitFleet(Context& ctx);
   http::net::awaitable<std::shared_ptr<const FlightResult>> callUpstream(Context& ctx,
                                                                          http::ResponseWriter& w);
   http::net::awaitable<void> passThrough(Context& ctx, http::ResponseWriter& w);
@@ -167,6 +179,7 @@ class Gateway {
   LogLimiter upstreamLog_;  // upstream failures: a line per interval, however many fail
   http::net::thread_pool adminPool_{1};  // admin requests: SQLite queries and tier erases
   http::net::thread_pool keyPool_{2};    // parsing and keying bodies above KeyMemo::kMaxBodyBytes
+  http::net::thread_pool fleetPool_{2};  // fleet leases: one short Redis call each
 };
 
 }  // namespace llmcache::gateway

@@ -9,7 +9,8 @@ void Gateway::settle(Context& ctx, Outcome outcome) {
 }
 
 void Gateway::recordEvent(Context& ctx) {
-  if (!ctx.outcome || ctx.recorded || (!deps_.recorder && !deps_.metrics && !deps_.fleet)) return;
+  if (!ctx.outcome || ctx.recorded || (!deps_.recorder && !deps_.metrics && !deps_.fleetCounters))
+    return;
   ctx.recorded = true;
   analytics::Event e;
   e.time = deps_.clock.now();
@@ -46,7 +47,7 @@ void Gateway::recordEvent(Context& ctx) {
     e.promptPreview = ctx.keyInfo->promptPreview;
   }
   if (deps_.metrics) deps_.metrics->observe(e);
-  if (deps_.fleet) deps_.fleet->observe(e);
+  if (deps_.fleetCounters) deps_.fleetCounters->observe(e);
   if (deps_.recorder) deps_.recorder->record(e);
 }
 

@@ -1,10 +1,5 @@
 #include "key/cache_key.h"
 
-// MD5's one-shot function: deprecated in OpenSSL 3 in favour of EVP, which costs more per
-// call (provider dispatch, context reset and cleanse) for the same block function.
-#define OPENSSL_SUPPRESS_DEPRECATED
-#include <openssl/md5.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -15,6 +10,7 @@
 #include "key/canonical.h"
 #include "key/flat_json.h"
 #include "key/json_text.h"
+#include "key/md5_lanes.h"
 #include "key/text.h"
 
 namespace llmcache::key {
@@ -84,18 +80,6 @@ Result<void> checkNumbers(const Json& v) {
   for (const Json& item : v.items())
     if (auto r = checkNumbers(item); !r) return r;
   return {};
-}
-
-// request_hash: MD5 of the canonical text as 32 lowercase hex digits, into hex[0..32).
-void md5Hex(std::string_view text, char* hex) {
-  unsigned char digest[MD5_DIGEST_LENGTH];
-  // MD5 is what the seed's key uses (osbot_utils json_md5); it is an identifier, not a MAC.
-  MD5(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  static const char* digits = "0123456789abcdef";
-  for (unsigned i = 0; i < 16; ++i) {
-    hex[2 * i] = digits[digest[i] >> 4];
-    hex[2 * i + 1] = digits[digest[i] & 15];
-  }
 }
 
 }  // namespace
@@ -381,8 +365,29 @@ struct KeyBuilder::Impl {
       return invalid("'temperature' must be a number");
     }
     // Python's round(x, 2): the correctly rounded decimal with 2 places, ties to even on the
-    // exact binary value. to_chars with a precision is printf's "%.2f" (exact, ties to even),
-    // so it and a correctly rounded read back are the same function.
+    // exact binary value. Usually that is n / 100 for n the integer nearest x * 100: when
+    // |x * 100| < 2^31 its product is within 2^-22 of the exact one, so a fraction farther
+    // than 1e-6 from a half rounds the same either way; and n / 100, at most 10 digits, is
+    // then written as Python's repr writes it ("-12.3", "0.07", "-0.0": the sign is x's).
+    if (const double y = d * 100; std::fabs(y) < 2147483648.0) {
+      const double whole = std::floor(y);
+      const double frac = y - whole;
+      if (std::fabs(frac - 0.5) > 1e-6) {
+        const long long n = static_cast<long long>(whole) + (frac > 0.5 ? 1 : 0);
+        const unsigned long long a = static_cast<unsigned long long>(n < 0 ? -n : n);
+        char* o = out.room(32);
+        if (std::signbit(d)) *o++ = '-';
+        o = std::to_chars(o, o + 24, a / 100).ptr;
+        const unsigned cents = static_cast<unsigned>(a % 100);
+        *o++ = '.';
+        *o++ = static_cast<char>('0' + cents / 10);
+        if (cents % 10) *o++ = static_cast<char>('0' + cents % 10);
+        out.commitTo(o);
+        return {};
+      }
+    }
+    // Otherwise: to_chars with a precision is printf's "%.2f" (exact, ties to even), so it and
+    // a correctly rounded read back are the same function.
     char buf[400];
     const auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed, 2);
     double rounded = 0;
@@ -430,7 +435,7 @@ struct KeyBuilder::Impl {
     }
   }
 
-  Result<KeyView> run(const KeyOptions& options, std::string_view overflow) {
+  Result<KeyView> run(const KeyOptions& options, std::string_view overflow, bool hashNow = true) {
     constexpr uint32_t root = 0;
     if (doc[root].kind != Kind::Object) return invalid("the request body must be a JSON object");
     // One pass over the request's members: the last of a repeated one counts (json.loads).
@@ -534,12 +539,13 @@ struct KeyBuilder::Impl {
     // error, after every check of the request.
     if (!overflow.empty()) return tooLargeNumber(overflow);
 
-    md5Hex(out.view(), hash);
     out.room(kPadding);  // KeyView::canonical is padded
     // replace("/", "_") before taking 20 code points: '/' is one code point, so order is moot.
     cacheKey.assign(firstCodePoints(doc[model].text, 20));
     std::replace(cacheKey.begin(), cacheKey.end(), '/', '_');
     cacheKey.push_back('_');
+    if (!hashNow) return KeyView{cacheKey, {}, out.view()};
+    md5Hex(out.view(), hash);
     cacheKey.append(hash, 16);
     return KeyView{cacheKey, std::string_view(hash, 32), out.view()};
   }
@@ -580,6 +586,16 @@ Result<KeyView> KeyBuilder::key(std::string_view body, const KeyOptions& options
   impl_->padded = true;
   impl_->mode = options.mode;
   return impl_->run(options, {});
+}
+
+Result<KeyView> KeyBuilder::keyWithoutHash(std::string_view body, const KeyOptions& options) {
+  impl_->bodyCopy.clear();
+  impl_->bodyCopy.append(body);
+  impl_->bodyCopy.room(kPadding);
+  if (auto r = impl_->doc.parse(impl_->bodyCopy.view(), kMaxRequestDepth); !r) return r.error();
+  impl_->padded = true;
+  impl_->mode = options.mode;
+  return impl_->run(options, {}, false);
 }
 
 Result<KeyView> KeyBuilder::key(const Json& request, const KeyOptions& options) {

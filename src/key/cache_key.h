@@ -86,6 +86,10 @@ class KeyBuilder {
 
   // parseRequest(body) then computeKey, in one pass over a flat parse.
   Result<KeyView> key(std::string_view body, const KeyOptions& options);
+  // key(body, options) but the MD5, for a caller that hashes many canonical texts at once
+  // (key/md5_lanes.h, md5HexMany): requestHash is empty, and cacheKey ends with the "_" that
+  // the hash's first 16 hex digits follow.
+  Result<KeyView> keyWithoutHash(std::string_view body, const KeyOptions& options);
   // computeKey(request, options).
   Result<KeyView> key(const Json& request, const KeyOptions& options);
   // Frees the buffers that grew beyond keepBytes (for a long-lived builder after a huge

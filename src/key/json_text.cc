@@ -606,9 +606,13 @@ LLMCACHE_WIDE const char* scanStringWide(const char* from, const char* to, char*
       const __mmask64 has1 = back >= 1 ? ~uint64_t{0} : ~below(1 - back);
       const __mmask64 has2 = back >= 2 ? ~uint64_t{0} : ~below(2 - back);
       const __mmask64 has3 = back >= 3 ? ~uint64_t{0} : ~below(3 - back);
-      const uint64_t badUtf8 =
-          utf8Errors(v, _mm512_maskz_loadu_epi8(has1, p - 1), _mm512_maskz_loadu_epi8(has2, p - 2),
-                     _mm512_maskz_loadu_epi8(has3, p - 3));
+      // A block of ASCII has none: a sequence never runs into a block from the one before (a
+      // block starts at the lead byte of a sequence that the last one cut, or after it).
+      const uint64_t badUtf8 = _mm512_movepi8_mask(v) == 0
+                                   ? 0
+                                   : utf8Errors(v, _mm512_maskz_loadu_epi8(has1, p - 1),
+                                                _mm512_maskz_loadu_epi8(has2, p - 2),
+                                                _mm512_maskz_loadu_epi8(has3, p - 3));
       const uint64_t quote = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('"'));
       const uint64_t backslash = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\'));
       const uint64_t control = _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20));

@@ -4,13 +4,17 @@
 // per run.
 #include <gtest/gtest.h>
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
 
 #include "key/cache_key.h"
+#include "key/canonical.h"
 #include "key/keyspec_vectors.h"
 
 namespace llmcache::key {
@@ -37,12 +41,19 @@ void checkRow(const std::string& line, size_t lineNo, RowResult& res) {
   Result<CacheKey> key = request ? computeKey(*request, opts) : Result<CacheKey>(request.error());
   static KeyBuilder builder;
   auto flat = builder.key(body, opts);
+  // And the batch form's (`llmcache key --jsonl`): the key without its hash, hashed later.
+  static KeyBuilder unhashedBuilder;
+  auto unhashed = unhashedBuilder.keyWithoutHash(body, opts);
   ++res.checked;
   if (row->find("error")) {
     ++res.errors;
     EXPECT_FALSE(key) << "line " << lineNo << " must be rejected (" << *row->getString("error")
                       << "): " << body;
     EXPECT_FALSE(flat) << "line " << lineNo << " must be rejected: " << body;
+    EXPECT_FALSE(unhashed) << "line " << lineNo << " must be rejected: " << body;
+    if (!flat && !unhashed) {
+      EXPECT_EQ(flat.error().message, unhashed.error().message);
+    }
     return;
   }
   ASSERT_TRUE(key) << "line " << lineNo << ": " << key.error().message << "\n" << body;
@@ -53,6 +64,13 @@ void checkRow(const std::string& line, size_t lineNo, RowResult& res) {
   EXPECT_EQ(flat->canonical, *row->getString("canonical")) << "line " << lineNo << ": " << body;
   EXPECT_EQ(flat->requestHash, *row->getString("request_hash")) << "line " << lineNo;
   EXPECT_EQ(flat->cacheKey, *row->getString("cache_key")) << "line " << lineNo;
+  ASSERT_TRUE(unhashed) << "line " << lineNo << ": " << unhashed.error().message;
+  EXPECT_EQ(unhashed->canonical, *row->getString("canonical")) << "line " << lineNo;
+  EXPECT_TRUE(unhashed->requestHash.empty());
+  EXPECT_EQ(
+      std::string(unhashed->cacheKey) + std::string(row->getString("request_hash")->substr(0, 16)),
+      *row->getString("cache_key"))
+      << "line " << lineNo;
 }
 
 TEST(KeySpecVectors, EveryRowOfTheProjectVectorsMatches) {
@@ -276,6 +294,42 @@ TEST(CacheKey, IntegerTemperatureIsAFloatWithoutNegativeZero) {
             std::string::npos);
   EXPECT_NE(canonicalOf(R"({"model":"m","temperature":2})").find("\"temperature\": 2.0,"),
             std::string::npos);
+}
+
+// round(t, 2) takes a shortcut (n / 100 from t * 100) away from halves; every temperature must
+// still read as the exact way spells it: printf's "%.2f" read back, written as Python's repr.
+TEST(CacheKey, TemperatureRoundsAsPythonRoundAtHalvesAndEverywhere) {
+  std::mt19937_64 rng(std::random_device{}());
+  std::vector<double> temps = {0.005,       0.015,        0.025,         0.125,  2.675,
+                               -2.675,      1.005,        -0.0,          0.0,    -0.001,
+                               21474836.47, 21474836.475, -21474836.485, 1e-320, 5e-324,
+                               1e300,       -1e16,        0.994999999,   0.995,  0.9950000001};
+  std::uniform_real_distribution<double> small(-3, 3), wide(-3e7, 3e7);
+  for (int i = 0; i < 3000; ++i) {
+    temps.push_back(small(rng));
+    temps.push_back(wide(rng));
+    temps.push_back(static_cast<double>(static_cast<int>(rng() % 200001) - 100000) / 100 + 0.005);
+    double bits;
+    const uint64_t r = rng();
+    std::memcpy(&bits, &r, sizeof bits);
+    if (std::isfinite(bits)) temps.push_back(bits);
+  }
+  KeyBuilder builder;
+  for (const double t : temps) {
+    char buf[400];
+    const auto r = std::to_chars(buf, buf + sizeof buf, t, std::chars_format::fixed, 2);
+    double rounded = 0;
+    std::from_chars(buf, r.ptr, rounded);
+    const std::string want = "\"temperature\": " + pythonFloatRepr(rounded) + ",";
+    char literal[64];
+    const auto l = std::to_chars(literal, literal + sizeof literal, t);  // round-trips
+    std::string spelled(literal, l.ptr);
+    if (spelled.find_first_of(".e") == std::string::npos) spelled += ".0";  // a float ("-0.0")
+    const std::string body = R"({"model":"m","temperature":)" + spelled + "}";
+    auto k = builder.key(body, chat());
+    ASSERT_TRUE(k) << body;
+    EXPECT_NE(k->canonical.find(want), std::string::npos) << body << " wants " << want;
+  }
 }
 
 TEST(CacheKey, RepeatedKeysKeepTheLastValue) {

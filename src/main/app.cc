@@ -13,6 +13,9 @@
 #include "cache/cassette/cassette_tier.h"
 #include "cache/disk/disk_tier.h"
 #include "cache/memory/memory_tier.h"
+#include "cache/redis/redis_client.h"
+#include "cache/redis/redis_fleet.h"
+#include "cache/redis/redis_tier.h"
 #include "cache/s3/s3_client.h"
 #include "cache/s3/s3_key_directory.h"
 #include "cache/s3/s3_outbox.h"
@@ -25,6 +28,7 @@
 #include "index/index.h"
 #include "index/tier_observer.h"
 #include "invalidation/invalidator.h"
+#include "invalidation/request.h"
 #include "invalidation/s3_broadcast.h"
 #include "upstream/http_client.h"
 #include "upstream/platform.h"
@@ -80,6 +84,26 @@ std::unique_ptr<index::Index> openIndex(const config::Config& c, const cache::Co
   if (!opened)
     throw StartupError("cannot open the index " + path.string() + ": " + opened.error().message, 2);
   return std::move(*opened);
+}
+// An invalidation another gateway published on Redis, applied here as S3InvalidationBroadcast
+// applies a record: a relative age resolved against its issue time, the bucket not searched
+// again (the issuer did), copies stored before it condemned.
+void applyFleetInvalidation(invalidation::Invalidator& invalidator, const Json& body,
+                            TimePoint created) {
+  Json resolved = body;
+  if (auto age = body.getString("older_than"))
+    if (auto d = invalidation::parseDuration(*age))
+      resolved.set("older_than", Json::string(formatIso8601(created - *d)));
+  auto parsed = invalidation::parseRequest(resolved);
+  if (!parsed) {
+    spdlog::warn("redis: an invalidation from another gateway is not valid: {}",
+                 parsed.error().message);
+    return;
+  }
+  parsed->issuedAt = created;
+  parsed->searchShared = false;
+  if (auto r = invalidator.apply(*parsed); !r)
+    spdlog::warn("redis: applying another gateway's invalidation failed: {}", r.error().message);
 }
 }  // namespace
 
@@ -156,6 +180,12 @@ struct App::Parts {
   std::unique_ptr<cache::s3::S3Tier> s3Tier;
   std::unique_ptr<cache::s3::S3Outbox> s3Outbox;
   std::unique_ptr<cache::s3::S3KeyDirectory> s3Directory;
+  // Applies the invalidations other gateways publish on Redis (SQLite and tier erases). Declared
+  // before the fleet, whose subscriber posts to it: it outlives the fleet on any path.
+  std::unique_ptr<boost::asio::thread_pool> fleetApplier;
+  std::unique_ptr<cache::redis::RedisClient> redisClient;
+  std::unique_ptr<cache::redis::RedisTier> redisTier;
+  std::unique_ptr<cache::redis::RedisFleet> redisFleet;
   // The cache service and who hears of it.
   std::unique_ptr<index::Index> index;
   std::unique_ptr<cache::TieredCache> cache;
@@ -275,9 +305,48 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
     p.config.ttlMaxSeconds = 0;
   }
 
+  // The Redis tier and the fleet's channel: on when CACHE_REDIS_URL is set. Redis being down at
+  // start-up is not fatal either: the tier fails fast (its circuit is open) and is used once
+  // Redis answers.
+  if (!c.redisUrl.empty()) {
+    auto url = cache::redis::parseRedisUrl(c.redisUrl);
+    if (!url) throw StartupError("configuration error: " + url.error().message, 2);
+    const std::string prefix = url->prefix.value_or(c.redisPrefix);
+    const auto timeout = std::chrono::milliseconds(c.redisTimeoutMs);
+    p.redisClient = std::make_unique<cache::redis::RedisClient>(cache::redis::RedisClientOptions{
+        .url = *url, .connectTimeout = timeout, .commandTimeout = timeout});
+    p.redisTier = std::make_unique<cache::redis::RedisTier>(
+        *p.redisClient, cache::redis::RedisTierOptions{.prefix = prefix, .codec = p.codec});
+    p.fleetApplier = std::make_unique<boost::asio::thread_pool>(1);
+    cache::redis::RedisFleetHandlers handlers{
+        .onStored =
+            [&p](std::string_view key) {
+              if (p.s3Directory) p.s3Directory->add(key);
+            },
+        .onInvalidation =
+            [&p](const Json& request, TimePoint created) {
+              boost::asio::post(*p.fleetApplier, [&p, request, created] {
+                if (p.invalidator) applyFleetInvalidation(*p.invalidator, request, created);
+              });
+            }};
+    p.redisFleet = std::make_unique<cache::redis::RedisFleet>(
+        *p.redisClient, *p.redisTier,
+        cache::redis::RedisFleetOptions{
+            .prefix = prefix,
+            .instanceId = p.s3Tier ? p.s3Tier->options().instanceId
+                                   : cache::s3::loadOrCreateInstanceId(c.cacheDir),
+            .leaseTtl = std::chrono::milliseconds(c.redisLeaseMs),
+            .maxWait = seconds(c.redisLeaseWaitSeconds)},
+        std::move(handlers));
+  }
+
   p.index = openIndex(c, p.codec);
   cache::TieredCacheOptions co{.fast = {p.memory.get(), p.disk.get()}};
   if (p.cassette) co.fast = {p.cassette.get()};
+  // Slow tiers in order: Redis (every key: a GET is sub-millisecond), then S3 (its directory's).
+  if (p.redisTier)
+    co.slow.push_back(
+        {.tier = p.redisTier.get(), .filter = nullptr, .queue = p.redisFleet.get(), .eager = true});
   if (p.s3Tier)
     co.slow.push_back(
         {.tier = p.s3Tier.get(), .filter = p.s3Directory.get(), .queue = p.s3Outbox.get()});
@@ -320,7 +389,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   deps.admin = p.admin.get();
   deps.recorder = p.recorder.get();
   deps.metrics = p.metrics.get();
-  deps.fleet = p.fleet.get();
+  deps.fleetCounters = p.fleet.get();
   deps.refreshGauges = [&p] { p.refreshGauges(); };
   deps.broadcast = p.broadcast.get();
   deps.nearMisses = p.nearMisses.get();
@@ -343,6 +412,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
     }
     return out;
   };
+  deps.fleet = p.redisFleet.get();
   p.gateway = std::make_unique<gateway::Gateway>(deps);
   gateway::Gateway& gw = *p.gateway;
   p.admin->setExplainer([&gw](std::string_view key) { return gw.explainRecentMiss(key); });
@@ -410,6 +480,9 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
                 .c_str()
           : "",
       c.enabled ? "" : ", caching DISABLED (pass-through)");
+  if (p.redisClient)
+    std::fprintf(stderr, "llmcache: Redis tier on %s (prefix %s)\n",
+                 p.redisClient->options().url.display().c_str(), p.redisTier->entryKey("").c_str());
 }
 
 App::~App() { shutdown(); }
@@ -438,6 +511,9 @@ void App::shutdown() {
   p.gateway.reset();
   // 5. Tier writes queued by the requests (disk, the index, the outbox's journal) finish.
   if (p.cache) p.cache->drain();
+  // Redis: the queued writes (bounded), then no more messages; then the invalidations received.
+  if (p.redisFleet) p.redisFleet->stop(seconds(p.config.shutdownGraceSeconds));
+  if (p.fleetApplier) p.fleetApplier->join();
   // 6. S3: upload what we can within the grace period; the rest stays journaled for the next
   //    start. Then the S3 index files.
   if (p.s3Outbox) {

@@ -19,6 +19,7 @@
 #include "key/cache_key.h"
 #include "key/flat_json.h"
 #include "key/json_text.h"
+#include "key/md5_lanes.h"
 #include "key/text_buffer.h"
 
 namespace llmcache::cli {
@@ -253,8 +254,11 @@ class LineReader {
   bool eof_ = false;
 };
 
-// The result line of one --jsonl input line, appended to out. Per thread: the builder and the
-// line reader's buffers are reused from line to line.
+// The result lines of --jsonl input lines, appended to out. Per thread: the builder and the
+// line reader's buffers are reused from line to line. The usual line's MD5 waits: its result
+// line is written with room for the hash, its canonical text kept, and every kBatch lines (and
+// at flush()) the waiting texts are hashed side by side (key/md5_lanes.h) and their hashes
+// written into that room. So out is complete only after flush().
 struct LineKeyer {
   key::KeyBuilder builder;
   VectorLine row;
@@ -263,11 +267,59 @@ struct LineKeyer {
   void run(std::string_view line, const key::KeyOptions& opts, key::TextBuffer& out) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) return;
-    if (row.read(line, opts, lineOpts))
-      printResult(builder.key(row.body(), lineOpts), out);
-    else
-      printResult(keyOfVectorLine(line, opts), out);
+    if (!row.read(line, opts, lineOpts)) return printResult(keyOfVectorLine(line, opts), out);
+    auto k = builder.keyWithoutHash(row.body(), lineOpts);
+    if (!k) return printError(k.error(), out);
+    // printKey's line, with the hash's room: "<cacheKey up to its _>" + 16, request_hash 32.
+    Waiting w;
+    out.literal("{\"cache_key\": ");
+    key::appendPythonString(k->cacheKey, out);
+    out.resize(out.size() - 1);  // its closing quote
+    w.keyAt = out.size();
+    out.room(16);
+    out.commit(16);
+    out.literal("\", \"request_hash\": \"");
+    w.hashAt = out.size();
+    out.room(32);
+    out.commit(32);
+    out.literal("\", \"canonical\": ");
+    key::appendPaddedPythonString(k->canonical, out);
+    out.literal("}\n");
+    w.textAt = texts_.size();
+    w.textSize = k->canonical.size();
+    texts_.append(k->canonical);
+    waiting_.push_back(w);
+    if (waiting_.size() == kBatch) flush(out);
   }
+
+  // Hashes the waiting lines' texts and writes their hashes in out (the buffer run() wrote
+  // their lines in).
+  void flush(key::TextBuffer& out) {
+    if (waiting_.empty()) return;
+    std::string_view views[kBatch];
+    char* hex[kBatch];
+    for (size_t i = 0; i < waiting_.size(); ++i) {
+      views[i] = std::string_view(texts_.data() + waiting_[i].textAt, waiting_[i].textSize);
+      hex[i] = hashes_[i];
+    }
+    key::md5HexMany(views, hex, waiting_.size());
+    for (size_t i = 0; i < waiting_.size(); ++i) {
+      std::memcpy(out.data() + waiting_[i].keyAt, hashes_[i], 16);
+      std::memcpy(out.data() + waiting_[i].hashAt, hashes_[i], 32);
+    }
+    waiting_.clear();
+    texts_.clear();
+  }
+
+ private:
+  static constexpr size_t kBatch = 128;  // the lanes idle less at a batch's end than with 64
+  struct Waiting {
+    size_t keyAt, hashAt;     // in out
+    size_t textAt, textSize;  // in texts_
+  };
+  std::vector<Waiting> waiting_;
+  key::TextBuffer texts_;
+  char hashes_[kBatch][32];
 };
 
 // --jsonl on several threads: the input is cut into blocks of whole lines (copied, padded), each
@@ -290,7 +342,7 @@ class ParallelKeyer {
     key::TextBuffer carry;  // the start of a line that the last read cut
     bool eof = false;
     while (!eof) {
-      current_ = std::make_shared<Block>();
+      current_ = newBlock();
       key::TextBuffer& in = current_->in;
       in.append(carry.view());
       carry.clear();
@@ -332,7 +384,7 @@ class ParallelKeyer {
         const void* nl = std::memchr(base + end, '\n', size - end);
         end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - base) + 1 : size;
       }
-      current_ = std::make_shared<Block>();
+      current_ = newBlock();
       if (end + key::kPadding <= size) {
         current_->view = std::string_view(base + at, end - at);
       } else {
@@ -366,6 +418,14 @@ class ParallelKeyer {
     bool done = false;
   };
 
+  std::shared_ptr<Block> newBlock() {
+    std::unique_lock lock(mu_);
+    if (spare_.empty()) return std::make_shared<Block>();
+    std::shared_ptr<Block> b = std::move(spare_.back());
+    spare_.pop_back();
+    return b;
+  }
+
   void submit() {
     if (current_->view.empty()) {
       current_->in.room(key::kPadding);
@@ -390,6 +450,12 @@ class ParallelKeyer {
     lock.unlock();
     std::fwrite(front->out.data(), 1, front->out.size(), stdout);
     lock.lock();
+    // Its buffers serve a later block (no new allocation, growth or page faults per block).
+    front->in.clear();
+    front->view = {};
+    front->out.clear();
+    front->taken = front->done = false;
+    spare_.push_back(std::move(front));
   }
 
   // Takes the oldest untaken block (there is one) and keys it, outside the lock.
@@ -404,6 +470,7 @@ class ParallelKeyer {
     --untaken_;
     lock.unlock();
     thread_local LineKeyer keyer;  // per thread: its builder's buffers are reused line to line
+    block->out.room(block->view.size() + block->view.size() / 4);  // usually enough: no growth
     const char* p = block->view.data();
     const char* const end = p + block->view.size();
     while (p < end) {
@@ -412,6 +479,7 @@ class ParallelKeyer {
       keyer.run(std::string_view(p, static_cast<size_t>(nl - p)), opts_, block->out);
       p = nl + 1;
     }
+    keyer.flush(block->out);
     lock.lock();
     block->done = true;
     done_.notify_all();
@@ -433,7 +501,8 @@ class ParallelKeyer {
   std::shared_ptr<Block> current_;
   std::mutex mu_;
   std::condition_variable ready_, done_;
-  std::deque<std::shared_ptr<Block>> order_;  // submitted, not yet written, in input order
+  std::deque<std::shared_ptr<Block>> order_;   // submitted, not yet written, in input order
+  std::vector<std::shared_ptr<Block>> spare_;  // written, to be reused
   size_t untaken_ = 0;
   bool stop_ = false;
 };
@@ -470,10 +539,12 @@ int runKey(const KeyArgs& a) {
   while (in.next(line)) {
     keyer.run(line, opts, out);
     if (out.size() > (1 << 20)) {  // one write per megabyte of results
+      keyer.flush(out);
       std::fwrite(out.data(), 1, out.size(), stdout);
       out.clear();
     }
   }
+  keyer.flush(out);
   if (out.size()) std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
