@@ -54,6 +54,7 @@ ALLOWED = {
     "cache/memory": {"cache", "common"},
     "cache/disk": {"cache", "common"},
     "cache/s3": {"cache", "common"},
+    "cache/cassette": {"cache", "common"},
     "cache/redis": {"cache", "common"},
     "index": {"cache", "common"},
     "upstream": {"common"},
@@ -71,8 +72,8 @@ ALLOWED = {
     "gateway": {"admin", "analytics", "api", "cache", "common", "config", "http",
                 "invalidation", "key", "upstream"},
     # The composition root: everything.
-    "main": {"admin", "alerts", "analytics", "api", "cache", "cache/disk", "cache/memory",
-             "cache/redis", "cache/s3", "common", "config", "gateway", "http", "index", "invalidation", "key",
+    "main": {"admin", "alerts", "analytics", "api", "cache", "cache/cassette", "cache/disk",
+             "cache/memory", "cache/redis", "cache/s3", "common", "config", "gateway", "http", "index", "invalidation", "key",
              "mock", "upstream"},
 }
 

@@ -337,6 +337,10 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return stats();
   }
+  if (path == "/cache/explain") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    return explain(query);
+  }
   if (path == "/cache/analytics" || path == "/cache/patterns") {
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return analyticsReport(query, path == "/cache/patterns");
@@ -470,6 +474,19 @@ Reply AdminApi::entryByHash(std::string_view query) {
   return json(200, rowJson(**row));
 }
 
+Reply AdminApi::explain(std::string_view query) {
+  auto params = parseQuery(query);
+  if (!params) return badRequest(params.error().message);
+  if (auto k = onlyKnown(*params, {"key"}); !k) return badRequest(k.error().message);
+  auto it = params->find("key");
+  if (it == params->end() || it->second.empty()) return badRequest("key is required");
+  std::optional<Json> found = explainer_ ? explainer_(it->second) : std::nullopt;
+  if (!found)
+    return notFound("no recent miss of cache key " + it->second +
+                    " (the gateway keeps the last misses' requests only)");
+  return json(200, *found);
+}
+
 Reply AdminApi::stats() {
   index_.flush();  // so that hits up to now are counted: an admin call may afford the write
   auto s = index_.stats();
@@ -511,6 +528,8 @@ Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
   if (q.from && q.to && *q.to < *q.from) return badRequest("to must not be before from");
   auto out = patterns ? analytics_->patterns(q) : analytics_->analytics(q);
   if (!out) return internal(out.error());
+  // Since the start, whatever from and to say: the tally is kept in memory (docs/record-replay.md).
+  if (patterns && nearMisses_ && out->isObject()) out->set("near_misses", nearMisses_->report());
   // Whether ?scope=fleet answers here (the dashboard shows the fleet view then).
   if (!patterns) out->set("fleet_scope", Json::boolean(static_cast<bool>(fleetSource_)));
   return json(200, *out);

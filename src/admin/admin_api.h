@@ -48,6 +48,7 @@
 
 #include "analytics/analytics.h"
 #include "analytics/metrics.h"
+#include "analytics/near_miss.h"
 #include "config/config.h"
 #include "index/index.h"
 #include "invalidation/invalidator.h"
@@ -85,6 +86,14 @@ class AdminApi {
   AdminApi(index::Index& index, invalidation::Invalidator& invalidator,
            const config::Config& config, analytics::Analytics* analytics = nullptr);
 
+  // GET /cache/explain?key=K: the miss explainer's finding for a recent miss of cache key K (the
+  // gateway keeps the last few hundred misses' bodies; docs/record-replay.md). nullopt: no recent
+  // miss of that key. Called on the admin pool. Set before the first request; unset: 404.
+  using Explainer = std::function<std::optional<Json>(std::string_view cacheKey)>;
+  void setExplainer(Explainer explainer) { explainer_ = std::move(explainer); }
+  // GET /cache/patterns then adds `near_misses` (NearMissPatterns::report). Before the first
+  // request; not owned.
+  void setNearMisses(const analytics::NearMissPatterns* nearMisses) { nearMisses_ = nearMisses; }
   // Where GET /cache/analytics?scope=fleet gets the merged statistics of every gateway on the
   // bucket (cache::s3::S3Tier::globalStatistics's "statistics"; docs/analytics.md, Fleet scope).
   // Set once, before serving. It does network I/O: the admin pool calls it.
@@ -135,11 +144,14 @@ class AdminApi {
   Reply entryByHash(std::string_view query);
   Reply stats();
   Reply analyticsReport(std::string_view query, bool patterns);
+  Reply explain(std::string_view query);
   Reply fleetReport();
 
   index::Index& index_;
   invalidation::Invalidator& invalidator_;
   analytics::Analytics* analytics_;
+  Explainer explainer_;
+  const analytics::NearMissPatterns* nearMisses_ = nullptr;
   FleetSource fleetSource_;
   bool tokenSet_;
   std::array<unsigned char, 32> tokenDigest_{};  // SHA-256 of the token: fixed-length comparison

@@ -214,7 +214,8 @@ TEST(Metrics, FailedTierEventsAreCountedByTierAndOperation) {
   EXPECT_EQ(t.storeErrors(), 6u);  // every Insert failure, any tier: s3 2, disk 3, memory 1
   EXPECT_EQ(t.tierErrors(TierId::Disk), 8u);
   EXPECT_EQ(t.tierErrorsByName(),
-            (std::map<std::string, uint64_t>{{"memory", 1}, {"disk", 8}, {"s3", 7}, {"redis", 0}}));
+            (std::map<std::string, uint64_t>{
+                {"memory", 1}, {"disk", 8}, {"s3", 7}, {"redis", 0}, {"cassette", 0}}));
 
   const auto v = parse(metrics.prometheusText());
   EXPECT_EQ(v.at("llmcache_s3_errors_total"), 7);
@@ -233,7 +234,7 @@ TEST(Metrics, FailedTierEventsAreCountedByTierAndOperation) {
       ++series;
       sum += n;
     }
-  EXPECT_EQ(series, 12);  // 4 tiers x 3 operations
+  EXPECT_EQ(series, 15);  // 5 tiers x 3 operations
   EXPECT_EQ(sum, 16);
 
   const Json s = metrics.snapshot();

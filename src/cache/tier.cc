@@ -12,12 +12,14 @@ std::string_view tierName(TierId id) {
       return "s3";
     case TierId::Redis:
       return "redis";
+    case TierId::Cassette:
+      return "cassette";
   }
   return "unknown";
 }
 
 std::optional<TierId> parseTierId(std::string_view name) {
-  for (TierId id : {TierId::Memory, TierId::Disk, TierId::S3, TierId::Redis})
+  for (TierId id : {TierId::Memory, TierId::Disk, TierId::S3, TierId::Redis, TierId::Cassette})
     if (tierName(id) == name) return id;
   return std::nullopt;
 }

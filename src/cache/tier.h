@@ -19,11 +19,12 @@ namespace llmcache::cache {
 using EntryPtr = std::shared_ptr<const Entry>;
 
 // The tiers, fastest first. The numbering is persistent: an index row's `tiers` column holds
-// tierBit() of each tier holding the entry (docs/index-schema.md).
-enum class TierId : uint8_t { Memory = 0, Disk = 1, S3 = 2, Redis = 3 };
-inline constexpr size_t kTierCount = 4;
+// tierBit() of each tier holding the entry (docs/index-schema.md). Cassette: the recorded folder
+// of the record and replay modes (docs/record-replay.md), the only tier in those modes.
+enum class TierId : uint8_t { Memory = 0, Disk = 1, S3 = 2, Redis = 3, Cassette = 4 };
+inline constexpr size_t kTierCount = 5;
 
-// "memory", "disk", "s3", "redis": the x-llmcache-layer value and the metrics label.
+// "memory", "disk", "s3", "redis", "cassette": the x-llmcache-layer value and the metrics label.
 std::string_view tierName(TierId id);
 std::optional<TierId> parseTierId(std::string_view name);
 constexpr unsigned tierBit(TierId id) { return 1u << static_cast<unsigned>(id); }

@@ -105,6 +105,9 @@ const std::vector<Setting>& settings() {
       field("CACHE_UPSTREAM_TIMEOUT", &Config::upstreamTimeoutSeconds),
       field("CACHE_SHUTDOWN_GRACE", &Config::shutdownGraceSeconds),
       field("CACHE_DIR", &Config::cacheDir),
+      field("CACHE_MODE", &Config::mode),
+      field("CACHE_CASSETTE_DIR", &Config::cassetteDir),
+      field("CACHE_NEAR_MISS_SAMPLE", &Config::nearMissSample),
       field("CACHE_MEMORY_ENTRIES", &Config::memoryEntries),
       field("CACHE_MEMORY_BYTES", &Config::memoryBytes),
       field("CACHE_DISK_ENTRIES", &Config::diskEntries),
@@ -305,6 +308,20 @@ void validate(const Config& c) {
       (c.scope.rfind("header:", 0) != 0 || c.scope.size() == 7))
     throw ConfigError("CACHE_SCOPE: expected api_key, global or header:NAME, got '" + c.scope +
                       "'");
+  if (c.mode != "normal" && c.mode != "record" && c.mode != "replay" &&
+      c.mode != "replay-or-record")
+    throw ConfigError("CACHE_MODE: expected normal, record, replay or replay-or-record, got '" +
+                      c.mode + "'");
+  if (c.nearMissSample < 0) throw ConfigError("CACHE_NEAR_MISS_SAMPLE: must be >= 0");
+  if (c.cassetteMode() && c.cassetteDir.empty())
+    throw ConfigError("CACHE_MODE=" + c.mode +
+                      " needs CACHE_CASSETTE_DIR (--cassette DIR): the recorded folder");
+  if (c.cassetteMode() && !c.s3Bucket.empty())
+    throw ConfigError("CACHE_MODE=" + c.mode +
+                      " stores only in the cassette folder: unset CACHE_S3_BUCKET");
+  if (c.cassetteMode() && !c.redisUrl.empty())
+    throw ConfigError("CACHE_MODE=" + c.mode +
+                      " stores only in the cassette folder: unset CACHE_REDIS_URL");
   if (c.upstream.rfind("http://", 0) != 0 && c.upstream.rfind("https://", 0) != 0)
     throw ConfigError("CACHE_UPSTREAM: expected an http:// or https:// URL, got '" + c.upstream +
                       "'");

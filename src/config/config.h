@@ -25,6 +25,13 @@ struct Config {
   std::string platforms;                               // CACHE_PLATFORMS: "name=url,..."
   std::string pricingFile;                             // CACHE_PRICING_FILE: overrides prices
   int threads = 0;                                     // CACHE_THREADS: 0 = one per core
+  // CACHE_MODE / --mode: normal | record | replay | replay-or-record (docs/record-replay.md).
+  // The last three use only the cassette folder (CACHE_CASSETTE_DIR) as their store.
+  std::string mode = "normal";
+  std::string cassetteDir;  // CACHE_CASSETTE_DIR / --cassette: the recorded folder
+  // CACHE_NEAR_MISS_SAMPLE: misses explained per second in the background (normal mode) for the
+  // near-miss patterns of /cache/patterns; 0: off
+  int nearMissSample = 2;
   // Limits
   uint64_t maxBodyBytes = 32u << 20;    // CACHE_MAX_BODY_BYTES: request bodies
   uint64_t maxHeaderBytes = 64u << 10;  // CACHE_MAX_HEADER_BYTES
@@ -128,6 +135,10 @@ struct Config {
   std::vector<std::string> keyHeaderNames() const;
   // CACHE_SCOPE_CREDENTIALS parsed: lowercase header names, or "query:NAME".
   std::vector<std::string> credentialSources() const;
+  // A mode other than normal: the cassette folder is the only store.
+  bool cassetteMode() const { return mode != "normal"; }
+  bool replayMode() const { return mode == "replay"; }
+  bool recordMode() const { return mode == "record"; }
 };
 
 // Sets one setting by its variable name (CACHE_TTL, ...) from text. Throws ConfigError naming

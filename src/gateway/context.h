@@ -34,6 +34,8 @@ struct Gateway::Context {
   std::string tier;
   cache::EntryPtr answer;  // the entry served or stored
   std::shared_ptr<const KeyMemo::Value> keyInfo;
+  // x-llmcache-miss-reason of a miss that asked (x-llmcache-explain: 1); empty otherwise.
+  std::string missReason;
   // The flight this request leads, if any. It is completed before the leader's client sees the
   // end of its answer: a request that client sends next must start a new flight, not join the
   // finished one (a Cache-Control: no-cache right after a MISS would otherwise be COALESCED

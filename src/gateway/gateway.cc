@@ -130,7 +130,12 @@ net::awaitable<void> Gateway::serveApi(Context& ctx, http::ResponseWriter& w) {
   if (co_await applyCors(ctx, w)) co_return;
   ctx.cacheControl = parseCacheControl(ctx.request[bhttp::field::cache_control]);
   const CacheControl& cc = ctx.cacheControl;
+  const bool replay = deps_.config.replayMode();
   if (!ctx.route.endpoint || !deps_.config.enabled || (cc.noCache && cc.noStore)) {
+    if (replay) {
+      co_await notRecorded(ctx, w, "a request the gateway does not cache is never recorded");
+      co_return;
+    }
     co_await passThrough(ctx, w);
     co_return;
   }
@@ -145,16 +150,36 @@ net::awaitable<void> Gateway::serveApi(Context& ctx, http::ResponseWriter& w) {
   // A valid request whose answer must not be cached (a Responses API background job, a
   // server-side conversation): BYPASS, as any uncached path.
   if (!ctx.info.bypass.empty()) {
+    if (replay) {
+      co_await notRecorded(ctx, w, "a request the gateway does not cache is never recorded");
+      co_return;
+    }
     co_await passThrough(ctx, w);
     co_return;
   }
 
-  if (!cc.noCache) {
+  // Record mode records every request anew (its answer replaces the recording); replay serves
+  // only recordings, whatever Cache-Control says.
+  if ((!cc.noCache || replay) && !deps_.config.recordMode()) {
     if (auto hit = co_await lookup(ctx)) {
       ctx.answer = hit->entry;
       co_await serveEntry(ctx, w, *hit->entry, Outcome::Hit, cache::tierName(hit->tier));
       co_return;
     }
+  }
+
+  rememberMiss(ctx);
+  if (replay) {
+    co_await notRecorded(ctx, w, "no recording of this request in the cassette");
+    co_return;
+  }
+  if (ctx.request["x-llmcache-explain"] == "1") {
+    const analytics::MissExplanation found = co_await explain(ctx);
+    ctx.missReason = found.headerValue();
+    if (deps_.nearMisses && !deps_.config.cassetteMode())
+      deps_.nearMisses->add(ctx.info.model, found);
+  } else if (sampleNearMiss()) {
+    explainInBackground(ctx);
   }
 
   // A miss: lead a flight or wait for the one in progress. Waiters get the leader's answer when
@@ -382,6 +407,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
       if (!upstream::isCorsHeader(h.name)) f.insert(h.name, h.value);
     f.set("x-llmcache-status", outcomeName(o));
     f.set("x-llmcache-key", keyHeaderValue(ctx.key.cacheKey));
+    if (!ctx.missReason.empty() && o != Outcome::Coalesced)
+      f.set("x-llmcache-miss-reason", ctx.missReason);
   };
   // Streamed to the client as it comes only when the client asked for a stream and the
   // upstream answers one; anything else is read whole and judged before it is answered.
@@ -547,6 +574,127 @@ net::awaitable<void> Gateway::passThrough(Context& ctx, http::ResponseWriter& w)
   }
   recordEvent(ctx);
   if (!up.clientGone) co_await w.finish();
+}
+
+net::awaitable<analytics::MissExplanation> Gateway::explain(const Context& ctx) {
+  if (!deps_.explainCandidates || !ctx.route.endpoint) co_return analytics::MissExplanation{};
+  auto asked = parseJson(ctx.request.body());
+  if (!asked) co_return analytics::MissExplanation{};
+  const std::string tenant = ctx.controls.tenant;
+  const std::string endpoint(key::endpointName(*ctx.route.endpoint));
+  // Reads stored entries (files, the index): off the request threads.
+  auto job = offload(adminPool_, [this, &asked, &tenant, &endpoint, &key = ctx.key.cacheKey] {
+    const std::vector<cache::EntryPtr> candidates = deps_.explainCandidates(tenant, endpoint);
+    return analytics::explainMiss(*asked, tenant, endpoint, candidates, key);
+  });
+  co_return co_await std::move(job);
+}
+
+bool Gateway::sampleNearMiss() {
+  const int rate = deps_.config.nearMissSample;
+  if (!deps_.nearMisses || !deps_.explainCandidates || rate <= 0 || deps_.config.cassetteMode())
+    return false;
+  const int64_t second =
+      std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now().time_since_epoch())
+          .count();
+  std::lock_guard lock(sampleMutex_);
+  if (second != sampleSecond_) {
+    sampleSecond_ = second;
+    sampleCount_ = 0;
+  }
+  if (sampleCount_ >= rate) return false;
+  ++sampleCount_;
+  return true;
+}
+
+void Gateway::explainInBackground(const Context& ctx) {
+  if (ctx.request.body().size() > kRecentMissBytes) return;
+  // Copies: the request is answered (and its body moved into the entry) meanwhile.
+  net::post(adminPool_, [this, body = ctx.request.body(), tenant = ctx.controls.tenant,
+                         endpoint = std::string(key::endpointName(*ctx.route.endpoint)),
+                         model = ctx.info.model, key = ctx.key.cacheKey] {
+    auto asked = parseJson(body);
+    if (!asked) return;
+    deps_.nearMisses->add(model,
+                          analytics::explainMiss(*asked, tenant, endpoint,
+                                                 deps_.explainCandidates(tenant, endpoint), key));
+  });
+}
+
+void Gateway::rememberMiss(const Context& ctx) {
+  if (!deps_.explainCandidates || ctx.request.body().size() > kRecentMissBytes) return;
+  RecentMiss miss{.body = ctx.request.body(),
+                  .tenant = ctx.controls.tenant,
+                  .endpoint = std::string(key::endpointName(*ctx.route.endpoint))};
+  std::lock_guard lock(missesMutex_);
+  auto [it, added] = misses_.insert_or_assign(ctx.key.cacheKey, std::move(miss));
+  if (!added) return;  // its key keeps its place in the order; the newest body wins
+  missOrder_.push_back(ctx.key.cacheKey);
+  if (missOrder_.size() > kRecentMisses) {
+    misses_.erase(missOrder_.front());
+    missOrder_.pop_front();
+  }
+}
+
+std::optional<Json> Gateway::explainRecentMiss(std::string_view cacheKey) {
+  RecentMiss miss;
+  {
+    std::lock_guard lock(missesMutex_);
+    auto it = misses_.find(std::string(cacheKey));
+    if (it == misses_.end()) return std::nullopt;
+    miss = it->second;
+  }
+  auto asked = parseJson(miss.body);
+  if (!asked) return std::nullopt;
+  const auto found =
+      analytics::explainMiss(*asked, miss.tenant, miss.endpoint,
+                             deps_.explainCandidates(miss.tenant, miss.endpoint), cacheKey);
+  Json out = Json::object();
+  out.set("cache_key", Json::string(cacheKey));
+  out.set("endpoint", Json::string(miss.endpoint));
+  out.set("explain", found.toJson());
+  return out;
+}
+
+net::awaitable<void> Gateway::notRecorded(Context& ctx, http::ResponseWriter& w,
+                                          std::string_view why) {
+  const api::Provider provider = ctx.provider();
+  analytics::MissExplanation found;
+  if (ctx.route.endpoint && !ctx.key.cacheKey.empty()) found = co_await explain(ctx);
+  std::string message = "llmcache replay: " + std::string(why);
+  if (!ctx.key.cacheKey.empty()) message += " (cache key " + ctx.key.cacheKey + ")";
+  if (found.found) {
+    message += "; the nearest recorded request, " + found.nearestKey + ", differs in: ";
+    if (found.differences.empty())
+      message += "nothing in the body (the key's context: headers, namespace)";
+    for (size_t i = 0; i < found.differences.size(); ++i)
+      message += (i ? "; " : "") + found.differences[i];
+  } else if (!ctx.key.cacheKey.empty()) {
+    message += "; no request of this tenant and endpoint is recorded";
+  }
+  settle(ctx, ctx.route.endpoint ? Outcome::Miss : Outcome::Bypass);
+  http::Response res{bhttp::status::not_found, ctx.request.version()};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set("x-llmcache-status", outcomeName(*ctx.outcome));
+  if (!ctx.key.cacheKey.empty()) {
+    res.set("x-llmcache-key", keyHeaderValue(ctx.key.cacheKey));
+    res.set("x-llmcache-miss-reason", found.headerValue());
+  }
+  std::string body = api::errorBody(provider, api::errorTypeForStatus(provider, 404), message);
+  // The findings as data too, beside the provider's own members (clients ignore unknown ones).
+  if (auto parsed = parseJson(body); parsed && parsed->find("error")) {
+    Json detail = Json::object();
+    detail.set("reason", Json::string("not_recorded"));
+    detail.set("cache_key", Json::string(ctx.key.cacheKey));
+    detail.set("explain", found.toJson());
+    Json* error = parsed->find("error");
+    if (provider == api::Provider::OpenAi)
+      error->set("code", Json::string("llmcache_not_recorded"));
+    error->set("llmcache", std::move(detail));
+    body = toJson(*parsed);
+  }
+  res.body() = std::move(body);
+  co_await w.send(std::move(res));
 }
 
 std::pair<bhttp::status, std::string> Gateway::upstreamFailed(const Error& error) {

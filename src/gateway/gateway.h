@@ -6,13 +6,18 @@
 // one Outcome, which drives x-llmcache-status, the metrics and the analytics event.
 #include <atomic>
 #include <boost/asio.hpp>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "admin/admin_api.h"
+#include "analytics/explain.h"
 #include "analytics/fleet_counters.h"
 #include "analytics/metrics.h"
+#include "analytics/near_miss.h"
 #include "analytics/outcome.h"
 #include "analytics/recorder.h"
 #include "api/provider.h"
@@ -58,6 +63,13 @@ struct GatewayDeps {
   // This gateway's share of the fleet statistics (published to S3 by the S3 tier). Optional.
   analytics::FleetCounters* fleetCounters = nullptr;
   std::function<void()> refreshGauges = {};  // sets the tier gauges; called before each /metrics
+  // The miss explainer's candidates: the stored entries, with their request text, of one tenant
+  // and endpoint (the cassette's files, or the disk tier's newest). Called on the admin pool,
+  // never on a request thread. Null: misses are not explained.
+  std::function<std::vector<cache::EntryPtr>(std::string_view tenant, std::string_view endpoint)>
+      explainCandidates = {};
+  // The near-miss patterns (/cache/patterns): explained misses are tallied here. Optional.
+  analytics::NearMissPatterns* nearMisses = nullptr;
 };
 
 class Gateway {
@@ -74,6 +86,14 @@ class Gateway {
   void flush();
 
   uint64_t upstreamErrors() const { return upstreamErrors_.load(std::memory_order_relaxed); }
+
+  // GET /cache/explain?key=K (admin::AdminApi::Explainer): the miss explainer for the last miss
+  // of cache key K among the last kRecentMisses (bodies up to kRecentMissBytes each, kept only
+  // with GatewayDeps::explainCandidates): {"cache_key", "endpoint", "explain": {...}}. nullopt:
+  // no such recent miss. Blocking (reads stored entries): the admin pool only.
+  std::optional<Json> explainRecentMiss(std::string_view cacheKey);
+  static constexpr size_t kRecentMisses = 256;
+  static constexpr size_t kRecentMissBytes = 64 * 1024;
 
   struct FlightResult;
   struct Context;
@@ -101,6 +121,12 @@ class Gateway {
   http::net::awaitable<std::shared_ptr<const FlightResult>> callUpstream(Context& ctx,
                                                                          http::ResponseWriter& w);
   http::net::awaitable<void> passThrough(Context& ctx, http::ResponseWriter& w);
+  // The miss explainer for this request (empty without GatewayDeps::explainCandidates).
+  http::net::awaitable<analytics::MissExplanation> explain(const Context& ctx);
+  // Replay mode: a request with no recording (or one that is never recorded) is a 404 in the
+  // provider's shape naming the key and the explainer's findings; no provider is called.
+  http::net::awaitable<void> notRecorded(Context& ctx, http::ResponseWriter& w,
+                                         std::string_view why);
   http::net::awaitable<void> serveEntry(Context& ctx, http::ResponseWriter& w,
                                         const cache::Entry& entry, Outcome outcome,
                                         std::string_view layer);
@@ -124,7 +150,22 @@ class Gateway {
   // timeout, else 502), which never name the upstream.
   std::pair<http::bhttp::status, std::string> upstreamFailed(const Error& error);
 
+  void rememberMiss(const Context& ctx);
+  // Whether this miss is explained in the background for the near-miss patterns: at most
+  // CACHE_NEAR_MISS_SAMPLE a second, normal mode only.
+  bool sampleNearMiss();
+  void explainInBackground(const Context& ctx);
+
   GatewayDeps deps_;
+  struct RecentMiss {
+    std::string body, tenant, endpoint;
+  };
+  std::mutex missesMutex_;
+  std::deque<std::string> missOrder_;  // keys, oldest first (one per remembered miss)
+  std::unordered_map<std::string, RecentMiss> misses_;
+  std::mutex sampleMutex_;
+  int64_t sampleSecond_ = 0;
+  int sampleCount_ = 0;
   Router router_;
   EntryFactory entries_;
   key::NormalizeMode mode_;

@@ -8,7 +8,9 @@
 #include "analytics/analytics.h"
 #include "analytics/fleet_counters.h"
 #include "analytics/metrics.h"
+#include "analytics/near_miss.h"
 #include "analytics/recorder.h"
+#include "cache/cassette/cassette_tier.h"
 #include "cache/disk/disk_tier.h"
 #include "cache/memory/memory_tier.h"
 #include "cache/redis/redis_client.h"
@@ -169,6 +171,7 @@ struct App::Parts {
   // Tiers.
   std::unique_ptr<cache::MemoryTier> memory;
   std::unique_ptr<cache::DiskTier> disk;
+  std::unique_ptr<cache::CassetteTier> cassette;  // the record and replay modes' only store
   // This gateway's figures for the fleet statistics (all tiers, by model and platform), which the
   // S3 tier publishes every CACHE_METRICS_INTERVAL (declared before the tier that reads it, so it
   // outlives it).
@@ -192,6 +195,7 @@ struct App::Parts {
   // Analytics and administration.
   std::unique_ptr<analytics::EventRecorder> recorder;
   std::unique_ptr<analytics::Analytics> analytics;
+  std::unique_ptr<analytics::NearMissPatterns> nearMisses;
   std::unique_ptr<admin::AdminApi> admin;
   std::unique_ptr<invalidation::S3InvalidationBroadcast> broadcast;
   std::unique_ptr<alerts::Alerter> alerter;
@@ -284,6 +288,23 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
     }
   }
 
+  // The record and replay modes (docs/record-replay.md): the cassette folder is the only store,
+  // nothing expires, and the tenant is not the credential (the recording was paid with a real
+  // key, the replay runs with none): CACHE_SCOPE=api_key acts as global; header:NAME still
+  // separates tenants.
+  if (c.cassetteMode()) {
+    try {
+      p.cassette = std::make_unique<cache::CassetteTier>(cache::CassetteTierOptions{
+          .dir = c.cassetteDir, .trackUse = c.mode == "replay" || c.mode == "replay-or-record"});
+    } catch (const std::exception& e) {
+      throw StartupError("cannot use CACHE_CASSETTE_DIR " + c.cassetteDir + ": " + e.what(), 2);
+    }
+    if (p.config.scope == "api_key" || p.config.scope == "api-key") p.config.scope = "global";
+    p.config.ttlSeconds = 0;
+    p.config.modelTtls.clear();
+    p.config.ttlMaxSeconds = 0;
+  }
+
   // The Redis tier and the fleet's channel: on when CACHE_REDIS_URL is set. Redis being down at
   // start-up is not fatal either: the tier fails fast (its circuit is open) and is used once
   // Redis answers.
@@ -321,6 +342,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
 
   p.index = openIndex(c, p.codec);
   cache::TieredCacheOptions co{.fast = {p.memory.get(), p.disk.get()}};
+  if (p.cassette) co.fast = {p.cassette.get()};
   // Slow tiers in order: Redis (every key: a GET is sub-millisecond), then S3 (its directory's).
   if (p.redisTier)
     co.slow.push_back(
@@ -348,6 +370,8 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
       *p.index, p.recorder.get(),
       analytics::AnalyticsOptions{.syncStores = [&p] { (void)p.cache->sync(); }});
   p.admin = std::make_unique<admin::AdminApi>(*p.index, *p.invalidator, c, p.analytics.get());
+  p.nearMisses = std::make_unique<analytics::NearMissPatterns>();
+  p.admin->setNearMisses(p.nearMisses.get());
   if (p.s3Tier)
     p.admin->setFleetSource([tier = p.s3Tier.get()]() -> Result<Json> {
       auto merged = tier->globalStatistics();
@@ -368,9 +392,30 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   deps.fleetCounters = p.fleet.get();
   deps.refreshGauges = [&p] { p.refreshGauges(); };
   deps.broadcast = p.broadcast.get();
+  deps.nearMisses = p.nearMisses.get();
+  deps.explainCandidates = [&p](std::string_view tenant, std::string_view endpoint) {
+    std::vector<cache::EntryPtr> out;
+    if (p.cassette) {
+      for (auto& f : p.cassette->files())
+        if (f.entry && f.entry->tenant == tenant && f.entry->endpoint == endpoint)
+          out.push_back(std::make_shared<const cache::Entry>(std::move(*f.entry)));
+      return out;
+    }
+    // The tenant's newest entries of the endpoint, read from the disk tier (which keeps the
+    // request text; the memory tier does not).
+    auto page = p.index->list({.tenant = std::string(tenant), .limit = index::kMaxPageSize});
+    if (!page) return out;
+    for (const index::Row& row : page->rows) {
+      if (row.endpoint != endpoint || row.invalid) continue;
+      if (auto found = p.disk->lookup(row.cacheKey); found && *found) out.push_back(**found);
+      if (out.size() >= 200) break;
+    }
+    return out;
+  };
   deps.fleet = p.redisFleet.get();
   p.gateway = std::make_unique<gateway::Gateway>(deps);
   gateway::Gateway& gw = *p.gateway;
+  p.admin->setExplainer([&gw](std::string_view key) { return gw.explainRecentMiss(key); });
   try {
     p.server = std::make_unique<http::Server>(
         serverOptions(c),

@@ -1,6 +1,7 @@
 // llmcache: the command line (CLI11). Each subcommand lives in its own file.
 #include <CLI/CLI.hpp>
 
+#include "main/cassette_command.h"
 #include "main/key_command.h"
 #include "main/maintenance_commands.h"
 #include "main/serve_command.h"
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   llmcache::cli::addInvalidateCommand(app, exitCode);
   llmcache::cli::addVerifyCommand(app, exitCode);
   llmcache::cli::addS3PurgeCommand(app, exitCode);
+  llmcache::cli::addCassetteCommand(app, exitCode);
+  llmcache::cli::addExplainCommand(app, exitCode);
   CLI11_PARSE(app, argc, argv);
   return exitCode;
 }

@@ -15,7 +15,7 @@ namespace {
 
 struct ServeArgs {
   std::string configFile;
-  std::optional<std::string> listen, upstream, cacheDir;
+  std::optional<std::string> listen, upstream, cacheDir, mode, cassette;
   std::vector<std::string> sets;
   bool printConfig = false;
 };
@@ -25,6 +25,8 @@ config::Config loadConfig(const ServeArgs& a) {
   if (a.listen) c.listen = *a.listen;
   if (a.upstream) c.upstream = *a.upstream;
   if (a.cacheDir) c.cacheDir = *a.cacheDir;
+  if (a.mode) c.mode = *a.mode;
+  if (a.cassette) c.cassetteDir = *a.cassette;
   config::validate(c);
   return c;
 }
@@ -80,6 +82,10 @@ void addServeCommand(CLI::App& app, int& exitCode) {
       "Provider API root including /v1 (CACHE_UPSTREAM, default https://api.openai.com/v1)");
   cmd->add_option("--cache-dir", a->cacheDir,
                   "Disk tier directory (CACHE_DIR, default ./.llmcache)");
+  cmd->add_option("--mode", a->mode,
+                  "normal | record | replay | replay-or-record (CACHE_MODE, default normal)");
+  cmd->add_option("--cassette", a->cassette,
+                  "The recorded folder of the record and replay modes (CACHE_CASSETTE_DIR)");
   cmd->add_option("--set", a->sets, "NAME=VALUE for any CACHE_* setting (repeatable)");
   cmd->add_flag("--print-config", a->printConfig,
                 "Print the effective configuration (secrets masked) and exit");
