@@ -5,7 +5,7 @@
 //
 // DASHBOARD_FROM_SOURCE=1 serves the page's files from src/admin/dashboard/ instead of the
 // gateway (for editing the page without rebuilding; the data still comes from the gateway).
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
@@ -23,7 +23,34 @@ const TOKEN = 'dashboard-test-token-7f3a';
 
 // --- processes ---------------------------------------------------------------------------------
 const live = new Set();
-process.on('exit', () => { for (const c of live) { try { c.kill('SIGKILL'); } catch { /* gone */ } } });
+const killLive = () => { for (const c of live) { try { c.kill('SIGKILL'); } catch { /* gone */ } } };
+process.on('exit', killLive);
+// A child still running once every test is done (a cleanup step failed) would keep this file's
+// process alive, with its pipes, until --test-timeout: kill it, so the failure shows at once.
+after(killLive);
+
+// Cleanup in the reverse order of setup, every step even when one before it throws. node:test
+// runs a test's t.after hooks in the order they were added and skips the rest once one throws:
+// the test S3 server's data dir, added first, was removed while both gateways (publishing every
+// second) and the S3 server still wrote there (ENOTEMPTY under load), and the processes after it
+// were never stopped, so the file hung until its 90 s timeout.
+const cleanups = new WeakMap();
+function defer(t, step) {
+  let steps = cleanups.get(t);
+  if (!steps) {
+    steps = [];
+    cleanups.set(t, steps);
+    t.after(async () => {
+      const errors = [];
+      while (steps.length > 0) {
+        try { await steps.pop()(); } catch (e) { errors.push(e); }
+      }
+      if (errors.length === 1) throw errors[0];
+      if (errors.length > 1) throw new AggregateError(errors, 'cleanup failed');
+    });
+  }
+  steps.push(step);
+}
 
 function cleanEnv() {
   const env = {};
@@ -64,7 +91,7 @@ function start(what, args) {
 async function startStack(t, extraSets = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'llmcache-dashboard-'));
   const stack = {};
-  t.after(async () => {
+  defer(t, async () => {
     if (stack.gateway) await stack.gateway.stop();
     if (stack.mock) await stack.mock.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -133,7 +160,7 @@ async function openBrowser(t) {
     viewport: { width: 1400, height: 1000 },
     deviceScaleFactor: 1,
   });
-  t.after(async () => {
+  defer(t, async () => {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
   });
@@ -289,10 +316,17 @@ function startS3(t, dir) {
   const child = spawn('bash', [path.resolve(here, '../s3/run-server.sh'), '--dir', dir, '--port', '0'],
     { stdio: ['pipe', 'pipe', 'pipe'] });
   live.add(child);
-  t.after(async () => {
-    child.stdin.end();
-    child.kill('SIGTERM');
-    await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+  const exited = new Promise((r) => child.once('exit', () => { live.delete(child); r(); }));
+  // Stopped after the gateways (deferred before them), so that their last S3 writes at SIGTERM
+  // find it up; it exits once its server closed (SIGKILL after 5 s, like the gateways).
+  defer(t, async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.stdin.end();
+      child.kill('SIGTERM');
+      const k = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(k);
+    }
   });
   let out = '';
   let err = '';
@@ -312,21 +346,25 @@ test('With S3 the dashboard shows the fleet: every gateway on the bucket, and ho
   process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
   process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
   const dir = mkdtempSync(path.join(tmpdir(), 'llmcache-dashboard-s3-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  defer(t, () => rmSync(dir, { recursive: true, force: true }));  // last: nothing writes there now
   const endpoint = await startS3(t, path.join(dir, 's3'));
+  // A part is stale when older than two metrics intervals. A publish (statistics, hit counts and
+  // the merged views: a few S3 requests on a nice-10 thread, against a Node server) took 3-5 s on
+  // a loaded 2-core machine, so with 1 s both parts showed stale: 5 s leaves room (parts were at
+  // most ~4 s old under load, the limit is 10 s); it costs ~4 s of waiting for the first parts.
   const sets = { CACHE_ADMIN_TOKEN: TOKEN, CACHE_S3_ENDPOINT: endpoint, CACHE_S3_BUCKET: 'llmcache-test',
-    CACHE_METRICS_INTERVAL: '1' };
+    CACHE_METRICS_INTERVAL: '5' };
   const a = await startStack(t, sets);
   const bArgs = ['serve', '--listen', '127.0.0.1:0', '--upstream', `${a.mock.url}/v1`, '--cache-dir', path.join(dir, 'b')];
   for (const [k, v] of Object.entries(sets)) bArgs.push('--set', `${k}=${v}`);
   const b = await start('llmcache', bArgs);
-  t.after(() => b.stop());
+  defer(t, () => b.stop());
   assert.equal(await chat(a.gateway.url, '/v1', 'gpt-4o-mini', 'Fleet question'), 'MISS');
   assert.equal(await chat(a.gateway.url, '/v1', 'gpt-4o-mini', 'Fleet question'), 'HIT');
   assert.equal(await chat(b.url, '/v1', 'gpt-4o-mini', 'Another fleet question'), 'MISS');
   assert.equal(await chat(b.url, '/v1', 'gpt-4o-mini', 'Another fleet question'), 'HIT');
   assert.equal(await chat(b.url, '/v1', 'gpt-4o-mini', 'Another fleet question'), 'HIT');
-  // Both gateways publish every second: wait for their parts.
+  // Both gateways publish every 5 s: wait for their parts.
   let fleet;
   const deadline = Date.now() + 20_000;
   for (;;) {

@@ -15,7 +15,11 @@
 // of the requests since the start or
 // the last "reset" line (which prints {"reset": true}).
 import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, createWriteStream } from 'node:fs';
+import { writeFile, rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { createHash } from 'node:crypto';
 
 const require = createRequire(import.meta.url);
 const S3rver = require('@20minutes/s3rver');
@@ -49,6 +53,39 @@ const server = new S3rver({
   serviceEndpoint: 'localhost',  // {bucket}.s3.localhost is a virtual-hosted request
   configureBuckets: args.buckets.map((name) => ({ name, configs: [] })),
 });
+// S3 replaces an object at once: a GET during a PUT of its key gets the old or the new body.
+// s3rver truncates the object's file and writes it in place (and answers a PUT with a small body
+// before the write ended), so a reader of a key rewritten every second (a gateway's fleet
+// statistics) could read it empty or cut short, and skip it, under load. Here the body is written
+// beside the file and renamed over it (LIST sees only names ending in ._S3rver_object).
+let tmpSeq = 0;
+server.store.putContent = async (objectPath, content) => {
+  const tmp = `${objectPath}.tmp-${process.pid}-${++tmpSeq}`;
+  const md5 = createHash('md5');
+  let size = 0;
+  try {
+    if (Buffer.isBuffer(content)) {
+      md5.update(content);
+      size = content.length;
+      await writeFile(tmp, content);
+    } else {
+      const count = new Transform({
+        transform(chunk, encoding, callback) {
+          md5.update(chunk, encoding);
+          size += chunk.length;
+          callback(null, chunk);
+        },
+      });
+      await pipeline(content, count, createWriteStream(tmp));
+    }
+    await rename(tmp, objectPath);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  return [size, md5.digest('hex')];
+};
+
 const { port } = await server.run();
 
 let counts = { total: 0, by_op: {}, by_area: {}, by_op_area: {} };
