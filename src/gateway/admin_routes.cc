@@ -44,8 +44,8 @@ http::Response adminResponse(admin::AdminApi::Reply reply, unsigned version) {
 
 net::awaitable<void> Gateway::serveMetrics(Context& ctx, http::ResponseWriter& w) {
   deps_.metrics->setUpstreamErrors(upstreamErrors());
-  auto job = offload(adminPool_, [this, method = std::string(ctx.request.method_string()),
-                                  caller = CallerFacts(ctx.request, w)] {
+  auto job = offload(metricsPool_, [this, method = std::string(ctx.request.method_string()),
+                                    caller = CallerFacts(ctx.request, w)] {
     if (deps_.refreshGauges) deps_.refreshGauges();
     return deps_.admin->metrics(method, *deps_.metrics, caller.view());
   });

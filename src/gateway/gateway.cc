@@ -53,6 +53,7 @@ Gateway::~Gateway() { flush(); }
 
 void Gateway::flush() {
   adminPool_.join();
+  metricsPool_.join();
   keyPool_.join();
 }
 

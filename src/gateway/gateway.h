@@ -178,6 +178,9 @@ class Gateway {
   std::atomic<uint64_t> upstreamErrors_{0};
   LogLimiter upstreamLog_;  // upstream failures: a line per interval, however many fail
   http::net::thread_pool adminPool_{1};  // admin requests: SQLite queries and tier erases
+  // /metrics: its own thread, so a scrape never waits behind a long admin request (a bucket-wide
+  // invalidation holds the admin thread for up to 10 s).
+  http::net::thread_pool metricsPool_{1};
   http::net::thread_pool keyPool_{2};    // parsing and keying bodies above KeyMemo::kMaxBodyBytes
   http::net::thread_pool fleetPool_{2};  // fleet leases: one short Redis call each
 };

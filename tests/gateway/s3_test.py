@@ -412,6 +412,35 @@ class GatewayWithS3(unittest.TestCase):
         self.assertEqual(again.headers["x-llmcache-status"], "HIT")
         self.assertEqual(a.upstream_calls(), 1)
 
+    def test_metrics_answer_while_a_bucket_wide_invalidation_holds_the_admin_thread(self):
+        # A tag invalidation searches the bucket; against a hung S3 it holds the admin thread for
+        # one CACHE_S3_TIMEOUT. /metrics has its own thread: a scrape meanwhile is answered at
+        # once, not after the invalidation (it used to wait behind it, and the soak's scrapes
+        # timed out during invalidations).
+        hung = HungS3()
+        self.addCleanup(hung.close)
+        a = self.stack(CACHE_S3_ENDPOINT=hung.endpoint, CACHE_S3_TIMEOUT="4")
+        done = threading.Event()
+        reply = {}
+
+        def invalidate():
+            reply["r"] = request(a.gateway.port, "POST", "/cache/invalidate", {"tag": "t"},
+                                 {"Content-Type": "application/json"}, timeout=30)
+            done.set()
+
+        t = threading.Thread(target=invalidate)
+        t.start()
+        self.addCleanup(t.join)
+        time.sleep(0.5)  # the invalidation is in the admin thread, waiting for S3
+        self.assertFalse(done.is_set(), "the bucket search did not wait for the hung S3")
+        m = request(a.gateway.port, "GET", "/metrics", timeout=30)
+        self.assertEqual(m.status, 200)
+        self.assertIn(b"llmcache_requests_total", m.body)
+        self.assertFalse(done.is_set(), "/metrics waited for the invalidation to finish")
+        t.join(30)
+        self.assertEqual(reply["r"].status, 200)  # the local part done; the S3 error reported
+        self.assertIn("error", reply["r"].json()["s3"])
+
     def test_s3_down_at_start_up_the_gateway_serves_and_delivers_when_s3_returns(self):
         a = self.stack()  # nothing listens on the S3 port yet
         first = a.post(CHAT, chat("while s3 is down"))
