@@ -310,6 +310,77 @@ test('Without a token the dashboard asks for one and then shows the figures', as
   assert.equal(await page.evaluate(() => localStorage.length), 0);
 });
 
+// Near misses (issue 19, item 3): misses that differ from a stored request in one field, explained
+// in the background and tallied by /cache/patterns as near_misses; the page lists them per model
+// and field with their share of the misses and their estimated cost.
+async function chatBody(base, body) {
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+    body: JSON.stringify(body),
+  });
+  await res.arrayBuffer();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  return res.headers.get('x-llmcache-status');
+}
+
+test('The dashboard lists the fields that break near-hits, as /cache/patterns reports them', async (t) => {
+  // Every miss explained (the default samples 2 a second, which a fast test could exceed).
+  const stack = await startStack(t, { CACHE_ADMIN_TOKEN: TOKEN, CACHE_NEAR_MISS_SAMPLE: '100' });
+  const base = stack.gateway.url;
+  // Per model: a miss and a hit, then (once both entries are on disk and in the index, where the
+  // explainer looks for the nearest stored request) a miss that differs in one field only.
+  const mini = { model: 'gpt-4o-mini', temperature: 0.7, messages: [{ role: 'user', content: 'Summarize the plot of Hamlet.' }] };
+  const stamped = (time) => ({ model: 'gpt-4o', messages: [
+    { role: 'system', content: `You are a helpful assistant. Current time: 2026-12-06 ${time} UTC.` },
+    { role: 'user', content: 'What is a monad?' }] });
+  assert.equal(await chatBody(base, mini), 'MISS');
+  assert.equal(await chatBody(base, mini), 'HIT');
+  assert.equal(await chatBody(base, stamped('17:20:01')), 'MISS');
+  assert.equal(await chatBody(base, stamped('17:20:01')), 'HIT');
+  await analyticsWith(base, 4, (a) => a.storage_efficiency.entries === 2);
+  assert.equal(await chatBody(base, { ...mini, temperature: 0.2 }), 'MISS');
+  assert.equal(await chatBody(base, stamped('17:21:09')), 'MISS');
+
+  // Explained in the background: wait until all four misses are.
+  const row = (p, model, field, kind) =>
+    p.near_misses.fields.find((r) => r.model === model && r.field === field && r.kind === kind);
+  let p;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    p = await admin(base, '/cache/patterns');
+    assert.ok(p.near_misses, '/cache/patterns has no near_misses');
+    if (p.near_misses.explained === 4 && row(p, 'gpt-4o-mini', 'temperature', 'changed') &&
+        row(p, 'gpt-4o', 'messages[0].content', 'digits')) break;
+    if (Date.now() > deadline) assert.fail(`near_misses: ${JSON.stringify(p.near_misses)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const temperature = row(p, 'gpt-4o-mini', 'temperature', 'changed');
+  assert.equal(temperature.misses, 1);
+  assert.ok(temperature.share > 0 && temperature.cost_usd > 0, JSON.stringify(temperature));
+
+  const { page, problems } = await openBrowser(t);
+  await page.goto(`${base}/dashboard?window=all&refresh=0#token=${TOKEN}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+  assert.ok(await page.locator('#near-misses').isVisible());
+  const shown = await page.$$eval('#near-misses tbody tr', (trs) => trs.map((tr) => ({
+    model: tr.dataset.model, field: tr.dataset.field, kind: tr.dataset.kind,
+    cells: [...tr.querySelectorAll('td')].map((td) => td.textContent) })));
+  // The same rows, in the same order, with the same figures.
+  assert.deepEqual(shown.map((r) => [r.model, r.field, r.kind]), p.near_misses.fields.map((r) => [r.model, r.field, r.kind]));
+  p.near_misses.fields.forEach((r, i) => {
+    assert.deepEqual(shown[i].cells.slice(2), [pctText(r.share), intText(r.misses), usdText(r.cost_usd)], `${r.model} ${r.field}`);
+    assert.equal(shown[i].cells[0], r.model);
+  });
+  const shownRow = (model, field) => shown.find((r) => r.model === model && r.field === field);
+  assert.equal(shownRow('gpt-4o-mini', 'temperature').cells[1], 'a different temperature');
+  assert.equal(shownRow('gpt-4o', 'messages[0].content').cells[1],
+    'a varying number, date or time in the text of message 1 (messages[0].content)');
+  assert.match(await page.locator('#near-misses-unit').textContent(), /^\(4 misses explained since/);
+  await page.locator('#near-misses-panel').screenshot({ path: path.join(OUT_DIR, 'dashboard-near-misses.png') });
+  assert.deepEqual(problems, [], 'the page logged errors or failed requests');
+});
+
 // The fleet view (issue 16): two gateways on one S3 bucket (the test S3 server, tests/s3); the
 // page of either shows every gateway's figures merged, one row per gateway with its age.
 function startS3(t, dir) {

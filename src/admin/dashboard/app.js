@@ -1,5 +1,6 @@
 // The llmcache dashboard (GET /dashboard): reads GET /cache/analytics and GET /cache/patterns
-// (docs/analytics.md) every few seconds and draws them with Chart.js; with the S3 tier on
+// (docs/analytics.md) every few seconds and draws them with Chart.js, with the fields that most
+// often break near-hits (near_misses); with the S3 tier on
 // (/cache/analytics says fleet_scope), also GET /cache/analytics?scope=fleet: every gateway on
 // the bucket, with how fresh each one's figures are. Served by the gateway from
 // the binary (src/admin/dashboard.cc); no build step, no framework, no inline script (the page's
@@ -186,13 +187,21 @@
     return e;
   }
 
+  // One row of `columns` cells saying why a table is empty. (append() returns nothing: the row
+  // is built first.)
+  function emptyRow(body, text, columns) {
+    const td = el('td', text, 'empty');
+    td.colSpan = columns;
+    const tr = el('tr');
+    tr.append(td);
+    body.append(tr);
+  }
+
   function renderHotKeys(hot) {
     const body = $('#hot-keys tbody');
     body.replaceChildren();
     if (!hot || hot.length === 0) {
-      const td = el('td', 'no entry has been hit yet', 'empty');
-      td.colSpan = 4;
-      body.append(el('tr')).lastChild.append(td);
+      emptyRow(body, 'no entry has been hit yet', 4);
       return;
     }
     for (const k of hot) {
@@ -282,6 +291,69 @@
     for (const s of items) list.append(el('li', s));
   }
 
+  // The miss explainer's tally (/cache/patterns near_misses, docs/record-replay.md): per model and
+  // request field, how many explained misses differed from their nearest stored request there,
+  // their share of that model's explained misses, and what they cost (estimated). Since the start.
+  function fieldWords(path) {
+    let m = /^messages\[(\d+)\](.*)$/.exec(path);
+    if (m) {
+      const n = Number(m[1]) + 1;
+      if (m[2] === '') return `message ${n}`;
+      if (m[2].startsWith('.content')) return `the text of message ${n}`;
+      return path;
+    }
+    if (path === 'system' || path.startsWith('system[') || path.startsWith('system.')) return 'the system prompt';
+    m = /^tools\[(\d+)\]$/.exec(path);
+    if (m) return `tool ${Number(m[1]) + 1}`;
+    if (path === 'tools') return 'the tool list';
+    return path;
+  }
+  function nearMissWords(kind, path) {
+    const w = fieldWords(path);
+    switch (kind) {
+      case 'digits': return `a varying number, date or time in ${w}`;
+      case 'text': return `different text in ${w}`;
+      case 'changed': return `a different ${w}`;
+      case 'added': return `${w} added`;
+      case 'removed': return `${w} missing`;
+      default: return `${w} differed`;
+    }
+  }
+
+  function renderNearMisses(nm) {
+    const body = $('#near-misses tbody');
+    body.replaceChildren();
+    const empty = (text) => emptyRow(body, text, 5);
+    if (!nm) {
+      $('#near-misses-unit').textContent = '(not reported by this gateway)';
+      empty('This gateway does not report near misses.');
+      return;
+    }
+    const explained = nm.explained || 0;
+    $('#near-misses-unit').textContent =
+      `(${fmt.int(explained)} ${explained === 1 ? 'miss' : 'misses'} explained since the gateway started)`;
+    const rows = nm.fields || [];
+    if (rows.length === 0) {
+      empty(explained === 0 ? 'No miss explained yet (CACHE_NEAR_MISS_SAMPLE sets how many a second).'
+        : 'No explained miss was close to a stored request.');
+      return;
+    }
+    for (const r of rows) {
+      const tr = el('tr');
+      tr.dataset.model = r.model;
+      tr.dataset.field = r.field;
+      tr.dataset.kind = r.kind;
+      const words = nearMissWords(r.kind, r.field);
+      const what = el('td', words, 'what');
+      if (fieldWords(r.field) !== r.field) what.append(' (', el('code', r.field), ')');
+      tr.title = `${words}: ${fmt.pct(r.share)} of the explained misses for ${r.model || '(no model)'} ` +
+        `(${fmt.int(r.misses)}), which cost about ${fmt.usd(r.cost_usd)}`;
+      tr.append(el('td', r.model || '(none)'), what, el('td', fmt.pct(r.share), 'num share'),
+        el('td', fmt.int(r.misses), 'num misses'), el('td', fmt.usd(r.cost_usd), 'num cost'));
+      body.append(tr);
+    }
+  }
+
   function renderFigures(a) {
     setFigure('total_requests', a.total_requests, fmt.int);
     setFigure('hits', a.hits, fmt.int);
@@ -356,6 +428,7 @@
       renderHotKeys(a.hot_keys);
       renderHeatmap(p.temporal && p.temporal.heatmap);
       renderSuggestions(a, p);
+      renderNearMisses(p.near_misses);
       renderFleet(f);
       renders++;
       document.body.dataset.state = 'ready';
