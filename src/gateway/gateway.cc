@@ -627,12 +627,24 @@ void Gateway::rememberMiss(const Context& ctx) {
   RecentMiss miss{.body = ctx.request.body(),
                   .tenant = ctx.controls.tenant,
                   .endpoint = std::string(key::endpointName(*ctx.route.endpoint))};
+  const size_t bytes = miss.body.size();
   std::lock_guard lock(missesMutex_);
-  auto [it, added] = misses_.insert_or_assign(ctx.key.cacheKey, std::move(miss));
-  if (!added) return;  // its key keeps its place in the order; the newest body wins
-  missOrder_.push_back(ctx.key.cacheKey);
-  if (missOrder_.size() > kRecentMisses) {
-    misses_.erase(missOrder_.front());
+  auto it = misses_.find(ctx.key.cacheKey);
+  if (it != misses_.end()) {  // its key keeps its place in the order; the newest body wins
+    missBytes_ = missBytes_ - it->second.body.size() + bytes;
+    it->second = std::move(miss);
+  } else {
+    misses_.emplace(ctx.key.cacheKey, std::move(miss));
+    missOrder_.push_back(ctx.key.cacheKey);
+    missBytes_ += bytes;
+  }
+  while (missOrder_.size() > 1 &&
+         (missOrder_.size() > kRecentMisses || missBytes_ > kRecentMissTotalBytes)) {
+    auto oldest = misses_.find(missOrder_.front());
+    if (oldest != misses_.end()) {
+      missBytes_ -= oldest->second.body.size();
+      misses_.erase(oldest);
+    }
     missOrder_.pop_front();
   }
 }

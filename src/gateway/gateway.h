@@ -94,6 +94,9 @@ class Gateway {
   std::optional<Json> explainRecentMiss(std::string_view cacheKey);
   static constexpr size_t kRecentMisses = 256;
   static constexpr size_t kRecentMissBytes = 64 * 1024;
+  // All the remembered bodies together: 1 MiB (16 misses of 64 KB, 256 of 4 KB), so the
+  // explainer's memory stays small beside the key memo's (CACHE_KEY_MEMO_BYTES).
+  static constexpr size_t kRecentMissTotalBytes = 1 << 20;
 
   struct FlightResult;
   struct Context;
@@ -162,6 +165,7 @@ class Gateway {
   };
   std::mutex missesMutex_;
   std::deque<std::string> missOrder_;  // keys, oldest first (one per remembered miss)
+  size_t missBytes_ = 0;               // the remembered bodies' bytes (kRecentMissTotalBytes)
   std::unordered_map<std::string, RecentMiss> misses_;
   std::mutex sampleMutex_;
   int64_t sampleSecond_ = 0;
