@@ -158,7 +158,10 @@ class FleetOnRedis(unittest.TestCase):
 
         t = threading.Thread(target=lead_on_a)
         t.start()
-        time.sleep(0.15)  # a holds the lease, its stream under way
+        # a holds the lease, its stream under way (waited for, not slept on: under load a fixed
+        # 150 ms was sometimes too short, and b then took the lease itself: a MISS).
+        self.assertTrue(wait_for(lambda: self.redis.cli("KEYS", "*lease:*"), timeout=10),
+                        "a never took the lease")
         results["b"] = request(self.b.gateway.port, "POST", CHAT, body)
         t.join()
         self.assertEqual(results["a"].cache_status, "MISS")
