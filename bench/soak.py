@@ -27,7 +27,6 @@ import json
 import os
 import pathlib
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -39,19 +38,10 @@ sys.path.insert(0, str(ROOT / "tests" / "gateway"))
 os.environ.setdefault("LLMCACHE_BIN", str(ROOT / "build" / "llmcache"))
 os.environ["AWS_ACCESS_KEY_ID"] = "S3RVER"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "S3RVER"
-from harness import Stack, request  # noqa: E402
+from harness import Stack, free_port, request  # noqa: E402
 
 BUCKET = "llmcache-test"
 CHAT = "/v1/chat/completions"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 class S3:
     def __init__(self, data_dir, port):

@@ -578,6 +578,14 @@ KeyBuilder::KeyBuilder() : impl_(std::make_unique<Impl>()) {}
 KeyBuilder::~KeyBuilder() = default;
 
 Result<KeyView> KeyBuilder::key(std::string_view body, const KeyOptions& options) {
+  return keyOf(body, options, true);
+}
+
+Result<KeyView> KeyBuilder::keyWithoutHash(std::string_view body, const KeyOptions& options) {
+  return keyOf(body, options, false);
+}
+
+Result<KeyView> KeyBuilder::keyOf(std::string_view body, const KeyOptions& options, bool hash) {
   // A padded copy: the string loops read (never use) up to kPadding bytes past its end.
   impl_->bodyCopy.clear();
   impl_->bodyCopy.append(body);
@@ -585,17 +593,7 @@ Result<KeyView> KeyBuilder::key(std::string_view body, const KeyOptions& options
   if (auto r = impl_->doc.parse(impl_->bodyCopy.view(), kMaxRequestDepth); !r) return r.error();
   impl_->padded = true;
   impl_->mode = options.mode;
-  return impl_->run(options, {});
-}
-
-Result<KeyView> KeyBuilder::keyWithoutHash(std::string_view body, const KeyOptions& options) {
-  impl_->bodyCopy.clear();
-  impl_->bodyCopy.append(body);
-  impl_->bodyCopy.room(kPadding);
-  if (auto r = impl_->doc.parse(impl_->bodyCopy.view(), kMaxRequestDepth); !r) return r.error();
-  impl_->padded = true;
-  impl_->mode = options.mode;
-  return impl_->run(options, {}, false);
+  return impl_->run(options, {}, hash);
 }
 
 Result<KeyView> KeyBuilder::key(const Json& request, const KeyOptions& options) {

@@ -97,6 +97,7 @@ class KeyBuilder {
   void trim(size_t keepBytes = size_t{1} << 20);
 
  private:
+  Result<KeyView> keyOf(std::string_view body, const KeyOptions& options, bool hash);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -67,6 +68,27 @@ def request(port, method, path, body=None, headers=None, timeout=30):
         return Response(res.status, hdrs, data, error)
     finally:
         conn.close()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for servers that cannot take port 0)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(predicate, timeout=10.0, step=0.05):
+    """Calls predicate until it returns something true (returned) or timeout seconds pass (then
+    its last value)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
 
 
 def scope_of(credential: str, secret: str) -> str:

@@ -4,38 +4,19 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import Stack, request
+from harness import Stack, free_port, request, wait_for
 
 CHAT = "/v1/chat/completions"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def chat(text):
     return {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
-
-
-def wait_for(predicate, timeout=10.0, step=0.005):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 class RedisServer:
@@ -96,7 +77,7 @@ class FleetOnRedis(unittest.TestCase):
         self.assertEqual(first.cache_status, "MISS")
         answered = time.monotonic()
         key = "t:entry:" + first.header("x-llmcache-key")
-        self.assertTrue(wait_for(lambda: self.redis.cli("EXISTS", key) == "1", timeout=5))
+        self.assertTrue(wait_for(lambda: self.redis.cli("EXISTS", key) == "1", timeout=5, step=0.005))
         visible_ms = (time.monotonic() - answered) * 1000
         print(f"\n  redis visibility after the MISS's answer: {visible_ms:.1f} ms")
         self.assertLess(visible_ms, 100)
@@ -112,7 +93,7 @@ class FleetOnRedis(unittest.TestCase):
         # x-llmcache-ttl: the Redis TTL is the entry's expiry.
         timed = self.post(self.a, "timed question", {"x-llmcache-ttl": "600"})
         timed_key = "t:entry:" + timed.header("x-llmcache-key")
-        self.assertTrue(wait_for(lambda: self.redis.cli("EXISTS", timed_key) == "1", timeout=5))
+        self.assertTrue(wait_for(lambda: self.redis.cli("EXISTS", timed_key) == "1", timeout=5, step=0.005))
         ttl = int(self.redis.cli("PTTL", timed_key))
         self.assertGreater(ttl, 590 * 1000)
         self.assertLessEqual(ttl, 600 * 1000)
@@ -160,7 +141,7 @@ class FleetOnRedis(unittest.TestCase):
         t.start()
         # a holds the lease, its stream under way (waited for, not slept on: under load a fixed
         # 150 ms was sometimes too short, and b then took the lease itself: a MISS).
-        self.assertTrue(wait_for(lambda: self.redis.cli("KEYS", "*lease:*"), timeout=10),
+        self.assertTrue(wait_for(lambda: self.redis.cli("KEYS", "*lease:*"), timeout=10, step=0.005),
                         "a never took the lease")
         results["b"] = request(self.b.gateway.port, "POST", CHAT, body)
         t.join()
@@ -190,7 +171,7 @@ class FleetOnRedis(unittest.TestCase):
     def test_an_invalidation_at_a_is_a_miss_at_b_within_100ms(self):
         self.post(self.a, "to forget")
         key = "t:entry:" + self.post(self.a, "to forget").header("x-llmcache-key")
-        self.assertTrue(wait_for(lambda: self.redis.cli("EXISTS", key) == "1"))
+        self.assertTrue(wait_for(lambda: self.redis.cli("EXISTS", key) == "1", step=0.005))
         self.assertEqual(self.post(self.b, "to forget").header("x-llmcache-layer"), "redis")
         self.assertEqual(self.post(self.b, "to forget").header("x-llmcache-layer"), "memory")
         self.b.wait_stored(1)  # b's index has the promoted copy's row

