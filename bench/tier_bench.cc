@@ -1,5 +1,6 @@
 // Tier lookup speed: a hit in the memory tier and in the disk tier (file in the page cache,
-// decoded and checksum-verified), with a ~1.5 KB answer; plus the codec alone.
+// decoded and checksum-verified), with a ~1.5 KB answer; plus the codec alone, and a disk store
+// with and without fsync.
 //   build/bench/tier_bench
 #include <benchmark/benchmark.h>
 
@@ -46,6 +47,26 @@ void BM_DiskTierHit(benchmark::State& state) {
   state.SetLabel(state.range(0) ? "zstd" : "plain");
 }
 BENCHMARK(BM_DiskTierHit)->Arg(0)->Arg(1);
+
+// A store into the disk tier (the background writer's main cost per miss), with an fsync of the
+// file and its folder (CACHE_DISK_SYNC=always) or without (interval, never: the default).
+void BM_DiskTierInsert(benchmark::State& state) {
+  const bool sync = state.range(0) != 0;
+  const auto dir = std::filesystem::temp_directory_path() / "llmcache_tier_bench_insert";
+  std::filesystem::remove_all(dir);
+  {
+    cache::DiskTier tier(
+        cache::DiskTierOptions{.dir = dir, .maxEntries = 1000, .syncEachWrite = sync});
+    int i = 0;
+    for (auto _ : state) {
+      auto r = tier.insert(entry("gpt-4o-mini_" + std::to_string(i++ % 500)));
+      benchmark::DoNotOptimize(r);
+    }
+  }
+  std::filesystem::remove_all(dir);
+  state.SetLabel(sync ? "CACHE_DISK_SYNC=always" : "CACHE_DISK_SYNC=interval");
+}
+BENCHMARK(BM_DiskTierInsert)->Arg(1)->Arg(0)->UseRealTime();
 
 void BM_DecodeEntry(benchmark::State& state) {
   const std::string bytes = cache::encodeEntry(*entry("k"), {.compress = state.range(0) != 0});

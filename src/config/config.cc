@@ -112,6 +112,8 @@ const std::vector<Setting>& settings() {
       field("CACHE_MEMORY_BYTES", &Config::memoryBytes),
       field("CACHE_DISK_ENTRIES", &Config::diskEntries),
       field("CACHE_DISK_BYTES", &Config::diskBytes),
+      field("CACHE_DISK_SYNC", &Config::diskSync),
+      field("CACHE_DISK_SYNC_INTERVAL_MS", &Config::diskSyncIntervalMs),
       field("CACHE_COMPRESSION", &Config::compression),
       field("CACHE_TTL", &Config::ttlSeconds),
       field("CACHE_TTL_MAX", &Config::ttlMaxSeconds),
@@ -343,6 +345,12 @@ void validate(const Config& c) {
   c.credentialSources();
   if (c.memoryEntries == 0) throw ConfigError("CACHE_MEMORY_ENTRIES: must be >= 1");
   if (c.diskEntries == 0) throw ConfigError("CACHE_DISK_ENTRIES: must be >= 1");
+  if (c.diskSync != "always" && c.diskSync != "interval" && c.diskSync != "never")
+    throw ConfigError("CACHE_DISK_SYNC: expected always, interval or never, got '" + c.diskSync +
+                      "'");
+  if (c.diskSyncIntervalMs < 10 || c.diskSyncIntervalMs > 60000)
+    throw ConfigError("CACHE_DISK_SYNC_INTERVAL_MS: expected 10 to 60000, got " +
+                      std::to_string(c.diskSyncIntervalMs));
   if (c.threads < 0) throw ConfigError("CACHE_THREADS: must be >= 0");
   if (c.encryption) encryptionKeyBytes(c);
   validateAlerts(c);

@@ -53,8 +53,15 @@ struct Config {
   uint64_t memoryBytes = 256u << 20;     // CACHE_MEMORY_BYTES
   uint64_t diskEntries = 1000;           // CACHE_DISK_ENTRIES
   uint64_t diskBytes = 1ull << 30;       // CACHE_DISK_BYTES
-  bool compression = false;              // CACHE_COMPRESSION: zstd for disk and S3 bodies
-  int64_t ttlSeconds = 0;                // CACHE_TTL: default time to live, 0 = never expires
+  // CACHE_DISK_SYNC: when the disk tier's files and the S3 outbox's journal reach the disk.
+  // always: fsync per file before the write counts (2 per entry and tier: ~60 stores/s where
+  // an fsync costs 3 ms); interval (default): a syncfs of CACHE_DIR's file system every
+  // CACHE_DISK_SYNC_INTERVAL_MS; never: the kernel's writeback. A file a power loss tore
+  // fails its CRC32 and is a miss (docs/disk-layout.md, Durability).
+  std::string diskSync = "interval";
+  int diskSyncIntervalMs = 1000;       // CACHE_DISK_SYNC_INTERVAL_MS
+  bool compression = false;            // CACHE_COMPRESSION: zstd for disk and S3 bodies
+  int64_t ttlSeconds = 0;              // CACHE_TTL: default time to live, 0 = never expires
   int64_t ttlMaxSeconds = 0;           // CACHE_TTL_MAX: the most x-llmcache-ttl may ask, 0 = no cap
   std::string modelTtls;               // CACHE_MODEL_TTLS: "glob=seconds,...", first match wins
   std::string keyNormalize = "exact";  // CACHE_KEY_NORMALIZE: exact | whitespace | seed

@@ -67,6 +67,28 @@ TEST(Config, ValidateRejectsBadListenAndModes) {
   EXPECT_EQ(c.listenEndpoint().second, 9000);
 }
 
+TEST(Config, DiskSyncIsAnIntervalByDefaultAndUnknownModesAreRefused) {
+  Config c;
+  EXPECT_EQ(c.diskSync, "interval");
+  EXPECT_EQ(c.diskSyncIntervalMs, 1000);
+  EXPECT_NO_THROW(validate(c));
+  for (const char* mode : {"always", "never", "interval"}) {
+    setValue(c, "CACHE_DISK_SYNC", mode);
+    EXPECT_NO_THROW(validate(c)) << mode;
+  }
+  setValue(c, "CACHE_DISK_SYNC", "sometimes");
+  try {
+    validate(c);
+    ADD_FAILURE() << "CACHE_DISK_SYNC=sometimes was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("always, interval or never"), std::string::npos)
+        << e.what();
+  }
+  c = Config{};
+  setValue(c, "CACHE_DISK_SYNC_INTERVAL_MS", "0");
+  EXPECT_THROW(validate(c), ConfigError);
+}
+
 TEST(Config, TheRecentKeysJournalPollsEverySecondByDefaultAndZeroTurnsItOff) {
   Config c;
   EXPECT_EQ(c.s3JournalPollMs, 1000);

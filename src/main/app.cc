@@ -1,6 +1,11 @@
 #include "main/app.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "admin/admin_api.h"
@@ -38,6 +43,16 @@ namespace llmcache::app {
 
 namespace {
 using std::chrono::seconds;
+
+// CACHE_DISK_SYNC=interval: one syncfs(2) of the file system that holds CACHE_DIR (the disk
+// tier's files and the outbox's journal, written without fsync). A failure is logged; the files
+// then reach the disk by the kernel's writeback, as with CACHE_DISK_SYNC=never.
+void syncFileSystem(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ::syncfs(fd) != 0)
+    spdlog::warn("CACHE_DISK_SYNC=interval: syncfs of {} failed: {}", dir, std::strerror(errno));
+  if (fd >= 0) ::close(fd);
+}
 
 upstream::PlatformTable loadPlatforms(const config::Config& c) {
   if (c.platforms.empty()) return {};
@@ -233,7 +248,8 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
         .maxBytes = c.diskBytes,
         .codec = p.codec,
         // Serve at once however many files there are; they are counted in the background.
-        .scanInBackground = true});
+        .scanInBackground = true,
+        .syncEachWrite = c.diskSync == "always"});
   } catch (const std::exception& e) {
     throw StartupError("cannot use CACHE_DIR " + c.cacheDir + ": " + e.what(), 2);
   }
@@ -274,6 +290,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
         oo.dir = std::filesystem::path(c.cacheDir) / "s3-outbox";
         oo.codec = to.codec;
         oo.retryMax = seconds(std::max(1, c.s3OutboxRetryMaxSeconds));
+        oo.syncEachWrite = c.diskSync == "always";
         p.s3Outbox = std::make_unique<cache::s3::S3Outbox>(*p.s3Tier, oo);
       }
       // The journal's window: a marker's upload may take one CACHE_S3_TIMEOUT; the rest covers
@@ -443,6 +460,13 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
           (void)p.s3Tier->flushIndexIfDue();
           (void)p.s3Tier->pruneJournal();
         }));
+  // CACHE_DISK_SYNC=interval: the disk tier and the outbox write without fsync; their files
+  // reach the disk here, at most CACHE_DISK_SYNC_INTERVAL_MS after their write.
+  if (c.diskSync == "interval")
+    p.tasks.push_back(std::make_unique<PeriodicTask>(
+        PeriodicOptions{.name = "disk-sync",
+                        .interval = std::chrono::milliseconds(c.diskSyncIntervalMs)},
+        [dir = c.cacheDir] { syncFileSystem(dir); }));
   const auto metricsInterval = seconds(std::max(1, c.metricsIntervalSeconds));
   p.refreshGauges();
   p.tasks.push_back(std::make_unique<PeriodicTask>(
@@ -523,6 +547,8 @@ void App::shutdown() {
     p.s3Outbox->stop();
   }
   if (p.s3Tier) (void)p.s3Tier->flushIndex();
+  // What the disk tier and the outbox wrote without fsync since the last periodic sync.
+  if (p.config.diskSync == "interval") syncFileSystem(p.config.cacheDir);
   if (p.recorder && p.recorder->dropped() > 0)
     std::fprintf(stderr, "llmcache: %llu analytics events dropped (the events queue was full)\n",
                  static_cast<unsigned long long>(p.recorder->dropped()));

@@ -31,13 +31,19 @@ struct DiskTierOptions {
   // erases take effect at once, and the bounds are enforced when the count completes. `serve`
   // turns it on; tools and most tests keep the simpler synchronous open.
   bool scanInBackground = false;
+  // fsync each entry file and its folder before insert() returns (CACHE_DISK_SYNC=always).
+  // false (interval, never): the page cache writes them back, or the gateway's periodic
+  // syncfs; a file a power loss tore fails its CRC32 when read, and is a miss. Erases are
+  // never synced one by one (docs/disk-layout.md, Durability).
+  bool syncEachWrite = true;
   // Tests: runs on the scan thread after the directory walk, before what it found is counted.
   std::function<void()> beforeScanMerge = {};
 };
 
 // Files live at {dir}/entries/{last two chars of name}/{name}.entry, name = sanitizeKey(key).
 // Writes go to a unique temp file beside the target, fsync, rename, fsync(dir): a crash leaves
-// the old entry or the new one, never a torn file. Temp files a crash left behind are removed
+// the old entry or the new one, never a torn file (without syncEachWrite, a power loss may leave
+// a torn file, which its CRC32 rejects). Temp files a crash left behind are removed
 // when the tier opens.
 //
 // LRU order lives in memory. On open it is rebuilt from the files' modification times; a hit
@@ -78,6 +84,8 @@ class DiskTier final : public CacheTier {
   size_t byteCount() const;
   uint64_t corruptEntries() const { return corrupt_.load(std::memory_order_relaxed); }
   uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
+  // fsync calls made by insert() (files and folders): 0 without syncEachWrite.
+  uint64_t fsyncs() const { return fsyncs_.load(std::memory_order_relaxed); }
 
   // Where cacheKey's entry lives (whether or not it exists). For tests and `llmcache verify`.
   std::filesystem::path pathFor(std::string_view cacheKey) const {
@@ -127,6 +135,7 @@ class DiskTier final : public CacheTier {
 
   std::atomic<uint64_t> corrupt_{0};
   std::atomic<uint64_t> evictions_{0};
+  std::atomic<uint64_t> fsyncs_{0};
   EvictionListener onEvict_;
 
   time_t openedAt_ = 0;                               // wall-clock seconds when the tier opened

@@ -41,7 +41,8 @@ void writeFile(const fs::path& p, std::string_view bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-TierFactory diskFactory(std::string name, CodecOptions codec, bool backgroundScan = false) {
+TierFactory diskFactory(std::string name, CodecOptions codec, bool backgroundScan = false,
+                        bool sync = true) {
   // The factory's functions share the directories made since the last cleanup; the suite runs
   // one case at a time. reopen and corrupt act on the directory of the last make().
   struct Dirs {
@@ -55,17 +56,20 @@ TierFactory diskFactory(std::string name, CodecOptions codec, bool backgroundSca
   auto dirs = std::make_shared<Dirs>();
   TierFactory f;
   f.name = std::move(name);
-  f.make = [dirs, codec] {
+  f.make = [dirs, codec, sync] {
     dirs->current = dirs->fresh();
-    return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->current, .codec = codec});
-  };
-  f.makeBounded = [dirs, codec](size_t n) {
     return std::make_unique<DiskTier>(
-        DiskTierOptions{.dir = dirs->fresh(), .maxEntries = n, .codec = codec});
+        DiskTierOptions{.dir = dirs->current, .codec = codec, .syncEachWrite = sync});
   };
-  f.reopen = [dirs, codec, backgroundScan] {
-    return std::make_unique<DiskTier>(
-        DiskTierOptions{.dir = dirs->current, .codec = codec, .scanInBackground = backgroundScan});
+  f.makeBounded = [dirs, codec, sync](size_t n) {
+    return std::make_unique<DiskTier>(DiskTierOptions{
+        .dir = dirs->fresh(), .maxEntries = n, .codec = codec, .syncEachWrite = sync});
+  };
+  f.reopen = [dirs, codec, backgroundScan, sync] {
+    return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->current,
+                                                      .codec = codec,
+                                                      .scanInBackground = backgroundScan,
+                                                      .syncEachWrite = sync});
   };
   f.corrupt = [dirs](std::string_view key) {
     const fs::path p = DiskTier::entryPath(dirs->current, key);
@@ -87,6 +91,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(diskFactory("Plain", CodecOptions{}),
                       diskFactory("Zstd", CodecOptions{.compress = true}),
                       diskFactory("PlainBackgroundCount", CodecOptions{}, true),
+                      diskFactory("PlainUnsynced", CodecOptions{}, false, false),
                       diskFactory("Encrypted", CodecOptions{.key = EncryptionKey{1, 2, 3}}),
                       diskFactory("ZstdEncrypted",
                                   CodecOptions{.compress = true, .key = EncryptionKey{4, 5, 6}})),
@@ -174,6 +179,32 @@ TEST_F(DiskTierTest, NeverServesACorruptEntryAndDeletesIt) {
   EXPECT_EQ(tier.corruptEntries(), 1u);
   EXPECT_EQ(tier.entryCount(), 0u);
   EXPECT_EQ(tier.byteCount(), 0u);
+}
+
+TEST_F(DiskTierTest, SyncEachWriteFsyncsTheFileAndItsFolderAndTheUnsyncedModeNone) {
+  // CACHE_DISK_SYNC=always: the file, then its folder (and entries/ when the fan-out folder is
+  // new); interval and never: no fsync at all on the write path (the gateway's syncfs or the
+  // kernel's writeback make the files durable), and the entry reads back the same.
+  {
+    DiskTier synced(options());
+    ASSERT_TRUE(synced.insert(entry("k:01")));
+    EXPECT_EQ(synced.fsyncs(), 3u);  // entries/, the file, its folder
+    ASSERT_TRUE(synced.insert(entry("k:101")));
+    EXPECT_EQ(synced.fsyncs(), 5u);  // the same fan-out folder: the file and the folder
+  }
+  DiskTierOptions o = options();
+  o.dir = dir_ / "unsynced";
+  o.syncEachWrite = false;
+  DiskTier unsynced(o);
+  std::vector<EntryPtr> written;
+  for (int i = 0; i < 20; ++i) {
+    written.push_back(entry("k:" + std::to_string(10 + i)));
+    ASSERT_TRUE(unsynced.insert(written.back()));
+  }
+  EXPECT_EQ(unsynced.fsyncs(), 0u);
+  auto found = get(unsynced, "k:15");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(**found, *written[5]);
 }
 
 TEST_F(DiskTierTest, TruncatedFileIsAMissAndIsDeleted) {

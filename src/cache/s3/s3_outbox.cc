@@ -33,8 +33,8 @@ void fsyncDir(const fs::path& dir) {
 }
 
 // temp file beside the target, write, fsync, rename, fsync(dir): a crash leaves the whole file
-// or none.
-Result<void> writeDurably(const fs::path& target, std::string_view bytes) {
+// or none. Without sync, the same steps but the fsyncs: a power loss may tear the file.
+Result<void> writeDurably(const fs::path& target, std::string_view bytes, bool sync) {
   std::string tmpl = target.string() + ".tmp.XXXXXX";
   int fd = ::mkstemp(tmpl.data());
   if (fd < 0) return ioError("create " + tmpl);
@@ -50,7 +50,7 @@ Result<void> writeDurably(const fs::path& target, std::string_view bytes) {
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
+  if (sync && ::fsync(fd) != 0) {
     auto e = ioError("fsync " + tmpl);
     ::close(fd);
     ::unlink(tmpl.c_str());
@@ -62,7 +62,7 @@ Result<void> writeDurably(const fs::path& target, std::string_view bytes) {
     ::unlink(tmpl.c_str());
     return e;
   }
-  fsyncDir(target.parent_path());
+  if (sync) fsyncDir(target.parent_path());
   return {};
 }
 
@@ -137,7 +137,8 @@ Result<void> S3Outbox::enqueue(EntryPtr entry) {
   char prefix[32];
   std::snprintf(prefix, sizeof prefix, "%020llu-", static_cast<unsigned long long>(seq));
   const fs::path file = options_.dir / (prefix + sanitizeKey(entry->cacheId) + ".entry");
-  if (auto r = writeDurably(file, encodeEntry(*entry, options_.codec)); !r) return r;
+  if (auto r = writeDurably(file, encodeEntry(*entry, options_.codec), options_.syncEachWrite); !r)
+    return r;
   {
     std::lock_guard lock(mutex_);
     // Sequence numbers are taken in order but files may finish out of order: keep the queue sorted.

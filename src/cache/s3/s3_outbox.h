@@ -42,6 +42,10 @@ struct S3OutboxOptions {
   // its journal file and the upload reads it back. A backlog (S3 slower than the misses, or
   // down) then costs disk, not memory: the soak test saw RSS grow to 870 MB at 100,000 pending.
   size_t maxMemoryBytes = size_t{16} << 20;
+  // fsync each journal file and the folder before enqueue() returns (CACHE_DISK_SYNC=always).
+  // false: written back later; a journal file a power loss tore fails to decode at the next
+  // start and is dropped (corruptJournal): that entry never reaches S3, a miss there.
+  bool syncEachWrite = true;
 };
 
 struct S3OutboxStats {

@@ -174,6 +174,29 @@ TEST_F(S3OutboxTest, JournalSurvivesARestartAndDrainsAfterwards) {
   EXPECT_EQ(tier_.order(), ids);
 }
 
+TEST_F(S3OutboxTest, UnsyncedJournalFilesAreWholeAtOnceAndSurviveARestart) {
+  // CACHE_DISK_SYNC=interval or never: no fsync, the same temp-file-and-rename, so a reader (the
+  // next start) sees whole files or none; only a power loss may tear one (dropped at start).
+  tier_.failWith(Errc::Unavailable);
+  S3OutboxOptions o = options();
+  o.syncEachWrite = false;
+  auto e = entry("k:1");
+  {
+    S3Outbox outbox(tier_, o);
+    ASSERT_TRUE(outbox.enqueue(e));
+    EXPECT_EQ(journalFiles(), 1u);
+    EXPECT_FALSE(outbox.drain(20ms));
+  }
+  tier_.failWith(std::nullopt);
+  S3Outbox again(tier_, o);
+  EXPECT_EQ(again.stats().recovered, 1u);
+  ASSERT_TRUE(again.drain(5s));
+  auto found = tier_.lookup(e->cacheKey);
+  ASSERT_TRUE(found && *found);
+  EXPECT_EQ(***found, *e);
+  EXPECT_EQ(journalFiles(), 0u);
+}
+
 TEST_F(S3OutboxTest, ABacklogBeyondTheMemoryBoundWaitsOnDiskAndUploadsWhole) {
   // Regression (soak test): a backlog kept every waiting entry in memory, ~870 MB at 100,000.
   tier_.failWith(Errc::Unavailable);
