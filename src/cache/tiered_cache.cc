@@ -51,6 +51,16 @@ void TieredCache::drain() {
   writer_.join();
 }
 
+size_t TieredCache::drain(std::chrono::milliseconds budget) {
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  slowPool_.join();  // lookups and synchronous slow writes: bounded by the tiers' own timeouts
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (!sync(std::max(left, std::chrono::milliseconds(0)))) abandon_.store(true);
+  writer_.join();
+  return abandoned_.load();
+}
+
 bool TieredCache::sync(std::chrono::milliseconds limit) {
   auto done = std::make_shared<std::promise<void>>();
   auto future = done->get_future();
@@ -80,7 +90,11 @@ void TieredCache::postWrite(size_t bytes, Task task) {
   net::post(writer_, [this, bytes, task = std::move(task)]() mutable {
     {
       Task run = std::move(task);  // what it holds is released before the backlog shrinks
-      run();
+      if (!abandon_.load(std::memory_order_relaxed)) {
+        run();
+      } else {
+        abandoned_.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     pendingBytes_.fetch_sub(bytes, std::memory_order_relaxed);
     pendingTasks_.fetch_sub(1, std::memory_order_relaxed);

@@ -176,6 +176,11 @@ class TieredCache {
   // Waits for every background write queued so far. Safe to call more than once; afterwards the
   // cache takes no more background work (shutdown).
   void drain();
+  // The same within `budget` (shutdown: CACHE_SHUTDOWN_GRACE): the writes still queued when it
+  // runs out are abandoned, each whole or not at all (an entry then missing from the disk tier,
+  // the outbox or the index is a miss there later, never a half-written file). Returns how many
+  // were abandoned.
+  size_t drain(std::chrono::milliseconds budget);
   // Waits (at most `limit`) until the background writes queued before the call are done, the
   // cache staying open: for readers of what observers record (the analytics' hot keys). False:
   // the limit passed first. Never on a request thread, nor on the writer itself.
@@ -222,6 +227,8 @@ class TieredCache {
   std::atomic<uint64_t> skippedStores_{0};
   std::atomic<uint64_t> skippedPromotions_{0};
   net::thread_pool writer_{1};
+  std::atomic<bool> abandon_{false};  // drain(budget) ran out: queued writes are skipped
+  std::atomic<size_t> abandoned_{0};
   net::thread_pool slowPool_;
 };
 

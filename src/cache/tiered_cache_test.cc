@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "cache/test_entry.h"
 
@@ -408,6 +409,44 @@ TEST(TieredCache, AStoreIsSkippedWhenTheBackgroundWriterIsTooFarBehind) {
   ASSERT_TRUE(cache.sync());
   EXPECT_EQ(run(cache.store(std::make_shared<const Entry>(makeTestEntry("k9", "x", kHash)), 0)),
             StoreResult::Stored);  // caught up: stores again
+}
+
+// Shutdown: a writer far behind (a slow disk, fsync per store) must not hold the process past
+// CACHE_SHUTDOWN_GRACE. What the budget leaves is abandoned whole: a store either reached every
+// tier and observer or none past the first.
+TEST(TieredCache, DrainWithABudgetAbandonsTheWritesItCannotFinish) {
+  MapTier memory(TierId::Memory), disk(TierId::Disk);
+  Gate gate;  // declared before the cache: the cache's writer still calls it while draining
+  TieredCache cache({.fast = {&memory, &disk}});
+  cache.addObserver(&gate);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(
+        run(cache.store(
+            std::make_shared<const Entry>(makeTestEntry("k" + std::to_string(i), "x", kHash)), 0)),
+        StoreResult::Stored);
+  // The writer is held in the first store's observer: nothing can finish within the budget.
+  std::thread opener([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    gate.open();  // lets the held task end, after drain gave up
+  });
+  const size_t abandoned = cache.drain(std::chrono::milliseconds(50));
+  opener.join();
+  EXPECT_EQ(abandoned, 4u);       // the four queued behind the held one
+  EXPECT_TRUE(disk.holds("k0"));  // the held one finished
+  for (int i = 1; i < 5; ++i) EXPECT_FALSE(disk.holds("k" + std::to_string(i))) << i;
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(memory.holds("k" + std::to_string(i))) << i;
+}
+
+TEST(TieredCache, DrainWithABudgetWaitsForWritesThatFinishInTime) {
+  MapTier memory(TierId::Memory), disk(TierId::Disk);
+  TieredCache cache({.fast = {&memory, &disk}});
+  for (int i = 0; i < 50; ++i)
+    ASSERT_EQ(
+        run(cache.store(
+            std::make_shared<const Entry>(makeTestEntry("k" + std::to_string(i), "x", kHash)), 0)),
+        StoreResult::Stored);
+  EXPECT_EQ(cache.drain(std::chrono::seconds(30)), 0u);
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(disk.holds("k" + std::to_string(i))) << i;
 }
 
 EntryPtr keyed(const std::string& key) {

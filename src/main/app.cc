@@ -534,7 +534,13 @@ void App::shutdown() {
   p.server.reset();
   p.gateway.reset();
   // 5. Tier writes queued by the requests (disk, the index, the outbox's journal) finish.
-  if (p.cache) p.cache->drain();
+  if (p.cache) {
+    if (const size_t left = p.cache->drain(seconds(p.config.shutdownGraceSeconds)); left > 0)
+      std::fprintf(stderr,
+                   "llmcache: %zu cache writes abandoned at shutdown (not done within "
+                   "CACHE_SHUTDOWN_GRACE); those entries are misses after the restart\n",
+                   left);
+  }
   // Redis: the queued writes (bounded), then no more messages; then the invalidations received.
   if (p.redisFleet) p.redisFleet->stop(seconds(p.config.shutdownGraceSeconds));
   if (p.fleetApplier) p.fleetApplier->join();
