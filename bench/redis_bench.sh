@@ -5,7 +5,9 @@
 #  1. gateway A (Redis + S3) stores N prompts (MISSes);
 #  2. gateway B (Redis + S3, empty cache dir, room for N in memory): each prompt once = a Redis
 #     hit, then once more = a memory hit (promoted);
-#  3. gateway C (S3 only, empty cache dir): each prompt once = an S3 hit.
+#  3. gateway C (S3 only, empty cache dir): each prompt once = an S3 hit;
+#  4. the same as 1-2 over TLS (rediss://: a second redis-server with TLS only, on a throwaway
+#     CA made with the openssl command; skipped without it): gateway D stores, E measures.
 # Each request on a kept-alive connection, one at a time; prints p50/p90/p99 per layer, checking
 # that every answer came from the layer measured.
 # Usage: bash bench/redis_bench.sh [N]   (default 200)
@@ -57,6 +59,7 @@ A=$(start a "${REDIS[@]}" "${S3[@]}")
 cat > "$WORK/measure.py" <<'PY'
 import http.client, json, statistics, sys, time
 port, n, layer, status = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+label = sys.argv[5] if len(sys.argv) > 5 else layer
 conn = http.client.HTTPConnection("127.0.0.1", port)
 times, wrong = [], 0
 for i in range(n):
@@ -72,7 +75,7 @@ if layer == "-":
     print(f"stored {n} prompts"); sys.exit(0)
 q = statistics.quantiles(times, n=100)
 note = ": e.g. " + str(last) if wrong else ""
-print(f"{layer:7s} hit: p50 {q[49]:.3f} ms  p90 {q[89]:.3f} ms  p99 {q[98]:.3f} ms  ({n} requests, {wrong} not from {layer}{note})")
+print(f"{label:7s} hit: p50 {q[49]:.3f} ms  p90 {q[89]:.3f} ms  p99 {q[98]:.3f} ms  ({n} requests, {wrong} not from {layer}{note})")
 PY
 python3 "$WORK/measure.py" "$A" "$N" - MISS
 sleep 3  # the Redis writes, the S3 outbox's uploads, the key directories' listings
@@ -83,4 +86,33 @@ if [ ${#S3[@]} -gt 0 ]; then
   C=$(start c "${S3[@]}")
   sleep 3  # C's key directory has listed the bucket
   python3 "$WORK/measure.py" "$C" "$N" s3 HIT
+fi
+if command -v openssl >/dev/null; then
+  mkdir "$WORK/tls"
+  (
+    cd "$WORK/tls"
+    EC=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${EC[@]}" -days 1 -subj "/CN=bench CA" -keyout ca.key -out ca.crt
+    echo "subjectAltName=IP:127.0.0.1" > server.ext
+    openssl req "${EC[@]}" -subj "/CN=bench" -keyout server.key -out server.csr
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
+      -extfile server.ext -out server.crt
+  ) >/dev/null 2>&1
+  TPORT=$(free_port)
+  redis-server --port 0 --tls-port "$TPORT" --tls-cert-file "$WORK/tls/server.crt" \
+    --tls-key-file "$WORK/tls/server.key" --tls-ca-cert-file "$WORK/tls/ca.crt" \
+    --tls-auth-clients no --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --logfile /dev/null & PIDS+=($!)
+  for _ in $(seq 200); do
+    [ "$(redis-cli --tls --cacert "$WORK/tls/ca.crt" -p "$TPORT" PING 2>/dev/null)" = PONG ] && break
+    sleep 0.05
+  done
+  TLS=(--set CACHE_REDIS_URL="rediss://127.0.0.1:$TPORT?ca=$WORK/tls/ca.crt")
+  D=$(start d "${TLS[@]}")
+  python3 "$WORK/measure.py" "$D" "$N" - MISS
+  sleep 3
+  E=$(start e "${TLS[@]}" --set CACHE_MEMORY_ENTRIES=100000)
+  python3 "$WORK/measure.py" "$E" "$N" redis HIT "rediss"
+else
+  echo "(openssl missing: no rediss:// hits measured)" >&2
 fi

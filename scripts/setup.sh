@@ -13,7 +13,8 @@ RUN_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev libboost-url1.81-dev
   libicu-dev libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev libsqlite3-dev
   libcli11-dev libspdlog-dev
-  # the Redis tier's client (CACHE_REDIS_URL; 0.14: no TLS)
+  # the Redis tier's client (CACHE_REDIS_URL): hiredis 0.14 for the protocol; its TLS
+  # (rediss://) is libssl-dev's, above
   libhiredis-dev
   # TLS to the providers, and the README's curl example
   ca-certificates curl
@@ -30,8 +31,8 @@ TEST_PACKAGES=(
   # the dashboard in a headless browser (tests/dashboard) and the alert mails' SMTP sink (tests/alerts)
   chromium python3-aiosmtpd
   # the Redis tier's tests start their own redis-server on a free port (the package's system
-  # service is not used)
-  redis-server
+  # service is not used); the TLS tests make a throwaway CA with the openssl command
+  redis-server openssl
 )
 if [ "${1:-all}" = run ]; then
   PACKAGES=("${RUN_PACKAGES[@]}")

@@ -200,6 +200,51 @@ void Metrics::setWriterBacklog(uint64_t tasks, uint64_t bytes, uint64_t skippedP
 }
 void Metrics::setUpstreamErrors(uint64_t v) { upstreamErrors_.store(v, std::memory_order_relaxed); }
 
+namespace {
+// The llmcache_redis_* series, in RedisGauges' order (Metrics::redis_).
+struct RedisSeries {
+  const char* name;
+  const char* type;
+  const char* help;
+};
+constexpr std::array<RedisSeries, 14> kRedisSeries = {{
+    {"llmcache_redis_up", "gauge",
+     "1 when the last Redis connect or command succeeded, 0 after a failure (the circuit "
+     "breaker is open or probing)."},
+    {"llmcache_redis_subscribed", "gauge",
+     "1 while the fleet channel's subscriber is connected and subscribed."},
+    {"llmcache_redis_commands_total", "counter", "Redis commands asked for, any outcome."},
+    {"llmcache_redis_failures_total", "counter",
+     "Redis connection or I/O failures (each opens the circuit breaker)."},
+    {"llmcache_redis_rejected_total", "counter",
+     "Redis commands failed at once because the circuit breaker was open."},
+    {"llmcache_redis_connects_total", "counter", "Connections opened to Redis, pooled or not."},
+    {"llmcache_redis_writes_total", "counter", "Entries the Redis writer stored in Redis."},
+    {"llmcache_redis_write_errors_total", "counter", "Entries the Redis writer failed to store."},
+    {"llmcache_redis_writes_dropped_total", "counter",
+     "Entries not queued for Redis because the writer's queue was full."},
+    {"llmcache_redis_messages_published_total", "counter",
+     "Messages this gateway published on the fleet channel."},
+    {"llmcache_redis_messages_received_total", "counter",
+     "Messages received on the fleet channel, this gateway's own included."},
+    {"llmcache_redis_subscriptions_total", "counter",
+     "Times the fleet channel's subscriber (re)subscribed."},
+    {"llmcache_redis_leases_taken_total", "counter",
+     "Fleet leases this gateway took (it called the provider for the fleet)."},
+    {"llmcache_redis_leases_found_total", "counter",
+     "Lease attempts that found another gateway's lease (this gateway waited for it)."},
+}};
+}  // namespace
+
+void Metrics::setRedis(const RedisGauges& r) {
+  const std::array<uint64_t, 14> v = {r.up,          r.subscribed, r.commands, r.failures,
+                                      r.rejected,    r.connects,   r.written,  r.writeErrors,
+                                      r.dropped,     r.published,  r.received, r.subscriptions,
+                                      r.leasesTaken, r.leasesFound};
+  for (size_t i = 0; i < v.size(); ++i) redis_[i].store(v[i], std::memory_order_relaxed);
+  redisOn_.store(true, std::memory_order_release);
+}
+
 void Metrics::onTierEvent(const cache::TierEvent& event) {
   if (event.kind != cache::TierEvent::Kind::Failed) return;
   const auto t = static_cast<size_t>(event.tier);
@@ -333,6 +378,10 @@ std::string Metrics::prometheusText() const {
       .append("\n");
   scalar(out, "llmcache_tokens_saved_total", "counter",
          "Tokens (input + output) cache hits did not send upstream.", tokensSaved_.load());
+  if (redisOn_.load(std::memory_order_acquire))
+    for (size_t i = 0; i < kRedisSeries.size(); ++i)
+      scalar(out, kRedisSeries[i].name, kRedisSeries[i].type, kRedisSeries[i].help,
+             redis_[i].load(std::memory_order_relaxed));
   return out;
 }
 

@@ -33,6 +33,18 @@ struct TierGauges {
   uint64_t evictions = 0;  // cumulative
 };
 
+// The Redis client's and fleet channel's totals (cache/redis: RedisClientStats,
+// RedisFleetStats), set by the gateway when CACHE_REDIS_URL is on; the llmcache_redis_* series
+// are left out of /metrics until then.
+struct RedisGauges {
+  bool up = false;          // the last connect or command reached Redis
+  bool subscribed = false;  // the channel's subscriber is connected and subscribed now
+  uint64_t commands = 0, failures = 0, rejected = 0, connects = 0;  // the client
+  uint64_t written = 0, writeErrors = 0, dropped = 0;               // the tier's queued writes
+  uint64_t published = 0, received = 0, subscriptions = 0;          // the channel
+  uint64_t leasesTaken = 0, leasesFound = 0;                        // leases
+};
+
 // The operations a TierEvent::Failed names (TierEvent::Op), in label order: lookup, insert,
 // erase.
 inline constexpr size_t kTierOps = 3;
@@ -97,6 +109,8 @@ class Metrics final : public cache::TierObserver {
   // promotions skipped because it was too far behind.
   void setWriterBacklog(uint64_t tasks, uint64_t bytes, uint64_t skippedPromotions);
   void setUpstreamErrors(uint64_t total);
+  // Turns the llmcache_redis_* series on, with these values.
+  void setRedis(const RedisGauges& redis);
 
   // The Prometheus text (Content-Type: text/plain; version=0.0.4; charset=utf-8). Series with a
   // zero count are left out of requests_total and the histogram; the rest are always present.
@@ -136,6 +150,9 @@ class Metrics final : public cache::TierObserver {
   std::atomic<uint64_t> writerBytes_{0};
   std::atomic<uint64_t> writerSkippedPromotions_{0};
   std::atomic<uint64_t> upstreamErrors_{0};
+  std::atomic<bool> redisOn_{false};
+  // RedisGauges' fields in declaration order (up, subscribed, then the counters).
+  std::array<std::atomic<uint64_t>, 14> redis_{};
   // Failed tier events, [TierId][TierEvent::Op].
   std::array<std::array<std::atomic<uint64_t>, kTierOps>, cache::kTierCount> tierFailures_{};
 };

@@ -318,5 +318,41 @@ TEST_F(MetricsTest, TotalsAreTheSnapshotsAndTheTextsFigures) {
   EXPECT_EQ(v.at("llmcache_coalesced_total"), static_cast<double>(t.coalesced));
 }
 
+TEST(Metrics, RedisSeriesAppearOnceSetAndFollowTheLatestValues) {
+  Metrics metrics;
+  // Without CACHE_REDIS_URL there is no Redis series at all.
+  EXPECT_EQ(metrics.prometheusText().find("llmcache_redis_"), std::string::npos);
+  metrics.setRedis({.up = true,
+                    .subscribed = true,
+                    .commands = 10,
+                    .failures = 0,
+                    .rejected = 0,
+                    .connects = 2,
+                    .written = 3,
+                    .published = 3,
+                    .received = 4,
+                    .subscriptions = 1,
+                    .leasesTaken = 2,
+                    .leasesFound = 1});
+  auto v = parse(metrics.prometheusText());
+  EXPECT_EQ(v.at("llmcache_redis_up"), 1);
+  EXPECT_EQ(v.at("llmcache_redis_subscribed"), 1);
+  EXPECT_EQ(v.at("llmcache_redis_commands_total"), 10);
+  EXPECT_EQ(v.at("llmcache_redis_connects_total"), 2);
+  EXPECT_EQ(v.at("llmcache_redis_writes_total"), 3);
+  EXPECT_EQ(v.at("llmcache_redis_writes_dropped_total"), 0);
+  EXPECT_EQ(v.at("llmcache_redis_messages_received_total"), 4);
+  EXPECT_EQ(v.at("llmcache_redis_leases_taken_total"), 2);
+  EXPECT_EQ(v.at("llmcache_redis_leases_found_total"), 1);
+  // Redis went away: set again from the client's totals.
+  metrics.setRedis(
+      {.up = false, .subscribed = false, .commands = 12, .failures = 1, .rejected = 1});
+  v = parse(metrics.prometheusText());
+  EXPECT_EQ(v.at("llmcache_redis_up"), 0);
+  EXPECT_EQ(v.at("llmcache_redis_subscribed"), 0);
+  EXPECT_EQ(v.at("llmcache_redis_failures_total"), 1);
+  EXPECT_EQ(v.at("llmcache_redis_rejected_total"), 1);
+}
+
 }  // namespace
 }  // namespace llmcache::analytics

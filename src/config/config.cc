@@ -140,6 +140,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_INVALIDATION_POLL", &Config::invalidationPollSeconds),
       field("CACHE_REDIS_URL", &Config::redisUrl, true),
       field("CACHE_REDIS_PREFIX", &Config::redisPrefix),
+      field("CACHE_REDIS_CA_FILE", &Config::redisCaFile),
       field("CACHE_REDIS_TIMEOUT_MS", &Config::redisTimeoutMs),
       field("CACHE_REDIS_LEASE_MS", &Config::redisLeaseMs),
       field("CACHE_REDIS_LEASE_WAIT", &Config::redisLeaseWaitSeconds),

@@ -104,8 +104,9 @@ struct Config {
   // The Redis tier and the fleet's channel (docs/redis.md)
   std::string redisUrl;  // CACHE_REDIS_URL (secret: may hold a password): on when set
   std::string redisPrefix = "llmcache:";  // CACHE_REDIS_PREFIX (?prefix= in the URL wins)
-  int redisTimeoutMs = 250;               // CACHE_REDIS_TIMEOUT_MS: connect, and each read/write
-  int redisLeaseMs = 5000;           // CACHE_REDIS_LEASE_MS: a miss's fleet-wide lease (0: none)
+  std::string redisCaFile;   // CACHE_REDIS_CA_FILE: rediss://'s trusted CAs (?ca= in the URL wins)
+  int redisTimeoutMs = 250;  // CACHE_REDIS_TIMEOUT_MS: connect, and each read/write
+  int redisLeaseMs = 5000;   // CACHE_REDIS_LEASE_MS: a miss's fleet-wide lease (0: none)
   int redisLeaseWaitSeconds = 30;    // CACHE_REDIS_LEASE_WAIT: longest wait for another's lease
   int invalidationPollSeconds = 10;  // CACHE_INVALIDATION_POLL: other gateways' invalidations (S3)
   bool asyncWrites = true;           // CACHE_ASYNC_WRITES

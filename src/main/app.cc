@@ -227,6 +227,24 @@ struct App::Parts {
     if (s3Outbox) metrics->setOutboxPending(s3Outbox->pending());
     const cache::WriterBacklog w = cache->writerBacklog();
     metrics->setWriterBacklog(w.tasks, w.bytes, w.skippedPromotions);
+    if (redisClient && redisFleet) {
+      const cache::redis::RedisClientStats rc = redisClient->stats();
+      const cache::redis::RedisFleetStats rf = redisFleet->stats();
+      metrics->setRedis(analytics::RedisGauges{.up = rc.up,
+                                               .subscribed = redisFleet->subscribed(),
+                                               .commands = rc.commands,
+                                               .failures = rc.failures,
+                                               .rejected = rc.rejected,
+                                               .connects = rc.connects,
+                                               .written = rf.written,
+                                               .writeErrors = rf.writeErrors,
+                                               .dropped = rf.dropped,
+                                               .published = rf.published,
+                                               .received = rf.received,
+                                               .subscriptions = rf.subscribed,
+                                               .leasesTaken = rf.leasesTaken,
+                                               .leasesFound = rf.leasesFound});
+    }
   }
 };
 
@@ -329,9 +347,17 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
     auto url = cache::redis::parseRedisUrl(c.redisUrl);
     if (!url) throw StartupError("configuration error: " + url.error().message, 2);
     const std::string prefix = url->prefix.value_or(c.redisPrefix);
+    if (!c.redisCaFile.empty()) {
+      if (!url->tls)
+        throw StartupError("configuration error: CACHE_REDIS_CA_FILE is for TLS: use rediss://", 2);
+      if (url->caFile.empty()) url->caFile = c.redisCaFile;
+    }
     const auto timeout = std::chrono::milliseconds(c.redisTimeoutMs);
     p.redisClient = std::make_unique<cache::redis::RedisClient>(cache::redis::RedisClientOptions{
         .url = *url, .connectTimeout = timeout, .commandTimeout = timeout});
+    // An unreadable CA file is a configuration error; an unreachable Redis is not (above).
+    if (auto ready = p.redisClient->ready(); !ready)
+      throw StartupError("configuration error: " + ready.error().message, 2);
     p.redisTier = std::make_unique<cache::redis::RedisTier>(
         *p.redisClient, cache::redis::RedisTierOptions{.prefix = prefix, .codec = p.codec});
     p.fleetApplier = std::make_unique<boost::asio::thread_pool>(1);
@@ -505,8 +531,10 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
           : "",
       c.enabled ? "" : ", caching DISABLED (pass-through)");
   if (p.redisClient)
-    std::fprintf(stderr, "llmcache: Redis tier on %s (prefix %s)\n",
-                 p.redisClient->options().url.display().c_str(), p.redisTier->entryKey("").c_str());
+    std::fprintf(stderr, "llmcache: Redis tier on %s%s (prefix %s)\n",
+                 p.redisClient->options().url.display().c_str(),
+                 p.redisClient->options().url.tls ? " over TLS" : "",
+                 p.redisTier->entryKey("").c_str());
 }
 
 App::~App() { shutdown(); }

@@ -1,5 +1,6 @@
 """Fleet mode on Redis (issue 18, docs/redis.md): two gateways, one redis-server started here
-on a free port (Debian's, no persistence), one mock provider. Everything over real HTTP."""
+on a free port (Debian's, no persistence), one mock provider. Everything over real HTTP. The TLS
+suite starts redis-server with TLS only, on certificates made here by the openssl command."""
 import json
 import os
 import pathlib
@@ -19,17 +20,43 @@ def chat(text):
     return {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
 
 
-class RedisServer:
-    """redis-server on 127.0.0.1:port, no persistence; stop() and start() again on the same port."""
+def make_certificates(d: pathlib.Path):
+    """A throwaway CA (ca.crt), another CA nobody uses (other-ca.crt), and a server certificate
+    by the first for IP 127.0.0.1 and DNS localhost (server.crt, server.key), in d."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-days", "2", "-subj", "/CN=llmcache test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    run("req", "-x509", *ec, "-days", "2", "-subj", "/CN=another CA",
+        "-keyout", "other-ca.key", "-out", "other-ca.crt")
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("req", *ec, "-subj", "/CN=server", "-keyout", "server.key", "-out", "server.csr")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.crt")
 
-    def __init__(self, port):
-        self.port, self.proc = port, None
+
+class RedisServer:
+    """redis-server on 127.0.0.1:port, no persistence; stop() and start() again on the same port.
+    With tls_dir (make_certificates'): TLS only (--port 0 --tls-port), and a password if given."""
+
+    def __init__(self, port, tls_dir=None, password=None):
+        self.port, self.proc, self.tls_dir, self.password = port, None, tls_dir, password
 
     def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--logfile", "/dev/null"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--logfile", "/dev/null"]
+        if self.tls_dir:
+            d = self.tls_dir
+            args += ["--port", "0", "--tls-port", str(self.port),
+                     "--tls-cert-file", str(d / "server.crt"), "--tls-key-file", str(d / "server.key"),
+                     "--tls-ca-cert-file", str(d / "ca.crt"), "--tls-auth-clients", "no"]
+        else:
+            args += ["--port", str(self.port)]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         if not wait_for(lambda: self.cli("PING") == "PONG", timeout=10, step=0.02):
             raise RuntimeError("redis-server did not start")
         return self
@@ -40,12 +67,28 @@ class RedisServer:
             self.proc.wait(5)
 
     def cli(self, *args):
-        p = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, timeout=5)
+        base = ["redis-cli", "-p", str(self.port)]
+        if self.tls_dir:
+            base += ["--tls", "--cacert", str(self.tls_dir / "ca.crt")]
+        env = dict(os.environ, REDISCLI_AUTH=self.password) if self.password else None
+        p = subprocess.run([*base, *args], capture_output=True, timeout=5, env=env)
         return p.stdout.decode().strip()
 
     @property
     def url(self):
         return f"redis://127.0.0.1:{self.port}/0"
+
+
+def metrics(stack):
+    """GET /metrics as {series: value}."""
+    r = stack.get("/metrics")
+    assert r.status == 200, r.body
+    out = {}
+    for line in r.body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
 
 
 @unittest.skipUnless(shutil.which("redis-server") and shutil.which("redis-cli"),
@@ -202,13 +245,136 @@ class FleetOnRedis(unittest.TestCase):
             return r.header("x-llmcache-layer") == "redis"
         self.assertTrue(wait_for(shared, timeout=15, step=0.2))
 
-    def test_rediss_is_refused_at_start_up_with_a_clear_error(self):
-        s = Stack({"CACHE_REDIS_URL": "rediss://user:hunter2@127.0.0.1:6380"}, start_gateway=False)
-        self.addCleanup(s.close)
-        with self.assertRaises(RuntimeError) as e:
-            s.start_gateway()
-        self.assertIn("TLS", str(e.exception))
-        self.assertNotIn("hunter2", str(e.exception))
+    def test_metrics_show_redis_and_change_when_it_stops(self):
+        self.assertEqual(self.post(self.a, "counted").cache_status, "MISS")
+        key = "t:entry:" + self.post(self.a, "counted").header("x-llmcache-key")
+        self.assertTrue(wait_for(lambda: self.redis.cli("EXISTS", key) == "1", step=0.005))
+        self.assertTrue(wait_for(lambda: metrics(self.a)["llmcache_redis_subscribed"] == 1))
+        before = metrics(self.a)
+        self.assertEqual(before["llmcache_redis_up"], 1)
+        self.assertGreater(before["llmcache_redis_commands_total"], 0)
+        self.assertGreaterEqual(before["llmcache_redis_writes_total"], 1)
+        self.assertGreaterEqual(before["llmcache_redis_leases_taken_total"], 1)
+        self.assertGreaterEqual(before["llmcache_redis_messages_published_total"], 1)
+        self.assertEqual(before["llmcache_redis_failures_total"], 0)
+        # Without Redis: down, unsubscribed, failures counted, then calls rejected at once.
+        self.redis.stop()
+        for i in range(5):
+            self.assertEqual(self.post(self.a, f"while down {i}").status, 200)
+        self.assertTrue(wait_for(lambda: metrics(self.a)["llmcache_redis_subscribed"] == 0))
+        after = metrics(self.a)
+        self.assertEqual(after["llmcache_redis_up"], 0)
+        self.assertGreater(after["llmcache_redis_failures_total"], before["llmcache_redis_failures_total"])
+        self.assertGreater(after["llmcache_redis_rejected_total"], 0)
+        self.assertGreater(after["llmcache_redis_commands_total"], before["llmcache_redis_commands_total"])
+        # Back: up again without a restart.
+        self.redis.start()
+        def up():
+            self.post(self.a, f"after {time.monotonic()}")
+            m = metrics(self.a)
+            return m["llmcache_redis_up"] == 1 and m["llmcache_redis_subscribed"] == 1
+        self.assertTrue(wait_for(up, timeout=15, step=0.2))
+        # A gateway without Redis has no Redis series.
+        plain = Stack()
+        self.addCleanup(plain.close)
+        self.assertFalse([k for k in metrics(plain) if k.startswith("llmcache_redis_")])
+
+
+@unittest.skipUnless(shutil.which("redis-server") and shutil.which("redis-cli")
+                     and shutil.which("openssl"), "redis-server or openssl not installed (scripts/setup.sh)")
+class FleetOnRedisOverTls(unittest.TestCase):
+    """rediss://: redis-server with TLS only and a password; a verifies with ?ca= in the URL, b
+    with CACHE_REDIS_CA_FILE."""
+
+    PASSWORD = "tls-pass word"
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="llmcache-redis-tls-")
+        self.addCleanup(self.tmp.cleanup)
+        self.certs = pathlib.Path(self.tmp.name)
+        make_certificates(self.certs)
+        self.redis = RedisServer(free_port(), tls_dir=self.certs, password=self.PASSWORD).start()
+        self.addCleanup(self.redis.stop)
+        self.a = Stack({"CACHE_REDIS_URL": self.url(ca=self.certs / "ca.crt"), "CACHE_REDIS_PREFIX": "t:"})
+        self.addCleanup(self.a.close)
+        self.b = Stack({"CACHE_REDIS_URL": self.url(), "CACHE_REDIS_PREFIX": "t:",
+                        "CACHE_REDIS_CA_FILE": str(self.certs / "ca.crt")}, start_gateway=False)
+        self.addCleanup(self.b.close)
+        self.b.start_gateway(upstream=self.a.upstream)
+
+    def url(self, ca=None, password=PASSWORD):
+        from urllib.parse import quote
+        u = f"rediss://:{quote(password, safe='')}@127.0.0.1:{self.redis.port}/0"
+        return u + (f"?ca={quote(str(ca), safe='')}" if ca else "")
+
+    def post(self, stack, text):
+        return request(stack.gateway.port, "POST", CHAT, chat(text))
+
+    def test_stores_hits_and_invalidates_over_tls_with_a_password(self):
+        first = self.post(self.a, "over tls")
+        self.assertEqual(first.cache_status, "MISS")
+        key = "t:entry:" + first.header("x-llmcache-key")
+        self.assertTrue(wait_for(lambda: self.redis.cli("EXISTS", key) == "1", step=0.005))
+        hit = self.post(self.b, "over tls")
+        self.assertEqual(hit.cache_status, "HIT")
+        self.assertEqual(hit.header("x-llmcache-layer"), "redis")
+        self.assertEqual(hit.json(), first.json())
+        self.assertEqual(self.post(self.b, "over tls").header("x-llmcache-layer"), "memory")
+        self.assertEqual(self.a.upstream_calls(), 1)
+        # Pub/sub over TLS: both subscribed, and a's invalidation reaches b's memory copy.
+        for s in (self.a, self.b):
+            self.assertTrue(wait_for(lambda: metrics(s)["llmcache_redis_subscribed"] == 1))
+        self.b.wait_stored(1)
+        r = request(self.a.gateway.port, "POST", "/cache/invalidate", {"model": "openai/gpt-4o-mini"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertTrue(wait_for(lambda: self.post(self.b, "over tls").cache_status == "MISS",
+                                 timeout=5, step=0.05))
+        m = metrics(self.b)
+        self.assertEqual(m["llmcache_redis_failures_total"], 0)
+        self.assertGreaterEqual(m["llmcache_redis_messages_received_total"], 2)  # stored, invalidate
+
+    def test_a_server_certificate_from_another_ca_is_refused_and_the_tiers_below_answer(self):
+        c = Stack({"CACHE_REDIS_URL": self.url(ca=self.certs / "other-ca.crt"), "CACHE_REDIS_PREFIX": "t:"},
+                  start_gateway=False)
+        self.addCleanup(c.close)
+        c.start_gateway(upstream=self.a.upstream)
+        first = self.post(c, "not trusted")
+        self.assertEqual(first.status, 200, first.body)
+        self.assertEqual(first.cache_status, "MISS")
+        again = self.post(c, "not trusted")
+        self.assertEqual(again.cache_status, "HIT")
+        self.assertIn(again.header("x-llmcache-layer"), ("memory", "disk"))
+        time.sleep(0.3)
+        self.assertEqual(self.redis.cli("EXISTS", "t:entry:" + first.header("x-llmcache-key")), "0")
+        m = metrics(c)
+        self.assertEqual(m["llmcache_redis_up"], 0)
+        self.assertGreater(m["llmcache_redis_failures_total"], 0)
+        self.assertTrue(wait_for(lambda: b"certificate" in c.gateway_output(), timeout=5),
+                        c.gateway_output()[-2000:])
+        self.assertNotIn(self.PASSWORD.encode(), c.gateway_output())
+
+    def test_a_wrong_password_over_tls_is_refused_without_echoing_it(self):
+        c = Stack({"CACHE_REDIS_URL": self.url(ca=self.certs / "ca.crt", password="wrong-secret-42")},
+                  start_gateway=False)
+        self.addCleanup(c.close)
+        c.start_gateway(upstream=self.a.upstream)
+        self.assertEqual(self.post(c, "bad password").status, 200)
+        self.assertGreater(metrics(c)["llmcache_redis_failures_total"], 0)
+        self.assertTrue(wait_for(lambda: b"AUTH refused: WRONGPASS" in c.gateway_output(), timeout=5),
+                        c.gateway_output()[-2000:])
+        self.assertNotIn(b"wrong-secret-42", c.gateway_output())
+
+    def test_an_unreadable_ca_file_or_ca_without_tls_stops_the_start_up(self):
+        for sets, expected in (
+                ({"CACHE_REDIS_URL": self.url(ca=self.certs / "missing.pem")}, "missing.pem"),
+                ({"CACHE_REDIS_URL": f"redis://127.0.0.1:{self.redis.port}",
+                  "CACHE_REDIS_CA_FILE": str(self.certs / "ca.crt")}, "rediss://")):
+            s = Stack(sets, start_gateway=False)
+            self.addCleanup(s.close)
+            with self.assertRaises(RuntimeError) as e:
+                s.start_gateway()
+            self.assertIn(expected, str(e.exception))
+            self.assertNotIn(self.PASSWORD, str(e.exception))
 
 
 @unittest.skipUnless(shutil.which("redis-server") and shutil.which("redis-cli"),

@@ -1,9 +1,8 @@
 #include "cache/redis/redis_client.h"
 
-#include <hiredis/hiredis.h>
-#include <sys/time.h>
-
 #include <charconv>
+
+#include "common/log.h"
 
 namespace llmcache::cache::redis {
 
@@ -35,41 +34,13 @@ bool parseInt(std::string_view s, int& out, int lo, int hi) {
   return true;
 }
 
-timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{.tv_sec = static_cast<time_t>(ms.count() / 1000),
-                 .tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+LogLimiter failureLog;
 
-RedisValue convert(const redisReply* r) {
-  RedisValue v;
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      v.type = RedisValue::Type::String;
-      v.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      v.type = RedisValue::Type::Status;
-      v.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      v.type = RedisValue::Type::Integer;
-      v.integer = r->integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      v.type = RedisValue::Type::Array;
-      v.elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) v.elements.push_back(convert(r->element[i]));
-      break;
-    default:
-      v.type = RedisValue::Type::Nil;
-  }
-  return v;
+// Why the circuit opened (a refused certificate, AUTH refused, connection refused, a timeout):
+// the calls it then rejects only say "unavailable". Never holds the password.
+void logFailure(const Error& e) {
+  warnLimited(failureLog, "{}; Redis is skipped until a probe succeeds", e.message);
 }
-
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 
 }  // namespace
 
@@ -81,13 +52,16 @@ Result<RedisUrl> parseRedisUrl(std::string_view url) {
   auto bad = [](std::string what) {
     return makeError(Errc::InvalidArgument, "CACHE_REDIS_URL: " + std::move(what));
   };
-  if (url.starts_with("rediss://"))
-    return bad(
-        "rediss:// (TLS) is not supported: Debian 12's hiredis 0.14 has no TLS. Reach Redis over "
-        "a private network or a TLS tunnel (stunnel, spiped) and use redis://");
-  if (!url.starts_with("redis://")) return bad("must start with redis://");
-  std::string_view rest = url.substr(8);
   RedisUrl out;
+  if (url.starts_with("rediss://")) {
+    out.tls = true;
+    url.remove_prefix(9);
+  } else if (url.starts_with("redis://")) {
+    url.remove_prefix(8);
+  } else {
+    return bad("must start with redis:// or rediss:// (TLS)");
+  }
+  std::string_view rest = url;
   std::string_view query;
   if (auto q = rest.find('?'); q != std::string_view::npos) {
     query = rest.substr(q + 1);
@@ -146,17 +120,32 @@ Result<RedisUrl> parseRedisUrl(std::string_view url) {
       auto v = percentDecode(value);
       if (!v) return bad("bad percent-escape in prefix");
       out.prefix = *v;
+    } else if (name == "ca") {
+      auto v = percentDecode(value);
+      if (!v || v->empty()) return bad("ca= needs the path of a PEM file of CA certificates");
+      out.caFile = *v;
     } else {
-      return bad("unknown parameter " + std::string(name) + " (known: prefix)");
+      return bad("unknown parameter " + std::string(name) + " (known: prefix, ca)");
     }
   }
+  if (!out.caFile.empty() && !out.tls) return bad("ca= is for TLS: use rediss://");
   return out;
 }
 
-void ContextDeleter::operator()(redisContext* c) const { redisFree(c); }
-
-RedisClient::RedisClient(RedisClientOptions options) : options_(std::move(options)) {}
+RedisClient::RedisClient(RedisClientOptions options) : options_(std::move(options)) {
+  if (!options_.url.tls) return;
+  auto tls = TlsContext::create(TlsOptions{.caFile = options_.url.caFile});
+  if (tls)
+    tls_ = std::move(*tls);
+  else
+    tlsError_ = tls.error();
+}
 RedisClient::~RedisClient() = default;
+
+Result<void> RedisClient::ready() const {
+  if (tlsError_) return *tlsError_;
+  return {};
+}
 
 bool RedisClient::available() const {
   std::lock_guard lock(mutex_);
@@ -170,6 +159,7 @@ RedisClientStats RedisClient::stats() const {
 
 void RedisClient::tripLocked() {
   ++stats_.failures;
+  stats_.up = false;
   backoff_ =
       backoff_.count() == 0 ? options_.backoffMin : std::min(options_.backoffMax, backoff_ * 2);
   openUntil_ = std::chrono::steady_clock::now() + backoff_;
@@ -181,29 +171,24 @@ void RedisClient::reportFailure() {
   tripLocked();
 }
 
-Result<ContextPtr> RedisClient::connect(bool withTimeout) {
+Result<ConnectionPtr> RedisClient::connect(bool withTimeout) {
+  if (tlsError_) return makeError(Errc::Unavailable, tlsError_->message);
   const RedisUrl& u = options_.url;
-  ContextPtr c(redisConnectWithTimeout(u.host.c_str(), u.port, toTimeval(options_.connectTimeout)));
-  if (!c) return makeError(Errc::Unavailable, "redis " + u.display() + ": out of memory");
-  if (c->err)
-    return makeError(Errc::Unavailable, "redis " + u.display() + ": cannot connect: " + c->errstr);
-  if (withTimeout) redisSetTimeout(c.get(), toTimeval(options_.commandTimeout));
-  redisEnableKeepAlive(c.get());
+  auto opened = RedisConnection::open(ConnectOptions{
+      .host = u.host, .port = u.port, .connectTimeout = options_.connectTimeout, .tls = tls_});
+  if (!opened) return opened.error();
+  ConnectionPtr c = std::move(*opened);
+  c->setTimeout(options_.commandTimeout);
   auto run = [&](std::vector<std::string_view> args) -> Result<void> {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (auto a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (!withTimeout) redisSetTimeout(c.get(), toTimeval(options_.commandTimeout));
-    ReplyPtr r(static_cast<redisReply*>(
-        redisCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
-    if (!r) return makeError(Errc::Unavailable, "redis " + u.display() + ": " + c->errstr);
-    if (r->type == REDIS_REPLY_ERROR)
+    auto r = c->command(args);
+    if (!r && r.error().code == Errc::Io) {
       // The reply names the failure (WRONGPASS ...), never the password we sent.
-      return makeError(Errc::Unavailable, "redis " + u.display() + ": " + std::string(args[0]) +
-                                              " refused: " + std::string(r->str, r->len));
+      std::string reply = r.error().message;  // error() is a copy: keep it
+      if (reply.starts_with("redis: ")) reply.erase(0, 7);
+      return makeError(Errc::Unavailable,
+                       "redis " + u.display() + ": " + std::string(args[0]) + " refused: " + reply);
+    }
+    if (!r) return r.error();
     return {};
   };
   if (!u.password.empty()) {
@@ -214,18 +199,21 @@ Result<ContextPtr> RedisClient::connect(bool withTimeout) {
     const std::string db = std::to_string(u.db);
     if (auto r = run({"SELECT", db}); !r) return r.error();
   }
-  if (!withTimeout) {
-    timeval none{0, 0};
-    redisSetTimeout(c.get(), none);
-  }
+  if (!withTimeout) c->setTimeout(std::chrono::milliseconds(0));
   return c;
 }
 
-Result<ContextPtr> RedisClient::connectDedicated() {
+Result<ConnectionPtr> RedisClient::connectDedicated() {
   auto c = connect(false);
-  std::lock_guard lock(mutex_);
-  ++stats_.connects;
-  if (!c) tripLocked();
+  {
+    std::lock_guard lock(mutex_);
+    ++stats_.connects;
+    if (!c)
+      tripLocked();
+    else
+      stats_.up = true;
+  }
+  if (!c) logFailure(c.error());
   return c;
 }
 
@@ -234,7 +222,7 @@ Result<RedisValue> RedisClient::command(std::initializer_list<std::string_view> 
 }
 
 Result<RedisValue> RedisClient::command(const std::vector<std::string_view>& args) {
-  ContextPtr c;
+  ConnectionPtr c;
   {
     std::lock_guard lock(mutex_);
     ++stats_.commands;
@@ -255,36 +243,29 @@ Result<RedisValue> RedisClient::command(const std::vector<std::string_view>& arg
   }
   if (!c) {
     auto made = connect(true);
-    std::lock_guard lock(mutex_);
-    ++stats_.connects;
+    {
+      std::lock_guard lock(mutex_);
+      ++stats_.connects;
+      if (!made) tripLocked();
+    }
     if (!made) {
-      tripLocked();
+      logFailure(made.error());
       return made.error();
     }
     c = std::move(*made);
   }
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  argv.reserve(args.size());
-  lens.reserve(args.size());
-  for (auto a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
+  Result<RedisValue> out = c->command(args);
+  if (!out && out.error().code != Errc::Io) {
+    {
+      std::lock_guard lock(mutex_);
+      tripLocked();
+    }
+    logFailure(out.error());
+    return out;  // the connection is closed with c
   }
-  ReplyPtr r(static_cast<redisReply*>(
-      redisCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
-  if (!r) {
-    Error e = makeError(Errc::Unavailable, "redis " + options_.url.display() + ": " + c->errstr);
-    std::lock_guard lock(mutex_);
-    tripLocked();
-    return e;  // the connection is closed with c
-  }
-  Result<RedisValue> out =
-      r->type == REDIS_REPLY_ERROR
-          ? Result<RedisValue>(makeError(Errc::Io, "redis: " + std::string(r->str, r->len)))
-          : Result<RedisValue>(convert(r.get()));
   std::lock_guard lock(mutex_);
   backoff_ = std::chrono::milliseconds(0);
+  stats_.up = true;
   if (idle_.size() < options_.maxIdle) idle_.push_back(std::move(c));
   return out;
 }

@@ -1,6 +1,5 @@
 #include "cache/redis/redis_fleet.h"
 
-#include <hiredis/hiredis.h>
 #include <sys/socket.h>
 
 #include "common/log.h"
@@ -161,36 +160,36 @@ void RedisFleet::subscriberLoop() {
   while (!stopped()) {
     auto connected = client_.connectDedicated();
     if (connected) {
-      ContextPtr c = std::move(*connected);
+      ConnectionPtr c = std::move(*connected);
       {
         std::lock_guard lock(subscriberMutex_);
-        subscriberFd_ = c->fd;
+        subscriberFd_ = c->fd();
       }
       if (!stopped()) {
         const std::string ch = channel();
-        auto* first = static_cast<redisReply*>(
-            redisCommand(c.get(), "SUBSCRIBE %b", ch.data(), static_cast<size_t>(ch.size())));
+        auto first = c->command({"SUBSCRIBE", ch});
+        std::string ended = first ? "" : first.error().message;
         if (first) {
-          freeReplyObject(first);
           ++subscribedCount_;
           subscribedNow_ = true;
           backoff = std::chrono::milliseconds(100);
           for (;;) {
-            void* raw = nullptr;
-            if (redisGetReply(c.get(), &raw) != REDIS_OK || !raw) break;
-            auto* r = static_cast<redisReply*>(raw);
-            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-                r->element[0]->type == REDIS_REPLY_STRING &&
-                std::string_view(r->element[0]->str, r->element[0]->len) == "message" &&
-                r->element[2]->type == REDIS_REPLY_STRING)
-              dispatch(std::string_view(r->element[2]->str, r->element[2]->len));
-            freeReplyObject(r);
+            auto r = c->read();
+            if (!r) {
+              ended = r.error().message;
+              break;
+            }
+            const auto& e = r->elements;
+            if (r->type == RedisValue::Type::Array && e.size() == 3 &&
+                e[0].type == RedisValue::Type::String && e[0].str == "message" &&
+                e[2].type == RedisValue::Type::String)
+              dispatch(e[2].str);
           }
           subscribedNow_ = false;
         }
         if (!stopped())
           warnLimited(subscribeLog, "redis: the subscription to {} ended: {}; resubscribing", ch,
-                      c->errstr[0] ? c->errstr : "closed");
+                      ended);
       }
       std::lock_guard lock(subscriberMutex_);
       subscriberFd_ = -1;

@@ -104,19 +104,141 @@ TEST(RedisUrlTest, ParsesEveryPart) {
   EXPECT_TRUE(passwordOnly->user.empty());
 }
 
-TEST(RedisUrlTest, RefusesTlsAndMalformedUrlsWithoutEchoingThePassword) {
-  auto tls = parseRedisUrl("rediss://u:topsecret@host:6380");
-  ASSERT_FALSE(tls);
-  EXPECT_NE(tls.error().message.find("TLS"), std::string::npos);
-  EXPECT_EQ(tls.error().message.find("topsecret"), std::string::npos);
-  for (const char* bad : {"http://host", "redis://", "redis://host:0", "redis://host:99999",
-                          "redis://host/x", "redis://host?db=2", "redis://u:p%zz@host"}) {
+TEST(RedisUrlTest, RedissIsTlsWithAnOptionalCaFile) {
+  auto tls = parseRedisUrl("rediss://u:topsecret@cache.internal:6380/1?ca=%2Fetc%2Fredis%20ca.pem");
+  ASSERT_TRUE(tls) << tls.error().message;
+  EXPECT_TRUE(tls->tls);
+  EXPECT_EQ(tls->host, "cache.internal");
+  EXPECT_EQ(tls->port, 6380);
+  EXPECT_EQ(tls->db, 1);
+  EXPECT_EQ(tls->password, "topsecret");
+  EXPECT_EQ(tls->caFile, "/etc/redis ca.pem");
+
+  auto systemStore = parseRedisUrl("rediss://localhost?prefix=p:");
+  ASSERT_TRUE(systemStore);
+  EXPECT_TRUE(systemStore->tls);
+  EXPECT_TRUE(systemStore->caFile.empty());  // the system CA store
+  EXPECT_EQ(systemStore->prefix, "p:");
+
+  auto plain = parseRedisUrl("redis://localhost");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->tls);
+
+  // ca= means nothing without TLS: refused rather than silently ignored.
+  auto caWithoutTls = parseRedisUrl("redis://u:topsecret@host?ca=/x.pem");
+  ASSERT_FALSE(caWithoutTls);
+  EXPECT_NE(caWithoutTls.error().message.find("rediss://"), std::string::npos);
+  EXPECT_EQ(caWithoutTls.error().message.find("topsecret"), std::string::npos);
+  // There is no way to turn verification off.
+  EXPECT_FALSE(parseRedisUrl("rediss://host?insecure=1"));
+  EXPECT_FALSE(parseRedisUrl("rediss://host?ca="));
+}
+
+TEST(RedisUrlTest, RefusesMalformedUrlsWithoutEchoingThePassword) {
+  for (const char* bad :
+       {"http://host", "redis://", "rediss://", "redis://host:0", "redis://host:99999",
+        "redis://host/x", "redis://host?db=2", "redis://u:p%zz@host", "redis+tls://host"}) {
     auto r = parseRedisUrl(bad);
     EXPECT_FALSE(r) << bad;
     if (!r) {
       EXPECT_EQ(r.error().message.find("p%zz"), std::string::npos);
     }
   }
+}
+
+// --- TLS (rediss://) against a real redis-server with TLS on, certificates made by openssl ---
+
+test::TestCertificates& certificates() {
+  static test::TestCertificates certs;
+  return certs;
+}
+
+TEST(RedisTlsTest, StoresAndFindsOverTlsWithTheCaFileByIpAndByName) {
+  auto& certs = certificates();
+  RedisTestServer server;
+  server.useTls(certs.path("server.crt"), certs.path("server.key"), certs.path("ca.crt"));
+  ASSERT_EQ(server.start({"--requirepass", "tls pw"}), "");
+  RedisUrl url = server.url();  // rediss://127.0.0.1:port?ca=ca.crt
+  url.password = "tls pw";
+  RedisClient client({.url = url});
+  ASSERT_TRUE(client.ready());
+  RedisTier tier(client, {.prefix = freshPrefix()});
+  ASSERT_TRUE(tier.insert(entry("k:tls", "over TLS")));
+  auto found = tier.lookup("k:tls");
+  ASSERT_TRUE(found && *found) << (found ? "miss" : found.error().message);
+  EXPECT_EQ((**found)->cacheKey, "k:tls");
+  // A value larger than one TLS record (16 KiB) both ways.
+  const std::string big(300 * 1024, 'x');
+  ASSERT_TRUE(client.command({"SET", "big", big}));
+  auto back = client.command({"GET", "big"});
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->str, big);
+  // The certificate's DNS name works as well as its IP address.
+  url.host = "localhost";
+  RedisClient byName({.url = url});
+  auto pong = byName.command({"PING"});
+  ASSERT_TRUE(pong) << pong.error().message;
+  EXPECT_EQ(pong->str, "PONG");
+  // A subscriber's connection over TLS: SUBSCRIBE, then messages published by another.
+  auto sub = client.connectDedicated();
+  ASSERT_TRUE(sub) << sub.error().message;
+  ASSERT_TRUE((*sub)->tls());
+  ASSERT_TRUE((*sub)->command({"SUBSCRIBE", "ch"}));
+  ASSERT_TRUE(client.command({"PUBLISH", "ch", "hello"}));
+  auto message = (*sub)->read();
+  ASSERT_TRUE(message) << message.error().message;
+  ASSERT_EQ(message->elements.size(), 3u);
+  EXPECT_EQ(message->elements[2].str, "hello");
+  EXPECT_EQ(client.stats().failures, 0u);
+}
+
+TEST(RedisTlsTest, RefusesAServerItCannotVerify) {
+  auto& certs = certificates();
+  RedisTestServer server;
+  server.useTls(certs.path("server.crt"), certs.path("server.key"), certs.path("ca.crt"));
+  ASSERT_EQ(server.start(), "");
+  auto refused = [](RedisUrl url, std::string_view why) {
+    RedisClient client({.url = url});
+    ASSERT_TRUE(client.ready());
+    auto r = client.command({"PING"});
+    ASSERT_FALSE(r) << why;
+    EXPECT_EQ(r.error().code, Errc::Unavailable);
+    EXPECT_NE(r.error().message.find("certificate"), std::string::npos) << r.error().message;
+    EXPECT_EQ(client.stats().failures, 1u);  // the circuit opened: the tier below answers
+  };
+  // Signed by another CA.
+  RedisUrl other = server.url();
+  other.caFile = certs.path("other-ca.crt");
+  refused(other, "another CA");
+  // The system store does not know the throwaway CA.
+  RedisUrl system = server.url();
+  system.caFile.clear();
+  refused(system, "system store");
+  // Plain TCP to a TLS port is no answer either (not a hang: the command timeout).
+  RedisUrl plain = server.url();
+  plain.tls = false;
+  plain.caFile.clear();
+  RedisClient plainClient({.url = plain});
+  EXPECT_FALSE(plainClient.command({"PING"}));
+  // A CA file that cannot be read: ready() says so at start-up, commands fail.
+  RedisUrl missing = server.url();
+  missing.caFile = certs.path("no-such-ca.pem");
+  RedisClient noCa({.url = missing});
+  ASSERT_FALSE(noCa.ready());
+  EXPECT_NE(noCa.ready().error().message.find("no-such-ca.pem"), std::string::npos);
+  EXPECT_FALSE(noCa.command({"PING"}));
+}
+
+TEST(RedisTlsTest, RefusesACertificateForAnotherName) {
+  auto& certs = certificates();
+  // The certificate is for redis.example, signed by the trusted CA; we connect to 127.0.0.1.
+  RedisTestServer server;
+  server.useTls(certs.path("wrong-name.crt"), certs.path("wrong-name.key"), certs.path("ca.crt"));
+  ASSERT_EQ(server.start(), "");
+  RedisClient client({.url = server.url()});
+  auto r = client.command({"PING"});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("certificate"), std::string::npos) << r.error().message;
 }
 
 TEST(RedisTierTest, TheEntrysTtlIsItsExpiry) {
