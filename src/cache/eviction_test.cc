@@ -23,7 +23,7 @@ TEST(Eviction, NamesParseAndDefaultIsAPolicy) {
   EXPECT_EQ(parsePolicy("default"), kDefaultPolicy);
   EXPECT_FALSE(parsePolicy("LRU"));
   EXPECT_FALSE(parsePolicy("arc"));
-  EXPECT_EQ(policyNames(), "lru, sieve, gdsf, default");
+  EXPECT_EQ(policyNames(), "lru, sieve, gdsf, cost-sieve, default");
 }
 
 TEST(Eviction, LruEvictsTheLeastRecentlyUsed) {
@@ -63,6 +63,30 @@ TEST(Eviction, SieveNeverPicksTheSparedEntry) {
   p->onInsert(1, 100, 0.01);
   p->onHit(1);
   EXPECT_EQ(p->victim(0), 1u);
+}
+
+TEST(Eviction, CostSieveEvictsTheCheapestOfTheColdEntriesAhead) {
+  auto p = makePolicy(PolicyKind::CostSieve);
+  p->onInsert(0, 100, 1.0);  // FIFO, oldest first: 0 1 2 3
+  p->onInsert(1, 100, 0.1);
+  p->onInsert(2, 100, 5.0);
+  p->onInsert(3, 100, 0.2);
+  p->onHit(0);
+  // The hand passes 0 (visited: cleared) and stops at 1; of the cold 1, 2, 3 the cheapest is 1.
+  // Then from 2: of 2 and 3, 3. Then 2 alone ahead of the hand: 2, before 0 behind it.
+  EXPECT_EQ(evict(*p, 4), (std::vector<uint32_t>{1, 3, 2, 0}));
+}
+
+TEST(Eviction, CostSieveSendsColdInsertsAndUnknownCostsFirst) {
+  auto p = makePolicy(PolicyKind::CostSieve);
+  p->onInsert(0, 100, 0.5);
+  p->onInsert(1, 100, 0.5, /*cold=*/true);  // a file counted at open: value 0 until used
+  p->onInsert(2, 10, 0);                    // unknown cost: 10 bytes * kFallbackDollarsPerByte
+  EXPECT_EQ(evict(*p, 3), (std::vector<uint32_t>{1, 2, 0}));
+  p->onInsert(3, 100, 0.5, /*cold=*/true);
+  p->onInsert(4, 100, 0.4);
+  p->onUpdate(3, 100, 0.5);  // its cost learnt at its first hit
+  EXPECT_EQ(p->victim(), 4u);
 }
 
 TEST(Eviction, GdsfEvictsTheLeastMoneyPerByte) {
