@@ -19,8 +19,11 @@ cache::EntryPtr entry(const std::string& key) {
   return std::make_shared<cache::Entry>(cache::test::makeTestEntry(key, std::string(1500, 'x')));
 }
 
+// Arg: the eviction policy (cache::PolicyKind: 0 lru, 1 sieve, 2 gdsf, 3 cost-sieve).
 void BM_MemoryTierHit(benchmark::State& state) {
-  cache::MemoryTier tier(cache::MemoryTierOptions{.maxEntries = 1000});
+  const auto policy = static_cast<cache::PolicyKind>(state.range(0));
+  state.SetLabel(std::string(cache::policyName(policy)));
+  cache::MemoryTier tier(cache::MemoryTierOptions{.maxEntries = 1000, .policy = policy});
   for (int i = 0; i < 100; ++i) (void)tier.insert(entry("gpt-4o-mini_" + std::to_string(i)));
   int i = 0;
   for (auto _ : state) {
@@ -28,7 +31,7 @@ void BM_MemoryTierHit(benchmark::State& state) {
     benchmark::DoNotOptimize(hit);
   }
 }
-BENCHMARK(BM_MemoryTierHit)->Threads(1)->Threads(2);
+BENCHMARK(BM_MemoryTierHit)->DenseRange(0, 3)->Threads(1)->Threads(2);
 
 void BM_DiskTierHit(benchmark::State& state) {
   const auto dir = std::filesystem::temp_directory_path() / "llmcache_tier_bench";

@@ -25,9 +25,12 @@ struct TierFactory {
   std::string name;  // test name suffix: [A-Za-z0-9_] only
   // A fresh, empty tier with room for at least a few dozen entries and a 5 MB one.
   std::function<std::unique_ptr<CacheTier>()> make;
-  // A fresh, empty tier holding at most maxEntries, with exact LRU eviction across all keys.
-  // Empty: the tier has no entry bound (the eviction case is skipped).
+  // A fresh, empty tier holding at most maxEntries, with exact LRU eviction across all keys
+  // (lruOrder) or another eviction policy's (cache/eviction.h: only the bound and the survival
+  // of the entry just stored are checked). Empty: the tier has no entry bound (the eviction
+  // case is skipped).
   std::function<std::unique_ptr<CacheTier>(size_t maxEntries)> makeBounded;
+  bool lruOrder = true;
   // A second instance over the storage of the last tier make() returned, as after a restart.
   // The suite destroys the first instance before calling it. Empty: not persistent.
   std::function<std::unique_ptr<CacheTier>()> reopen;
@@ -198,6 +201,7 @@ TEST_P(CacheTierConformance, ConcurrentInsertsOfOneKeyLeaveOneWholeEntry) {
 
 TEST_P(CacheTierConformance, EvictsTheLeastRecentlyUsedAtTheEntryBound) {
   if (!GetParam().makeBounded) GTEST_SKIP() << "this tier has no entry bound";
+  if (!GetParam().lruOrder) GTEST_SKIP() << "this tier's policy is not LRU (next case)";
   auto tier = GetParam().makeBounded(4);
   for (int i = 0; i < 4; ++i) put(*tier, entry("k:" + std::to_string(i)));
   ASSERT_TRUE(get(*tier, "k:0"));  // k:0 becomes the most recently used; k:1 is now the oldest
@@ -206,6 +210,20 @@ TEST_P(CacheTierConformance, EvictsTheLeastRecentlyUsedAtTheEntryBound) {
   EXPECT_FALSE(get(*tier, "k:1"));
   EXPECT_FALSE(get(*tier, "k:2"));
   for (const char* key : {"k:0", "k:3", "k:4", "k:5"}) EXPECT_TRUE(get(*tier, key)) << key;
+}
+
+TEST_P(CacheTierConformance, KeepsToTheEntryBoundWithAnyPolicy) {
+  if (!GetParam().makeBounded) GTEST_SKIP() << "this tier has no entry bound";
+  auto tier = GetParam().makeBounded(4);
+  for (int i = 0; i < 4; ++i) put(*tier, entry("k:" + std::to_string(i)));
+  ASSERT_TRUE(get(*tier, "k:0"));
+  for (int i = 4; i < 10; ++i) {
+    put(*tier, entry("k:" + std::to_string(i)));
+    EXPECT_TRUE(get(*tier, "k:" + std::to_string(i))) << "the entry just stored stays";
+  }
+  int found = 0;
+  for (int i = 0; i < 10; ++i) found += get(*tier, "k:" + std::to_string(i)).has_value();
+  EXPECT_EQ(found, 4);
 }
 
 TEST_P(CacheTierConformance, EntriesSurviveReopening) {

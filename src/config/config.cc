@@ -114,6 +114,8 @@ const std::vector<Setting>& settings() {
       field("CACHE_DISK_BYTES", &Config::diskBytes),
       field("CACHE_DISK_SYNC", &Config::diskSync),
       field("CACHE_DISK_SYNC_INTERVAL_MS", &Config::diskSyncIntervalMs),
+      field("CACHE_MEMORY_POLICY", &Config::memoryPolicy),
+      field("CACHE_DISK_POLICY", &Config::diskPolicy),
       field("CACHE_COMPRESSION", &Config::compression),
       field("CACHE_TTL", &Config::ttlSeconds),
       field("CACHE_TTL_MAX", &Config::ttlMaxSeconds),
@@ -352,6 +354,14 @@ void validate(const Config& c) {
   if (c.diskSyncIntervalMs < 10 || c.diskSyncIntervalMs > 60000)
     throw ConfigError("CACHE_DISK_SYNC_INTERVAL_MS: expected 10 to 60000, got " +
                       std::to_string(c.diskSyncIntervalMs));
+  // The names of cache::parsePolicy (config may not include cache; tests/cli/trace_test.py checks
+  // that every name the tiers know passes here and that the lists agree).
+  for (const auto& [name, value] : {std::pair{"CACHE_MEMORY_POLICY", &c.memoryPolicy},
+                                    std::pair{"CACHE_DISK_POLICY", &c.diskPolicy}})
+    if (*value != "lru" && *value != "sieve" && *value != "gdsf" && *value != "cost-sieve" &&
+        *value != "default")
+      throw ConfigError(std::string(name) +
+                        ": expected lru, sieve, gdsf, cost-sieve or default, got '" + *value + "'");
   if (c.threads < 0) throw ConfigError("CACHE_THREADS: must be >= 0");
   if (c.encryption) encryptionKeyBytes(c);
   validateAlerts(c);

@@ -59,7 +59,11 @@ struct Config {
   // CACHE_DISK_SYNC_INTERVAL_MS; never: the kernel's writeback. A file a power loss tore
   // fails its CRC32 and is a miss (docs/disk-layout.md, Durability).
   std::string diskSync = "interval";
-  int diskSyncIntervalMs = 1000;       // CACHE_DISK_SYNC_INTERVAL_MS
+  int diskSyncIntervalMs = 1000;  // CACHE_DISK_SYNC_INTERVAL_MS
+  // CACHE_MEMORY_POLICY / CACHE_DISK_POLICY: each tier's eviction policy (docs/eviction.md): lru,
+  // sieve, gdsf, cost-sieve, or default (the one docs/eviction.md measured best: cost-sieve).
+  std::string memoryPolicy = "default";
+  std::string diskPolicy = "default";
   bool compression = false;            // CACHE_COMPRESSION: zstd for disk and S3 bodies
   int64_t ttlSeconds = 0;              // CACHE_TTL: default time to live, 0 = never expires
   int64_t ttlMaxSeconds = 0;           // CACHE_TTL_MAX: the most x-llmcache-ttl may ask, 0 = no cap

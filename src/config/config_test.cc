@@ -54,6 +54,31 @@ TEST(Config, WrongTypesNameTheVariable) {
   EXPECT_THROW(setValue(c, "CACHE_NOPE", "1"), ConfigError);
 }
 
+TEST(Config, EvictionPoliciesAreReadPerTierAndUnknownNamesRefused) {
+  Config c;
+  EXPECT_EQ(c.memoryPolicy, "default");
+  EXPECT_EQ(c.diskPolicy, "default");
+  applyEnvironment(c, envOf({{"CACHE_MEMORY_POLICY", "lru"}, {"CACHE_DISK_POLICY", "gdsf"}}));
+  EXPECT_EQ(c.memoryPolicy, "lru");
+  EXPECT_EQ(c.diskPolicy, "gdsf");
+  EXPECT_NO_THROW(validate(c));
+  for (const char* name : {"lru", "sieve", "gdsf", "cost-sieve", "default"}) {
+    c.diskPolicy = name;
+    EXPECT_NO_THROW(validate(c)) << name;
+  }
+  c.diskPolicy = "arc";
+  try {
+    validate(c);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "CACHE_DISK_POLICY: expected lru, sieve, gdsf, cost-sieve or default, got 'arc'");
+  }
+  c = Config{};
+  c.memoryPolicy = "LRU";
+  EXPECT_THROW(validate(c), ConfigError);
+}
+
 TEST(Config, ValidateRejectsBadListenAndModes) {
   Config c;
   c.listen = "nohost";

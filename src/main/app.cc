@@ -17,6 +17,7 @@
 #include "analytics/recorder.h"
 #include "cache/cassette/cassette_tier.h"
 #include "cache/disk/disk_tier.h"
+#include "cache/eviction.h"
 #include "cache/memory/memory_tier.h"
 #include "cache/redis/redis_client.h"
 #include "cache/redis/redis_fleet.h"
@@ -258,13 +259,16 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   p.codec = loadCodec(c);
 
   p.memory = std::make_unique<cache::MemoryTier>(
-      cache::MemoryTierOptions{.maxEntries = c.memoryEntries, .maxBytes = c.memoryBytes});
+      cache::MemoryTierOptions{.maxEntries = c.memoryEntries,
+                               .maxBytes = c.memoryBytes,
+                               .policy = *cache::parsePolicy(c.memoryPolicy)});  // validated
   try {
     p.disk = std::make_unique<cache::DiskTier>(cache::DiskTierOptions{
         .dir = c.cacheDir,
         .maxEntries = c.diskEntries,
         .maxBytes = c.diskBytes,
         .codec = p.codec,
+        .policy = *cache::parsePolicy(c.diskPolicy),  // validated
         // Serve at once however many files there are; they are counted in the background.
         .scanInBackground = true,
         .syncEachWrite = c.diskSync == "always"});

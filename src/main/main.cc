@@ -5,6 +5,7 @@
 #include "main/key_command.h"
 #include "main/maintenance_commands.h"
 #include "main/serve_command.h"
+#include "main/trace_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"llmcache: a caching gateway for LLM APIs"};
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   llmcache::cli::addS3PurgeCommand(app, exitCode);
   llmcache::cli::addCassetteCommand(app, exitCode);
   llmcache::cli::addExplainCommand(app, exitCode);
+  llmcache::cli::addTraceCommand(app, exitCode);
   CLI11_PARSE(app, argc, argv);
   return exitCode;
 }

@@ -91,7 +91,8 @@ fs::path DiskTier::entryPath(const fs::path& dir, std::string_view cacheKey) {
   return pathOfName(dir / "entries", sanitizeKey(cacheKey));
 }
 
-DiskTier::DiskTier(DiskTierOptions options) : options_(std::move(options)) {
+DiskTier::DiskTier(DiskTierOptions options)
+    : options_(std::move(options)), policy_(makePolicy(options_.policy)) {
   if (options_.dir.empty()) throw std::runtime_error("disk tier: no directory configured");
   entriesDir_ = options_.dir / "entries";
   fs::create_directories(entriesDir_);  // throws filesystem_error, a runtime_error
@@ -178,9 +179,7 @@ void DiskTier::merge(std::vector<Found>& found) {
     for (size_t k = 0; k < kChunk && i > 0; ++k) {
       Found& f = found[--i];
       if (index_.contains(f.name) || erasedDuringScan_.contains(f.name)) continue;
-      lru_.push_back(Item{f.name, f.bytes, {}});
-      index_.emplace(std::move(f.name), std::prev(lru_.end()));
-      bytes_ += f.bytes;
+      addLocked(Item{f.name, f.bytes, {}}, 0, /*cold=*/true);
     }
   }
   std::lock_guard lock(mutex_);
@@ -189,20 +188,41 @@ void DiskTier::merge(std::vector<Found>& found) {
   evictLocked();
 }
 
+uint32_t DiskTier::addLocked(Item item, double cost, bool cold) {
+  uint32_t id;
+  if (!freeSlots_.empty()) {
+    id = freeSlots_.back();
+    freeSlots_.pop_back();
+  } else {
+    id = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  bytes_ += item.bytes;
+  policy_->onInsert(id, item.bytes, cost, cold);
+  index_.emplace(item.name, id);
+  slots_[id] = std::move(item);
+  return id;
+}
+
 void DiskTier::dropLocked(const std::string& name) {
   if (!scanned_) erasedDuringScan_.insert(name);  // the walk may have seen its file
   auto it = index_.find(name);
   if (it == index_.end()) return;
-  bytes_ -= it->second->bytes;
-  lru_.erase(it->second);
+  const uint32_t id = it->second;
+  bytes_ -= slots_[id].bytes;
+  policy_->onRemove(id);
+  slots_[id] = Item{};
+  freeSlots_.push_back(id);
   index_.erase(it);
 }
 
-void DiskTier::evictLocked(std::vector<std::string>* evicted) {
+void DiskTier::evictLocked(std::vector<std::string>* evicted, uint32_t spare) {
   if (!scanned_) return;
-  while (!lru_.empty() && (lru_.size() > options_.maxEntries || bytes_ > options_.maxBytes)) {
-    const std::string name = lru_.back().name;
-    if (evicted) evicted->push_back(lru_.back().key.empty() ? name : lru_.back().key);
+  while (!index_.empty() && (index_.size() > options_.maxEntries || bytes_ > options_.maxBytes)) {
+    if (index_.size() == 1 && index_.begin()->second == spare) break;
+    const Item& victim = slots_[policy_->victim(spare)];
+    const std::string name = victim.name;
+    if (evicted) evicted->push_back(victim.key.empty() ? name : victim.key);
     ::unlink(pathOfName(name).c_str());  // ENOENT is fine: gone is what we want
     dropLocked(name);
     evictions_.fetch_add(1, std::memory_order_relaxed);
@@ -213,11 +233,16 @@ Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
   const std::string name = sanitizeKey(cacheKey);
   const fs::path path = pathOfName(name);
   bool counted = true;
+  bool learnCost = false;
   {
     std::lock_guard lock(mutex_);
     auto it = index_.find(name);
     if (it != index_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
+      // A file counted at open is told to the policy as a use once its cost is known (below).
+      if (slots_[it->second].costKnown)
+        policy_->onHit(it->second);
+      else
+        learnCost = true;
     } else if (scanned_) {
       return std::optional<EntryPtr>{};
     } else {
@@ -265,13 +290,19 @@ Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
   if (decoded->cacheKey != cacheKey) return std::optional<EntryPtr>{};  // sanitization collision
   // Record the access in the file's mtime so that a restart rebuilds the same LRU order.
   ::futimens(fd.get(), nullptr);
+  if (learnCost) {
+    std::lock_guard lock(mutex_);
+    if (auto it = index_.find(name); it != index_.end() && !slots_[it->second].costKnown) {
+      Item& item = slots_[it->second];
+      item.costKnown = true;
+      policy_->onUpdate(it->second, item.bytes, decoded->costTotal);
+    }
+  }
   if (!counted) {
     std::lock_guard lock(mutex_);
-    if (!index_.contains(name)) {
-      lru_.push_front(Item{name, static_cast<uint64_t>(st.st_size), std::string(cacheKey)});
-      index_[name] = lru_.begin();
-      bytes_ += static_cast<uint64_t>(st.st_size);
-    }
+    if (!index_.contains(name))
+      addLocked(Item{name, static_cast<uint64_t>(st.st_size), std::string(cacheKey), true},
+                decoded->costTotal, /*cold=*/false);
   }
   return std::optional<EntryPtr>{std::make_shared<const Entry>(std::move(*decoded))};
 }
@@ -321,17 +352,21 @@ Result<void> DiskTier::insert(EntryPtr entry) {
   {
     std::lock_guard lock(mutex_);
     if (::rename(tmpl.c_str(), path.c_str()) != 0) return fail("rename");
+    uint32_t id;
     if (auto it = index_.find(name); it != index_.end()) {
-      bytes_ -= it->second->bytes;
-      it->second->bytes = bytes.size();
-      it->second->key = entry->cacheKey;
-      lru_.splice(lru_.begin(), lru_, it->second);
+      id = it->second;
+      Item& item = slots_[id];
+      bytes_ -= item.bytes;
+      item.bytes = bytes.size();
+      item.key = entry->cacheKey;
+      item.costKnown = true;
+      bytes_ += bytes.size();
+      policy_->onUpdate(id, bytes.size(), entry->costTotal);
     } else {
-      lru_.push_front(Item{name, bytes.size(), entry->cacheKey});
-      index_[name] = lru_.begin();
+      id = addLocked(Item{name, bytes.size(), entry->cacheKey, true}, entry->costTotal, false);
     }
-    bytes_ += bytes.size();
-    evictLocked(onEvict_ ? &evicted : nullptr);  // never the new file: it alone fits both bounds
+    // Never the new file: it alone fits both bounds.
+    evictLocked(onEvict_ ? &evicted : nullptr, id);
   }
   for (const std::string& key : evicted) onEvict_(key);
   if (sync) {
@@ -345,7 +380,7 @@ uint64_t DiskTier::storedBytes(std::string_view cacheKey) const {
   const std::string name = sanitizeKey(cacheKey);
   std::lock_guard lock(mutex_);
   auto it = index_.find(name);
-  return it == index_.end() ? 0 : it->second->bytes;
+  return it == index_.end() ? 0 : slots_[it->second].bytes;
 }
 
 Result<bool> DiskTier::erase(std::string_view cacheKey) {
@@ -367,7 +402,7 @@ Result<bool> DiskTier::erase(std::string_view cacheKey) {
 
 size_t DiskTier::entryCount() const {
   std::lock_guard lock(mutex_);
-  return lru_.size();
+  return index_.size();
 }
 
 size_t DiskTier::byteCount() const {

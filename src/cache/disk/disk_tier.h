@@ -1,11 +1,12 @@
 #pragma once
 // DiskTier: the second tier, one checksummed entry file per key under a directory
-// (docs/disk-layout.md), bounded by entries and bytes with LRU eviction.
+// (docs/disk-layout.md), bounded by entries and bytes, evicting by a policy (cache/eviction.h).
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <functional>
-#include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "cache/codec.h"
+#include "cache/eviction.h"
 #include "cache/tier.h"
 
 namespace llmcache::cache {
@@ -23,8 +25,9 @@ inline constexpr int kDiskLayoutVersion = 1;
 struct DiskTierOptions {
   std::filesystem::path dir;  // CACHE_DIR; created when missing
   size_t maxEntries = 1000;
-  size_t maxBytes = size_t{1} << 30;  // counted in encoded file bytes
-  CodecOptions codec = {};            // CACHE_COMPRESSION
+  size_t maxBytes = size_t{1} << 30;   // counted in encoded file bytes
+  CodecOptions codec = {};             // CACHE_COMPRESSION
+  PolicyKind policy = kDefaultPolicy;  // CACHE_DISK_POLICY (docs/eviction.md)
   // Count the files already on disk on a background thread instead of in the constructor, so a
   // large cache serves at once (bench/disk_bench: counting 1,000,000 files took seconds). Until
   // the count is done a lookup of a key not yet counted reads its file directly, inserts and
@@ -46,8 +49,10 @@ struct DiskTierOptions {
 // a torn file, which its CRC32 rejects). Temp files a crash left behind are removed
 // when the tier opens.
 //
-// LRU order lives in memory. On open it is rebuilt from the files' modification times; a hit
-// touches the file's mtime so that the order survives a restart.
+// The policy's state lives in memory. On open it is rebuilt from the files' modification times
+// (oldest first to be evicted); a hit touches the file's mtime so that recency survives a
+// restart. What does not survive: hit counts and visited bits, and the cost of a file counted at
+// open (the policy learns it from the entry at the file's first hit).
 //
 // One process per directory: opening removes every temp file, including another live
 // process's. Two instances in one process on one directory are likewise unsupported (their
@@ -101,7 +106,8 @@ class DiskTier final : public CacheTier {
   struct Item {
     std::string name;
     uint64_t bytes;
-    std::string key;  // its cache_key, when known (inserted or read since the start)
+    std::string key;         // its cache_key, when known (inserted or read since the start)
+    bool costKnown = false;  // the policy has its cost (inserted or read since the start)
   };
   static std::filesystem::path pathOfName(const std::filesystem::path& entriesDir,
                                           const std::string& name);
@@ -117,20 +123,25 @@ class DiskTier final : public CacheTier {
   std::vector<Found> walk();
   // Counts what walk() found that is not counted yet, then enforces the bounds.
   void merge(std::vector<Found>& found);
-  // Caller holds mutex_. Unlinks least recently used files until within bounds (once scanned: a
-  // partial LRU would pick the wrong victims).
-  // Evicts to the bounds; the evicted entries' cache keys (or file names, for entries known only
-  // by their file) are appended to `evicted` when given.
-  void evictLocked(std::vector<std::string>* evicted = nullptr);
+  // Caller holds mutex_. Unlinks the policy's victims until within bounds (once scanned: a
+  // partial count would pick the wrong victims), never slot `spare` (the file just written).
+  // The evicted entries' cache keys (or file names, for entries known only by their file) are
+  // appended to `evicted` when given.
+  void evictLocked(std::vector<std::string>* evicted = nullptr,
+                   uint32_t spare = EvictionPolicy::kNone);
   // Caller holds mutex_. Forgets name (the file is already gone or being removed).
   void dropLocked(const std::string& name);
+  // Caller holds mutex_. A slot for a new item, told to the policy.
+  uint32_t addLocked(Item item, double cost, bool cold);
 
   DiskTierOptions options_;
   std::filesystem::path entriesDir_;
 
   mutable std::mutex mutex_;
-  std::list<Item> lru_;  // front: most recently used
-  std::unordered_map<std::string, std::list<Item>::iterator> index_;
+  std::deque<Item> slots_;  // by slot id (the policy's ids); a free slot has an empty name
+  std::vector<uint32_t> freeSlots_;
+  std::unordered_map<std::string, uint32_t> index_;  // file name -> slot
+  std::unique_ptr<EvictionPolicy> policy_;
   uint64_t bytes_ = 0;
 
   std::atomic<uint64_t> corrupt_{0};

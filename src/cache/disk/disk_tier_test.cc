@@ -42,7 +42,7 @@ void writeFile(const fs::path& p, std::string_view bytes) {
 }
 
 TierFactory diskFactory(std::string name, CodecOptions codec, bool backgroundScan = false,
-                        bool sync = true) {
+                        bool sync = true, PolicyKind policy = PolicyKind::Lru) {
   // The factory's functions share the directories made since the last cleanup; the suite runs
   // one case at a time. reopen and corrupt act on the directory of the last make().
   struct Dirs {
@@ -56,18 +56,23 @@ TierFactory diskFactory(std::string name, CodecOptions codec, bool backgroundSca
   auto dirs = std::make_shared<Dirs>();
   TierFactory f;
   f.name = std::move(name);
-  f.make = [dirs, codec, sync] {
+  f.make = [dirs, codec, sync, policy] {
     dirs->current = dirs->fresh();
-    return std::make_unique<DiskTier>(
-        DiskTierOptions{.dir = dirs->current, .codec = codec, .syncEachWrite = sync});
-  };
-  f.makeBounded = [dirs, codec, sync](size_t n) {
     return std::make_unique<DiskTier>(DiskTierOptions{
-        .dir = dirs->fresh(), .maxEntries = n, .codec = codec, .syncEachWrite = sync});
+        .dir = dirs->current, .codec = codec, .policy = policy, .syncEachWrite = sync});
   };
-  f.reopen = [dirs, codec, backgroundScan, sync] {
+  f.makeBounded = [dirs, codec, sync, policy](size_t n) {
+    return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->fresh(),
+                                                      .maxEntries = n,
+                                                      .codec = codec,
+                                                      .policy = policy,
+                                                      .syncEachWrite = sync});
+  };
+  f.lruOrder = policy == PolicyKind::Lru;
+  f.reopen = [dirs, codec, backgroundScan, sync, policy] {
     return std::make_unique<DiskTier>(DiskTierOptions{.dir = dirs->current,
                                                       .codec = codec,
+                                                      .policy = policy,
                                                       .scanInBackground = backgroundScan,
                                                       .syncEachWrite = sync});
   };
@@ -94,7 +99,10 @@ INSTANTIATE_TEST_SUITE_P(
                       diskFactory("PlainUnsynced", CodecOptions{}, false, false),
                       diskFactory("Encrypted", CodecOptions{.key = EncryptionKey{1, 2, 3}}),
                       diskFactory("ZstdEncrypted",
-                                  CodecOptions{.compress = true, .key = EncryptionKey{4, 5, 6}})),
+                                  CodecOptions{.compress = true, .key = EncryptionKey{4, 5, 6}}),
+                      diskFactory("Sieve", CodecOptions{}, false, true, PolicyKind::Sieve),
+                      diskFactory("Gdsf", CodecOptions{}, false, true, PolicyKind::Gdsf),
+                      diskFactory("CostSieve", CodecOptions{}, true, true, PolicyKind::CostSieve)),
     test::tierFactoryName);
 
 EntryPtr entry(std::string key, std::string content = "Hello!") {

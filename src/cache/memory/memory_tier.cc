@@ -13,6 +13,7 @@ MemoryTier::MemoryTier(MemoryTierOptions options) {
     auto s = std::make_unique<Shard>();
     s->maxEntries = options.maxEntries / n + (i < options.maxEntries % n ? 1 : 0);
     s->maxBytes = options.maxBytes / n;
+    s->policy = makePolicy(options.policy);
     shards_.push_back(std::move(s));
   }
 }
@@ -26,12 +27,16 @@ Result<std::optional<EntryPtr>> MemoryTier::lookup(std::string_view cacheKey) {
   std::lock_guard lock(s.mutex);
   auto it = s.index.find(cacheKey);
   if (it == s.index.end()) return std::optional<EntryPtr>{};
-  s.lru.splice(s.lru.begin(), s.lru, it->second);  // refresh recency; iterators stay valid
-  return std::optional<EntryPtr>{std::make_shared<const Entry>(unpackEntry(it->second->block))};
+  s.policy->onHit(it->second);
+  return std::optional<EntryPtr>{
+      std::make_shared<const Entry>(unpackEntry(s.slots[it->second].block))};
 }
 
-// A list node (two pointers and Node) and a hash node (next pointer, key view, iterator, hash)
-// with their allocator headers, and a bucket pointer.
+// What an entry costs beyond its block: its slot and the policy's per-slot state (up to ~40
+// bytes: GDSF's heap slot), a hash node (next pointer, key view, slot id, hash) with its
+// allocator header, and a bucket pointer. Kept at the figure of the list-based LRU it replaced
+// (a list node and a hash node): within a few bytes of the new layout, and the bounds' meaning
+// stays put.
 static constexpr size_t kNodeOverhead =
     (16 + sizeof(std::string) + 8 + 16) + (8 + 16 + 8 + 8 + 16) + 8;
 
@@ -61,26 +66,39 @@ Result<void> MemoryTier::insert(EntryPtr entry) {
     return makeError(Errc::TooLarge, "memory tier: entry of " + std::to_string(bytes) +
                                          " bytes exceeds the shard bound of " +
                                          std::to_string(s.maxBytes));
+  uint32_t id;
   if (auto it = s.index.find(entry->cacheKey); it != s.index.end()) {
-    auto node = it->second;
+    id = it->second;
+    Node& node = s.slots[id];
     s.index.erase(it);  // its key views the old block
-    s.bytes -= node->bytes;
-    dropped = std::move(node->block);
-    node->block = std::move(block);
-    node->bytes = bytes;
-    s.lru.splice(s.lru.begin(), s.lru, node);
-    s.index.emplace(packedCacheKey(node->block), node);
+    s.bytes -= node.bytes;
+    dropped = std::move(node.block);
+    node.block = std::move(block);
+    node.bytes = bytes;
+    s.policy->onUpdate(id, bytes, entry->costTotal);
+    s.index.emplace(packedCacheKey(node.block), id);
   } else {
-    s.lru.push_front(Node{std::move(block), bytes});
-    s.index.emplace(packedCacheKey(s.lru.front().block), s.lru.begin());
+    if (!s.freeSlots.empty()) {
+      id = s.freeSlots.back();
+      s.freeSlots.pop_back();
+      s.slots[id] = Node{std::move(block), bytes};
+    } else {
+      id = static_cast<uint32_t>(s.slots.size());
+      s.slots.push_back(Node{std::move(block), bytes});
+    }
+    s.index.emplace(packedCacheKey(s.slots[id].block), id);
+    s.policy->onInsert(id, bytes, entry->costTotal);
   }
   s.bytes += bytes;
-  while (s.lru.size() > s.maxEntries || s.bytes > s.maxBytes) {
-    Node& victim = s.lru.back();  // never the new entry: it alone fits both bounds
+  while (s.index.size() > s.maxEntries || s.bytes > s.maxBytes) {
+    const uint32_t v = s.policy->victim(id);  // never the new entry: it alone fits both bounds
+    Node& victim = s.slots[v];
+    s.policy->onRemove(v);
     s.bytes -= victim.bytes;
     s.index.erase(packedCacheKey(victim.block));
     evicted.push_back(std::move(victim.block));
-    s.lru.pop_back();
+    victim.block = std::string();
+    s.freeSlots.push_back(v);
     ++s.evictions;
   }
   return {};
@@ -92,11 +110,14 @@ Result<bool> MemoryTier::erase(std::string_view cacheKey) {
   std::lock_guard lock(s.mutex);
   auto it = s.index.find(cacheKey);
   if (it == s.index.end()) return false;
-  auto node = it->second;
-  s.bytes -= node->bytes;
-  dropped = std::move(node->block);
+  const uint32_t id = it->second;
+  Node& node = s.slots[id];
+  s.bytes -= node.bytes;
+  dropped = std::move(node.block);
+  node.block = std::string();
   s.index.erase(it);
-  s.lru.erase(node);
+  s.policy->onRemove(id);
+  s.freeSlots.push_back(id);
   return true;
 }
 
@@ -104,7 +125,7 @@ size_t MemoryTier::entryCount() const {
   size_t n = 0;
   for (const auto& s : shards_) {
     std::lock_guard lock(s->mutex);
-    n += s->lru.size();
+    n += s->index.size();
   }
   return n;
 }

@@ -1,12 +1,15 @@
 #pragma once
-// MemoryTier: the first tier, a sharded LRU of entries held as compact blocks (compact_entry.h).
+// MemoryTier: the first tier, a sharded cache of entries held as compact blocks
+// (compact_entry.h), each shard ordered by an eviction policy (cache/eviction.h).
 #include <cstddef>
-#include <list>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "cache/eviction.h"
 #include "cache/tier.h"
 #include "common/adaptive_mutex.h"
 
@@ -16,12 +19,14 @@ struct MemoryTierOptions {
   size_t maxEntries = 100;              // CACHE_MEMORY_ENTRIES (the seed's ~100)
   size_t maxBytes = size_t{256} << 20;  // counted with MemoryTier::chargedBytes()
   size_t shards = 8;                    // lock striping; capped at maxEntries so no shard is empty
+  PolicyKind policy = kDefaultPolicy;   // CACHE_MEMORY_POLICY (docs/eviction.md)
 };
 
 // Each shard owns an equal share of both bounds (the remainder of maxEntries goes to the first
-// shards) and evicts its own least recently used entries. So the bounds hold exactly in total,
-// but LRU order is per shard: with shards > 1 a recently used entry can be evicted before an
-// older one in a less crowded shard. Use shards = 1 where exact global LRU matters.
+// shards) and evicts the victims its own policy names (LRU: its least recently used entries). So
+// the bounds hold exactly in total, but the policy's order is per shard: with shards > 1 a
+// recently used entry can be evicted before an older one in a less crowded shard. Use shards = 1
+// where exact global order matters.
 // An entry larger than a shard's byte share is refused with Errc::TooLarge.
 class MemoryTier final : public CacheTier {
  public:
@@ -48,9 +53,12 @@ class MemoryTier final : public CacheTier {
   };
   struct Shard {
     mutable AdaptiveMutex mutex;  // shared by the request threads: spins before it sleeps
-    std::list<Node> lru;          // front: most recently used
-    std::unordered_map<std::string_view, std::list<Node>::iterator>
-        index;  // views into the blocks' cache_key
+    // By slot id (the policy's ids). A deque: growing it never moves a block, whose cache_key
+    // the index views. A free slot has an empty block.
+    std::deque<Node> slots;
+    std::vector<uint32_t> freeSlots;
+    std::unordered_map<std::string_view, uint32_t> index;  // views into the blocks' cache_key
+    std::unique_ptr<EvictionPolicy> policy;
     size_t bytes = 0;
     size_t maxEntries = 0;
     size_t maxBytes = 0;

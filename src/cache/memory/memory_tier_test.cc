@@ -12,18 +12,24 @@ using test::CacheTierConformance;
 using test::makeTestEntry;
 using test::TierFactory;
 
-TierFactory memoryFactory() {
+TierFactory memoryFactory(std::string name, PolicyKind policy) {
   TierFactory f;
-  f.name = "Memory";
-  f.make = [] { return std::make_unique<MemoryTier>(); };
-  // One shard: LRU order is per shard, and the suite checks exact global LRU.
-  f.makeBounded = [](size_t n) {
-    return std::make_unique<MemoryTier>(MemoryTierOptions{.maxEntries = n, .shards = 1});
+  f.name = std::move(name);
+  f.make = [policy] { return std::make_unique<MemoryTier>(MemoryTierOptions{.policy = policy}); };
+  // One shard: the policy's order is per shard, and the suite checks exact global LRU.
+  f.makeBounded = [policy](size_t n) {
+    return std::make_unique<MemoryTier>(
+        MemoryTierOptions{.maxEntries = n, .shards = 1, .policy = policy});
   };
+  f.lruOrder = policy == PolicyKind::Lru;
   return f;
 }
 
-INSTANTIATE_TEST_SUITE_P(Memory, CacheTierConformance, ::testing::Values(memoryFactory()),
+INSTANTIATE_TEST_SUITE_P(Memory, CacheTierConformance,
+                         ::testing::Values(memoryFactory("Memory", PolicyKind::Lru),
+                                           memoryFactory("Sieve", PolicyKind::Sieve),
+                                           memoryFactory("Gdsf", PolicyKind::Gdsf),
+                                           memoryFactory("CostSieve", PolicyKind::CostSieve)),
                          test::tierFactoryName);
 
 EntryPtr entry(std::string key, std::string content = "Hello!") {
