@@ -341,6 +341,12 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return explain(query);
   }
+  if (path == "/cache/sizing") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    if (!query.empty()) return badRequest("/cache/sizing takes no parameters");
+    if (!sizingSource_) return notFound("the miss-ratio curves are off (CACHE_SIZING=off)");
+    return json(200, sizingSource_());
+  }
   if (path == "/cache/analytics" || path == "/cache/patterns") {
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return analyticsReport(query, path == "/cache/patterns");

@@ -60,7 +60,8 @@ double MissRatioEstimator::currentRate() const {
   return static_cast<double>(threshold_.load(std::memory_order_relaxed)) / kHashSpace;
 }
 
-void MissRatioEstimator::reference(uint64_t hash, uint64_t bytes, double missCost, TimePoint now) {
+void MissRatioEstimator::reference(uint64_t hash, const std::function<uint64_t()>& bytesOf,
+                                   double missCost, TimePoint now) {
   std::lock_guard lock(mutex_);
   if (!sampled(hash)) return;
   if (!first_) first_ = now;
@@ -68,7 +69,9 @@ void MissRatioEstimator::reference(uint64_t hash, uint64_t bytes, double missCos
   cost_ += missCost;
   const double rate = currentRate();
   auto it = keys_.find(hash);
+  uint64_t bytes = 0;
   if (it != keys_.end()) {
+    bytes = it->second.bytes;
     // The distinct keys referenced since this one's last reference, and their bytes.
     const auto [allCount, allBytes] = prefix(nextStamp_ - 1);
     const auto [toCount, toBytes] = prefix(it->second.stamp);
@@ -86,6 +89,7 @@ void MissRatioEstimator::reference(uint64_t hash, uint64_t bytes, double missCos
     }
     add(it->second.stamp, -1, -static_cast<int64_t>(it->second.bytes));
   } else {
+    bytes = bytesOf();
     it = keys_.emplace(hash, Key{0, 0}).first;
     byValue_.emplace(static_cast<uint32_t>(hash >> 32), hash);
   }

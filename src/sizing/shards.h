@@ -25,6 +25,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <queue>
@@ -107,8 +108,16 @@ class MissRatioEstimator {
 
   // One sampled reference to the key (offer() said so, and counted it): `bytes` its size as the
   // tiers count it, `missCost` what a miss of it costs upstream. Ignored unless sampled(hash)
-  // (checked again under the lock).
-  void reference(uint64_t hash, uint64_t bytes, double missCost, TimePoint now);
+  // (checked again under the lock). A key's size is taken at its first sampled reference and
+  // kept while it is tracked.
+  void reference(uint64_t hash, uint64_t bytes, double missCost, TimePoint now) {
+    reference(
+        hash, [bytes] { return bytes; }, missCost, now);
+  }
+  // The same, with the size computed only for a key not tracked yet (under the lock): the
+  // gateway's size is a packing of the entry, too dear for every hit.
+  void reference(uint64_t hash, const std::function<uint64_t()>& bytesOf, double missCost,
+                 TimePoint now);
 
   SizingReport report(TimePoint now) const;
 
