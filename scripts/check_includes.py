@@ -57,6 +57,9 @@ ALLOWED = {
     "cache/cassette": {"cache", "common"},
     "cache/redis": {"cache", "common"},
     "index": {"cache", "common"},
+    # The trace format, synthetic traces and the offline simulator (issue 21): the simulator
+    # replays through cache/eviction.h, the policies the tiers use.
+    "trace": {"cache", "common"},
     "upstream": {"common"},
     "http": {"common"},
     "invalidation": {"cache", "common", "index"},
@@ -76,7 +79,7 @@ ALLOWED = {
     # The composition root: everything.
     "main": {"admin", "alerts", "analytics", "api", "cache", "cache/cassette", "cache/disk",
              "cache/memory", "cache/redis", "cache/s3", "common", "config", "gateway", "http", "index", "invalidation", "key",
-             "mock", "sizing", "upstream"},
+             "mock", "sizing", "trace", "upstream"},
 }
 
 # module -> what its tests may include beyond ALLOWED, and why.
