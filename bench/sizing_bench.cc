@@ -2,9 +2,9 @@
 // request. Run: build/bench/sizing_bench
 //   BM_KeyHash           the key's hash (every cacheable request with an entry pays it)
 //   BM_OfferSampledOut   a reference whose key is not sampled: the counters and a comparison
-//   BM_SampledReference  a sampled reference: the O(log n) stack distance under the mutex, on a
-//                        Zipf stream over 200,000 keys with the bound of 32,768 keys (rate 1
-//                        falling as the bound lowers it); Threads(2): two request threads
+//   BM_SampledReference  a sampled reference: the O(log n) stack distance under the estimator's
+//                        mutex, on a Zipf stream over 200,000 keys with the bound of 32,768
+//                        keys (rate 1 falling as the bound lowers it); Threads(2): two threads
 #include <benchmark/benchmark.h>
 
 #include <cmath>

@@ -74,8 +74,8 @@ struct GatewayDeps {
   // The online miss-ratio curves (docs/sizing.md): every cacheable request that ends with an
   // entry (served or stored) is a reference, offered when its outcome is settled. Optional.
   sizing::MissRatioEstimator* sizing = nullptr;
-  // An entry's size as the memory tier counts it (its charge against CACHE_MEMORY_BYTES); only
-  // asked for sampled references. Unset: Entry::approxBytes.
+  // An entry's size as the memory tier counts it (its charge against CACHE_MEMORY_BYTES); asked
+  // for sampled references that are not hits. Unset: Entry::approxBytes without the request.
   std::function<uint64_t(const cache::Entry&)> entryBytes = {};
 };
 

@@ -11,14 +11,18 @@ void Gateway::settle(Context& ctx, Outcome outcome) {
 void Gateway::offerToSizing(const Context& ctx) {
   // A reference of the curves: a request the cache could have answered (cacheable) that ended
   // with an entry (a hit's, a coalesced answer's, or the one a miss stored). A sampled-out key
-  // costs a hash and a comparison here; the size is computed only for a newly sampled key.
+  // costs a hash and a comparison here.
   if (!deps_.sizing || !ctx.answer || !analytics::isCacheable(*ctx.outcome)) return;
   const cache::Entry& entry = *ctx.answer;
   const uint64_t hash = sizing::keyHash(ctx.key.cacheKey);
   if (!deps_.sizing->offer(hash, entry.costTotal)) return;
-  deps_.sizing->reference(
-      hash, [&] { return deps_.entryBytes ? deps_.entryBytes(entry) : entry.approxBytes(); },
-      entry.costTotal, deps_.clock.now());
+  // The size is kept from a key's first sampled reference, nearly always the miss that stored
+  // it: measured exactly there (the memory tier's charge packs the entry, a copy of the answer),
+  // estimated without a copy on a hit (a key first seen on a hit: after a restart, or a disk hit).
+  const bool hit = *ctx.outcome == Outcome::Hit;
+  const uint64_t bytes = !hit && deps_.entryBytes ? deps_.entryBytes(entry)
+                                                  : entry.approxBytes() - entry.request.capacity();
+  deps_.sizing->reference(hash, bytes, entry.costTotal, deps_.clock.now());
 }
 
 void Gateway::recordEvent(Context& ctx) {

@@ -60,8 +60,7 @@ double MissRatioEstimator::currentRate() const {
   return static_cast<double>(threshold_.load(std::memory_order_relaxed)) / kHashSpace;
 }
 
-void MissRatioEstimator::reference(uint64_t hash, const std::function<uint64_t()>& bytesOf,
-                                   double missCost, TimePoint now) {
+void MissRatioEstimator::reference(uint64_t hash, uint64_t bytes, double missCost, TimePoint now) {
   std::lock_guard lock(mutex_);
   if (!sampled(hash)) return;
   if (!first_) first_ = now;
@@ -69,7 +68,6 @@ void MissRatioEstimator::reference(uint64_t hash, const std::function<uint64_t()
   cost_ += missCost;
   const double rate = currentRate();
   auto it = keys_.find(hash);
-  uint64_t bytes = 0;
   if (it != keys_.end()) {
     bytes = it->second.bytes;
     // The distinct keys referenced since this one's last reference, and their bytes.
@@ -89,7 +87,6 @@ void MissRatioEstimator::reference(uint64_t hash, const std::function<uint64_t()
     }
     add(it->second.stamp, -1, -static_cast<int64_t>(it->second.bytes));
   } else {
-    bytes = bytesOf();
     it = keys_.emplace(hash, Key{0, 0}).first;
     byValue_.emplace(static_cast<uint32_t>(hash >> 32), hash);
   }
@@ -152,14 +149,19 @@ size_t MissRatioEstimator::sampledKeys() const {
 double MissRatioEstimator::rate() const { return currentRate(); }
 
 SizingReport MissRatioEstimator::report(TimePoint now) const {
+  uint64_t offered = 0, offeredNanoUsd = 0;
+  for (const Shard& s : shards_) {
+    offered += s.offered.load(std::memory_order_relaxed);
+    offeredNanoUsd += s.offeredNanoUsd.load(std::memory_order_relaxed);
+  }
   std::lock_guard lock(mutex_);
   SizingReport r;
   r.rate = currentRate();
   r.sampledKeys = keys_.size();
   r.maxKeys = options_.maxKeys;
   r.sampledReferences = references_;
-  r.references = offered_.load(std::memory_order_relaxed);
-  r.costTotal = static_cast<double>(offeredNanoUsd_.load(std::memory_order_relaxed)) / 1e9;
+  r.references = offered;
+  r.costTotal = static_cast<double>(offeredNanoUsd) / 1e9;
   if (first_ && now > *first_)
     r.windowSeconds = std::chrono::duration<double>(now - *first_).count();
   // In sampled units at today's rate: what the sample should hold, and the SHARDS_adj

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <list>
 #include <random>
+#include <thread>
 #include <unordered_map>
 
 namespace llmcache::sizing {
@@ -194,6 +195,26 @@ TEST(MissRatioEstimator, NeverTracksMoreKeysThanItsBoundAndLowersItsRate) {
   EXPECT_EQ(est.sampledKeys(), 500u);
   EXPECT_LT(est.rate(), 0.05);
   EXPECT_GT(est.rate(), 0.0);
+}
+
+TEST(MissRatioEstimator, ReferencesFromManyThreadsAreAllCountedOnceReported) {
+  MissRatioEstimator est({.rate = 1.0, .maxKeys = 1000, .tiers = kTiers});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&est, t] {
+      for (int i = 0; i < 1000; ++i) {  // 100 keys each thread, 10 rounds: not a multiple of 64
+        const uint64_t h = keyHash(std::to_string(t * 100 + i % 100));
+        if (est.offer(h, 0.25)) est.reference(h, 1000, 0.25, TimePoint{});
+      }
+    });
+  for (auto& t : threads) t.join();
+  const SizingReport r = est.report(TimePoint{});
+  EXPECT_EQ(r.references, 4000u);
+  EXPECT_EQ(r.sampledReferences, 4000);
+  EXPECT_EQ(r.sampledKeys, 400u);
+  EXPECT_DOUBLE_EQ(r.costTotal, 1000);
+  // Every key's later rounds hit at every size that holds 400 entries (disk from 0.25x: 2000).
+  EXPECT_DOUBLE_EQ(r.tiers[1].points[0].hitRate, 0.9);
 }
 
 TEST(MissRatioEstimator, IgnoresAReferenceItDoesNotSample) {
