@@ -95,6 +95,9 @@ TEST_EXTRA = {
     # The alert mail's hit rate is checked against Analytics::analytics() and Metrics::totals()
     # over the same events (a real index in a temp dir, index/test_util.h).
     "alerts": {"analytics", "index"},
+    # The miss-ratio curves are checked against the trace module's synthetic traces and its
+    # exact offline simulator.
+    "sizing": {"trace"},
 }
 
 # Headers only tests may include (paths as included, relative to src/). Files named
