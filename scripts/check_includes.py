@@ -67,17 +67,19 @@ ALLOWED = {
     # and labels them by cache::TierId.
     "analytics": {"cache", "common", "index"},
     "alerts": {"common", "config"},
+    # Miss-ratio curves (SHARDS): fed by the gateway, served by the admin API through a function.
+    "sizing": {"common"},
     "admin": {"analytics", "common", "config", "index", "invalidation"},
     "mock": {"api", "common", "http"},
     # The orchestrator knows every module but the composition root (main), the stand-in
     # provider (mock), the tiers themselves and the index: it asks the TieredCache (policy
     # above, storage below; main builds the tiers, the index observes the cache).
     "gateway": {"admin", "analytics", "api", "cache", "common", "config", "http",
-                "invalidation", "key", "upstream"},
+                "invalidation", "key", "sizing", "upstream"},
     # The composition root: everything.
     "main": {"admin", "alerts", "analytics", "api", "cache", "cache/cassette", "cache/disk",
              "cache/memory", "cache/redis", "cache/s3", "common", "config", "gateway", "http", "index", "invalidation", "key",
-             "mock", "trace", "upstream"},
+             "mock", "sizing", "trace", "upstream"},
 }
 
 # module -> what its tests may include beyond ALLOWED, and why.
@@ -93,6 +95,9 @@ TEST_EXTRA = {
     # The alert mail's hit rate is checked against Analytics::analytics() and Metrics::totals()
     # over the same events (a real index in a temp dir, index/test_util.h).
     "alerts": {"analytics", "index"},
+    # The miss-ratio curves are checked against the trace module's synthetic traces and its
+    # exact offline simulator.
+    "sizing": {"trace"},
 }
 
 # Headers only tests may include (paths as included, relative to src/). Files named

@@ -341,6 +341,12 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return explain(query);
   }
+  if (path == "/cache/sizing") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    if (!query.empty()) return badRequest("/cache/sizing takes no parameters");
+    if (!sizingSource_) return notFound("the miss-ratio curves are off (CACHE_SIZING=off)");
+    return json(200, sizingSource_());
+  }
   if (path == "/cache/analytics" || path == "/cache/patterns") {
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return analyticsReport(query, path == "/cache/patterns");
@@ -532,6 +538,8 @@ Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
   if (patterns && nearMisses_ && out->isObject()) out->set("near_misses", nearMisses_->report());
   // Whether ?scope=fleet answers here (the dashboard shows the fleet view then).
   if (!patterns) out->set("fleet_scope", Json::boolean(static_cast<bool>(fleetSource_)));
+  // Whether GET /cache/sizing answers here (the dashboard's sizing panel asks only then).
+  if (!patterns) out->set("sizing", Json::boolean(static_cast<bool>(sizingSource_)));
   return json(200, *out);
 }
 

@@ -19,6 +19,8 @@
 //          S3 bucket, merged; each one's part with its age): setFleetSource; 404 without it
 //   GET    /cache/patterns?from=&to=          -> analytics::Analytics::patterns
 //          (docs/analytics.md; 404 when the AdminApi was built without an Analytics)
+//   GET    /cache/sizing                      -> the online miss-ratio curves of the memory and
+//          disk tiers (docs/sizing.md): setSizingSource; 404 without it (CACHE_SIZING=off)
 // from/to: ISO 8601 UTC or Unix milliseconds; limit: 1..1000 (default 100).
 // GET /metrics is not under /cache: the gateway routes it to metrics() (same auth).
 // GET /dashboard[/...] is not either: the gateway routes it to dashboard() (ownsDashboard).
@@ -100,6 +102,11 @@ class AdminApi {
   using FleetSource = std::function<Result<Json>()>;
   void setFleetSource(FleetSource source) { fleetSource_ = std::move(source); }
 
+  // Where GET /cache/sizing gets its body (sizing::reportToJson, docs/sizing.md). Set once,
+  // before serving; cheap (a copy of the estimator's counters). Unset: 404.
+  using SizingSource = std::function<Json()>;
+  void setSizingSource(SizingSource source) { sizingSource_ = std::move(source); }
+
   // Whether target's path is one of ours (/cache or below): the gateway routes those here.
   static bool owns(std::string_view target);
 
@@ -153,6 +160,7 @@ class AdminApi {
   Explainer explainer_;
   const analytics::NearMissPatterns* nearMisses_ = nullptr;
   FleetSource fleetSource_;
+  SizingSource sizingSource_;
   bool tokenSet_;
   std::array<unsigned char, 32> tokenDigest_{};  // SHA-256 of the token: fixed-length comparison
 };

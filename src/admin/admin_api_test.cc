@@ -488,6 +488,17 @@ TEST_F(AdminApiTest, ListEntriesRejectsBadParameters) {
               "include_invalid");
 }
 
+TEST_F(AdminApiTest, SizingAnswersTheSourcesCurvesAndIsNotFoundWithoutOne) {
+  expectError(get("/cache/sizing"), 404, "not_found_error", "CACHE_SIZING");
+  api_.setSizingSource([] { return Json::object().set("rate", Json::number(0.5)); });
+  Reply r = get("/cache/sizing");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body(r).getDouble("rate"), 0.5);
+  expectError(get("/cache/sizing?tier=memory"), 400, "invalid_request_error", "no parameters");
+  EXPECT_EQ(post("/cache/sizing", "{}").status, 405);
+  EXPECT_EQ(get("/cache/sizing", "Bearer wrong").status, 401);
+}
+
 TEST_F(AdminApiTest, StatsCountEntriesHitsAndSavingsIncludingHitsNotYetFlushed) {
   index_->recordHit(entries_[0].cacheId, clock_.now());
   index_->recordHit(entries_[0].cacheId, clock_.now());

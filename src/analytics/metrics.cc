@@ -382,7 +382,42 @@ std::string Metrics::prometheusText() const {
     for (size_t i = 0; i < kRedisSeries.size(); ++i)
       scalar(out, kRedisSeries[i].name, kRedisSeries[i].type, kRedisSeries[i].help,
              redis_[i].load(std::memory_order_relaxed));
+  std::vector<SizingGauge> sizing;
+  {
+    std::lock_guard lock(sizingMutex_);
+    sizing = sizing_;
+  }
+  if (!sizing.empty()) {
+    auto series = [&](std::string_view name, std::string_view text, auto value) {
+      help(out, name, "gauge", text);
+      for (const SizingGauge& p : sizing) {
+        const std::optional<double> v = value(p);
+        if (!v) continue;
+        out.append(name)
+            .append("{tier=\"")
+            .append(escapeLabelValue(p.tier))
+            .append("\",scale=\"")
+            .append(num(p.scale))
+            .append("\"} ")
+            .append(num(*v))
+            .append("\n");
+      }
+    };
+    series("llmcache_sizing_bytes", "A tier's size at this scale of its configured bytes.",
+           [](const SizingGauge& p) { return std::optional<double>(p.bytes); });
+    series("llmcache_sizing_hit_rate",
+           "Estimated hit rate of a tier at this scale of its configured size (docs/sizing.md).",
+           [](const SizingGauge& p) { return std::optional<double>(p.hitRate); });
+    series("llmcache_sizing_cost_saved_usd_per_day",
+           "Estimated US dollars a day a tier at this scale would save (docs/sizing.md).",
+           [](const SizingGauge& p) { return p.costSavedPerDay; });
+  }
   return out;
+}
+
+void Metrics::setSizing(std::vector<SizingGauge> points) {
+  std::lock_guard lock(sizingMutex_);
+  sizing_ = std::move(points);
 }
 
 Json Metrics::snapshot() const {

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +45,16 @@ struct RedisGauges {
   uint64_t written = 0, writeErrors = 0, dropped = 0;               // the tier's queued writes
   uint64_t published = 0, received = 0, subscriptions = 0;          // the channel
   uint64_t leasesTaken = 0, leasesFound = 0;                        // leases
+};
+
+// One point of an online miss-ratio curve (docs/sizing.md): what the tier would do at `scale`
+// times its configured size. Set by the composition root from the sizing estimator.
+struct SizingGauge {
+  std::string tier;  // "memory", "disk"
+  double scale = 1;  // 0.25, 0.5, 1, 2, 4, 8
+  double bytes = 0;  // the size in bytes at that scale
+  double hitRate = 0;
+  std::optional<double> costSavedPerDay;  // US dollars; none until the window is a second long
 };
 
 // The operations a TierEvent::Failed names (TierEvent::Op), in label order: lookup, insert,
@@ -112,6 +124,10 @@ class Metrics final : public cache::TierObserver {
   // Turns the llmcache_redis_* series on, with these values.
   void setRedis(const RedisGauges& redis);
 
+  // The miss-ratio curves' points (llmcache_sizing_*), replacing the last ones. Empty: none
+  // shown (sizing off).
+  void setSizing(std::vector<SizingGauge> points);
+
   // The Prometheus text (Content-Type: text/plain; version=0.0.4; charset=utf-8). Series with a
   // zero count are left out of requests_total and the histogram; the rest are always present.
   std::string prometheusText() const;
@@ -155,6 +171,8 @@ class Metrics final : public cache::TierObserver {
   std::array<std::atomic<uint64_t>, 14> redis_{};
   // Failed tier events, [TierId][TierEvent::Op].
   std::array<std::array<std::atomic<uint64_t>, kTierOps>, cache::kTierCount> tierFailures_{};
+  mutable std::mutex sizingMutex_;  // never on the request path: set and read per scrape
+  std::vector<SizingGauge> sizing_;
 };
 
 // Escapes a label value for the text format: backslash, double quote and newline.

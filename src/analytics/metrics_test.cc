@@ -356,3 +356,30 @@ TEST(Metrics, RedisSeriesAppearOnceSetAndFollowTheLatestValues) {
 
 }  // namespace
 }  // namespace llmcache::analytics
+
+namespace llmcache::analytics {
+namespace {
+
+TEST(Metrics, SizingGaugesAppearOncePointsAreSetAndPerDayOnlyWhenKnown) {
+  Metrics m;
+  EXPECT_EQ(m.prometheusText().find("llmcache_sizing_"), std::string::npos);
+  m.setSizing(
+      {{.tier = "memory", .scale = 2, .bytes = 512, .hitRate = 0.25, .costSavedPerDay = 3.5},
+       {.tier = "disk", .scale = 0.25, .bytes = 64, .hitRate = 0.5, .costSavedPerDay = {}}});
+  const std::string text = m.prometheusText();
+  EXPECT_NE(text.find("# TYPE llmcache_sizing_hit_rate gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("llmcache_sizing_hit_rate{tier=\"memory\",scale=\"2\"} 0.25\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("llmcache_sizing_hit_rate{tier=\"disk\",scale=\"0.25\"} 0.5\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("llmcache_sizing_bytes{tier=\"memory\",scale=\"2\"} 512\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("llmcache_sizing_cost_saved_usd_per_day{tier=\"memory\",scale=\"2\"} 3.5\n"),
+            std::string::npos);
+  EXPECT_EQ(text.find("llmcache_sizing_cost_saved_usd_per_day{tier=\"disk\""), std::string::npos);
+  m.setSizing({});
+  EXPECT_EQ(m.prometheusText().find("llmcache_sizing_"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace llmcache::analytics

@@ -108,6 +108,9 @@ const std::vector<Setting>& settings() {
       field("CACHE_MODE", &Config::mode),
       field("CACHE_CASSETTE_DIR", &Config::cassetteDir),
       field("CACHE_NEAR_MISS_SAMPLE", &Config::nearMissSample),
+      field("CACHE_SIZING", &Config::sizing),
+      field("CACHE_SIZING_RATE", &Config::sizingRate),
+      field("CACHE_SIZING_MAX_KEYS", &Config::sizingMaxKeys),
       field("CACHE_MEMORY_ENTRIES", &Config::memoryEntries),
       field("CACHE_MEMORY_BYTES", &Config::memoryBytes),
       field("CACHE_DISK_ENTRIES", &Config::diskEntries),
@@ -318,6 +321,12 @@ void validate(const Config& c) {
     throw ConfigError("CACHE_MODE: expected normal, record, replay or replay-or-record, got '" +
                       c.mode + "'");
   if (c.nearMissSample < 0) throw ConfigError("CACHE_NEAR_MISS_SAMPLE: must be >= 0");
+  if (!(c.sizingRate > 0 && c.sizingRate <= 1))
+    throw ConfigError("CACHE_SIZING_RATE: expected a rate in (0, 1], got " +
+                      std::to_string(c.sizingRate));
+  if (c.sizingMaxKeys < 1 || c.sizingMaxKeys > (uint64_t{1} << 24))
+    throw ConfigError("CACHE_SIZING_MAX_KEYS: expected 1 to 16777216, got " +
+                      std::to_string(c.sizingMaxKeys));
   if (c.cassetteMode() && c.cassetteDir.empty())
     throw ConfigError("CACHE_MODE=" + c.mode +
                       " needs CACHE_CASSETTE_DIR (--cassette DIR): the recorded folder");

@@ -32,6 +32,12 @@ struct Config {
   // CACHE_NEAR_MISS_SAMPLE: misses explained per second in the background (normal mode) for the
   // near-miss patterns of /cache/patterns; 0: off
   int nearMissSample = 2;
+  // Online miss-ratio curves (docs/sizing.md): CACHE_SIZING=off disables them; the starting
+  // sampling rate, (0, 1] (1: every key until the bound is reached, then the rate falls); the
+  // bound on the sampled keys tracked (~100 bytes each)
+  bool sizing = true;              // CACHE_SIZING
+  double sizingRate = 1.0;         // CACHE_SIZING_RATE
+  uint64_t sizingMaxKeys = 32768;  // CACHE_SIZING_MAX_KEYS
   // Limits
   uint64_t maxBodyBytes = 32u << 20;    // CACHE_MAX_BODY_BYTES: request bodies
   uint64_t maxHeaderBytes = 64u << 10;  // CACHE_MAX_HEADER_BYTES

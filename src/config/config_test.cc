@@ -124,6 +124,25 @@ TEST(Config, TheRecentKeysJournalPollsEverySecondByDefaultAndZeroTurnsItOff) {
   EXPECT_THROW(validate(c), ConfigError);
 }
 
+TEST(Config, SizingIsOnByDefaultTurnsOffAndRefusesARateOutsideZeroToOne) {
+  Config c;
+  EXPECT_TRUE(c.sizing);
+  EXPECT_EQ(c.sizingRate, 1.0);
+  EXPECT_EQ(c.sizingMaxKeys, 32768u);
+  setValue(c, "CACHE_SIZING", "off");
+  EXPECT_FALSE(c.sizing);
+  setValue(c, "CACHE_SIZING_RATE", "0.01");
+  EXPECT_EQ(c.sizingRate, 0.01);
+  EXPECT_NO_THROW(validate(c));
+  setValue(c, "CACHE_SIZING_RATE", "0");
+  EXPECT_THROW(validate(c), ConfigError);
+  setValue(c, "CACHE_SIZING_RATE", "1.5");
+  EXPECT_THROW(validate(c), ConfigError);
+  setValue(c, "CACHE_SIZING_RATE", "1");
+  setValue(c, "CACHE_SIZING_MAX_KEYS", "0");
+  EXPECT_THROW(validate(c), ConfigError);
+}
+
 TEST(Config, PrintConfigMasksSecrets) {
   Config c;
   c.adminToken = "super-secret-token";

@@ -34,6 +34,7 @@
 #include "gateway/stream_log.h"
 #include "http/server.h"
 #include "invalidation/s3_broadcast.h"
+#include "sizing/shards.h"
 #include "upstream/client.h"
 #include "upstream/platform.h"
 #include "upstream/pricing.h"
@@ -70,6 +71,12 @@ struct GatewayDeps {
       explainCandidates = {};
   // The near-miss patterns (/cache/patterns): explained misses are tallied here. Optional.
   analytics::NearMissPatterns* nearMisses = nullptr;
+  // The online miss-ratio curves (docs/sizing.md): every cacheable request that ends with an
+  // entry (served or stored) is a reference, offered when its outcome is settled. Optional.
+  sizing::MissRatioEstimator* sizing = nullptr;
+  // An entry's size as the memory tier counts it (its charge against CACHE_MEMORY_BYTES); asked
+  // for sampled references that are not hits. Unset: Entry::approxBytes without the request.
+  std::function<uint64_t(const cache::Entry&)> entryBytes = {};
 };
 
 class Gateway {
@@ -145,7 +152,8 @@ class Gateway {
   // The request's outcome is final: set it and record the analytics event now, before the
   // answer reaches the client (a client reading /cache/analytics right after sees it counted).
   void settle(Context& ctx, Outcome outcome);
-  void recordEvent(Context& ctx);  // once per request
+  void recordEvent(Context& ctx);          // once per request
+  void offerToSizing(const Context& ctx);  // the request as a reference (GatewayDeps::sizing)
   upstream::Request upstreamRequest(const Context& ctx, bool cached) const;
   key::KeyOptions keyOptions(const Context& ctx) const;
   http::net::awaitable<bool> applyCors(Context& ctx, http::ResponseWriter& w);

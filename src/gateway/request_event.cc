@@ -8,10 +8,28 @@ void Gateway::settle(Context& ctx, Outcome outcome) {
   recordEvent(ctx);
 }
 
+void Gateway::offerToSizing(const Context& ctx) {
+  // A reference of the curves: a request the cache could have answered (cacheable) that ended
+  // with an entry (a hit's, a coalesced answer's, or the one a miss stored). A sampled-out key
+  // costs a hash and a comparison here.
+  if (!deps_.sizing || !ctx.answer || !analytics::isCacheable(*ctx.outcome)) return;
+  const cache::Entry& entry = *ctx.answer;
+  const uint64_t hash = sizing::keyHash(ctx.key.cacheKey);
+  if (!deps_.sizing->offer(hash, entry.costTotal)) return;
+  // The size is kept from a key's first sampled reference, nearly always the miss that stored
+  // it: measured exactly there (the memory tier's charge packs the entry, a copy of the answer),
+  // estimated without a copy on a hit (a key first seen on a hit: after a restart, or a disk hit).
+  const bool hit = *ctx.outcome == Outcome::Hit;
+  const uint64_t bytes = !hit && deps_.entryBytes ? deps_.entryBytes(entry)
+                                                  : entry.approxBytes() - entry.request.capacity();
+  deps_.sizing->reference(hash, bytes, entry.costTotal, deps_.clock.now());
+}
+
 void Gateway::recordEvent(Context& ctx) {
-  if (!ctx.outcome || ctx.recorded || (!deps_.recorder && !deps_.metrics && !deps_.fleetCounters))
-    return;
+  if (!ctx.outcome || ctx.recorded) return;
   ctx.recorded = true;
+  if (deps_.sizing && !ctx.key.cacheKey.empty()) offerToSizing(ctx);
+  if (!deps_.recorder && !deps_.metrics && !deps_.fleetCounters) return;
   analytics::Event e;
   e.time = deps_.clock.now();
   e.cacheKey = ctx.key.cacheKey;

@@ -36,6 +36,7 @@
 #include "invalidation/invalidator.h"
 #include "invalidation/request.h"
 #include "invalidation/s3_broadcast.h"
+#include "sizing/shards.h"
 #include "upstream/http_client.h"
 #include "upstream/platform.h"
 #include "upstream/pricing.h"
@@ -212,6 +213,7 @@ struct App::Parts {
   std::unique_ptr<analytics::EventRecorder> recorder;
   std::unique_ptr<analytics::Analytics> analytics;
   std::unique_ptr<analytics::NearMissPatterns> nearMisses;
+  std::unique_ptr<sizing::MissRatioEstimator> sizing;  // CACHE_SIZING (docs/sizing.md)
   std::unique_ptr<admin::AdminApi> admin;
   std::unique_ptr<invalidation::S3InvalidationBroadcast> broadcast;
   std::unique_ptr<alerts::Alerter> alerter;
@@ -245,6 +247,21 @@ struct App::Parts {
                                                .subscriptions = rf.subscribed,
                                                .leasesTaken = rf.leasesTaken,
                                                .leasesFound = rf.leasesFound});
+    }
+    if (sizing) {
+      const sizing::SizingReport r = sizing->report(Clock::system().now());
+      std::vector<analytics::SizingGauge> points;
+      for (const sizing::TierCurve& t : r.tiers)
+        for (const sizing::CurvePoint& pt : t.points)
+          points.push_back({.tier = t.bounds.name,
+                            .scale = pt.scale,
+                            .bytes = pt.bytes,
+                            .hitRate = pt.hitRate,
+                            .costSavedPerDay =
+                                r.windowSeconds >= 1
+                                    ? std::optional<double>(pt.costSaved * 86400 / r.windowSeconds)
+                                    : std::nullopt});
+      metrics->setSizing(std::move(points));
     }
   }
 };
@@ -419,6 +436,17 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   p.admin = std::make_unique<admin::AdminApi>(*p.index, *p.invalidator, c, p.analytics.get());
   p.nearMisses = std::make_unique<analytics::NearMissPatterns>();
   p.admin->setNearMisses(p.nearMisses.get());
+  // The miss-ratio curves of the local tiers: memory against its bounds, disk as memory and disk
+  // together against the disk's (every entry is written to both; docs/sizing.md).
+  if (c.sizing && !c.cassetteMode()) {
+    p.sizing = std::make_unique<sizing::MissRatioEstimator>(
+        sizing::SizingOptions{.rate = c.sizingRate,
+                              .maxKeys = c.sizingMaxKeys,
+                              .tiers = {{"memory", c.memoryEntries, c.memoryBytes},
+                                        {"disk", c.diskEntries, c.diskBytes}}});
+    p.admin->setSizingSource(
+        [&p] { return sizing::reportToJson(p.sizing->report(Clock::system().now())); });
+  }
   if (p.s3Tier)
     p.admin->setFleetSource([tier = p.s3Tier.get()]() -> Result<Json> {
       auto merged = tier->globalStatistics();
@@ -440,6 +468,10 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   deps.refreshGauges = [&p] { p.refreshGauges(); };
   deps.broadcast = p.broadcast.get();
   deps.nearMisses = p.nearMisses.get();
+  deps.sizing = p.sizing.get();
+  deps.entryBytes = [](const cache::Entry& e) -> uint64_t {
+    return cache::MemoryTier::chargedBytes(e);
+  };
   deps.explainCandidates = [&p](std::string_view tenant, std::string_view endpoint) {
     std::vector<cache::EntryPtr> out;
     if (p.cassette) {

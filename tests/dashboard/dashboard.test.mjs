@@ -228,7 +228,7 @@ test('The dashboard shows the figures of /cache/analytics in rendered charts and
   // Charts: drawn (canvas not blank) and fed with the API's series.
   const charts = await page.evaluate(() => {
     const out = {};
-    for (const id of ['chart-hit-rate', 'chart-cost-saved', 'chart-models', 'chart-platforms']) {
+    for (const id of ['chart-hit-rate', 'chart-cost-saved', 'chart-models', 'chart-platforms', 'chart-sizing']) {
       const canvas = document.getElementById(id);
       const chart = Chart.getChart(canvas);
       const blank = document.createElement('canvas');
@@ -271,6 +271,32 @@ test('The dashboard shows the figures of /cache/analytics in rendered charts and
   assert.equal(a.fleet_scope, false);
   assert.ok(!(await page.locator('#fleet').isVisible()));
 
+  // The miss-ratio curves (docs/sizing.md): the chart holds /cache/sizing's hit rates, and a row
+  // per tier and size says what that size would change against today's: "+256.0 MB of memory
+  // (+100 entries): +0.0% hits, +$0.00/day".
+  assert.equal(a.sizing, true);
+  const sz = await admin(base, '/cache/sizing');
+  assert.ok(await page.locator('#sizing-panel').isVisible());
+  assert.deepEqual(charts['chart-sizing'].labels, sz.tiers.memory.points.map((q) => `${q.scale}×`));
+  assert.deepEqual(charts['chart-sizing'].data, [sz.tiers.memory.points.map((q) => q.hit_rate),
+    sz.tiers.disk.points.map((q) => q.hit_rate)]);
+  assert.equal(await page.locator('#sizing tbody tr').count(), 12);
+  for (const tier of ['memory', 'disk']) {
+    const today = sz.tiers[tier].points[2];
+    assert.equal(today.scale, 1);
+    assert.equal(await page.locator(`#sizing tr[data-tier="${tier}"][data-scale="1"] td.change`).textContent(), 'today');
+    const twice = sz.tiers[tier].points[3];
+    const dHit = twice.hit_rate - today.hit_rate;
+    const mb = ((twice.bytes - today.bytes) / 1048576).toFixed(1);
+    const change = await page.locator(`#sizing tr[data-tier="${tier}"][data-scale="2"] td.change`).textContent();
+    const sizePart = tier === 'memory' ? `+${mb} MB of memory (+${intText(today.entries)} entries): `
+      : `+${((twice.bytes - today.bytes) / 1073741824).toFixed(1)} GB of disk (+${intText(today.entries)} entries): `;
+    assert.ok(change.startsWith(`${sizePart}${dHit < 0 ? '-' : '+'}${(Math.abs(dHit) * 100).toFixed(1)}% hits, `), change);
+    assert.match(change, /[+-]\$[0-9.]+(\/day| over the window)$/);
+    const half = await page.locator(`#sizing tr[data-tier="${tier}"][data-scale="0.5"] td.change`).textContent();
+    assert.match(half, new RegExp(`^-[0-9.]+ [MG]B of ${tier} \\(-[0-9,]+ entries\\): [+-]`));
+  }
+
   await page.screenshot({ path: path.join(OUT_DIR, 'dashboard.png'), fullPage: true });
 
   // It refreshes itself: one more hit shows up without a reload.
@@ -282,6 +308,22 @@ test('The dashboard shows the figures of /cache/analytics in rendered charts and
   assert.ok(Number(await page.getAttribute('body', 'data-renders')) > renders);
   assert.equal(await text(page, 'hit_rate'), pctText(4 / 8));
 
+  assert.deepEqual(problems, [], 'the page logged errors or failed requests');
+});
+
+test('With CACHE_SIZING=off the sizing panel stays hidden and /cache/sizing is never asked', async (t) => {
+  const stack = await startStack(t, { CACHE_ADMIN_TOKEN: TOKEN, CACHE_SIZING: 'off' });
+  const base = stack.gateway.url;
+  assert.equal(await chat(base, '/v1', 'gpt-4o-mini', 'Hello there'), 'MISS');
+  const a = await analyticsWith(base, 1);
+  assert.equal(a.sizing, false);
+  const { page, problems } = await openBrowser(t);
+  const asked = [];
+  page.on('request', (r) => { if (r.url().includes('/cache/sizing')) asked.push(r.url()); });
+  await page.goto(`${base}/dashboard?window=all&refresh=0#token=${TOKEN}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+  assert.ok(!(await page.locator('#sizing-panel').isVisible()));
+  assert.deepEqual(asked, []);
   assert.deepEqual(problems, [], 'the page logged errors or failed requests');
 });
 

@@ -19,6 +19,7 @@
 
   const $ = (sel) => document.querySelector(sel);
   let charts = null;
+  let sizingChart = null;  // made once the sizing panel is first shown
   let timer = null;
   let inFlight = false;
   let renders = 0;
@@ -404,6 +405,69 @@
     }
   }
 
+  // --- sizing (GET /cache/sizing, docs/sizing.md) -------------------------------------------
+  const signed = (v, text) => (v < 0 ? '-' : '+') + text;
+  const scaleText = (s) => s + '×';
+
+  // "+512.0 MB of memory (+100 entries): +6.0% hits, +$41.00/day": what the point at `p` would
+  // change against today's size (the point at scale 1). The money is per day once the window is a
+  // second long, else over the window.
+  function sizingSentence(tier, today, p) {
+    const dBytes = p.bytes - today.bytes;
+    const dEntries = p.entries - today.entries;
+    const dHit = p.hit_rate - today.hit_rate;
+    const perDay = p.cost_saved_per_day !== null && today.cost_saved_per_day !== null;
+    const dMoney = perDay ? p.cost_saved_per_day - today.cost_saved_per_day : p.cost_saved - today.cost_saved;
+    return `${signed(dBytes, fmt.bytes(Math.abs(dBytes)))} of ${tier} (${signed(dEntries, fmt.int(Math.abs(dEntries)))} entries): ` +
+      `${signed(dHit, (Math.abs(dHit) * 100).toFixed(1) + '%')} hits, ` +
+      `${signed(dMoney, fmt.usd(Math.abs(dMoney)))}${perDay ? '/day' : ' over the window'}`;
+  }
+
+  function renderSizing(s) {
+    const panel = $('#sizing-panel');
+    if (!s) { panel.hidden = true; return; }
+    panel.hidden = false;  // before the chart is made: Chart.js sizes to its visible box
+    if (sizingChart === null) {
+      sizingChart = new Chart($('#chart-sizing'), {
+        type: 'line',
+        data: { labels: [], datasets: ['memory', 'disk'].map((tier, i) => ({
+          label: tier, data: [], borderColor: COLORS[i * 2], backgroundColor: COLORS[i * 2] + '33',
+          fill: false, tension: 0.2, pointRadius: 3 })) },
+        options: { scales: {
+          y: { min: 0, max: 1, ticks: { callback: (v) => Math.round(v * 100) + '%' } },
+          x: { title: { display: true, text: "× today's size" } } } },
+      });
+    }
+    const tiers = s.tiers || {};
+    const names = ['memory', 'disk'].filter((t) => tiers[t]);
+    const first = tiers[names[0]];
+    sizingChart.data.labels = first ? first.points.map((p) => scaleText(p.scale)) : [];
+    sizingChart.data.datasets.forEach((d) => { d.data = tiers[d.label] ? tiers[d.label].points.map((p) => p.hit_rate) : []; });
+    sizingChart.update();
+    $('#sizing-unit').textContent = `(${fmt.int(s.references)} requests, ${fmt.int(s.sampled_keys)} keys sampled at ` +
+      `${(s.rate * 100).toFixed(s.rate >= 0.1 ? 0 : 2)}%)`;
+    const body = $('#sizing tbody');
+    body.replaceChildren();
+    if (s.references === 0) {
+      emptyRow(body, 'No cacheable request yet.', 3);
+      return;
+    }
+    for (const name of names) {
+      const points = tiers[name].points;
+      const today = points.find((p) => p.scale === 1);
+      for (const p of points) {
+        const tr = el('tr');
+        tr.dataset.tier = name;
+        tr.dataset.scale = String(p.scale);
+        const size = `${name} ${scaleText(p.scale)}: ${fmt.bytes(p.bytes)}, ${fmt.int(p.entries)} entries`;
+        if (p === today) tr.className = 'today';
+        tr.append(el('td', size), el('td', fmt.pct(p.hit_rate), 'num'),
+          el('td', p === today ? 'today' : sizingSentence(name, today, p), 'change'));
+        body.append(tr);
+      }
+    }
+  }
+
   // --- the loop ------------------------------------------------------------------------------
   function showAuth(reason) {
     $('#main').hidden = true;
@@ -420,6 +484,8 @@
       const [a, p] = await Promise.all([getJson('/cache/analytics' + q), getJson('/cache/patterns' + q)]);
       // Asked only where it answers (fleet_scope: the S3 tier is on), so no 404 on a lone gateway.
       const f = a.fleet_scope ? await getJson('/cache/analytics?scope=fleet') : null;
+      // Likewise the miss-ratio curves: asked only when they are on (CACHE_SIZING).
+      const sz = a.sizing ? await getJson('/cache/sizing') : null;
       $('#auth').hidden = true;
       $('#main').hidden = false;  // before the first chart: Chart.js sizes to its visible box
       if (charts === null) charts = makeCharts();
@@ -430,6 +496,7 @@
       renderSuggestions(a, p);
       renderNearMisses(p.near_misses);
       renderFleet(f);
+      renderSizing(sz);
       renders++;
       document.body.dataset.state = 'ready';
       document.body.dataset.renders = String(renders);
