@@ -15,6 +15,8 @@ RUN_PACKAGES=(
   libcli11-dev libspdlog-dev
   # the Redis tier's client (CACHE_REDIS_URL; 0.14: no TLS)
   libhiredis-dev
+  # the semantic cache's vector index (header-only hnswlib 0.6.2; docs/semantic.md)
+  libhnswlib-dev
   # TLS to the providers, and the README's curl example
   ca-certificates curl
 )
