@@ -341,6 +341,16 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return explain(query);
   }
+  if (path == "/cache/semantic") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    if (!query.empty()) return badRequest("/cache/semantic takes no parameters");
+    std::optional<Json> report = semanticSource_ ? semanticSource_() : std::nullopt;
+    if (!report)
+      return notFound(
+          "the semantic cache is off (CACHE_SEMANTIC_THRESHOLD, CACHE_SEMANTIC_NAMESPACES, "
+          "CACHE_SEMANTIC_SHADOW or CACHE_SEMANTIC_INDEX turns it on)");
+    return json(200, *report);
+  }
   if (path == "/cache/analytics" || path == "/cache/patterns") {
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return analyticsReport(query, path == "/cache/patterns");

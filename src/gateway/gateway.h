@@ -30,6 +30,7 @@
 #include "gateway/key_memo.h"
 #include "gateway/request_controls.h"
 #include "gateway/router.h"
+#include "gateway/semantic.h"
 #include "gateway/single_flight.h"
 #include "gateway/stream_log.h"
 #include "http/server.h"
@@ -70,6 +71,9 @@ struct GatewayDeps {
       explainCandidates = {};
   // The near-miss patterns (/cache/patterns): explained misses are tallied here. Optional.
   analytics::NearMissPatterns* nearMisses = nullptr;
+  // The semantic cache's vector index (docs/semantic.md): with config.semanticOn(), misses are
+  // embedded and indexed, and semantic hits served or shadowed. Optional.
+  semantic::VectorIndex* semanticIndex = nullptr;
 };
 
 class Gateway {
@@ -98,8 +102,12 @@ class Gateway {
   // explainer's memory stays small beside the key memo's (CACHE_KEY_MEMO_BYTES).
   static constexpr size_t kRecentMissTotalBytes = 1 << 20;
 
+  // GET /cache/semantic: nullopt when the semantic cache is off. Any thread.
+  std::optional<Json> semanticReport() const;
+
   struct FlightResult;
   struct Context;
+  struct SemanticState;
   // One upstream call per key; a streamed one shares its events live (StreamLog).
   using Flights = SingleFlight<FlightResult, StreamLog>;
 
@@ -124,6 +132,15 @@ class Gateway {
   http::net::awaitable<std::shared_ptr<const FlightResult>> callUpstream(Context& ctx,
                                                                          http::ResponseWriter& w);
   http::net::awaitable<void> passThrough(Context& ctx, http::ResponseWriter& w);
+  // An exact miss with the semantic cache on: describes the request (ctx.semantic) and, when a
+  // threshold applies, serves its partition's nearest entry if similar enough. True: answered
+  // (a semantic HIT, or a 400 for a bad x-llmcache-semantic).
+  http::net::awaitable<bool> semanticLookup(Context& ctx, http::ResponseWriter& w);
+  // After a miss's entry is stored: embeds it (unless done), indexes it, and in shadow mode
+  // compares its answer with the remembered neighbour's. Detached, on the request's executor.
+  http::net::awaitable<void> indexStored(std::shared_ptr<SemanticState> state,
+                                         cache::EntryPtr entry, key::Endpoint endpoint,
+                                         std::string model);
   // The miss explainer for this request (empty without GatewayDeps::explainCandidates).
   http::net::awaitable<analytics::MissExplanation> explain(const Context& ctx);
   // Replay mode: a request with no recording (or one that is never recorded) is a 404 in the
@@ -179,6 +196,7 @@ class Gateway {
   ScopeOptions scope_;
   Flights flights_;
   KeyMemo keyMemo_;
+  std::unique_ptr<SemanticCache> semantic_;  // null: semantic hits off (config.semanticOn())
   std::atomic<uint64_t> upstreamErrors_{0};
   LogLimiter upstreamLog_;  // upstream failures: a line per interval, however many fail
   http::net::thread_pool adminPool_{1};  // admin requests: SQLite queries and tier erases

@@ -1,0 +1,236 @@
+"""Semantic hits (docs/semantic.md), through the real gateway over HTTP, on the mock provider.
+
+The mock's embeddings are a bag of words (src/mock/README.md): lower-cased word tokens hashed
+(FNV-1a 64) into 256 dimensions. `bow_cosine` below computes the same similarity independently,
+so each test knows which requests must be semantic hits at which threshold, and which answers
+the shadow mode must find in agreement.
+"""
+import json
+import math
+import re
+import unittest
+
+from harness import Stack, wait_for
+
+MODEL = "gpt-4o-mini"
+DIM = 256
+STOP_WORDS = {"a", "an", "the", "of", "is", "are", "was", "what", "which", "who", "please",
+              "tell", "me", "i", "you", "to", "in", "on", "for", "and", "or", "can", "could",
+              "would", "do", "does", "give", "show", "whats", "know", "my"}
+
+
+def words(text):
+    return re.findall(r"[a-z0-9\x80-\U0010ffff]+", text.lower())
+
+
+def bow(text):
+    v = [0.0] * DIM
+    for w in words(text):
+        h = 14695981039346656037
+        for b in w.encode():
+            h = ((h ^ b) * 1099511628211) % (1 << 64)
+        v[h % DIM] += 1.0
+    return v
+
+
+def bow_cosine(a, b):
+    va, vb = bow(a), bow(b)
+    dot = sum(x * y for x, y in zip(va, vb))
+    na, nb = math.sqrt(sum(x * x for x in va)), math.sqrt(sum(x * x for x in vb))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def topic_answer(question):
+    """The mock's answer under x-mock-answer: topic."""
+    return "Mock answer about:" + "".join(" " + w for w in sorted(set(words(question)) - STOP_WORDS))
+
+
+def meets(similarity, threshold):
+    return similarity + 1e-5 >= threshold
+
+
+def chat(text, system=None, model=MODEL, **extra):
+    messages = ([{"role": "system", "content": system}] if system else []) + \
+        [{"role": "user", "content": text}]
+    body = {"model": model, "messages": messages}
+    body.update(extra)
+    return body
+
+
+STORED = "what is the capital city of france and how many people live there today"
+PARAPHRASE = "what is the capital city of france and how many people live there now"
+UNRELATED = "write a haiku about autumn leaves falling on a quiet pond"
+TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+ALICE = {"Authorization": "Bearer sk-alice"}
+BOB = {"Authorization": "Bearer sk-bob"}
+
+
+class SemanticStack(Stack):
+    def semantic(self):
+        r = self.get("/cache/semantic")
+        assert r.status == 200, r
+        return r.json()
+
+    def wait_indexed(self, n):
+        got = wait_for(lambda: self.semantic()["index"]["vectors"] >= n, timeout=20)
+        assert got, f"{n} vectors not indexed: {self.semantic()['index']}"
+
+    def chat_calls(self):
+        return self.mock_stats()["paths"].get("/v1/chat/completions", 0)
+
+
+class SemanticHitsTest(unittest.TestCase):
+    """CACHE_SEMANTIC_THRESHOLD=0.9: the Done-when cases."""
+
+    def setUp(self):
+        self.similarity = bow_cosine(STORED, PARAPHRASE)
+        self.assertGreaterEqual(self.similarity, 0.9)  # the corpus is what the test says
+        self.assertLess(self.similarity, 0.99)
+        self.stack = SemanticStack(sets={"CACHE_SEMANTIC_THRESHOLD": "0.9",
+                                         "CACHE_SEMANTIC_ALLOW_TOOLS": "true"})
+        self.addCleanup(self.stack.close)
+        first = self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
+        self.assertEqual(first.cache_status, "MISS")
+        self.stored = first
+        self.stack.wait_indexed(1)
+
+    def test_a_paraphrase_is_a_semantic_hit_with_the_stored_answer(self):
+        calls = self.stack.chat_calls()
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE), ALICE)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.cache_status, "HIT")
+        self.assertEqual(r.header("x-llmcache-match"), "semantic")
+        self.assertAlmostEqual(float(r.header("x-llmcache-similarity")), self.similarity, places=3)
+        self.assertEqual(r.header("x-llmcache-matched-key"), self.stored.header("x-llmcache-key"))
+        self.assertNotEqual(r.header("x-llmcache-key"), self.stored.header("x-llmcache-key"))
+        self.assertEqual(r.json(), self.stored.json())
+        self.assertEqual(self.stack.chat_calls(), calls)  # no provider call
+        served = self.stack.semantic()["served"]
+        self.assertEqual(served["hits"], 1)
+        self.assertEqual(served["by_model"][MODEL]["hits"], 1)
+
+    def test_an_exact_repeat_is_an_exact_hit(self):
+        r = self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
+        self.assertEqual(r.cache_status, "HIT")
+        self.assertIsNone(r.header("x-llmcache-match"))
+
+    def test_the_paraphrase_is_a_miss_across_any_partition_line(self):
+        cases = {
+            "system prompt": (chat(PARAPHRASE, system="answer in French"), ALICE),
+            "model": (chat(PARAPHRASE, model="gpt-4o"), ALICE),
+            "tool set": (chat(PARAPHRASE, tools=TOOLS), ALICE),
+            "tenant": (chat(PARAPHRASE), BOB),
+            "temperature": (chat(PARAPHRASE, temperature=0.2), ALICE),
+            "earlier turn": ({"model": MODEL, "messages": [
+                {"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"},
+                {"role": "user", "content": PARAPHRASE}]}, ALICE),
+        }
+        for name, (body, headers) in cases.items():
+            with self.subTest(name):
+                calls = self.stack.chat_calls()
+                r = self.stack.post("/v1/chat/completions", body, headers)
+                self.assertEqual(r.cache_status, "MISS", name)
+                self.assertIsNone(r.header("x-llmcache-match"))
+                self.assertEqual(self.stack.chat_calls(), calls + 1)
+        # Each of them started its own partition; the original's paraphrase still hits.
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE), ALICE)
+        self.assertEqual(r.header("x-llmcache-match"), "semantic")
+
+    def test_a_different_prompt_is_a_miss(self):
+        self.assertLess(bow_cosine(STORED, UNRELATED), 0.9)
+        r = self.stack.post("/v1/chat/completions", chat(UNRELATED), ALICE)
+        self.assertEqual(r.cache_status, "MISS")
+
+    def test_the_threshold_boundary_is_inclusive(self):
+        stored = [STORED]
+
+        def nearest(text):
+            return max(bow_cosine(text, t) for t in stored)
+
+        # Just above the nearest similarity: a miss (and stored: the next one's neighbour too).
+        above = f"{nearest(PARAPHRASE) + 0.001:.6f}"
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE),
+                            {**ALICE, "x-llmcache-semantic": above})
+        self.assertEqual(r.cache_status, "MISS")
+        stored.append(PARAPHRASE)
+        self.stack.wait_indexed(2)
+        # Exactly at it (printed to 6 places: within the float tolerance): a hit.
+        fresh = PARAPHRASE.replace("now", "currently")
+        r = self.stack.post("/v1/chat/completions", chat(fresh),
+                            {**ALICE, "x-llmcache-semantic": f"{nearest(fresh):.6f}"})
+        self.assertEqual(r.cache_status, "HIT")
+        self.assertEqual(r.header("x-llmcache-match"), "semantic")
+        self.assertAlmostEqual(float(r.header("x-llmcache-similarity")), nearest(fresh), places=3)
+
+    def test_the_request_header_turns_it_off_or_is_refused_when_malformed(self):
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE),
+                            {**ALICE, "x-llmcache-semantic": "0"})
+        self.assertEqual(r.cache_status, "MISS")
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE + " again"),
+                            {**ALICE, "x-llmcache-semantic": "high"})
+        self.assertEqual(r.status, 400)
+        self.assertIn("x-llmcache-semantic", r.json()["error"]["message"])
+
+    def test_a_semantic_hit_replays_a_stream(self):
+        body = chat(PARAPHRASE, stream=True)
+        r = self.stack.post("/v1/chat/completions", body, ALICE)
+        self.assertEqual(r.cache_status, "HIT")
+        self.assertEqual(r.header("x-llmcache-match"), "semantic")
+        self.assertIn("text/event-stream", r.header("content-type"))
+        text = "".join(
+            (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+            for line in r.body.decode().splitlines()
+            if line.startswith("data: {"))
+        self.assertEqual(text, self.stored.json()["choices"][0]["message"]["content"])
+
+
+class SemanticLimitsTest(unittest.TestCase):
+    def setUp(self):
+        self.stack = SemanticStack(sets={"CACHE_SEMANTIC_THRESHOLD": "0.9",
+                                         "CACHE_SEMANTIC_MAX_TEMPERATURE": "0.5"})
+        self.addCleanup(self.stack.close)
+
+    def test_tools_and_high_temperatures_are_never_semantic(self):
+        for extra in ({"tools": TOOLS}, {"temperature": 0.9}):
+            with self.subTest(extra):
+                self.assertEqual(self.stack.post("/v1/chat/completions", chat(STORED, **extra),
+                                                 ALICE).cache_status, "MISS")
+                r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE, **extra), ALICE)
+                self.assertEqual(r.cache_status, "MISS")
+        # Not even indexed; a low temperature is.
+        self.assertEqual(self.stack.semantic()["index"]["vectors"], 0)
+        self.stack.post("/v1/chat/completions", chat(STORED, temperature=0.1), ALICE)
+        self.stack.wait_indexed(1)
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE, temperature=0.1), ALICE)
+        self.assertEqual(r.header("x-llmcache-match"), "semantic")
+
+    def test_namespaces_and_requests_opt_in_on_a_gateway_without_a_threshold(self):
+        self.stack.close()
+        self.stack = SemanticStack(sets={"CACHE_SEMANTIC_NAMESPACES": "faq=0.9"})
+        self.addCleanup(self.stack.close)
+        ns = {**ALICE, "x-llmcache-namespace": "faq"}
+        self.stack.post("/v1/chat/completions", chat(STORED), ns)
+        self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
+        self.stack.wait_indexed(2)
+        self.assertEqual(self.stack.post("/v1/chat/completions", chat(PARAPHRASE), ns)
+                         .header("x-llmcache-match"), "semantic")
+        self.assertEqual(self.stack.post("/v1/chat/completions", chat(PARAPHRASE), ALICE)
+                         .cache_status, "MISS")
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE.replace("now", "then")),
+                            {**ALICE, "x-llmcache-semantic": "0.9"})
+        self.assertEqual(r.header("x-llmcache-match"), "semantic")
+
+    def test_off_by_default(self):
+        self.stack.close()
+        self.stack = SemanticStack()
+        self.addCleanup(self.stack.close)
+        self.assertEqual(self.stack.get("/cache/semantic").status, 404)
+        self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE),
+                            {**ALICE, "x-llmcache-semantic": "0.5"})
+        self.assertEqual(r.cache_status, "MISS")
+        self.assertEqual(self.stack.mock_stats()["paths"].get("/v1/embeddings", 0), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
