@@ -232,5 +232,146 @@ class SemanticLimitsTest(unittest.TestCase):
         self.assertEqual(self.stack.mock_stats()["paths"].get("/v1/embeddings", 0), 0)
 
 
+# The shadow corpus: (stored, asked next) in a partition of their own. Paraphrases differ only in
+# stop words, so the mock's topic answers are equal (they agree); near misses differ in one
+# content word, so the answers differ and their embeddings' cosine stays below 0.95 (they do
+# not). The test computes both facts itself rather than trusting this comment.
+CORPUS = [
+    ("tell me what the capital of france is and how many people live there",
+     "what is the capital of france and how many people live there"),
+    ("what is the boiling point of water at sea level in celsius",
+     "what is the boiling point of water at the sea level in celsius"),
+    ("please give me a short summary of the french revolution and its causes",
+     "give me a short summary of the french revolution and its causes"),
+    ("how many moons does jupiter have and what are the largest ones called",
+     "how many moons does jupiter have and which are the largest ones called"),
+    ("what is the tallest mountain on earth", "which is the tallest mountain on earth"),
+    ("what is the capital of france and how many people live there",
+     "what is the capital of spain and how many people live there"),
+    ("what is the boiling point of water at sea level in celsius",
+     "what is the boiling point of water at sea level in fahrenheit"),
+    ("how many moons does jupiter have and what are the largest ones called",
+     "how many moons does saturn have and what are the largest ones called"),
+    ("convert one hundred us dollars to euros at the current exchange rate",
+     "convert one hundred us dollars to yen at the current exchange rate"),
+    ("write a haiku about autumn leaves", "explain quantum entanglement to a child"),
+]
+TOPIC = {"x-mock-answer": "topic", **ALICE}
+
+
+class ShadowTest(unittest.TestCase):
+    """CACHE_SEMANTIC_SHADOW=true: nothing semantic is served; /cache/semantic's figures are the
+    corpus's known ones."""
+
+    def setUp(self):
+        self.stack = SemanticStack(sets={"CACHE_SEMANTIC_SHADOW": "true"})
+        self.addCleanup(self.stack.close)
+
+    def expected(self, costs):
+        pairs = []
+        for i, (a, b) in enumerate(CORPUS):
+            s = bow_cosine(a, b)
+            for t in range(80, 100):  # no similarity on the edge of a threshold
+                self.assertGreater(abs(s - t / 100), 1e-4, (a, b))
+            ta, tb = topic_answer(a), topic_answer(b)
+            agree = ta == tb or bow_cosine(ta, tb) + 1e-5 >= 0.95
+            pairs.append((s, agree, costs[i]))
+        rows = []
+        for t in range(80, 100):
+            hit = [p for p in pairs if meets(p[0], t / 100)]
+            agreement = sum(p[1] for p in hit) / len(hit) if hit else None
+            rows.append({"threshold": t / 100, "extra_hits": len(hit),
+                         "extra_hit_rate": len(hit) / (2 * len(CORPUS)),
+                         "cost_saved": sum(p[2] for p in hit), "agreement": agreement})
+        suggested = next((r["threshold"] for r in rows
+                          if r["agreement"] is not None and r["agreement"] >= 0.98), None)
+        return rows, suggested
+
+    def test_figures_match_the_corpus_and_nothing_is_served(self):
+        keys = []
+        for i, (a, b) in enumerate(CORPUS):
+            system = f"corpus pair {i}"
+            first = self.stack.post("/v1/chat/completions", chat(a, system=system), TOPIC)
+            self.assertEqual(first.cache_status, "MISS")
+            self.stack.wait_indexed(2 * i + 1)  # a is the neighbour b finds
+            second = self.stack.post("/v1/chat/completions", chat(b, system=system), TOPIC)
+            self.assertEqual(second.cache_status, "MISS")
+            self.assertIsNone(second.header("x-llmcache-match"))
+            keys.append(second.header("x-llmcache-key"))
+            self.stack.wait_indexed(2 * i + 2)
+        self.assertEqual(self.stack.chat_calls(), 2 * len(CORPUS))
+        report = wait_for(lambda: (lambda r: r if r["shadow"]["all"]["pairs"] >= len(CORPUS)
+                                   else None)(self.stack.semantic()), timeout=20)
+        self.assertTrue(report, self.stack.semantic())
+        self.stack.wait_stored(2 * len(CORPUS))
+        entries = self.stack.get("/cache/entries?limit=100").json()["data"]
+        cost = {e["cache_key"]: e["cost_total"] for e in entries}
+        rows, suggested = self.expected([cost[k] for k in keys])
+        figures = report["shadow"]["models"][MODEL]
+        self.assertEqual(figures["misses"], 2 * len(CORPUS))
+        self.assertEqual(figures["pairs"], len(CORPUS))
+        for got, want in zip(figures["thresholds"], rows):
+            with self.subTest(threshold=want["threshold"]):
+                self.assertAlmostEqual(got["threshold"], want["threshold"])
+                self.assertEqual(got["extra_hits"], want["extra_hits"])
+                self.assertAlmostEqual(got["extra_hit_rate"], want["extra_hit_rate"], places=5)
+                self.assertAlmostEqual(got["cost_saved"], want["cost_saved"], places=5)
+                if want["agreement"] is None:
+                    self.assertIsNone(got["agreement"])
+                else:
+                    self.assertAlmostEqual(got["agreement"], want["agreement"], places=5)
+        self.assertEqual(figures["suggested_threshold"], suggested)
+        self.assertEqual(report["shadow"]["suggested_threshold"], suggested)
+        # The corpus is one where a threshold picked by feel (0.9) serves wrong answers.
+        at90 = rows[10]
+        self.assertLess(at90["agreement"], 0.98)
+        self.assertIsNotNone(suggested)
+        self.assertEqual(report["served"]["hits"], 0)
+
+
+class SemanticIndexLifeTest(unittest.TestCase):
+    """The index across a restart, and vectors removed with their entries."""
+
+    def setUp(self):
+        self.stack = SemanticStack(sets={"CACHE_SEMANTIC_THRESHOLD": "0.9"})
+        self.addCleanup(self.stack.close)
+
+    def test_the_index_survives_a_restart(self):
+        first = self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
+        self.stack.wait_indexed(1)
+        self.assertEqual(self.stack.restart_gateway(), 0)
+        self.assertTrue((self.stack.cache_dir / "semantic" / "manifest.json").exists())
+        self.assertEqual(self.stack.semantic()["index"]["vectors"], 1)  # loaded, not re-embedded
+        embeddings = self.stack.mock_stats()["paths"]["/v1/embeddings"]
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE), ALICE)
+        self.assertEqual(r.header("x-llmcache-match"), "semantic")
+        self.assertEqual(r.header("x-llmcache-matched-key"), first.header("x-llmcache-key"))
+        self.assertEqual(self.stack.mock_stats()["paths"]["/v1/embeddings"], embeddings + 1)
+
+    def test_invalidation_removes_the_vector(self):
+        first = self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
+        self.stack.wait_indexed(1)
+        self.stack.wait_stored(1)
+        r = self.stack.post("/cache/invalidate", {"key": first.header("x-llmcache-key")})
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(wait_for(lambda: self.stack.semantic()["index"]["vectors"] == 0))
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE), ALICE)
+        self.assertEqual(r.cache_status, "MISS")
+
+    def test_eviction_from_the_last_tier_removes_the_vector(self):
+        self.stack.close()
+        self.stack = SemanticStack(sets={"CACHE_SEMANTIC_THRESHOLD": "0.9",
+                                         "CACHE_MEMORY_ENTRIES": "1", "CACHE_DISK_ENTRIES": "2"})
+        self.addCleanup(self.stack.close)
+        prompts = [STORED, UNRELATED, "explain quantum entanglement to a child"]
+        for i, p in enumerate(prompts):
+            self.stack.post("/v1/chat/completions", chat(p), ALICE)
+            self.stack.wait_indexed(min(i + 1, 2))
+        self.assertTrue(wait_for(lambda: self.stack.semantic()["index"]["vectors"] == 2),
+                        self.stack.semantic()["index"])
+        r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE), ALICE)
+        self.assertEqual(r.cache_status, "MISS")  # STORED was the one evicted
+
+
 if __name__ == "__main__":
     unittest.main()
