@@ -724,6 +724,45 @@ std::optional<Json> Gateway::semanticReport() const {
   return semantic_->report();
 }
 
+size_t Gateway::indexStoredEntries(const std::vector<cache::EntryPtr>& entries,
+                                   const std::atomic<bool>& stop) {
+  if (!semantic_) return 0;
+  SemanticCache& sc = *semantic_;
+  size_t added = 0;
+  net::io_context io;  // this thread's own: the embeddings calls complete on it
+  auto run = [&]() -> net::awaitable<void> {
+    for (const cache::EntryPtr& e : entries) {
+      if (stop.load() || !e || sc.index().contains(e->cacheKey)) continue;
+      auto endpoint = key::parseEndpoint(e->endpoint);
+      auto parsed = parseJson(e->request);
+      if (!endpoint || !parsed) continue;
+      key::KeyOptions opts{.endpoint = *endpoint,
+                           .mode = mode_,
+                           .scope = e->tenant,
+                           .keyNamespace = e->cacheNamespace,
+                           .context = {}};
+      for (const auto& [ns, mode] : namespaceModes_)
+        if (ns == e->cacheNamespace) opts.mode = mode;
+      // The key as the gateway computed it: without context (the default route), or with the
+      // platform (a /{platform}/v1 route). Anything else is not reproducible: skipped.
+      auto full = key::computeKey(*parsed, opts, key::Canonical::Drop);
+      if (!full || full->requestHash != e->requestHash) {
+        opts.context = {{"platform", e->platform}};
+        full = key::computeKey(*parsed, opts, key::Canonical::Drop);
+        if (!full || full->requestHash != e->requestHash) continue;
+      }
+      auto described = semantic::describeRequest(*parsed, opts, sc.textMode());
+      if (!described || !*described || !sc.eligible(**described)) continue;
+      auto embedded = co_await sc.embed((*described)->text, "");
+      if (!embedded) continue;
+      if (sc.index().add((*described)->partition, e->cacheKey, e->requestHash, **embedded)) ++added;
+    }
+  };
+  net::co_spawn(io, run, net::detached);
+  io.run();
+  return added;
+}
+
 net::awaitable<bool> Gateway::semanticLookup(Context& ctx, http::ResponseWriter& w) {
   SemanticCache& sc = *semantic_;
   auto threshold = sc.thresholdFor(ctx.request["x-llmcache-semantic"], ctx.controls.keyNamespace);

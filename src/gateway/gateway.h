@@ -104,6 +104,14 @@ class Gateway {
 
   // GET /cache/semantic: nullopt when the semantic cache is off. Any thread.
   std::optional<Json> semanticReport() const;
+  // Rebuilds the vectors of stored entries (the index files were missing): each entry not yet
+  // indexed whose request is semantic is embedded (CACHE_SEMANTIC_EMBEDDINGS_KEY or no
+  // credential: there is no caller) and added. An entry whose key the gateway cannot
+  // reproduce from its stored request (its key had a query or header context, which is not
+  // stored) is skipped: it would land in the wrong partition. Returns how many were added.
+  // Blocking (embedding calls): never on a request thread. `stop` is checked between entries.
+  size_t indexStoredEntries(const std::vector<cache::EntryPtr>& entries,
+                            const std::atomic<bool>& stop);
 
   struct FlightResult;
   struct Context;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -232,6 +233,31 @@ struct App::Parts {
   // Background loops (docs/architecture.md, Threads).
   std::vector<std::unique_ptr<PeriodicTask>> tasks;
 
+  bool semanticRebuild = false;  // no index files at start
+  std::atomic<bool> stopping{false};
+
+  void rebuildSemanticIndex() {
+    if (!semanticRebuild) return;
+    semanticRebuild = false;
+    size_t added = 0, seen = 0;
+    index::Filter filter{.limit = index::kMaxPageSize};
+    while (!stopping.load()) {
+      auto page = index->list(filter);
+      if (!page) break;
+      std::vector<cache::EntryPtr> batch;
+      for (const index::Row& row : page->rows) {
+        if (row.invalid) continue;
+        if (auto found = disk->lookup(row.cacheKey); found && *found) batch.push_back(**found);
+      }
+      seen += batch.size();
+      added += gateway->indexStoredEntries(batch, stopping);
+      if (!page->nextCursor) break;
+      filter.cursor = *page->nextCursor;
+    }
+    if (seen > 0)
+      spdlog::info("semantic index: rebuilt {} vectors from {} stored entries", added, seen);
+  }
+
   void saveSemanticIndex() {
     if (!semanticIndex) return;
     if (auto saved = semanticIndex->save(semanticDir(config)); !saved)
@@ -394,7 +420,8 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
     const std::filesystem::path dir = semanticDir(c);
     if (auto loaded = p.semanticIndex->load(dir); !loaded) {
       if (loaded.error().code != Errc::NotFound)
-        spdlog::warn("{}: starting with an empty semantic index", loaded.error().message);
+        spdlog::warn("{}: rebuilding the semantic index", loaded.error().message);
+      p.semanticRebuild = true;
     } else {
       spdlog::info("semantic index: {} vectors in {} partitions loaded from {}",
                    p.semanticIndex->size(), p.semanticIndex->partitions(), dir.string());
@@ -504,6 +531,13 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
         PeriodicOptions{.name = "disk-sync",
                         .interval = std::chrono::milliseconds(c.diskSyncIntervalMs)},
         [dir = c.cacheDir] { syncFileSystem(dir); }));
+  // No index files but entries on disk (a first start with semantic on, files lost): their
+  // vectors are rebuilt in the background, the newest entries first.
+  if (p.semanticIndex && p.semanticRebuild)
+    p.tasks.push_back(std::make_unique<PeriodicTask>(
+        PeriodicOptions{
+            .name = "semantic-build", .interval = std::chrono::hours(24 * 365), .runAtStart = true},
+        [&p] { p.rebuildSemanticIndex(); }));
   // The semantic index's files, so that a restart (or a crash) loses at most this interval.
   if (p.semanticIndex)
     p.tasks.push_back(std::make_unique<PeriodicTask>(
@@ -563,7 +597,9 @@ int App::run() {
 void App::shutdown() {
   if (!parts_) return;
   Parts& p = *parts_;
-  // 1. No new work: the background loops stop (each finishes its current run).
+  // 1. No new work: the background loops stop (each finishes its current run; a semantic
+  //    rebuild at its next entry).
+  p.stopping = true;
   p.tasks.clear();
   // 2. Admin requests still running finish (they erase tiers and write the index).
   if (p.gateway) p.gateway->flush();

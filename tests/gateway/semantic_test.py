@@ -8,6 +8,7 @@ the shadow mode must find in agreement.
 import json
 import math
 import re
+import shutil
 import unittest
 
 from harness import Stack, wait_for
@@ -347,6 +348,20 @@ class SemanticIndexLifeTest(unittest.TestCase):
         self.assertEqual(r.header("x-llmcache-match"), "semantic")
         self.assertEqual(r.header("x-llmcache-matched-key"), first.header("x-llmcache-key"))
         self.assertEqual(self.stack.mock_stats()["paths"]["/v1/embeddings"], embeddings + 1)
+
+    def test_the_index_is_rebuilt_from_the_entries_when_its_files_are_missing(self):
+        first = self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
+        other = self.stack.post("/v1/chat/completions", chat(STORED), BOB)  # another tenant
+        self.stack.wait_indexed(2)
+        self.stack.wait_stored(2)
+        self.assertEqual(self.stack.stop_gateway(), 0)
+        shutil.rmtree(self.stack.cache_dir / "semantic")
+        self.stack.start_gateway()
+        self.stack.wait_indexed(2)
+        for headers, stored in ((ALICE, first), (BOB, other)):
+            r = self.stack.post("/v1/chat/completions", chat(PARAPHRASE), headers)
+            self.assertEqual(r.header("x-llmcache-match"), "semantic")
+            self.assertEqual(r.header("x-llmcache-matched-key"), stored.header("x-llmcache-key"))
 
     def test_invalidation_removes_the_vector(self):
         first = self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
