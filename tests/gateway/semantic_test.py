@@ -109,6 +109,10 @@ class SemanticHitsTest(unittest.TestCase):
         served = self.stack.semantic()["served"]
         self.assertEqual(served["hits"], 1)
         self.assertEqual(served["by_model"][MODEL]["hits"], 1)
+        # Counted apart from exact hits, and among the hits.
+        metrics = self.stack.get("/metrics").body.decode()
+        self.assertIn("llmcache_semantic_hits_total 1\n", metrics)
+        self.assertIn("llmcache_hits_total 1\n", metrics)
 
     def test_an_exact_repeat_is_an_exact_hit(self):
         r = self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
