@@ -542,6 +542,8 @@ Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
   if (patterns && nearMisses_ && out->isObject()) out->set("near_misses", nearMisses_->report());
   // Whether ?scope=fleet answers here (the dashboard shows the fleet view then).
   if (!patterns) out->set("fleet_scope", Json::boolean(static_cast<bool>(fleetSource_)));
+  // Whether GET /cache/semantic answers here (the dashboard's semantic panel asks only then).
+  if (!patterns) out->set("semantic", Json::boolean(static_cast<bool>(semanticSource_)));
   return json(200, *out);
 }
 

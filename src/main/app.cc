@@ -496,7 +496,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   }
   gateway::Gateway& gw = *p.gateway;
   p.admin->setExplainer([&gw](std::string_view key) { return gw.explainRecentMiss(key); });
-  p.admin->setSemanticSource([&gw] { return gw.semanticReport(); });
+  if (p.semanticIndex) p.admin->setSemanticSource([&gw] { return gw.semanticReport(); });
   try {
     p.server = std::make_unique<http::Server>(
         serverOptions(c),
