@@ -168,6 +168,12 @@ std::optional<Match> VectorIndex::nearest(std::string_view partition, std::span<
   }
 }
 
+void VectorIndex::setEfSearch(size_t ef) {
+  std::unique_lock lock(mutex_);
+  options_.efSearch = ef;
+  for (auto& [name, p] : partitions_) p->graph->setEf(ef);
+}
+
 bool VectorIndex::contains(std::string_view cacheKey) const {
   std::shared_lock lock(mutex_);
   return byKey_.contains(std::string(cacheKey));

@@ -33,7 +33,7 @@ struct Match {
 struct IndexOptions {
   size_t m = 16;                // HNSW links per node
   size_t efConstruction = 100;  // candidates while inserting
-  size_t efSearch = 64;         // candidates while searching (recall against speed)
+  size_t efSearch = 128;        // candidates while searching (recall against speed)
 };
 
 class VectorIndex {
@@ -55,6 +55,8 @@ class VectorIndex {
   std::optional<Match> nearest(std::string_view partition, std::span<const float> vector,
                                std::string_view excludeKey = {}) const;
   bool contains(std::string_view cacheKey) const;
+  // Candidates a search weighs (hnswlib's ef): more finds the true nearest more often, slower.
+  void setEfSearch(size_t ef);
 
   size_t size() const;        // live vectors
   size_t partitions() const;  // partitions holding at least one live vector
