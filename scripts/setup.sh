@@ -16,6 +16,8 @@ RUN_PACKAGES=(
   # the Redis tier's client (CACHE_REDIS_URL): hiredis 0.14 for the protocol; its TLS
   # (rediss://) is libssl-dev's, above
   libhiredis-dev
+  # the semantic cache's vector index (header-only hnswlib 0.6.2; docs/semantic.md)
+  libhnswlib-dev
   # TLS to the providers, and the README's curl example
   ca-certificates curl
 )

@@ -347,6 +347,16 @@ Reply AdminApi::handle(std::string_view method, std::string_view target, std::st
     if (!sizingSource_) return notFound("the miss-ratio curves are off (CACHE_SIZING=off)");
     return json(200, sizingSource_());
   }
+  if (path == "/cache/semantic") {
+    if (method != "GET") return methodNotAllowed(method, path, "GET");
+    if (!query.empty()) return badRequest("/cache/semantic takes no parameters");
+    std::optional<Json> report = semanticSource_ ? semanticSource_() : std::nullopt;
+    if (!report)
+      return notFound(
+          "the semantic cache is off (CACHE_SEMANTIC_THRESHOLD, CACHE_SEMANTIC_NAMESPACES, "
+          "CACHE_SEMANTIC_SHADOW or CACHE_SEMANTIC_INDEX turns it on)");
+    return json(200, *report);
+  }
   if (path == "/cache/analytics" || path == "/cache/patterns") {
     if (method != "GET") return methodNotAllowed(method, path, "GET");
     return analyticsReport(query, path == "/cache/patterns");
@@ -540,6 +550,8 @@ Reply AdminApi::analyticsReport(std::string_view query, bool patterns) {
   if (!patterns) out->set("fleet_scope", Json::boolean(static_cast<bool>(fleetSource_)));
   // Whether GET /cache/sizing answers here (the dashboard's sizing panel asks only then).
   if (!patterns) out->set("sizing", Json::boolean(static_cast<bool>(sizingSource_)));
+  // Whether GET /cache/semantic answers here (the dashboard's semantic panel asks only then).
+  if (!patterns) out->set("semantic", Json::boolean(static_cast<bool>(semanticSource_)));
   return json(200, *out);
 }
 

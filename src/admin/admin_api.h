@@ -106,6 +106,10 @@ class AdminApi {
   // before serving; cheap (a copy of the estimator's counters). Unset: 404.
   using SizingSource = std::function<Json()>;
   void setSizingSource(SizingSource source) { sizingSource_ = std::move(source); }
+  // GET /cache/semantic: the semantic cache's figures (docs/semantic.md), from the gateway.
+  // nullopt (or unset): the semantic cache is off, a 404. Set before the first request.
+  using SemanticSource = std::function<std::optional<Json>()>;
+  void setSemanticSource(SemanticSource source) { semanticSource_ = std::move(source); }
 
   // Whether target's path is one of ours (/cache or below): the gateway routes those here.
   static bool owns(std::string_view target);
@@ -161,6 +165,7 @@ class AdminApi {
   const analytics::NearMissPatterns* nearMisses_ = nullptr;
   FleetSource fleetSource_;
   SizingSource sizingSource_;
+  SemanticSource semanticSource_;
   bool tokenSet_;
   std::array<unsigned char, 32> tokenDigest_{};  // SHA-256 of the token: fixed-length comparison
 };

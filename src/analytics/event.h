@@ -20,7 +20,9 @@ struct Event {
   std::string provider;  // the model id's vendor prefix, or empty
   std::string endpoint;  // openai.chat, openai.completions, openai.embeddings, anthropic.messages
   Outcome outcome = Outcome::Miss;  // stored as outcomeName() (the x-llmcache-status value)
-  std::string tier;      // the tier that answered a HIT: memory, disk, s3; empty otherwise
+  std::string tier;  // the tier that answered a HIT: memory, disk, s3; empty otherwise
+  // A HIT served by similarity (x-llmcache-match: semantic, docs/semantic.md), not by its key.
+  bool semantic = false;
   double latencyMs = 0;  // this request's latency at the gateway, request in to answer out
   int64_t tokensIn = 0;  // usage of the answer served (for a HIT: the stored entry's)
   int64_t tokensOut = 0;

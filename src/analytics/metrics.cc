@@ -180,6 +180,10 @@ void Metrics::observe(const Event& e) {
     addDouble(costSaved_, e.costSaved);
     tokensSaved_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, e.tokensIn + e.tokensOut)),
                            std::memory_order_relaxed);
+    if (e.semantic) {
+      semanticHits_.fetch_add(1, std::memory_order_relaxed);
+      addDouble(semanticCostSaved_, e.costSaved);
+    }
   } else if (o == kCoalescedIdx) {
     addDouble(costSavedCoalesced_, e.costSaved);
   }
@@ -412,6 +416,12 @@ std::string Metrics::prometheusText() const {
            "Estimated US dollars a day a tier at this scale would save (docs/sizing.md).",
            [](const SizingGauge& p) { return p.costSavedPerDay; });
   }
+  scalar(out, "llmcache_semantic_hits_total", "counter",
+         "HITs served by similarity (semantic hits), also counted in requests_total's HITs.",
+         semanticHits_.load());
+  scalar(out, "llmcache_semantic_cost_saved_usd_total", "counter",
+         "US dollars semantic hits saved (also in llmcache_cost_saved_usd_total).",
+         semanticCostSaved_.load());
   return out;
 }
 
@@ -489,6 +499,7 @@ Json Metrics::snapshot() const {
       .set("cost_saved_usd", Json::number(costSaved_.load()))
       .set("cost_saved_coalesced_usd", Json::number(costSavedCoalesced_.load()))
       .set("tokens_saved", Json::integer(static_cast<int64_t>(tokensSaved_.load())))
+      .set("semantic_hits", Json::integer(static_cast<int64_t>(semanticHits_.load())))
       .set("latency", std::move(latency))
       .set("tiers", std::move(tiers))
       .set("s3_errors", Json::integer(static_cast<int64_t>(totals.s3Errors())))

@@ -159,6 +159,8 @@ class Metrics final : public cache::TierObserver {
   std::atomic<double> costSaved_{0};
   std::atomic<double> costSavedCoalesced_{0};
   std::atomic<uint64_t> tokensSaved_{0};
+  std::atomic<uint64_t> semanticHits_{0};  // HITs served by similarity (Event::semantic)
+  std::atomic<double> semanticCostSaved_{0};
   std::array<std::array<std::atomic<uint64_t>, 3>, 3>
       tiers_{};  // [memory, disk, s3][entries, bytes, evictions]
   std::atomic<uint64_t> outboxPending_{0};

@@ -65,6 +65,26 @@ class MetricsTest : public ::testing::Test {
   Metrics metrics_;
 };
 
+TEST(MetricsSemantic, SemanticHitsAreCountedApartAndAmongTheHits) {
+  Metrics metrics;
+  Event exact{};
+  exact.outcome = Outcome::Hit;
+  exact.tier = "memory";
+  exact.model = "gpt-4o";
+  exact.costSaved = 0.5;
+  Event similar = exact;
+  similar.semantic = true;
+  similar.costSaved = 0.25;
+  metrics.observe(exact);
+  metrics.observe(similar);
+  const auto v = parse(metrics.prometheusText());
+  EXPECT_EQ(v.at("llmcache_hits_total"), 2);
+  EXPECT_EQ(v.at("llmcache_semantic_hits_total"), 1);
+  EXPECT_NEAR(v.at("llmcache_semantic_cost_saved_usd_total"), 0.25, 1e-12);
+  EXPECT_NEAR(v.at("llmcache_cost_saved_usd_total"), 0.75, 1e-12);
+  EXPECT_EQ(metrics.snapshot().getInt("semantic_hits"), 1);
+}
+
 TEST_F(MetricsTest, TheTextParsesAndAgreesWithTheEvents) {
   metrics_.setTier("memory", {.entries = 3, .bytes = 4096, .evictions = 1});
   metrics_.setTier("s3", {.entries = 10, .bytes = 1 << 20, .evictions = 0});

@@ -111,6 +111,19 @@ const std::vector<Setting>& settings() {
       field("CACHE_SIZING", &Config::sizing),
       field("CACHE_SIZING_RATE", &Config::sizingRate),
       field("CACHE_SIZING_MAX_KEYS", &Config::sizingMaxKeys),
+      field("CACHE_SEMANTIC_THRESHOLD", &Config::semanticThreshold),
+      field("CACHE_SEMANTIC_NAMESPACES", &Config::semanticNamespaces),
+      field("CACHE_SEMANTIC_SHADOW", &Config::semanticShadow),
+      field("CACHE_SEMANTIC_INDEX", &Config::semanticIndex),
+      field("CACHE_SEMANTIC_TARGET", &Config::semanticTarget),
+      field("CACHE_SEMANTIC_ANSWER_AGREEMENT", &Config::semanticAnswerAgreement),
+      field("CACHE_SEMANTIC_MAX_TEMPERATURE", &Config::semanticMaxTemperature),
+      field("CACHE_SEMANTIC_ALLOW_TOOLS", &Config::semanticAllowTools),
+      field("CACHE_SEMANTIC_EMBEDDINGS", &Config::semanticEmbeddings),
+      field("CACHE_SEMANTIC_EMBEDDINGS_KEY", &Config::semanticEmbeddingsKey, true),
+      field("CACHE_SEMANTIC_TEXT", &Config::semanticText),
+      field("CACHE_SEMANTIC_EMBEDDING_CACHE", &Config::semanticEmbeddingCache),
+      field("CACHE_SEMANTIC_SAVE", &Config::semanticSaveSeconds),
       field("CACHE_MEMORY_ENTRIES", &Config::memoryEntries),
       field("CACHE_MEMORY_BYTES", &Config::memoryBytes),
       field("CACHE_DISK_ENTRIES", &Config::diskEntries),
@@ -236,6 +249,34 @@ std::vector<std::pair<std::string, std::string>> Config::namespaceNormalizations
   return out;
 }
 
+namespace {
+double parseThreshold(const std::string& name, const std::string& v) {
+  double d = 0;
+  auto r = std::from_chars(v.data(), v.data() + v.size(), d);
+  if (r.ec != std::errc{} || r.ptr != v.data() + v.size() || !(d > 0 && d <= 1))
+    throw ConfigError(name + ": expected a similarity above 0 and at most 1, got '" + v + "'");
+  return d;
+}
+}  // namespace
+
+std::optional<double> Config::semanticThresholdValue() const {
+  if (semanticThreshold.empty()) return std::nullopt;
+  return parseThreshold("CACHE_SEMANTIC_THRESHOLD", semanticThreshold);
+}
+
+std::vector<std::pair<std::string, double>> Config::semanticNamespaceThresholds() const {
+  std::vector<std::pair<std::string, double>> out;
+  for (const std::string& rule : listItems(semanticNamespaces)) {
+    const size_t eq = rule.rfind('=');
+    if (eq == std::string::npos || eq == 0)
+      throw ConfigError("CACHE_SEMANTIC_NAMESPACES: expected namespace=threshold, got '" + rule +
+                        "'");
+    out.emplace_back(rule.substr(0, eq),
+                     parseThreshold("CACHE_SEMANTIC_NAMESPACES", rule.substr(eq + 1)));
+  }
+  return out;
+}
+
 std::vector<std::string> Config::corsOriginList() const { return listItems(corsOrigins); }
 
 std::vector<std::string> Config::keyHeaderNames() const {
@@ -327,6 +368,21 @@ void validate(const Config& c) {
   if (c.sizingMaxKeys < 1 || c.sizingMaxKeys > (uint64_t{1} << 24))
     throw ConfigError("CACHE_SIZING_MAX_KEYS: expected 1 to 16777216, got " +
                       std::to_string(c.sizingMaxKeys));
+  c.semanticThresholdValue();
+  c.semanticNamespaceThresholds();
+  if (!(c.semanticTarget > 0 && c.semanticTarget <= 1))
+    throw ConfigError("CACHE_SEMANTIC_TARGET: must be above 0 and at most 1");
+  if (!(c.semanticAnswerAgreement > 0 && c.semanticAnswerAgreement <= 1))
+    throw ConfigError("CACHE_SEMANTIC_ANSWER_AGREEMENT: must be above 0 and at most 1");
+  if (!(c.semanticMaxTemperature >= 0))
+    throw ConfigError("CACHE_SEMANTIC_MAX_TEMPERATURE: must be >= 0");
+  if (c.semanticText != "last_user" && c.semanticText != "all_user")
+    throw ConfigError("CACHE_SEMANTIC_TEXT: expected last_user or all_user, got '" +
+                      c.semanticText + "'");
+  if (c.semanticEmbeddings.empty() || c.semanticEmbeddings.back() == ':')
+    throw ConfigError("CACHE_SEMANTIC_EMBEDDINGS: expected [platform:]model, got '" +
+                      c.semanticEmbeddings + "'");
+  if (c.semanticSaveSeconds < 1) throw ConfigError("CACHE_SEMANTIC_SAVE: must be >= 1");
   if (c.cassetteMode() && c.cassetteDir.empty())
     throw ConfigError("CACHE_MODE=" + c.mode +
                       " needs CACHE_CASSETTE_DIR (--cassette DIR): the recorded folder");

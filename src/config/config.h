@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,6 +39,30 @@ struct Config {
   bool sizing = true;              // CACHE_SIZING
   double sizingRate = 1.0;         // CACHE_SIZING_RATE
   uint64_t sizingMaxKeys = 32768;  // CACHE_SIZING_MAX_KEYS
+  // Semantic hits (docs/semantic.md). The vector index is kept (every stored miss embedded) when
+  // any of CACHE_SEMANTIC_THRESHOLD, CACHE_SEMANTIC_NAMESPACES, CACHE_SEMANTIC_SHADOW or
+  // CACHE_SEMANTIC_INDEX is set; only then does x-llmcache-semantic have anything to match.
+  std::string
+      semanticThreshold;  // CACHE_SEMANTIC_THRESHOLD: serve from this similarity; empty: off
+  std::string semanticNamespaces;  // CACHE_SEMANTIC_NAMESPACES: "namespace=threshold,..."
+  bool semanticShadow = false;   // CACHE_SEMANTIC_SHADOW: measure, never serve (unless a threshold)
+  bool semanticIndex = false;    // CACHE_SEMANTIC_INDEX: keep the index for per-request opt-in
+  double semanticTarget = 0.98;  // CACHE_SEMANTIC_TARGET: the agreement a suggested threshold meets
+  // CACHE_SEMANTIC_ANSWER_AGREEMENT: two answers agree when equal or their embeddings' cosine is
+  // at least this
+  double semanticAnswerAgreement = 0.95;
+  double semanticMaxTemperature = 1.0;  // CACHE_SEMANTIC_MAX_TEMPERATURE: above: never semantic
+  bool semanticAllowTools = false;      // CACHE_SEMANTIC_ALLOW_TOOLS: requests with tools too
+  // CACHE_SEMANTIC_EMBEDDINGS: "[platform:]model" of an OpenAI-compatible /embeddings endpoint;
+  // no platform: the default upstream (CACHE_UPSTREAM)
+  std::string semanticEmbeddings = "text-embedding-3-small";
+  // CACHE_SEMANTIC_EMBEDDINGS_KEY (secret): the embeddings call's bearer key; empty: the caller's
+  // own Authorization
+  std::string semanticEmbeddingsKey;
+  std::string semanticText = "last_user";  // CACHE_SEMANTIC_TEXT: last_user | all_user
+  uint64_t semanticEmbeddingCache =
+      10000;                     // CACHE_SEMANTIC_EMBEDDING_CACHE: texts whose vector is kept
+  int semanticSaveSeconds = 60;  // CACHE_SEMANTIC_SAVE: the index files, this often
   // Limits
   uint64_t maxBodyBytes = 32u << 20;    // CACHE_MAX_BODY_BYTES: request bodies
   uint64_t maxHeaderBytes = 64u << 10;  // CACHE_MAX_HEADER_BYTES
@@ -153,6 +178,15 @@ struct Config {
   std::vector<std::string> keyHeaderNames() const;
   // CACHE_SCOPE_CREDENTIALS parsed: lowercase header names, or "query:NAME".
   std::vector<std::string> credentialSources() const;
+  // CACHE_SEMANTIC_THRESHOLD parsed (nullopt: unset). Throws ConfigError.
+  std::optional<double> semanticThresholdValue() const;
+  // CACHE_SEMANTIC_NAMESPACES parsed: (namespace, threshold). Throws ConfigError.
+  std::vector<std::pair<std::string, double>> semanticNamespaceThresholds() const;
+  // Whether the vector index is kept (see the settings above); never in a cassette mode.
+  bool semanticOn() const {
+    return !cassetteMode() && (!semanticThreshold.empty() || !semanticNamespaces.empty() ||
+                               semanticShadow || semanticIndex);
+  }
   // A mode other than normal: the cassette folder is the only store.
   bool cassetteMode() const { return mode != "normal"; }
   bool replayMode() const { return mode == "replay"; }

@@ -143,12 +143,48 @@ TEST(Config, SizingIsOnByDefaultTurnsOffAndRefusesARateOutsideZeroToOne) {
   EXPECT_THROW(validate(c), ConfigError);
 }
 
+TEST(Config, SemanticHitsAreOffUntilAThresholdShadowOrIndexIsSet) {
+  Config c;
+  EXPECT_FALSE(c.semanticOn());
+  EXPECT_FALSE(c.semanticThresholdValue());
+  setValue(c, "CACHE_SEMANTIC_THRESHOLD", "0.92");
+  EXPECT_TRUE(c.semanticOn());
+  EXPECT_EQ(c.semanticThresholdValue(), 0.92);
+  setValue(c, "CACHE_SEMANTIC_NAMESPACES", "faq=0.9, docs=0.95");
+  const auto ns = c.semanticNamespaceThresholds();
+  ASSERT_EQ(ns.size(), 2u);
+  EXPECT_EQ(ns[1], (std::pair<std::string, double>("docs", 0.95)));
+  validate(c);
+  c.mode = "replay";
+  c.cassetteDir = "/tmp/x";
+  EXPECT_FALSE(c.semanticOn());  // the cassette is the only store
+}
+
+TEST(Config, SemanticSettingsOutOfRangeAreRefused) {
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"CACHE_SEMANTIC_THRESHOLD", "1.5"},
+                                                        {"CACHE_SEMANTIC_THRESHOLD", "0"},
+                                                        {"CACHE_SEMANTIC_THRESHOLD", "high"},
+                                                        {"CACHE_SEMANTIC_NAMESPACES", "faq"},
+                                                        {"CACHE_SEMANTIC_NAMESPACES", "faq=2"},
+                                                        {"CACHE_SEMANTIC_TARGET", "0"},
+                                                        {"CACHE_SEMANTIC_TEXT", "everything"},
+                                                        {"CACHE_SEMANTIC_EMBEDDINGS", "openai:"}}) {
+    Config c;
+    setValue(c, name, value);
+    EXPECT_THROW(validate(c), ConfigError) << name << "=" << value;
+  }
+}
+
 TEST(Config, PrintConfigMasksSecrets) {
   Config c;
   c.adminToken = "super-secret-token";
   c.encryptionKey = "k";
+  c.semanticEmbeddingsKey = "sk-embeddings-secret";
   const std::string out = printConfig(c);
   EXPECT_EQ(out.find("super-secret-token"), std::string::npos);
+  EXPECT_EQ(out.find("sk-embeddings-secret"), std::string::npos);
+  EXPECT_NE(out.find("CACHE_SEMANTIC_EMBEDDINGS_KEY=****"), std::string::npos);
   EXPECT_NE(out.find("CACHE_ADMIN_TOKEN=****"), std::string::npos);
   EXPECT_NE(out.find("CACHE_LISTEN=127.0.0.1:8080"), std::string::npos);
 }

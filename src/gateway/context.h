@@ -17,6 +17,16 @@ struct Gateway::FlightResult {
   cache::EntryPtr entry;
 };
 
+// A request the semantic cache may answer or index: what is embedded and its partition, the
+// caller's credential for the embeddings call, the vector once known, and the nearest entry of
+// its partition when one was looked up (the shadow pair's neighbour).
+struct Gateway::SemanticState {
+  semantic::SemanticRequest request;
+  std::string credential;
+  std::shared_ptr<const semantic::Vector> vector;
+  std::optional<semantic::Match> neighbour;
+};
+
 // Everything known about one request while it is handled.
 struct Gateway::Context {
   Context(http::Request& r, TimePoint t) : request(r), received(t) {}
@@ -42,6 +52,9 @@ struct Gateway::Context {
   // with the old answer and never reach the upstream).
   std::shared_ptr<Flights::Flight> flight;
   bool published = false;
+  // The semantic cache (null when off or the request is not semantic), and the match served.
+  std::shared_ptr<SemanticState> semantic;
+  std::optional<semantic::Match> semanticHit;
 
   api::Provider provider() const { return route.provider; }
 };

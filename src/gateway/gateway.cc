@@ -43,6 +43,9 @@ Gateway::Gateway(GatewayDeps deps)
              .secret = deps.config.scopeSecret,
              .credentials = deps.config.credentialSources()},
       keyMemo_(deps.config.keyMemoEntries, deps.config.keyMemoBytes) {
+  if (deps.semanticIndex && deps.config.semanticOn())
+    semantic_ = std::make_unique<SemanticCache>(deps.config, *deps.semanticIndex, deps.client,
+                                                deps.platforms);
   for (const auto& [ns, mode] : deps.config.namespaceNormalizations())
     namespaceModes_.emplace_back(ns, *key::parseNormalizeMode(mode));
   // Admin queries yield the CPU to the request threads.
@@ -168,6 +171,9 @@ net::awaitable<void> Gateway::serveApi(Context& ctx, http::ResponseWriter& w) {
       co_return;
     }
   }
+
+  if (semantic_ && !replay && !deps_.config.recordMode())
+    if (co_await semanticLookup(ctx, w)) co_return;
 
   rememberMiss(ctx);
   if (replay) {
@@ -524,7 +530,10 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     answer.reset();  // its tree is several times the body's size
     if (!cc.noStore) {
       auto store = deps_.cache.store(entry, ctx.generation, ctx.keyInfo);
-      co_await std::move(store);
+      const cache::StoreResult stored = co_await std::move(store);
+      if (stored == cache::StoreResult::Stored && ctx.semantic && semantic_)
+        net::co_spawn(co_await net::this_coro::executor,
+                      indexStored(ctx.semantic, entry, endpoint, ctx.info.model), net::detached);
     }
     result->entry = entry;
   }
@@ -708,6 +717,157 @@ net::awaitable<void> Gateway::notRecorded(Context& ctx, http::ResponseWriter& w,
   }
   res.body() = std::move(body);
   co_await w.send(std::move(res));
+}
+
+std::optional<Json> Gateway::semanticReport() const {
+  if (!semantic_) return std::nullopt;
+  return semantic_->report();
+}
+
+size_t Gateway::indexStoredEntries(const std::vector<cache::EntryPtr>& entries,
+                                   const std::atomic<bool>& stop) {
+  if (!semantic_) return 0;
+  SemanticCache& sc = *semantic_;
+  size_t added = 0;
+  net::io_context io;  // this thread's own: the embeddings calls complete on it
+  auto run = [&]() -> net::awaitable<void> {
+    for (const cache::EntryPtr& e : entries) {
+      if (stop.load() || !e || sc.index().contains(e->cacheKey)) continue;
+      auto endpoint = key::parseEndpoint(e->endpoint);
+      auto parsed = parseJson(e->request);
+      if (!endpoint || !parsed) continue;
+      key::KeyOptions opts{.endpoint = *endpoint,
+                           .mode = mode_,
+                           .scope = e->tenant,
+                           .keyNamespace = e->cacheNamespace,
+                           .context = {}};
+      for (const auto& [ns, mode] : namespaceModes_)
+        if (ns == e->cacheNamespace) opts.mode = mode;
+      // The key as the gateway computed it: without context (the default route), or with the
+      // platform (a /{platform}/v1 route). Anything else is not reproducible: skipped.
+      auto full = key::computeKey(*parsed, opts, key::Canonical::Drop);
+      if (!full || full->requestHash != e->requestHash) {
+        opts.context = {{"platform", e->platform}};
+        full = key::computeKey(*parsed, opts, key::Canonical::Drop);
+        if (!full || full->requestHash != e->requestHash) continue;
+      }
+      auto described = semantic::describeRequest(*parsed, opts, sc.textMode());
+      if (!described || !*described || !sc.eligible(**described)) continue;
+      auto embedded = co_await sc.embed((*described)->text, "");
+      if (!embedded) continue;
+      if (sc.index().add((*described)->partition, e->cacheKey, e->requestHash, **embedded)) ++added;
+    }
+  };
+  net::co_spawn(io, run, net::detached);
+  io.run();
+  return added;
+}
+
+net::awaitable<bool> Gateway::semanticLookup(Context& ctx, http::ResponseWriter& w) {
+  SemanticCache& sc = *semantic_;
+  auto threshold = sc.thresholdFor(ctx.request["x-llmcache-semantic"], ctx.controls.keyNamespace);
+  if (!threshold) {
+    co_await sendError(ctx, w, bhttp::status::bad_request, threshold.error().message,
+                       Outcome::Invalid);
+    co_return true;
+  }
+  // The request's parts: a body too large to parse here goes to the key pool (as prepareKey).
+  const key::KeyOptions opts = keyOptions(ctx);
+  const http::Request& req = ctx.request;
+  const semantic::TextMode mode = sc.textMode();
+  auto describe = [&req, &opts, mode]() -> Result<std::optional<semantic::SemanticRequest>> {
+    auto parsed = parseJson(req.body());
+    if (!parsed) return std::optional<semantic::SemanticRequest>{};
+    return semantic::describeRequest(*parsed, opts, mode);
+  };
+  Result<std::optional<semantic::SemanticRequest>> described =
+      std::optional<semantic::SemanticRequest>{};
+  if (req.body().size() > KeyMemo::kMaxBodyBytes) {
+    auto job = offload(keyPool_, describe);
+    described = co_await std::move(job);
+  } else {
+    described = describe();
+  }
+  if (!described || !*described || !sc.eligible(**described)) co_return false;
+  auto state = std::make_shared<SemanticState>();
+  state->request = std::move(**described);
+  state->credential = std::string(req[bhttp::field::authorization]);
+  ctx.semantic = state;
+  if (sc.shadow()) sc.shadowStats().observeMiss(ctx.info.model);
+  if (!*threshold || ctx.cacheControl.noCache) co_return false;
+  auto embedded = co_await sc.embed(state->request.text, state->credential);
+  if (!embedded) {
+    warnLimited(upstreamLog_, "semantic: {}", embedded.error().message);
+    co_return false;
+  }
+  state->vector = *embedded;
+  auto match = sc.index().nearest(state->request.partition, **embedded, ctx.key.cacheKey);
+  if (!match) co_return false;
+  state->neighbour = match;
+  if (!semantic::meetsThreshold(match->similarity, **threshold)) co_return false;
+  cache::LookupOptions options;
+  if (ctx.cacheControl.maxAge && *ctx.cacheControl.maxAge < INT64_MAX / 1000)
+    options.storedNoEarlierThan =
+        deps_.clock.now() - std::chrono::milliseconds(*ctx.cacheControl.maxAge * 1000);
+  auto hit = co_await deps_.cache.lookup(match->cacheKey, match->requestHash, options);
+  if (!hit) {
+    // Gone from every tier (a vector the index kept too long): forgotten. Too old for this
+    // request's max-age only: kept.
+    if (!options.storedNoEarlierThan) sc.index().remove(match->cacheKey);
+    state->neighbour.reset();
+    co_return false;
+  }
+  ctx.answer = hit->entry;
+  ctx.semanticHit = *match;
+  sc.countServed(ctx.info.model, match->similarity, hit->entry->costTotal);
+  co_await serveEntry(ctx, w, *hit->entry, Outcome::Hit, cache::tierName(hit->tier));
+  co_return true;
+}
+
+net::awaitable<void> Gateway::indexStored(std::shared_ptr<SemanticState> state,
+                                          cache::EntryPtr entry, key::Endpoint endpoint,
+                                          std::string model) {
+  SemanticCache& sc = *semantic_;
+  if (!state->vector) {
+    auto embedded = co_await sc.embed(state->request.text, state->credential);
+    if (!embedded) {
+      warnLimited(upstreamLog_, "semantic: {}", embedded.error().message);
+      co_return;
+    }
+    state->vector = *embedded;
+  }
+  std::optional<semantic::Match> neighbour = state->neighbour;
+  if (sc.shadow() && !neighbour)
+    neighbour = sc.index().nearest(state->request.partition, *state->vector, entry->cacheKey);
+  // The insert takes the index's lock alone and may resize a graph: not on a request thread.
+  auto insert = offload(sc.pool(), [&sc, state, key = entry->cacheKey, hash = entry->requestHash] {
+    return sc.index().add(state->request.partition, key, hash, *state->vector);
+  });
+  const Result<void> added = co_await std::move(insert);
+  if (!added) warnLimited(upstreamLog_, "{}", added.error().message);
+  if (!sc.shadow()) co_return;
+  auto parsed = parseJson(entry->response);
+  std::string real = parsed ? semantic::answerText(endpoint, *parsed) : std::string();
+  if (real.size() > SemanticCache::kMaxAnswerBytes) real.resize(SemanticCache::kMaxAnswerBytes);
+  sc.rememberAnswer(entry->cacheKey, real);
+  if (!neighbour || neighbour->cacheKey == entry->cacheKey) co_return;
+  const std::optional<std::string> stored = sc.rememberedAnswer(neighbour->cacheKey);
+  if (!stored) co_return;  // not remembered (evicted, or stored before this process started)
+  semantic::ShadowPair pair{.model = std::move(model),
+                            .similarity = neighbour->similarity,
+                            .exactEqual = *stored == real,
+                            .answerSimilarity = 1.0f,
+                            .cost = entry->costTotal};
+  if (!pair.exactEqual) {
+    pair.answerSimilarity = 0;
+    if (!real.empty() && !stored->empty()) {
+      auto a = co_await sc.embed(real, state->credential);
+      auto b = co_await sc.embed(*stored, state->credential);
+      if (!a || !b) co_return;  // no figure rather than a wrong one
+      pair.answerSimilarity = semantic::cosine(**a, **b);
+    }
+  }
+  sc.shadowStats().record(pair);
 }
 
 std::pair<bhttp::status, std::string> Gateway::upstreamFailed(const Error& error) {

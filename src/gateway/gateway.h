@@ -30,6 +30,7 @@
 #include "gateway/key_memo.h"
 #include "gateway/request_controls.h"
 #include "gateway/router.h"
+#include "gateway/semantic.h"
 #include "gateway/single_flight.h"
 #include "gateway/stream_log.h"
 #include "http/server.h"
@@ -77,6 +78,9 @@ struct GatewayDeps {
   // An entry's size as the memory tier counts it (its charge against CACHE_MEMORY_BYTES); asked
   // for sampled references that are not hits. Unset: Entry::approxBytes without the request.
   std::function<uint64_t(const cache::Entry&)> entryBytes = {};
+  // The semantic cache's vector index (docs/semantic.md): with config.semanticOn(), misses are
+  // embedded and indexed, and semantic hits served or shadowed. Optional.
+  semantic::VectorIndex* semanticIndex = nullptr;
 };
 
 class Gateway {
@@ -105,8 +109,20 @@ class Gateway {
   // explainer's memory stays small beside the key memo's (CACHE_KEY_MEMO_BYTES).
   static constexpr size_t kRecentMissTotalBytes = 1 << 20;
 
+  // GET /cache/semantic: nullopt when the semantic cache is off. Any thread.
+  std::optional<Json> semanticReport() const;
+  // Rebuilds the vectors of stored entries (the index files were missing): each entry not yet
+  // indexed whose request is semantic is embedded (CACHE_SEMANTIC_EMBEDDINGS_KEY or no
+  // credential: there is no caller) and added. An entry whose key the gateway cannot
+  // reproduce from its stored request (its key had a query or header context, which is not
+  // stored) is skipped: it would land in the wrong partition. Returns how many were added.
+  // Blocking (embedding calls): never on a request thread. `stop` is checked between entries.
+  size_t indexStoredEntries(const std::vector<cache::EntryPtr>& entries,
+                            const std::atomic<bool>& stop);
+
   struct FlightResult;
   struct Context;
+  struct SemanticState;
   // One upstream call per key; a streamed one shares its events live (StreamLog).
   using Flights = SingleFlight<FlightResult, StreamLog>;
 
@@ -131,6 +147,15 @@ class Gateway {
   http::net::awaitable<std::shared_ptr<const FlightResult>> callUpstream(Context& ctx,
                                                                          http::ResponseWriter& w);
   http::net::awaitable<void> passThrough(Context& ctx, http::ResponseWriter& w);
+  // An exact miss with the semantic cache on: describes the request (ctx.semantic) and, when a
+  // threshold applies, serves its partition's nearest entry if similar enough. True: answered
+  // (a semantic HIT, or a 400 for a bad x-llmcache-semantic).
+  http::net::awaitable<bool> semanticLookup(Context& ctx, http::ResponseWriter& w);
+  // After a miss's entry is stored: embeds it (unless done), indexes it, and in shadow mode
+  // compares its answer with the remembered neighbour's. Detached, on the request's executor.
+  http::net::awaitable<void> indexStored(std::shared_ptr<SemanticState> state,
+                                         cache::EntryPtr entry, key::Endpoint endpoint,
+                                         std::string model);
   // The miss explainer for this request (empty without GatewayDeps::explainCandidates).
   http::net::awaitable<analytics::MissExplanation> explain(const Context& ctx);
   // Replay mode: a request with no recording (or one that is never recorded) is a 404 in the
@@ -187,6 +212,7 @@ class Gateway {
   ScopeOptions scope_;
   Flights flights_;
   KeyMemo keyMemo_;
+  std::unique_ptr<SemanticCache> semantic_;  // null: semantic hits off (config.semanticOn())
   std::atomic<uint64_t> upstreamErrors_{0};
   LogLimiter upstreamLog_;  // upstream failures: a line per interval, however many fail
   http::net::thread_pool adminPool_{1};  // admin requests: SQLite queries and tier erases

@@ -1,6 +1,7 @@
 // How the gateway answers: errors in the provider's shape, stored entries (JSON or a replayed
 // stream), and a flight a request joined (its stream live, or its whole answer).
 #include <boost/algorithm/hex.hpp>
+#include <cstdio>
 #include <iterator>
 
 #include "api/sse_parser.h"
@@ -68,7 +69,17 @@ net::awaitable<void> Gateway::serveEntry(Context& ctx, http::ResponseWriter& w,
     if (upstream::isReplayableHeader(name)) res.set(name, value);
   res.set("x-llmcache-status", outcomeName(outcome));
   if (!layer.empty()) res.set("x-llmcache-layer", layer);
-  res.set("x-llmcache-key", keyHeaderValue(entry.cacheKey));
+  if (ctx.semanticHit) {
+    // The request's own key; the entry it was answered with is the matched one.
+    res.set("x-llmcache-key", keyHeaderValue(ctx.key.cacheKey));
+    res.set("x-llmcache-match", "semantic");
+    char similarity[16];
+    std::snprintf(similarity, sizeof similarity, "%.4f", ctx.semanticHit->similarity);
+    res.set("x-llmcache-similarity", similarity);
+    res.set("x-llmcache-matched-key", keyHeaderValue(entry.cacheKey));
+  } else {
+    res.set("x-llmcache-key", keyHeaderValue(entry.cacheKey));
+  }
   const auto age =
       std::chrono::duration_cast<std::chrono::seconds>(deps_.clock.now() - entry.responseTimestamp);
   res.set(bhttp::field::age, std::to_string(std::max<int64_t>(0, age.count())));

@@ -39,6 +39,7 @@ void Gateway::recordEvent(Context& ctx) {
   if (ctx.route.endpoint) e.endpoint = std::string(key::endpointName(*ctx.route.endpoint));
   e.outcome = *ctx.outcome;
   e.tier = ctx.tier;
+  e.semantic = ctx.semanticHit.has_value();
   e.latencyMs = std::chrono::duration<double, std::milli>(e.time - ctx.received).count();
   if (ctx.answer) {
     e.tokensIn = ctx.answer->tokensInput;

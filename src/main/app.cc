@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -36,6 +37,8 @@
 #include "invalidation/invalidator.h"
 #include "invalidation/request.h"
 #include "invalidation/s3_broadcast.h"
+#include "semantic/index_observer.h"
+#include "semantic/vector_index.h"
 #include "sizing/shards.h"
 #include "upstream/http_client.h"
 #include "upstream/platform.h"
@@ -179,6 +182,11 @@ void runUntilSignalled(http::Server& server, const std::string& what) {
   server.run();
 }
 
+// The semantic index's files: beside the disk tier's.
+std::filesystem::path semanticDir(const config::Config& c) {
+  return std::filesystem::path(c.cacheDir) / "semantic";
+}
+
 // Declared in construction order; shutdown() takes them down in its own, explicit order.
 struct App::Parts {
   config::Config config;
@@ -205,6 +213,10 @@ struct App::Parts {
   std::unique_ptr<cache::redis::RedisFleet> redisFleet;
   // The cache service and who hears of it.
   std::unique_ptr<index::Index> index;
+  // The semantic cache's vectors (docs/semantic.md): with config.semanticOn() only. Before the
+  // cache, which tells the observer of erases and evictions.
+  std::unique_ptr<semantic::VectorIndex> semanticIndex;
+  std::unique_ptr<semantic::IndexObserver> semanticObserver;
   std::unique_ptr<cache::TieredCache> cache;
   std::unique_ptr<index::IndexObserver> indexObserver;
   std::unique_ptr<analytics::Metrics> metrics;
@@ -223,6 +235,37 @@ struct App::Parts {
   std::unique_ptr<http::Server> server;
   // Background loops (docs/architecture.md, Threads).
   std::vector<std::unique_ptr<PeriodicTask>> tasks;
+
+  bool semanticRebuild = false;  // no index files at start
+  std::atomic<bool> stopping{false};
+
+  void rebuildSemanticIndex() {
+    if (!semanticRebuild) return;
+    semanticRebuild = false;
+    size_t added = 0, seen = 0;
+    index::Filter filter{.limit = index::kMaxPageSize};
+    while (!stopping.load()) {
+      auto page = index->list(filter);
+      if (!page) break;
+      std::vector<cache::EntryPtr> batch;
+      for (const index::Row& row : page->rows) {
+        if (row.invalid) continue;
+        if (auto found = disk->lookup(row.cacheKey); found && *found) batch.push_back(**found);
+      }
+      seen += batch.size();
+      added += gateway->indexStoredEntries(batch, stopping);
+      if (!page->nextCursor) break;
+      filter.cursor = *page->nextCursor;
+    }
+    if (seen > 0)
+      spdlog::info("semantic index: rebuilt {} vectors from {} stored entries", added, seen);
+  }
+
+  void saveSemanticIndex() {
+    if (!semanticIndex) return;
+    if (auto saved = semanticIndex->save(semanticDir(config)); !saved)
+      spdlog::warn("{}", saved.error().message);
+  }
 
   void refreshGauges() {
     metrics->setTier("memory", {memory->entryCount(), memory->byteCount(), memory->evictions()});
@@ -419,6 +462,21 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   p.metrics = std::make_unique<analytics::Metrics>();
   p.cache->addObserver(p.indexObserver.get());
   p.cache->addObserver(p.metrics.get());
+  if (c.semanticOn()) {
+    p.semanticIndex = std::make_unique<semantic::VectorIndex>();
+    const std::filesystem::path dir = semanticDir(c);
+    if (auto loaded = p.semanticIndex->load(dir); !loaded) {
+      if (loaded.error().code != Errc::NotFound)
+        spdlog::warn("{}: rebuilding the semantic index", loaded.error().message);
+      p.semanticRebuild = true;
+    } else {
+      spdlog::info("semantic index: {} vectors in {} partitions loaded from {}",
+                   p.semanticIndex->size(), p.semanticIndex->partitions(), dir.string());
+    }
+    p.semanticObserver =
+        std::make_unique<semantic::IndexObserver>(*p.semanticIndex, cache::TierId::Disk);
+    p.cache->addObserver(p.semanticObserver.get());
+  }
   // Hits in every tier bring the stored entries' hit_count / last_accessed up to date in S3.
   if (p.s3Tier) p.cache->addObserver(p.s3Tier.get());
   p.invalidator = std::make_unique<invalidation::Invalidator>(*p.index, *p.cache, Clock::system());
@@ -492,9 +550,15 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
     return out;
   };
   deps.fleet = p.redisFleet.get();
-  p.gateway = std::make_unique<gateway::Gateway>(deps);
+  deps.semanticIndex = p.semanticIndex.get();
+  try {
+    p.gateway = std::make_unique<gateway::Gateway>(deps);
+  } catch (const config::ConfigError& e) {
+    throw StartupError(e.what(), 2);
+  }
   gateway::Gateway& gw = *p.gateway;
   p.admin->setExplainer([&gw](std::string_view key) { return gw.explainRecentMiss(key); });
+  if (p.semanticIndex) p.admin->setSemanticSource([&gw] { return gw.semanticReport(); });
   try {
     p.server = std::make_unique<http::Server>(
         serverOptions(c),
@@ -529,6 +593,18 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
         PeriodicOptions{.name = "disk-sync",
                         .interval = std::chrono::milliseconds(c.diskSyncIntervalMs)},
         [dir = c.cacheDir] { syncFileSystem(dir); }));
+  // No index files but entries on disk (a first start with semantic on, files lost): their
+  // vectors are rebuilt in the background, the newest entries first.
+  if (p.semanticIndex && p.semanticRebuild)
+    p.tasks.push_back(std::make_unique<PeriodicTask>(
+        PeriodicOptions{
+            .name = "semantic-build", .interval = std::chrono::hours(24 * 365), .runAtStart = true},
+        [&p] { p.rebuildSemanticIndex(); }));
+  // The semantic index's files, so that a restart (or a crash) loses at most this interval.
+  if (p.semanticIndex)
+    p.tasks.push_back(std::make_unique<PeriodicTask>(
+        PeriodicOptions{.name = "semantic-save", .interval = seconds(c.semanticSaveSeconds)},
+        [&p] { p.saveSemanticIndex(); }));
   const auto metricsInterval = seconds(std::max(1, c.metricsIntervalSeconds));
   p.refreshGauges();
   p.tasks.push_back(std::make_unique<PeriodicTask>(
@@ -585,7 +661,9 @@ int App::run() {
 void App::shutdown() {
   if (!parts_) return;
   Parts& p = *parts_;
-  // 1. No new work: the background loops stop (each finishes its current run).
+  // 1. No new work: the background loops stop (each finishes its current run; a semantic
+  //    rebuild at its next entry).
+  p.stopping = true;
   p.tasks.clear();
   // 2. Admin requests still running finish (they erase tiers and write the index).
   if (p.gateway) p.gateway->flush();
@@ -619,6 +697,8 @@ void App::shutdown() {
   if (p.s3Tier) (void)p.s3Tier->flushIndex();
   // What the disk tier and the outbox wrote without fsync since the last periodic sync.
   if (p.config.diskSync == "interval") syncFileSystem(p.config.cacheDir);
+  // The semantic index, once the requests that add to it and the erases of the drain are done.
+  p.saveSemanticIndex();
   if (p.recorder && p.recorder->dropped() > 0)
     std::fprintf(stderr, "llmcache: %llu analytics events dropped (the events queue was full)\n",
                  static_cast<unsigned long long>(p.recorder->dropped()));

@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <charconv>
+#include <cmath>
 #include <cstring>
+#include <set>
 
 #include "api/provider.h"
 #include "api/sse_parser.h"
@@ -164,16 +166,60 @@ std::string base64(const std::string& bytes) {
   return out;
 }
 
-// A deterministic 8-dimensional "embedding" of a text.
-std::vector<float> embed(std::string_view text) {
-  std::vector<float> v(8);
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < 8; ++i) {
-    for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-    h = (h ^ static_cast<uint32_t>(i)) * 16777619u;
-    v[i] = static_cast<float>(static_cast<int32_t>(h % 20001) - 10000) / 10000.0f;
+// A deterministic bag-of-words embedding (README: Embeddings): lower-cased ASCII word tokens
+// ([a-z0-9] runs, bytes >= 0x80 included; everything else separates), each hashed (FNV-1a 64)
+// into one of kEmbeddingDim dimensions and counted, then L2-normalized. Texts that share words
+// are near: their cosine is the dot product of the word counts over the product of their norms
+// (hash collisions aside). A text without words is the zero vector.
+constexpr size_t kEmbeddingDim = 256;
+
+std::vector<std::string> wordsOf(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80) {
+      word.push_back(ch);
+    } else if (c >= 'A' && c <= 'Z') {
+      word.push_back(static_cast<char>(c + 32));
+    } else if (!word.empty()) {
+      words.push_back(std::move(word));
+      word.clear();
+    }
   }
+  if (!word.empty()) words.push_back(std::move(word));
+  return words;
+}
+
+std::vector<float> embed(std::string_view text) {
+  std::vector<float> v(kEmbeddingDim, 0.0f);
+  for (const std::string& w : wordsOf(text)) {
+    uint64_t h = 14695981039346656037ull;
+    for (char c : w) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    v[h % kEmbeddingDim] += 1.0f;
+  }
+  double sum = 0;
+  for (float f : v) sum += static_cast<double>(f) * f;
+  if (sum > 0)
+    for (float& f : v) f = static_cast<float>(f / std::sqrt(sum));
   return v;
+}
+
+// The answer's text. x-mock-answer: topic makes it a function of the question's words alone
+// ("Mock answer about: " and its words minus kStopWords, sorted, unique): two questions that
+// differ only in stop words get the same answer, others a different one (semantic shadow tests).
+std::string answerText(const std::string& question, const std::string& number, bool topic) {
+  if (!topic) return "Mock answer #" + number + " to: " + question;
+  static const std::set<std::string, std::less<>> kStopWords = {
+      "a",     "an",    "the", "of",   "is",   "are",  "was",   "what", "which", "who", "please",
+      "tell",  "me",    "i",   "you",  "to",   "in",   "on",    "for",  "and",   "or",  "can",
+      "could", "would", "do",  "does", "give", "show", "whats", "know", "my"};
+  std::set<std::string> topics;
+  for (std::string& w : wordsOf(question))
+    if (!kStopWords.contains(w)) topics.insert(std::move(w));
+  std::string out = "Mock answer about:";
+  for (const std::string& w : topics) out += " " + w;
+  return out;
 }
 
 Json usageOpenAi(int64_t in, int64_t out) {
@@ -183,12 +229,12 @@ Json usageOpenAi(int64_t in, int64_t out) {
       .set("total_tokens", Json::integer(in + out));
 }
 
-Json chatBody(const Json& req, uint64_t n, const std::string& model) {
+Json chatBody(const Json& req, uint64_t n, const std::string& model, bool topic) {
   const std::string question = lastUserText(req);
   Json message = Json::object().set("role", Json::string("assistant"));
   std::string finish = "stop";
   const Json* tools = req.find("tools");
-  std::string answer = "Mock answer #" + std::to_string(n) + " to: " + question;
+  std::string answer = answerText(question, std::to_string(n), topic);
   if (const Json* format = req.find("response_format")) {
     if (isType(format, "json_schema")) {
       const Json* spec = format->find("json_schema");
@@ -290,12 +336,12 @@ Json embeddingsBody(const Json& req, const std::string& model) {
                         .set("total_tokens", Json::integer(tokens)));
 }
 
-Json messagesBody(const Json& req, uint64_t n, const std::string& model) {
+Json messagesBody(const Json& req, uint64_t n, const std::string& model, bool topic) {
   const std::string question = lastUserText(req);
   Json content = Json::array();
   std::string stop = "end_turn";
   const Json* tools = req.find("tools");
-  std::string text = "Mock answer #" + std::to_string(n) + " to: " + question;
+  std::string text = answerText(question, std::to_string(n), topic);
   const Json* choice = req.find("tool_choice");
   if (tools && tools->isArray() && tools->size() > 0 && !isType(choice, "none")) {
     const Json& tool = chosenTool(*tools, req);
@@ -327,10 +373,10 @@ std::atomic<uint64_t> mockRequestIds{0};
 
 // The Responses API's answer: one message (or one function_call when tools are given; a JSON
 // object as its text when text.format is a json_schema), as OpenAI writes it.
-Json responsesBody(const Json& req, uint64_t n, const std::string& model) {
+Json responsesBody(const Json& req, uint64_t n, const std::string& model, bool topic) {
   const std::string question = lastUserText(req);
   const std::string id = std::to_string(n);
-  std::string text = "Mock answer #" + id + " to: " + question;
+  std::string text = answerText(question, id, topic);
   const Json* format = req.find("text") ? req.find("text")->find("format") : nullptr;
   if (isType(format, "json_schema")) text = structuredText(format->find("schema"), text);
   if (isType(format, "json_object")) text = structuredText(nullptr, text);
@@ -738,10 +784,11 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
     co_return;
   }
   const std::string model(body->getString("model").value_or("mock-model"));
+  const bool topic = req["x-mock-answer"] == "topic";
   Json answer;
   switch (*endpoint) {
     case key::Endpoint::OpenAiChat:
-      answer = chatBody(*body, n, model);
+      answer = chatBody(*body, n, model, topic);
       break;
     case key::Endpoint::OpenAiCompletions:
       answer = completionBody(*body, n, model);
@@ -750,10 +797,10 @@ net::awaitable<void> MockUpstream::handle(http::Request& req, http::ResponseWrit
       answer = embeddingsBody(*body, model);
       break;
     case key::Endpoint::AnthropicMessages:
-      answer = messagesBody(*body, n, model);
+      answer = messagesBody(*body, n, model, topic);
       break;
     case key::Endpoint::OpenAiResponses:
-      answer = responsesBody(*body, n, model);
+      answer = responsesBody(*body, n, model, topic);
       break;
   }
   if (body->getBool("stream") != std::optional<bool>(true)) {

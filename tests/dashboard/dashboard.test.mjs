@@ -423,6 +423,68 @@ test('The dashboard lists the fields that break near-hits, as /cache/patterns re
   assert.deepEqual(problems, [], 'the page logged errors or failed requests');
 });
 
+// Semantic hits (issue 20): a gateway in shadow mode, one paraphrase pair and one near miss (the
+// mock answers by topic: the paraphrase's answers agree, the near miss's do not); the page's
+// panel must show /cache/semantic's figures, one row per threshold, the suggestion marked.
+test('The dashboard shows the semantic shadow figures of /cache/semantic', async (t) => {
+  const stack = await startStack(t, { CACHE_ADMIN_TOKEN: TOKEN, CACHE_SEMANTIC_SHADOW: 'true' });
+  const base = stack.gateway.url;
+  const ask = async (system, content) => {
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test', 'x-mock-answer': 'topic' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: system }, { role: 'user', content }] }),
+    });
+    await res.arrayBuffer();
+    assert.equal(res.headers.get('x-llmcache-status'), 'MISS');
+  };
+  const vectors = async (n) => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const s = await admin(base, '/cache/semantic');
+      if (s.index.vectors >= n) return s;
+      if (Date.now() > deadline) assert.fail(`${n} vectors not indexed: ${JSON.stringify(s.index)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  await ask('pair 1', 'what is the boiling point of water at sea level in celsius');
+  await vectors(1);
+  await ask('pair 1', 'what is the boiling point of water at the sea level in celsius');
+  await ask('pair 2', 'what is the capital of france and how many people live there');
+  await vectors(3);
+  await ask('pair 2', 'what is the capital of spain and how many people live there');
+  let s;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    s = await admin(base, '/cache/semantic');
+    if (s.shadow.all.pairs === 2) break;
+    if (Date.now() > deadline) assert.fail(`shadow pairs: ${JSON.stringify(s.shadow.all)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(s.shadow.suggested_threshold != null, JSON.stringify(s.shadow));
+
+  const { page, problems } = await openBrowser(t);
+  await page.goto(`${base}/dashboard?window=all&refresh=0#token=${TOKEN}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+  assert.ok(await page.locator('#semantic').isVisible());
+  assert.equal(await text(page, 'semantic_misses'), intText(s.shadow.all.misses));
+  assert.equal(await text(page, 'semantic_pairs'), intText(2));
+  assert.equal(await text(page, 'semantic_served'), '0');
+  assert.equal(await text(page, 'semantic_suggested'), s.shadow.suggested_threshold.toFixed(2));
+  const rows = await page.$$eval('#semantic-thresholds tbody tr', (trs) => trs.map((tr) => ({
+    threshold: tr.dataset.threshold, suggested: tr.className === 'suggested',
+    cells: [...tr.querySelectorAll('td')].map((td) => td.textContent) })));
+  assert.equal(rows.length, 20);
+  s.shadow.all.thresholds.forEach((r, i) => {
+    assert.equal(rows[i].threshold, r.threshold.toFixed(2));
+    assert.deepEqual(rows[i].cells.slice(1), [intText(r.extra_hits), pctText(r.extra_hit_rate), usdText(r.cost_saved),
+      r.agreement == null ? '–' : pctText(r.agreement)]);
+    assert.equal(rows[i].suggested, Math.abs(r.threshold - s.shadow.suggested_threshold) < 1e-9);
+  });
+  await page.locator('#semantic').screenshot({ path: path.join(OUT_DIR, 'dashboard-semantic.png') });
+  assert.deepEqual(problems, [], 'the page logged errors or failed requests');
+});
+
 // The fleet view (issue 16): two gateways on one S3 bucket (the test S3 server, tests/s3); the
 // page of either shows every gateway's figures merged, one row per gateway with its age.
 function startS3(t, dir) {

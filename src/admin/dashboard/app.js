@@ -468,6 +468,42 @@
     }
   }
 
+  // Semantic hits (issue 20, docs/semantic.md): what was served, and shadow mode's figures per
+  // threshold, the suggested one marked. Shown only where /cache/semantic answers.
+  function renderSemantic(s) {
+    const section = $('#semantic');
+    if (!s) { section.hidden = true; return; }
+    section.hidden = false;
+    const c = s.config || {};
+    $('#semantic-mode').textContent = c.threshold != null ? `(served from ${c.threshold}${c.shadow ? ', shadow on' : ''})`
+      : c.shadow ? '(shadow mode: measured, not served)' : '(per namespace or per request)';
+    const all = (s.shadow && s.shadow.all) || { misses: 0, pairs: 0, thresholds: [] };
+    const served = s.served || { hits: 0, by_model: {} };
+    let saved = 0;
+    for (const m of Object.values(served.by_model || {})) saved += m.cost_saved || 0;
+    setFigure('semantic_served', served.hits || 0, fmt.int);
+    setFigure('semantic_saved', saved, fmt.usd);
+    setFigure('semantic_misses', all.misses || 0, fmt.int);
+    setFigure('semantic_pairs', all.pairs || 0, fmt.int);
+    const suggested = s.shadow ? s.shadow.suggested_threshold : null;
+    setFigure('semantic_suggested', suggested == null ? 'none yet' : suggested.toFixed(2), (v) => v);
+    setFigure('semantic_target', s.shadow ? s.shadow.target : 0, fmt.pct);
+    setFigure('semantic_vectors', s.index ? s.index.vectors : 0, fmt.int);
+    setFigure('semantic_partitions', s.index ? s.index.partitions : 0, fmt.int);
+    setFigure('semantic_memory', s.index ? s.index.memory_bytes : 0, fmt.bytes);
+    const body = $('#semantic-thresholds tbody');
+    body.replaceChildren();
+    for (const r of all.thresholds || []) {
+      const tr = el('tr');
+      tr.dataset.threshold = r.threshold.toFixed(2);
+      if (suggested != null && Math.abs(r.threshold - suggested) < 1e-9) tr.className = 'suggested';
+      tr.append(el('td', r.threshold.toFixed(2)), el('td', fmt.int(r.extra_hits), 'num extra-hits'),
+        el('td', fmt.pct(r.extra_hit_rate), 'num'), el('td', fmt.usd(r.cost_saved), 'num'),
+        el('td', r.agreement == null ? '–' : fmt.pct(r.agreement), 'num agreement'));
+      body.append(tr);
+    }
+  }
+
   // --- the loop ------------------------------------------------------------------------------
   function showAuth(reason) {
     $('#main').hidden = true;
@@ -486,6 +522,7 @@
       const f = a.fleet_scope ? await getJson('/cache/analytics?scope=fleet') : null;
       // Likewise the miss-ratio curves: asked only when they are on (CACHE_SIZING).
       const sz = a.sizing ? await getJson('/cache/sizing') : null;
+      const sem = a.semantic ? await getJson('/cache/semantic') : null;
       $('#auth').hidden = true;
       $('#main').hidden = false;  // before the first chart: Chart.js sizes to its visible box
       if (charts === null) charts = makeCharts();
@@ -497,6 +534,7 @@
       renderNearMisses(p.near_misses);
       renderFleet(f);
       renderSizing(sz);
+      renderSemantic(sem);
       renders++;
       document.body.dataset.state = 'ready';
       document.body.dataset.renders = String(renders);
