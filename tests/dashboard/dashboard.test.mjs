@@ -414,9 +414,11 @@ test('The dashboard lists the fields that break near-hits, as /cache/patterns re
     assert.deepEqual(shown[i].cells.slice(2), [pctText(r.share), intText(r.misses), usdText(r.cost_usd)], `${r.model} ${r.field}`);
     assert.equal(shown[i].cells[0], r.model);
   });
-  const shownRow = (model, field) => shown.find((r) => r.model === model && r.field === field);
-  assert.equal(shownRow('gpt-4o-mini', 'temperature').cells[1], 'a different temperature');
-  assert.equal(shownRow('gpt-4o', 'messages[0].content').cells[1],
+  // By kind too: a field can have several rows (a temperature changed, and one added).
+  const shownRow = (model, field, kind) =>
+    shown.find((r) => r.model === model && r.field === field && r.kind === kind);
+  assert.equal(shownRow('gpt-4o-mini', 'temperature', 'changed').cells[1], 'a different temperature');
+  assert.equal(shownRow('gpt-4o', 'messages[0].content', 'digits').cells[1],
     'a varying number, date or time in the text of message 1 (messages[0].content)');
   assert.match(await page.locator('#near-misses-unit').textContent(), /^\(4 misses explained since/);
   await page.locator('#near-misses-panel').screenshot({ path: path.join(OUT_DIR, 'dashboard-near-misses.png') });

@@ -379,8 +379,11 @@ class SemanticIndexLifeTest(unittest.TestCase):
 
     def test_eviction_from_the_last_tier_removes_the_vector(self):
         self.stack.close()
+        # LRU in both tiers: the test knows which entry goes (the default, cost-sieve, keeps
+        # the costlier one whatever its age).
         self.stack = SemanticStack(sets={"CACHE_SEMANTIC_THRESHOLD": "0.9",
-                                         "CACHE_MEMORY_ENTRIES": "1", "CACHE_DISK_ENTRIES": "2"})
+                                         "CACHE_MEMORY_ENTRIES": "1", "CACHE_DISK_ENTRIES": "2",
+                                         "CACHE_MEMORY_POLICY": "lru", "CACHE_DISK_POLICY": "lru"})
         self.addCleanup(self.stack.close)
         prompts = [STORED, UNRELATED, "explain quantum entanglement to a child"]
         for i, p in enumerate(prompts):
