@@ -215,6 +215,17 @@ TEST_F(DiskTierTest, SyncEachWriteFsyncsTheFileAndItsFolderAndTheUnsyncedModeNon
   EXPECT_EQ(**found, *written[5]);
 }
 
+TEST_F(DiskTierTest, LruEvictsTheLeastRecentlyUsedAfterSlotsAreReused) {
+  DiskTierOptions o = options(3);
+  o.policy = PolicyKind::Lru;
+  DiskTier tier(o);
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i))));
+  ASSERT_TRUE(tier.insert(entry("k:0")));  // evicted earlier: a new file again
+  EXPECT_TRUE(get(tier, "k:5"));
+  EXPECT_TRUE(get(tier, "k:4"));
+  EXPECT_FALSE(get(tier, "k:3"));
+}
+
 TEST_F(DiskTierTest, TruncatedFileIsAMissAndIsDeleted) {
   DiskTier tier(options());
   ASSERT_TRUE(tier.insert(entry("k:01")));
