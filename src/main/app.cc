@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "admin/admin_api.h"
 #include "alerts/alerter.h"
@@ -52,11 +53,22 @@ using std::chrono::seconds;
 // CACHE_DISK_SYNC=interval: one syncfs(2) of the file system that holds CACHE_DIR (the disk
 // tier's files and the outbox's journal, written without fsync). A failure is logged; the files
 // then reach the disk by the kernel's writeback, as with CACHE_DISK_SYNC=never.
+// At most one line a minute (out of descriptors, it would fail every second); plain stderr, as
+// the shutdown messages, so that it needs nothing that could fail alongside it.
 void syncFileSystem(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || ::syncfs(fd) != 0)
-    spdlog::warn("CACHE_DISK_SYNC=interval: syncfs of {} failed: {}", dir, std::strerror(errno));
+  const bool ok = fd >= 0 && ::syncfs(fd) == 0;
+  const int err = errno;
   if (fd >= 0) ::close(fd);
+  if (ok) return;
+  static std::atomic<int64_t> lastWarned{std::numeric_limits<int64_t>::min() / 2};
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t last = lastWarned.load();
+  if (now - last < 60 || !lastWarned.compare_exchange_strong(last, now)) return;
+  std::fprintf(stderr, "llmcache: CACHE_DISK_SYNC=interval: syncfs of %s failed: %s\n", dir.c_str(),
+               std::strerror(err));
 }
 
 upstream::PlatformTable loadPlatforms(const config::Config& c) {
