@@ -116,7 +116,7 @@ class LruPolicy final : public EvictionPolicy {
 // SIEVE (Zhang et al., NSDI 2024): new entries enter at the head of a FIFO; a hit only sets the
 // entry's visited bit (no reordering: the cheapest hit path of all); the hand walks from the tail
 // toward the head, clearing visited bits, and the first unvisited entry it meets is the victim.
-class SievePolicy final : public EvictionPolicy {
+class SievePolicy : public EvictionPolicy {
  public:
   PolicyKind kind() const override { return PolicyKind::Sieve; }
   void onInsert(Id id, uint64_t, double, bool cold) override {
@@ -130,7 +130,13 @@ class SievePolicy final : public EvictionPolicy {
     if (hand_ == id) hand_ = list_.prev(id);
     list_.unlink(id);
   }
-  Id victim(Id spare) override {
+  Id victim(Id spare) override { return sweep(spare); }
+  size_t size() const override { return list_.size(); }
+
+ protected:
+  // Moves the hand toward the head, clearing the visited bits it passes, to the first unvisited
+  // entry other than spare, and leaves it there.
+  Id sweep(Id spare) {
     uint32_t h = hand_ == kNil ? list_.tail() : hand_;
     while (visited_[h] || h == spare) {
       visited_[h] = 0;
@@ -140,9 +146,6 @@ class SievePolicy final : public EvictionPolicy {
     hand_ = h;
     return h;
   }
-  size_t size() const override { return list_.size(); }
-
- private:
   IdList list_;
   std::vector<uint8_t> visited_;
   uint32_t hand_ = kNil;
@@ -154,41 +157,25 @@ class SievePolicy final : public EvictionPolicy {
 // and hits still only set a bit; among cold entries the cheap answers (embeddings, small-model
 // chat) go before the costly ones (reasoning models). Valued in dollars per entry, not per
 // byte: on the synthetic traces per byte saved less (docs/eviction.md).
-class CostSievePolicy final : public EvictionPolicy {
+class CostSievePolicy final : public SievePolicy {
  public:
   static constexpr size_t kCandidates = 16;
   PolicyKind kind() const override { return PolicyKind::CostSieve; }
   void onInsert(Id id, uint64_t bytes, double cost, bool cold) override {
-    if (id >= visited_.size()) {
-      visited_.resize(id + 1, 0);
-      value_.resize(id + 1, 0);
-    }
-    visited_[id] = 0;
+    SievePolicy::onInsert(id, bytes, cost, cold);
+    if (id >= value_.size()) value_.resize(id + 1, 0);
     // A cold entry's history and cost are unknown (a file counted at open): worth nothing until
     // it is used, so it goes first among the candidates.
     value_[id] = cold ? 0 : valueOf(bytes, cost);
-    cold ? list_.pushBack(id) : list_.pushFront(id);
   }
-  void onHit(Id id) override { visited_[id] = 1; }
   void onUpdate(Id id, uint64_t bytes, double cost) override {
-    visited_[id] = 1;
+    SievePolicy::onUpdate(id, bytes, cost);
     value_[id] = valueOf(bytes, cost);
   }
-  void onRemove(Id id) override {
-    if (hand_ == id) hand_ = list_.prev(id);
-    list_.unlink(id);
-  }
   Id victim(Id spare) override {
-    // The hand walks as SIEVE's does, clearing the visited bits it passes, to the first cold
-    // entry, and stops there. The cold entries beyond it are only looked at: only the hand's own
-    // passing takes an entry's second chance.
-    uint32_t h = hand_ == kNil ? list_.tail() : hand_;
-    while (visited_[h] || h == spare) {
-      visited_[h] = 0;
-      h = list_.prev(h);
-      if (h == kNil) h = list_.tail();
-    }
-    hand_ = h;
+    // The hand walks as SIEVE's does to the first cold entry, and stops there. The cold entries
+    // beyond it are only looked at: only the hand's own passing takes an entry's second chance.
+    const uint32_t h = sweep(spare);
     uint32_t best = h;
     size_t found = 1;
     for (uint32_t c = list_.prev(h); c != kNil && found < kCandidates; c = list_.prev(c)) {
@@ -198,16 +185,12 @@ class CostSievePolicy final : public EvictionPolicy {
     }
     return best;
   }
-  size_t size() const override { return list_.size(); }
 
  private:
   static double valueOf(uint64_t bytes, double cost) {
     return cost > 0 ? cost : kFallbackDollarsPerByte * static_cast<double>(bytes);
   }
-  IdList list_;
-  std::vector<uint8_t> visited_;
   std::vector<double> value_;
-  uint32_t hand_ = kNil;
 };
 
 // GreedyDual-Size-Frequency (Cherkasova 1998) valued by money: an entry's priority is
