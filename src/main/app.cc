@@ -262,7 +262,7 @@ struct App::Parts {
       std::vector<cache::EntryPtr> batch;
       for (const index::Row& row : page->rows) {
         if (row.invalid) continue;
-        if (auto found = disk->lookup(row.cacheKey); found && *found) batch.push_back(**found);
+        if (auto found = disk->peek(row.cacheKey); found && *found) batch.push_back(**found);
       }
       seen += batch.size();
       added += gateway->indexStoredEntries(batch, stopping);
@@ -556,7 +556,7 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
     if (!page) return out;
     for (const index::Row& row : page->rows) {
       if (row.endpoint != endpoint || row.invalid) continue;
-      if (auto found = p.disk->lookup(row.cacheKey); found && *found) out.push_back(**found);
+      if (auto found = p.disk->peek(row.cacheKey); found && *found) out.push_back(**found);
       if (out.size() >= 200) break;
     }
     return out;

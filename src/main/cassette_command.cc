@@ -142,7 +142,7 @@ Result<std::vector<cache::EntryPtr>> cacheDirCandidates(const std::string& cache
   std::vector<cache::EntryPtr> out;
   for (const index::Row& row : page->rows) {
     if (row.endpoint != endpoint || row.invalid) continue;
-    if (auto found = disk->lookup(row.cacheKey); found && *found) out.push_back(**found);
+    if (auto found = disk->peek(row.cacheKey); found && *found) out.push_back(**found);
     if (out.size() >= 200) break;
   }
   return out;

@@ -152,7 +152,8 @@ class EvictedEntriesLeaveTheFigures(unittest.TestCase):
         self.assertEqual(storage["entries"], 3, storage)  # the disk tier's bound; memory's 2 are in it
         self.assertLess(storage["bytes_stored"], 6 * 10000)
         # Which answers went is the eviction policy's choice (CACHE_DISK_POLICY, default
-        # cost-sieve): the figures must match what the tiers hold, whichever they are. At most 3
+        # cost-sieve; eviction_test.py checks which): the figures must match what the tiers
+        # hold, whichever they are. At most 3
         # of the 6 are still answered from the cache (asked in reverse: each MISS stores again).
         hits = sum(s.post(CHAT, chat(f"evict me {i}", "gpt-4o-mini")).cache_status == "HIT"
                    for i in range(5, -1, -1))

@@ -230,6 +230,14 @@ void DiskTier::evictLocked(std::vector<std::string>* evicted, uint32_t spare) {
 }
 
 Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
+  return read(cacheKey, /*use=*/true);
+}
+
+Result<std::optional<EntryPtr>> DiskTier::peek(std::string_view cacheKey) {
+  return read(cacheKey, /*use=*/false);
+}
+
+Result<std::optional<EntryPtr>> DiskTier::read(std::string_view cacheKey, bool use) {
   const std::string name = sanitizeKey(cacheKey);
   const fs::path path = pathOfName(name);
   bool counted = true;
@@ -239,10 +247,11 @@ Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
     auto it = index_.find(name);
     if (it != index_.end()) {
       // A file counted at open is told to the policy as a use once its cost is known (below).
-      if (slots_[it->second].costKnown)
-        policy_->onHit(it->second);
-      else
-        learnCost = true;
+      if (slots_[it->second].costKnown) {
+        if (use) policy_->onHit(it->second);
+      } else {
+        learnCost = use;  // the policy learns it with a use (onUpdate is one)
+      }
     } else if (scanned_) {
       return std::optional<EntryPtr>{};
     } else {
@@ -289,7 +298,7 @@ Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
   }
   if (decoded->cacheKey != cacheKey) return std::optional<EntryPtr>{};  // sanitization collision
   // Record the access in the file's mtime so that a restart rebuilds the same LRU order.
-  ::futimens(fd.get(), nullptr);
+  if (use) ::futimens(fd.get(), nullptr);
   if (learnCost) {
     std::lock_guard lock(mutex_);
     if (auto it = index_.find(name); it != index_.end() && !slots_[it->second].costKnown) {
@@ -298,7 +307,7 @@ Result<std::optional<EntryPtr>> DiskTier::lookup(std::string_view cacheKey) {
       policy_->onUpdate(it->second, item.bytes, decoded->costTotal);
     }
   }
-  if (!counted) {
+  if (!counted && use) {  // else the open-time count adds it
     std::lock_guard lock(mutex_);
     if (!index_.contains(name))
       addLocked(Item{name, static_cast<uint64_t>(st.st_size), std::string(cacheKey), true},

@@ -78,6 +78,11 @@ class DiskTier final : public CacheTier {
   // deleted and counted (corruptEntries) and is a miss. A file whose stored cache_key differs
   // (two keys that sanitize alike) is a miss and stays.
   [[nodiscard]] Result<std::optional<EntryPtr>> lookup(std::string_view cacheKey) override;
+  // The same read for a reader that is not a client asking for the answer (the miss explainer,
+  // the semantic index's rebuild, `llmcache cassette`): not a use, so the eviction policy and the
+  // file's mtime are left as they were. Before, those reads counted as hits and turned the
+  // policy's order over (docs/eviction.md, "Reads that are not uses").
+  [[nodiscard]] Result<std::optional<EntryPtr>> peek(std::string_view cacheKey);
   // Errors: InvalidArgument (null entry, empty key), TooLarge (the encoded entry alone exceeds
   // maxBytes), Io (write, fsync or rename failed; the old entry remains).
   [[nodiscard]] Result<void> insert(EntryPtr entry) override;
@@ -120,6 +125,7 @@ class DiskTier final : public CacheTier {
     uint64_t bytes;
   };
   // The entry files under entriesDir_, oldest first (removes leftover temp files on the way).
+  Result<std::optional<EntryPtr>> read(std::string_view cacheKey, bool use);
   std::vector<Found> walk();
   // Counts what walk() found that is not counted yet, then enforces the bounds.
   void merge(std::vector<Found>& found);

@@ -226,6 +226,32 @@ TEST_F(DiskTierTest, LruEvictsTheLeastRecentlyUsedAfterSlotsAreReused) {
   EXPECT_FALSE(get(tier, "k:3"));
 }
 
+// The gateway's miss explainer read the tenant's newest entries through lookup(), newest first,
+// which turned LRU's order over: the disk then dropped its newest entry (tests/gateway/
+// eviction_test.py). peek() reads without telling the policy or touching the file's mtime.
+TEST_F(DiskTierTest, PeekIsNotAUse) {
+  DiskTierOptions o = options(3);
+  o.policy = PolicyKind::Lru;
+  DiskTier tier(o);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tier.insert(entry("k:" + std::to_string(i))));
+  const auto before = fs::last_write_time(tier.pathFor("k:0"));
+  auto peeked = tier.peek("k:0");
+  ASSERT_TRUE(peeked && *peeked);
+  EXPECT_EQ((**peeked)->cacheKey, "k:0");
+  EXPECT_EQ(fs::last_write_time(tier.pathFor("k:0")), before);
+  ASSERT_TRUE(tier.insert(entry("k:3")));
+  EXPECT_FALSE(fs::exists(tier.pathFor("k:0")));  // still the least recently used
+  EXPECT_TRUE(fs::exists(tier.pathFor("k:1")));
+  // A lookup is a use: k:1 stays and k:2 goes.
+  EXPECT_TRUE(get(tier, "k:1"));
+  ASSERT_TRUE(tier.insert(entry("k:4")));
+  EXPECT_TRUE(fs::exists(tier.pathFor("k:1")));
+  EXPECT_FALSE(fs::exists(tier.pathFor("k:2")));
+  auto missing = tier.peek("k:0");
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(*missing);
+}
+
 TEST_F(DiskTierTest, TruncatedFileIsAMissAndIsDeleted) {
   DiskTier tier(options());
   ASSERT_TRUE(tier.insert(entry("k:01")));
