@@ -4,10 +4,12 @@
 // then the index search).
 //   build/bench/semantic_bench [--benchmark_filter=...]
 // HNSW: M 16, ef_construction 100 (semantic::IndexOptions); ef (search) as the third argument.
-// Vectors are random (normal, L2-normalized: no clusters, the hard case for HNSW), in one
-// partition (the worst case: every entry of a cache shares a system prompt and model). Queries
-// are stored vectors with noise added (a paraphrase's embedding: the case a semantic hit is
-// for). Recall: the share of queries whose nearest found is the true nearest (brute force).
+// Vectors, in one partition (the worst case: every entry of a cache shares a system prompt and
+// model), are either random (data 0: normal, L2-normalized, no clusters: the hard case for HNSW)
+// or clustered (data 1: 1,000 random topic centres, each vector its centre plus noise, cosine
+// ~0.7 to it: closer to real embeddings, whose prompts gather around topics). Queries are stored
+// vectors with noise added (a paraphrase's embedding: the case a semantic hit is for). Recall:
+// the share of queries whose nearest found is the true nearest (brute force).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -16,6 +18,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "semantic/request_text.h"
@@ -42,20 +45,33 @@ std::vector<float> randomUnit(std::mt19937& rng, size_t dim) {
   return v;
 }
 
-// One index per (dimension, size), built once per process.
-Built& built(size_t dim, size_t n) {
-  static std::map<std::pair<size_t, size_t>, Built> cache;
-  auto [it, fresh] = cache.try_emplace({dim, n});
+// Around one of `centres` (cosine ~0.7 to it at dimension 256).
+std::vector<float> clustered(std::mt19937& rng, const std::vector<std::vector<float>>& centres) {
+  const auto& c = centres[rng() % centres.size()];
+  std::normal_distribution<float> d(0, 1.0f / std::sqrt(static_cast<float>(c.size())));
+  std::vector<float> v(c.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = c[i] + d(rng);
+  semantic::normalizeVector(v);
+  return v;
+}
+
+// One index per (dimension, size, data), built once per process.
+Built& built(size_t dim, size_t n, int data = 0) {
+  static std::map<std::tuple<size_t, size_t, int>, Built> cache;
+  auto [it, fresh] = cache.try_emplace({dim, n, data});
   Built& b = it->second;
   if (!fresh) return b;
   std::mt19937 rng(42);
+  std::vector<std::vector<float>> centres;
+  if (data == 1)
+    for (int i = 0; i < 1000; ++i) centres.push_back(randomUnit(rng, dim));
   b.index = std::make_unique<semantic::VectorIndex>();
   std::vector<std::vector<float>> kept;  // every 1000th vector: brute force needs them all
   std::vector<std::vector<float>> all;
   const bool keepAll = n <= 200000;
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < n; ++i) {
-    std::vector<float> v = randomUnit(rng, dim);
+    std::vector<float> v = data == 1 ? clustered(rng, centres) : randomUnit(rng, dim);
     (void)b.index->add("p", "k" + std::to_string(i), "h", v);
     if (i % (n / 200) == 0) kept.push_back(v);
     if (keepAll) all.push_back(std::move(v));
@@ -72,9 +88,9 @@ Built& built(size_t dim, size_t n) {
     b.queries.push_back(std::move(q));
     b.sample.push_back(v);
   }
-  // The true nearest by brute force (only where all vectors were kept; at 1M the noisy query's
-  // true nearest is its source vector, which the noise keeps far above every random neighbour:
-  // cosine ~0.95 against at most ~0.3).
+  // The true nearest by brute force (only where all vectors were kept; at 1M of random data the
+  // noisy query's true nearest is its source vector, which the noise keeps far above every
+  // random neighbour: cosine ~0.95 against at most ~0.3, or ~0.5 to its cluster's others).
   for (size_t i = 0; i < b.queries.size(); ++i) {
     float best = semantic::cosine(b.queries[i], b.sample[i]);
     if (keepAll)
@@ -97,7 +113,7 @@ double recallOf(Built& b) {
 void BM_Nearest(benchmark::State& state) {
   const auto dim = static_cast<size_t>(state.range(0));
   const auto n = static_cast<size_t>(state.range(1));
-  Built& b = built(dim, n);
+  Built& b = built(dim, n, static_cast<int>(state.range(3)));
   b.index->setEfSearch(static_cast<size_t>(state.range(2)));
   const double recall = recallOf(b);
   size_t i = 0;
@@ -111,13 +127,19 @@ void BM_Nearest(benchmark::State& state) {
   state.counters["recall"] = recall;
 }
 BENCHMARK(BM_Nearest)
-    ->ArgNames({"dim", "vectors", "ef"})
-    ->Args({256, 100000, 64})
-    ->Args({256, 100000, 128})
-    ->Args({256, 100000, 256})
-    ->Args({256, 1000000, 64})
-    ->Args({256, 1000000, 128})
-    ->Args({256, 1000000, 256})
+    ->ArgNames({"dim", "vectors", "ef", "data"})
+    ->Args({256, 100000, 64, 0})
+    ->Args({256, 100000, 128, 0})
+    ->Args({256, 100000, 256, 0})
+    ->Args({256, 100000, 64, 1})
+    ->Args({256, 100000, 128, 1})
+    ->Args({256, 100000, 256, 1})
+    ->Args({256, 1000000, 64, 0})
+    ->Args({256, 1000000, 128, 0})
+    ->Args({256, 1000000, 256, 0})
+    ->Args({256, 1000000, 64, 1})
+    ->Args({256, 1000000, 128, 1})
+    ->Args({256, 1000000, 256, 1})
     ->Unit(benchmark::kMicrosecond);
 
 const std::string kChat = [] {

@@ -724,6 +724,16 @@ std::optional<Json> Gateway::semanticReport() const {
   return semantic_->report();
 }
 
+std::optional<Json> Gateway::semanticShadowState() const {
+  if (!semantic_) return std::nullopt;
+  return semantic_->shadowStats().state();
+}
+
+Result<void> Gateway::restoreSemanticShadow(const Json& state) {
+  if (!semantic_) return makeError(Errc::InvalidArgument, "the semantic cache is off");
+  return semantic_->shadowStats().restore(state);
+}
+
 size_t Gateway::indexStoredEntries(const std::vector<cache::EntryPtr>& entries,
                                    const std::atomic<bool>& stop) {
   if (!semantic_) return 0;
@@ -851,8 +861,22 @@ net::awaitable<void> Gateway::indexStored(std::shared_ptr<SemanticState> state,
   if (real.size() > SemanticCache::kMaxAnswerBytes) real.resize(SemanticCache::kMaxAnswerBytes);
   sc.rememberAnswer(entry->cacheKey, real);
   if (!neighbour || neighbour->cacheKey == entry->cacheKey) co_return;
-  const std::optional<std::string> stored = sc.rememberedAnswer(neighbour->cacheKey);
-  if (!stored) co_return;  // not remembered (evicted, or stored before this process started)
+  std::optional<std::string> stored = sc.rememberedAnswer(neighbour->cacheKey);
+  if (!stored && deps_.peekStored) {
+    // Not remembered (stored before this process started, or beyond the memory): read from the
+    // disk tier without counting a use. The pool: a file read is not for a request thread.
+    auto read =
+        offload(sc.pool(), [this, key = neighbour->cacheKey] { return deps_.peekStored(key); });
+    const cache::EntryPtr found = co_await std::move(read);
+    if (found && found->requestHash == neighbour->requestHash) {
+      auto answer = parseJson(found->response);
+      stored = answer ? semantic::answerText(endpoint, *answer) : std::string();
+      if (stored->size() > SemanticCache::kMaxAnswerBytes)
+        stored->resize(SemanticCache::kMaxAnswerBytes);
+      sc.rememberAnswer(neighbour->cacheKey, *stored);
+    }
+  }
+  if (!stored) co_return;  // gone from the disk tier too: no figure rather than a guess
   semantic::ShadowPair pair{.model = std::move(model),
                             .similarity = neighbour->similarity,
                             .exactEqual = *stored == real,

@@ -81,6 +81,11 @@ struct GatewayDeps {
   // The semantic cache's vector index (docs/semantic.md): with config.semanticOn(), misses are
   // embedded and indexed, and semantic hits served or shadowed. Optional.
   semantic::VectorIndex* semanticIndex = nullptr;
+  // A stored entry read without counting a use (the disk tier's peek: no eviction policy update,
+  // no mtime), for shadow mode's neighbour whose answer the semantic cache does not remember
+  // (stored before this process started, or beyond its memory). Blocking file I/O: called on the
+  // semantic pool. Unset or null: such a pair is not counted.
+  std::function<cache::EntryPtr(std::string_view cacheKey)> peekStored = {};
 };
 
 class Gateway {
@@ -111,6 +116,11 @@ class Gateway {
 
   // GET /cache/semantic: nullopt when the semantic cache is off. Any thread.
   std::optional<Json> semanticReport() const;
+  // The shadow figures' counters, kept across restarts by the composition root beside the
+  // index files (semantic::ShadowStats::state / restore). nullopt / InvalidArgument when the
+  // semantic cache is off.
+  std::optional<Json> semanticShadowState() const;
+  Result<void> restoreSemanticShadow(const Json& state);
   // Rebuilds the vectors of stored entries (the index files were missing): each entry not yet
   // indexed whose request is semantic is embedded (CACHE_SEMANTIC_EMBEDDINGS_KEY or no
   // credential: there is no caller) and added. An entry whose key the gateway cannot

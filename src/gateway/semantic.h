@@ -55,6 +55,7 @@ class SemanticCache {
 
   semantic::VectorIndex& index() { return index_; }
   semantic::ShadowStats& shadowStats() { return shadowStats_; }
+  const semantic::ShadowStats& shadowStats() const { return shadowStats_; }
   http::net::thread_pool& pool() { return pool_; }
 
   // A served semantic hit (the /cache/semantic figures).

@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
+#include <sstream>
 
 #include "admin/admin_api.h"
 #include "alerts/alerter.h"
@@ -29,6 +31,7 @@
 #include "cache/s3/s3_outbox.h"
 #include "cache/s3/s3_tier.h"
 #include "cache/tiered_cache.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/periodic.h"
 #include "gateway/gateway.h"
@@ -277,6 +280,41 @@ struct App::Parts {
     if (!semanticIndex) return;
     if (auto saved = semanticIndex->save(semanticDir(config)); !saved)
       spdlog::warn("{}", saved.error().message);
+    saveSemanticShadow();
+  }
+
+  // The shadow figures beside the index (docs/semantic.md): written whole to a temp file,
+  // renamed. At shutdown before the gateway goes.
+  void saveSemanticShadow() {
+    std::optional<Json> shadow = gateway ? gateway->semanticShadowState() : std::nullopt;
+    if (!shadow) return;
+    const std::filesystem::path path = semanticDir(config) / "shadow.json";
+    const std::filesystem::path tmp = path.string() + ".tmp";
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << toJson(*shadow);
+      if (!out.flush()) ec = std::make_error_code(std::errc::io_error);
+    }
+    if (!ec) std::filesystem::rename(tmp, path, ec);
+    if (ec)
+      spdlog::warn("semantic shadow figures: cannot write {}: {}", path.string(), ec.message());
+  }
+
+  // The shadow figures of the previous run, if it left them (a missing file: none yet).
+  void loadSemanticShadow() {
+    const std::filesystem::path path = semanticDir(config) / "shadow.json";
+    std::ifstream in(path);
+    if (!in) return;
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = parseJson(text.str());
+    Result<void> restored =
+        parsed ? gateway->restoreSemanticShadow(*parsed) : Result<void>(parsed.error());
+    if (!restored)
+      spdlog::warn("{}: {}; the shadow figures start again", path.string(),
+                   restored.error().message);
   }
 
   void refreshGauges() {
@@ -563,6 +601,11 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   };
   deps.fleet = p.redisFleet.get();
   deps.semanticIndex = p.semanticIndex.get();
+  if (p.semanticIndex && p.disk)
+    deps.peekStored = [&p](std::string_view key) -> cache::EntryPtr {
+      auto found = p.disk->peek(key);
+      return found && *found ? **found : nullptr;
+    };
   try {
     p.gateway = std::make_unique<gateway::Gateway>(deps);
   } catch (const config::ConfigError& e) {
@@ -570,7 +613,10 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   }
   gateway::Gateway& gw = *p.gateway;
   p.admin->setExplainer([&gw](std::string_view key) { return gw.explainRecentMiss(key); });
-  if (p.semanticIndex) p.admin->setSemanticSource([&gw] { return gw.semanticReport(); });
+  if (p.semanticIndex) {
+    p.admin->setSemanticSource([&gw] { return gw.semanticReport(); });
+    p.loadSemanticShadow();
+  }
   try {
     p.server = std::make_unique<http::Server>(
         serverOptions(c),
@@ -686,6 +732,7 @@ void App::shutdown() {
   // 4. The server: its contexts are destroyed with the requests suspended in them (their
   //    analytics events go to the recorder, still alive).
   p.server.reset();
+  p.saveSemanticShadow();  // the requests are done; the index's files follow after the drain
   p.gateway.reset();
   // 5. Tier writes queued by the requests (disk, the index, the outbox's journal) finish.
   if (p.cache) {

@@ -326,5 +326,45 @@ TEST(ShadowStats, NoSuggestionWhenNoThresholdMeetsTheTarget) {
   EXPECT_TRUE(stats.report(0.98).find("suggested_threshold")->isNull());
 }
 
+// Kept across a restart: a state() restored into fresh stats reports the same figures, through
+// its text form (the file the gateway writes), totals included.
+TEST(ShadowStats, StateRestoredReportsTheSameFigures) {
+  ShadowStats stats(0.95);
+  for (int i = 0; i < 3; ++i) stats.observeMiss("m");
+  stats.observeMiss("n");
+  stats.record(
+      {.model = "m", .similarity = 0.97f, .exactEqual = true, .answerSimilarity = 1, .cost = 0.5});
+  stats.record({.model = "n",
+                .similarity = 0.88f,
+                .exactEqual = false,
+                .answerSimilarity = 0.2f,
+                .cost = 0.125});
+  auto text = parseJson(toJson(stats.state()));
+  ASSERT_TRUE(text);
+  ShadowStats again(0.95);
+  again.observeMiss("other");  // replaced, not added to
+  ASSERT_TRUE(again.restore(*text));
+  EXPECT_EQ(toJson(again.report(0.98)), toJson(stats.report(0.98)));
+  EXPECT_EQ(again.report(0.98).find("all")->getInt("misses"), 4);
+  EXPECT_EQ(again.report(0.98).find("all")->getInt("pairs"), 2);
+}
+
+TEST(ShadowStats, ACorruptStateIsRefusedAndChangesNothing) {
+  ShadowStats stats;
+  stats.observeMiss("m");
+  const std::string before = toJson(stats.report(0.98));
+  for (const char* bad :
+       {R"({"version":2,"models":{}})", R"({"version":1})", R"({"version":1,"models":{"m":{}}})",
+        R"({"version":1,"models":{"m":{"misses":1,"pairs":0,"at":[[1,1,1,0]]}}})",
+        R"({"version":1,"models":{"m":{"misses":-1,"pairs":0,"at":[]}}})", "[]"}) {
+    auto parsed = parseJson(bad);
+    ASSERT_TRUE(parsed) << bad;
+    auto r = stats.restore(*parsed);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, Errc::Corrupt);
+  }
+  EXPECT_EQ(toJson(stats.report(0.98)), before);
+}
+
 }  // namespace
 }  // namespace llmcache::semantic

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "common/json.h"
+#include "common/result.h"
 
 namespace llmcache::semantic {
 
@@ -46,6 +47,13 @@ class ShadowStats {
   //  "extra_hits", "extra_hit_rate", "cost_saved", "agreement" (null without hits),
   //  "exact_agreement"}], "suggested_threshold" (null when none meets the target)}.
   Json report(double target) const;
+
+  // The counters, to be kept across a restart (CACHE_DIR/semantic/shadow.json, docs/semantic.md):
+  // {"version": 1, "models": {model: {"misses", "pairs", "at": [[hits, agreed, exact,
+  // cost_saved] x 20, thresholds 0.80..0.99]}}}. restore() replaces the counters with those of
+  // a state() (the totals are the models' sums); Corrupt for anything else, counters unchanged.
+  Json state() const;
+  Result<void> restore(const Json& state);
 
  private:
   struct PerThreshold {

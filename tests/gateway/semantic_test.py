@@ -334,6 +334,45 @@ class ShadowTest(unittest.TestCase):
         self.assertEqual(report["served"]["hits"], 0)
 
 
+class ShadowAcrossARestartTest(unittest.TestCase):
+    """The shadow figures are kept across a restart (CACHE_DIR/semantic/shadow.json), and a miss
+    whose neighbour was stored before the restart is a pair: the neighbour's answer is read from
+    the disk tier (without counting a use) when the gateway does not remember it. Before, such a
+    pair was dropped and the figures started again at every restart."""
+
+    def test_figures_and_old_neighbours_survive_a_restart(self):
+        stack = SemanticStack(sets={"CACHE_SEMANTIC_SHADOW": "true"})
+        self.addCleanup(stack.close)
+        (a0, b0), (a1, b1) = CORPUS[0], CORPUS[1]
+        for n, (text, system) in enumerate(((a0, "pair 0"), (b0, "pair 0"), (a1, "pair 1")), 1):
+            self.assertEqual(stack.post("/v1/chat/completions", chat(text, system=system),
+                                        TOPIC).cache_status, "MISS")
+            stack.wait_indexed(n)
+        stack.wait_stored(3)
+        before = wait_for(lambda: (lambda r: r if r["shadow"]["all"]["pairs"] >= 1 else None)(
+            stack.semantic()), timeout=20)
+        self.assertTrue(before, stack.semantic())
+        self.assertEqual(before["shadow"]["all"]["misses"], 3)
+        self.assertEqual(stack.restart_gateway(), 0)
+        self.assertTrue((stack.cache_dir / "semantic" / "shadow.json").exists())
+        after = stack.semantic()["shadow"]
+        self.assertEqual(after["all"]["misses"], 3)
+        self.assertEqual(after["all"]["pairs"], 1)
+        self.assertEqual(after["models"][MODEL]["thresholds"],
+                         before["shadow"]["models"][MODEL]["thresholds"])
+        # b1's neighbour, a1, was stored by the previous process.
+        self.assertEqual(stack.post("/v1/chat/completions", chat(b1, system="pair 1"),
+                                    TOPIC).cache_status, "MISS")
+        report = wait_for(lambda: (lambda r: r if r["shadow"]["all"]["pairs"] >= 2 else None)(
+            stack.semantic()), timeout=20)
+        self.assertTrue(report, stack.semantic())
+        self.assertEqual(report["shadow"]["all"]["misses"], 4)
+        similarity = bow_cosine(a1, b1)
+        row = report["shadow"]["all"]["thresholds"][int(similarity * 100) - 80]
+        self.assertGreaterEqual(row["extra_hits"], 1)
+        self.assertEqual(report["served"]["hits"], 0)
+
+
 class SemanticIndexLifeTest(unittest.TestCase):
     """The index across a restart, and vectors removed with their entries."""
 
