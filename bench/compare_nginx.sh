@@ -8,6 +8,7 @@
 # It stops only what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROUNDS="${1:-3}"; DUR="${2:-10}"; SIZE="${3:-1536}"
 for p in nginx wrk; do
   command -v "$p" >/dev/null || { apt-get install -y -qq "$p" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$p" >/dev/null; }; }
@@ -19,7 +20,6 @@ PIDS=()
 cleanup() { [ -n "${BENCH_DEBUG:-}" ] && tail -5 "$WORK/nginx/error.log" >&2; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 port_of() { for _ in $(seq 200); do grep -o '[0-9]*$' "$1" 2>/dev/null && return; sleep 0.05; done; echo "no port in $1" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 $BIN mock-upstream --listen 127.0.0.1:0 > "$WORK/mock.out" & PIDS+=($!)
 MPORT=$(port_of "$WORK/mock.out")

@@ -13,6 +13,7 @@
 # Usage: bash bench/redis_bench.sh [N]   (default 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N="${1:-200}"
 BIN=${LLMCACHE_BIN:-build/llmcache}
 WORK=$(mktemp -d)
@@ -25,8 +26,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-port_of() { for _ in $(seq 400); do grep -o 'http://127.0.0.1:[0-9]*' "$1" 2>/dev/null | head -1 | grep -o '[0-9]*$' && return; sleep 0.05; done; echo "no port in $1" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port_of() { url_port_of "$1"; }
 
 $BIN mock-upstream --listen 127.0.0.1:0 > "$WORK/mock.out" & PIDS+=($!)
 MPORT=$(port_of "$WORK/mock.out")
@@ -89,15 +89,7 @@ if [ ${#S3[@]} -gt 0 ]; then
 fi
 if command -v openssl >/dev/null; then
   mkdir "$WORK/tls"
-  (
-    cd "$WORK/tls"
-    EC=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-    openssl req -x509 "${EC[@]}" -days 1 -subj "/CN=bench CA" -keyout ca.key -out ca.crt
-    echo "subjectAltName=IP:127.0.0.1" > server.ext
-    openssl req "${EC[@]}" -subj "/CN=bench" -keyout server.key -out server.csr
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
-      -extfile server.ext -out server.crt
-  ) >/dev/null 2>&1
+  make_test_ca "$WORK/tls"
   TPORT=$(free_port)
   redis-server --port 0 --tls-port "$TPORT" --tls-cert-file "$WORK/tls/server.crt" \
     --tls-key-file "$WORK/tls/server.key" --tls-ca-cert-file "$WORK/tls/ca.crt" \

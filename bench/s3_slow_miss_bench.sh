@@ -5,13 +5,14 @@
 # Usage: bash bench/s3_slow_miss_bench.sh [requests] [upstream-latency-ms]   (defaults 300 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N="${1:-300}"; UPLAT="${2:-20}"
 BIN=build/llmcache
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}" $(jobs -p); do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-port_of() { for _ in $(seq 400); do grep -o 'http://127.0.0.1:[0-9]*' "$1" 2>/dev/null | head -1 | grep -o '[0-9]*$' && return; sleep 0.05; done; echo "no port in $1" >&2; exit 1; }
+port_of() { url_port_of "$1"; }
 
 $BIN mock-upstream --listen 127.0.0.1:0 --latency-ms "$UPLAT" > "$WORK/mock.out" & PIDS+=($!)
 MPORT=$(port_of "$WORK/mock.out")
