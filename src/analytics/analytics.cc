@@ -27,6 +27,8 @@ using Rows = std::vector<std::vector<SqlValue>>;
 //                are counted with SUM(requests), never COUNT(*).
 //   {CACHEABLE}  the row is a cacheable request (isCacheable): outcome NOT IN ('BYPASS',...).
 //   {HITS}       the hits among the rows' requests.
+//   {SEMANTIC}   the row is a semantic hit: a HIT served by similarity (schema version 7), one
+//                of the hits, counted apart too. {SEMANTIC_HITS}: those among the rows' requests.
 //   {HIT}, {MISS}, ... (every outcomeName): that outcome as an SQL string, 'HIT'.
 std::string expandSql(std::string_view text) {
   static const std::map<std::string, std::string, std::less<>> fragments = [] {
@@ -36,6 +38,8 @@ std::string expandSql(std::string_view text) {
     f["CACHEABLE"] = "outcome NOT IN " + sqlOutcomeList([](Outcome o) { return !isCacheable(o); });
     f["HITS"] =
         "SUM(CASE WHEN outcome = " + sqlOutcome(Outcome::Hit) + " THEN requests ELSE 0 END)";
+    f["SEMANTIC"] = "(outcome = " + sqlOutcome(Outcome::Hit) + " AND semantic <> 0)";
+    f["SEMANTIC_HITS"] = "SUM(CASE WHEN " + f["SEMANTIC"] + " THEN requests ELSE 0 END)";
     for (const Outcome o : kOutcomes) f[std::string(outcomeName(o))] = sqlOutcome(o);
     return f;
   }();
@@ -129,7 +133,9 @@ Json groupStats(const Rows& rows) {
         .set("hits", jint(hits))
         .set("hit_rate", jnum(ratio(static_cast<double>(hits), static_cast<double>(requests))))
         .set("cost", jnum(asDouble(r[3])))
-        .set("cost_saved", jnum(asDouble(r[4])));
+        .set("cost_saved", jnum(asDouble(r[4])))
+        .set("semantic_hits", jint(asInt(r[5])))
+        .set("semantic_cost_saved", jnum(asDouble(r[6])));
     out.set(asText(r[0]), std::move(g));
   }
   return out;
@@ -376,7 +382,9 @@ Result<Json> Analytics::analytics(const Query& query) {
       "COALESCE(SUM(CASE WHEN outcome = {HIT} THEN latency_saved_ms END) * 1.0 / {HITS}, 0.0), "
       "COUNT(DISTINCT CASE WHEN {CACHEABLE} THEN time / 86400000 END), "
       "COALESCE(SUM(CASE WHEN {CACHEABLE} THEN cost END), 0.0), "
-      "COALESCE(SUM(CASE WHEN outcome = {HIT} THEN tokens_in + tokens_out END), 0) "
+      "COALESCE(SUM(CASE WHEN outcome = {HIT} THEN tokens_in + tokens_out END), 0), "
+      "COALESCE({SEMANTIC_HITS}, 0), "
+      "COALESCE(SUM(CASE WHEN {SEMANTIC} THEN cost_saved END), 0.0) "
       "FROM events WHERE {WIN}"));
   if (!totals) return totals.error();
   const auto& t = totals->at(0);
@@ -449,12 +457,14 @@ Result<Json> Analytics::analytics(const Query& query) {
 
   auto byModel = sql.rows(
       SQL("SELECT model, {REQUESTS}, {HITS}, SUM(cost), SUM(CASE WHEN outcome = {HIT} THEN "
-          "cost_saved ELSE 0 END) "
+          "cost_saved ELSE 0 END), {SEMANTIC_HITS}, SUM(CASE WHEN {SEMANTIC} THEN cost_saved "
+          "ELSE 0 END) "
           "FROM events WHERE {WIN} AND {CACHEABLE} GROUP BY model ORDER BY 2 DESC, model"));
   if (!byModel) return byModel.error();
   auto byPlatform = sql.rows(
       SQL("SELECT platform, {REQUESTS}, {HITS}, SUM(cost), SUM(CASE WHEN outcome = {HIT} THEN "
-          "cost_saved ELSE 0 END) "
+          "cost_saved ELSE 0 END), {SEMANTIC_HITS}, SUM(CASE WHEN {SEMANTIC} THEN cost_saved "
+          "ELSE 0 END) "
           "FROM events WHERE {WIN} AND {CACHEABLE} GROUP BY platform ORDER BY 2 DESC, platform"));
   if (!byPlatform) return byPlatform.error();
 
@@ -475,6 +485,8 @@ Result<Json> Analytics::analytics(const Query& query) {
   o.set("window", windowJson(query))
       .set("total_requests", jint(total))
       .set("hits", jint(hits))
+      // Among the hits, not beside them: a semantic hit is a HIT everywhere else too.
+      .set("semantic_hits", jint(asInt(t[12])))
       .set("misses", jint(total - hits - coalesced))
       .set("coalesced", jint(coalesced))
       .set("hit_rate", jnum(ratio(static_cast<double>(hits), static_cast<double>(total))))
@@ -486,6 +498,7 @@ Result<Json> Analytics::analytics(const Query& query) {
       .set("outcomes", std::move(outcomeJson))
       .set("cost_spent", jnum(asDouble(t[10])))
       .set("cost_saved", std::move(costSaved))
+      .set("semantic_cost_saved", jnum(asDouble(t[13])))
       .set("tokens_saved", jint(asInt(t[11])))
       .set("avg_latency_saved", jnum(asDouble(t[8])))
       .set("storage_efficiency", std::move(storageJson))

@@ -43,10 +43,12 @@ class Analytics {
   // answered until the call. The index's queued hits are flushed too (hot and cold keys).
   Analytics(index::Index& index, EventRecorder* recorder = nullptr, AnalyticsOptions options = {});
 
-  // {window, total_requests, hits, misses, coalesced, hit_rate, coalesced_rate, requests_all,
-  //  bypassed, invalid, outcomes, cost_spent, cost_saved{total, coalesced, daily_average,
-  //  per_request}, tokens_saved, avg_latency_saved, storage_efficiency, hot_keys, cold_keys,
-  //  by_model, by_platform, trends{hourly, daily}}. Errors: Io from the index.
+  // {window, total_requests, hits, semantic_hits, misses, coalesced, hit_rate, coalesced_rate,
+  //  requests_all, bypassed, invalid, outcomes, cost_spent, cost_saved{total, coalesced,
+  //  daily_average, per_request}, semantic_cost_saved, tokens_saved, avg_latency_saved,
+  //  storage_efficiency, hot_keys, cold_keys, by_model, by_platform, trends{hourly, daily}}.
+  //  Semantic hits are counted among the hits (and their savings in cost_saved.total) and apart.
+  //  Errors: Io from the index.
   Result<Json> analytics(const Query& query);
   // {window, temporal{peak_hours, low_activity, best_hit_rate_hours, weekly_patterns, heatmap},
   //  model_distribution, prompt_categories, user_patterns,

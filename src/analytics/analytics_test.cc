@@ -95,6 +95,56 @@ TEST_F(AnalyticsTest, HeadlineFiguresMatchTheHandCount) {
   EXPECT_NEAR(num(saved, "per_request"), 0.25 / 3, kEps);    // per hit, as the seed (was / 9)
   EXPECT_EQ(num(a, "tokens_saved"), 150 + 150 + 50);
   EXPECT_NEAR(num(a, "avg_latency_saved"), (800.0 + 800 + 400) / 3, kEps);
+  EXPECT_EQ(num(a, "semantic_hits"), 0);  // every scripted hit was served by its key
+  EXPECT_EQ(num(a, "semantic_cost_saved"), 0);
+}
+
+TEST_F(AnalyticsTest, SemanticHitsAreCountedAmongTheHitsAndApart) {
+  auto semantic = [](Event e) {
+    e.semantic = true;
+    return e;
+  };
+  // S1, S2: kA served by similarity to u1 from memory in E2's second; they merge with each other
+  // but not with E2. S3: kC served by similarity on day 2.
+  for (int i = 1; i <= 2; ++i)
+    recorder_.record(semantic(saved(ev(kDay1 + 10 * kHour + 5 * kMinute + i * 200, "gpt-4o",
+                                       "openai", Outcome::Hit, "kA", "u1", "code"),
+                                    0.10, 800, "memory", 2, 100, 50)));
+  recorder_.record(semantic(saved(ev(kDay2 + 9 * kHour + 10 * kMinute, "claude-3", "anthropic",
+                                     Outcome::Hit, "kC", "u3", "chat"),
+                                  0.05, 400, "disk", 30, 20, 30)));
+  // Not a hit: a flag on another outcome counts nowhere.
+  recorder_.record(semantic(cost(
+      ev(kDay2 + 9 * kHour + 20 * kMinute, "gpt-4o", "openai", Outcome::Miss, "kF", "u1", "code"),
+      0.30, 900, 10, 10)));
+
+  const Json a = analytics_.analytics({}).value();
+  int64_t rows = -1;
+  ASSERT_TRUE(index_->query(
+      "SELECT COUNT(*) FROM events", {},
+      [&](const std::vector<index::SqlValue>& r) { rows = std::get<int64_t>(r[0]); }));
+  EXPECT_EQ(rows, 11 + 3);           // S1 + S2 one row, S3, the miss
+  EXPECT_EQ(num(a, "hits"), 3 + 3);  // still hits
+  EXPECT_EQ(num(a, "semantic_hits"), 3);
+  EXPECT_EQ(num(at(a, "outcomes"), "HIT"), 6);
+  EXPECT_NEAR(num(at(a, "cost_saved"), "total"), 0.25 + 0.25, kEps);  // their savings included
+  EXPECT_NEAR(num(a, "semantic_cost_saved"), 0.10 + 0.10 + 0.05, kEps);
+  const Json& gpt = at(at(a, "by_model"), "gpt-4o");
+  EXPECT_EQ(num(gpt, "hits"), 4);
+  EXPECT_EQ(num(gpt, "semantic_hits"), 2);
+  EXPECT_NEAR(num(gpt, "semantic_cost_saved"), 0.20, kEps);
+  const Json& claude = at(at(a, "by_model"), "claude-3");
+  EXPECT_EQ(num(claude, "hits"), 2);
+  EXPECT_EQ(num(claude, "semantic_hits"), 1);
+  EXPECT_NEAR(num(claude, "semantic_cost_saved"), 0.05, kEps);
+  EXPECT_EQ(num(at(at(a, "by_platform"), "openai"), "semantic_hits"), 2);
+  EXPECT_EQ(num(at(at(a, "by_platform"), "anthropic"), "semantic_hits"), 1);
+
+  // A window counts its own: day 2 has S3 only.
+  const Json d2 = analytics_.analytics({.from = fromUnixMillis(kDay2)}).value();
+  EXPECT_EQ(num(d2, "semantic_hits"), 1);
+  EXPECT_NEAR(num(d2, "semantic_cost_saved"), 0.05, kEps);
+  EXPECT_EQ(num(at(at(d2, "by_model"), "gpt-4o"), "semantic_hits"), 0);
 }
 
 TEST_F(AnalyticsTest, MergedHitsCountAsTheRequestsTheyStandFor) {

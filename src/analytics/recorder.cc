@@ -17,6 +17,7 @@ void EventRecorder::Queued::fill(const Event& e) {
   latencySavedMs = e.latencySavedMs;
   promptSimhash = e.promptSimhash;
   seedHash = e.seedHash;
+  semantic = e.semantic;
   // The preview last: the merge compares the fields before it (kMergeFields).
   const std::array<std::string_view, kFields> fields = {
       e.cacheKey,   e.model,          e.platform, e.provider,     e.endpoint,     e.tier,
@@ -70,6 +71,7 @@ void EventRecorder::Queued::toRow(index::EventRow& r) const {
   r.keyNamespace = q.field(9);
   r.promptPreview = q.field(10);
   r.seedHash = q.seedHash;
+  r.semantic = q.semantic;
 }
 
 namespace {
@@ -89,12 +91,13 @@ uint64_t EventRecorder::Queued::mergeHash() const {
   mix(static_cast<uint64_t>(timeMs / 1000));
   mix(promptSimhash ? *promptSimhash : 0x5bd1e995ULL);
   mix(seedHash);
+  mix(semantic ? 1 : 0);
   return h;
 }
 
 bool EventRecorder::Queued::mergesWith(const Queued& o) const {
   if (outcome != o.outcome || timeMs / 1000 != o.timeMs / 1000 ||
-      promptSimhash != o.promptSimhash || seedHash != o.seedHash)
+      promptSimhash != o.promptSimhash || seedHash != o.seedHash || semantic != o.semantic)
     return false;
   for (size_t i = 0; i < kMergeFields; ++i)
     if (field(i) != o.field(i)) return false;

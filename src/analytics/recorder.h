@@ -91,6 +91,7 @@ class EventRecorder {
     int64_t latencySavedMs = 0;
     std::optional<uint64_t> promptSimhash;
     uint64_t seedHash = 0;
+    bool semantic = false;
     std::array<uint32_t, kFields> length{};
     std::array<char, kInline> text;
     std::string overflow;  // every field, when their sum exceeds kInline (then text is unused)
@@ -99,8 +100,9 @@ class EventRecorder {
     std::string_view field(size_t i) const;
     void toRow(index::EventRow& row) const;  // assigns into row's strings (reusing their capacity)
     // Hits merge into one row when these agree: the second, and every string but the preview
-    // (key, model, platform, provider, endpoint, tier, caller, category, tenant, namespace), and
-    // the prompt signature and seed hash. mergeHash() hashes the same (and the outcome);
+    // (key, model, platform, provider, endpoint, tier, caller, category, tenant, namespace), the
+    // prompt signature, the seed hash and semantic (a semantic hit never merges with exact ones:
+    // /cache/analytics counts them apart). mergeHash() hashes the same (and the outcome);
     // mergesWith() compares.
     bool mergeable() const;
     uint64_t mergeHash() const;

@@ -191,6 +191,7 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
   e.tenant = "acme";
   e.keyNamespace = "faq";
   e.seedHash = 0xF00000000000000Full;  // the high bit: a negative INTEGER, read back exact
+  e.semantic = true;
   recorder.record(e);
   ASSERT_TRUE(recorder.flush());
   std::vector<index::SqlValue> row;
@@ -198,9 +199,9 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
       index_->query("SELECT time, cache_key, model, platform, provider, endpoint, outcome, tier, "
                     "latency_ms, tokens_in, "
                     "tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, prompt_category, "
-                    "prompt_simhash, tenant, namespace, seed_hash FROM events",
+                    "prompt_simhash, tenant, namespace, seed_hash, semantic FROM events",
                     {}, [&](const std::vector<index::SqlValue>& r) { row = r; }));
-  ASSERT_EQ(row.size(), 20u);
+  ASSERT_EQ(row.size(), 21u);
   EXPECT_EQ(std::get<int64_t>(row[0]), toUnixMillis(clock_.now()));
   EXPECT_EQ(std::get<std::string>(row[1]), "gpt-4o:abc");
   EXPECT_EQ(std::get<std::string>(row[3]), "openrouter");
@@ -219,16 +220,22 @@ TEST_F(RecorderTest, EveryFieldIsStored) {
   EXPECT_EQ(std::get<std::string>(row[17]), "acme");
   EXPECT_EQ(std::get<std::string>(row[18]), "faq");
   EXPECT_EQ(static_cast<uint64_t>(std::get<int64_t>(row[19])), 0xF00000000000000Full);
+  EXPECT_EQ(std::get<int64_t>(row[20]), 1);  // semantic
 
-  // An event without a seed hash (0: unknown) stores NULL.
+  // An event without a seed hash (0: unknown) stores NULL; one not served by similarity, 0.
   Event unknown = at(clock_, 0ms, "gpt-4o:def");
   recorder.record(unknown);
   ASSERT_TRUE(recorder.flush());
   bool isNull = false;
-  ASSERT_TRUE(index_->query(
-      "SELECT seed_hash IS NULL, tenant FROM events WHERE cache_key = 'gpt-4o:def'", {},
-      [&](const std::vector<index::SqlValue>& r) { isNull = std::get<int64_t>(r[0]) == 1; }));
+  int64_t semantic = -1;
+  ASSERT_TRUE(
+      index_->query("SELECT seed_hash IS NULL, semantic FROM events WHERE cache_key = 'gpt-4o:def'",
+                    {}, [&](const std::vector<index::SqlValue>& r) {
+                      isNull = std::get<int64_t>(r[0]) == 1;
+                      semantic = std::get<int64_t>(r[1]);
+                    }));
   EXPECT_TRUE(isNull);
+  EXPECT_EQ(semantic, 0);
 }
 
 Event hit(const FakeClock& clock, std::chrono::milliseconds ago, std::string caller = "u1") {
@@ -318,6 +325,26 @@ TEST_F(RecorderTest, HitsOnOneKeyByOneCallerWithinASecondAreOneRowWithTheirTotal
   }
   EXPECT_EQ(misses, 2);
   EXPECT_EQ(longRows, 1);
+}
+
+TEST_F(RecorderTest, SemanticHitsMergeOnlyWithSemanticHits) {
+  clock_.advance(999ms);  // the clock starts on a whole second: now - 0..999 ms is one second
+  EventRecorder recorder(*index_, {.flushInterval = std::chrono::hours(1), .clock = &clock_});
+  // One second, one key, one caller: three exact hits and two served by similarity.
+  for (int i = 0; i < 5; ++i) {
+    Event e = hit(clock_, std::chrono::milliseconds(900 - i * 200));
+    e.semantic = i % 2 == 1;
+    recorder.record(e);
+  }
+  ASSERT_TRUE(recorder.flush());
+  const auto rows = eventRows(*index_, "semantic, requests, cost_saved");
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& r : rows) {
+    const bool semantic = std::get<int64_t>(r[0]) == 1;
+    EXPECT_EQ(std::get<int64_t>(r[1]), semantic ? 2 : 3);
+    EXPECT_DOUBLE_EQ(std::get<double>(r[2]), semantic ? 0.5 : 0.75);
+  }
+  EXPECT_NE(std::get<int64_t>(rows[0][0]), std::get<int64_t>(rows[1][0]));
 }
 
 TEST_F(RecorderTest, HitsMergeWithinABatchAndTheirTotalsSurviveBatchBoundaries) {

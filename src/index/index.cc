@@ -853,7 +853,7 @@ Result<size_t> Index::rebuildFrom(const std::function<void(const EntrySink&)>& s
 
 namespace {
 
-constexpr int kEventColumns = 22;
+constexpr int kEventColumns = 23;
 
 // INSERT of n event rows in one statement (kEventColumns parameters per row), for n up to
 // kEventRowsPerYield, built once (the text is also the prepared-statement cache's key). OR
@@ -869,7 +869,7 @@ const std::string& eventInsert(size_t n) {
           "outcome, tier, "
           "latency_ms, tokens_in, tokens_out, cost, cost_saved, latency_saved_ms, caller_hash, "
           "prompt_category, "
-          "prompt_simhash, requests, tenant, namespace, seed_hash) VALUES ";
+          "prompt_simhash, requests, tenant, namespace, seed_hash, semantic) VALUES ";
       for (size_t i = 0; i < rows; ++i) {
         s += i ? ",(" : "(";
         for (int c = 0; c < kEventColumns; ++c) s += c ? ",?" : "?";
@@ -956,6 +956,7 @@ Result<void> Index::appendEvents(std::span<const EventRow> rows) {
         st.bind(p + 22, static_cast<int64_t>(e.seedHash));
       else
         st.bindNull(p + 22);
+      st.bind(p + 23, int64_t{e.semantic ? 1 : 0});
     }
     if (int rc = st.step(); rc != SQLITE_DONE) r = sqlError(rc, "writing events");
     // A hit's row was signed when its answer was stored (the gateway's store step); only other

@@ -140,6 +140,8 @@ struct EventRow {
   std::string tenant;
   std::string keyNamespace;
   uint64_t seedHash = 0;
+  // (schema v7) a HIT served by similarity (docs/semantic.md), not by its key: stored as 1.
+  bool semantic = false;
 };
 
 // A value bound to or read from a query: NULL, INTEGER, REAL or TEXT (BLOBs read as TEXT).

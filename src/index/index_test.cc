@@ -845,6 +845,41 @@ TEST_F(IndexTest, AVersionFiveFileGainsTheEventsTenantNamespaceAndSeedHash) {
   EXPECT_EQ(scalar(path_, "SELECT seed_hash IS NULL FROM events WHERE cache_key = 'k:3'"), 1);
 }
 
+TEST_F(IndexTest, AVersionSixFileGainsTheEventsSemanticColumnAndKeepsItsRowsAsExact) {
+  index_.reset();
+  ASSERT_TRUE(Index::removeFiles(path_));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(migrate(db, migrations().first(6)).value(), 6);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO events(id, time, cache_key, outcome, requests, tenant, "
+                         "cost_saved) VALUES((7 << 20) | 1, 7, 'k:1', 'HIT', 3, 'acme', 0.75)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  index_ = openOrDie(path_);
+  ASSERT_TRUE(index_);
+  EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);
+  // The old row is kept whole, and reads as an exact hit: nothing was told apart before v7.
+  EXPECT_EQ(scalar(path_,
+                   "SELECT COUNT(*) FROM events WHERE id = (7 << 20) | 1 AND cache_key = 'k:1' "
+                   "AND outcome = 'HIT' AND requests = 3 AND tenant = 'acme' AND "
+                   "cost_saved = 0.75 AND semantic = 0"),
+            1);
+  // New rows carry it: 1 for a semantic hit, 0 otherwise.
+  EventRow a;
+  a.timeMs = 9;
+  a.cacheKey = "k:2";
+  a.outcome = "HIT";
+  a.semantic = true;
+  EventRow b = a;
+  b.cacheKey = "k:3";
+  b.semantic = false;
+  ASSERT_TRUE(index_->appendEvents(std::vector<EventRow>{a, b}));
+  EXPECT_EQ(scalar(path_, "SELECT semantic FROM events WHERE cache_key = 'k:2'"), 1);
+  EXPECT_EQ(scalar(path_, "SELECT semantic FROM events WHERE cache_key = 'k:3'"), 0);
+}
+
 TEST_F(IndexTest, EventIdsKeepTimesOutsideTheirRangeInOrder) {
   EXPECT_EQ(Index::eventIdBound(-5), 0);
   EXPECT_EQ(Index::eventIdBound(std::numeric_limits<int64_t>::max()),
@@ -936,6 +971,7 @@ TEST_F(IndexTest, ABatchSpanningSeveralYieldsStoresEveryRowsOwnText) {
     r.model = "model-" + std::to_string(i);
     r.outcome = i % 2 ? "HIT" : "MISS";
     r.callerHash = "caller-" + std::to_string(i * 7);
+    r.semantic = i % 3 == 0;
     rows.push_back(std::move(r));
   }
   ASSERT_TRUE(index_->appendEvents(rows));
@@ -944,7 +980,7 @@ TEST_F(IndexTest, ABatchSpanningSeveralYieldsStoresEveryRowsOwnText) {
     EXPECT_EQ(scalar(path_, "SELECT COUNT(*) FROM events WHERE time = " + std::to_string(r.timeMs) +
                                 " AND cache_key = '" + r.cacheKey + "' AND model = '" + r.model +
                                 "' AND outcome = '" + r.outcome + "' AND caller_hash = '" +
-                                r.callerHash + "'"),
+                                r.callerHash + "' AND semantic = " + (r.semantic ? "1" : "0")),
               1)
         << r.timeMs;
   }

@@ -139,8 +139,16 @@ ALTER TABLE events ADD COLUMN namespace TEXT NOT NULL DEFAULT '';
 ALTER TABLE events ADD COLUMN seed_hash INTEGER;
 )sql";
 
+// Version 7: whether a HIT was served by similarity (x-llmcache-match: semantic, docs/semantic.md)
+// rather than by its key, so /cache/analytics can count semantic hits apart (they stay hits).
+// Old rows read as exact (0): no semantic hit was told apart before this version.
+constexpr std::string_view kV7 = R"sql(
+ALTER TABLE events ADD COLUMN semantic INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 constexpr std::array kMigrations = {Migration{1, kV1}, Migration{2, kV2}, Migration{3, kV3},
-                                    Migration{4, kV4}, Migration{5, kV5}, Migration{6, kV6}};
+                                    Migration{4, kV4}, Migration{5, kV5}, Migration{6, kV6},
+                                    Migration{7, kV7}};
 static_assert(kMigrations.back().version == kSchemaVersion);
 
 Error sqlError(sqlite3* db, int rc, std::string what) {

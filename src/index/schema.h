@@ -19,7 +19,7 @@ struct Migration {
   std::string_view sql;
 };
 
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 std::span<const Migration> migrations();
 
 // Brings db up to the last step of `steps`. Returns the version reached.

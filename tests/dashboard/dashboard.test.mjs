@@ -472,6 +472,8 @@ test('The dashboard shows the semantic shadow figures of /cache/semantic', async
   assert.equal(await text(page, 'semantic_misses'), intText(s.shadow.all.misses));
   assert.equal(await text(page, 'semantic_pairs'), intText(2));
   assert.equal(await text(page, 'semantic_served'), '0');
+  // The window's semantic hits come from /cache/analytics (shadow mode serves none).
+  assert.equal(await text(page, 'semantic_window'), intText((await admin(base, '/cache/analytics')).semantic_hits));
   assert.equal(await text(page, 'semantic_suggested'), s.shadow.suggested_threshold.toFixed(2));
   const rows = await page.$$eval('#semantic-thresholds tbody tr', (trs) => trs.map((tr) => ({
     threshold: tr.dataset.threshold, suggested: tr.className === 'suggested',

@@ -79,6 +79,15 @@ class SemanticStack(Stack):
     def chat_calls(self):
         return self.mock_stats()["paths"].get("/v1/chat/completions", 0)
 
+    def wait_analytics(self, ready, timeout=20):
+        """/cache/analytics once ready(it) holds (or, after timeout, as it is then)."""
+        def analytics():
+            r = self.get("/cache/analytics")
+            assert r.status == 200, r
+            a = r.json()
+            return a if ready(a) else None
+        return wait_for(analytics, timeout=timeout) or self.get("/cache/analytics").json()
+
 
 class SemanticHitsTest(unittest.TestCase):
     """CACHE_SEMANTIC_THRESHOLD=0.9: the Done-when cases."""
@@ -113,11 +122,23 @@ class SemanticHitsTest(unittest.TestCase):
         metrics = self.stack.get("/metrics").body.decode()
         self.assertIn("llmcache_semantic_hits_total 1\n", metrics)
         self.assertIn("llmcache_hits_total 1\n", metrics)
+        # And in the events table: /cache/analytics tells it apart too (events are written by a
+        # background thread, so wait for the hit's event).
+        a = self.stack.wait_analytics(lambda a: a["hits"] >= 1)
+        self.assertEqual(a["hits"], 1)
+        self.assertEqual(a["semantic_hits"], 1)
+        self.assertEqual(a["by_model"][MODEL]["semantic_hits"], 1)
+        self.assertGreater(a["cost_saved"]["total"], 0)
+        self.assertAlmostEqual(a["semantic_cost_saved"], a["cost_saved"]["total"], places=12)
 
     def test_an_exact_repeat_is_an_exact_hit(self):
         r = self.stack.post("/v1/chat/completions", chat(STORED), ALICE)
         self.assertEqual(r.cache_status, "HIT")
         self.assertIsNone(r.header("x-llmcache-match"))
+        a = self.stack.wait_analytics(lambda a: a["hits"] >= 1)
+        self.assertEqual(a["hits"], 1)
+        self.assertEqual(a["semantic_hits"], 0)
+        self.assertEqual(a["semantic_cost_saved"], 0)
 
     def test_the_paraphrase_is_a_miss_across_any_partition_line(self):
         cases = {

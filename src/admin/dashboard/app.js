@@ -469,8 +469,9 @@
   }
 
   // Semantic hits (issue 20, docs/semantic.md): what was served, and shadow mode's figures per
-  // threshold, the suggested one marked. Shown only where /cache/semantic answers.
-  function renderSemantic(s) {
+  // threshold, the suggested one marked. Shown only where /cache/semantic answers. `served` is
+  // since the start; /cache/analytics' semantic_hits (the events table) is the window's.
+  function renderSemantic(s, a) {
     const section = $('#semantic');
     if (!s) { section.hidden = true; return; }
     section.hidden = false;
@@ -483,6 +484,7 @@
     for (const m of Object.values(served.by_model || {})) saved += m.cost_saved || 0;
     setFigure('semantic_served', served.hits || 0, fmt.int);
     setFigure('semantic_saved', saved, fmt.usd);
+    setFigure('semantic_window', (a && a.semantic_hits) || 0, fmt.int);
     setFigure('semantic_misses', all.misses || 0, fmt.int);
     setFigure('semantic_pairs', all.pairs || 0, fmt.int);
     const suggested = s.shadow ? s.shadow.suggested_threshold : null;
@@ -534,7 +536,7 @@
       renderNearMisses(p.near_misses);
       renderFleet(f);
       renderSizing(sz);
-      renderSemantic(sem);
+      renderSemantic(sem, a);
       renders++;
       document.body.dataset.state = 'ready';
       document.body.dataset.renders = String(renders);
