@@ -209,10 +209,15 @@ class GatewayWithS3(unittest.TestCase):
         r = request(a.gateway.port, "POST", "/cache/invalidate", {"model": "openai/gpt-4o-mini"})
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.json()["invalidated"], 1)
-        # a no longer serves it; b stops within its poll interval (1 s here).
-        self.assertEqual(a.post(CHAT, chat("to be invalidated")).headers["x-llmcache-status"], "MISS")
+        # a no longer serves it; b stops within its poll interval (1 s here). Both asked with
+        # no-store: a MISS that stored the answer again would be a fresh entry that b may rightly
+        # serve from S3 (a fresh-clone run saw b HIT for 10 s after a's MISS re-stored it).
+        no_store = {"Cache-Control": "no-store"}
+        self.assertEqual(a.post(CHAT, chat("to be invalidated"), no_store)
+                         .headers["x-llmcache-status"], "NO-STORE")  # looked up: not a HIT
         def b_misses():
-            return request(b.port, "POST", CHAT, chat("to be invalidated")).headers["x-llmcache-status"] != "HIT"
+            return request(b.port, "POST", CHAT, chat("to be invalidated"),
+                           no_store).headers["x-llmcache-status"] != "HIT"
         self.assertTrue(wait_for(b_misses, timeout=10), "the second gateway kept serving an invalidated entry")
 
     def test_an_invalidated_entry_is_marked_in_s3_not_deleted_and_s3_purge_deletes_it(self):
