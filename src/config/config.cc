@@ -124,6 +124,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_SEMANTIC_TEXT", &Config::semanticText),
       field("CACHE_SEMANTIC_EMBEDDING_CACHE", &Config::semanticEmbeddingCache),
       field("CACHE_SEMANTIC_SAVE", &Config::semanticSaveSeconds),
+      field("CACHE_SEMANTIC_EF", &Config::semanticEf),
       field("CACHE_MEMORY_ENTRIES", &Config::memoryEntries),
       field("CACHE_MEMORY_BYTES", &Config::memoryBytes),
       field("CACHE_DISK_ENTRIES", &Config::diskEntries),
@@ -383,6 +384,9 @@ void validate(const Config& c) {
     throw ConfigError("CACHE_SEMANTIC_EMBEDDINGS: expected [platform:]model, got '" +
                       c.semanticEmbeddings + "'");
   if (c.semanticSaveSeconds < 1) throw ConfigError("CACHE_SEMANTIC_SAVE: must be >= 1");
+  if (c.semanticEf < 16 || c.semanticEf > 4096)
+    throw ConfigError("CACHE_SEMANTIC_EF: expected 16 to 4096, got " +
+                      std::to_string(c.semanticEf));
   if (c.cassetteMode() && c.cassetteDir.empty())
     throw ConfigError("CACHE_MODE=" + c.mode +
                       " needs CACHE_CASSETTE_DIR (--cassette DIR): the recorded folder");

@@ -63,6 +63,7 @@ struct Config {
   uint64_t semanticEmbeddingCache =
       10000;                     // CACHE_SEMANTIC_EMBEDDING_CACHE: texts whose vector is kept
   int semanticSaveSeconds = 60;  // CACHE_SEMANTIC_SAVE: the index files, this often
+  int semanticEf = 128;  // CACHE_SEMANTIC_EF: candidates a search weighs (recall against CPU)
   // Limits
   uint64_t maxBodyBytes = 32u << 20;    // CACHE_MAX_BODY_BYTES: request bodies
   uint64_t maxHeaderBytes = 64u << 10;  // CACHE_MAX_HEADER_BYTES

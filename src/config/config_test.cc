@@ -92,6 +92,18 @@ TEST(Config, ValidateRejectsBadListenAndModes) {
   EXPECT_EQ(c.listenEndpoint().second, 9000);
 }
 
+TEST(Config, SemanticEfIs128ByDefaultAndBounded) {
+  Config c;
+  EXPECT_EQ(c.semanticEf, 128);
+  setValue(c, "CACHE_SEMANTIC_EF", "512");
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_EQ(c.semanticEf, 512);
+  for (const char* bad : {"8", "5000"}) {
+    setValue(c, "CACHE_SEMANTIC_EF", bad);
+    EXPECT_THROW(validate(c), ConfigError) << bad;
+  }
+}
+
 TEST(Config, DiskSyncIsAnIntervalByDefaultAndUnknownModesAreRefused) {
   Config c;
   EXPECT_EQ(c.diskSync, "interval");

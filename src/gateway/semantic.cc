@@ -158,6 +158,7 @@ Json SemanticCache::report() const {
   config.set("namespaces", std::move(namespaces));
   config.set("shadow", Json::boolean(shadow_));
   config.set("max_temperature", Json::number(maxTemperature_));
+  config.set("ef", Json::integer(static_cast<int64_t>(index_.efSearch())));
   config.set("allow_tools", Json::boolean(allowTools_));
   config.set("embeddings_model", Json::string(embeddingsModel_));
   config.set("text",

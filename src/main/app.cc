@@ -513,7 +513,8 @@ App::App(config::Config config) : parts_(std::make_unique<Parts>()) {
   p.cache->addObserver(p.indexObserver.get());
   p.cache->addObserver(p.metrics.get());
   if (c.semanticOn()) {
-    p.semanticIndex = std::make_unique<semantic::VectorIndex>();
+    p.semanticIndex = std::make_unique<semantic::VectorIndex>(
+        semantic::IndexOptions{.efSearch = static_cast<size_t>(c.semanticEf)});
     const std::filesystem::path dir = semanticDir(c);
     if (auto loaded = p.semanticIndex->load(dir); !loaded) {
       if (loaded.error().code != Errc::NotFound)

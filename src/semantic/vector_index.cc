@@ -174,6 +174,11 @@ void VectorIndex::setEfSearch(size_t ef) {
   for (auto& [name, p] : partitions_) p->graph->setEf(ef);
 }
 
+size_t VectorIndex::efSearch() const {
+  std::shared_lock lock(mutex_);
+  return options_.efSearch;
+}
+
 bool VectorIndex::contains(std::string_view cacheKey) const {
   std::shared_lock lock(mutex_);
   return byKey_.contains(std::string(cacheKey));

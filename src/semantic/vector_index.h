@@ -57,6 +57,7 @@ class VectorIndex {
   bool contains(std::string_view cacheKey) const;
   // Candidates a search weighs (hnswlib's ef): more finds the true nearest more often, slower.
   void setEfSearch(size_t ef);
+  size_t efSearch() const;
 
   size_t size() const;        // live vectors
   size_t partitions() const;  // partitions holding at least one live vector

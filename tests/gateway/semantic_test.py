@@ -362,8 +362,9 @@ class ShadowAcrossARestartTest(unittest.TestCase):
     pair was dropped and the figures started again at every restart."""
 
     def test_figures_and_old_neighbours_survive_a_restart(self):
-        stack = SemanticStack(sets={"CACHE_SEMANTIC_SHADOW": "true"})
+        stack = SemanticStack(sets={"CACHE_SEMANTIC_SHADOW": "true", "CACHE_SEMANTIC_EF": "256"})
         self.addCleanup(stack.close)
+        self.assertEqual(stack.semantic()["config"]["ef"], 256)
         (a0, b0), (a1, b1) = CORPUS[0], CORPUS[1]
         for n, (text, system) in enumerate(((a0, "pair 0"), (b0, "pair 0"), (a1, "pair 1")), 1):
             self.assertEqual(stack.post("/v1/chat/completions", chat(text, system=system),
@@ -376,6 +377,7 @@ class ShadowAcrossARestartTest(unittest.TestCase):
         self.assertEqual(before["shadow"]["all"]["misses"], 3)
         self.assertEqual(stack.restart_gateway(), 0)
         self.assertTrue((stack.cache_dir / "semantic" / "shadow.json").exists())
+        self.assertEqual(stack.semantic()["config"]["ef"], 256)
         after = stack.semantic()["shadow"]
         self.assertEqual(after["all"]["misses"], 3)
         self.assertEqual(after["all"]["pairs"], 1)
