@@ -125,6 +125,7 @@ const std::vector<Setting>& settings() {
       field("CACHE_SEMANTIC_EMBEDDING_CACHE", &Config::semanticEmbeddingCache),
       field("CACHE_SEMANTIC_SAVE", &Config::semanticSaveSeconds),
       field("CACHE_SEMANTIC_EF", &Config::semanticEf),
+      field("CACHE_SEMANTIC_MAX_PENDING", &Config::semanticMaxPending),
       field("CACHE_MEMORY_ENTRIES", &Config::memoryEntries),
       field("CACHE_MEMORY_BYTES", &Config::memoryBytes),
       field("CACHE_DISK_ENTRIES", &Config::diskEntries),
@@ -384,6 +385,7 @@ void validate(const Config& c) {
     throw ConfigError("CACHE_SEMANTIC_EMBEDDINGS: expected [platform:]model, got '" +
                       c.semanticEmbeddings + "'");
   if (c.semanticSaveSeconds < 1) throw ConfigError("CACHE_SEMANTIC_SAVE: must be >= 1");
+  if (c.semanticMaxPending < 1) throw ConfigError("CACHE_SEMANTIC_MAX_PENDING: must be >= 1");
   if (c.semanticEf < 16 || c.semanticEf > 4096)
     throw ConfigError("CACHE_SEMANTIC_EF: expected 16 to 4096, got " +
                       std::to_string(c.semanticEf));

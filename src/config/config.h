@@ -63,6 +63,10 @@ struct Config {
   uint64_t semanticEmbeddingCache =
       10000;                     // CACHE_SEMANTIC_EMBEDDING_CACHE: texts whose vector is kept
   int semanticSaveSeconds = 60;  // CACHE_SEMANTIC_SAVE: the index files, this often
+  // CACHE_SEMANTIC_MAX_PENDING: stored misses waiting to be embedded and indexed; beyond it a
+  // stored miss is not indexed (counted in /cache/semantic), so a miss storm cannot hold answers
+  // in memory without bound
+  int semanticMaxPending = 1000;
   int semanticEf = 128;  // CACHE_SEMANTIC_EF: candidates a search weighs (recall against CPU)
   // Limits
   uint64_t maxBodyBytes = 32u << 20;    // CACHE_MAX_BODY_BYTES: request bodies

@@ -531,7 +531,8 @@ net::awaitable<std::shared_ptr<const Gateway::FlightResult>> Gateway::callUpstre
     if (!cc.noStore) {
       auto store = deps_.cache.store(entry, ctx.generation, ctx.keyInfo);
       const cache::StoreResult stored = co_await std::move(store);
-      if (stored == cache::StoreResult::Stored && ctx.semantic && semantic_)
+      if (stored == cache::StoreResult::Stored && ctx.semantic && semantic_ &&
+          semantic_->beginIndex())
         net::co_spawn(co_await net::this_coro::executor,
                       indexStored(ctx.semantic, entry, endpoint, ctx.info.model), net::detached);
     }
@@ -838,6 +839,10 @@ net::awaitable<void> Gateway::indexStored(std::shared_ptr<SemanticState> state,
                                           cache::EntryPtr entry, key::Endpoint endpoint,
                                           std::string model) {
   SemanticCache& sc = *semantic_;
+  struct Done {  // beginIndex() was called for this one; however it ends
+    SemanticCache& sc;
+    ~Done() { sc.endIndex(); }
+  } done{sc};
   if (!state->vector) {
     auto embedded = co_await sc.embed(state->request.text, state->credential);
     if (!embedded) {

@@ -1,5 +1,6 @@
 #include "gateway/semantic.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "gateway/upstream_call.h"
@@ -24,6 +25,7 @@ SemanticCache::SemanticCache(const config::Config& config, semantic::VectorIndex
       embeddingsKey_(config.semanticEmbeddingsKey),
       connectTimeoutSeconds_(config.upstreamConnectTimeoutSeconds),
       embeddings_(config.semanticEmbeddingCache),
+      maxPending_(static_cast<size_t>(std::max(1, config.semanticMaxPending))),
       shadowStats_(config.semanticAnswerAgreement) {
   const std::string& spec = config.semanticEmbeddings;
   const size_t colon = spec.find(':');
@@ -117,6 +119,17 @@ net::awaitable<Result<std::shared_ptr<const semantic::Vector>>> SemanticCache::e
   co_return shared;
 }
 
+bool SemanticCache::beginIndex() {
+  size_t pending = pendingIndex_.load(std::memory_order_relaxed);
+  do {
+    if (pending >= maxPending_) {
+      skippedIndex_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+  } while (!pendingIndex_.compare_exchange_weak(pending, pending + 1, std::memory_order_relaxed));
+  return true;
+}
+
 void SemanticCache::countServed(std::string_view model, double similarity, double costSaved) {
   std::lock_guard lock(mutex_);
   auto it = served_.find(model);
@@ -180,7 +193,9 @@ Json SemanticCache::report() const {
                    .set("vectors", Json::integer(static_cast<int64_t>(index_.size())))
                    .set("partitions", Json::integer(static_cast<int64_t>(index_.partitions())))
                    .set("dimension", Json::integer(static_cast<int64_t>(index_.dimension())))
-                   .set("memory_bytes", Json::integer(static_cast<int64_t>(index_.memoryBytes())));
+                   .set("memory_bytes", Json::integer(static_cast<int64_t>(index_.memoryBytes())))
+                   .set("pending", Json::integer(static_cast<int64_t>(pendingIndex_.load())))
+                   .set("skipped", Json::integer(static_cast<int64_t>(skippedIndex_.load())));
   Json embeddings = Json::object()
                         .set("calls", Json::integer(static_cast<int64_t>(embedCalls_.load())))
                         .set("failures", Json::integer(static_cast<int64_t>(embedFailures_.load())))

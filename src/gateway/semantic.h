@@ -58,6 +58,12 @@ class SemanticCache {
   const semantic::ShadowStats& shadowStats() const { return shadowStats_; }
   http::net::thread_pool& pool() { return pool_; }
 
+  // A stored miss's indexing (embed, shadow pair, insert) holds its entry until done: at most
+  // CACHE_SEMANTIC_MAX_PENDING at once. beginIndex() false: over the bound, not indexed (counted);
+  // true: endIndex() when done.
+  bool beginIndex();
+  void endIndex() { pendingIndex_.fetch_sub(1, std::memory_order_relaxed); }
+
   // A served semantic hit (the /cache/semantic figures).
   void countServed(std::string_view model, double similarity, double costSaved);
   // Shadow mode: the answer text of a stored entry, remembered (bounded) so that a later miss
@@ -90,6 +96,9 @@ class SemanticCache {
   semantic::EmbeddingCache embeddings_;
   semantic::ShadowStats shadowStats_;
   std::atomic<uint64_t> embedCalls_{0}, embedFailures_{0};
+  size_t maxPending_;
+  std::atomic<size_t> pendingIndex_{0};
+  std::atomic<uint64_t> skippedIndex_{0};
   mutable std::mutex mutex_;
   struct Served {
     uint64_t hits = 0;

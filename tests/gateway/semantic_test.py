@@ -11,7 +11,9 @@ import re
 import shutil
 import unittest
 
-from harness import Stack, wait_for
+import threading
+
+from harness import Process, Stack, wait_for
 
 MODEL = "gpt-4o-mini"
 DIM = 256
@@ -394,6 +396,42 @@ class ShadowAcrossARestartTest(unittest.TestCase):
         row = report["shadow"]["all"]["thresholds"][int(similarity * 100) - 80]
         self.assertGreaterEqual(row["extra_hits"], 1)
         self.assertEqual(report["served"]["hits"], 0)
+
+
+class PendingIndexBoundTest(unittest.TestCase):
+    """A stored miss waits for its embedding (and holds its answer) before it is indexed: at most
+    CACHE_SEMANTIC_MAX_PENDING at once. Beyond it the miss is answered and stored, not indexed,
+    and counted; before, a miss storm against a slow embeddings endpoint queued without bound."""
+
+    def test_misses_beyond_the_bound_are_answered_but_not_indexed(self):
+        stack = SemanticStack(sets={"CACHE_SEMANTIC_INDEX": "true",
+                                    "CACHE_SEMANTIC_MAX_PENDING": "2"}, start_gateway=False)
+        self.addCleanup(stack.close)
+        # Every upstream call (the chats and the embeddings the gateway asks for) takes 1.5 s:
+        # six concurrent misses are answered together, then wait 1.5 s for their embeddings.
+        stack.mock.stop()
+        stack.mock = Process(["mock-upstream", "--listen", "127.0.0.1:0", "--latency-ms", "1500"],
+                             stack.logs, "slow-mock")
+        stack.upstream = f"http://127.0.0.1:{stack.mock.port}/v1"
+        stack.start_gateway()
+        statuses = []
+        def ask(i):
+            statuses.append(stack.post("/v1/chat/completions",
+                                       chat(f"question number {i} about storms"), ALICE).cache_status)
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(statuses, ["MISS"] * 6)
+        index = stack.semantic()["index"]
+        self.assertEqual(index["skipped"], 4, index)
+        self.assertLessEqual(index["pending"], 2, index)
+        report = wait_for(lambda: (lambda i: i if i["pending"] == 0 else None)(
+            stack.semantic()["index"]), timeout=20)
+        self.assertTrue(report, stack.semantic()["index"])
+        self.assertEqual(report["vectors"], 2)
+        stack.wait_stored(6)  # stored all the same
 
 
 class SemanticIndexLifeTest(unittest.TestCase):
