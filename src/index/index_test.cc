@@ -72,20 +72,18 @@ class IndexTest : public ::testing::Test {
   fs::path path_ = Index::defaultPath(dir_.path() / "cache");
   std::unique_ptr<Index> index_ = openOrDie(path_);
 
-  // Replaces the index with a file at an older schema version holding one entry row ('id1'),
-  // then opens it (migrating it to the current version).
-  void reopenFromVersion(int version) {
+  // Replaces the index with a file at an older schema version holding what `rows` inserts (by
+  // default one entry row, 'id1'), then opens it (migrating it to the current version).
+  void reopenFromVersion(int version,
+                         const char* rows =
+                             "INSERT INTO entries(cache_id, cache_key, request_hash, created, "
+                             "last_accessed) VALUES('id1', 'k:1', 'h1', 1, 1)") {
     index_.reset();
     ASSERT_TRUE(Index::removeFiles(path_));
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
     ASSERT_EQ(migrate(db, migrations().first(version)).value(), version);
-    ASSERT_EQ(sqlite3_exec(
-                  db,
-                  "INSERT INTO entries(cache_id, cache_key, request_hash, created, last_accessed) "
-                  "VALUES('id1', 'k:1', 'h1', 1, 1)",
-                  nullptr, nullptr, nullptr),
-              SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, rows, nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
     index_ = openOrDie(path_);
     ASSERT_TRUE(index_);
@@ -759,20 +757,10 @@ TEST_F(IndexTest, AppendedEventsAreStoredAndPurgedByTime) {
 }
 
 TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThemAsOneRequestEach) {
-  index_.reset();
-  ASSERT_TRUE(Index::removeFiles(path_));
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(migrate(db, migrations().first(3)).value(), 3);
-  ASSERT_EQ(
-      sqlite3_exec(db,
-                   "INSERT INTO events(id, time, cache_key, outcome) VALUES(5, 7, 'k:1', 'HIT'), "
-                   "(6, 7, 'k:2', 'MISS'), (7, 3, 'k:3', 'MISS')",
-                   nullptr, nullptr, nullptr),
-      SQLITE_OK);
-  sqlite3_close(db);
-  index_ = openOrDie(path_);
-  ASSERT_TRUE(index_);
+  reopenFromVersion(3,
+                    "INSERT INTO events(id, time, cache_key, outcome) VALUES(5, 7, 'k:1', 'HIT'), "
+                    "(6, 7, 'k:2', 'MISS'), (7, 3, 'k:3', 'MISS')");
+  if (HasFatalFailure()) return;
   EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);
   EXPECT_EQ(
       scalar(path_,
@@ -803,19 +791,10 @@ TEST_F(IndexTest, AVersionThreeFileHasItsEventsClusteredByTimeAndKeepsThemAsOneR
 }
 
 TEST_F(IndexTest, AVersionFiveFileGainsTheEventsTenantNamespaceAndSeedHash) {
-  index_.reset();
-  ASSERT_TRUE(Index::removeFiles(path_));
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(migrate(db, migrations().first(5)).value(), 5);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "INSERT INTO events(id, time, cache_key, outcome, caller_hash) "
-                         "VALUES((7 << 20) | 1, 7, 'k:1', 'MISS', 'c1')",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
-  index_ = openOrDie(path_);
-  ASSERT_TRUE(index_);
+  reopenFromVersion(5,
+                    "INSERT INTO events(id, time, cache_key, outcome, caller_hash) "
+                    "VALUES((7 << 20) | 1, 7, 'k:1', 'MISS', 'c1')");
+  if (HasFatalFailure()) return;
   EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);
   // The old row: unscoped, no namespace, seed hash unknown (NULL).
   EXPECT_EQ(scalar(path_,
@@ -846,19 +825,10 @@ TEST_F(IndexTest, AVersionFiveFileGainsTheEventsTenantNamespaceAndSeedHash) {
 }
 
 TEST_F(IndexTest, AVersionSixFileGainsTheEventsSemanticColumnAndKeepsItsRowsAsExact) {
-  index_.reset();
-  ASSERT_TRUE(Index::removeFiles(path_));
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(migrate(db, migrations().first(6)).value(), 6);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "INSERT INTO events(id, time, cache_key, outcome, requests, tenant, "
-                         "cost_saved) VALUES((7 << 20) | 1, 7, 'k:1', 'HIT', 3, 'acme', 0.75)",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
-  index_ = openOrDie(path_);
-  ASSERT_TRUE(index_);
+  reopenFromVersion(6,
+                    "INSERT INTO events(id, time, cache_key, outcome, requests, tenant, "
+                    "cost_saved) VALUES((7 << 20) | 1, 7, 'k:1', 'HIT', 3, 'acme', 0.75)");
+  if (HasFatalFailure()) return;
   EXPECT_EQ(index_->schemaVersion(), kSchemaVersion);
   // The old row is kept whole, and reads as an exact hit: nothing was told apart before v7.
   EXPECT_EQ(scalar(path_,
